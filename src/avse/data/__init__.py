@@ -1,0 +1,1 @@
+"""Data: the synthetic audio-visual corpus, AVSE metadata, scenes and torch datasets."""

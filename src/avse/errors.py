@@ -1,0 +1,46 @@
+"""Typed errors raised by the library; only the CLI turns them into messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AvseError(Exception):
+    """Base class of every error avse raises on purpose."""
+
+
+class MediaError(AvseError):
+    """A media file cannot be read: missing, unreadable, truncated or empty."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class EmptyAudioError(MediaError):
+    """An audio file (or track) holds no samples."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, "no audio samples")
+
+
+class MetadataError(AvseError):
+    """A metadata list or scene file is missing, empty or malformed."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ConfigError(AvseError):
+    """An option has an impossible value (an SNR range upside down, a bad shard)."""
+
+
+class OutputPathError(AvseError):
+    """An output location cannot be used (it is a file, or it is an input)."""
+
+
+class InterfererTooShortError(AvseError):
+    """No interferer is long enough to cover the target."""

@@ -1,0 +1,1 @@
+"""Objective evaluation (not yet implemented)."""

@@ -1,0 +1,1 @@
+"""Models: audio-only and audio-visual networks (not yet implemented)."""

@@ -1,0 +1,1 @@
+"""Real-time processing (not yet implemented)."""

@@ -1,0 +1,1 @@
+"""Talking-face generation (not yet implemented)."""

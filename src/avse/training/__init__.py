@@ -1,0 +1,1 @@
+"""Training with Lightning (not yet implemented)."""

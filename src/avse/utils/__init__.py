@@ -1,0 +1,1 @@
+"""Small helpers shared across avse: atomic file writes, seeding, sharding."""

@@ -1,0 +1,66 @@
+"""Atomic file writes and output-folder checks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from avse.errors import ConfigError, OutputPathError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary name keeps the suffix of ``path`` so that writers which pick a
+    format from the extension (soundfile, PyAV) still work. On any exception the
+    temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """Create the output folder ``path``; refuse clearly when it is a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path}: output folder is a file")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputPathError(f"{path}: {parent} is a file")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """Parse ``"i/N"`` (0-based i) into ``(i, N)``; ``None`` means ``(0, 1)``."""
+    if text is None:
+        return 0, 1
+    try:
+        i_str, n_str = text.split("/")
+        i, n = int(i_str), int(n_str)
+    except ValueError:
+        raise ConfigError(f"--shard {text!r}: expected i/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise ConfigError(f"--shard {text!r}: need 0 <= i < N")
+    return i, n

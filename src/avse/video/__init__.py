@@ -1,0 +1,1 @@
+"""Video: decoding and writing (PyAV), and later the face/mouth front end."""

@@ -1,0 +1,1 @@
+"""The browser UI (not yet implemented)."""
