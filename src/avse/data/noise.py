@@ -1,0 +1,149 @@
+"""Noise generators for the synthetic corpus: coloured, babble, hum, music-like, bursts, real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from avse import SAMPLE_RATE
+from avse.audio.io import load_audio
+
+NOISE_CLASSES = ("coloured", "babble", "hum", "music", "bursts")
+
+
+def _normalize(x: np.ndarray, peak: float = 0.8) -> np.ndarray:
+    m = float(np.max(np.abs(x)))
+    return (x * (peak / m)).astype(np.float32) if m > 0 else x.astype(np.float32)
+
+
+def coloured_noise(n: int, rng: np.random.Generator, exponent: float | None = None) -> np.ndarray:
+    """Noise with a 1/f^exponent power spectrum -> float32 [n].
+
+    exponent 0 is white, 1 pink, 2 brown, -1 blue; drawn from [-1, 2] when None.
+    """
+    if exponent is None:
+        exponent = float(rng.uniform(-1.0, 2.0))
+    spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    f[0] = f[1] if n > 1 else 1.0
+    spec *= f ** (-exponent / 2.0)
+    spec[0] = 0.0
+    x = np.fft.irfft(spec, n)
+    return _normalize(x)
+
+
+def babble(n: int, rng: np.random.Generator, voices: list[np.ndarray], n_talkers: int | None = None) -> np.ndarray:
+    """Overlapping talkers: ``n_talkers`` voices ([T_i] each) looped at random offsets -> [n]."""
+    if not voices:
+        raise ValueError("babble needs at least one voice")
+    if n_talkers is None:
+        n_talkers = int(rng.integers(4, 9))
+    out = np.zeros(n, dtype=np.float64)
+    for _ in range(n_talkers):
+        v = voices[int(rng.integers(len(voices)))].astype(np.float64)
+        v = v / (np.sqrt(np.mean(v**2)) + 1e-9)
+        reps = int(np.ceil((n + len(v)) / len(v))) + 1
+        looped = np.tile(v, reps)
+        start = int(rng.integers(len(v)))
+        out += looped[start : start + n] * rng.uniform(0.5, 1.0)
+    return _normalize(out)
+
+
+def hum(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Mains hum (50 or 60 Hz) with odd-heavy harmonics, slow wobble and a little hiss -> [n]."""
+    t = np.arange(n) / SAMPLE_RATE
+    f0 = float(rng.choice([50.0, 60.0])) * rng.uniform(0.995, 1.005)
+    x = np.zeros(n)
+    for k in range(1, 12):
+        amp = rng.uniform(0.2, 1.0) / k ** (0.7 if k % 2 else 1.3)
+        x += amp * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi))
+    x *= 1.0 + 0.2 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t)
+    x += 0.02 * rng.standard_normal(n)
+    return _normalize(x)
+
+
+def music(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Tonal, music-like signal: notes of a random scale with harmonics and envelopes, plus chords -> [n]."""
+    t_note = rng.uniform(0.12, 0.4)
+    root = 110.0 * 2 ** (rng.integers(0, 12) / 12)
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12, 14, 16])
+    out = np.zeros(n)
+    note_len = int(t_note * SAMPLE_RATE)
+    pos = 0
+    env = np.exp(-np.arange(note_len * 2) / (note_len * rng.uniform(0.3, 1.0)))
+    env[: min(80, len(env))] *= np.linspace(0, 1, min(80, len(env)))
+    tt = np.arange(note_len * 2) / SAMPLE_RATE
+    while pos < n:
+        voices = [int(rng.choice(scale))] if rng.random() < 0.7 else list(rng.choice(scale, size=3, replace=False))
+        seg = np.zeros(note_len * 2)
+        for semis in voices:
+            f = root * 2 ** (semis / 12) * (2 if rng.random() < 0.3 else 1)
+            for h in range(1, 6):
+                seg += np.sin(2 * np.pi * f * h * tt) / h**1.5
+        seg *= env
+        end = min(n, pos + len(seg))
+        out[pos:end] += seg[: end - pos]
+        pos += note_len
+    return _normalize(out)
+
+
+def bursts(n: int, rng: np.random.Generator, rate_hz: float | None = None) -> np.ndarray:
+    """Transient bursts (knocks, clicks, clatter): decaying filtered noise at random times -> [n]."""
+    if rate_hz is None:
+        rate_hz = rng.uniform(1.0, 4.0)
+    out = 0.003 * rng.standard_normal(n)
+    count = max(1, rng.poisson(rate_hz * n / SAMPLE_RATE))
+    for _ in range(count):
+        length = int(rng.uniform(0.01, 0.25) * SAMPLE_RATE)
+        start = int(rng.integers(0, max(1, n - length)))
+        burst = rng.standard_normal(length)
+        if rng.random() < 0.5:  # low, knock-like: smooth the noise
+            k = int(rng.integers(4, 40))
+            burst = np.convolve(burst, np.ones(k) / k, mode="same")
+        burst *= np.exp(-np.arange(length) / (length * rng.uniform(0.05, 0.3))) * rng.uniform(0.2, 1.0)
+        out[start : start + length] += burst[: n - start]
+    return _normalize(out)
+
+
+def generate_noise(kind: str, n: int, rng: np.random.Generator, voices: list[np.ndarray] | None = None) -> np.ndarray:
+    """Generate ``n`` samples of noise class ``kind`` (one of NOISE_CLASSES) -> float32 [n]."""
+    if kind == "coloured":
+        return coloured_noise(n, rng)
+    if kind == "babble":
+        return babble(n, rng, voices or [])
+    if kind == "hum":
+        return hum(n, rng)
+    if kind == "music":
+        return music(n, rng)
+    if kind == "bursts":
+        return bursts(n, rng)
+    raise ValueError(f"unknown noise class {kind!r}; expected one of {NOISE_CLASSES}")
+
+
+def real_noise_segments(paths: list[Path], split_fractions: dict[str, float], segment_seconds: float) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Cut real noise files into split-disjoint segments.
+
+    Each file (any format, read as 16 kHz mono) is cut into contiguous parts by
+    ``split_fractions`` (e.g. train 0.7, dev 0.15, test 0.15), and each part
+    into segments of ``segment_seconds`` (a part shorter than that is one
+    segment). Returns ``{split: [(name, audio [T]), ...]}``; names are
+    ``<file stem>_<k>``.
+    """
+    seg = int(segment_seconds * SAMPLE_RATE)
+    out: dict[str, list[tuple[str, np.ndarray]]] = {s: [] for s in split_fractions}
+    for path in sorted(paths):
+        audio, _ = load_audio(path)
+        start = 0
+        total = len(audio)
+        for split, frac in split_fractions.items():
+            end = start + int(round(frac * total))
+            part = audio[start:end]
+            start = end
+            if len(part) < SAMPLE_RATE:  # under a second: not worth a noise item
+                continue
+            pieces = max(1, len(part) // seg)
+            for k in range(pieces):
+                piece = part[k * seg : (k + 1) * seg] if pieces > 1 else part
+                out[split].append((f"{Path(path).stem}_{split}{k:03d}", piece))
+    return out

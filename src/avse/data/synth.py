@@ -1,0 +1,320 @@
+"""The synthetic audio-visual corpus: offline TTS voices, talking faces and noises in the AVSE layout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from avse import SAMPLES_PER_FRAME, VIDEO_FPS, __version__
+from avse.audio.io import load_audio, save_wav
+from avse.config import SPLITS, SynthConfig
+from avse.errors import ConfigError
+from avse.utils.fs import ensure_dir, write_json
+
+WORK_DIR = ".synth"  # per-item completion records, so that an interrupted run resumes
+
+
+def item_seed(seed: int, name: str) -> int:
+    """A stable 63-bit seed for item ``name`` of a corpus made with ``seed``."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class SpeechTask:
+    """One utterance to make: a target (audio + face video + landmarks) or a masker (audio)."""
+
+    id: str
+    split: str
+    role: str  # "target" | "masker"
+    speaker: str
+    voice: Any  # avse.data.tts.Voice
+    face_seed: int
+    text: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class NoiseTask:
+    """One noise item to make: a generated class, or a segment of a real file."""
+
+    id: str
+    split: str
+    cls: str
+    n_samples: int
+    seed: int
+
+
+def _sentences(rng: np.random.Generator, count: int, grid_fraction: float) -> str:
+    from avse.data.text import free_sentence, grid_sentence
+
+    parts = [grid_sentence(rng) if rng.random() < grid_fraction else free_sentence(rng) for _ in range(count)]
+    return ". ".join(p.rstrip(".") for p in parts)
+
+
+def plan_speech(cfg: SynthConfig) -> list[SpeechTask]:
+    """Every utterance of the corpus, fully determined by ``cfg`` (same config, same plan)."""
+    from avse.data.tts import speaker_voices
+
+    voices = speaker_voices(cfg.n_identities, cfg.seed)
+    order = np.random.default_rng(cfg.seed).permutation(len(voices))
+    tasks: list[SpeechTask] = []
+    k = 0
+    for split in SPLITS:
+        n_target, n_masker = cfg.speakers(split)
+        for role, count in (("target", n_target), ("masker", n_masker)):
+            for _ in range(count):
+                spk = f"spk{k + 1:03d}"
+                voice = voices[int(order[k])]
+                k += 1
+                for u in range(cfg.utterances(split)):
+                    uid = f"{spk}_{u + 1:03d}"
+                    seed = item_seed(cfg.seed, uid)
+                    rng = np.random.default_rng(seed)
+                    n_sent = 1 if role == "target" else cfg.masker_sentences
+                    text = _sentences(rng, n_sent, cfg.grid_fraction if role == "target" else 0.3)
+                    tasks.append(SpeechTask(uid, split, role, spk, voice, item_seed(cfg.seed, spk), text, seed))
+    return tasks
+
+
+def plan_noise(cfg: SynthConfig) -> list[NoiseTask]:
+    """Every generated noise item of the corpus, classes taken in turn."""
+    from avse.data.noise import NOISE_CLASSES
+
+    tasks = []
+    n = int(round(cfg.noise_seconds * 16_000))
+    for split in SPLITS:
+        for i in range(cfg.noises(split)):
+            cls = NOISE_CLASSES[i % len(NOISE_CLASSES)]
+            nid = f"noise_{split}_{i + 1:04d}_{cls}"
+            tasks.append(NoiseTask(nid, split, cls, n, item_seed(cfg.seed, nid)))
+    return tasks
+
+
+def _speech_paths(root: Path, task: SpeechTask) -> dict[str, Path]:
+    if task.role == "target":
+        return {
+            "wav": root / task.split / "targets" / f"{task.id}.wav",
+            "video": root / task.split / "targets_video" / f"{task.id}.mp4",
+            "landmarks": root / task.split / "targets_landmarks" / f"{task.id}.npz",
+        }
+    return {"wav": root / task.split / "interferers" / "speech" / f"{task.id}.wav"}
+
+
+def make_speech(root: Path, task: SpeechTask) -> dict[str, Any]:
+    """Synthesize one utterance and write its files; returns its metadata-list entry."""
+    from avse.data.tts import synthesize
+
+    utt = synthesize(task.text, task.voice)
+    audio = utt.audio
+    n_frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME))
+    paths = _speech_paths(root, task)
+    save_wav(paths["wav"], audio)
+    if task.role == "target":
+        from avse.data.face import render_face, style_for_speaker, write_landmarks
+        from avse.data.visemes import lip_trajectory
+        from avse.video.io import write_video
+
+        rng = np.random.default_rng(task.seed)
+        traj = lip_trajectory(utt.phones, n_frames, fps=VIDEO_FPS, rng=rng)
+        frames, landmarks = render_face(traj, style_for_speaker(task.face_seed), rng=rng)
+        landmarks = dict(landmarks)
+        landmarks["phone_symbols"] = np.array([p[0] for p in utt.phones])
+        landmarks["phone_times"] = np.array([[p[1], p[2]] for p in utt.phones], dtype=np.float64).reshape(-1, 2)
+        write_landmarks(paths["landmarks"], landmarks)
+        write_video(paths["video"], frames, fps=VIDEO_FPS, audio=audio)
+    return {
+        "wavfile": task.id,
+        "dataset": task.split,
+        "nsamples": int(len(audio)),
+        "speaker": task.speaker,
+        "text": task.text,
+        "engine": task.voice.engine,
+        "voice": task.voice.id,
+        "nframes": n_frames,
+    }
+
+
+def make_noise(root: Path, task: NoiseTask, voices: list[np.ndarray]) -> dict[str, Any]:
+    """Generate one noise item and write it; returns its masker_noise_list entry."""
+    from avse.data.noise import generate_noise
+
+    rng = np.random.default_rng(task.seed)
+    audio = generate_noise(task.cls, task.n_samples, rng, voices=voices)
+    save_wav(root / task.split / "interferers" / "noise" / f"{task.id}.wav", audio)
+    return {"ID": task.id, "class": task.cls, "type": "noise", "dataset": task.split, "nsamples": int(len(audio))}
+
+
+def _record_path(root: Path, item_id: str) -> Path:
+    return root / WORK_DIR / f"{item_id}.json"
+
+
+def _run_speech(args: tuple[str, SpeechTask]) -> dict[str, Any]:
+    root, task = Path(args[0]), args[1]
+    entry = make_speech(root, task)
+    write_json(_record_path(root, task.id), entry)
+    return entry
+
+
+_BABBLE_VOICES: dict[str, list[np.ndarray]] = {}
+
+
+def _init_noise_worker(voices: dict[str, list[np.ndarray]]) -> None:
+    global _BABBLE_VOICES
+    _BABBLE_VOICES = voices
+
+
+def _run_noise(args: tuple[str, NoiseTask]) -> dict[str, Any]:
+    root, task = Path(args[0]), args[1]
+    entry = make_noise(root, task, _BABBLE_VOICES.get(task.split, []))
+    write_json(_record_path(root, task.id), entry)
+    return entry
+
+
+def _done(root: Path, item_id: str, outputs: list[Path]) -> dict[str, Any] | None:
+    rec = _record_path(root, item_id)
+    if rec.exists() and all(p.exists() for p in outputs):
+        try:
+            return json.loads(rec.read_text())
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
+def _map(fn: Callable, items: list, jobs: int, desc: str, progress: bool, initializer=None, initargs=()) -> list:
+    results = []
+    bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress or not items, leave=False)
+    if jobs <= 1 or len(items) <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        for item in items:
+            results.append(fn(item))
+            bar.update()
+    else:
+        ctx = mp.get_context("fork")
+        with ctx.Pool(min(jobs, len(items)), initializer=initializer, initargs=initargs) as pool:
+            for res in pool.imap_unordered(fn, items):
+                results.append(res)
+                bar.update()
+    bar.close()
+    return results
+
+
+def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Make the synthetic corpus under ``root`` in the AVSE layout.
+
+    Deterministic for ``cfg`` (same seed, same files); items already made by an
+    earlier, interrupted run are kept. Writes the three metadata lists last.
+    Returns a summary dict (counts per split and kind, seconds of speech).
+    """
+    from avse.data.noise import real_noise_segments
+
+    root = ensure_dir(root)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    meta = ensure_dir(root / "metadata")
+    cfg_record = {"avse": __version__, "config": json.loads(json.dumps(asdict(cfg)))}
+    cfg_path = meta / "synth_config.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if old.get("config") != cfg_record["config"]:
+            raise ConfigError(f"{root}: holds a corpus made with another configuration; use a new folder")
+    else:
+        write_json(cfg_path, cfg_record)
+    speech = plan_speech(cfg)
+    todo, entries = [], {}
+    for t in speech:
+        rec = _done(root, t.id, list(_speech_paths(root, t).values()))
+        if rec is None:
+            todo.append((str(root), t))
+        else:
+            entries[t.id] = rec
+    for e in _map(_run_speech, todo, jobs, "speech", progress):
+        entries[e["wavfile"]] = e
+
+    # Babble needs voices: the masker speech of the same split.
+    voices: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    for t in speech:
+        if t.role == "masker":
+            voices[t.split].append(load_audio(_speech_paths(root, t)["wav"])[0])
+    noises = plan_noise(cfg)
+    ntodo, noise_entries = [], {}
+    for t in noises:
+        rec = _done(root, t.id, [root / t.split / "interferers" / "noise" / f"{t.id}.wav"])
+        if rec is None:
+            ntodo.append((str(root), t))
+        else:
+            noise_entries[t.id] = rec
+    for e in _map(_run_noise, ntodo, jobs, "noise", progress, _init_noise_worker, (voices,)):
+        noise_entries[e["ID"]] = e
+
+    noise_order = [t.id for t in noises]
+    if cfg.noise_dirs:
+        files: list[Path] = []
+        for d in cfg.noise_dirs:
+            p = Path(d)
+            files += sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        fractions = dict(zip(SPLITS, cfg.real_noise_fractions))
+        for split, segs in real_noise_segments(files, fractions, cfg.noise_seconds).items():
+            for name, audio in segs:
+                nid = f"real_{name}"
+                save_wav(root / split / "interferers" / "noise" / f"{nid}.wav", audio)
+                noise_entries[nid] = {"ID": nid, "class": "real", "type": "noise", "dataset": split, "nsamples": int(len(audio))}
+                noise_order.append(nid)
+
+    targets = [entries[t.id] for t in speech if t.role == "target"]
+    maskers = [entries[t.id] for t in speech if t.role == "masker"]
+    write_json(meta / "target_speech_list.json", targets)
+    write_json(meta / "masker_speech_list.json", maskers)
+    write_json(meta / "masker_noise_list.json", [noise_entries[i] for i in noise_order])
+    summary: dict[str, Any] = {"root": str(root), "made_now": len(todo) + len(ntodo)}
+    for split in SPLITS:
+        summary[split] = {
+            "targets": sum(e["dataset"] == split for e in targets),
+            "maskers": sum(e["dataset"] == split for e in maskers),
+            "noises": sum(e["dataset"] == split for e in noise_entries.values()),
+            "target_speakers": len({e["speaker"] for e in targets if e["dataset"] == split}),
+            "target_seconds": round(sum(e["nsamples"] for e in targets if e["dataset"] == split) / 16_000, 1),
+        }
+    return summary
+
+
+def lip_speech_report(root: str | Path, split: str = "dev") -> dict[str, Any]:
+    """Agreement of the written lip landmarks with the speech of each target utterance.
+
+    For every target of ``split``: Pearson r between per-frame mouth opening
+    (from the landmarks file) and per-frame speech energy (dB) at lag 0, and the
+    lag (frames, within +-5) that maximises it. Returns ``{"ids", "corr" [U],
+    "lag" [U], "mean_corr", "share_lag_ok"}`` where lag ok means |lag| <= 1.
+    """
+    from avse.data.face import read_landmarks
+    from avse.data.metadata import load_speech_list
+    from avse.data.visemes import mouth_opening
+    from avse.video.sync import lip_speech_agreement
+
+    root = Path(root)
+    entries = [e for e in load_speech_list(root / "metadata" / "target_speech_list.json") if e["dataset"] == split]
+    ids, corrs, lags = [], [], []
+    for e in entries:
+        audio, _ = load_audio(root / split / "targets" / f"{e['wavfile']}.wav")
+        lips = read_landmarks(root / split / "targets_landmarks" / f"{e['wavfile']}.npz")["lips"]
+        r, lag = lip_speech_agreement(mouth_opening(lips), audio)
+        ids.append(e["wavfile"])
+        corrs.append(r)
+        lags.append(lag)
+    corr = np.array(corrs)
+    lag = np.array(lags, dtype=int)
+    return {
+        "ids": ids,
+        "corr": corr,
+        "lag": lag,
+        "mean_corr": float(corr.mean()) if len(corr) else float("nan"),
+        "share_lag_ok": float(np.mean(np.abs(lag) <= 1)) if len(lag) else float("nan"),
+    }

@@ -1,0 +1,103 @@
+"""Figures a person would rather look at than read: scene overviews, lip/speech agreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from avse import SAMPLE_RATE, VIDEO_FPS
+from avse.utils.fs import atomic_path
+
+
+def _log_spec(x: np.ndarray) -> np.ndarray:
+    import torch
+
+    from avse.audio.features import StftConfig, stft
+
+    spec = stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), StftConfig())  # [F, N]
+    return 20.0 * np.log10(spec.abs().numpy() + 1e-6)
+
+
+def scene_overview(
+    path: str | Path,
+    mixed: np.ndarray,
+    target: np.ndarray,
+    interferer: np.ndarray,
+    frames: np.ndarray,
+    lips: np.ndarray,
+    title: str = "",
+    n_strip: int = 8,
+) -> Path:
+    """Write a PNG overview of one scene.
+
+    mixed, target, interferer [T] at 16 kHz; frames uint8 [N, H, W, 3] of the
+    target's video; lips [N, 40, 2] lip landmarks in frame pixels. Shows the
+    waveforms, the three spectrograms and a strip of ``n_strip`` frames with the
+    landmarks drawn. Returns the path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.arange(len(mixed)) / SAMPLE_RATE
+    fig = plt.figure(figsize=(14, 11), constrained_layout=True)
+    gs = fig.add_gridspec(5, n_strip, height_ratios=[1.0, 1.0, 1.0, 1.0, 1.3])
+    ax = fig.add_subplot(gs[0, :])
+    ax.plot(t, mixed, lw=0.5, color="0.5", label="mixed")
+    ax.plot(t, target, lw=0.5, color="C0", alpha=0.8, label="target")
+    ax.set_xlim(0, t[-1])
+    ax.set_ylabel("amplitude")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title)
+    vmax = float(_log_spec(mixed).max())
+    for row, (name, sig) in enumerate((("mixed", mixed), ("target", target), ("interferer", interferer)), start=1):
+        ax = fig.add_subplot(gs[row, :])
+        ax.imshow(_log_spec(sig), origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
+                  extent=(0, len(sig) / SAMPLE_RATE, 0, SAMPLE_RATE / 2000))
+        ax.set_ylabel(f"{name}\nkHz")
+    ax.set_xlabel("time (s)")
+    idx = np.linspace(0, len(frames) - 1, n_strip).round().astype(int)
+    for k, i in enumerate(idx):
+        ax = fig.add_subplot(gs[4, k])
+        ax.imshow(frames[i])
+        ax.plot(lips[i, :20, 0], lips[i, :20, 1], ".", ms=2, color="lime")
+        ax.plot(lips[i, 20:, 0], lips[i, 20:, 1], ".", ms=2, color="cyan")
+        ax.set_title(f"{i / VIDEO_FPS:.2f} s", fontsize=8)
+        ax.axis("off")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def agreement_plot(path: str | Path, opening: np.ndarray, energy_db: np.ndarray, corrs: np.ndarray, lags: np.ndarray) -> Path:
+    """Write a PNG: one utterance's mouth opening over its frame energy, and histograms of
+    the per-utterance correlation ``corrs`` [U] and best lag ``lags`` [U] (frames)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.5), constrained_layout=True)
+    ax = axes[0]
+    tt = np.arange(len(opening)) / VIDEO_FPS
+    ax.plot(tt, (opening - opening.mean()) / (opening.std() + 1e-9), label="mouth opening")
+    ax.plot(tt, (energy_db - energy_db.mean()) / (energy_db.std() + 1e-9), label="speech energy")
+    ax.set_xlabel("time (s)")
+    ax.legend(fontsize=8)
+    ax.set_title("one utterance (z-scored)")
+    axes[1].hist(corrs, bins=20, range=(-1, 1), color="C0")
+    axes[1].axvline(np.mean(corrs), color="k", ls="--", label=f"mean {np.mean(corrs):.2f}")
+    axes[1].set_xlabel("Pearson r at lag 0")
+    axes[1].legend(fontsize=8)
+    axes[2].hist(lags, bins=np.arange(-5.5, 6.5, 1.0), color="C1")
+    axes[2].set_xlabel(f"best lag (frames of {1000 // VIDEO_FPS} ms)")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+__all__ = ["scene_overview", "agreement_plot"]
