@@ -43,6 +43,10 @@ def _read_sndfile(path: Path) -> tuple[np.ndarray, int]:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise MediaError(path, f"unreadable audio ({err})") from None
+    if data.shape[0] == 0 and path.suffix.lower() != ".wav":
+        # libsndfile reports 0 frames for a truncated Ogg (its length comes from the last page):
+        # let FFmpeg tell a truly empty file (EmptyAudioError) from a broken one (MediaError).
+        return _read_av(path)
     return data.T, int(sr)  # [C, T]
 
 
@@ -57,6 +61,11 @@ def _read_av(path: Path) -> tuple[np.ndarray, int]:
         if not container.streams.audio:
             raise MediaError(path, "no audio track")
         stream = container.streams.audio[0]
+        entries = stream.index_entries  # mp4/mov sample table: where every packet lies in the file
+        if len(entries):
+            end, size = max(e.pos + e.size for e in entries), path.stat().st_size
+            if end > size:
+                raise MediaError(path, f"truncated: the index needs {end} bytes, the file has {size}")
         sr = stream.codec_context.sample_rate or stream.rate
         chunks: list[np.ndarray] = []
         try:
@@ -66,6 +75,9 @@ def _read_av(path: Path) -> tuple[np.ndarray, int]:
                     arr = arr.reshape(-1, len(frame.layout.channels)).T
                 if arr.dtype.kind == "i":
                     arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
+                elif arr.dtype.kind == "u":  # unsigned PCM (u8): silence is the mid value
+                    mid = float(np.iinfo(arr.dtype).max // 2 + 1)
+                    arr = (arr.astype(np.float32) - mid) / mid
                 chunks.append(arr.astype(np.float32, copy=False))
         except av.error.FFmpegError as err:
             if not chunks:

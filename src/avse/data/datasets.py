@@ -1,0 +1,172 @@
+"""Torch datasets: rendered AVSE scenes, and dynamic mixing from the metadata lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from avse import SAMPLES_PER_FRAME
+from avse.data.face import read_landmarks
+from avse.data.metadata import (
+    interferer_wav_path,
+    load_noise_list,
+    load_scenes,
+    load_speech_list,
+    masker_noise_list_path,
+    masker_speech_list_path,
+    scenes_dir,
+    scenes_path,
+    target_landmarks_path,
+    target_speech_list_path,
+    target_wav_path,
+)
+from avse.data.scenes import _pick_interferer, _read_wav64, apply_ramp, mix_scene, load_speech_weight
+from avse.data.synth import item_seed
+from avse.errors import ConfigError, InterfererTooShortError
+
+
+def frames_for(n_samples: int) -> int:
+    """Number of 25 fps video frames covering ``n_samples`` 16 kHz samples (ceil(T / 640))."""
+    return -(-n_samples // SAMPLES_PER_FRAME)
+
+
+def align_visual(lips: np.ndarray, n_frames: int, pre_frames: int = 0) -> np.ndarray:
+    """Pad (by repeating the edge frames) or cut lips [N, ...] to [n_frames, ...], shifted by ``pre_frames``."""
+    if pre_frames:
+        lips = np.concatenate([np.repeat(lips[:1], pre_frames, axis=0), lips], axis=0)
+    if len(lips) >= n_frames:
+        return lips[:n_frames]
+    return np.concatenate([lips, np.repeat(lips[-1:], n_frames - len(lips), axis=0)], axis=0)
+
+
+def _pad_to_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
+    n = n_frames * SAMPLES_PER_FRAME
+    return np.pad(x, (0, n - len(x))) if len(x) < n else x[:n]
+
+
+def _item(mixture: np.ndarray, target: np.ndarray, interferer: np.ndarray, lips: np.ndarray, pre_frames: int, info: dict) -> dict[str, Any]:
+    n_frames = frames_for(len(mixture))
+    return {
+        "mixture": torch.from_numpy(_pad_to_frames(mixture, n_frames).astype(np.float32)),  # [F * 640]
+        "target": torch.from_numpy(_pad_to_frames(target, n_frames).astype(np.float32)),  # [F * 640]
+        "interferer": torch.from_numpy(_pad_to_frames(interferer, n_frames).astype(np.float32)),  # [F * 640]
+        "lips": torch.from_numpy(align_visual(lips, n_frames, pre_frames).astype(np.float32)),  # [F, 40, 2]
+        "info": info,
+    }
+
+
+class SceneDataset(Dataset):
+    """Rendered scenes of one split (ROOT/{split}/scenes), with the target's lip landmarks.
+
+    Item: dict with ``mixture``, ``target``, ``interferer`` float32 [F * 640]
+    (zero-padded to whole video frames), ``lips`` float32 [F, 40, 2] (the
+    target's lip landmarks, edge frames repeated where the audio is longer) and
+    ``info`` (the scene dict).
+    """
+
+    def __init__(self, root: str | Path, dataset: str):
+        self.root = Path(root)
+        self.dataset = dataset
+        self.scenes = load_scenes(scenes_path(root, dataset))
+        self.dir = scenes_dir(root, dataset)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.scenes[index]
+        wav = {k: _read_wav64(self.dir / f"{s['scene']}_{k}.wav") for k in ("mixed", "target", "interferer")}
+        lips = read_landmarks(target_landmarks_path(self.root, self.dataset, s["target"]["name"]))["lips"]
+        pre = int(s.get("pre_samples", 0))
+        return _item(wav["mixed"], wav["target"], wav["interferer"], lips, pre // SAMPLES_PER_FRAME, dict(s))
+
+
+class DynamicMixDataset(Dataset):
+    """On-the-fly mixing: each access draws a new interferer, offset and SNR for a target.
+
+    Item ``index`` is target ``index`` of the split; what it is mixed with
+    depends only on (``seed``, epoch, ``index``), so it is reproducible per
+    epoch whatever the number of DataLoader workers. Call ``set_epoch`` at the
+    start of every epoch (as with DistributedSampler). The mixing is the scene
+    renderer's (ramps, optional speech weighting, SNR), without int16
+    quantisation; all three signals share one peak scale so that the loudest
+    peaks at ``peak``. ``segment_frames`` crops a random window of that many
+    video frames (audio and lips together). Items are dicts as in SceneDataset,
+    ``info`` holding the drawn interferer, offset and SNR.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        dataset: str,
+        snr_speech: Sequence[float] = (-15.0, 5.0),
+        snr_noise: Sequence[float] = (-10.0, 10.0),
+        p_speech: float = 0.5,
+        speech_weight: str | Path | None = None,
+        segment_frames: int | None = None,
+        seed: int = 0,
+        peak: float = 0.9,
+    ):
+        for name, (lo, hi) in (("snr_speech", snr_speech), ("snr_noise", snr_noise)):
+            if lo > hi:
+                raise ConfigError(f"{name} range is upside down: {lo} > {hi}")
+        if not 0.0 <= p_speech <= 1.0:
+            raise ConfigError(f"p_speech must be in [0, 1], got {p_speech}")
+        self.root = Path(root)
+        self.dataset = dataset
+        self.targets = [e for e in load_speech_list(target_speech_list_path(root)) if e["dataset"] == dataset]
+        if not self.targets:
+            raise ConfigError(f"{root}: no targets in dataset {dataset!r}")
+        self.speech = [e for e in load_speech_list(masker_speech_list_path(root)) if e["dataset"] == dataset]
+        self.noise = [e for e in load_noise_list(masker_noise_list_path(root)) if e["dataset"] == dataset]
+        self.snr = {"speech": tuple(snr_speech), "noise": tuple(snr_noise)}
+        self.p_speech = p_speech
+        self.h = None if speech_weight is None else load_speech_weight(speech_weight)
+        self.segment_frames = segment_frames
+        self.seed = seed
+        self.peak = peak
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose mixtures are drawn (reproducible per epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def draw(self, index: int) -> dict[str, Any]:
+        """The interferer, offset and SNR of item ``index`` in the current epoch (no audio read)."""
+        t = self.targets[index]
+        rng = np.random.default_rng(item_seed(self.seed, f"{self.epoch}:{index}"))
+        first = "speech" if rng.random() < self.p_speech else "noise"
+        for kind in (first, "noise" if first == "speech" else "speech"):
+            pick = _pick_interferer(rng, kind, self.speech, self.noise, t, int(t["nsamples"]), set())
+            if pick is not None:
+                lo, hi = self.snr[kind]
+                pick["SNR"] = float(rng.uniform(lo, hi))
+                pick["crop"] = int(rng.integers(1 << 31))
+                return pick
+        raise InterfererTooShortError(f"{t['wavfile']}: no interferer of {self.dataset} is at least {t['nsamples']} samples long")
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        t = self.targets[index]
+        d = self.draw(index)
+        target = _read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
+        noise = apply_ramp(_read_wav64(interferer_wav_path(self.root, self.dataset, d["type"], d["name"]), d["offset"], len(target)))
+        mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
+        scale = self.peak / max(np.abs(mixed).max(), np.abs(target).max(), np.abs(noise).max())
+        lips = read_landmarks(target_landmarks_path(self.root, self.dataset, t["wavfile"]))["lips"]
+        item = _item(mixed * scale, target * scale, noise * scale, lips, 0, {"target": t["wavfile"], **d})
+        if self.segment_frames is not None:
+            n_frames = item["lips"].shape[0]
+            seg = min(self.segment_frames, n_frames)
+            start = d["crop"] % (n_frames - seg + 1)
+            for k in ("mixture", "target", "interferer"):
+                item[k] = item[k][start * SAMPLES_PER_FRAME : (start + seg) * SAMPLES_PER_FRAME]
+            item["lips"] = item["lips"][start : start + seg]
+            item["info"]["start_frame"] = start
+        return item

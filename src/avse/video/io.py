@@ -1,0 +1,377 @@
+"""Video I/O with PyAV: decode frames + timestamps (+ 16 kHz audio), constant-fps resampling, H.264 writing, remuxing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from avse import SAMPLE_RATE, VIDEO_FPS
+from avse.audio.io import load_audio
+from avse.errors import ConfigError, EmptyAudioError, MediaError, OutputPathError
+from avse.utils.fs import atomic_path
+
+# Containers whose muxer takes "movflags" (index moved to the front: playable while downloading).
+_MOV_SUFFIXES = {".mp4", ".mov", ".m4v"}
+
+
+@dataclass
+class VideoClip:
+    """A decoded clip.
+
+    frames      uint8 [N, H, W, 3] RGB, display orientation (rotation metadata applied)
+    timestamps  float64 [N] presentation times in seconds, the first frame at 0.0
+    fps         nominal (average) frame rate of the stream
+    audio       float32 [T] mono at ``sample_rate`` (16 kHz), or None when the file has no audio
+    path        the file it came from
+    rotation    degrees (counter-clockwise) that were applied to undo the rotation metadata
+    """
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    fps: float
+    audio: np.ndarray | None
+    path: Path
+    sample_rate: int = SAMPLE_RATE
+    rotation: int = 0
+
+    @property
+    def n_frames(self) -> int:
+        """Number of decoded frames N."""
+        return int(self.frames.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the frames: last timestamp plus one nominal frame."""
+        return float(self.timestamps[-1]) + 1.0 / self.fps if self.n_frames else 0.0
+
+
+def _av():
+    import av
+
+    return av
+
+
+def _check_input(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(path, "no such file")
+    if path.is_dir():
+        raise MediaError(path, "is a folder, not a media file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file")
+
+
+def _open_input(path: Path):
+    av = _av()
+    _check_input(path)
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise MediaError(path, f"unreadable or truncated media ({err})") from None
+
+
+def _video_stream(container, path: Path):
+    if not container.streams.video:
+        raise MediaError(path, "no video stream")
+    stream = container.streams.video[0]
+    _check_index_complete(stream, path)
+    return stream
+
+
+def _check_index_complete(stream, path: Path) -> None:
+    """Raise MediaError when the container's index (mp4/mov sample table) points past the end of the file."""
+    entries = stream.index_entries
+    if len(entries):
+        end = max(e.pos + e.size for e in entries)
+        size = path.stat().st_size
+        if end > size:
+            raise MediaError(path, f"truncated: the index needs {end} bytes, the file has {size}")
+
+
+def _check_max_frames(max_frames: int | None) -> None:
+    if max_frames is not None and max_frames <= 0:
+        raise ConfigError(f"max_frames must be positive, got {max_frames}")
+
+
+def _nominal_fps(stream) -> float | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return float(rate)
+    return None
+
+
+def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    """One decoded frame -> uint8 [H, W, 3] RGB, scaled to ``size`` (w, h) when it differs."""
+    if size is not None and (frame.width, frame.height) != size:
+        frame = frame.reformat(width=size[0], height=size[1])
+    return frame.to_ndarray(format="rgb24")
+
+
+def _rotation_quarters(frame) -> int:
+    """Counter-clockwise quarter turns that bring ``frame`` to display orientation (0 without metadata)."""
+    degrees = getattr(frame, "rotation", 0) or 0
+    return int(round(float(degrees) / 90.0)) % 4
+
+
+def _decode(container, stream, path: Path, max_frames: int | None) -> Iterator[tuple[float, np.ndarray, int]]:
+    """Yield (timestamp s, frame [H, W, 3] uint8, quarter turns) in presentation order; MediaError on damage."""
+    av = _av()
+    stream.thread_type = "AUTO"
+    time_base = stream.time_base
+    fps = _nominal_fps(stream) or float(VIDEO_FPS)
+    first_pts: int | None = None
+    size: tuple[int, int] | None = None
+    n = 0
+    try:
+        for frame in container.decode(stream):
+            if frame.pts is None or time_base is None:
+                t = n / fps
+            else:
+                if first_pts is None:
+                    first_pts = frame.pts
+                t = float((frame.pts - first_pts) * time_base)
+            if size is None:
+                size = (frame.width, frame.height)
+            quarters = _rotation_quarters(frame)
+            rgb = _to_rgb(frame, size)
+            if quarters:
+                rgb = np.ascontiguousarray(np.rot90(rgb, quarters))
+            yield t, rgb, quarters
+            n += 1
+            if max_frames is not None and n >= max_frames:
+                return
+    except av.error.FFmpegError as err:
+        raise MediaError(path, f"truncated or corrupt video: decoding failed after {n} frames ({err})") from None
+    if n == 0:
+        raise MediaError(path, "zero frames: the video stream holds no decodable frame")
+
+
+def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Stream a video's frames with bounded memory: yields ``(timestamp s, frame uint8 [H, W, 3] RGB)``.
+
+    Timestamps start at 0.0 at the stream's first frame. Missing files raise
+    MediaError at once; damage found while decoding raises MediaError when it
+    is reached (after the good frames were yielded).
+    """
+    path = Path(path)
+    _check_input(path)
+    _check_max_frames(max_frames)
+
+    def frames() -> Iterator[tuple[float, np.ndarray]]:
+        container = _open_input(path)
+        with container:
+            stream = _video_stream(container, path)
+            for t, rgb, _ in _decode(container, stream, path, max_frames):
+                yield t, rgb
+
+    return frames()
+
+
+def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool = True) -> VideoClip:
+    """Decode a whole video file (mp4, mpg, avi, mkv, ...) into a :class:`VideoClip`.
+
+    frames uint8 [N, H, W, 3] RGB; timestamps float64 [N] from pts * time_base,
+    0.0 at the first frame; fps the stream's nominal average rate; audio the
+    first audio track as float32 [T] mono at 16 kHz (``avse.audio.io``
+    resampling; it starts at its first decoded sample, an A/V start offset is
+    not corrected; AAC tracks may end with up to 1023 padding samples), None
+    when there is none (or ``with_audio`` is False). With
+    ``max_frames`` only the first frames are decoded and the audio is cut to
+    the same span, N / fps seconds. Rotation metadata (a display matrix, as
+    phones write) is applied so that frames are upright; frames whose size
+    changes mid-stream are scaled to the first frame's size. Raises MediaError
+    for missing, unreadable or truncated files, a file with no video stream
+    and a stream with zero frames.
+    """
+    path = Path(path)
+    _check_max_frames(max_frames)
+    container = _open_input(path)
+    with container:
+        stream = _video_stream(container, path)
+        has_audio = bool(container.streams.audio)
+        times: list[float] = []
+        images: list[np.ndarray] = []
+        quarters = 0
+        for t, rgb, q in _decode(container, stream, path, max_frames):
+            times.append(t)
+            images.append(rgb)
+            quarters = q
+        fps = _nominal_fps(stream)
+    timestamps = np.asarray(times, dtype=np.float64)
+    if fps is None:
+        fps = (len(times) - 1) / timestamps[-1] if len(times) > 1 and timestamps[-1] > 0 else float(VIDEO_FPS)
+    audio = None
+    if with_audio and has_audio:
+        try:
+            audio, _ = load_audio(path, sample_rate=SAMPLE_RATE, mono=True)
+        except EmptyAudioError:
+            audio = None
+        if audio is not None and max_frames is not None and len(times) == max_frames:
+            audio = audio[: int(round(len(times) / fps * SAMPLE_RATE))]
+    return VideoClip(
+        frames=np.stack(images),
+        timestamps=timestamps,
+        fps=float(fps),
+        audio=audio,
+        path=path,
+        sample_rate=SAMPLE_RATE,
+        rotation=90 * quarters,
+    )
+
+
+def to_constant_fps(
+    frames: np.ndarray, timestamps: np.ndarray, fps: float = VIDEO_FPS, duration: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample frames at any (variable) rate onto the constant grid t_m = m / fps, m = 0 .. M - 1.
+
+    frames [N, ...] (images [N, H, W, 3], or anything indexed by frame, e.g.
+    landmarks) with timestamps float [N] seconds, non-decreasing. Each grid
+    time takes the nearest earlier source frame (the one on screen at that
+    moment; 1 µs tolerance for rounded timestamps); grid times before the
+    first frame take the first frame. M = ceil(duration * fps), where
+    ``duration`` defaults to the last timestamp plus the median source frame
+    interval (1 / fps for a single frame). Returns ``(frames [M, ...],
+    source_index int64 [M])``.
+    """
+    frames = np.asarray(frames)
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    if timestamps.ndim != 1 or timestamps.shape[0] == 0:
+        raise ConfigError(f"timestamps must be a non-empty 1-D array, got shape {timestamps.shape}")
+    if frames.shape[0] != timestamps.shape[0]:
+        raise ConfigError(f"{frames.shape[0]} frames but {timestamps.shape[0]} timestamps")
+    if not np.all(np.isfinite(timestamps)) or np.any(np.diff(timestamps) < 0):
+        raise ConfigError("timestamps must be finite and non-decreasing")
+    if fps <= 0:
+        raise ConfigError(f"fps must be positive, got {fps}")
+    if duration is None:
+        step = float(np.median(np.diff(timestamps))) if timestamps.shape[0] > 1 else 0.0
+        duration = float(timestamps[-1]) + (step if step > 0 else 1.0 / fps)
+    if duration <= 0:
+        raise ConfigError(f"duration must be positive, got {duration}")
+    m = max(1, math.ceil(duration * fps - 1e-6))
+    grid = np.arange(m, dtype=np.float64) / fps  # [M]
+    index = np.searchsorted(timestamps, grid + 1e-6, side="right") - 1  # last frame with t <= grid time
+    index = np.clip(index, 0, timestamps.shape[0] - 1).astype(np.int64)
+    return frames[index], index
+
+
+def _rate(fps: float | int | Fraction) -> Fraction:
+    if fps <= 0:
+        raise ConfigError(f"fps must be positive, got {fps}")
+    return Fraction(fps).limit_denominator(1001)
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float | int | Fraction = VIDEO_FPS,
+    audio: np.ndarray | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    crf: int = 18,
+    preset: str = "medium",
+) -> None:
+    """Write frames uint8 [N, H, W, 3] RGB as H.264 (libx264, yuv420p) at ``fps``, atomically.
+
+    ``audio`` float [T] mono in [-1, 1] (clipped) at ``sample_rate`` is added
+    as an AAC track. ``crf`` is x264's constant quality (0 lossless luma ..
+    51; 18 is visually lossless). yuv420p needs even sizes: an odd height or
+    width is padded by repeating the last row or column, so such a clip reads
+    back one pixel taller or wider. mp4/mov outputs get their index at the
+    front (faststart). Raises ConfigError for bad arrays, MediaError when
+    encoding fails.
+    """
+    av = _av()
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ConfigError(f"frames must be [N, H, W, 3] with N >= 1, got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise ConfigError(f"frames must be uint8, got {frames.dtype}")
+    rate = _rate(fps)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    n, h, w = frames.shape[:3]
+    if audio is not None:
+        audio = np.asarray(audio)
+        if audio.ndim != 1 or audio.dtype.kind != "f" or audio.shape[0] == 0:
+            raise ConfigError(f"audio must be a non-empty float [T] array, got {audio.dtype} {audio.shape}")
+        if sample_rate <= 0:
+            raise ConfigError(f"sample_rate must be positive, got {sample_rate}")
+        audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
+    options = {"movflags": "+faststart"} if path.suffix.lower() in _MOV_SUFFIXES else {}
+    with atomic_path(path) as tmp:
+        try:
+            with av.open(str(tmp), "w", options=options) as out:
+                vs = out.add_stream("libx264", rate=rate, options={"crf": str(int(crf)), "preset": preset})
+                vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+                vs.codec_context.time_base = 1 / rate
+                ast = None
+                if audio is not None:
+                    ast = out.add_stream("aac", rate=sample_rate, layout="mono")
+                    ast.bit_rate = 64_000
+                chunk = 1024  # AAC frame size
+                next_sample = 0
+                for i in range(n):
+                    if ast is not None:  # interleave: the audio up to the end of this video frame
+                        until = min(audio.shape[0], math.ceil((i + 1) / rate * sample_rate))
+                        while next_sample < until:
+                            next_sample = _encode_audio(out, ast, audio, next_sample, chunk, sample_rate)
+                    vf = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                    vf.pts, vf.time_base = i, 1 / rate
+                    out.mux(vs.encode(vf))
+                out.mux(vs.encode(None))
+                if ast is not None:
+                    while next_sample < audio.shape[0]:
+                        next_sample = _encode_audio(out, ast, audio, next_sample, chunk, sample_rate)
+                    out.mux(ast.encode(None))
+        except av.error.FFmpegError as err:
+            raise MediaError(path, f"cannot write video ({err})") from None
+
+
+def _encode_audio(out, stream, audio: np.ndarray, start: int, chunk: int, sample_rate: int) -> int:
+    """Encode audio[start : start + chunk] as one frame and mux its packets; return the next start."""
+    av = _av()
+    part = audio[start : start + chunk]
+    frame = av.AudioFrame.from_ndarray(part[None, :], format="fltp", layout="mono")
+    frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
+    out.mux(stream.encode(frame))
+    return start + part.shape[0]
+
+
+def copy_video_stream(src: str | Path, dst: str | Path) -> None:
+    """Remux the first video stream of ``src`` into a new mp4 ``dst`` with no re-encoding and no audio.
+
+    Packets (compressed bytes and timestamps) are copied unchanged, as
+    ``ffmpeg -i src -an -c:v copy dst`` does; this writes the AVSE
+    ``SXXXXX_silent.mp4``. Written atomically; ``dst`` may not be ``src``.
+    Raises MediaError for unreadable, truncated or video-less inputs.
+    """
+    av = _av()
+    src, dst = Path(src), Path(dst)
+    _check_input(src)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputPathError(f"{dst}: output is the input")
+    options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
+    container = _open_input(src)
+    with container:
+        stream = _video_stream(container, src)
+        with atomic_path(dst) as tmp:
+            n = 0
+            try:
+                with av.open(str(tmp), "w", options=options) as out:
+                    ostream = out.add_stream_from_template(stream)
+                    for packet in container.demux(stream):
+                        if packet.dts is None and packet.size == 0:
+                            continue  # the demuxer's end-of-stream marker
+                        packet.stream = ostream
+                        out.mux(packet)
+                        n += 1
+            except (av.error.FFmpegError, ValueError) as err:  # ValueError: no codec parameters to copy
+                raise MediaError(src, f"truncated or corrupt video: remuxing failed after {n} packets ({err})") from None
+            if n == 0:
+                raise MediaError(src, "zero frames: the video stream holds no packet")

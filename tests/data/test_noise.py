@@ -1,0 +1,64 @@
+"""Noise generators: lengths, levels, spectra and determinism."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from avse.data.noise import NOISE_CLASSES, coloured_noise, generate_noise, hum, real_noise_segments
+
+N = 16_000 * 2
+
+
+@pytest.mark.parametrize("kind", NOISE_CLASSES)
+def test_each_class_has_length_level_and_is_deterministic(kind):
+    voices = [np.sin(np.arange(8000) * 0.05).astype(np.float32), np.random.default_rng(1).standard_normal(12000).astype(np.float32)]
+    a = generate_noise(kind, N, np.random.default_rng(7), voices=voices)
+    b = generate_noise(kind, N, np.random.default_rng(7), voices=voices)
+    c = generate_noise(kind, N, np.random.default_rng(8), voices=voices)
+    assert a.shape == (N,) and a.dtype == np.float32
+    assert np.isclose(np.max(np.abs(a)), 0.8, atol=1e-6)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def _slope(x):
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / 16_000)
+    band = (f > 50) & (f < 7000)
+    return np.polyfit(np.log10(f[band]), 10 * np.log10(spec[band] + 1e-20), 1)[0]
+
+
+def test_coloured_noise_spectral_slope_follows_exponent():
+    rng = np.random.default_rng(0)
+    white, pink, brown = (coloured_noise(N, rng, e) for e in (0.0, 1.0, 2.0))
+    assert abs(_slope(white)) < 1.0  # ~0 dB/decade
+    assert -12 < _slope(pink) < -8  # ~-10 dB/decade
+    assert -22 < _slope(brown) < -18  # ~-20 dB/decade
+
+
+def test_hum_peaks_at_mains_frequency():
+    x = hum(N, np.random.default_rng(3))
+    spec = np.abs(np.fft.rfft(x))
+    f = np.fft.rfftfreq(N, 1 / 16_000)
+    peak = f[np.argmax(spec * (f < 400))]
+    assert min(abs(peak % 50), abs(peak % 60), 50 - peak % 50, 60 - peak % 60) < 2.0
+
+
+def test_unknown_class_is_refused():
+    with pytest.raises(ValueError, match="unknown noise class"):
+        generate_noise("thunder", 100, np.random.default_rng(0))
+
+
+def test_real_noise_is_cut_into_split_disjoint_segments(tmp_path):
+    x = np.random.default_rng(0).standard_normal(16_000 * 20).astype(np.float32) * 0.1
+    sf.write(tmp_path / "kitchen.wav", x, 16_000)
+    segs = real_noise_segments([tmp_path / "kitchen.wav"], {"train": 0.7, "dev": 0.15, "test": 0.15}, 5.0)
+    assert [len(segs[s]) for s in ("train", "dev", "test")] == [2, 1, 1]
+    # Each segment is a distinct stretch of the file: no sample range is shared.
+    found = []
+    for split in segs:
+        for _, audio in segs[split]:
+            start = int(np.flatnonzero(np.isclose(x, audio[0], atol=1e-4) & np.isclose(np.roll(x, -1), audio[1], atol=1e-4))[0])
+            found.append((start, start + len(audio)))
+    found.sort()
+    assert all(a[1] <= b[0] for a, b in zip(found, found[1:]))

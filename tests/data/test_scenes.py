@@ -1,0 +1,494 @@
+"""Tests for avse.data.scenes: building scenes.json and rendering scenes bit for bit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile as sf
+
+from avse.data import scenes as sc
+from avse.data.metadata import load_scenes
+from avse.errors import AvseError, ConfigError, InterfererTooShortError, MetadataError, OutputPathError
+
+SR = 16000
+SHARED_WEIGHT = Path(__file__).resolve().parents[3] / "shared" / "avse" / "speech_weight.mat"
+
+
+# ---------------------------------------------------------------------------
+# A tiny synthetic corpus in the AVSE layout
+# ---------------------------------------------------------------------------
+
+
+def _wav(path: Path, n: int, rng: np.random.Generator, amp: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = rng.standard_normal(n)
+    x = np.convolve(x, rng.standard_normal(8), mode="same")  # a little colour
+    x = np.clip(x / np.max(np.abs(x)) * amp, -1, 1)
+    sf.write(str(path), (x * 32767).astype(np.int16), SR, subtype="PCM_16")
+
+
+def make_corpus(root: Path, seed: int = 0, target_lens=(9000, 12000, 20000, 14000, 17000, 6000)) -> Path:
+    """Targets by spkA/spkB (some shorter than the 8000-sample ramp pair), maskers long enough."""
+    rng = np.random.default_rng(seed)
+    targets, maskers, noises = [], [], []
+    for i, n in enumerate(target_lens):
+        name = f"tgt{i:02d}"
+        spk = "spkA" if i % 2 == 0 else "spkB"
+        _wav(root / "train" / "targets" / f"{name}.wav", n, rng, 0.3 + 0.1 * i)
+        targets.append({"wavfile": name, "dataset": "train", "nsamples": n, "speaker": spk, "text": "x"})
+    for i, spk in enumerate(["spkA", "spkB", "spkC", "spkA"]):
+        name = f"msk{i:02d}"
+        n = 26000 + 1000 * i
+        _wav(root / "train" / "interferers" / "speech" / f"{name}.wav", n, rng, 0.5)
+        maskers.append({"wavfile": name, "dataset": "train", "nsamples": n, "speaker": spk})
+    for i, cls in enumerate(["hum", "hum", "babble"]):
+        name = f"noi{i:02d}"
+        n = 30000 + 500 * i
+        _wav(root / "train" / "interferers" / "noise" / f"{name}.wav", n, rng, 0.9)
+        noises.append({"ID": name, "class": cls, "type": "noise", "dataset": "train", "nsamples": n})
+    # one dev target, so that filtering by split is exercised
+    targets.append({"wavfile": "devtgt", "dataset": "dev", "nsamples": 5000, "speaker": "spkD"})
+    meta = root / "metadata"
+    meta.mkdir(parents=True, exist_ok=True)
+    (meta / "target_speech_list.json").write_text(json.dumps(targets))
+    (meta / "masker_speech_list.json").write_text(json.dumps(maskers))
+    (meta / "masker_noise_list.json").write_text(json.dumps(noises))
+    return root
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    return make_corpus(tmp_path / "corpus")
+
+
+def _hash_tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "scenes" not in p.relative_to(root).parts
+    }
+
+
+# ---------------------------------------------------------------------------
+# The straightforward reference: the challenge's math, written out plainly
+# ---------------------------------------------------------------------------
+
+
+def reference_render(root: Path, scene: dict, h: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Read whole files, ramp, convolve, scale, sum, shared peak, int16 - no caching, no tricks."""
+    split = scene["dataset"]
+    target, sr = sf.read(str(root / split / "targets" / f"{scene['target']['name']}.wav"))
+    assert sr == SR and target.dtype == np.float64
+    pre, post = scene["pre_samples"], scene["post_samples"]
+    target = np.pad(target, (pre, post))
+    specs = scene.get("interferers", [scene["interferer"]])
+
+    def wrms(x):
+        # the challenge's speech-weighted level: full convolution by FFT
+        y = x if h is None else scipy.signal.convolve(x, h, mode="full", method="fft")
+        return np.sqrt(np.mean(y**2))
+
+    def seg(x):
+        return x[pre : len(x) - post]
+
+    noises = []
+    for spec in specs:
+        full, _ = sf.read(str(root / split / "interferers" / spec["type"] / f"{spec['name']}.wav"))
+        x = np.array(full[spec["offset"] : spec["offset"] + len(target)])
+        ramp = (np.cos(np.linspace(math.pi, 2 * math.pi, 8000)) + 1) / 2
+        if len(x) >= 8000:
+            x[0:8000] *= ramp
+            x[-8000:] *= ramp[::-1]
+        else:
+            x *= ramp[: len(x)]
+            x *= ramp[::-1][8000 - len(x) :]
+        noises.append(x)
+    t_rms = wrms(seg(target))
+    if len(noises) == 1:
+        noise = noises[0]
+    else:
+        noise = noises[0] * (t_rms / wrms(seg(noises[0])))
+        for x in noises[1:]:
+            noise = noise + x * (t_rms / wrms(seg(x)))
+    noise = noise * (t_rms / wrms(seg(noise)))
+    noise = noise * 10 ** ((-scene["SNR"]) / 20)
+    mixed = target + noise
+    norm = np.max(np.abs(np.concatenate((mixed, target, noise))))
+    out = {}
+    for kind, x in (("mixed", mixed), ("target", target), ("interferer", noise)):
+        x = x / norm
+        x = np.clip(x, -1.0, 1.0)
+        out[kind] = (32767 * x).astype(np.int16)
+    return out
+
+
+def _read_int16(path: Path) -> np.ndarray:
+    info = sf.info(str(path))
+    assert (info.samplerate, info.channels, info.subtype, info.format) == (SR, 1, "PCM_16", "WAV")
+    x, _ = sf.read(str(path), dtype="int16")
+    return x
+
+
+# ---------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------
+
+
+def test_build_is_deterministic_and_written_atomically(corpus):
+    a = sc.build_scenes(corpus, "train", n_scenes=20, seed=3)
+    path = sc.write_scenes(corpus, "train", a)
+    assert path == corpus / "metadata" / "scenes.train.json"
+    first = path.read_bytes()
+    b = sc.build_scenes(corpus, "train", n_scenes=20, seed=3)
+    sc.write_scenes(corpus, "train", b)
+    assert path.read_bytes() == first
+    assert load_scenes(path) == a
+    assert sc.build_scenes(corpus, "train", n_scenes=20, seed=4) != a
+    assert [p.name for p in (corpus / "metadata").iterdir() if p.name.startswith(".")] == []
+
+
+def test_build_fields_and_constraints(corpus):
+    targets = {t["wavfile"]: t for t in json.loads((corpus / "metadata/target_speech_list.json").read_text())}
+    speech = {m["wavfile"]: m for m in json.loads((corpus / "metadata/masker_speech_list.json").read_text())}
+    noise = {m["ID"]: m for m in json.loads((corpus / "metadata/masker_noise_list.json").read_text())}
+    scenes = sc.build_scenes(corpus, "train", n_scenes=200, seed=1, pre_samples=100, post_samples=50, start_index=7)
+    assert [s["scene"] for s in scenes[:3]] == ["S00007", "S00008", "S00009"]
+    # the 6 train targets are each used once before any repeats
+    assert sorted(s["target"]["name"] for s in scenes[:6]) == [f"tgt{i:02d}" for i in range(6)]
+    types = set()
+    for s in scenes:
+        assert set(s) == {"scene", "dataset", "target", "duration", "interferer", "SNR", "pre_samples", "post_samples"}
+        t = targets[s["target"]["name"]]
+        assert s["dataset"] == "train" and t["dataset"] == "train"
+        assert s["target"]["speaker"] == t["speaker"]
+        assert s["duration"] == t["nsamples"] + 150
+        assert (s["pre_samples"], s["post_samples"]) == (100, 50)
+        i = s["interferer"]
+        types.add(i["type"])
+        entry = speech[i["name"]] if i["type"] == "speech" else noise[i["name"]]
+        assert 0 <= i["offset"] <= entry["nsamples"] - s["duration"]
+        if i["type"] == "speech":
+            assert entry["speaker"] != t["speaker"] and i["speaker"] == entry["speaker"]
+            assert -15 <= s["SNR"] <= 5
+        else:
+            assert i["class"] == entry["class"]
+            assert -10 <= s["SNR"] <= 10
+        assert s["SNR"] == round(s["SNR"], 4)
+    assert types == {"speech", "noise"}
+
+
+def test_build_options(corpus):
+    only_noise = sc.build_scenes(corpus, "train", n_scenes=30, seed=0, p_speech=0.0, snr_noise=(2, 2))
+    assert {s["interferer"]["type"] for s in only_noise} == {"noise"}
+    assert {s["SNR"] for s in only_noise} == {2.0}
+    only_speech = sc.build_scenes(corpus, "train", n_scenes=30, seed=0, p_speech=1.0)
+    assert {s["interferer"]["type"] for s in only_speech} == {"speech"}
+    assert len(sc.build_scenes(corpus, "train", seed=0)) == 6  # one per target
+    two = sc.build_scenes(corpus, "train", n_scenes=30, seed=0, n_interferers=2)
+    for s in two:
+        assert len(s["interferers"]) == 2 and s["interferers"][0] == s["interferer"]
+        assert (s["interferers"][0]["type"], s["interferers"][0]["name"]) != (
+            s["interferers"][1]["type"],
+            s["interferers"][1]["name"],
+        )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"snr_speech": (5, -15)},
+        {"snr_noise": (10, -10)},
+        {"snr_noise": (0, float("nan"))},
+        {"p_speech": 1.5},
+        {"n_interferers": 0},
+        {"pre_samples": -1},
+        {"n_scenes": 0},
+    ],
+)
+def test_bad_options_raise_config_error(corpus, kwargs):
+    with pytest.raises(ConfigError):
+        sc.build_scenes(corpus, "train", **{"n_scenes": 3, **kwargs})
+
+
+def test_too_short_interferers(tmp_path):
+    root = make_corpus(tmp_path / "c", target_lens=(9000, 40000))  # every masker < 40000 samples
+    with pytest.raises(InterfererTooShortError, match="target 'tgt01'"):
+        sc.build_scenes(root, "train", n_scenes=2, seed=0)
+    # speech maskers too short for a 28000-sample target but noise long enough: falls back to noise
+    root2 = make_corpus(tmp_path / "d", target_lens=(28500,))
+    scenes = sc.build_scenes(root2, "train", n_scenes=10, seed=0, p_speech=0.9)
+    assert all(s["interferer"]["type"] == "noise" for s in scenes)
+    # ... unless speech only was asked for
+    with pytest.raises(InterfererTooShortError, match="tgt00"):
+        sc.build_scenes(root2, "train", n_scenes=1, seed=0, p_speech=1.0)
+
+
+def test_build_metadata_errors(corpus):
+    with pytest.raises(MetadataError, match="no target of dataset 'test'"):
+        sc.build_scenes(corpus, "test", n_scenes=1)
+    (corpus / "metadata/masker_noise_list.json").write_text("[]")
+    with pytest.raises(MetadataError, match="empty list"):
+        sc.build_scenes(corpus, "train", n_scenes=1)
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------
+
+
+def _build(corpus: Path, n: int = 12, **kw) -> list[dict]:
+    scenes = sc.build_scenes(corpus, "train", n_scenes=n, seed=5, **kw)
+    sc.write_scenes(corpus, "train", scenes)
+    return scenes
+
+
+def test_weighted_rms_is_the_fft_convolution():
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal(512)
+    for n in (1000, 16003, 48000, 1000):
+        x = rng.standard_normal(n)
+        y = scipy.signal.convolve(x, h, mode="full", method="fft")
+        assert sc.weighted_rms(x, h) == float(np.sqrt(np.mean(y**2)))  # bit for bit
+        direct = np.sqrt(np.mean(np.convolve(x, h) ** 2))
+        assert abs(sc.weighted_rms(x, h) / direct - 1) < 1e-13  # and np.convolve to float64 rounding
+    assert sc.weighted_rms(np.array([3.0, -4.0])) == math.sqrt(12.5)
+
+
+def test_wav_bytes_equal_soundfile(tmp_path):
+    x = (np.random.default_rng(1).standard_normal(999) * 8000).astype(np.int16)
+    sf.write(str(tmp_path / "a.wav"), x, SR, subtype="PCM_16", format="WAV")
+    assert sc.wav_bytes_int16(x) == (tmp_path / "a.wav").read_bytes()
+
+
+def test_ramp_matches_reference_formula():
+    ramp = (np.cos(np.linspace(math.pi, 2 * math.pi, 8000)) + 1) / 2
+    x = np.linspace(-1, 1, 20000)
+    y = x.copy()
+    y[:8000] *= ramp
+    y[-8000:] *= ramp[::-1]
+    assert np.array_equal(sc.apply_ramp(x), y)
+    assert sc.apply_ramp(x)[0] == 0.0 and sc.apply_ramp(x)[-1] == 0.0
+    short = np.ones(5)
+    assert np.array_equal(sc.apply_ramp(short), ramp[:5] * ramp[::-1][-5:])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("prepost", [(0, 0), (300, 200)])
+def test_render_bit_identical_to_reference(corpus, tmp_path, weighted, prepost):
+    h = np.random.default_rng(9).standard_normal(64) * 0.1 if weighted else None
+    scenes = sc.build_scenes(corpus, "train", n_scenes=12, seed=2, pre_samples=prepost[0], post_samples=prepost[1])
+    out = tmp_path / "out"
+    for scene in scenes:
+        paths = sc.render_scene(corpus, scene, out, speech_weight=h, with_video=False)
+        ref = reference_render(corpus, scene, h)
+        for kind in ("mixed", "target", "interferer"):
+            got = _read_int16(paths[kind])
+            assert len(got) == scene["duration"]
+            assert np.array_equal(got, ref[kind]), (scene["scene"], kind)
+
+
+def test_render_several_interferers_bit_identical(corpus, tmp_path):
+    h = np.random.default_rng(1).standard_normal(32)
+    scenes = sc.build_scenes(corpus, "train", n_scenes=6, seed=0, n_interferers=3)
+    for scene in scenes:
+        paths = sc.render_scene(corpus, scene, tmp_path / "o", speech_weight=h, with_video=False)
+        ref = reference_render(corpus, scene, h)
+        for kind in ("mixed", "target", "interferer"):
+            assert np.array_equal(_read_int16(paths[kind]), ref[kind])
+        snr = sc.measured_snr(paths["target"], paths["interferer"], speech_weight=h)
+        assert abs(snr - scene["SNR"]) < 0.01
+
+
+@pytest.mark.parametrize(
+    "weight",
+    [None, pytest.param("shared", marks=pytest.mark.skipif(not SHARED_WEIGHT.exists(), reason="no speech_weight.mat"))],
+)
+def test_measured_snr_matches_scene(corpus, tmp_path, weight):
+    h = str(SHARED_WEIGHT) if weight else None
+    scenes = sc.build_scenes(corpus, "train", n_scenes=12, seed=11)
+    errors = []
+    for scene in scenes:
+        paths = sc.render_scene(corpus, scene, tmp_path / "out", speech_weight=h, with_video=False)
+        errors.append(sc.measured_snr(paths["target"], paths["interferer"], speech_weight=h) - scene["SNR"])
+    assert max(abs(e) for e in errors) < 0.01, errors
+
+
+def test_speech_weight_mat_file(corpus, tmp_path):
+    import scipy.io
+
+    h = np.random.default_rng(2).standard_normal(48)
+    mat = tmp_path / "w.mat"
+    scipy.io.savemat(str(mat), {"filt": h[None, :]})
+    assert np.array_equal(sc.load_speech_weight(mat), h)
+    scene = sc.build_scenes(corpus, "train", n_scenes=1, seed=0)[0]
+    a = sc.render_scene(corpus, scene, tmp_path / "a", speech_weight=mat, with_video=False)
+    b = sc.render_scene(corpus, scene, tmp_path / "b", speech_weight=h, with_video=False)
+    for kind in ("mixed", "target", "interferer"):
+        assert a[kind].read_bytes() == b[kind].read_bytes()
+    scipy.io.savemat(str(tmp_path / "bad.mat"), {"other": h})
+    with pytest.raises(AvseError, match="no variable 'filt'"):
+        sc.load_speech_weight(tmp_path / "bad.mat")
+
+
+def test_normalization_modes(corpus, tmp_path):
+    scene = sc.build_scenes(corpus, "train", n_scenes=3, seed=0)[2]
+    peaks = {}
+    for mode in sc.NORMALIZATIONS:
+        paths = sc.render_scene(corpus, scene, tmp_path / mode, normalization=mode, with_video=False)
+        xs = {k: _read_int16(paths[k]).astype(np.int64) for k in ("mixed", "target", "interferer")}
+        peaks[mode] = max(int(np.max(np.abs(x))) for x in xs.values())
+        # one shared factor: mixed = target + interferer up to truncation (|error| <= 2 LSB)
+        assert np.max(np.abs(xs["mixed"] - xs["target"] - xs["interferer"])) <= 2
+    assert peaks["avse"] == 32767
+    assert abs(peaks["peak"] - 32767 * 10 ** (-1 / 20)) <= 1
+    assert peaks["lufs"] <= 32767
+    with pytest.raises(ConfigError):
+        sc.render_scene(corpus, scene, tmp_path / "x", normalization="rms", with_video=False)
+
+
+def test_render_scenes_resume_shards_jobs_and_inputs(corpus, tmp_path):
+    scenes = _build(corpus, n=10)
+    before = _hash_tree(corpus)
+    out = corpus / "train" / "scenes"
+    # three shards cover every scene exactly once
+    counts = []
+    for i in range(3):
+        summary = sc.render_scenes(corpus, "train", shard=(i, 3), progress=False, with_video=False)
+        counts.append(summary["rendered"])
+        assert summary["skipped"] == 0 and summary["shard"] == f"{i}/3"
+    assert sum(counts) == 10 and counts == [4, 3, 3]
+    assert sorted(sum((sc.shard_indices(10, (i, 3)) for i in range(3)), [])) == list(range(10))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"{s['scene']}_{k}.wav" for s in scenes for k in ("mixed", "target", "interferer"))
+    sharded = {p.name: p.read_bytes() for p in out.iterdir()}
+    # resume: nothing is rewritten
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    summary = sc.render_scenes(corpus, "train", shard="0/1", progress=False, with_video=False)
+    assert (summary["rendered"], summary["skipped"], summary["scenes"]) == (0, 10, 10)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == mtimes
+    # a scene with a missing output is rendered again, and only that one
+    (out / f"{scenes[4]['scene']}_target.wav").unlink()
+    summary = sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    assert (summary["rendered"], summary["skipped"]) == (1, 9)
+    # a pool of two workers gives the same bytes as the shards did one by one
+    for p in out.iterdir():
+        p.unlink()
+    summary = sc.render_scenes(corpus, "train", jobs=2, progress=False, with_video=False)
+    assert summary["rendered"] == 10
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == sharded
+    assert _hash_tree(corpus) == before  # inputs untouched
+
+
+def test_render_scenes_bad_shard_and_missing_scenes(corpus):
+    with pytest.raises(MetadataError, match="no such file"):
+        sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    _build(corpus, n=2)
+    for shard in [(3, 3), (0, 0), "1/1", "x"]:
+        with pytest.raises(ConfigError):
+            sc.render_scenes(corpus, "train", shard=shard, progress=False, with_video=False)
+
+
+def test_output_dir_that_is_a_file(corpus, tmp_path):
+    scenes = _build(corpus, n=2)
+    (corpus / "train" / "scenes").write_text("not a folder")
+    before = _hash_tree(corpus)
+    with pytest.raises(OutputPathError):
+        sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputPathError):
+        sc.render_scene(corpus, scenes[0], blocker / "sub", with_video=False)
+    assert _hash_tree(corpus) == before
+    assert blocker.read_text() == "x"
+
+
+def test_output_that_would_be_an_input_is_refused(corpus):
+    scene = sc.build_scenes(corpus, "train", n_scenes=1, seed=0)[0]
+    target_dir = corpus / "train" / "targets"
+    scene = dict(scene, scene=scene["target"]["name"][:-4])  # crafted so SCENE_target.wav... is not an input
+    sc.render_scene(corpus, scene, target_dir, with_video=False)  # allowed: new names only
+    evil = dict(scene, scene="tgt00_x")
+    (target_dir / "tgt00_x_target.wav").write_bytes((target_dir / "tgt00.wav").read_bytes())
+    evil["target"] = dict(scene["target"], name="tgt00_x_target")
+    with pytest.raises(OutputPathError, match="overwrite an input"):
+        sc.render_scene(corpus, evil, target_dir, with_video=False)
+
+
+def test_failed_scene_is_reported_after_the_others(corpus):
+    scenes = _build(corpus, n=4)
+    (corpus / "train" / "targets" / f"{scenes[1]['target']['name']}.wav").unlink()
+    with pytest.raises(AvseError, match="1 of 4 scenes failed"):
+        sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    assert sc.scene_done(corpus / "train" / "scenes", scenes[0]["scene"], with_video=False)
+    assert not sc.scene_done(corpus / "train" / "scenes", scenes[1]["scene"], with_video=False)
+
+
+# ---------------------------------------------------------------------------
+# Video: the silent mp4 (copy_video_stream comes from avse.video.io; a local
+# stand-in is used here while it is not there)
+# ---------------------------------------------------------------------------
+
+
+def _make_mp4(path: Path, frames: int) -> None:
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+        a = c.add_stream("aac", rate=SR)
+        a.layout = "mono"
+        for k in range(frames):
+            img = np.full((32, 32, 3), (k * 9) % 255, np.uint8)
+            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        af.sample_rate = SR
+        for p in a.encode(af):
+            c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+
+
+def _local_copy_video_stream(src: Path, dst: Path) -> None:
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        vs = i.streams.video[0]
+        ovs = o.add_stream_from_template(vs)
+        for p in i.demux(vs):
+            if p.dts is None:
+                continue
+            p.stream = ovs
+            o.mux(p)
+
+
+def test_render_writes_silent_video(corpus, monkeypatch):
+    import av
+
+    try:
+        from avse.video.io import copy_video_stream  # noqa: F401
+    except ImportError:
+        monkeypatch.setattr(sc, "_copy_video_stream", _local_copy_video_stream)
+    scenes = _build(corpus, n=3)
+    for s in scenes:
+        _make_mp4(corpus / "train" / "targets_video" / f"{s['target']['name']}.mp4", frames=10)
+    summary = sc.render_scenes(corpus, "train", progress=False)
+    assert summary["rendered"] == 3
+    out = corpus / "train" / "scenes"
+    for s in scenes:
+        mp4 = out / f"{s['scene']}_silent.mp4"
+        with av.open(str(mp4)) as c:
+            assert len(c.streams.audio) == 0 and len(c.streams.video) == 1
+            assert sum(1 for _ in c.decode(video=0)) == 10
+    # the audio-only outputs alone do not count as done when video is asked for
+    (out / f"{scenes[0]['scene']}_silent.mp4").unlink()
+    assert sc.render_scenes(corpus, "train", progress=False)["rendered"] == 1
