@@ -82,7 +82,8 @@ def test_bad_values_and_duplicates(tmp_path):
     wrong_type = [dict(NOISE[0], type="speech")]
     assert "field 'type' must be \"noise\"" in _one_line_error(md.load_noise_list, _write(tmp_path, wrong_type))
     no_class = [{k: v for k, v in NOISE[0].items() if k != "class"}]
-    assert "entry 0 (ID 'n001'): missing field 'class'" == _one_line_error(md.load_noise_list, _write(tmp_path, no_class))
+    problem = _one_line_error(md.load_noise_list, _write(tmp_path, no_class))
+    assert problem == "entry 0 (ID 'n001'): missing field 'class'"
 
 
 def test_scene_nested_fields(tmp_path):

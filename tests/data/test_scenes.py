@@ -409,15 +409,17 @@ def test_output_dir_that_is_a_file(corpus, tmp_path):
 
 
 def test_output_that_would_be_an_input_is_refused(corpus):
-    scene = sc.build_scenes(corpus, "train", n_scenes=1, seed=0)[0]
     target_dir = corpus / "train" / "targets"
-    scene = dict(scene, scene=scene["target"]["name"][:-4])  # crafted so SCENE_target.wav... is not an input
-    sc.render_scene(corpus, scene, target_dir, with_video=False)  # allowed: new names only
-    evil = dict(scene, scene="tgt00_x")
-    (target_dir / "tgt00_x_target.wav").write_bytes((target_dir / "tgt00.wav").read_bytes())
-    evil["target"] = dict(scene["target"], name="tgt00_x_target")
+    # a target whose file name is what scene "S9"'s target output would be called
+    (target_dir / "S9_target.wav").write_bytes((target_dir / "tgt00.wav").read_bytes())
+    scene = sc.build_scenes(corpus, "train", n_scenes=1, seed=0)[0]
+    scene = dict(scene, scene="S9", target=dict(scene["target"], name="S9_target"))
+    before = _hash_tree(corpus)
     with pytest.raises(OutputPathError, match="overwrite an input"):
-        sc.render_scene(corpus, evil, target_dir, with_video=False)
+        sc.render_scene(corpus, scene, target_dir, with_video=False)
+    assert _hash_tree(corpus) == before
+    # the same scene rendered elsewhere is fine
+    assert sc.render_scene(corpus, scene, corpus / "elsewhere", with_video=False)["target"].is_file()
 
 
 def test_failed_scene_is_reported_after_the_others(corpus):

@@ -20,9 +20,14 @@ that its samples come out bit for bit:
    ``i[-8000:] *= r[::-1]`` (segments shorter than the ramp get the matching
    part of each ramp).
 4. ``gain = rms(conv(t, h)) / rms(conv(i, h))``, ``h`` the speech-weighting FIR
-   (full convolution by FFT, as the reference does; ``h`` = identity, i.e. plain
-   RMS, without a speech-weight file). With pre/post samples the two RMS are
-   taken over the samples where the target is, ``[pre, pre + T)``.
+   (``filt`` of speech_weight.mat), full convolution over the whole signal, by
+   FFT as the reference does (``scipy.signal.convolve(..., method="fft")``);
+   ``h`` = identity, i.e. plain RMS, without a speech-weight file. With
+   pre/post samples the two RMS are taken over the samples where the target
+   is, ``[pre, pre + T)``. (A direct ``np.convolve`` agrees to float64 rounding,
+   but the int16 truncation of step 6 turns a last-bit difference of the gain
+   into 1 LSB at rare samples - about 1 file in 10 000 - so the reference's FFT
+   is what is used.)
 5. ``i = (i * gain) * 10 ** (-SNR / 20)``; ``mixed = t + i`` (zero-padded).
 6. ``norm = max|concat(mixed, t, i)|``; each signal ``/ norm``, clipped to
    +-1, written as int16 ``(32767 * x)`` truncated toward zero, PCM_16 16 kHz.
@@ -426,7 +431,6 @@ def half_cosine_ramp(n: int = RAMP_SAMPLES) -> np.ndarray:
 
 _RAMP = half_cosine_ramp()
 _RAMP.flags.writeable = False
-_RAMP_DOWN = _RAMP[::-1]
 
 
 def apply_ramp(x: np.ndarray, n: int = RAMP_SAMPLES) -> np.ndarray:

@@ -5,9 +5,10 @@ lowercase ARPAbet without stress digits plus ``"pau"``, contiguous, starting at
 0 and ending at the last sample, so that they can drive lip motion frame by
 frame. The timings come from the engines themselves: espeak-ng's phoneme events
 (C API through ctypes), flite's ``-psdur`` segment end times and festival's
-``Segment`` relation. Leading and trailing silence is cut to at most
-``KEEP_SILENCE_S`` (audio and timings shifted together); the audio is peak
-normalised to ``PEAK`` (0.9) so that every utterance has the same headroom.
+``Segment`` relation. Leading and trailing silence is made exactly
+``KEEP_SILENCE_S`` long (cut or zero-padded, audio and timings shifted
+together); the audio is peak normalised to ``PEAK`` (0.9) so that every
+utterance has the same headroom.
 
 Voice parameters are engine independent: ``pitch`` is a shift in semitones
 from the voice's own pitch (0 = as shipped) and ``rate`` a speaking-rate
@@ -43,7 +44,7 @@ ARPABET = frozenset(
 )
 PHONES = ARPABET | {PAUSE}  # every symbol an Utterance may hold
 VOWELS = frozenset("aa ae ah ao aw ay eh er ey ih iy ow oy uh uw".split())
-KEEP_SILENCE_S = 0.15  # silence kept before the first and after the last phone
+KEEP_SILENCE_S = 0.15  # silence before the first and after the last phone of every utterance
 PEAK = 0.9  # peak level of every returned utterance
 _SUBPROCESS_TIMEOUT_S = 120
 
@@ -267,7 +268,7 @@ class _Raw:
 
 
 def _finalize(raw: _Raw, text: str, voice: Voice) -> Utterance:
-    """Resample to 16 kHz, make phones contiguous over the audio, cut long edge silences, peak-normalise."""
+    """Resample to 16 kHz, make phones contiguous over the audio, set edge silences to KEEP_SILENCE_S, peak-normalise."""
     audio = np.asarray(raw.audio, dtype=np.float32)
     if audio.size == 0 or not np.any(audio):
         raise TtsError(f"{voice.engine} produced no audio for {text!r}")
@@ -286,31 +287,30 @@ def _finalize(raw: _Raw, text: str, voice: Voice) -> Utterance:
     if not any(sym != PAUSE and e > s for sym, s, e in bounds):
         raise TtsError(f"{voice.engine} gave no phones inside the audio for {text!r}")
 
-    # Cut leading/trailing silence down to KEEP_SILENCE_S, never into a phone or into sound.
+    # Leading/trailing silence made exactly KEEP_SILENCE_S long (cut, or padded
+    # with zeros), never cutting into a phone or into sound.
     speech = [(s, e) for sym, s, e in bounds if sym != PAUSE and e > s]
     loud = np.flatnonzero(np.abs(audio) > 0.01 * np.max(np.abs(audio)))
     first = min(speech[0][0], int(loud[0]))
     last = max(speech[-1][1], int(loud[-1]) + 1)
     keep = int(round(KEEP_SILENCE_S * SAMPLE_RATE))
-    head = max(0, first - keep)
-    tail = min(n, last + keep)
-    audio = audio[head:tail]
+    head = first - keep  # < 0: pad
+    tail = last + keep  # > n: pad
+    audio = np.concatenate(
+        [np.zeros(max(0, -head), np.float32), audio[max(0, head) : min(n, tail)], np.zeros(max(0, tail - n), np.float32)]
+    )
     n = tail - head
 
+    shifted = [(sym, min(max(s - head, 0), n), min(max(e - head, 0), n)) for sym, s, e in bounds]
+    shifted = [(PAUSE, 0, shifted[0][1]), *shifted, (PAUSE, shifted[-1][2], n)]  # padded edges
     merged: list[tuple[str, int, int]] = []
-    for sym, s, e in bounds:
-        s, e = min(max(s - head, 0), n), min(max(e - head, 0), n)
+    for sym, s, e in shifted:
         if e <= s:
             continue
         if merged and merged[-1][0] == PAUSE and sym == PAUSE:
             merged[-1] = (PAUSE, merged[-1][1], e)
         else:
             merged.append((sym, s, e))
-    # Contiguity from 0 to n (clipping can only remove whole phones at the edges).
-    if merged[0][1] > 0:
-        merged.insert(0, (PAUSE, 0, merged[0][1]))
-    if merged[-1][2] < n:
-        merged.append((PAUSE, merged[-1][2], n))
     phones = [(sym, s / SAMPLE_RATE, e / SAMPLE_RATE) for sym, s, e in merged]
 
     words: list[Word] = []
@@ -383,6 +383,7 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_PITCH = 1, 3
 _ESPEAK_RATE_NORMAL = 175  # words per minute, espeakRATE_NORMAL
+_ESPEAK_SEED = 1  # seed of espeak-ng's random numbers, set before each synthesis
 # espeak pitch parameter (0-100, 50 = voice default) -> measured F0 shift in
 # semitones (median F0 of two sentences, en-us and en-us+f3, averaged).
 _ESPEAK_PITCH_PARAM = (0.0, 10.0, 30.0, 50.0, 70.0, 90.0, 100.0)
@@ -494,6 +495,19 @@ class _Espeak:
             # Keep references: the library holds raw pointers to these.
             self._callback = _SynthCallback(self._on_audio)
             lib.espeak_SetSynthCallback(self._callback)
+            # espeak-ng draws random numbers (glibc rand() in 1.51, its own
+            # generator with espeak_ng_SetRandSeed in 1.52): reseeded before
+            # every synthesis so that the same text and voice give the same samples.
+            self._seed_funcs = []
+            if hasattr(lib, "espeak_ng_SetRandSeed"):
+                lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+                self._seed_funcs.append(lib.espeak_ng_SetRandSeed)
+            libc_name = ctypes.util.find_library("c")
+            if libc_name:
+                libc = ctypes.CDLL(libc_name)
+                libc.srand.argtypes = [ctypes.c_uint]
+                libc.srand.restype = None
+                self._seed_funcs.append(libc.srand)
             self._hooks = None
             if hasattr(lib, "espeak_ng_SetOutputHooks"):
                 lib.espeak_ng_SetOutputHooks.argtypes = [ctypes.POINTER(_OutputHooks)]
@@ -545,6 +559,8 @@ class _Espeak:
         self.lib.espeak_SetParameter(_PARAM_RATE, max(80, min(450, rate)), 0)
         self.lib.espeak_SetParameter(_PARAM_PITCH, int(round(pitch)), 0)
         self._chunks, self._events, self._starts, self._count = [], [], [], 0
+        for seed in self._seed_funcs:
+            seed(_ESPEAK_SEED)
         data = text.encode("utf-8")
         try:
             err = self.lib.espeak_Synth(data + b"\0", len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -620,7 +636,9 @@ def _espeak_phone_starts(out: _EspeakOutput) -> list[float]:
             return [p for p, _ in marks]  # cannot pair the two streams: fall back to the events alone
         start, _, ph_type = out.starts[k]
         prev_type = out.starts[k - 1][2] if k > 0 else -1
-        if ph_type == _PH_VOWEL and prev_type in (_PH_LIQUID, _PH_NASAL) and i > 0:
+        if i == 0 or espeak_to_arpabet(marks[i - 1][1]) == PAUSE:
+            result[i] = pos  # silence before a phone that follows a pause stays pause
+        elif ph_type == _PH_VOWEL and prev_type in (_PH_LIQUID, _PH_NASAL):
             consonant = espeak_to_arpabet(marks[i - 1][1])
             split = _ESPEAK_ONSET_SPLIT.get(consonant, 0.5)
             result[i] = result[i - 1] + split * max(pos - result[i - 1], 0.0)
@@ -736,6 +754,7 @@ def _synth_flite(text: str, voice: Voice) -> _Raw:
                 groups[-1].append(token)
         groups = [g for g in groups if g]
         words = _words_from_phone_groups(tokens, groups, _spans(phone_ends))
+    phone_ends, words = _delayed(phone_ends, words, voice)
     return _Raw(audio=audio, sample_rate=sr, phone_ends=phone_ends, words=words)
 
 
@@ -794,6 +813,20 @@ def _festival_script(text: str, voice: Voice, wav: Path, segs: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Constant delay of the audio behind the segment times, measured here as the
+# shift that best lines up vowel/pause labels with 1 ms energy (12 sentences):
+# 10 ms for the HTS voice (its vocoder), 6 ms for flite's slt, <= 4 ms (not
+# corrected) for the other voices.
+_AUDIO_DELAY_S = {("festival", "cmu_us_slt_arctic_hts"): 0.010, ("flite", "slt"): 0.005}
+
+
+def _delayed(phone_ends: list[tuple[str, float]], words: list[Word], voice: Voice) -> tuple[list, list]:
+    d = _AUDIO_DELAY_S.get((voice.engine, voice.name), 0.0)
+    if d == 0.0:
+        return phone_ends, words
+    return [(p, e + d) for p, e in phone_ends], [(w, s + d, e + d) for w, s, e in words]
+
+
 def _synth_festival(text: str, voice: Voice) -> _Raw:
     exe = shutil.which("festival")
     if exe is None:
@@ -825,6 +858,7 @@ def _synth_festival(text: str, voice: Voice) -> _Raw:
             words.append((parts[1], float(parts[2]), float(parts[3])))
     if not phone_ends:
         raise TtsError("festival returned no segments")
+    phone_ends, words = _delayed(phone_ends, words, voice)
     return _Raw(audio=audio, sample_rate=sr, phone_ends=phone_ends, words=words)
 
 
@@ -899,6 +933,19 @@ def _interleave_by_sex(infos: list[VoiceInfo], rng: np.random.Generator) -> list
     return out
 
 
+# The u-th speaker drawn on one timbre is centred on the u-th entry (semitones
+# for voices with pitch control, else rate factors); past the list, anywhere
+# between its extremes.
+_PITCH_CENTERS = (0.0, 2.5, -2.5, 5.0, -5.0, 7.0, -7.0)
+_RATE_CENTERS = (1.0, 1.12, 0.88, 1.24, 0.8)
+
+
+def _band(use: int, centers: tuple[float, ...], rng: np.random.Generator) -> float:
+    if use < len(centers):
+        return centers[use]
+    return float(rng.uniform(min(centers), max(centers)))
+
+
 def speaker_voices(n: int, seed: int = 0, engines: tuple[str, ...] | list[str] | None = None) -> list[Voice]:
     """``n`` distinct speaker identities (Voice objects), deterministic for ``seed`` and the engines used.
 
@@ -928,16 +975,14 @@ def speaker_voices(n: int, seed: int = 0, engines: tuple[str, ...] | list[str] |
         key = (info.engine, info.name, info.variant)
         use = used.get(key, 0)
         used[key] = use + 1
-        # Band for the use-th speaker on this timbre: 0, +1, -1, +2, -2, ... steps.
-        step = (use + 1) // 2 * (1 if use % 2 else -1)
-        for _attempt in range(100):
+        for _attempt in range(1000):
             if info.pitch_control:
-                pitch = float(np.clip(2.5 * step + rng.uniform(-0.8, 0.8), -9.0, 9.0))
-                rate = float(rng.uniform(0.9, 1.1))
+                pitch = _band(use, _PITCH_CENTERS, rng) + rng.uniform(-0.8, 0.8)
+                rate = rng.uniform(0.9, 1.1)
             else:
                 pitch = 0.0
-                rate = float(np.clip(1.0 + 0.12 * step + rng.uniform(-0.04, 0.04), 0.6, 1.6))
-            voice = info.voice(pitch=round(pitch, 2), rate=round(rate, 3))
+                rate = _band(use, _RATE_CENTERS, rng) + rng.uniform(-0.03, 0.03)
+            voice = info.voice(pitch=round(float(pitch), 2), rate=round(float(rate), 3))
             if voice.id not in ids:
                 break
         ids.add(voice.id)
