@@ -24,7 +24,7 @@ from avse.data.metadata import (
     target_speech_list_path,
     target_wav_path,
 )
-from avse.data.scenes import _pick_interferer, _read_wav64, apply_ramp, mix_scene, load_speech_weight
+from avse.data.scenes import InterfererPool, apply_ramp, load_speech_weight, mix_scene, read_wav64
 from avse.data.synth import item_seed
 from avse.errors import ConfigError, InterfererTooShortError
 
@@ -79,7 +79,7 @@ class SceneDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.scenes[index]
-        wav = {k: _read_wav64(self.dir / f"{s['scene']}_{k}.wav") for k in ("mixed", "target", "interferer")}
+        wav = {k: read_wav64(self.dir / f"{s['scene']}_{k}.wav") for k in ("mixed", "target", "interferer")}
         lips = read_landmarks(target_landmarks_path(self.root, self.dataset, s["target"]["name"]))["lips"]
         pre = int(s.get("pre_samples", 0))
         return _item(wav["mixed"], wav["target"], wav["interferer"], lips, pre // SAMPLES_PER_FRAME, dict(s))
@@ -121,8 +121,9 @@ class DynamicMixDataset(Dataset):
         self.targets = [e for e in load_speech_list(target_speech_list_path(root)) if e["dataset"] == dataset]
         if not self.targets:
             raise ConfigError(f"{root}: no targets in dataset {dataset!r}")
-        self.speech = [e for e in load_speech_list(masker_speech_list_path(root)) if e["dataset"] == dataset]
-        self.noise = [e for e in load_noise_list(masker_noise_list_path(root)) if e["dataset"] == dataset]
+        speech = [e for e in load_speech_list(masker_speech_list_path(root)) if e["dataset"] == dataset]
+        noise = [e for e in load_noise_list(masker_noise_list_path(root)) if e["dataset"] == dataset]
+        self.pools = {"speech": InterfererPool("speech", speech), "noise": InterfererPool("noise", noise)}
         self.snr = {"speech": tuple(snr_speech), "noise": tuple(snr_noise)}
         self.p_speech = p_speech
         self.h = None if speech_weight is None else load_speech_weight(speech_weight)
@@ -144,7 +145,7 @@ class DynamicMixDataset(Dataset):
         rng = np.random.default_rng(item_seed(self.seed, f"{self.epoch}:{index}"))
         first = "speech" if rng.random() < self.p_speech else "noise"
         for kind in (first, "noise" if first == "speech" else "speech"):
-            pick = _pick_interferer(rng, kind, self.speech, self.noise, t, int(t["nsamples"]), set())
+            pick = self.pools[kind].draw(rng, int(t["nsamples"]), t["speaker"], set())
             if pick is not None:
                 lo, hi = self.snr[kind]
                 pick["SNR"] = float(rng.uniform(lo, hi))
@@ -155,8 +156,8 @@ class DynamicMixDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         t = self.targets[index]
         d = self.draw(index)
-        target = _read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
-        noise = apply_ramp(_read_wav64(interferer_wav_path(self.root, self.dataset, d["type"], d["name"]), d["offset"], len(target)))
+        target = read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
+        noise = apply_ramp(read_wav64(interferer_wav_path(self.root, self.dataset, d["type"], d["name"]), d["offset"], len(target)))
         mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
         scale = self.peak / max(np.abs(mixed).max(), np.abs(target).max(), np.abs(noise).max())
         lips = read_landmarks(target_landmarks_path(self.root, self.dataset, t["wavfile"]))["lips"]

@@ -84,6 +84,7 @@ from avse.data.metadata import (
 )
 from avse.errors import AvseError, ConfigError, InterfererTooShortError, MediaError, MetadataError, OutputPathError
 from avse.utils.fs import atomic_path, ensure_dir, parse_shard, write_json
+from avse.video.io import copy_video_stream
 
 SNR_DECIMALS = 4
 RAMP_SECONDS = 0.5
@@ -175,7 +176,7 @@ def build_scenes(
     if p_speech < 1:
         noise = [m for m in load_noise_list(masker_noise_list_path(root)) if m["dataset"] == dataset]
 
-    pools = {"speech": _Pool("speech", speech), "noise": _Pool("noise", noise)}
+    pools = {"speech": InterfererPool("speech", speech), "noise": InterfererPool("noise", noise)}
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(targets))
     if n_scenes is None:
@@ -230,7 +231,7 @@ def build_scenes(
     return scenes
 
 
-class _Pool:
+class InterfererPool:
     """Maskers of one type sorted by length, for draws among those at least ``duration`` long.
 
     A draw is uniform over the eligible files (speech: not by the target's
@@ -538,7 +539,7 @@ def normalize_to_int16(signals: list[np.ndarray], mode: str = "avse") -> list[np
 # ---------------------------------------------------------------------------
 
 
-def _read_wav64(path: Path, start: int = 0, frames: int = -1) -> np.ndarray:
+def read_wav64(path: Path, start: int = 0, frames: int = -1) -> np.ndarray:
     """Read a 16 kHz mono wav (or ``frames`` samples from ``start``) as float64 [T] (soundfile's scaling)."""
     if not path.is_file():
         raise MediaError(path, "no such file" if not path.exists() else "not a file")
@@ -577,18 +578,6 @@ def wav_bytes_int16(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
 def _write_int16_wav(path: Path, x: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(wav_bytes_int16(x))
-
-
-def _copy_video_stream(src: Path, dst: Path) -> None:
-    """Copy the video stream of ``src`` into ``dst`` without re-encoding (avse.video.io)."""
-    try:
-        from avse.video.io import copy_video_stream
-    except ImportError:
-        raise ConfigError(
-            "writing SXXXXX_silent.mp4 needs avse.video.io.copy_video_stream, which is missing; "
-            "render with with_video=False"
-        ) from None
-    copy_video_stream(src, dst)
 
 
 def scene_output_paths(out_dir: str | Path, scene_name: str, with_video: bool = True) -> dict[str, Path]:
@@ -631,7 +620,7 @@ class _TargetCache:
         if hit is not None:
             self.items.move_to_end(key)
             return hit
-        x = _read_wav64(path)
+        x = read_wav64(path)
         x.flags.writeable = False
         value = (x, weighted_rms(x, h))
         self.items[key] = value
@@ -698,7 +687,7 @@ def _render_one(
     n = len(target) + pre + post
     noises = []
     for spec, path in zip(_interferer_list(scene), inputs["interferers"]):
-        x = _read_wav64(path, start=int(spec["offset"]), frames=n)
+        x = read_wav64(path, start=int(spec["offset"]), frames=n)
         noises.append(apply_ramp(x))
     try:
         mixed, t, noise = mix_scene(target, noises, scene["SNR"], h, pre, post, target_rms=t_rms)
@@ -708,7 +697,7 @@ def _render_one(
     for kind, x in zip(OUTPUT_KINDS, ints):
         _write_int16_wav(outputs[kind], x)
     if with_video:
-        _copy_video_stream(inputs["video"], outputs["video"])  # atomic itself
+        copy_video_stream(inputs["video"], outputs["video"])  # atomic itself
     return outputs
 
 
@@ -840,8 +829,8 @@ def measured_snr(
     speech-weighting FIR (plain RMS when None) - the quantity the renderer sets.
     """
     h = _weight_array(speech_weight)
-    t = _read_wav64(Path(target_wav))
-    i = _read_wav64(Path(interferer_wav))
+    t = read_wav64(Path(target_wav))
+    i = read_wav64(Path(interferer_wav))
     lo, hi = pre_samples, len(t) - post_samples
     return float(20 * np.log10(weighted_rms(t[lo:hi], h) / weighted_rms(i[lo:hi], h)))
 

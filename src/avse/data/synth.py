@@ -56,7 +56,8 @@ def _sentences(rng: np.random.Generator, count: int, grid_fraction: float) -> st
     from avse.data.text import free_sentence, grid_sentence
 
     parts = [grid_sentence(rng) if rng.random() < grid_fraction else free_sentence(rng) for _ in range(count)]
-    return ". ".join(p.rstrip(".") for p in parts)
+    # Each sentence capitalised and ended, so that every engine pauses between them.
+    return " ".join(p.rstrip(".")[:1].upper() + p.rstrip(".")[1:] + "." for p in parts)
 
 
 def plan_speech(cfg: SynthConfig) -> list[SpeechTask]:

@@ -3,9 +3,11 @@
 ``synthesize(text, voice)`` returns an :class:`Utterance` whose phones are
 lowercase ARPAbet without stress digits plus ``"pau"``, contiguous, starting at
 0 and ending at the last sample, so that they can drive lip motion frame by
-frame. The timings come from the engines themselves: espeak-ng's phoneme events
-(C API through ctypes), flite's ``-psdur`` segment end times and festival's
-``Segment`` relation. Leading and trailing silence is made exactly
+frame. The timings come from the engines themselves: espeak-ng's C API
+(through ctypes: phoneme events plus sample-counting output hooks, see
+``_espeak_phone_starts``), flite's ``-psdur`` segment end times and festival's
+``Segment`` relation; measured against the audio energy, the best-fitting
+shift is within 6 ms for every voice. Leading and trailing silence is made exactly
 ``KEEP_SILENCE_S`` long (cut or zero-padded, audio and timings shifted
 together); the audio is peak normalised to ``PEAK`` (0.9) so that every
 utterance has the same headroom.
@@ -14,6 +16,10 @@ Voice parameters are engine independent: ``pitch`` is a shift in semitones
 from the voice's own pitch (0 = as shipped) and ``rate`` a speaking-rate
 factor (1 = as shipped, 1.2 = 20 % faster). ``VOICE_CATALOG`` lists the voices
 known here; ``speaker_voices`` draws distinct speaker identities from it.
+
+The same text and voice give the same samples, whatever was synthesised
+before: espeak-ng is loaded afresh for every call (its static state would
+otherwise leak between calls), flite and festival run in a fresh process.
 """
 
 from __future__ import annotations
@@ -126,9 +132,17 @@ ESPEAK_VARIANTS = {
     "f1": "female", "f2": "female", "f3": "female", "f4": "female", "f5": "female",
 }
 
-# Every voice used here. flite's "kal" is the 8 kHz build of "kal16" and
-# "awb_time" only says the time, so neither is listed. flite's rms and
-# festival's HTS voice ignore pitch requests (checked: identical samples).
+# Every voice used here (31 timbres; all present on the project machines):
+#   espeak-ng  en-us and en-gb-x-rp, each as the default voice (male) and the
+#              variants m1 m2 m3 m4 m6 m7 (male) and f1 f2 f3 f4 f5 (female);
+#              other variants (klatt*, whisper, croak, ...) sound unnatural.
+#   flite      slt (US female), kal16 (US male), awb (Scottish male), rms (US
+#              male). "kal" is the 8 kHz build of kal16 and "awb_time" only says
+#              the time, so neither is listed.
+#   festival   cmu_us_slt_arctic_hts (US female, HTS), kal_diphone and
+#              ked_diphone (US male, diphone).
+# flite's rms and festival's HTS voice ignore pitch requests (checked: the
+# samples are identical), so only their rate varies.
 VOICE_CATALOG: tuple[VoiceInfo, ...] = (
     *(
         VoiceInfo("espeak", lang, var, sex, accent, True)
@@ -268,7 +282,11 @@ class _Raw:
 
 
 def _finalize(raw: _Raw, text: str, voice: Voice) -> Utterance:
-    """Resample to 16 kHz, make phones contiguous over the audio, set edge silences to KEEP_SILENCE_S, peak-normalise."""
+    """Resample to 16 kHz, make phones contiguous over the audio, set edge silences, peak-normalise.
+
+    The audio [T] float32 at 16 kHz starts and ends with exactly KEEP_SILENCE_S
+    of silence before the first / after the last phone or loud sample.
+    """
     audio = np.asarray(raw.audio, dtype=np.float32)
     if audio.size == 0 or not np.any(audio):
         raise TtsError(f"{voice.engine} produced no audio for {text!r}")
@@ -297,7 +315,11 @@ def _finalize(raw: _Raw, text: str, voice: Voice) -> Utterance:
     head = first - keep  # < 0: pad
     tail = last + keep  # > n: pad
     audio = np.concatenate(
-        [np.zeros(max(0, -head), np.float32), audio[max(0, head) : min(n, tail)], np.zeros(max(0, tail - n), np.float32)]
+        [
+            np.zeros(max(0, -head), np.float32),
+            audio[max(0, head) : min(n, tail)],
+            np.zeros(max(0, tail - n), np.float32),
+        ]
     )
     n = tail - head
 
@@ -381,11 +403,13 @@ _INIT_DONT_EXIT = 0x8000  # never let the library call exit() when its data is m
 _EV_LIST_TERMINATED, _EV_WORD, _EV_PHONEME = 0, 1, 7
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
+_ENDPAUSE = 0x1000
 _PARAM_RATE, _PARAM_PITCH = 1, 3
 _ESPEAK_RATE_NORMAL = 175  # words per minute, espeakRATE_NORMAL
 _ESPEAK_SEED = 1  # seed of espeak-ng's random numbers, set before each synthesis
 # espeak pitch parameter (0-100, 50 = voice default) -> measured F0 shift in
-# semitones (median F0 of two sentences, en-us and en-us+f3, averaged).
+# semitones (median F0 of two sentences, en-us and en-us+f3, averaged); shifts
+# beyond the ends (-6.2, +8.9) saturate there.
 _ESPEAK_PITCH_PARAM = (0.0, 10.0, 30.0, 50.0, 70.0, 90.0, 100.0)
 _ESPEAK_PITCH_SEMITONES = (-6.2, -5.0, -2.8, 0.0, 3.2, 6.9, 8.9)
 
@@ -443,83 +467,105 @@ class _EspeakOutput:
     starts_valid: bool  # the sample hooks counted every sample, so ``starts`` is exact
 
 
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Declare the signatures of the espeak-ng functions used here."""
+    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    lib.espeak_SetVoiceByName.restype = ctypes.c_int
+    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_SetParameter.restype = ctypes.c_int
+    lib.espeak_Synth.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+        ctypes.c_void_p, ctypes.c_void_p,
+    ]
+    lib.espeak_Synth.restype = ctypes.c_int
+    lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    lib.espeak_Info.restype = ctypes.c_char_p
+    lib.espeak_Terminate.argtypes = []
+    lib.espeak_Terminate.restype = ctypes.c_int
+    if hasattr(lib, "espeak_ng_SetOutputHooks"):
+        lib.espeak_ng_SetOutputHooks.argtypes = [ctypes.POINTER(_OutputHooks)]
+        lib.espeak_ng_SetOutputHooks.restype = ctypes.c_int
+    if hasattr(lib, "espeak_ng_SetRandSeed"):
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed.restype = ctypes.c_int
+    return lib
+
+
+def _unload(lib: ctypes.CDLL) -> None:
+    import _ctypes
+
+    _ctypes.dlclose(lib._handle)
+
+
 class _Espeak:
-    """The process-wide espeak-ng library, initialised once; every use holds _ESPEAK_LOCK.
+    """espeak-ng through its C API; every use holds _ESPEAK_LOCK.
+
+    The library keeps synthesis state in static variables (the phase of the
+    glottal source, an unfinished echo tail, ...) that leak from one call into
+    the next, so each synthesis loads the library afresh (dlopen, about 5 ms),
+    initialises it, seeds its random numbers (glibc rand() in 1.51,
+    espeak_ng_SetRandSeed in 1.52), speaks and unloads it again: the same text
+    and voice then give the same samples whatever was spoken before.
 
     Two timings come back for each phoneme: the PHONEME event, which espeak
     places after a stop's closure and, for a vowel after a nasal or liquid,
     after the vowel's onset; and the point where the synthesis of the phoneme
     began, found by counting samples in espeak-ng's output hooks (the stop
-    closure included). ``_synth_espeak`` combines them.
+    closure included). ``_espeak_phone_starts`` combines them.
     """
 
     def __init__(self) -> None:
         errors = []
         for lib_path, data_path in _espeak_candidates():
             try:
-                lib = ctypes.CDLL(lib_path)
-            except OSError as err:
+                lib = _bind(ctypes.CDLL(lib_path))
+            except (OSError, AttributeError) as err:
                 errors.append(f"{lib_path}: {err}")
                 continue
-            lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-            lib.espeak_Initialize.restype = ctypes.c_int
-            lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
-            lib.espeak_SetSynthCallback.restype = None
-            lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-            lib.espeak_SetVoiceByName.restype = ctypes.c_int
-            lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-            lib.espeak_SetParameter.restype = ctypes.c_int
-            lib.espeak_Synth.argtypes = [
-                ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-                ctypes.c_void_p, ctypes.c_void_p,
-            ]
-            lib.espeak_Synth.restype = ctypes.c_int
-            lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
-            lib.espeak_Info.restype = ctypes.c_char_p
-            path_arg = data_path.encode() if data_path else None
-            rate = lib.espeak_Initialize(
-                _AUDIO_OUTPUT_SYNCHRONOUS, 0, path_arg, _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT
-            )
+            try:
+                rate = lib.espeak_Initialize(
+                    _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode() if data_path else None, _INIT_DONT_EXIT
+                )
+                found = ctypes.c_char_p()
+                version = (lib.espeak_Info(ctypes.byref(found)) or b"?").decode()
+                found_path = found.value.decode() if found.value else (data_path or "")  # copy before unloading
+                if rate > 0:
+                    lib.espeak_Terminate()
+            finally:
+                _unload(lib)
             if rate <= 0:
                 errors.append(f"{lib_path}: espeak_Initialize failed (data at {data_path or 'default path'})")
                 continue
-            self.lib = lib
+            self.lib_path = lib_path
+            self.init_path = data_path  # None: the library's built-in data path
             self.sample_rate = int(rate)
-            found = ctypes.c_char_p()
-            self.version = (lib.espeak_Info(ctypes.byref(found)) or b"?").decode()
-            self.data_path = Path(found.value.decode()) if found.value else Path(data_path or "")
-            self._chunks: list[np.ndarray] = []
-            self._events: list[tuple[int, float, int, int, str]] = []
-            self._starts: list[tuple[int, str, int]] = []
-            self._count = 0
-            # Keep references: the library holds raw pointers to these.
-            self._callback = _SynthCallback(self._on_audio)
-            lib.espeak_SetSynthCallback(self._callback)
-            # espeak-ng draws random numbers (glibc rand() in 1.51, its own
-            # generator with espeak_ng_SetRandSeed in 1.52): reseeded before
-            # every synthesis so that the same text and voice give the same samples.
-            self._seed_funcs = []
-            if hasattr(lib, "espeak_ng_SetRandSeed"):
-                lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-                self._seed_funcs.append(lib.espeak_ng_SetRandSeed)
+            self.version = version
+            self.data_path = Path(found_path)
+            self._libc_srand = None
             libc_name = ctypes.util.find_library("c")
             if libc_name:
-                libc = ctypes.CDLL(libc_name)
-                libc.srand.argtypes = [ctypes.c_uint]
-                libc.srand.restype = None
-                self._seed_funcs.append(libc.srand)
-            self._hooks = None
-            if hasattr(lib, "espeak_ng_SetOutputHooks"):
-                lib.espeak_ng_SetOutputHooks.argtypes = [ctypes.POINTER(_OutputHooks)]
-                lib.espeak_ng_SetOutputHooks.restype = ctypes.c_int
-                count = _SampleHook(self._on_sample)
-                self._hooks = _OutputHooks(_PhoHook(self._on_phoneme_start), count, count, count)
-                if lib.espeak_ng_SetOutputHooks(ctypes.byref(self._hooks)) != 0:
-                    self._hooks = None
+                self._libc_srand = ctypes.CDLL(libc_name).srand
+                self._libc_srand.argtypes = [ctypes.c_uint]
+                self._libc_srand.restype = None
+            self._reset()
+            # Keep references: the library holds raw pointers to these while it is loaded.
+            self._callback = _SynthCallback(self._on_audio)
+            count = _SampleHook(self._on_sample)
+            self._hooks = _OutputHooks(_PhoHook(self._on_phoneme_start), count, count, count)
             return
         raise EngineMissingError(
             "espeak-ng library not usable: " + ("; ".join(errors) if errors else "libespeak-ng not found")
         )
+
+    def _reset(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, float, int, int, str]] = []
+        self._starts: list[tuple[int, str, int]] = []
+        self._count = 0
 
     def _on_audio(self, wav, n, events) -> int:
         try:
@@ -542,7 +588,10 @@ class _Espeak:
         self._count += 1
 
     def _on_phoneme_start(self, name, ph_type) -> None:
-        self._starts.append((self._count, (name or b"").decode("utf-8", "replace"), int(ph_type)))
+        entry = (self._count, (name or b"").decode("utf-8", "replace"), int(ph_type))
+        # espeak queues a phoneme's start again when its command queue was full: keep the first
+        if not self._starts or self._starts[-1] != entry:
+            self._starts.append(entry)
 
     def has_variant(self, variant: str) -> bool:
         return (self.data_path / "voices" / "!v" / variant).is_file()
@@ -551,28 +600,47 @@ class _Espeak:
         """int16 samples of ``text`` at self.sample_rate with its events and phoneme start times."""
         if voice.variant is not None and not self.has_variant(voice.variant):
             raise VoiceMissingError(f"espeak-ng has no voice variant {voice.variant!r} (in {self.data_path})")
+        lib = _bind(ctypes.CDLL(self.lib_path))
+        try:
+            init = self.init_path.encode() if self.init_path else None
+            if lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, init, _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT) <= 0:
+                raise EngineMissingError(f"espeak-ng failed to initialise from {self.lib_path}")
+            try:
+                return self._speak(lib, text, voice)
+            finally:
+                lib.espeak_Terminate()
+        finally:
+            _unload(lib)
+
+    def _speak(self, lib: ctypes.CDLL, text: str, voice: Voice) -> _EspeakOutput:
+        lib.espeak_SetSynthCallback(self._callback)
+        hooks = hasattr(lib, "espeak_ng_SetOutputHooks") and lib.espeak_ng_SetOutputHooks(ctypes.byref(self._hooks)) == 0
         name = voice.name if voice.variant is None else f"{voice.name}+{voice.variant}"
-        if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
+        if lib.espeak_SetVoiceByName(name.encode()) != 0:
             raise VoiceMissingError(f"espeak-ng has no voice {voice.name!r}")
         rate = int(round(_ESPEAK_RATE_NORMAL * float(voice.rate)))
         pitch = float(np.interp(float(voice.pitch), _ESPEAK_PITCH_SEMITONES, _ESPEAK_PITCH_PARAM))
-        self.lib.espeak_SetParameter(_PARAM_RATE, max(80, min(450, rate)), 0)
-        self.lib.espeak_SetParameter(_PARAM_PITCH, int(round(pitch)), 0)
-        self._chunks, self._events, self._starts, self._count = [], [], [], 0
-        for seed in self._seed_funcs:
-            seed(_ESPEAK_SEED)
+        lib.espeak_SetParameter(_PARAM_RATE, max(80, min(450, rate)), 0)
+        lib.espeak_SetParameter(_PARAM_PITCH, int(round(pitch)), 0)
+        if hasattr(lib, "espeak_ng_SetRandSeed"):
+            lib.espeak_ng_SetRandSeed(_ESPEAK_SEED)
+        if self._libc_srand is not None:
+            self._libc_srand(_ESPEAK_SEED)
+        self._reset()
         data = text.encode("utf-8")
         try:
-            err = self.lib.espeak_Synth(data + b"\0", len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            # ENDPAUSE: end on a pause, so that the echo and the last sounds finish inside this call.
+            flags = _CHARS_UTF8 | _ENDPAUSE
+            err = lib.espeak_Synth(data + b"\0", len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
             samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             out = _EspeakOutput(
                 samples=samples,
                 events=self._events,
                 starts=[(c / self.sample_rate, nm, t) for c, nm, t in self._starts],
-                starts_valid=self._hooks is not None and self._count == samples.shape[0],
+                starts_valid=bool(hooks) and self._count == samples.shape[0],
             )
         finally:
-            self._chunks, self._events, self._starts, self._count = [], [], [], 0
+            self._reset()
         if err != 0:
             raise TtsError(f"espeak_Synth failed with code {err}")
         return out
@@ -650,6 +718,28 @@ def _espeak_phone_starts(out: _EspeakOutput) -> list[float]:
     return result
 
 
+_PUNCT = ".,;:!?\"'()[]{}"
+
+
+def _espeak_word_text(text: str, text_pos: int, length: int) -> str:
+    """The word a WORD event points at (1-based character position); "" for the end-of-text event.
+
+    After "word." followed by a lowercase word espeak points the event at the
+    space before the word (length 1): then the next token is taken.
+    """
+    if length <= 0:
+        return ""
+    i = max(text_pos - 1, 0)
+    if i < len(text) and text[i].isalnum():
+        return text[i : i + length].strip(_PUNCT)
+    while i < len(text) and not text[i].isalnum():
+        i += 1
+    j = i
+    while j < len(text) and not text[j].isspace():
+        j += 1
+    return text[i:j].strip(_PUNCT)
+
+
 def _synth_espeak(text: str, voice: Voice) -> _Raw:
     with _ESPEAK_LOCK:
         engine = _espeak()
@@ -667,8 +757,9 @@ def _synth_espeak(text: str, voice: Voice) -> _Raw:
     for kind, _pos, text_pos, length, name in out.events:
         if kind == _EV_WORD:
             current_word = -1
-            if length > 0:
-                word_texts.append(text[max(text_pos - 1, 0) : text_pos - 1 + length])
+            word = _espeak_word_text(text, text_pos, length)
+            if word:
+                word_texts.append(word)
                 current_word = len(word_texts) - 1
             continue
         sym = espeak_to_arpabet(name, voice.name)
@@ -708,7 +799,7 @@ def _flite_voices() -> tuple[str, ...]:
 
 
 def _word_tokens(text: str) -> list[str]:
-    tokens = [t.strip(".,;:!?\"()[]{}") for t in text.split()]
+    tokens = [t.strip(_PUNCT) for t in text.split()]
     return [t for t in tokens if t]
 
 
@@ -786,7 +877,8 @@ def _festival_script(text: str, voice: Voice, wav: Path, segs: Path) -> str:
     if voice.name.endswith("_hts"):
         # The HTS engine predicts its own durations; "-r" is its speed factor
         # and the durations it used are written back into the Segment relation.
-        lines.append(f"(set! hts_engine_params (append hts_engine_params (list (list \"-r\" {float(voice.rate):.6f}))))")
+        speed = f"{float(voice.rate):.6f}"
+        lines.append(f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {speed}))))')
     else:
         lines.append(
             "(let ((ds (Parameter.get 'Duration_Stretch))) (if (not ds) (set! ds 1.0))"
@@ -911,8 +1003,11 @@ def available_voices(engines: tuple[str, ...] | list[str] | None = None) -> list
             continue
         if info.engine == "festival" and info.name not in _festival_voices():
             continue
-        if info.engine == "espeak" and info.variant is not None and not _espeak().has_variant(info.variant):
-            continue
+        if info.engine == "espeak" and info.variant is not None:
+            with _ESPEAK_LOCK:
+                espeak = _espeak()
+            if not espeak.has_variant(info.variant):
+                continue
         out.append(info)
     return out
 

@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 
 from avse import SAMPLE_RATE, VIDEO_FPS
@@ -307,7 +308,11 @@ def write_video(
     with atomic_path(path) as tmp:
         try:
             with av.open(str(tmp), "w", options=options) as out:
-                vs = out.add_stream("libx264", rate=rate, options={"crf": str(int(crf)), "preset": preset})
+                # mbtree off: with it, x264 (as bundled with PyAV) gave different
+                # bytes for the same frames from call to call; without, the output
+                # is a function of the input alone (checked), at a tiny cost in size.
+                x264 = {"crf": str(int(crf)), "preset": preset, "x264-params": "mbtree=0"}
+                vs = out.add_stream("libx264", rate=rate, options=x264)
                 vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
                 vs.codec_context.time_base = 1 / rate
                 ast = None
@@ -321,7 +326,9 @@ def write_video(
                         until = min(audio.shape[0], math.ceil((i + 1) / rate * sample_rate))
                         while next_sample < until:
                             next_sample = _encode_audio(out, ast, audio, next_sample, chunk, sample_rate)
-                    vf = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                    # RGB -> YUV 4:2:0 (BT.601, limited range), as FFmpeg would do it.
+                    yuv = cv2.cvtColor(frames[i], cv2.COLOR_RGB2YUV_I420)  # [H * 3 / 2, W]
+                    vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                     vf.pts, vf.time_base = i, 1 / rate
                     out.mux(vs.encode(vf))
                 out.mux(vs.encode(None))

@@ -1,0 +1,92 @@
+"""The ``avse`` command: help, and one-line errors with a non-zero exit and nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avse.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "avse.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def _listing(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+def test_help_lists_the_commands():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for cmd in ("demo", "synth", "scenes"):
+        assert cmd in out.stdout
+    assert run_cli("scenes", "render", "--help").returncode == 0
+
+
+def test_upside_down_snr_range_is_one_line_error(corpus_copy, capsys):
+    before = _listing(corpus_copy)
+    code = main(["scenes", "build", str(corpus_copy), "--dataset", "dev", "--scenes", "3", "--snr-noise", "10,-10"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "snr_noise" in err
+    assert _listing(corpus_copy) == before
+
+
+def test_empty_metadata_list_is_one_line_error(corpus_copy, capsys):
+    (corpus_copy / "metadata" / "masker_noise_list.json").write_text("[]")
+    code = main(["scenes", "build", str(corpus_copy), "--dataset", "dev", "--scenes", "3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "masker_noise_list.json" in err and "empty" in err
+
+
+def test_malformed_metadata_list_is_one_line_error(corpus_copy, capsys):
+    (corpus_copy / "metadata" / "target_speech_list.json").write_text('[{"wavfile": "x"')
+    code = main(["scenes", "build", str(corpus_copy), "--dataset", "dev", "--scenes", "3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "target_speech_list.json" in err
+
+
+def test_truncated_target_wav_is_named_and_nothing_half_written(corpus_copy, capsys):
+    scenes = json.loads((corpus_copy / "metadata" / "scenes.dev.json").read_text())
+    wav = corpus_copy / "dev" / "targets" / f"{scenes[0]['target']['name']}.wav"
+    wav.write_bytes(wav.read_bytes()[: 44 + 1000])  # header says more than is there
+    out_dir = corpus_copy / "dev" / "scenes"
+    for p in out_dir.iterdir():
+        p.unlink()
+    code = main(["scenes", "render", str(corpus_copy), "--dataset", "dev", "--jobs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and wav.name in err and "truncated" in err
+    leftovers = [p.name for p in out_dir.iterdir() if p.name.startswith(f"{scenes[0]['scene']}_") or ".part" in p.name]
+    assert leftovers == []
+
+
+def test_output_folder_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "corpus"
+    f.write_text("not a folder")
+    code = main(["synth", str(f), "--preset", "tiny", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "is a file" in err and len(err.splitlines()) == 1
+    assert f.read_text() == "not a folder"
+
+
+@pytest.mark.slow
+def test_scenes_commands_end_to_end(corpus_copy):
+    for p in (corpus_copy / "dev" / "scenes").iterdir():
+        p.unlink()
+    out = run_cli("scenes", "build", str(corpus_copy), "--dataset", "dev", "--scenes", "5", "--seed", "2")
+    assert out.returncode == 0, out.stderr
+    first = (corpus_copy / "metadata" / "scenes.dev.json").read_bytes()
+    assert run_cli("scenes", "build", str(corpus_copy), "--dataset", "dev", "--scenes", "5", "--seed", "2").returncode == 0
+    assert (corpus_copy / "metadata" / "scenes.dev.json").read_bytes() == first
+    out = run_cli("scenes", "render", str(corpus_copy), "--dataset", "dev", "--jobs", "2", "--shard", "0/2", "--quiet")
+    assert out.returncode == 0, out.stderr
+    names = sorted(p.name for p in (corpus_copy / "dev" / "scenes").iterdir())
+    assert len(names) == 3 * 4  # scenes 0, 2, 4 of 5: three wavs and an mp4 each
+    out = run_cli("scenes", "render", str(corpus_copy), "--dataset", "dev", "--jobs", "2", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert len(list((corpus_copy / "dev" / "scenes").iterdir())) == 5 * 4
