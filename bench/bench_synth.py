@@ -48,7 +48,7 @@ def stage_times(cfg, n: int = 5) -> dict:
             t2 = time.perf_counter()
             frames, _ = render_face(traj, style_for_speaker(t.face_seed), rng=rng)
             t3 = time.perf_counter()
-            write_video(Path(tmp) / "x.mp4", frames, audio=utt.audio)
+            write_video(Path(tmp) / "x.mp4", frames, audio=utt.audio, crf=cfg.video_crf[1], preset=cfg.video_preset)
             t4 = time.perf_counter()
             for k, dt in zip(acc, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 acc[k] += dt

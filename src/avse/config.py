@@ -26,6 +26,9 @@ class SynthConfig:
     masker_sentences: int = 2  # masker utterances chain this many sentences (longer than targets)
     noise_dirs: tuple[str, ...] = ()  # folders or files of real noise, cut into split-disjoint segments
     real_noise_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    # H.264 quality per speaker, drawn from this range (compression varies like real uploads)
+    video_crf: tuple[int, int] = (18, 30)
+    video_preset: str = "veryfast"  # x264 speed preset: encoding dominates synthesis time
 
     def speakers(self, split: str) -> tuple[int, int]:
         """(target, masker) speaker counts of ``split``."""

@@ -109,7 +109,7 @@ def _speech_paths(root: Path, task: SpeechTask) -> dict[str, Path]:
     return {"wav": root / task.split / "interferers" / "speech" / f"{task.id}.wav"}
 
 
-def make_speech(root: Path, task: SpeechTask) -> dict[str, Any]:
+def make_speech(root: Path, task: SpeechTask, cfg: SynthConfig) -> dict[str, Any]:
     """Synthesize one utterance and write its files; returns its metadata-list entry."""
     from avse.data.tts import synthesize
 
@@ -130,7 +130,8 @@ def make_speech(root: Path, task: SpeechTask) -> dict[str, Any]:
         landmarks["phone_symbols"] = np.array([p[0] for p in utt.phones])
         landmarks["phone_times"] = np.array([[p[1], p[2]] for p in utt.phones], dtype=np.float64).reshape(-1, 2)
         write_landmarks(paths["landmarks"], landmarks)
-        write_video(paths["video"], frames, fps=VIDEO_FPS, audio=audio)
+        crf = int(np.random.default_rng(task.face_seed).integers(cfg.video_crf[0], cfg.video_crf[1] + 1))
+        write_video(paths["video"], frames, fps=VIDEO_FPS, audio=audio, crf=crf, preset=cfg.video_preset)
     return {
         "wavfile": task.id,
         "dataset": task.split,
@@ -157,9 +158,9 @@ def _record_path(root: Path, item_id: str) -> Path:
     return root / WORK_DIR / f"{item_id}.json"
 
 
-def _run_speech(args: tuple[str, SpeechTask]) -> dict[str, Any]:
-    root, task = Path(args[0]), args[1]
-    entry = make_speech(root, task)
+def _run_speech(args: tuple[str, SpeechTask, SynthConfig]) -> dict[str, Any]:
+    root, task, cfg = Path(args[0]), args[1], args[2]
+    entry = make_speech(root, task, cfg)
     write_json(_record_path(root, task.id), entry)
     return entry
 
@@ -234,7 +235,7 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     for t in speech:
         rec = _done(root, t.id, list(_speech_paths(root, t).values()))
         if rec is None:
-            todo.append((str(root), t))
+            todo.append((str(root), t, cfg))
         else:
             entries[t.id] = rec
     for e in _map(_run_speech, todo, jobs, "speech", progress):
