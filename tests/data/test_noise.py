@@ -52,7 +52,9 @@ def test_unknown_class_is_refused():
 def test_real_noise_is_cut_into_split_disjoint_segments(tmp_path):
     x = np.random.default_rng(0).standard_normal(16_000 * 20).astype(np.float32) * 0.1
     sf.write(tmp_path / "kitchen.wav", x, 16_000)
-    segs = real_noise_segments([tmp_path / "kitchen.wav"], {"train": 0.7, "dev": 0.15, "test": 0.15}, 5.0)
+    segs = {"train": [], "dev": [], "test": []}
+    for split, name, audio in real_noise_segments([tmp_path / "kitchen.wav"], {"train": 0.7, "dev": 0.15, "test": 0.15}, 5.0):
+        segs[split].append((name, audio))
     assert [len(segs[s]) for s in ("train", "dev", "test")] == [2, 1, 1]
     # Each segment is a distinct stretch of the file: no sample range is shared.
     found = []

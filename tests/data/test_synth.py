@@ -109,3 +109,16 @@ def test_root_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(OutputPathError, match="is a file"):
         synthesize_corpus(f, synth_config("tiny"), progress=False)
     assert f.read_text() == "x"
+
+
+def test_bad_real_noise_file_stops_the_run_before_any_speech(tmp_path):
+    from avse.errors import MediaError
+
+    noise_dir = tmp_path / "noises"
+    noise_dir.mkdir()
+    sf.write(noise_dir / "good.wav", np.zeros(16_000 * 3, np.float32) + 0.01, 16_000)
+    (noise_dir / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    root = tmp_path / "corpus"
+    with pytest.raises(MediaError, match="broken.wav"):
+        synthesize_corpus(root, synth_config("tiny", noise_dirs=(str(noise_dir),)), progress=False)
+    assert not (root / ".synth").exists() and not (root / "train" / "targets").exists()

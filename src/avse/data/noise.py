@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -121,19 +123,21 @@ def generate_noise(kind: str, n: int, rng: np.random.Generator, voices: list[np.
     raise ValueError(f"unknown noise class {kind!r}; expected one of {NOISE_CLASSES}")
 
 
-def real_noise_segments(paths: list[Path], split_fractions: dict[str, float], segment_seconds: float) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """Cut real noise files into split-disjoint segments.
+def real_noise_segments(
+    paths: list[Path], split_fractions: dict[str, float], segment_seconds: float
+) -> Iterator[tuple[str, str, np.ndarray]]:
+    """Cut real noise files into split-disjoint segments, one file in memory at a time.
 
     Each file (any format, read as 16 kHz mono) is cut into contiguous parts by
     ``split_fractions`` (e.g. train 0.7, dev 0.15, test 0.15), and each part
     into segments of ``segment_seconds`` (a part shorter than that is one
-    segment). Returns ``{split: [(name, audio [T]), ...]}``; names are
-    ``<file stem>_<k>``.
+    segment; parts under a second are dropped). Yields ``(split, name, audio
+    [T])`` in file order; names are ``<file stem>_<split><k>``.
     """
     seg = int(segment_seconds * SAMPLE_RATE)
-    out: dict[str, list[tuple[str, np.ndarray]]] = {s: [] for s in split_fractions}
     for path in sorted(paths):
         audio, _ = load_audio(path)
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)
         start = 0
         total = len(audio)
         for split, frac in split_fractions.items():
@@ -145,5 +149,4 @@ def real_noise_segments(paths: list[Path], split_fractions: dict[str, float], se
             pieces = max(1, len(part) // seg)
             for k in range(pieces):
                 piece = part[k * seg : (k + 1) * seg] if pieces > 1 else part
-                out[split].append((f"{Path(path).stem}_{split}{k:03d}", piece))
-    return out
+                yield split, f"{stem}_{split}{k:03d}", piece

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from avse import SAMPLES_PER_FRAME, VIDEO_FPS, __version__
 from avse.audio.io import load_audio, save_wav
 from avse.config import SPLITS, SynthConfig
-from avse.errors import ConfigError
+from avse.errors import ConfigError, MediaError
 from avse.utils.fs import ensure_dir, write_json
 
 WORK_DIR = ".synth"  # per-item completion records, so that an interrupted run resumes
@@ -209,6 +209,26 @@ def _map(fn: Callable, items: list, jobs: int, desc: str, progress: bool, initia
     return results
 
 
+def _make_real_noises(root: Path, cfg: SynthConfig) -> dict[str, dict[str, Any]]:
+    """Cut the real noise files of ``cfg.noise_dirs`` into split-disjoint items; returns their list entries."""
+    from avse.data.noise import real_noise_segments
+
+    files: list[Path] = []
+    for d in cfg.noise_dirs:
+        p = Path(d)
+        if not p.exists():
+            raise MediaError(p, "no such noise file or folder")
+        files += sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")) if p.is_dir() else [p]
+    entries: dict[str, dict[str, Any]] = {}
+    for split, name, audio in real_noise_segments(files, dict(zip(SPLITS, cfg.real_noise_fractions)), cfg.noise_seconds):
+        nid = f"real_{name}"
+        path = root / split / "interferers" / "noise" / f"{nid}.wav"
+        if not path.exists():
+            save_wav(path, audio)
+        entries[nid] = {"ID": nid, "class": "real", "type": "noise", "dataset": split, "nsamples": int(len(audio))}
+    return entries
+
+
 def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progress: bool = True) -> dict[str, Any]:
     """Make the synthetic corpus under ``root`` in the AVSE layout.
 
@@ -216,8 +236,6 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     earlier, interrupted run are kept. Writes the three metadata lists last.
     Returns a summary dict (counts per split and kind, seconds of speech).
     """
-    from avse.data.noise import real_noise_segments
-
     root = ensure_dir(root)
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
@@ -230,6 +248,7 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
             raise ConfigError(f"{root}: holds a corpus made with another configuration; use a new folder")
     else:
         write_json(cfg_path, cfg_record)
+    real = _make_real_noises(root, cfg)  # first: a bad noise file stops the run before the long work
     speech = plan_speech(cfg)
     todo, entries = [], {}
     for t in speech:
@@ -257,19 +276,8 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     for e in _map(_run_noise, ntodo, jobs, "noise", progress, _init_noise_worker, (voices,)):
         noise_entries[e["ID"]] = e
 
-    noise_order = [t.id for t in noises]
-    if cfg.noise_dirs:
-        files: list[Path] = []
-        for d in cfg.noise_dirs:
-            p = Path(d)
-            files += sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-        fractions = dict(zip(SPLITS, cfg.real_noise_fractions))
-        for split, segs in real_noise_segments(files, fractions, cfg.noise_seconds).items():
-            for name, audio in segs:
-                nid = f"real_{name}"
-                save_wav(root / split / "interferers" / "noise" / f"{nid}.wav", audio)
-                noise_entries[nid] = {"ID": nid, "class": "real", "type": "noise", "dataset": split, "nsamples": int(len(audio))}
-                noise_order.append(nid)
+    noise_order = [t.id for t in noises] + list(real)
+    noise_entries.update(real)
 
     targets = [entries[t.id] for t in speech if t.role == "target"]
     maskers = [entries[t.id] for t in speech if t.role == "masker"]
