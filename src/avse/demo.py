@@ -19,7 +19,7 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = 0, n_scen
     """
     from avse.audio.io import load_audio
     from avse.config import synth_config
-    from avse.data.face import read_landmarks
+    from avse.video.landmarks import mouth_opening, read_landmarks
     from avse.data.scenes import build_scenes, measured_snr, render_scenes, write_scenes
     from avse.data.synth import lip_speech_report, synthesize_corpus
     from avse.evaluation.plots import agreement_plot, scene_overview
@@ -57,8 +57,6 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = 0, n_scen
     marks = read_landmarks(corpus / "dev" / "targets_landmarks" / f"{name}.npz")
     title = f"{s['scene']}: target {name} + {s['interferer']['type']} interferer {s['interferer']['name']} at {s['SNR']:.1f} dB"
     overview = scene_overview(out / "overview.png", mixed, target, interferer, clip.frames, marks["lips"], title=title)
-    from avse.data.visemes import mouth_opening
-
     i0 = int(np.argmax(lips["corr"]))
     first_audio, _ = load_audio(corpus / "dev" / "targets" / f"{lips['ids'][i0]}.wav")
     first_lips = read_landmarks(corpus / "dev" / "targets_landmarks" / f"{lips['ids'][i0]}.npz")["lips"]

@@ -7,16 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from avse.data.face import (
-    LANDMARK_KEYS,
-    blink_schedule,
-    draw_landmarks,
-    read_landmarks,
-    render_face,
-    style_for_speaker,
-    write_landmarks,
-)
-from avse.data.visemes import LIP_INDEX, OPEN, lip_trajectory, mouth_opening, phone_targets
+from avse.data.face import blink_schedule, draw_landmarks, render_face, style_for_speaker
+from avse.data.visemes import OPEN, lip_trajectory, phone_targets
+from avse.video.landmarks import LANDMARK_KEYS, LIP_INDEX, mouth_opening, read_landmarks, write_landmarks
 from avse.errors import ConfigError, MediaError
 
 FPS = 25

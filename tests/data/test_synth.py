@@ -11,11 +11,11 @@ import pytest
 import soundfile as sf
 
 from avse.config import SPLITS, synth_config
-from avse.data.face import read_landmarks
 from avse.data.metadata import load_noise_list, load_speech_list
 from avse.data.synth import lip_speech_report, plan_noise, plan_speech, synthesize_corpus
 from avse.errors import ConfigError, OutputPathError
 from avse.video.io import read_video
+from avse.video.landmarks import read_landmarks
 
 
 def _digest(root: Path) -> dict[str, str]:

@@ -9,19 +9,18 @@ from avse.data.visemes import (
     BILABIALS,
     JAW,
     K,
-    LIP_INDEX,
     OPEN,
     PHONES,
     ROUND,
     SPREAD,
     closure_envelope,
     lip_trajectory,
-    mouth_opening,
     normalize_phone,
     phone_targets,
     phone_to_viseme,
     viseme_targets,
 )
+from avse.video.landmarks import LIP_INDEX, mouth_opening
 from avse.errors import ConfigError
 
 CONTRACT_PHONES = (

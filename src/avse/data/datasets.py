@@ -10,7 +10,6 @@ import torch
 from torch.utils.data import Dataset
 
 from avse import SAMPLES_PER_FRAME
-from avse.data.face import read_landmarks
 from avse.data.metadata import (
     interferer_wav_path,
     load_noise_list,
@@ -27,6 +26,7 @@ from avse.data.metadata import (
 from avse.data.scenes import InterfererPool, apply_ramp, load_speech_weight, mix_scene, read_wav64
 from avse.data.synth import item_seed
 from avse.errors import ConfigError, InterfererTooShortError
+from avse.video.landmarks import read_landmarks
 
 
 def frames_for(n_samples: int) -> int:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import cv2
 import numpy as np
 
 from avse import VIDEO_FPS
-from avse.data.visemes import JAW, K, LIP_INDEX, OPEN, RAISE, ROUND, SPREAD, TUCK
-from avse.errors import ConfigError, MediaError
-from avse.utils.fs import atomic_path
+from avse.data.visemes import JAW, K, OPEN, RAISE, ROUND, SPREAD, TUCK
+from avse.errors import ConfigError
+from avse.video.landmarks import LIP_INDEX
 
-#: the arrays every landmark file holds (more keys, e.g. phone timings, may ride along)
-LANDMARK_KEYS = ("lips", "lip_index", "eyes", "nose", "face_box")
-EYE_INDEX = np.array([33, 133, 362, 263], dtype=np.int32)  # MediaPipe: right-eye outer/inner, left-eye inner/outer
-NOSE_INDEX = 1  # MediaPipe nose tip
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
@@ -606,46 +600,3 @@ def draw_landmarks(frame: np.ndarray, landmarks: Mapping[str, np.ndarray], i: in
 # ---------------------------------------------------------------------------------------------
 # Landmark files
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_landmarks(lm: Mapping[str, Any], where: str | Path) -> None:
-    missing = [k for k in LANDMARK_KEYS if k not in lm]
-    if missing:
-        raise MediaError(where, f"landmarks lack {', '.join(missing)}")
-    n = np.shape(lm["lips"])[0] if np.ndim(lm["lips"]) == 3 else -1
-    want = {"lips": (n, 40, 2), "lip_index": (40,), "eyes": (n, 4, 2), "nose": (n, 2), "face_box": (n, 4)}
-    for k, shape in want.items():
-        if np.shape(lm[k]) != shape or n < 0:
-            raise MediaError(where, f"landmarks {k!r} has shape {np.shape(lm[k])}, expected {shape}")
-
-
-def write_landmarks(path: str | Path, landmarks: Mapping[str, Any]) -> None:
-    """Write a landmark dict (LANDMARK_KEYS, plus any extra arrays) to ``path`` as a compressed npz, atomically.
-
-    lips [N, 40, 2], eyes [N, 4, 2], nose [N, 2], face_box [N, 4] are stored float32,
-    lip_index [40] int32; extra arrays are stored as given (no pickled objects).
-    """
-    _check_landmarks(landmarks, path)
-    arrays = {k: np.asarray(v) for k, v in landmarks.items()}
-    for k in ("lips", "eyes", "nose", "face_box"):
-        arrays[k] = arrays[k].astype(np.float32)
-    arrays["lip_index"] = arrays["lip_index"].astype(np.int32)
-    for k, v in arrays.items():
-        if v.dtype == object:
-            raise ConfigError(f"landmarks {k!r}: object arrays cannot be stored without pickle")
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: numpy adds no '.npz'
-        np.savez_compressed(fh, **arrays)
-
-
-def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a landmark npz written by ``write_landmarks`` -> dict of arrays (shapes checked)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(path, "no such landmark file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise MediaError(path, f"unreadable landmark file ({err})") from None
-    _check_landmarks(out, path)
-    return out

@@ -119,9 +119,10 @@ def make_speech(root: Path, task: SpeechTask, cfg: SynthConfig) -> dict[str, Any
     paths = _speech_paths(root, task)
     save_wav(paths["wav"], audio)
     if task.role == "target":
-        from avse.data.face import render_face, style_for_speaker, write_landmarks
+        from avse.data.face import render_face, style_for_speaker
         from avse.data.visemes import lip_trajectory
         from avse.video.io import write_video
+        from avse.video.landmarks import write_landmarks
 
         rng = np.random.default_rng(task.seed)
         traj = lip_trajectory(utt.phones, n_frames, fps=VIDEO_FPS, rng=rng)
@@ -304,9 +305,8 @@ def lip_speech_report(root: str | Path, split: str = "dev") -> dict[str, Any]:
     lag (frames, within +-5) that maximises it. Returns ``{"ids", "corr" [U],
     "lag" [U], "mean_corr", "share_lag_ok"}`` where lag ok means |lag| <= 1.
     """
-    from avse.data.face import read_landmarks
     from avse.data.metadata import load_speech_list
-    from avse.data.visemes import mouth_opening
+    from avse.video.landmarks import mouth_opening, read_landmarks
     from avse.video.sync import lip_speech_agreement
 
     root = Path(root)

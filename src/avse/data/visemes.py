@@ -10,21 +10,6 @@ from avse import VIDEO_FPS
 from avse.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------
-# The lip-contour contract (MediaPipe face-mesh indices, in the order the landmark files use).
-# ---------------------------------------------------------------------------------------------
-
-LIP_INDEX = np.array(
-    [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409]  # outer
-    + [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415],  # inner
-    dtype=np.int32,
-)
-#: positions inside the 40-point lip array of the points ``mouth_opening`` uses
-POS_CORNER_RIGHT = 0  # MediaPipe 61, the subject's right mouth corner (image left on a frontal face)
-POS_CORNER_LEFT = 10  # MediaPipe 291
-POS_INNER_LOWER = 25  # MediaPipe 14, inner lower-lip midpoint
-POS_INNER_UPPER = 35  # MediaPipe 13, inner upper-lip midpoint
-
-# ---------------------------------------------------------------------------------------------
 # Articulatory parameters. All are in [0, 1] (``open`` and ``jaw`` may exceed 1 slightly for a
 # hyper-articulating speaker).
 #   jaw     jaw lowering (drops the chin)
@@ -248,18 +233,3 @@ def lip_trajectory(
     out[:, RAISE] *= keep
     out[:, TUCK] *= keep
     return out.astype(np.float32)
-
-
-def mouth_opening(lips: np.ndarray) -> np.ndarray:
-    """Normalised mouth opening of lip contours [..., 40, 2] (LIP_INDEX order) -> [...] float32.
-
-    The inner-lip gap |p14 - p13| (inner lower/upper midpoints) divided by the mouth width
-    |p291 - p61| (corners): invariant to translation, scale and in-plane rotation; 0 when the lips
-    touch, about 0.5-0.6 for a wide-open 'aa' on the synthetic faces.
-    """
-    lips = np.asarray(lips, dtype=np.float64)
-    if lips.shape[-2:] != (40, 2):
-        raise ConfigError(f"lips must be [..., 40, 2], got {lips.shape}")
-    gap = np.linalg.norm(lips[..., POS_INNER_LOWER, :] - lips[..., POS_INNER_UPPER, :], axis=-1)
-    width = np.linalg.norm(lips[..., POS_CORNER_LEFT, :] - lips[..., POS_CORNER_RIGHT, :], axis=-1)
-    return (gap / np.maximum(width, 1e-6)).astype(np.float32)
