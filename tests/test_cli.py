@@ -20,6 +20,18 @@ def _listing(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")}
 
 
+def test_usage_errors_are_one_line():
+    out = run_cli("scenes", "build", "x", "--dataset", "dev", "--scenes", "3", "--snr-noise", "10")
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "LOW,HIGH" in out.stderr
+
+
+def test_jobs_zero_is_refused_before_anything_is_written(tmp_path, capsys):
+    code = main(["synth", str(tmp_path / "c"), "--preset", "tiny", "--jobs", "0", "--quiet"])
+    assert code == 2 and "--jobs" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
 def test_help_lists_the_commands():
     out = run_cli("--help")
     assert out.returncode == 0
@@ -54,15 +66,21 @@ def test_malformed_metadata_list_is_one_line_error(corpus_copy, capsys):
 def test_truncated_target_wav_is_named_and_nothing_half_written(corpus_copy, capsys):
     scenes = json.loads((corpus_copy / "metadata" / "scenes.dev.json").read_text())
     wav = corpus_copy / "dev" / "targets" / f"{scenes[0]['target']['name']}.wav"
-    wav.write_bytes(wav.read_bytes()[: 44 + 1000])  # header says more than is there
+    data = wav.read_bytes()
+    wav.write_bytes(data[: len(data) // 2])  # cut mid-speech: the header says more than is there
     out_dir = corpus_copy / "dev" / "scenes"
     for p in out_dir.iterdir():
         p.unlink()
     code = main(["scenes", "render", str(corpus_copy), "--dataset", "dev", "--jobs", "1", "--quiet"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and wav.name in err and "truncated" in err
-    leftovers = [p.name for p in out_dir.iterdir() if p.name.startswith(f"{scenes[0]['scene']}_") or ".part" in p.name]
-    assert leftovers == []
+    assert code == 2 and len(err.splitlines()) == 1 and f"{wav.name}: truncated" in err
+    made = sorted(p.name for p in out_dir.iterdir())
+    assert not any(".part" in name for name in made)
+    for s in scenes:  # a scene is complete or absent; the broken one is absent
+        outs = [n for n in made if n.startswith(f"{s['scene']}_")]
+        assert len(outs) in (0, 4)
+        if s["target"]["name"] == scenes[0]["target"]["name"]:
+            assert outs == []
 
 
 def test_output_folder_that_is_a_file_is_refused(tmp_path, capsys):

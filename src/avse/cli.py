@@ -30,7 +30,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
     values = {"seed": args.seed}
     if args.noise_dir:
-        values["noise_dirs"] = tuple(str(Path(p)) for p in args.noise_dir)
+        values["noise_dirs"] = tuple(str(Path(p).resolve()) for p in args.noise_dir)
     cfg = synth_config(args.preset, **values)
     summary = synthesize_corpus(args.root, cfg, jobs=args.jobs, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -76,9 +76,16 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, jobs=args.jobs, seed=args.seed)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2), like every other avse error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``avse`` command."""
-    p = argparse.ArgumentParser(prog="avse", description="Audio-visual speech enhancement and separation toolkit.")
+    p = _Parser(prog="avse", description="Audio-visual speech enhancement and separation toolkit.")
     p.add_argument("--version", action="version", version=f"avse {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -64,3 +64,17 @@ def test_dynamic_mix_refuses_bad_ranges(tiny_corpus):
         DynamicMixDataset(tiny_corpus, "dev", snr_noise=(5, -5))
     with pytest.raises(ConfigError, match="no targets"):
         DynamicMixDataset(tiny_corpus, "nonexistent")
+
+
+def test_items_batch_with_the_default_collate(tiny_corpus):
+    ds = DynamicMixDataset(tiny_corpus, "dev", segment_frames=10, seed=0)
+    batch = next(iter(DataLoader(ds, batch_size=2)))
+    assert batch["mixture"].shape == (2, 10 * 640) and batch["lips"].shape == (2, 10, 40, 2)
+    assert len(batch["info"]["SNR"]) == 2
+    scenes = DataLoader(SceneDataset(tiny_corpus, "dev"), batch_size=1)
+    assert set(next(iter(scenes))["info"]) == {"scene", "target", "type", "name", "SNR"}
+
+
+def test_segment_frames_must_be_positive(tiny_corpus):
+    with pytest.raises(ConfigError, match="segment_frames"):
+        DynamicMixDataset(tiny_corpus, "dev", segment_frames=0)

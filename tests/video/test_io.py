@@ -13,7 +13,15 @@ import pytest
 import soundfile as sf
 
 from avse.errors import ConfigError, MediaError, OutputPathError
-from avse.video.io import VideoClip, copy_video_stream, iter_frames, read_video, to_constant_fps, write_video
+from avse.video.io import (
+    VideoClip,
+    copy_video_stream,
+    iter_frames,
+    iter_grid_frames,
+    read_video,
+    to_constant_fps,
+    write_video,
+)
 
 GRID = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "grid"
 
@@ -369,3 +377,19 @@ def test_write_video_is_a_function_of_its_input(tmp_path):
         digests.add(hashlib.md5((tmp_path / f"v{k}.mp4").read_bytes()).hexdigest())
         del junk
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize("src_fps", [25, 30, 50, 24])
+def test_iter_grid_frames_matches_to_constant_fps(tmp_path, src_fps):
+    n = int(src_fps * 1.2)
+    frames = np.zeros((n, 32, 32, 3), np.uint8)
+    for i in range(n):
+        frames[i, :, :i % 32] = 255  # frame i has i % 32 white columns
+        frames[i, 0, 0, 1] = i
+    path = tmp_path / f"v{src_fps}.mp4"
+    write_video(path, frames, fps=src_fps, crf=0)
+    clip = read_video(path, with_audio=False)
+    want, _ = to_constant_fps(clip.frames, clip.timestamps, 25)
+    got = np.stack(list(iter_grid_frames(path)))
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)

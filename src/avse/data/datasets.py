@@ -23,7 +23,7 @@ from avse.data.metadata import (
     target_speech_list_path,
     target_wav_path,
 )
-from avse.data.scenes import InterfererPool, apply_ramp, load_speech_weight, mix_scene, read_wav64
+from avse.data.scenes import InterfererPool, _check_range, apply_ramp, load_speech_weight, mix_scene, read_wav64
 from avse.data.synth import item_seed
 from avse.errors import ConfigError, InterfererTooShortError
 from avse.video.landmarks import read_landmarks
@@ -48,7 +48,9 @@ def _pad_to_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
     return np.pad(x, (0, n - len(x))) if len(x) < n else x[:n]
 
 
-def _item(mixture: np.ndarray, target: np.ndarray, interferer: np.ndarray, lips: np.ndarray, pre_frames: int, info: dict) -> dict[str, Any]:
+def _item(
+    mixture: np.ndarray, target: np.ndarray, interferer: np.ndarray, lips: np.ndarray, pre_frames: int, info: dict
+) -> dict[str, Any]:
     n_frames = frames_for(len(mixture))
     return {
         "mixture": torch.from_numpy(_pad_to_frames(mixture, n_frames).astype(np.float32)),  # [F * 640]
@@ -65,7 +67,8 @@ class SceneDataset(Dataset):
     Item: dict with ``mixture``, ``target``, ``interferer`` float32 [F * 640]
     (zero-padded to whole video frames), ``lips`` float32 [F, 40, 2] (the
     target's lip landmarks, edge frames repeated where the audio is longer) and
-    ``info`` (the scene dict).
+    ``info``: ``{"scene", "target", "type", "name", "SNR"}`` (the same keys for
+    every item, so that the default collate batches them).
     """
 
     def __init__(self, root: str | Path, dataset: str):
@@ -82,7 +85,14 @@ class SceneDataset(Dataset):
         wav = {k: read_wav64(self.dir / f"{s['scene']}_{k}.wav") for k in ("mixed", "target", "interferer")}
         lips = read_landmarks(target_landmarks_path(self.root, self.dataset, s["target"]["name"]))["lips"]
         pre = int(s.get("pre_samples", 0))
-        return _item(wav["mixed"], wav["target"], wav["interferer"], lips, pre // SAMPLES_PER_FRAME, dict(s))
+        if pre % SAMPLES_PER_FRAME:
+            raise ConfigError(
+                f"scene {s['scene']}: pre_samples {pre} is not a whole number of video frames "
+                f"({SAMPLES_PER_FRAME} samples); the lips would drift from the audio"
+            )
+        i = s["interferer"]
+        info = {"scene": s["scene"], "target": s["target"]["name"], "type": i["type"], "name": i["name"], "SNR": float(s["SNR"])}
+        return _item(wav["mixed"], wav["target"], wav["interferer"], lips, pre // SAMPLES_PER_FRAME, info)
 
 
 class DynamicMixDataset(Dataset):
@@ -96,7 +106,8 @@ class DynamicMixDataset(Dataset):
     quantisation; all three signals share one peak scale so that the loudest
     peaks at ``peak``. ``segment_frames`` crops a random window of that many
     video frames (audio and lips together). Items are dicts as in SceneDataset,
-    ``info`` holding the drawn interferer, offset and SNR.
+    ``info`` holding ``{"target", "type", "name", "offset", "SNR", "start_frame"}``
+    (start_frame 0 without cropping).
     """
 
     def __init__(
@@ -111,11 +122,11 @@ class DynamicMixDataset(Dataset):
         seed: int = 0,
         peak: float = 0.9,
     ):
-        for name, (lo, hi) in (("snr_speech", snr_speech), ("snr_noise", snr_noise)):
-            if lo > hi:
-                raise ConfigError(f"{name} range is upside down: {lo} > {hi}")
+        snr_speech, snr_noise = _check_range("snr_speech", snr_speech), _check_range("snr_noise", snr_noise)
         if not 0.0 <= p_speech <= 1.0:
             raise ConfigError(f"p_speech must be in [0, 1], got {p_speech}")
+        if segment_frames is not None and segment_frames < 1:
+            raise ConfigError(f"segment_frames must be >= 1 (or None for whole utterances), got {segment_frames}")
         self.root = Path(root)
         self.dataset = dataset
         self.targets = [e for e in load_speech_list(target_speech_list_path(root)) if e["dataset"] == dataset]
@@ -148,9 +159,13 @@ class DynamicMixDataset(Dataset):
             pick = self.pools[kind].draw(rng, int(t["nsamples"]), t["speaker"], set())
             if pick is not None:
                 lo, hi = self.snr[kind]
-                pick["SNR"] = float(rng.uniform(lo, hi))
-                pick["crop"] = int(rng.integers(1 << 31))
-                return pick
+                return {
+                    "type": kind,
+                    "name": pick["name"],
+                    "offset": int(pick["offset"]),
+                    "SNR": float(rng.uniform(lo, hi)),
+                    "crop": int(rng.integers(1 << 31)),
+                }
         raise InterfererTooShortError(f"{t['wavfile']}: no interferer of {self.dataset} is at least {t['nsamples']} samples long")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -161,7 +176,8 @@ class DynamicMixDataset(Dataset):
         mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
         scale = self.peak / max(np.abs(mixed).max(), np.abs(target).max(), np.abs(noise).max())
         lips = read_landmarks(target_landmarks_path(self.root, self.dataset, t["wavfile"]))["lips"]
-        item = _item(mixed * scale, target * scale, noise * scale, lips, 0, {"target": t["wavfile"], **d})
+        info = {"target": t["wavfile"], "type": d["type"], "name": d["name"], "offset": d["offset"], "SNR": d["SNR"], "start_frame": 0}
+        item = _item(mixed * scale, target * scale, noise * scale, lips, 0, info)
         if self.segment_frames is not None:
             n_frames = item["lips"].shape[0]
             seg = min(self.segment_frames, n_frames)

@@ -5,17 +5,25 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from avse import SAMPLES_PER_FRAME, VIDEO_FPS, __version__
+from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS, __version__
 from avse.audio.io import load_audio, save_wav
 from avse.config import SPLITS, SynthConfig
-from avse.errors import ConfigError, MediaError
+from avse.data.metadata import (
+    interferer_wav_path,
+    load_speech_list,
+    target_landmarks_path,
+    target_speech_list_path,
+    target_video_path,
+    target_wav_path,
+)
+from avse.errors import ConfigError, MediaError, MetadataError
 from avse.utils.fs import ensure_dir, write_json
 
 WORK_DIR = ".synth"  # per-item completion records, so that an interrupted run resumes
@@ -90,7 +98,7 @@ def plan_noise(cfg: SynthConfig) -> list[NoiseTask]:
     from avse.data.noise import NOISE_CLASSES
 
     tasks = []
-    n = int(round(cfg.noise_seconds * 16_000))
+    n = int(round(cfg.noise_seconds * SAMPLE_RATE))
     for split in SPLITS:
         for i in range(cfg.noises(split)):
             cls = NOISE_CLASSES[i % len(NOISE_CLASSES)]
@@ -102,11 +110,11 @@ def plan_noise(cfg: SynthConfig) -> list[NoiseTask]:
 def _speech_paths(root: Path, task: SpeechTask) -> dict[str, Path]:
     if task.role == "target":
         return {
-            "wav": root / task.split / "targets" / f"{task.id}.wav",
-            "video": root / task.split / "targets_video" / f"{task.id}.mp4",
-            "landmarks": root / task.split / "targets_landmarks" / f"{task.id}.npz",
+            "wav": target_wav_path(root, task.split, task.id),
+            "video": target_video_path(root, task.split, task.id),
+            "landmarks": target_landmarks_path(root, task.split, task.id),
         }
-    return {"wav": root / task.split / "interferers" / "speech" / f"{task.id}.wav"}
+    return {"wav": interferer_wav_path(root, task.split, "speech", task.id)}
 
 
 def make_speech(root: Path, task: SpeechTask, cfg: SynthConfig) -> dict[str, Any]:
@@ -151,7 +159,7 @@ def make_noise(root: Path, task: NoiseTask, voices: list[np.ndarray]) -> dict[st
 
     rng = np.random.default_rng(task.seed)
     audio = generate_noise(task.cls, task.n_samples, rng, voices=voices)
-    save_wav(root / task.split / "interferers" / "noise" / f"{task.id}.wav", audio)
+    save_wav(interferer_wav_path(root, task.split, "noise", task.id), audio)
     return {"ID": task.id, "class": task.cls, "type": "noise", "dataset": task.split, "nsamples": int(len(audio))}
 
 
@@ -210,20 +218,27 @@ def _map(fn: Callable, items: list, jobs: int, desc: str, progress: bool, initia
     return results
 
 
-def _make_real_noises(root: Path, cfg: SynthConfig) -> dict[str, dict[str, Any]]:
-    """Cut the real noise files of ``cfg.noise_dirs`` into split-disjoint items; returns their list entries."""
-    from avse.data.noise import real_noise_segments
-
+def _real_noise_files(cfg: SynthConfig) -> list[Path]:
+    """The real noise files of ``cfg.noise_dirs``, each checked to decode (MediaError naming the first bad one)."""
     files: list[Path] = []
     for d in cfg.noise_dirs:
         p = Path(d)
         if not p.exists():
             raise MediaError(p, "no such noise file or folder")
         files += sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")) if p.is_dir() else [p]
+    for f in files:
+        load_audio(f)
+    return files
+
+
+def _make_real_noises(root: Path, cfg: SynthConfig, files: list[Path]) -> dict[str, dict[str, Any]]:
+    """Cut real noise ``files`` into split-disjoint items under ``root``; returns their list entries."""
+    from avse.data.noise import real_noise_segments
+
     entries: dict[str, dict[str, Any]] = {}
     for split, name, audio in real_noise_segments(files, dict(zip(SPLITS, cfg.real_noise_fractions)), cfg.noise_seconds):
         nid = f"real_{name}"
-        path = root / split / "interferers" / "noise" / f"{nid}.wav"
+        path = interferer_wav_path(root, split, "noise", nid)
         if not path.exists():
             save_wav(path, audio)
         entries[nid] = {"ID": nid, "class": "real", "type": "noise", "dataset": split, "nsamples": int(len(audio))}
@@ -237,20 +252,32 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     earlier, interrupted run are kept. Writes the three metadata lists last.
     Returns a summary dict (counts per split and kind, seconds of speech).
     """
-    root = ensure_dir(root)
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    meta = ensure_dir(root / "metadata")
-    cfg_record = {"avse": __version__, "config": json.loads(json.dumps(asdict(cfg)))}
-    cfg_path = meta / "synth_config.json"
+    root = Path(root)
+    cfg = replace(cfg, noise_dirs=tuple(str(Path(d).resolve()) for d in cfg.noise_dirs))
+    noise_files = _real_noise_files(cfg)  # checked before anything is written
+    speech = plan_speech(cfg)
+    cfg_record = {
+        "avse": __version__,
+        "config": json.loads(json.dumps(asdict(cfg))),
+        # the voice of every speaker: what TTS engines a machine has changes the plan
+        "voices": {t.speaker: t.voice.id for t in speech},
+    }
+    cfg_path = root / "metadata" / "synth_config.json"
     if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
+        try:
+            old = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError:
+            raise MetadataError(cfg_path, "not valid JSON; remove it only if this folder holds no corpus") from None
         if old.get("config") != cfg_record["config"]:
             raise ConfigError(f"{root}: holds a corpus made with another configuration; use a new folder")
-    else:
+        if old.get("voices") != cfg_record["voices"]:
+            raise ConfigError(f"{root}: holds a corpus made with other TTS voices (other engines installed?); use a new folder")
+    meta = ensure_dir(root / "metadata")
+    if not cfg_path.exists():
         write_json(cfg_path, cfg_record)
-    real = _make_real_noises(root, cfg)  # first: a bad noise file stops the run before the long work
-    speech = plan_speech(cfg)
+    real = _make_real_noises(root, cfg, noise_files)
     todo, entries = [], {}
     for t in speech:
         rec = _done(root, t.id, list(_speech_paths(root, t).values()))
@@ -269,7 +296,7 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     noises = plan_noise(cfg)
     ntodo, noise_entries = [], {}
     for t in noises:
-        rec = _done(root, t.id, [root / t.split / "interferers" / "noise" / f"{t.id}.wav"])
+        rec = _done(root, t.id, [interferer_wav_path(root, t.split, "noise", t.id)])
         if rec is None:
             ntodo.append((str(root), t))
         else:
@@ -292,7 +319,7 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
             "maskers": sum(e["dataset"] == split for e in maskers),
             "noises": sum(e["dataset"] == split for e in noise_entries.values()),
             "target_speakers": len({e["speaker"] for e in targets if e["dataset"] == split}),
-            "target_seconds": round(sum(e["nsamples"] for e in targets if e["dataset"] == split) / 16_000, 1),
+            "target_seconds": round(sum(e["nsamples"] for e in targets if e["dataset"] == split) / SAMPLE_RATE, 1),
         }
     return summary
 
@@ -305,16 +332,15 @@ def lip_speech_report(root: str | Path, split: str = "dev") -> dict[str, Any]:
     lag (frames, within +-5) that maximises it. Returns ``{"ids", "corr" [U],
     "lag" [U], "mean_corr", "share_lag_ok"}`` where lag ok means |lag| <= 1.
     """
-    from avse.data.metadata import load_speech_list
     from avse.video.landmarks import mouth_opening, read_landmarks
     from avse.video.sync import lip_speech_agreement
 
     root = Path(root)
-    entries = [e for e in load_speech_list(root / "metadata" / "target_speech_list.json") if e["dataset"] == split]
+    entries = [e for e in load_speech_list(target_speech_list_path(root)) if e["dataset"] == split]
     ids, corrs, lags = [], [], []
     for e in entries:
-        audio, _ = load_audio(root / split / "targets" / f"{e['wavfile']}.wav")
-        lips = read_landmarks(root / split / "targets_landmarks" / f"{e['wavfile']}.npz")["lips"]
+        audio, _ = load_audio(target_wav_path(root, split, e["wavfile"]))
+        lips = read_landmarks(target_landmarks_path(root, split, e["wavfile"]))["lips"]
         r, lag = lip_speech_agreement(mouth_opening(lips), audio)
         ids.append(e["wavfile"])
         corrs.append(r)

@@ -172,6 +172,38 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tup
     return frames()
 
 
+def iter_grid_frames(path: str | Path, fps: float = VIDEO_FPS, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Stream a video resampled onto the constant grid t_m = m / fps: yields frame m (uint8 [H, W, 3] RGB).
+
+    The streaming twin of ``to_constant_fps``: grid time t takes the last source
+    frame with timestamp <= t (1 µs tolerance); the grid runs until the last
+    source frame's time plus one source interval. Works for 30, 29.97, 50 fps
+    and variable frame rates; memory holds two frames at most. ``max_frames``
+    caps the number of grid frames.
+    """
+    if fps <= 0:
+        raise ConfigError(f"fps must be positive, got {fps}")
+    source = iter_frames(path)
+
+    def frames() -> Iterator[np.ndarray]:
+        m = 0
+        prev_t, prev, interval = 0.0, None, 1.0 / fps
+        for t, frame in source:
+            if prev is not None:
+                interval = t - prev_t if t > prev_t else interval
+                while m / fps < t - 1e-6 and (max_frames is None or m < max_frames):
+                    yield prev  # the frame on screen at grid time m / fps
+                    m += 1
+            prev_t, prev = t, frame
+        if prev is None:
+            return
+        while m / fps < prev_t + interval - 1e-6 and (max_frames is None or m < max_frames):
+            yield prev  # the last source frame lasts one source interval
+            m += 1
+
+    return frames()
+
+
 def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool = True) -> VideoClip:
     """Decode a whole video file (mp4, mpg, avi, mkv, ...) into a :class:`VideoClip`.
 
