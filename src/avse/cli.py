@@ -70,6 +70,42 @@ def _cmd_scenes_render(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def _face(text: str) -> int | tuple[float, float, float, float]:
+    try:
+        if "," in text:
+            x0, y0, x1, y1 = (float(v) for v in text.split(","))
+            return (x0, y0, x1, y1)
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a face index or a box x0,y0,x1,y1, got {text!r}") from None
+
+
+def _cmd_frontend(args: argparse.Namespace) -> None:
+    from avse.video.frontend import run_frontend
+
+    report = run_frontend(args.video, args.out, choose=args.face, smooth_window=args.smooth)
+    print(json.dumps(report, indent=2))
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    from avse.data.prepare import prepare
+    from avse.utils.fs import parse_shard
+
+    report = prepare(args.root, args.out, jobs=args.jobs, shard=parse_shard(args.shard), smooth_window=args.smooth, progress=not args.quiet)
+    print(json.dumps(report, indent=2))
+
+
+def _cmd_sync(args: argparse.Namespace) -> None:
+    from avse.video.sync import sync_video, write_shifted
+
+    est = sync_video(args.video)
+    verdict = "reliable" if getattr(est, "reliable", True) else "NOT reliable (little lip motion or speech?)"
+    print(f"{args.video}: audio offset {est.offset_ms:+.0f} ms (positive: audio late), confidence {est.confidence:.2f}, {verdict}")
+    if args.write:
+        write_shifted(args.video, est.offset_ms, args.write)
+        print(f"corrected file: {args.write}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from avse.demo import run_demo
 
@@ -103,6 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise-dir", action="append", metavar="PATH", help="real noise files or folders to add (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
+
+    f = sub.add_parser("frontend", help="run the video front end on one video: landmarks, mouth crops, features, sync")
+    f.add_argument("video")
+    f.add_argument("--out", required=True, help="output folder (landmarks.npz, crops.npz, crops.png, report.json)")
+    f.add_argument("--face", type=_face, help="which face: an index (left to right) or a box x0,y0,x1,y1 (default: the talker)")
+    f.add_argument("--smooth", type=int, help="landmark smoothing window in frames (odd; 1 = none)")
+    f.set_defaults(func=_cmd_frontend)
+
+    pr = sub.add_parser("prepare", help="build the preprocessing cache (mouth crops, lip features, audio) of a corpus")
+    pr.add_argument("root", help="an AVSE-layout corpus or an LRS3-style tree (pretrain|trainval|test/SPEAKER/ID.mp4)")
+    pr.add_argument("out", help="cache folder")
+    pr.add_argument("--jobs", type=int, default=_jobs_default())
+    pr.add_argument("--shard", metavar="i/N", help="process only utterances with index %% N == i")
+    pr.add_argument("--smooth", type=int, help="landmark smoothing window for detected faces")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_cmd_prepare)
+
+    sy = sub.add_parser("sync", help="estimate the audio/video offset of a talking-face video from lip motion")
+    sy.add_argument("video")
+    sy.add_argument("--write", metavar="OUT", help="write a corrected copy (video stream copied, audio shifted)")
+    sy.set_defaults(func=_cmd_sync)
 
     sc = sub.add_parser("scenes", help="build and render AVSE scenes")
     scs = sc.add_subparsers(dest="scenes_command", required=True, metavar="ACTION")

@@ -44,3 +44,7 @@ class OutputPathError(AvseError):
 
 class InterfererTooShortError(AvseError):
     """No interferer is long enough to cover the target."""
+
+
+class NoFaceError(AvseError):
+    """No face was found in any frame of the video."""

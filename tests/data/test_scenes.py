@@ -14,7 +14,7 @@ import soundfile as sf
 
 from avse.data import scenes as sc
 from avse.data.metadata import load_scenes
-from avse.errors import AvseError, ConfigError, InterfererTooShortError, MetadataError, OutputPathError
+from avse.errors import AvseError, ConfigError, InterfererTooShortError, MediaError, MetadataError, OutputPathError
 
 SR = 16000
 SHARED_WEIGHT = Path(__file__).resolve().parents[3] / "shared" / "avse" / "speech_weight.mat"
@@ -352,6 +352,24 @@ def test_normalization_modes(corpus, tmp_path):
         sc.render_scene(corpus, scene, tmp_path / "x", normalization="rms", with_video=False)
 
 
+def _outputs(out: Path) -> dict[str, bytes]:
+    """The rendered files of a scenes folder (not the .render records), name -> bytes."""
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
+def _scene_files(out: Path, name: str) -> list[str]:
+    """Every file of scene ``name`` in ``out`` (outputs, temp files, its record)."""
+    found = [p.name for p in out.glob(f"*{name}_*")]
+    return sorted(found + [p.name for p in (out / ".render").glob(f"*{name}*")])
+
+
+def _fresh(corpus: Path, scenes: list[dict], out: Path, **kw) -> dict[str, bytes]:
+    """Render ``scenes`` one by one with render_scene into an empty ``out``."""
+    for s in scenes:
+        sc.render_scene(corpus, s, out, **kw)
+    return _outputs(out)
+
+
 def test_render_scenes_resume_shards_jobs_and_inputs(corpus, tmp_path):
     scenes = _build(corpus, n=10)
     before = _hash_tree(corpus)
@@ -364,9 +382,10 @@ def test_render_scenes_resume_shards_jobs_and_inputs(corpus, tmp_path):
         assert summary["skipped"] == 0 and summary["shard"] == f"{i}/3"
     assert sum(counts) == 10 and counts == [4, 3, 3]
     assert sorted(sum((sc.shard_indices(10, (i, 3)) for i in range(3)), [])) == list(range(10))
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(_outputs(out))
     assert names == sorted(f"{s['scene']}_{k}.wav" for s in scenes for k in ("mixed", "target", "interferer"))
-    sharded = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(p.name for p in (out / ".render").iterdir()) == sorted(f"{s['scene']}.json" for s in scenes)
+    sharded = _outputs(out)
     # resume: nothing is rewritten
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     summary = sc.render_scenes(corpus, "train", shard="0/1", progress=False, with_video=False)
@@ -377,11 +396,11 @@ def test_render_scenes_resume_shards_jobs_and_inputs(corpus, tmp_path):
     summary = sc.render_scenes(corpus, "train", progress=False, with_video=False)
     assert (summary["rendered"], summary["skipped"]) == (1, 9)
     # a pool of two workers gives the same bytes as the shards did one by one
-    for p in out.iterdir():
-        p.unlink()
+    for name in _outputs(out):
+        (out / name).unlink()
     summary = sc.render_scenes(corpus, "train", jobs=2, progress=False, with_video=False)
     assert summary["rendered"] == 10
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == sharded
+    assert _outputs(out) == sharded
     assert _hash_tree(corpus) == before  # inputs untouched
 
 
@@ -389,9 +408,11 @@ def test_render_scenes_bad_shard_and_missing_scenes(corpus):
     with pytest.raises(MetadataError, match="no such file"):
         sc.render_scenes(corpus, "train", progress=False, with_video=False)
     _build(corpus, n=2)
-    for shard in [(3, 3), (0, 0), "1/1", "x"]:
+    for shard in [(3, 3), (0, 0), "1/1", "x", (0.5, 2), 3]:
         with pytest.raises(ConfigError):
             sc.render_scenes(corpus, "train", shard=shard, progress=False, with_video=False)
+    with pytest.raises(ConfigError, match="normalization"):
+        sc.render_scenes(corpus, "train", normalization="rms", progress=False, with_video=False)
 
 
 def test_output_dir_that_is_a_file(corpus, tmp_path):
@@ -410,9 +431,9 @@ def test_output_dir_that_is_a_file(corpus, tmp_path):
 
 def test_output_that_would_be_an_input_is_refused(corpus):
     target_dir = corpus / "train" / "targets"
-    # a target whose file name is what scene "S9"'s target output would be called
-    (target_dir / "S9_target.wav").write_bytes((target_dir / "tgt00.wav").read_bytes())
     scene = sc.build_scenes(corpus, "train", n_scenes=1, seed=0)[0]
+    # a target whose file name is what scene "S9"'s target output would be called
+    (target_dir / "S9_target.wav").write_bytes((target_dir / f"{scene['target']['name']}.wav").read_bytes())
     scene = dict(scene, scene="S9", target=dict(scene["target"], name="S9_target"))
     before = _hash_tree(corpus)
     with pytest.raises(OutputPathError, match="overwrite an input"):
@@ -427,70 +448,333 @@ def test_failed_scene_is_reported_after_the_others(corpus):
     (corpus / "train" / "targets" / f"{scenes[1]['target']['name']}.wav").unlink()
     with pytest.raises(AvseError, match="1 of 4 scenes failed"):
         sc.render_scenes(corpus, "train", progress=False, with_video=False)
-    assert sc.scene_done(corpus / "train" / "scenes", scenes[0]["scene"], with_video=False)
-    assert not sc.scene_done(corpus / "train" / "scenes", scenes[1]["scene"], with_video=False)
+    assert sc.scene_done(corpus / "train" / "scenes", scenes[0], with_video=False)
+    assert not sc.scene_done(corpus / "train" / "scenes", scenes[1], with_video=False)
 
 
 # ---------------------------------------------------------------------------
-# Video: the silent mp4 (copy_video_stream comes from avse.video.io; a local
-# stand-in is used here while it is not there)
+# Broken inputs: a failing scene leaves none of its outputs
 # ---------------------------------------------------------------------------
 
 
-def _make_mp4(path: Path, frames: int) -> None:
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
-        a = c.add_stream("aac", rate=SR)
-        a.layout = "mono"
-        for k in range(frames):
-            img = np.full((32, 32, 3), (k * 9) % 255, np.uint8)
-            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        af.sample_rate = SR
-        for p in a.encode(af):
-            c.mux(p)
-        for p in a.encode():
-            c.mux(p)
+def _truncate(path: Path, fraction: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
 
 
-def _local_copy_video_stream(src: Path, dst: Path) -> None:
-    import av
+def test_truncated_target_fails_and_leaves_nothing(corpus):
+    scenes = _build(corpus, n=4)
+    _videos(corpus, scenes)
+    out = corpus / "train" / "scenes"
+    bad = corpus / "train" / "targets" / f"{scenes[1]['target']['name']}.wav"
+    _truncate(bad, 0.5)  # cut mid-speech: the header still says the whole length
+    with pytest.raises(AvseError, match="1 of 4 scenes failed") as info:
+        sc.render_scenes(corpus, "train", progress=False)
+    assert str(bad) in str(info.value) and "truncated" in str(info.value)
+    assert _scene_files(out, scenes[1]["scene"]) == []
+    for s in (scenes[0], scenes[2], scenes[3]):
+        assert len(_scene_files(out, s["scene"])) == 5  # 3 wavs, the mp4, the record
+    # rendered once already, then the target is cut (here: rewritten shorter): the stale outputs go too
+    bad2 = corpus / "train" / "targets" / f"{scenes[2]['target']['name']}.wav"
+    sf.write(str(bad2), sf.read(str(bad2), dtype="int16")[0][:3000], SR, subtype="PCM_16")  # a valid, shorter file
+    with pytest.raises(MediaError) as info:
+        sc.render_scene(corpus, scenes[2], out)
+    assert info.value.path == bad2 and "3000 samples" in str(info.value)
+    assert _scene_files(out, scenes[2]["scene"]) == []
 
-    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
-        vs = i.streams.video[0]
-        ovs = o.add_stream_from_template(vs)
-        for p in i.demux(vs):
-            if p.dts is None:
-                continue
-            p.stream = ovs
-            o.mux(p)
+
+def test_truncated_interferer_fails_and_leaves_nothing(corpus, tmp_path):
+    scene = sc.build_scenes(corpus, "train", n_scenes=1, seed=0, p_speech=0.0)[0]
+    spec = scene["interferer"]
+    path = corpus / "train" / "interferers" / spec["type"] / f"{spec['name']}.wav"
+    out = tmp_path / "out"
+    sc.render_scene(corpus, scene, out, with_video=False)
+    # cut to 60%: the header says more than the file holds
+    whole = path.read_bytes()
+    _truncate(path, 0.6)
+    with pytest.raises(MediaError, match="truncated") as info:
+        sc.render_scene(corpus, scene, out, with_video=False)
+    assert info.value.path == path
+    assert _scene_files(out, scene["scene"]) == []
+    # a valid file that ends inside the scene: never zero-padded
+    x = np.frombuffer(whole[44:], "<i2")
+    end = spec["offset"] + scene["duration"] // 2
+    sf.write(str(path), x[:end], SR, subtype="PCM_16")
+    with pytest.raises(MediaError, match="too short") as info:
+        sc.render_scene(corpus, scene, out, with_video=False)
+    assert info.value.path == path
+    assert _scene_files(out, scene["scene"]) == []
 
 
-def test_render_writes_silent_video(corpus, monkeypatch):
-    import av
+def test_read_wav64_never_returns_a_short_read(tmp_path):
+    x = (np.arange(1000) % 200 - 100).astype(np.int16)
+    path = tmp_path / "a.wav"
+    sf.write(str(path), x, SR, subtype="PCM_16")
+    assert np.array_equal(sc.read_wav64(path, 500, 500), x[500:] / 32768)
+    with pytest.raises(MediaError, match="too short") as info:
+        sc.read_wav64(path, 500, 501)
+    assert info.value.path == path
+    with pytest.raises(MediaError, match="past the end"):
+        sc.read_wav64(path, 1000, 10)
 
-    try:
-        from avse.video.io import copy_video_stream  # noqa: F401
-    except ImportError:
-        monkeypatch.setattr(sc, "_copy_video_stream", _local_copy_video_stream)
+
+@pytest.mark.parametrize("damage", ["truncated", "junk"])
+def test_bad_target_video_leaves_no_wavs(corpus, damage):
     scenes = _build(corpus, n=3)
-    for s in scenes:
-        _make_mp4(corpus / "train" / "targets_video" / f"{s['target']['name']}.mp4", frames=10)
+    _videos(corpus, scenes)
+    bad = corpus / "train" / "targets_video" / f"{scenes[0]['target']['name']}.mp4"
+    if damage == "truncated":
+        _truncate(bad, 0.5)
+    else:
+        bad.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    out = corpus / "train" / "scenes"
+    with pytest.raises(AvseError, match="1 of 3 scenes failed") as info:
+        sc.render_scenes(corpus, "train", progress=False)
+    assert str(bad) in str(info.value)
+    assert _scene_files(out, scenes[0]["scene"]) == []
+    assert all(len(_scene_files(out, s["scene"])) == 5 for s in scenes[1:])
+
+
+# ---------------------------------------------------------------------------
+# Resume: stale outputs are rendered again, interrupted runs resume cleanly
+# ---------------------------------------------------------------------------
+
+
+def test_rebuilt_scenes_are_rendered_again(corpus, tmp_path):
+    _build(corpus, n=6)
+    out = corpus / "train" / "scenes"
+    assert sc.render_scenes(corpus, "train", progress=False, with_video=False)["rendered"] == 6
+    old = _outputs(out)
+    # `scenes build --seed 7`: the same scene names, other targets, offsets and SNRs
+    new = sc.build_scenes(corpus, "train", n_scenes=4, seed=7)
+    sc.write_scenes(corpus, "train", new)
+    summary = sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    assert (summary["rendered"], summary["skipped"], summary["removed"]) == (4, 0, 2)  # S00005, S00006 are gone
+    got = _outputs(out)
+    assert got == _fresh(corpus, new, tmp_path / "fresh", with_video=False)
+    assert all(got[k] != old[k] for k in got)
+    assert sorted(p.name for p in (out / ".render").iterdir()) == [f"{s['scene']}.json" for s in new]
+    assert sc.render_scenes(corpus, "train", progress=False, with_video=False)["skipped"] == 4
+
+
+def test_other_options_render_again(corpus, tmp_path):
+    scenes = _build(corpus, n=3)
+    out = corpus / "train" / "scenes"
+    sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    summary = sc.render_scenes(corpus, "train", normalization="peak", progress=False, with_video=False)
+    assert (summary["rendered"], summary["skipped"]) == (3, 0)
+    assert _outputs(out) == _fresh(corpus, scenes, tmp_path / "peak", normalization="peak", with_video=False)
+    assert sc.scene_done(out, scenes[0], normalization="peak", with_video=False)
+    assert not sc.scene_done(out, scenes[0], with_video=False)
+    h = np.random.default_rng(3).standard_normal(16)
+    opts = {"speech_weight": h, "normalization": "peak", "with_video": False}
+    assert sc.render_scenes(corpus, "train", progress=False, **opts)["rendered"] == 3
+    assert _outputs(out) == _fresh(corpus, scenes, tmp_path / "w", **opts)
+    assert sc.render_scenes(corpus, "train", progress=False, **opts)["skipped"] == 3
+    # a record that does not match (edited, or of another renderer) means: not done
+    rec = sc.render_record_path(out, scenes[1]["scene"])
+    rec.write_text(json.dumps({"scene": scenes[1]["scene"], "key": "0" * 64}))
+    assert not sc.scene_done(out, scenes[1], **opts)
+    rec.write_text("{not json")
+    summary = sc.render_scenes(corpus, "train", progress=False, **opts)
+    assert (summary["rendered"], summary["skipped"]) == (1, 2)
+
+
+def test_leftover_part_files_are_removed_at_the_next_run(corpus):
+    scenes = _build(corpus, n=4)
+    out = corpus / "train" / "scenes"
+    names = [s["scene"] for s in scenes]  # shard 0/2: scenes 0 and 2
+    (out / ".render").mkdir(parents=True)
+    ours = [
+        out / f".{names[0]}_mixed.k3j_x9a2.part.wav",
+        out / f"..{names[2]}_silent.aaaa1111.part.bbbb2222.part.mp4",  # copy_video_stream's temp of our temp
+        out / ".render" / f".{names[0]}.zz99zz99.part.json",
+    ]
+    theirs = [out / f".{names[1]}_target.q1w2e3r4.part.wav", out / ".notes.abcdefgh.part.txt", out / "keep.part.wav"]
+    for p in ours + theirs:
+        p.write_bytes(b"half written")
+    assert sc.render_scenes(corpus, "train", shard="0/2", progress=False, with_video=False)["rendered"] == 2
+    assert [p.exists() for p in ours] == [False] * 3
+    assert [p.exists() for p in theirs] == [True] * 3  # another shard's, or not ours at all
+
+
+def test_part_stem_and_remove_stale_parts(tmp_path):
+    from avse.utils.fs import atomic_path
+    from avse.utils.pool import part_stem, remove_stale_parts
+
+    names = []
+    with pytest.raises(KeyboardInterrupt):  # temp names as atomic_path makes them, nested as copy_video_stream does
+        with atomic_path(tmp_path / "S00001_silent.mp4") as tmp, atomic_path(tmp) as inner:
+            names += [tmp.name, inner.name]
+            raise KeyboardInterrupt
+    assert [part_stem(n) for n in names] == ["S00001_silent"] * 2
+    assert part_stem("S00001_mixed.wav") is None and part_stem(".hidden.wav") is None
+    assert part_stem(".scenes.train.abcd_123.part.json") == "scenes.train"
+    for n in names + ["keep.wav", ".keep.wav"]:
+        (tmp_path / n).write_bytes(b"x")
+    assert remove_stale_parts(tmp_path, stems={"other"}) == []
+    assert remove_stale_parts(tmp_path) == sorted(tmp_path / n for n in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep.wav", "keep.wav"]
+    assert remove_stale_parts(tmp_path / "missing") == []
+
+
+def test_interrupted_render_resumes_cleanly(corpus, tmp_path, monkeypatch):
+    scenes = _build(corpus, n=5)
+    out = corpus / "train" / "scenes"
+    real, calls = sc.wav_bytes_int16, []
+
+    def interrupt_in_scene_three(x, *a):
+        calls.append(1)
+        if len(calls) == 8:  # the 2nd wav of the 3rd scene: temp files are open
+            raise KeyboardInterrupt
+        return real(x, *a)
+
+    monkeypatch.setattr(sc, "wav_bytes_int16", interrupt_in_scene_three)
+    with pytest.raises(KeyboardInterrupt):
+        sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    monkeypatch.setattr(sc, "wav_bytes_int16", real)
+    assert [p.name for p in out.rglob(".*") if p.is_file()] == []  # no temp file left
+    assert len(_outputs(out)) == 6  # two whole scenes, nothing of the third
+    summary = sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    assert (summary["rendered"], summary["skipped"]) == (3, 2)
+    assert _outputs(out) == _fresh(corpus, scenes, tmp_path / "fresh", with_video=False)
+
+
+def test_pool_workers_ignore_ctrl_c():
+    import signal
+
+    from avse.utils.pool import worker_pool
+
+    with worker_pool(2) as pool:
+        handlers = pool.map(signal.getsignal, [signal.SIGINT] * 4)
+    assert handlers == [signal.SIG_IGN] * 4
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the parent still takes Ctrl-C
+
+
+_CTRL_C_SCRIPT = """
+import sys, time
+from avse.data import scenes as sc
+real = sc.wav_bytes_int16
+def slow(x, *a):
+    time.sleep(0.05)
+    return real(x, *a)
+sc.wav_bytes_int16 = slow  # the forked workers inherit it
+sc.render_scenes(sys.argv[1], "train", jobs=2, progress=False, with_video=False)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_a_pool_is_quiet_and_resumes(corpus, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    scenes = _build(corpus, n=40)
+    out = corpus / "train" / "scenes"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CTRL_C_SCRIPT, str(corpus)],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (out / ".render").is_dir() or not any((out / ".render").iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    # the parent's KeyboardInterrupt only: no "Process ForkPoolWorker-1: Traceback ..." per worker
+    assert "PoolWorker" not in err and err.rstrip().endswith("KeyboardInterrupt"), err
+    assert [p.name for p in out.rglob(".*") if p.is_file()] == []
+    summary = sc.render_scenes(corpus, "train", jobs=2, progress=False, with_video=False)
+    assert summary["rendered"] + summary["skipped"] == 40 and summary["rendered"] > 0
+    assert _outputs(out) == _fresh(corpus, scenes, tmp_path / "fresh", with_video=False)
+
+
+# ---------------------------------------------------------------------------
+# Bad options and degenerate files
+# ---------------------------------------------------------------------------
+
+
+def test_junk_speech_weight_is_a_one_line_media_error(corpus, tmp_path):
+    import scipy.io
+
+    junk = tmp_path / "junk.mat"
+    for content in (b"junk", b"hello world junk" * 20, b""):
+        junk.write_bytes(content)
+        with pytest.raises(MediaError, match="not a MATLAB .mat file with a 'filt' vector") as info:
+            sc.load_speech_weight(junk)
+        assert info.value.path == junk and "\n" not in str(info.value)
+    for filt in ("abc", np.ones((3, 4))):
+        scipy.io.savemat(str(tmp_path / "odd.mat"), {"filt": filt})
+        with pytest.raises(MediaError, match="'filt'"):
+            sc.load_speech_weight(tmp_path / "odd.mat")
+    _build(corpus, n=1)
+    with pytest.raises(MediaError, match="not a MATLAB"):
+        sc.render_scenes(corpus, "train", speech_weight=junk, progress=False, with_video=False)
+
+
+def test_measured_snr_of_silent_files(tmp_path):
+    x = np.random.default_rng(0).standard_normal(4000) * 0.1
+    paths = {}
+    for name, sig in (("t", x), ("i", 0.5 * x), ("zero", np.zeros(4000)), ("short", x[:3999])):
+        paths[name] = tmp_path / f"{name}.wav"
+        sf.write(str(paths[name]), (sig * 32767).astype(np.int16), SR, subtype="PCM_16")
+    assert abs(sc.measured_snr(paths["t"], paths["i"]) - 20 * math.log10(2)) < 0.01  # int16 rounding
+    assert sc.measured_snr(paths["t"], paths["zero"]) == math.inf
+    assert sc.measured_snr(paths["zero"], paths["i"]) == -math.inf
+    with pytest.raises(MediaError, match="both silent"):
+        sc.measured_snr(paths["zero"], paths["zero"])
+    with pytest.raises(MediaError, match="3999 samples"):
+        sc.measured_snr(paths["t"], paths["short"])
+
+
+# ---------------------------------------------------------------------------
+# Video: the silent mp4 is a stream copy of the target video's video
+# ---------------------------------------------------------------------------
+
+
+def _videos(corpus: Path, scenes: list[dict], frames: int = 10) -> None:
+    """A tiny H.264 + AAC target video for every target of ``scenes``."""
+    from avse.video.io import write_video
+
+    for name in sorted({s["target"]["name"] for s in scenes}):
+        k = int(name[-2:]) if name[-2:].isdigit() else 0
+        img = np.stack([np.full((32, 32, 3), (9 * f + 40 * k) % 255, np.uint8) for f in range(frames)])
+        audio = np.zeros(frames * 640, np.float32)
+        write_video(corpus / "train" / "targets_video" / f"{name}.mp4", img, audio=audio, preset="ultrafast")
+
+
+def _video_packets(path: Path) -> list[tuple[int | None, bytes]]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [(p.pts, bytes(p)) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def test_render_writes_silent_video(corpus):
+    import av
+
+    scenes = _build(corpus, n=3)
+    _videos(corpus, scenes)
     summary = sc.render_scenes(corpus, "train", progress=False)
     assert summary["rendered"] == 3
     out = corpus / "train" / "scenes"
     for s in scenes:
+        src = corpus / "train" / "targets_video" / f"{s['target']['name']}.mp4"
         mp4 = out / f"{s['scene']}_silent.mp4"
+        with av.open(str(src)) as c:
+            assert len(c.streams.audio) == 1  # the source has sound
         with av.open(str(mp4)) as c:
             assert len(c.streams.audio) == 0 and len(c.streams.video) == 1
             assert sum(1 for _ in c.decode(video=0)) == 10
+        copied, source = _video_packets(mp4), _video_packets(src)
+        assert len(copied) == 10 and copied == source  # the same compressed bytes at the same times
     # the audio-only outputs alone do not count as done when video is asked for
     (out / f"{scenes[0]['scene']}_silent.mp4").unlink()
     assert sc.render_scenes(corpus, "train", progress=False)["rendered"] == 1
+    # and a render with video does not count as one without
+    assert sc.render_scenes(corpus, "train", progress=False, with_video=False)["rendered"] == 3

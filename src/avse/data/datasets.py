@@ -49,16 +49,35 @@ def _pad_to_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
 
 
 def _item(
-    mixture: np.ndarray, target: np.ndarray, interferer: np.ndarray, lips: np.ndarray, pre_frames: int, info: dict
+    mixture: np.ndarray, target: np.ndarray, interferer: np.ndarray, visual: dict[str, np.ndarray], pre_frames: int, info: dict
 ) -> dict[str, Any]:
     n_frames = frames_for(len(mixture))
-    return {
+    item: dict[str, Any] = {
         "mixture": torch.from_numpy(_pad_to_frames(mixture, n_frames).astype(np.float32)),  # [F * 640]
         "target": torch.from_numpy(_pad_to_frames(target, n_frames).astype(np.float32)),  # [F * 640]
         "interferer": torch.from_numpy(_pad_to_frames(interferer, n_frames).astype(np.float32)),  # [F * 640]
-        "lips": torch.from_numpy(align_visual(lips, n_frames, pre_frames).astype(np.float32)),  # [F, 40, 2]
-        "info": info,
     }
+    for key, arr in visual.items():  # lips [F, 40, 2]; from a cache also crops [F, 96, 96], features [F, D]
+        item[key] = torch.from_numpy(np.ascontiguousarray(align_visual(arr, n_frames, pre_frames)))
+    item["info"] = info
+    return item
+
+
+class _Visual:
+    """The target's visual stream: lip landmarks from the corpus, or crops + features + lips from a cache."""
+
+    def __init__(self, root: Path, dataset: str, cache: str | Path | None):
+        self.root, self.dataset = root, dataset
+        self.cache = None if cache is None else Path(cache)
+
+    def __call__(self, name: str) -> dict[str, np.ndarray]:
+        if self.cache is None:
+            lips = read_landmarks(target_landmarks_path(self.root, self.dataset, name))["lips"]
+            return {"lips": lips.astype(np.float32)}
+        from avse.data.prepare import cache_path, load_cached
+
+        c = load_cached(cache_path(self.cache, name, self.dataset))
+        return {"lips": c["lips"].astype(np.float32), "crops": c["crops"], "features": c["features"].astype(np.float32)}
 
 
 class SceneDataset(Dataset):
@@ -66,16 +85,19 @@ class SceneDataset(Dataset):
 
     Item: dict with ``mixture``, ``target``, ``interferer`` float32 [F * 640]
     (zero-padded to whole video frames), ``lips`` float32 [F, 40, 2] (the
-    target's lip landmarks, edge frames repeated where the audio is longer) and
+    target's lip landmarks, edge frames repeated where the audio is longer; with
+    ``cache`` (an ``avse prepare`` output folder) also ``crops`` uint8 [F, 96, 96]
+    and ``features`` float32 [F, D], read from the cache, no video decoded) and
     ``info``: ``{"scene", "target", "type", "name", "SNR"}`` (the same keys for
     every item, so that the default collate batches them).
     """
 
-    def __init__(self, root: str | Path, dataset: str):
+    def __init__(self, root: str | Path, dataset: str, cache: str | Path | None = None):
         self.root = Path(root)
         self.dataset = dataset
         self.scenes = load_scenes(scenes_path(root, dataset))
         self.dir = scenes_dir(root, dataset)
+        self.visual = _Visual(self.root, dataset, cache)
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -83,7 +105,6 @@ class SceneDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.scenes[index]
         wav = {k: read_wav64(self.dir / f"{s['scene']}_{k}.wav") for k in ("mixed", "target", "interferer")}
-        lips = read_landmarks(target_landmarks_path(self.root, self.dataset, s["target"]["name"]))["lips"]
         pre = int(s.get("pre_samples", 0))
         if pre % SAMPLES_PER_FRAME:
             raise ConfigError(
@@ -92,7 +113,8 @@ class SceneDataset(Dataset):
             )
         i = s["interferer"]
         info = {"scene": s["scene"], "target": s["target"]["name"], "type": i["type"], "name": i["name"], "SNR": float(s["SNR"])}
-        return _item(wav["mixed"], wav["target"], wav["interferer"], lips, pre // SAMPLES_PER_FRAME, info)
+        visual = self.visual(s["target"]["name"])
+        return _item(wav["mixed"], wav["target"], wav["interferer"], visual, pre // SAMPLES_PER_FRAME, info)
 
 
 class DynamicMixDataset(Dataset):
@@ -104,7 +126,7 @@ class DynamicMixDataset(Dataset):
     start of every epoch (as with DistributedSampler). The mixing is the scene
     renderer's (ramps, optional speech weighting, SNR), without int16
     quantisation; all three signals share one peak scale so that the loudest
-    peaks at ``peak``. ``segment_frames`` crops a random window of that many
+    peaks at ``peak``. ``cache`` adds crops and features as in SceneDataset. ``segment_frames`` crops a random window of that many
     video frames (audio and lips together). Items are dicts as in SceneDataset,
     ``info`` holding ``{"target", "type", "name", "offset", "SNR", "start_frame"}``
     (start_frame 0 without cropping).
@@ -121,6 +143,7 @@ class DynamicMixDataset(Dataset):
         segment_frames: int | None = None,
         seed: int = 0,
         peak: float = 0.9,
+        cache: str | Path | None = None,
     ):
         snr_speech, snr_noise = _check_range("snr_speech", snr_speech), _check_range("snr_noise", snr_noise)
         if not 0.0 <= p_speech <= 1.0:
@@ -142,6 +165,7 @@ class DynamicMixDataset(Dataset):
         self.seed = seed
         self.peak = peak
         self.epoch = 0
+        self.visual = _Visual(self.root, dataset, cache)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose mixtures are drawn (reproducible per epoch)."""
@@ -175,15 +199,16 @@ class DynamicMixDataset(Dataset):
         noise = apply_ramp(read_wav64(interferer_wav_path(self.root, self.dataset, d["type"], d["name"]), d["offset"], len(target)))
         mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
         scale = self.peak / max(np.abs(mixed).max(), np.abs(target).max(), np.abs(noise).max())
-        lips = read_landmarks(target_landmarks_path(self.root, self.dataset, t["wavfile"]))["lips"]
         info = {"target": t["wavfile"], "type": d["type"], "name": d["name"], "offset": d["offset"], "SNR": d["SNR"], "start_frame": 0}
-        item = _item(mixed * scale, target * scale, noise * scale, lips, 0, info)
+        item = _item(mixed * scale, target * scale, noise * scale, self.visual(t["wavfile"]), 0, info)
         if self.segment_frames is not None:
             n_frames = item["lips"].shape[0]
             seg = min(self.segment_frames, n_frames)
             start = d["crop"] % (n_frames - seg + 1)
             for k in ("mixture", "target", "interferer"):
                 item[k] = item[k][start * SAMPLES_PER_FRAME : (start + seg) * SAMPLES_PER_FRAME]
-            item["lips"] = item["lips"][start : start + seg]
+            for k in ("lips", "crops", "features"):
+                if k in item:
+                    item[k] = item[k][start : start + seg]
             item["info"]["start_frame"] = start
         return item

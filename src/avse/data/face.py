@@ -132,7 +132,7 @@ def style_for_speaker(seed: int | str) -> FaceStyle:
         nose_y=float(rng.uniform(0.24, 0.31)),
         nose_w=float(rng.uniform(0.11, 0.15)),
         mouth_y=float(rng.uniform(0.53, 0.6)),
-        lip_width=float(rng.uniform(0.36, 0.45)),
+        lip_width=float(rng.uniform(0.30, 0.36)),  # mouth width ~0.8 eye distances, as measured on real faces
         lip_thickness=float(rng.uniform(0.075, 0.12)),
         lip_ratio=float(rng.uniform(1.1, 1.5)),
         hair_style=int(rng.integers(4)),
@@ -210,9 +210,9 @@ def _lip_curves(traj: np.ndarray, st: FaceStyle) -> dict[str, np.ndarray]:
     j, o, sp, r, u, k = (traj[:, i : i + 1].astype(np.float64) for i in (JAW, OPEN, SPREAD, ROUND, RAISE, TUCK))
     t = _T_DENSE[None, :]  # [1, 21]
     w0 = st.lip_width
-    W = w0 * (1 + 0.16 * sp - 0.3 * r)  # outer half-width [N, 1]
+    W = w0 * (1 + 0.10 * sp - 0.2 * r)  # outer half-width [N, 1]
     Wi = W * (0.9 - 0.06 * r)  # inner corners
-    G = 1.05 * w0 * o  # lip gap at the midline (without the raise)
+    G = 0.85 * w0 * o  # lip gap at the midline (without the raise)
     U = 0.09 * w0 * u  # upper-lip raise
     yc = 0.3 * G - 0.03 * w0 * sp  # corner level (smile lifts the corners)
     p = 0.55 + 0.3 * r - 0.25 * sp  # opening shape: rounder when rounded, flatter when spread

@@ -50,13 +50,15 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import hashlib
+import json
 import math
-import multiprocessing
+import operator
 import os
 import struct
-import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,6 +68,7 @@ from scipy import fft as sp_fft
 from scipy.signal import fftconvolve
 
 from avse import SAMPLE_RATE
+from avse.audio.io import _check_riff_complete, loudness
 from avse.data.metadata import (
     INTERFERER_TYPES,
     Scene,
@@ -84,6 +87,7 @@ from avse.data.metadata import (
 )
 from avse.errors import AvseError, ConfigError, InterfererTooShortError, MediaError, MetadataError, OutputPathError
 from avse.utils.fs import atomic_path, ensure_dir, parse_shard, write_json
+from avse.utils.pool import remove_stale_parts, worker_pool
 from avse.video.io import copy_video_stream
 
 SNR_DECIMALS = 4
@@ -93,6 +97,8 @@ NORMALIZATIONS = ("avse", "peak", "lufs")
 PEAK_HEADROOM_DB = 1.0  # "peak" mode: loudest file at -1 dBFS
 LUFS_TARGET = -23.0  # "lufs" mode: mixture loudness
 OUTPUT_KINDS = ("mixed", "target", "interferer")
+RECORD_DIR = ".render"  # OUT/.render/SXXXXX.json: what each scene's outputs were rendered from
+RENDER_FORMAT = 1  # part of every record's key: bump it when a change alters the rendered bytes
 
 # ---------------------------------------------------------------------------
 # Building scenes
@@ -323,8 +329,14 @@ _FILTER_CACHE: dict[tuple[str, int, int], np.ndarray] = {}
 
 
 def load_speech_weight(path: str | Path) -> np.ndarray:
-    """Read the speech-weighting FIR ``filt`` from a .mat file -> float64 [K] (read-only, cached)."""
+    """Read the speech-weighting FIR ``filt`` from a .mat file -> float64 [K] (read-only, cached).
+
+    Raises MediaError (one line, naming the file) when the file is missing, is
+    not a MATLAB .mat file, has no ``filt`` or a ``filt`` that is not a finite
+    numeric vector.
+    """
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     path = Path(path)
     if not path.is_file():
@@ -333,13 +345,23 @@ def load_speech_weight(path: str | Path) -> np.ndarray:
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     h = _FILTER_CACHE.get(key)
     if h is None:
+        not_mat = "not a MATLAB .mat file with a 'filt' vector"
+        # what SciPy's reader raises on junk, a truncated file or an HDF5 (v7.3) file
+        read_errors = (
+            MatReadError, ValueError, TypeError, OSError, EOFError, NotImplementedError, struct.error, zlib.error
+        )
         try:
             mat = scipy.io.loadmat(str(path), squeeze_me=True)
-        except (ValueError, OSError, TypeError, NotImplementedError) as err:
-            raise MediaError(path, f"unreadable .mat file ({err})".replace("\n", " ")) from None
+        except read_errors as err:
+            raise MediaError(path, f"{not_mat} ({type(err).__name__}: {err})".replace("\n", " ")) from None
         if "filt" not in mat:
             raise MediaError(path, "no variable 'filt' (the speech-weighting FIR)")
-        h = np.atleast_1d(np.asarray(mat["filt"], dtype=np.float64)).ravel()
+        try:
+            h = np.atleast_1d(np.asarray(mat["filt"], dtype=np.float64))
+        except (TypeError, ValueError):
+            raise MediaError(path, f"{not_mat}: 'filt' is not numeric") from None
+        if h.ndim != 1:
+            raise MediaError(path, f"{not_mat}: 'filt' has shape {h.shape}")
         if h.size == 0 or not np.all(np.isfinite(h)):
             raise MediaError(path, "'filt' is empty or holds NaN/inf")
         h.flags.writeable = False
@@ -504,6 +526,13 @@ def mix_scene(
     return mixed, t, noise
 
 
+def check_normalization(mode: str) -> str:
+    """Return ``mode`` if it is one of NORMALIZATIONS, else raise ConfigError."""
+    if mode not in NORMALIZATIONS:
+        raise ConfigError(f"normalization must be one of {NORMALIZATIONS}, got {mode!r}")
+    return mode
+
+
 def normalize_to_int16(signals: list[np.ndarray], mode: str = "avse") -> list[np.ndarray]:
     """Apply one shared normalisation to float64 signals [T_i] -> int16 [T_i] each.
 
@@ -512,16 +541,13 @@ def normalize_to_int16(signals: list[np.ndarray], mode: str = "avse") -> list[np
     loudest sample at -1 dBFS. ``"lufs"``: the first signal (the mixture) at
     -23 LUFS unless that would clip, then as ``"avse"``.
     """
-    if mode not in NORMALIZATIONS:
-        raise ConfigError(f"normalization must be one of {NORMALIZATIONS}, got {mode!r}")
+    check_normalization(mode)
     norm = max(float(np.max(np.abs(s))) for s in signals)
     if norm == 0.0:
         raise ConfigError("all signals are silent: nothing to normalise")
     if mode == "peak":
         norm = norm / 10 ** (-PEAK_HEADROOM_DB / 20)
     elif mode == "lufs":
-        from avse.audio.io import loudness
-
         lufs = loudness(signals[0], SAMPLE_RATE)
         if math.isfinite(lufs):
             norm = max(norm, 1.0 / 10 ** ((LUFS_TARGET - lufs) / 20))
@@ -540,24 +566,38 @@ def normalize_to_int16(signals: list[np.ndarray], mode: str = "avse") -> list[np
 
 
 def read_wav64(path: Path, start: int = 0, frames: int = -1) -> np.ndarray:
-    """Read a 16 kHz mono wav (or ``frames`` samples from ``start``) as float64 [T] (soundfile's scaling)."""
+    """Read a 16 kHz mono wav (or ``frames`` samples from ``start``) as float64 [T] (soundfile's scaling).
+
+    Raises MediaError naming the file when it is missing, unreadable, not
+    16 kHz mono, truncated (a RIFF data chunk longer than the file), empty, or
+    holds fewer than ``frames`` samples from ``start``: a short read is never
+    returned (it would be zero-padded downstream and mix wrongly).
+    """
+    path = Path(path)
     if not path.is_file():
         raise MediaError(path, "no such file" if not path.exists() else "not a file")
+    if path.suffix.lower() == ".wav":
+        _check_riff_complete(path)
     try:
         with sf.SoundFile(str(path)) as f:
             if f.samplerate != SAMPLE_RATE:
                 raise MediaError(path, f"sample rate {f.samplerate} Hz, expected {SAMPLE_RATE}")
             if f.channels != 1:
                 raise MediaError(path, f"{f.channels} channels, expected mono")
+            total = f.frames
             if start:
-                if start >= f.frames:
-                    raise MediaError(path, f"offset {start} is past the end ({f.frames} samples)")
+                if start >= total:
+                    raise MediaError(path, f"offset {start} is past the end ({total} samples)")
                 f.seek(start)
             x = f.read(frames, dtype="float64")
     except (sf.LibsndfileError, RuntimeError) as err:
         raise MediaError(path, f"unreadable audio ({err})") from None
     if x.size == 0:
         raise MediaError(path, "no audio samples")
+    if frames >= 0 and len(x) < frames:
+        raise MediaError(
+            path, f"too short: {frames} samples needed from offset {start}, the file has {total} ({len(x)} read)"
+        )
     return x
 
 
@@ -575,11 +615,6 @@ def wav_bytes_int16(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return header + data
 
 
-def _write_int16_wav(path: Path, x: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(wav_bytes_int16(x))
-
-
 def scene_output_paths(out_dir: str | Path, scene_name: str, with_video: bool = True) -> dict[str, Path]:
     """{"mixed", "target", "interferer"[, "video"]} -> OUT/SXXXXX_{mixed,target,interferer}.wav, _silent.mp4."""
     out_dir = Path(out_dir)
@@ -587,6 +622,34 @@ def scene_output_paths(out_dir: str | Path, scene_name: str, with_video: bool = 
     if with_video:
         paths["video"] = out_dir / f"{scene_name}_silent.mp4"
     return paths
+
+
+def render_record_path(out_dir: str | Path, scene_name: str) -> Path:
+    """OUT/.render/SXXXXX.json: what the scene's outputs were rendered from (see :func:`render_key`)."""
+    return Path(out_dir) / RECORD_DIR / f"{scene_name}.json"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def render_key(scene: Scene, hkey: str | None, normalization: str, with_video: bool) -> str:
+    """SHA-256 (hex) of everything a scene's output bytes depend on besides the input files.
+
+    The scene dict (target, interferers, offsets, SNR, duration, pre/post),
+    the speech-weighting filter's key (None: plain RMS), the normalisation
+    mode, whether the silent mp4 is written, and RENDER_FORMAT.
+    """
+    spec = {
+        "format": RENDER_FORMAT,
+        "scene": scene,
+        "speech_weight": hkey,
+        "normalization": normalization,
+        "with_video": with_video,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
 def _interferer_list(scene: Scene) -> list[dict[str, Any]]:
@@ -647,16 +710,28 @@ def render_scene(
     """Render one scene into ``out_dir``: SXXXXX_{mixed,target,interferer}.wav and SXXXXX_silent.mp4.
 
     The math is the AVSE renderer's (see the module docstring); wavs are int16
-    PCM_16 16 kHz mono of ``duration`` samples, written atomically; the mp4 is the
-    target video's video stream copied without re-encoding. ``speech_weight`` is
-    the .mat file of the speech-weighting FIR (or the FIR itself, float64 [K]);
-    None uses plain RMS. Inputs are read only; an output that would be an input,
-    or ``out_dir`` being a file, raises OutputPathError before anything is written.
-    Returns the output paths.
+    PCM_16 16 kHz mono of ``duration`` samples; the mp4 is the target video's
+    video stream copied without re-encoding. ``speech_weight`` is the .mat file
+    of the speech-weighting FIR (or the FIR itself, float64 [K]); None uses
+    plain RMS. All or nothing: the video is remuxed and the wavs written to
+    temp files, then all are renamed into place and OUT/.render/SXXXXX.json
+    records what they were rendered from (:func:`scene_done`). When anything
+    fails (a truncated wav or mp4, an interferer shorter than the scene) the
+    scene is left with none of its outputs, and the error (a MediaError naming
+    the bad file) is raised. Inputs are read only; an output that would be an
+    input, or ``out_dir`` being a file, raises OutputPathError before anything
+    is written. Returns the output paths.
     """
     root = Path(root)
+    check_normalization(normalization)
     h = _weight_array(speech_weight)
     return _render_one(root, scene, Path(out_dir), h, _filter_key(h), normalization, with_video)
+
+
+def _remove_scene_outputs(outputs: dict[str, Path], record: Path) -> None:
+    for p in [record, *outputs.values()]:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
 
 
 def _render_one(
@@ -668,42 +743,79 @@ def _render_one(
     normalization: str,
     with_video: bool,
 ) -> dict[str, Path]:
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     ensure_dir(out_dir)
+    name = scene["scene"]
     inputs = _scene_inputs(root, scene)
-    outputs = scene_output_paths(out_dir, scene["scene"], with_video)
+    outputs = scene_output_paths(out_dir, name, with_video)
+    record = render_record_path(out_dir, name)
     names = {o.name for o in outputs.values()}
     for p in [inputs["target"], inputs["video"], *inputs["interferers"]]:
         if p.name in names and os.path.realpath(p.parent) == os.path.realpath(out_dir):
-            raise OutputPathError(f"{out_dir / p.name}: output would overwrite an input of scene {scene['scene']}")
-    if with_video and not inputs["video"].is_file():
-        raise MediaError(inputs["video"], "no such file")
-
-    pre, post = int(scene.get("pre_samples", 0)), int(scene.get("post_samples", 0))
-    target, t_rms = _TARGETS.get(inputs["target"], h, hkey)
-    if t_rms == 0.0:
-        raise MediaError(inputs["target"], "target is silent: cannot set an SNR")
-    n = len(target) + pre + post
-    noises = []
-    for spec, path in zip(_interferer_list(scene), inputs["interferers"]):
-        x = read_wav64(path, start=int(spec["offset"]), frames=n)
-        noises.append(apply_ramp(x))
+            raise OutputPathError(f"{out_dir / p.name}: output would overwrite an input of scene {name}")
     try:
-        mixed, t, noise = mix_scene(target, noises, scene["SNR"], h, pre, post, target_rms=t_rms)
-    except ConfigError as err:
-        raise MediaError(inputs["interferers"][0], f"scene {scene['scene']}: {err}") from None
-    ints = normalize_to_int16([mixed, t, noise], normalization)
-    for kind, x in zip(OUTPUT_KINDS, ints):
-        _write_int16_wav(outputs[kind], x)
-    if with_video:
-        copy_video_stream(inputs["video"], outputs["video"])  # atomic itself
+        if with_video and not inputs["video"].is_file():
+            raise MediaError(inputs["video"], "no such file")
+        pre, post = int(scene.get("pre_samples", 0)), int(scene.get("post_samples", 0))
+        target, t_rms = _TARGETS.get(inputs["target"], h, hkey)
+        n = len(target) + pre + post
+        if n != int(scene["duration"]):
+            raise MediaError(
+                inputs["target"],
+                f"{len(target)} samples, scene {name} expects {int(scene['duration']) - pre - post} "
+                f"(duration {scene['duration']} - pre {pre} - post {post}): truncated or replaced",
+            )
+        if t_rms == 0.0:
+            raise MediaError(inputs["target"], "target is silent: cannot set an SNR")
+        noises = []
+        for spec, path in zip(_interferer_list(scene), inputs["interferers"]):
+            x = read_wav64(path, start=int(spec["offset"]), frames=n)
+            noises.append(apply_ramp(x))
+        try:
+            mixed, t, noise = mix_scene(target, noises, scene["SNR"], h, pre, post, target_rms=t_rms)
+        except ConfigError as err:
+            raise MediaError(inputs["interferers"][0], f"scene {name}: {err}") from None
+        ints = normalize_to_int16([mixed, t, noise], normalization)
+        with contextlib.ExitStack() as stack:  # every temp is renamed on success, removed on failure
+            tmp = {kind: stack.enter_context(atomic_path(p)) for kind, p in outputs.items()}
+            if with_video:  # first: a truncated or corrupt video fails before any wav is written
+                copy_video_stream(inputs["video"], tmp["video"])
+            for kind, x in zip(OUTPUT_KINDS, ints):
+                tmp[kind].write_bytes(wav_bytes_int16(x))
+        key = render_key(scene, hkey, normalization, with_video)
+        write_json(record, {"scene": name, "key": key, "outputs": sorted(names)})
+    except BaseException:
+        _remove_scene_outputs(outputs, record)  # stale outputs of an earlier render included
+        raise
     return outputs
 
 
-def scene_done(out_dir: str | Path, scene_name: str, with_video: bool = True) -> bool:
-    """True when every output of the scene exists (used to resume)."""
-    return all(p.is_file() for p in scene_output_paths(out_dir, scene_name, with_video).values())
+def _scene_done(out_dir: Path, name: str, key: str, with_video: bool) -> bool:
+    if not all(p.is_file() for p in scene_output_paths(out_dir, name, with_video).values()):
+        return False
+    try:
+        record = json.loads(render_record_path(out_dir, name).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("key") == key
+
+
+def scene_done(
+    out_dir: str | Path,
+    scene: Scene,
+    speech_weight: str | Path | np.ndarray | None = None,
+    normalization: str = "avse",
+    with_video: bool = True,
+) -> bool:
+    """True when the scene's outputs exist and were rendered from this scene and these options (resume).
+
+    The outputs' record OUT/.render/SXXXXX.json must hold the :func:`render_key`
+    of ``scene``, the filter, ``normalization`` and ``with_video``; a scene
+    rebuilt with another seed, or asked with another filter or mode, is not
+    done and is rendered again (its outputs replaced).
+    """
+    h = _weight_array(speech_weight)
+    key = render_key(scene, _filter_key(h), check_normalization(normalization), with_video)
+    return _scene_done(Path(out_dir), scene["scene"], key, with_video)
 
 
 def _render_group(task: tuple[Any, ...]) -> list[tuple[str, str | None]]:
@@ -719,16 +831,47 @@ def _render_group(task: tuple[Any, ...]) -> list[tuple[str, str | None]]:
     return results
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
 def shard_indices(n: int, shard: tuple[int, int]) -> list[int]:
     """Indices of the ``n`` scenes that shard ``(i, N)`` renders: every k with k % N == i."""
     i, count = shard
     return list(range(i, n, count))
+
+
+def _check_shard(shard: tuple[int, int] | str | None) -> tuple[int, int]:
+    """``"i/N"``, None or a pair (i, N) -> (i, N), validated by avse.utils.fs.parse_shard."""
+    if shard is None or isinstance(shard, str):
+        return parse_shard(shard)
+    try:
+        i, n = (operator.index(v) for v in shard)
+    except (TypeError, ValueError):
+        raise ConfigError(f"shard must be 'i/N' or a pair of integers (i, N), got {shard!r}") from None
+    return parse_shard(f"{i}/{n}")
+
+
+def _scene_stems(name: str) -> list[str]:
+    return [f"{name}_{kind}" for kind in (*OUTPUT_KINDS, "silent")]
+
+
+def _remove_orphans(out_dir: Path, keep: set[str]) -> int:
+    """Delete the outputs and records of scenes recorded in ``out_dir`` but no longer in scenes.json."""
+    removed = 0
+    for record in sorted((out_dir / RECORD_DIR).glob("*.json")):
+        if record.stem in keep:
+            continue
+        for stem in _scene_stems(record.stem):
+            for ext in (".wav", ".mp4"):
+                with contextlib.suppress(FileNotFoundError):
+                    (out_dir / f"{stem}{ext}").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            record.unlink()
+        removed += 1
+    return removed
+
+
+def _remove_parts(out_dir: Path, names: list[str]) -> None:
+    """Remove what writes killed mid-way (Ctrl-C with a pool, SIGKILL) left of these scenes' files."""
+    remove_stale_parts(out_dir, stems={stem for name in names for stem in _scene_stems(name)})
+    remove_stale_parts(out_dir / RECORD_DIR, stems=set(names))
 
 
 def render_scenes(
@@ -743,26 +886,29 @@ def render_scenes(
 ) -> dict[str, Any]:
     """Render every scene of ROOT/metadata/scenes.{dataset}.json into ROOT/{dataset}/scenes/.
 
-    Scene k belongs to shard ``k % N`` (``shard=(i, N)`` or ``"i/N"``); scenes
-    whose outputs all exist are skipped (resume). ``jobs`` > 1 renders in a
-    multiprocessing pool (scenes sharing a target go to the same worker, which
-    caches the target and its weighted RMS). Output is bit-identical whatever
-    ``jobs`` and ``shard``. Returns ``{"dataset", "out_dir", "shard", "scenes",
-    "rendered", "skipped", "seconds"}``; raises AvseError after the run when some
-    scenes failed (the others are written; re-run to resume).
+    Scene k belongs to shard ``k % N`` (``shard=(i, N)`` or ``"i/N"``).
+    Resume: a scene is skipped when :func:`scene_done` (its outputs exist and
+    its record OUT/.render/SXXXXX.json says they were rendered from this very
+    scene, filter, normalisation and video option); any other scene is
+    rendered, replacing stale outputs (after ``scenes build --seed 7``, or with
+    another ``speech_weight`` or ``normalization``). Scenes recorded in OUT but
+    no longer in scenes.json have their outputs removed. An interrupted run
+    (Ctrl-C, a killed job) resumes cleanly: a scene's outputs and record appear
+    only once all of it is written, and the temp files a killed writer left
+    are removed at the start of the next run (and when a Ctrl-C is handled).
+
+    ``jobs`` > 1 renders in a multiprocessing pool whose workers ignore
+    Ctrl-C (the parent stops them); scenes sharing a target go to the same
+    worker, which caches the target and its weighted RMS. Output is
+    bit-identical whatever ``jobs`` and ``shard``. Returns ``{"dataset",
+    "out_dir", "shard", "scenes", "rendered", "skipped", "removed",
+    "seconds"}``; raises AvseError after the run when some scenes failed (the
+    others are written, a failed scene has no outputs; re-run to resume).
     """
     root = Path(root)
-    if isinstance(shard, str) or shard is None:
-        shard = parse_shard(shard)
-    try:
-        si, sn = (int(v) for v in shard)
-    except (TypeError, ValueError):
-        raise ConfigError(f"shard must be (i, N), got {shard!r}") from None
-    if sn < 1 or not 0 <= si < sn:
-        raise ConfigError(f"shard ({si}, {sn}): need 0 <= i < N")
+    si, sn = _check_shard(shard)
     jobs = _check_int("jobs", jobs, 1)
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    check_normalization(normalization)
     scenes = load_scenes(scenes_path(root, dataset))
     h = _weight_array(speech_weight)
     hkey = _filter_key(h)
@@ -770,7 +916,10 @@ def render_scenes(
 
     t0 = time.perf_counter()
     mine = [scenes[k] for k in shard_indices(len(scenes), (si, sn))]
-    todo = [s for s in mine if not scene_done(out_dir, s["scene"], with_video)]
+    _remove_parts(out_dir, [s["scene"] for s in mine])
+    removed = _remove_orphans(out_dir, {s["scene"] for s in scenes})
+    keys = {s["scene"]: render_key(s, hkey, normalization, with_video) for s in mine}
+    todo = [s for s in mine if not _scene_done(out_dir, s["scene"], keys[s["scene"]], with_video)]
     groups: dict[tuple[str, str], list[Scene]] = {}
     for s in todo:
         groups.setdefault((s["dataset"], s["target"]["name"]), []).append(s)
@@ -778,7 +927,7 @@ def render_scenes(
 
     failures: list[tuple[str, str]] = []
     # the pool is forked before the progress bar starts its monitor thread
-    pool = _pool_context().Pool(processes=min(jobs, len(tasks))) if jobs > 1 and len(tasks) > 1 else None
+    pool = worker_pool(min(jobs, len(tasks))) if jobs > 1 and len(tasks) > 1 else None
     bar = None
     try:
         if progress:
@@ -790,6 +939,13 @@ def render_scenes(
             failures.extend((name, err) for name, err in batch if err is not None)
             if bar is not None:
                 bar.update(len(batch))
+    except BaseException:
+        if pool is not None:  # workers killed mid-write leave temp files: clear them now
+            pool.terminate()
+            pool.join()
+            pool = None
+            _remove_parts(out_dir, [s["scene"] for s in todo])
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -803,6 +959,7 @@ def render_scenes(
         "scenes": len(mine),
         "rendered": len(todo) - len(failures),
         "skipped": len(mine) - len(todo),
+        "removed": removed,
         "seconds": time.perf_counter() - t0,
     }
     if failures:
@@ -822,17 +979,32 @@ def measured_snr(
     pre_samples: int = 0,
     post_samples: int = 0,
 ) -> float:
-    """SNR in dB of a rendered scene, from its _target.wav and _interferer.wav.
+    """SNR in dB of a rendered scene, from its _target.wav and _interferer.wav (each [T]).
 
     ``20 log10(rms(conv(t, h)) / rms(conv(i, h)))`` over the samples where the
     target is (``[pre_samples, len - post_samples)``), with ``h`` the
     speech-weighting FIR (plain RMS when None) - the quantity the renderer sets.
+    A silent interferer gives ``+inf`` (a silent target ``-inf``); both silent,
+    or files of different lengths, raise MediaError.
     """
     h = _weight_array(speech_weight)
     t = read_wav64(Path(target_wav))
     i = read_wav64(Path(interferer_wav))
+    if len(i) != len(t):
+        raise MediaError(interferer_wav, f"{len(i)} samples, the target {target_wav} has {len(t)}")
+    pre_samples = _check_int("pre_samples", pre_samples, 0)
+    post_samples = _check_int("post_samples", post_samples, 0)
     lo, hi = pre_samples, len(t) - post_samples
-    return float(20 * np.log10(weighted_rms(t[lo:hi], h) / weighted_rms(i[lo:hi], h)))
+    if lo >= hi:
+        raise ConfigError(f"pre_samples {pre_samples} + post_samples {post_samples} leave nothing of {len(t)} samples")
+    t_rms, i_rms = weighted_rms(t[lo:hi], h), weighted_rms(i[lo:hi], h)
+    if i_rms == 0.0:
+        if t_rms == 0.0:
+            raise MediaError(target_wav, f"target and interferer {interferer_wav} are both silent: no SNR")
+        return math.inf
+    if t_rms == 0.0:
+        return -math.inf
+    return float(20 * np.log10(t_rms / i_rms))
 
 
 __all__ = [
@@ -840,11 +1012,15 @@ __all__ = [
     "NORMALIZATIONS",
     "apply_ramp",
     "build_scenes",
+    "check_normalization",
     "half_cosine_ramp",
     "load_speech_weight",
     "measured_snr",
     "mix_scene",
     "normalize_to_int16",
+    "read_wav64",
+    "render_key",
+    "render_record_path",
     "render_scene",
     "render_scenes",
     "scene_done",

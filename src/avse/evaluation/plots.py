@@ -101,3 +101,41 @@ def agreement_plot(path: str | Path, opening: np.ndarray, energy_db: np.ndarray,
 
 
 __all__ = ["scene_overview", "agreement_plot"]
+
+
+def contact_sheet(path: str | Path, crops: np.ndarray, every: int = 1, cols: int = 10, scale: int = 1) -> Path:
+    """Write a PNG grid of crops uint8 [N, H, W] (gray; or [N, H, W, 3] RGB), frame numbers under each.
+
+    Shows crops 0, every, 2 * every, ... in rows of ``cols`` tiles, each enlarged ``scale`` times
+    (nearest neighbour, so pixels stay pixels). Returns the path.
+    """
+    import cv2
+
+    from avse.errors import ConfigError
+
+    crops = np.asarray(crops)
+    if crops.dtype != np.uint8 or crops.ndim not in (3, 4) or len(crops) == 0:
+        raise ConfigError(f"crops must be uint8 [N, H, W] or [N, H, W, 3], N > 0; got {crops.dtype} {crops.shape}")
+    if every < 1 or cols < 1 or scale < 1:
+        raise ConfigError(f"every, cols and scale must be >= 1, got {every}, {cols}, {scale}")
+    idx = np.arange(0, len(crops), every)
+    tiles = crops[idx] if crops.ndim == 4 else np.repeat(crops[idx][..., None], 3, axis=-1)  # [M, H, W, 3] RGB
+    h, w = tiles.shape[1] * scale, tiles.shape[2] * scale
+    label, gap = 14, 2
+    rows = -(-len(idx) // cols)
+    sheet = np.full((rows * (h + label + gap) + gap, min(cols, len(idx)) * (w + gap) + gap, 3), 255, np.uint8)
+    for k, (i, tile) in enumerate(zip(idx, tiles)):
+        y = gap + (k // cols) * (h + label + gap)
+        x = gap + (k % cols) * (w + gap)
+        sheet[y : y + h, x : x + w] = cv2.resize(tile, (w, h), interpolation=cv2.INTER_NEAREST)
+        cv2.putText(sheet, str(int(i)), (x + 2, y + h + label - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:  # pragma: no cover - cv2 encodes any uint8 image
+        raise ConfigError("PNG encoding failed")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png.tobytes())
+    return Path(path)
+
+
+__all__.append("contact_sheet")

@@ -1,0 +1,251 @@
+"""The preprocessing cache (``avse prepare``): video decoded once into mouth crops, lip features and audio."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
+from avse.errors import AvseError, ConfigError, MediaError
+from avse.utils.fs import atomic_path, ensure_dir, write_json
+
+CACHE_FORMAT = 1
+LRS3_SPLITS = ("pretrain", "trainval", "test")
+SYNC_WARN_MS = 80.0  # |A/V offset| past this (with a reliable estimate) is reported
+RECORDS = ".prepare"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One input to prepare: a video, its audio (the video's own track when None) and optional landmarks."""
+
+    id: str  # unique within the cache; also the cache file's stem
+    split: str
+    speaker: str
+    video: Path
+    audio: Path | None = None
+    landmarks: Path | None = None
+
+
+def discover(root: str | Path) -> tuple[str, list[Utterance]]:
+    """Find the utterances under ``root``: the AVSE layout or an LRS3-style tree.
+
+    AVSE: ROOT/metadata/target_speech_list.json lists the targets; the video is
+    ROOT/{split}/targets_video/ID.mp4, the audio ROOT/{split}/targets/ID.wav and
+    ground-truth landmarks ROOT/{split}/targets_landmarks/ID.npz when present.
+    LRS3: ROOT/{pretrain,trainval,test}/SPEAKER/ID.mp4 (audio from the mp4).
+    Returns ``(layout name, utterances)`` sorted by id.
+    """
+    from avse.data.metadata import load_speech_list, target_speech_list_path
+
+    root = Path(root)
+    if not root.is_dir():
+        raise MediaError(root, "no such folder")
+    tpath = target_speech_list_path(root)
+    if tpath.exists():
+        items = []
+        for e in load_speech_list(tpath):
+            split, uid = e["dataset"], e["wavfile"]
+            lm = root / split / "targets_landmarks" / f"{uid}.npz"
+            items.append(
+                Utterance(
+                    uid, split, str(e.get("speaker", "")), root / split / "targets_video" / f"{uid}.mp4",
+                    root / split / "targets" / f"{uid}.wav", lm if lm.exists() else None,
+                )
+            )
+        return "avse", sorted(items, key=lambda u: u.id)
+    items = []
+    for split in LRS3_SPLITS:
+        for video in sorted((root / split).glob("*/*.mp4")):
+            speaker = video.parent.name
+            items.append(Utterance(f"{speaker}_{video.stem}", split, speaker, video))
+    if not items:
+        raise MediaError(root, "neither an AVSE corpus (metadata/target_speech_list.json) nor an LRS3 tree (pretrain|trainval|test/SPEAKER/ID.mp4)")
+    return "lrs3", sorted(items, key=lambda u: u.id)
+
+
+def cache_path(out: str | Path, utt_id: str, split: str) -> Path:
+    """Where the cache file of an utterance lives: OUT/{split}/{id}.npz."""
+    return Path(out) / split / f"{utt_id}.npz"
+
+
+def _fit_frames(x: np.ndarray, n: int) -> np.ndarray:
+    """Cut x [M, ...] to n frames or pad it by repeating its last frame."""
+    if len(x) >= n:
+        return x[:n]
+    return np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)], axis=0)
+
+
+def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> dict[str, Any]:
+    """Run the front end on one utterance and write its cache file; returns its manifest record.
+
+    The cache file (compressed npz) holds crops uint8 [N, 96, 96] (grayscale
+    mouth ROIs), features float32 [N, D] (normalised lip features), the
+    landmark arrays (lips [N, 40, 2], eyes, nose, face_box), flags uint8 [N]
+    (0 detected, 1 interpolated), audio int16 [N * 640] at 16 kHz (zero-padded
+    or cut to whole frames) and the A/V sync estimate.
+    """
+    from avse.audio.io import load_audio
+    from avse.video.io import iter_grid_frames
+    from avse.video.landmarks import LANDMARK_KEYS, mouth_opening, read_landmarks
+    from avse.video.lipfeat import lip_features
+    from avse.video.roi import mouth_crops
+    from avse.video.sync import estimate_offset
+
+    audio, _ = load_audio(utt.audio or utt.video)
+    report: dict[str, Any] = {}
+    if utt.landmarks is not None:
+        lm = read_landmarks(utt.landmarks)
+        lm["flags"] = np.zeros(len(lm["lips"]), np.uint8)
+        source = "given"
+    else:
+        from avse.video.track import extract_landmarks
+
+        kwargs = {} if smooth_window is None else {"smooth_window": smooth_window}
+        lm, report = extract_landmarks(utt.video, audio=audio, **kwargs)
+        source = "detected"
+    n = len(lm["lips"])
+    crops = mouth_crops(iter_grid_frames(utt.video, max_frames=n), lm)  # [M, 96, 96]
+    if len(crops) == 0:
+        raise MediaError(utt.video, "zero frames")
+    crops = _fit_frames(crops, n)
+    feats = lip_features(lm)  # [N, D]
+    est = estimate_offset(mouth_opening(lm["lips"]), audio)
+    pcm = np.zeros(n * SAMPLES_PER_FRAME, np.int16)
+    m = min(len(audio), len(pcm))
+    pcm[:m] = np.round(np.clip(audio[:m], -1.0, 1.0) * 32767).astype(np.int16)
+    arrays = {k: np.asarray(lm[k]) for k in LANDMARK_KEYS}
+    arrays.update(
+        crops=crops.astype(np.uint8),
+        features=feats.astype(np.float32),
+        flags=np.asarray(lm["flags"], np.uint8),
+        audio=pcm,
+        sample_rate=np.int32(SAMPLE_RATE),
+        sync_offset_ms=np.float32(est.offset_ms),
+        sync_confidence=np.float32(est.confidence),
+        format=np.int32(CACHE_FORMAT),
+    )
+    path = cache_path(out, utt.id, utt.split)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    flags = arrays["flags"]
+    return {
+        "id": utt.id,
+        "split": utt.split,
+        "speaker": utt.speaker,
+        "video": str(utt.video),
+        "file": str(path.relative_to(out)),
+        "landmarks": source,
+        "nframes": int(n),
+        "nsamples": int(len(audio)),
+        "detected": int(np.sum(flags == 0)),
+        "interpolated": int(np.sum(flags == 1)),
+        "sync_offset_ms": round(float(est.offset_ms), 1),
+        "sync_confidence": round(float(est.confidence), 3),
+        "sync_reliable": bool(getattr(est, "reliable", True)),
+        **({"tracks": report.get("n_tracks")} if report else {}),
+    }
+
+
+def _record_path(out: Path, utt: Utterance) -> Path:
+    return out / RECORDS / utt.split / f"{utt.id}.json"
+
+
+def _work(args: tuple[Utterance, str, int | None]) -> tuple[str, dict[str, Any] | None, str | None]:
+    utt, out, smooth = args
+    try:
+        rec = prepare_one(utt, Path(out), smooth)
+    except AvseError as err:
+        return utt.id, None, str(err)
+    write_json(_record_path(Path(out), utt), rec)
+    return utt.id, rec, None
+
+
+def prepare(
+    root: str | Path,
+    out: str | Path,
+    jobs: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    smooth_window: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build (or resume) the preprocessing cache of every utterance under ``root`` into ``out``.
+
+    Utterance k (in id order) belongs to shard k % N. Items whose cache file
+    exists are skipped. Failures do not stop the run: each is reported with its
+    reason. The manifest (OUT/manifest.json) lists every item cached so far,
+    whichever shard made it. Returns the report: counts, frames detected and
+    interpolated, A/V offsets past SYNC_WARN_MS, failures.
+    """
+    root, out = Path(root), Path(out)
+    if out.resolve() == root.resolve():
+        raise ConfigError(f"{out}: the cache needs a folder of its own, not the input corpus itself")
+    layout, items = discover(root)
+    i, n = shard
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    ensure_dir(out)
+    mine = [u for k, u in enumerate(items) if k % n == i]
+    todo = [u for u in mine if not (cache_path(out, u.id, u.split).exists() and _record_path(out, u).exists())]
+    failures: dict[str, str] = {}
+    bar = tqdm(total=len(todo), desc="prepare", unit="utt", disable=not progress or not todo)
+    args = [(u, str(out), smooth_window) for u in todo]
+    results: Iterator[tuple[str, dict[str, Any] | None, str | None]]
+    if jobs == 1 or len(todo) <= 1:
+        results = map(_work, args)
+        pool = None
+    else:
+        pool = mp.get_context("fork").Pool(min(jobs, len(todo)))
+        results = pool.imap_unordered(_work, args)
+    try:
+        for uid, _rec, err in results:
+            if err is not None:
+                failures[uid] = err
+            bar.update()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    records = []
+    for u in items:
+        rp = _record_path(out, u)
+        if rp.exists() and cache_path(out, u.id, u.split).exists():
+            records.append(json.loads(rp.read_text()))
+    write_json(out / "manifest.json", {"format": CACHE_FORMAT, "layout": layout, "root": str(root), "items": records})
+    if failures:
+        write_json(out / "failures.json", failures)
+    drift = [r["id"] for r in records if r["sync_reliable"] and abs(r["sync_offset_ms"]) > SYNC_WARN_MS]
+    if drift:
+        warnings.warn(f"{len(drift)} utterance(s) have an A/V offset past {SYNC_WARN_MS:.0f} ms, e.g. {drift[0]}; see manifest.json", stacklevel=2)
+    frames = sum(r["nframes"] for r in records)
+    return {
+        "layout": layout,
+        "utterances": len(items),
+        "in_shard": len(mine),
+        "made_now": len(todo) - len(failures),
+        "cached": len(records),
+        "frames": frames,
+        "frames_detected": sum(r["detected"] for r in records),
+        "frames_interpolated": sum(r["interpolated"] for r in records),
+        "av_offset_warnings": drift,
+        "failed": failures,
+    }
+
+
+def load_cached(path: str | Path) -> dict[str, np.ndarray]:
+    """Read one cache file -> dict of arrays (crops [N, 96, 96] uint8, features [N, D], audio float32 [N*640], ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "no such cache file")
+    with np.load(path, allow_pickle=False) as z:
+        out = {k: z[k] for k in z.files}
+    out["audio"] = out["audio"].astype(np.float32) / 32767.0
+    return out
