@@ -39,6 +39,7 @@ from _common import save  # noqa: E402
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: E402
 from avse.data import scenes as sc  # noqa: E402
 from avse.data.metadata import load_scenes, scenes_dir, scenes_path  # noqa: E402
+from avse.video.io import write_video  # noqa: E402
 
 DEFAULT_WEIGHT = Path(__file__).resolve().parents[2] / "shared" / "avse" / "speech_weight.mat"
 
@@ -64,18 +65,9 @@ def _write(path: Path, x: np.ndarray) -> None:
 
 
 def _video(path: Path, n_frames: int) -> None:
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 96, 96, "yuv420p"
-        for k in range(n_frames):
-            img = np.full((96, 96, 3), (k * 7) % 255, np.uint8)
-            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
+    """A tiny 96x96 H.264 target video of ``n_frames`` frames (avse.video.io.write_video)."""
+    frames = np.stack([np.full((96, 96, 3), (k * 7) % 255, np.uint8) for k in range(n_frames)])
+    write_video(path, frames, preset="ultrafast")
 
 
 def make_corpus(root: Path, n_targets: int, video: bool, seed: int = 0) -> None:

@@ -590,12 +590,17 @@ def test_leftover_part_files_are_removed_at_the_next_run(corpus):
         out / f"..{names[2]}_silent.aaaa1111.part.bbbb2222.part.mp4",  # copy_video_stream's temp of our temp
         out / ".render" / f".{names[0]}.zz99zz99.part.json",
     ]
-    theirs = [out / f".{names[1]}_target.q1w2e3r4.part.wav", out / ".notes.abcdefgh.part.txt", out / "keep.part.wav"]
+    theirs = [
+        out / f".{names[1]}_target.q1w2e3r4.part.wav",  # shard 1's, maybe being written right now
+        out / ".render" / f".{names[3]}.q1w2e3r4.part.json",
+        out / ".notes.abcdefgh.part.txt",
+        out / "keep.part.wav",
+    ]
     for p in ours + theirs:
         p.write_bytes(b"half written")
     assert sc.render_scenes(corpus, "train", shard="0/2", progress=False, with_video=False)["rendered"] == 2
     assert [p.exists() for p in ours] == [False] * 3
-    assert [p.exists() for p in theirs] == [True] * 3  # another shard's, or not ours at all
+    assert [p.exists() for p in theirs] == [True] * 4  # another shard's, or not ours at all
 
 
 def test_part_stem_and_remove_stale_parts(tmp_path):

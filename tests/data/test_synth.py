@@ -141,3 +141,10 @@ def test_relative_and_absolute_noise_dirs_are_the_same_config(tmp_path, monkeypa
     synthesize_corpus(root, synth_config("tiny", noise_dirs=("noises",)), progress=False)
     summary = synthesize_corpus(root, synth_config("tiny", noise_dirs=(str(noise_dir),)), progress=False)
     assert summary["made_now"] == 0
+
+
+def test_leftover_temp_files_are_removed_on_resume(corpus_copy):
+    stale = corpus_copy / "dev" / "targets" / ".spk005_001.abcd1234.part.wav"
+    stale.write_bytes(b"half a file")
+    summary = synthesize_corpus(corpus_copy, synth_config("tiny"), progress=False)
+    assert summary["made_now"] == 0 and not stale.exists()

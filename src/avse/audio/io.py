@@ -17,7 +17,7 @@ from avse.utils.fs import atomic_path
 _SNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au"}
 
 
-def _check_riff_complete(path: Path) -> None:
+def check_riff_complete(path: Path) -> None:
     """Raise MediaError when a RIFF/WAVE file is shorter than its data chunk says."""
     size = path.stat().st_size
     with path.open("rb") as f:
@@ -38,7 +38,7 @@ def _check_riff_complete(path: Path) -> None:
 
 def _read_sndfile(path: Path) -> tuple[np.ndarray, int]:
     if path.suffix.lower() == ".wav":
-        _check_riff_complete(path)
+        check_riff_complete(path)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:

@@ -23,7 +23,7 @@ from avse.data.metadata import (
     target_speech_list_path,
     target_wav_path,
 )
-from avse.data.scenes import InterfererPool, _check_range, apply_ramp, load_speech_weight, mix_scene, read_wav64
+from avse.data.scenes import InterfererPool, check_snr_range, apply_ramp, load_speech_weight, mix_scene, read_wav64
 from avse.data.synth import item_seed
 from avse.errors import ConfigError, InterfererTooShortError
 from avse.video.landmarks import read_landmarks
@@ -145,7 +145,7 @@ class DynamicMixDataset(Dataset):
         peak: float = 0.9,
         cache: str | Path | None = None,
     ):
-        snr_speech, snr_noise = _check_range("snr_speech", snr_speech), _check_range("snr_noise", snr_noise)
+        snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         if not 0.0 <= p_speech <= 1.0:
             raise ConfigError(f"p_speech must be in [0, 1], got {p_speech}")
         if segment_frames is not None and segment_frames < 1:

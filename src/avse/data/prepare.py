@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from tqdm import tqdm
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
 from avse.errors import AvseError, ConfigError, MediaError
 from avse.utils.fs import atomic_path, ensure_dir, write_json
+from avse.utils.pool import remove_stale_parts, worker_pool
 
 CACHE_FORMAT = 1
 LRS3_SPLITS = ("pretrain", "trainval", "test")
@@ -198,11 +198,14 @@ def prepare(
     bar = tqdm(total=len(todo), desc="prepare", unit="utt", disable=not progress or not todo)
     args = [(u, str(out), smooth_window) for u in todo]
     results: Iterator[tuple[str, dict[str, Any] | None, str | None]]
+    for split in {u.split for u in mine}:
+        if (out / split).is_dir():  # temp files an interrupted run of this shard left behind
+            remove_stale_parts(out / split, {u.id for u in mine if u.split == split})
     if jobs == 1 or len(todo) <= 1:
         results = map(_work, args)
         pool = None
     else:
-        pool = mp.get_context("fork").Pool(min(jobs, len(todo)))
+        pool = worker_pool(min(jobs, len(todo)))
         results = pool.imap_unordered(_work, args)
     try:
         for uid, _rec, err in results:

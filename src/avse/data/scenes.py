@@ -38,6 +38,12 @@ interferers are summed, and the scene SNR then applies to that sum exactly as
 in steps 4-5. The written ``_interferer.wav`` is the sum, so the measured SNR of
 ``_target.wav`` against ``_interferer.wav`` is the scene's ``SNR``.
 
+Outputs: a scene's three wavs and its silent mp4 are written to temp files
+and renamed into place together, then OUT/.render/SXXXXX.json records what
+they were rendered from (a hash of the scene, the filter, the normalisation
+and the video option); a scene whose record does not match is rendered
+again, and a scene that fails leaves none of its outputs.
+
 Normalisation modes: ``"avse"`` (step 6, the challenge's shared peak: the
 loudest of the three files peaks at full scale), ``"peak"`` (the same shared
 factor, placed at -1 dBFS to leave 1 dB of headroom) and ``"lufs"`` (the same
@@ -68,7 +74,7 @@ from scipy import fft as sp_fft
 from scipy.signal import fftconvolve
 
 from avse import SAMPLE_RATE
-from avse.audio.io import _check_riff_complete, loudness
+from avse.audio.io import check_riff_complete, loudness
 from avse.data.metadata import (
     INTERFERER_TYPES,
     Scene,
@@ -105,7 +111,7 @@ RENDER_FORMAT = 1  # part of every record's key: bump it when a change alters th
 # ---------------------------------------------------------------------------
 
 
-def _check_range(name: str, rng_: Sequence[float]) -> tuple[float, float]:
+def check_snr_range(name: str, rng_: Sequence[float]) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in rng_)
     except (TypeError, ValueError):
@@ -158,8 +164,8 @@ def build_scenes(
     a split without targets, and InterfererTooShortError (naming the target)
     when no interferer is long enough.
     """
-    lo_speech, hi_speech = _check_range("snr_speech", snr_speech)
-    lo_noise, hi_noise = _check_range("snr_noise", snr_noise)
+    lo_speech, hi_speech = check_snr_range("snr_speech", snr_speech)
+    lo_noise, hi_noise = check_snr_range("snr_noise", snr_noise)
     if isinstance(p_speech, bool) or not isinstance(p_speech, (int, float)) or not 0.0 <= p_speech <= 1.0:
         raise ConfigError(f"p_speech must be a probability in [0, 1], got {p_speech!r}")
     n_interferers = _check_int("n_interferers", n_interferers, 1)
@@ -577,7 +583,7 @@ def read_wav64(path: Path, start: int = 0, frames: int = -1) -> np.ndarray:
     if not path.is_file():
         raise MediaError(path, "no such file" if not path.exists() else "not a file")
     if path.suffix.lower() == ".wav":
-        _check_riff_complete(path)
+        check_riff_complete(path)
     try:
         with sf.SoundFile(str(path)) as f:
             if f.samplerate != SAMPLE_RATE:
@@ -856,7 +862,7 @@ def _remove_orphans(out_dir: Path, keep: set[str]) -> int:
     """Delete the outputs and records of scenes recorded in ``out_dir`` but no longer in scenes.json."""
     removed = 0
     for record in sorted((out_dir / RECORD_DIR).glob("*.json")):
-        if record.stem in keep:
+        if record.stem in keep or record.name.startswith("."):  # ".S00002.k3j_x9a2.part.json": being written
             continue
         for stem in _scene_stems(record.stem):
             for ext in (".wav", ".mp4"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -25,8 +24,10 @@ from avse.data.metadata import (
 )
 from avse.errors import ConfigError, MediaError, MetadataError
 from avse.utils.fs import ensure_dir, write_json
+from avse.utils.pool import remove_stale_parts, worker_pool
 
 WORK_DIR = ".synth"  # per-item completion records, so that an interrupted run resumes
+_ITEM_FOLDERS = ("targets", "targets_video", "targets_landmarks", "interferers/speech", "interferers/noise")
 
 
 def item_seed(seed: int, name: str) -> int:
@@ -202,19 +203,20 @@ def _done(root: Path, item_id: str, outputs: list[Path]) -> dict[str, Any] | Non
 def _map(fn: Callable, items: list, jobs: int, desc: str, progress: bool, initializer=None, initargs=()) -> list:
     results = []
     bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress or not items, leave=False)
-    if jobs <= 1 or len(items) <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        for item in items:
-            results.append(fn(item))
-            bar.update()
-    else:
-        ctx = mp.get_context("fork")
-        with ctx.Pool(min(jobs, len(items)), initializer=initializer, initargs=initargs) as pool:
-            for res in pool.imap_unordered(fn, items):
-                results.append(res)
+    try:
+        if jobs <= 1 or len(items) <= 1:
+            if initializer is not None:
+                initializer(*initargs)
+            for item in items:
+                results.append(fn(item))
                 bar.update()
-    bar.close()
+        else:
+            with worker_pool(min(jobs, len(items)), initializer, initargs) as pool:
+                for res in pool.imap_unordered(fn, items):
+                    results.append(res)
+                    bar.update()
+    finally:
+        bar.close()
     return results
 
 
@@ -275,6 +277,9 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
         if old.get("voices") != cfg_record["voices"]:
             raise ConfigError(f"{root}: holds a corpus made with other TTS voices (other engines installed?); use a new folder")
     meta = ensure_dir(root / "metadata")
+    for folder in [meta, root / WORK_DIR] + [root / s / sub for s in SPLITS for sub in _ITEM_FOLDERS]:
+        if folder.is_dir():  # temp files an interrupted run left behind
+            remove_stale_parts(folder)
     if not cfg_path.exists():
         write_json(cfg_path, cfg_record)
     real = _make_real_noises(root, cfg, noise_files)

@@ -9,7 +9,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Collection
+from typing import Callable, Collection
 
 # The temporary name avse.utils.fs.atomic_path gives PATH = DIR/STEM.SUFFIX:
 # DIR/.STEM.XXXXXXXX.partSUFFIX (XXXXXXXX: tempfile's 8 random characters).
@@ -23,11 +23,13 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _ignore_sigint() -> None:
+def _init_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
 
 
-def worker_pool(jobs: int) -> multiprocessing.pool.Pool:
+def worker_pool(jobs: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> multiprocessing.pool.Pool:
     """A pool of ``jobs`` processes whose workers ignore SIGINT.
 
     Ctrl-C reaches the whole process group; with this pool only the parent
@@ -35,9 +37,10 @@ def worker_pool(jobs: int) -> multiprocessing.pool.Pool:
     so the terminal shows one interrupt instead of a traceback per worker.
     Workers killed by ``terminate()`` may leave atomic_path temp files behind:
     :func:`remove_stale_parts` clears them. Use as a context manager or call
-    ``terminate()``/``join()`` yourself.
+    ``terminate()``/``join()`` yourself. ``initializer(*initargs)`` runs in each
+    worker after that.
     """
-    return pool_context().Pool(processes=jobs, initializer=_ignore_sigint)
+    return pool_context().Pool(processes=jobs, initializer=_init_worker, initargs=(initializer, initargs))
 
 
 def part_stem(name: str) -> str | None:
