@@ -99,7 +99,11 @@ def _cmd_sync(args: argparse.Namespace) -> None:
     from avse.video.sync import sync_video, write_shifted
 
     est = sync_video(args.video)
-    verdict = "reliable" if getattr(est, "reliable", True) else "NOT reliable (little lip motion or speech?)"
+    verdict = (
+        "reliable"
+        if est.reliable
+        else f"NOT reliable: needs {est.threshold:.2f} for a clip this long (short clips and little lip motion score low)"
+    )
     print(f"{args.video}: audio offset {est.offset_ms:+.0f} ms (positive: audio late), confidence {est.confidence:.2f}, {verdict}")
     if args.write:
         write_shifted(args.video, est.offset_ms, args.write)

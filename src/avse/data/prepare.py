@@ -94,7 +94,7 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
     """
     from avse.audio.io import load_audio
     from avse.video.io import iter_grid_frames
-    from avse.video.landmarks import LANDMARK_KEYS, mouth_opening, read_landmarks
+    from avse.video.landmarks import LANDMARK_KEYS, read_landmarks
     from avse.video.lipfeat import lip_features
     from avse.video.roi import mouth_crops
     from avse.video.sync import estimate_offset
@@ -117,7 +117,11 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
         raise MediaError(utt.video, "zero frames")
     crops = _fit_frames(crops, n)
     feats = lip_features(lm)  # [N, D]
-    est = estimate_offset(mouth_opening(lm["lips"]), audio)
+    try:
+        est = estimate_offset(lm["lips"], audio, flags=lm.get("flags"))
+        sync = (float(est.offset_ms), float(est.confidence), bool(est.reliable))
+    except ConfigError:  # too short to tell: cached all the same, with no sync estimate
+        sync = (float("nan"), 0.0, False)
     pcm = np.zeros(n * SAMPLES_PER_FRAME, np.int16)
     m = min(len(audio), len(pcm))
     pcm[:m] = np.round(np.clip(audio[:m], -1.0, 1.0) * 32767).astype(np.int16)
@@ -128,8 +132,8 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
         flags=np.asarray(lm["flags"], np.uint8),
         audio=pcm,
         sample_rate=np.int32(SAMPLE_RATE),
-        sync_offset_ms=np.float32(est.offset_ms),
-        sync_confidence=np.float32(est.confidence),
+        sync_offset_ms=np.float32(sync[0]),
+        sync_confidence=np.float32(sync[1]),
         format=np.int32(CACHE_FORMAT),
     )
     path = cache_path(out, utt.id, utt.split)
@@ -147,9 +151,9 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
         "nsamples": int(len(audio)),
         "detected": int(np.sum(flags == 0)),
         "interpolated": int(np.sum(flags == 1)),
-        "sync_offset_ms": round(float(est.offset_ms), 1),
-        "sync_confidence": round(float(est.confidence), 3),
-        "sync_reliable": bool(getattr(est, "reliable", True)),
+        "sync_offset_ms": None if np.isnan(sync[0]) else round(sync[0], 1),
+        "sync_confidence": round(sync[1], 3),
+        "sync_reliable": sync[2],
         **({"tracks": report.get("n_tracks")} if report else {}),
     }
 

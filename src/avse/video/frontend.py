@@ -28,10 +28,10 @@ def run_frontend(
     take the talker.
     """
     from avse.audio.io import load_audio
-    from avse.errors import EmptyAudioError, MediaError
+    from avse.errors import ConfigError, EmptyAudioError, MediaError
     from avse.evaluation.plots import contact_sheet
     from avse.video.io import iter_grid_frames
-    from avse.video.landmarks import mouth_opening, write_landmarks
+    from avse.video.landmarks import write_landmarks
     from avse.video.lipfeat import lip_features
     from avse.video.roi import mouth_crops
     from avse.video.sync import estimate_offset
@@ -59,10 +59,13 @@ def run_frontend(
     contact_sheet(out_dir / "crops.png", crops, every=max(1, n // 40))
     report = dict(report)
     if audio is not None:
-        est = estimate_offset(mouth_opening(lm["lips"]), audio)
-        report["av_offset_ms"] = round(float(est.offset_ms), 1)
-        report["av_confidence"] = round(float(est.confidence), 3)
-        report["av_reliable"] = bool(getattr(est, "reliable", True))
+        try:
+            est = estimate_offset(lm["lips"], audio, flags=lm.get("flags"))
+            report["av_offset_ms"] = round(float(est.offset_ms), 1)
+            report["av_confidence"] = round(float(est.confidence), 3)
+            report["av_reliable"] = bool(est.reliable)
+        except ConfigError as err:  # too short to tell
+            report["av_offset_ms"], report["av_note"] = None, str(err)
     report["seconds"] = {"landmarks": round(t1 - t0, 2), "crops_and_features": round(t2 - t1, 2)}
     report["frames_per_second"] = round(n / max(t2 - t0, 1e-9), 1)
     report["outputs"] = {k: str(out_dir / f) for k, f in (("landmarks", "landmarks.npz"), ("crops", "crops.npz"), ("contact_sheet", "crops.png"))}

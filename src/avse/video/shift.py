@@ -1,0 +1,212 @@
+"""File-level A/V sync helpers: a video's audio on its video timeline, and a copy with the audio shifted."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from avse import SAMPLE_RATE
+from avse.audio.io import load_audio
+from avse.errors import ConfigError, MediaError, OutputPathError
+from avse.utils.fs import atomic_path
+from avse.video.io import _MOV_SUFFIXES, _av, _check_input, _open_input, _video_stream
+
+#: sample rates the AAC encoder takes; other rates are resampled to 48 kHz
+_AAC_RATES = {7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000}
+_AAC_FRAME = 1024
+
+
+def _first_time(path: Path, kind: str) -> float | None:
+    """Presentation time (s) of the first decoded frame of the first ``kind`` ("video"/"audio") stream.
+
+    None when that frame has no timestamp; MediaError when the stream is missing or undecodable.
+    """
+    av = _av()
+    with _open_input(path) as c:
+        if kind == "video":
+            stream = _video_stream(c, path)
+        elif c.streams.audio:
+            stream = c.streams.audio[0]
+        else:
+            raise MediaError(path, "no audio track")
+        try:
+            for frame in c.decode(stream):
+                if frame.pts is None or frame.time_base is None:
+                    return None
+                return float(frame.pts * frame.time_base)
+        except av.error.FFmpegError as err:
+            raise MediaError(path, f"corrupt media ({err})") from None
+    raise MediaError(path, f"no decodable {kind} frame")
+
+
+def audio_start_gap(video_path: str | Path) -> float:
+    """Seconds from the first video frame to the first audio sample of a file (positive: the audio starts later).
+
+    Read from the first decoded frame of each stream (after the decoder drops AAC priming), so
+    it is what a player shows. 0.0 when either stream carries no timestamps. MediaError when the
+    file is unreadable or lacks a video or an audio stream.
+    """
+    path = Path(video_path)
+    v, a = _first_time(path, "video"), _first_time(path, "audio")
+    return 0.0 if a is None or v is None else a - v
+
+
+def timeline_audio(video_path: str | Path) -> np.ndarray:
+    """The audio track of a video at 16 kHz mono, on the video's timeline -> float32 [T].
+
+    Sample 0 is the time of the first video frame: a track that starts later gets silence in
+    front, one that starts earlier loses its head (``audio_start_gap``). MediaError when the
+    file has no audio track or cannot be read.
+    """
+    audio, _ = load_audio(video_path, sample_rate=SAMPLE_RATE, mono=True)
+    k = int(round(audio_start_gap(video_path) * SAMPLE_RATE))
+    if k > 0:
+        audio = np.concatenate([np.zeros(k, dtype=np.float32), audio])
+    elif k < 0:
+        audio = audio[-k:]
+    return audio
+
+
+class _ShiftedAudio:
+    """Decodes a file's first audio track and hands out as many samples as it holds, delayed by ``delay`` samples.
+
+    delay > 0: ``delay`` samples of silence first, the last ``delay`` input samples dropped;
+    delay < 0: the first ``-delay`` input samples dropped, silence appended at the end.
+    Samples come as float32 [C, n] planar at ``rate``; memory holds about one decoded frame.
+    """
+
+    def __init__(self, container, stream, rate: int, layout: str, delay: int):
+        av = _av()
+        self._frames = container.decode(stream)
+        self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        self.channels = 1 if layout == "mono" else 2
+        self.received = 0  # input samples decoded so far (after resampling)
+        self.emitted = 0  # output samples handed out so far
+        self._skip = max(0, -delay)  # input samples still to drop
+        self._pending: list[np.ndarray] = [np.zeros((self.channels, delay), np.float32)] if delay > 0 else []
+        self._buffered = max(0, delay)
+        self._done = False
+
+    def _pull(self) -> None:
+        """Decode one more frame into the pending buffer (or flush the resampler at the end)."""
+        for frame in self._frames:
+            frame.pts = None  # our timestamps are recomputed from sample counts
+            for out in self._resampler.resample(frame):
+                self._take(out.to_ndarray())
+            return
+        for out in self._resampler.resample(None):
+            self._take(out.to_ndarray())
+        self._done = True
+
+    def _take(self, arr: np.ndarray) -> None:
+        arr = np.asarray(arr, dtype=np.float32).reshape(self.channels, -1)  # [C, n]
+        self.received += arr.shape[1]
+        cut = min(self._skip, arr.shape[1])
+        self._skip -= cut
+        if arr.shape[1] > cut:
+            self._pending.append(arr[:, cut:])
+            self._buffered += arr.shape[1] - cut
+
+    def _available(self) -> int:
+        """Samples that may go out now: the output never runs ahead of the input, and ends with it."""
+        if self._done:  # whatever is not buffered is the trailing silence (delay < 0)
+            return self.received - self.emitted
+        return min(self._buffered, self.received - self.emitted)
+
+    def read(self, n: int) -> np.ndarray | None:
+        """Up to ``n`` output samples as float32 [C, m]; fewer only at the end; None when all were handed out."""
+        while not self._done and self._available() < n:
+            self._pull()
+        m = min(n, self._available())
+        if m <= 0:
+            return None
+        parts, got = [], 0
+        while got < m and self._pending:
+            p = self._pending[0]
+            take = min(m - got, p.shape[1])
+            parts.append(p[:, :take])
+            if take == p.shape[1]:
+                self._pending.pop(0)
+            else:
+                self._pending[0] = p[:, take:]
+            got += take
+        self._buffered -= got
+        if got < m:  # the trailing silence
+            parts.append(np.zeros((self.channels, m - got), np.float32))
+        self.emitted += m
+        return np.concatenate(parts, axis=1)
+
+
+def _encode(out, stream, samples: np.ndarray, pts: int, rate: int, layout: str) -> None:
+    av = _av()
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
+    frame.sample_rate, frame.pts, frame.time_base = rate, pts, Fraction(1, rate)
+    out.mux(stream.encode(frame))
+
+
+def write_shifted(video_path: str | Path, offset_ms: float, out_path: str | Path) -> None:
+    """Write a copy of a video with its audio moved by ``-offset_ms`` (undoing a measured offset), atomically.
+
+    ``offset_ms`` is what ``sync_video`` / ``estimate_offset`` report (positive = the audio lags):
+    the output's audio is ``shift_audio(audio, -offset_ms)`` at the track's own sample rate and
+    channels (mono stays mono, more than two channels are mixed to stereo, a rate AAC cannot
+    take becomes 48 kHz): same length and start time as the input's track, silence where the
+    shift opens a gap, re-encoded as AAC. The first video stream is copied packet for packet (no
+    re-encoding); other streams are dropped. mp4/mov outputs get faststart. Streams both inputs:
+    memory stays bounded for long files. Raises MediaError for unreadable inputs or one without
+    audio, OutputPathError when ``out_path`` is the input, ConfigError for a non-finite offset.
+    """
+    av = _av()
+    src, dst = Path(video_path), Path(out_path)
+    _check_input(src)
+    if not math.isfinite(offset_ms):
+        raise ConfigError(f"offset_ms must be finite, got {offset_ms}")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputPathError(f"{dst}: output is the input")
+    options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
+    vin, ain = _open_input(src), _open_input(src)
+    with vin, ain:
+        vstream = _video_stream(vin, src)
+        if not ain.streams.audio:
+            raise MediaError(src, "no audio track")
+        astream = ain.streams.audio[0]
+        ctx = astream.codec_context
+        rate = int(ctx.sample_rate or astream.rate or SAMPLE_RATE)
+        rate = rate if rate in _AAC_RATES else 48_000
+        layout = "mono" if ctx.channels == 1 else "stereo"
+        start = _first_time(src, "audio") or 0.0  # first audio time on the container clock
+        audio = _ShiftedAudio(ain, astream, rate, layout, int(round(-offset_ms * rate / 1000.0)))
+        start_pts = int(round(start * rate))
+        with atomic_path(dst) as tmp:
+            n_video = 0
+            try:
+                with av.open(str(tmp), "w", options=options) as out:
+                    ovs = out.add_stream_from_template(vstream)
+                    oas = out.add_stream("aac", rate=rate, layout=layout)
+                    oas.bit_rate = 64_000 * audio.channels
+
+                    def audio_until(t: float | None) -> None:
+                        while t is None or start + audio.emitted / rate < t:
+                            chunk = audio.read(_AAC_FRAME)
+                            if chunk is None:
+                                return
+                            _encode(out, oas, chunk, start_pts + audio.emitted - chunk.shape[1], rate, layout)
+
+                    for packet in vin.demux(vstream):
+                        if packet.dts is None and packet.size == 0:
+                            continue  # the demuxer's end-of-stream marker
+                        stamp = packet.dts if packet.dts is not None else packet.pts
+                        if stamp is not None and packet.time_base is not None:
+                            audio_until(float(stamp * packet.time_base) + 0.2)  # keep the two interleaved
+                        packet.stream = ovs
+                        out.mux(packet)
+                        n_video += 1
+                    audio_until(None)
+                    out.mux(oas.encode(None))
+            except (av.error.FFmpegError, ValueError) as err:
+                raise MediaError(src, f"cannot write the shifted copy after {n_video} video packets ({err})") from None
+            if n_video == 0:
+                raise MediaError(src, "zero frames: the video stream holds no packet")

@@ -1,0 +1,109 @@
+"""The preprocessing cache: AVSE and LRS3 inputs, shapes, resume, shards, failures, datasets reading it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avse.data.datasets import DynamicMixDataset, SceneDataset
+from avse.data.prepare import cache_path, discover, load_cached, prepare
+from avse.errors import MediaError
+from avse.evaluation.plots import contact_sheet
+from avse.video.io import iter_grid_frames, read_video, write_video
+from avse.video.landmarks import read_landmarks
+from avse.video.roi import crop_centroid_px, mouth_crops
+
+GRID = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "grid"
+
+
+@pytest.fixture(scope="module")
+def cache(tiny_corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cache") / "cache"
+    report = prepare(tiny_corpus, out, jobs=2, progress=False)
+    assert report["failed"] == {} and report["cached"] == report["utterances"] == 5
+    return out
+
+
+def test_cache_files_hold_aligned_crops_features_and_audio(tiny_corpus, cache):
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["layout"] == "avse" and len(manifest["items"]) == 5
+    for rec in manifest["items"]:
+        c = load_cached(cache / rec["file"])
+        n = rec["nframes"]
+        assert c["crops"].shape == (n, 96, 96) and c["crops"].dtype == np.uint8
+        assert c["features"].shape == (n, 82) and np.all(np.isfinite(c["features"]))
+        assert c["lips"].shape == (n, 40, 2) and c["flags"].shape == (n,)
+        assert c["audio"].shape == (n * 640,) and c["audio"].dtype == np.float32
+        assert rec["landmarks"] == "given" and rec["detected"] == n
+        # the crops are centred on the mouth: the lip centroid lands mid-crop
+        centroid = crop_centroid_px({k: c[k] for k in ("lips", "eyes", "nose")})
+        assert np.all(np.abs(centroid.mean(0) - 47.5) < 3)
+        # ground-truth landmarks of a synthetic face: the audio is in sync
+        assert abs(rec["sync_offset_ms"]) <= 40
+
+
+def test_cached_crops_are_the_front_ends_crops_of_the_video(tiny_corpus, cache):
+    rec = json.loads((cache / "manifest.json").read_text())["items"][0]
+    c = load_cached(cache / rec["file"])
+    lm = read_landmarks(tiny_corpus / rec["split"] / "targets_landmarks" / f"{rec['id']}.npz")
+    want = mouth_crops(iter_grid_frames(rec["video"], max_frames=rec["nframes"]), lm)
+    np.testing.assert_array_equal(c["crops"], want)
+    contact_sheet(cache / "sheet.png", c["crops"])
+
+
+def test_resume_skips_and_shards_cover_everything(tiny_corpus, cache, tmp_path):
+    again = prepare(tiny_corpus, cache, jobs=1, progress=False)
+    assert again["made_now"] == 0 and again["cached"] == 5
+    out = tmp_path / "sharded"
+    a = prepare(tiny_corpus, out, shard=(0, 2), progress=False)
+    b = prepare(tiny_corpus, out, shard=(1, 2), progress=False)
+    assert a["in_shard"] + b["in_shard"] == 5 and b["cached"] == 5
+    for rec in json.loads((out / "manifest.json").read_text())["items"]:
+        x, y = load_cached(out / rec["file"]), load_cached(cache / rec["file"])
+        np.testing.assert_array_equal(x["crops"], y["crops"])
+
+
+def test_a_broken_video_is_reported_and_the_rest_is_cached(corpus_copy, tmp_path):
+    _, items = discover(corpus_copy)
+    victim = items[0]
+    victim.video.write_bytes(victim.video.read_bytes()[:2000])
+    report = prepare(corpus_copy, tmp_path / "cache", progress=False)
+    assert list(report["failed"]) == [victim.id] and victim.video.name in report["failed"][victim.id]
+    assert report["cached"] == 4 and not cache_path(tmp_path / "cache", victim.id, victim.split).exists()
+    assert json.loads((tmp_path / "cache" / "failures.json").read_text()) == report["failed"]
+
+
+def test_datasets_read_crops_and_features_from_the_cache(tiny_corpus, cache):
+    item = SceneDataset(tiny_corpus, "dev", cache=cache)[0]
+    n = item["lips"].shape[0]
+    assert item["crops"].shape == (n, 96, 96) and item["crops"].dtype == torch.uint8
+    assert item["features"].shape == (n, 82)
+    dyn = DynamicMixDataset(tiny_corpus, "dev", cache=cache, segment_frames=10)[1]
+    assert dyn["crops"].shape == (10, 96, 96) and dyn["features"].shape == (10, 82)
+
+
+def test_not_a_corpus_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MediaError, match="neither an AVSE corpus"):
+        prepare(tmp_path / "empty", tmp_path / "out", progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not GRID.is_dir(), reason="no GRID clips in ../shared/data/real/grid")
+def test_lrs3_tree_with_real_faces(tmp_path):
+    root = tmp_path / "lrs3"
+    for k, clip in enumerate(sorted(GRID.glob("*.mpg"))[:2]):
+        dst = root / "test" / f"spk{k}" / "00001.mp4"
+        video = read_video(clip)  # re-encoded to mp4 with AAC, as LRS3 ships
+        write_video(dst, video.frames, fps=25, audio=video.audio)
+    report = prepare(root, tmp_path / "cache", progress=False)
+    assert report["layout"] == "lrs3" and report["cached"] == 2 and report["failed"] == {}
+    assert report["frames_detected"] >= 0.95 * report["frames"]
+    for rec in json.loads((tmp_path / "cache" / "manifest.json").read_text())["items"]:
+        assert rec["landmarks"] == "detected" and rec["speaker"].startswith("spk")
+    shutil.rmtree(root)
