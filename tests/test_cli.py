@@ -107,3 +107,27 @@ def test_scenes_commands_end_to_end(corpus_copy):
     out = run_cli("scenes", "render", str(corpus_copy), "--dataset", "dev", "--jobs", "2", "--quiet")
     assert out.returncode == 0, out.stderr
     assert len([p for p in (corpus_copy / "dev" / "scenes").iterdir() if not p.name.startswith(".")]) == 5 * 4
+
+
+@pytest.fixture(scope="module")
+def blank_video(tmp_path_factory) -> Path:
+    import numpy as np
+
+    from avse.video.io import write_video
+
+    path = tmp_path_factory.mktemp("blank") / "blank.mp4"
+    write_video(path, np.full((30, 64, 64, 3), 90, np.uint8), audio=np.zeros(30 * 640, np.float32))
+    return path
+
+
+def test_frontend_no_face_is_one_line_and_writes_nothing(blank_video, tmp_path):
+    out = run_cli("frontend", str(blank_video), "--out", str(tmp_path / "fe"))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [f"avse: error: {blank_video}: no face was found in any of its 30 frames"]
+    assert not (tmp_path / "fe").exists()
+
+
+def test_sync_refuses_an_output_it_cannot_write_before_any_work(blank_video, tmp_path):
+    for bad in (tmp_path, tmp_path / "fixed.mpg", blank_video):
+        out = run_cli("sync", str(blank_video), "--write", str(bad))
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and str(bad) in out.stderr
+        assert "no face" not in out.stderr  # refused before the front end ran

@@ -93,11 +93,16 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
 
     report = prepare(args.root, args.out, jobs=args.jobs, shard=parse_shard(args.shard), smooth_window=args.smooth, progress=not args.quiet)
     print(json.dumps(report, indent=2))
+    if report["failed"]:
+        raise AvseError(f"{len(report['failed'])} utterance(s) failed, the rest is cached; see {Path(args.out) / 'failures.json'}")
 
 
 def _cmd_sync(args: argparse.Namespace) -> None:
-    from avse.video.sync import sync_video, write_shifted
+    from avse.video.shift import check_shift_output, write_shifted
+    from avse.video.sync import sync_video
 
+    if args.write:
+        check_shift_output(args.video, args.write)  # before the front end's work, not after
     est = sync_video(args.video)
     verdict = (
         "reliable"

@@ -107,3 +107,15 @@ def test_lrs3_tree_with_real_faces(tmp_path):
     for rec in json.loads((tmp_path / "cache" / "manifest.json").read_text())["items"]:
         assert rec["landmarks"] == "detected" and rec["speaker"].startswith("spk")
     shutil.rmtree(root)
+
+
+def test_a_repaired_video_clears_its_failure(corpus_copy, tmp_path):
+    _, items = discover(corpus_copy)
+    victim = items[1]
+    good = victim.video.read_bytes()
+    victim.video.write_bytes(good[:1500])
+    assert victim.id in prepare(corpus_copy, tmp_path / "c", progress=False)["failed"]
+    victim.video.write_bytes(good)
+    report = prepare(corpus_copy, tmp_path / "c", progress=False)
+    assert report["failed"] == {} and report["cached"] == 5
+    assert not (tmp_path / "c" / "failures.json").exists()

@@ -76,64 +76,38 @@ def cache_path(out: str | Path, utt_id: str, split: str) -> Path:
     return Path(out) / split / f"{utt_id}.npz"
 
 
-def _fit_frames(x: np.ndarray, n: int) -> np.ndarray:
-    """Cut x [M, ...] to n frames or pad it by repeating its last frame."""
-    if len(x) >= n:
-        return x[:n]
-    return np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)], axis=0)
-
-
 def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> dict[str, Any]:
     """Run the front end on one utterance and write its cache file; returns its manifest record.
 
     The cache file (compressed npz) holds crops uint8 [N, 96, 96] (grayscale
     mouth ROIs), features float32 [N, D] (normalised lip features), the
     landmark arrays (lips [N, 40, 2], eyes, nose, face_box), flags uint8 [N]
-    (0 detected, 1 interpolated), audio int16 [N * 640] at 16 kHz (zero-padded
-    or cut to whole frames) and the A/V sync estimate.
+    (0 detected, 1 interpolated), audio int16 [N * 640] at 16 kHz on the
+    video's timeline (zero-padded or cut to whole frames) and the A/V sync
+    estimate (NaN offset when the clip is too short to tell).
     """
     from avse.audio.io import load_audio
-    from avse.video.io import iter_grid_frames
+    from avse.video.frontend import process
     from avse.video.landmarks import LANDMARK_KEYS, read_landmarks
-    from avse.video.lipfeat import lip_features
-    from avse.video.roi import mouth_crops
-    from avse.video.sync import estimate_offset
 
-    audio, _ = load_audio(utt.audio or utt.video)
-    report: dict[str, Any] = {}
-    if utt.landmarks is not None:
-        lm = read_landmarks(utt.landmarks)
-        lm["flags"] = np.zeros(len(lm["lips"]), np.uint8)
-        source = "given"
-    else:
-        from avse.video.track import extract_landmarks
-
-        kwargs = {} if smooth_window is None else {"smooth_window": smooth_window}
-        lm, report = extract_landmarks(utt.video, audio=audio, **kwargs)
-        source = "detected"
-    n = len(lm["lips"])
-    crops = mouth_crops(iter_grid_frames(utt.video, max_frames=n), lm)  # [M, 96, 96]
-    if len(crops) == 0:
-        raise MediaError(utt.video, "zero frames")
-    crops = _fit_frames(crops, n)
-    feats = lip_features(lm)  # [N, D]
-    try:
-        est = estimate_offset(lm["lips"], audio, flags=lm.get("flags"))
-        sync = (float(est.offset_ms), float(est.confidence), bool(est.reliable))
-    except ConfigError:  # too short to tell: cached all the same, with no sync estimate
-        sync = (float("nan"), 0.0, False)
+    audio = load_audio(utt.audio)[0] if utt.audio is not None else None
+    given = read_landmarks(utt.landmarks) if utt.landmarks is not None else None
+    res = process(utt.video, audio=audio, landmarks=given, smooth_window=smooth_window)
+    if res.audio is None:
+        raise MediaError(utt.video, "no audio track (and no separate wav)")
+    lm, n = res.landmarks, len(res.crops)
     pcm = np.zeros(n * SAMPLES_PER_FRAME, np.int16)
-    m = min(len(audio), len(pcm))
-    pcm[:m] = np.round(np.clip(audio[:m], -1.0, 1.0) * 32767).astype(np.int16)
+    m = min(len(res.audio), len(pcm))
+    pcm[:m] = np.round(np.clip(res.audio[:m], -1.0, 1.0) * 32767).astype(np.int16)
     arrays = {k: np.asarray(lm[k]) for k in LANDMARK_KEYS}
     arrays.update(
-        crops=crops.astype(np.uint8),
-        features=feats.astype(np.float32),
+        crops=res.crops,
+        features=res.features,
         flags=np.asarray(lm["flags"], np.uint8),
         audio=pcm,
         sample_rate=np.int32(SAMPLE_RATE),
-        sync_offset_ms=np.float32(sync[0]),
-        sync_confidence=np.float32(sync[1]),
+        sync_offset_ms=np.float32(res.sync[0]),
+        sync_confidence=np.float32(res.sync[1]),
         format=np.int32(CACHE_FORMAT),
     )
     path = cache_path(out, utt.id, utt.split)
@@ -146,15 +120,15 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
         "speaker": utt.speaker,
         "video": str(utt.video),
         "file": str(path.relative_to(out)),
-        "landmarks": source,
+        "landmarks": res.report["landmarks"],
         "nframes": int(n),
-        "nsamples": int(len(audio)),
+        "nsamples": int(len(res.audio)),
         "detected": int(np.sum(flags == 0)),
         "interpolated": int(np.sum(flags == 1)),
-        "sync_offset_ms": None if np.isnan(sync[0]) else round(sync[0], 1),
-        "sync_confidence": round(sync[1], 3),
-        "sync_reliable": sync[2],
-        **({"tracks": report.get("n_tracks")} if report else {}),
+        "sync_offset_ms": None if np.isnan(res.sync[0]) else round(res.sync[0], 1),
+        "sync_confidence": round(res.sync[1], 3),
+        "sync_reliable": res.sync[2],
+        **({"tracks": res.report["n_tracks"]} if "n_tracks" in res.report else {}),
     }
 
 
@@ -162,13 +136,19 @@ def _record_path(out: Path, utt: Utterance) -> Path:
     return out / RECORDS / utt.split / f"{utt.id}.json"
 
 
+def _failure_path(out: Path, utt: Utterance) -> Path:
+    return out / RECORDS / "failed" / utt.split / f"{utt.id}.json"
+
+
 def _work(args: tuple[Utterance, str, int | None]) -> tuple[str, dict[str, Any] | None, str | None]:
     utt, out, smooth = args
     try:
         rec = prepare_one(utt, Path(out), smooth)
     except AvseError as err:
+        write_json(_failure_path(Path(out), utt), {"id": utt.id, "error": str(err)})
         return utt.id, None, str(err)
     write_json(_record_path(Path(out), utt), rec)
+    _failure_path(Path(out), utt).unlink(missing_ok=True)
     return utt.id, rec, None
 
 
@@ -185,7 +165,8 @@ def prepare(
     Utterance k (in id order) belongs to shard k % N. Items whose cache file
     exists are skipped. Failures do not stop the run: each is reported with its
     reason. The manifest (OUT/manifest.json) lists every item cached so far,
-    whichever shard made it. Returns the report: counts, frames detected and
+    whichever shard made it; OUT/failures.json the items that failed and were
+    not made since (removed when there are none). Returns the report: counts, frames detected and
     interpolated, A/V offsets past SYNC_WARN_MS, failures.
     """
     root, out = Path(root), Path(out)
@@ -221,14 +202,18 @@ def prepare(
         if pool is not None:
             pool.close()
             pool.join()
-    records = []
-    for u in items:
+    records, failed_all = [], {}
+    for u in items:  # every shard's results, so the last shard to finish writes the whole picture
         rp = _record_path(out, u)
         if rp.exists() and cache_path(out, u.id, u.split).exists():
             records.append(json.loads(rp.read_text()))
+        elif _failure_path(out, u).exists():
+            failed_all[u.id] = json.loads(_failure_path(out, u).read_text())["error"]
     write_json(out / "manifest.json", {"format": CACHE_FORMAT, "layout": layout, "root": str(root), "items": records})
-    if failures:
-        write_json(out / "failures.json", failures)
+    if failed_all:
+        write_json(out / "failures.json", failed_all)
+    else:
+        (out / "failures.json").unlink(missing_ok=True)
     drift = [r["id"] for r in records if r["sync_reliable"] and abs(r["sync_offset_ms"]) > SYNC_WARN_MS]
     if drift:
         warnings.warn(f"{len(drift)} utterance(s) have an A/V offset past {SYNC_WARN_MS:.0f} ms, e.g. {drift[0]}; see manifest.json", stacklevel=2)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -90,6 +94,47 @@ def _mediapipe_solutions():
     return solutions
 
 
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes to file descriptor 2 for the duration (Python's stderr is flushed first).
+
+    MediaPipe's C++ graphs log a handful of harmless warnings when they are
+    built and first run; without this every avse command would print them,
+    even before a one-line error. Only graph start-up is wrapped, never the
+    per-frame work, so real errors later on still show.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _Quiet:
+    """Wraps a MediaPipe solution so that its construction and first ``process`` call run quietly."""
+
+    def __init__(self, make):
+        with quiet_native_stderr():
+            self._inner = make()
+        self._warm = False
+
+    def process(self, image: np.ndarray):
+        if self._warm:
+            return self._inner.process(image)
+        with quiet_native_stderr():
+            result = self._inner.process(image)
+        self._warm = True
+        return result
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def mediapipe_available() -> bool:
     """Whether MediaPipe's legacy face mesh can be imported here."""
     try:
@@ -165,7 +210,7 @@ class FullRangeDetector:
 
     def __init__(self, min_score: float = 0.5):
         solutions = _mediapipe_solutions()
-        self._fd = solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
+        self._fd = _Quiet(lambda: solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score))
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """frame uint8 [H, W, 3] RGB -> (boxes float32 [K, 4] x0, y0, x1, y1 pixels, scores float32 [K])."""
@@ -289,12 +334,14 @@ class FaceMeshDetector:
 
     # -- life cycle -------------------------------------------------------
     def _new_mesh(self, static: bool, max_faces: int):
-        return self._solutions.face_mesh.FaceMesh(
-            static_image_mode=static,
-            max_num_faces=max_faces,
-            refine_landmarks=self.refine_landmarks,
-            min_detection_confidence=self.min_detection_confidence,
-            min_tracking_confidence=self.min_tracking_confidence,
+        return _Quiet(
+            lambda: self._solutions.face_mesh.FaceMesh(
+                static_image_mode=static,
+                max_num_faces=max_faces,
+                refine_landmarks=self.refine_landmarks,
+                min_detection_confidence=self.min_detection_confidence,
+                min_tracking_confidence=self.min_tracking_confidence,
+            )
         )
 
     def reset(self) -> None:

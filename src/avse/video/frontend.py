@@ -3,12 +3,82 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from avse.errors import ConfigError, MediaError, OutputPathError
 from avse.utils.fs import atomic_path, ensure_dir, write_json
+
+
+@dataclass
+class FrontEndResult:
+    """What the front end makes of one video (N frames on the 25 fps grid)."""
+
+    landmarks: dict[str, np.ndarray]  # the landmark schema + flags [N] (+ mesh [N, 478, 2] when detected)
+    crops: np.ndarray  # uint8 [N, 96, 96] grayscale mouth crops
+    features: np.ndarray  # float32 [N, D] normalised lip features
+    audio: np.ndarray | None  # float32 [T] 16 kHz on the video's timeline, None without audio
+    sync: tuple[float, float, bool]  # (offset ms, positive = audio late; confidence; reliable); NaN offset if unknown
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def process(
+    video: str | Path,
+    audio: np.ndarray | None = None,
+    landmarks: dict[str, np.ndarray] | None = None,
+    choose: int | tuple[float, float, float, float] | None = None,
+    smooth_window: int | None = None,
+) -> FrontEndResult:
+    """Run the front end on ``video``.
+
+    ``audio`` float32 [T] at 16 kHz defaults to the video's own track, placed on
+    the video's timeline. ``landmarks`` (e.g. a synthetic corpus's ground
+    truth) skip detection; otherwise faces are detected, tracked and the talker
+    (or ``choose``) is taken. Crops come from a second streaming pass over the
+    video, so memory stays bounded. Raises NoFaceError, MediaError.
+    """
+    from avse.video.io import iter_grid_frames
+    from avse.video.lipfeat import lip_features
+    from avse.video.roi import mouth_crops
+    from avse.video.shift import video_audio
+    from avse.video.sync import estimate_offset
+
+    video = Path(video)
+    if audio is None:
+        audio = video_audio(video)
+    t0 = time.perf_counter()
+    if landmarks is None:
+        from avse.video.track import extract_landmarks
+
+        kwargs: dict[str, Any] = {} if smooth_window is None else {"smooth_window": smooth_window}
+        lm, report = extract_landmarks(video, audio=audio, choose=choose, **kwargs)
+        report = dict(report, landmarks="detected")
+    else:
+        lm = dict(landmarks)
+        lm.setdefault("flags", np.zeros(len(lm["lips"]), np.uint8))
+        report = {"landmarks": "given", "frames": len(lm["lips"])}
+    t1 = time.perf_counter()
+    n = len(lm["lips"])
+    try:
+        crops = mouth_crops(iter_grid_frames(video, max_frames=n), lm)  # [N, 96, 96]
+    except ConfigError as err:  # e.g. fewer video frames than landmark frames
+        raise MediaError(video, str(err)) from None
+    feats = lip_features(lm)  # [N, D]
+    t2 = time.perf_counter()
+    sync = (float("nan"), 0.0, False)
+    if audio is not None:
+        try:
+            est = estimate_offset(lm["lips"], audio, flags=lm.get("flags"))
+            sync = (float(est.offset_ms), float(est.confidence), bool(est.reliable))
+        except ConfigError as err:  # too short to tell
+            report["av_note"] = str(err)
+    report["seconds_landmarks"] = round(t1 - t0, 3)
+    report["seconds_crops_features"] = round(t2 - t1, 3)
+    report["frames_per_second"] = round(n / max(t2 - t0, 1e-9), 1)
+    return FrontEndResult(lm, crops, feats.astype(np.float32), audio, sync, report)
 
 
 def run_frontend(
@@ -22,52 +92,29 @@ def run_frontend(
     Writes ``landmarks.npz`` (the landmark schema plus flags [N] and mesh
     [N, 478, 2]), ``crops.npz`` (crops uint8 [N, 96, 96], features float32
     [N, D]), ``crops.png`` (a contact sheet of the mouth crops) and
-    ``report.json``; returns the report (frames, detections, interpolated
-    frames, tracks, chosen face, A/V offset, speed). ``choose`` picks the face:
-    an index (left to right) or a box (x0, y0, x1, y1); None lets the front end
-    take the talker.
+    ``report.json`` (written last); returns the report (frames, detections,
+    interpolated frames, tracks, chosen face, A/V offset, speed). ``choose``
+    picks the face: an index (left to right) or a box (x0, y0, x1, y1); None
+    lets the front end take the talker. Nothing is written when it fails.
     """
-    from avse.audio.io import load_audio
-    from avse.errors import ConfigError, EmptyAudioError, MediaError
     from avse.evaluation.plots import contact_sheet
-    from avse.video.io import iter_grid_frames
     from avse.video.landmarks import write_landmarks
-    from avse.video.lipfeat import lip_features
-    from avse.video.roi import mouth_crops
-    from avse.video.sync import estimate_offset
-    from avse.video.track import extract_landmarks
 
-    video, out_dir = Path(video), Path(out_dir)
-    try:
-        audio, _ = load_audio(video)
-    except (EmptyAudioError, MediaError) as err:
-        if "no audio track" not in str(err) and not isinstance(err, EmptyAudioError):
-            raise
-        audio = None
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError(f"{out_dir}: output folder is a file")
+    res = process(video, choose=choose, smooth_window=smooth_window)
     ensure_dir(out_dir)
-    t0 = time.perf_counter()
-    kwargs: dict[str, Any] = {} if smooth_window is None else {"smooth_window": smooth_window}
-    lm, report = extract_landmarks(video, audio=audio, choose=choose, **kwargs)
-    t1 = time.perf_counter()
-    n = len(lm["lips"])
-    crops = mouth_crops(iter_grid_frames(video, max_frames=n), lm)  # [N, 96, 96]
-    feats = lip_features(lm)  # [N, D]
-    t2 = time.perf_counter()
-    write_landmarks(out_dir / "landmarks.npz", lm)
+    write_landmarks(out_dir / "landmarks.npz", res.landmarks)
     with atomic_path(out_dir / "crops.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, crops=crops, features=feats.astype(np.float32))
-    contact_sheet(out_dir / "crops.png", crops, every=max(1, n // 40))
-    report = dict(report)
-    if audio is not None:
-        try:
-            est = estimate_offset(lm["lips"], audio, flags=lm.get("flags"))
-            report["av_offset_ms"] = round(float(est.offset_ms), 1)
-            report["av_confidence"] = round(float(est.confidence), 3)
-            report["av_reliable"] = bool(est.reliable)
-        except ConfigError as err:  # too short to tell
-            report["av_offset_ms"], report["av_note"] = None, str(err)
-    report["seconds"] = {"landmarks": round(t1 - t0, 2), "crops_and_features": round(t2 - t1, 2)}
-    report["frames_per_second"] = round(n / max(t2 - t0, 1e-9), 1)
+        np.savez_compressed(fh, crops=res.crops, features=res.features)
+    n = len(res.crops)
+    contact_sheet(out_dir / "crops.png", res.crops, every=max(1, n // 40))
+    report = dict(res.report)
+    if res.audio is not None and not np.isnan(res.sync[0]):
+        report["av_offset_ms"] = round(res.sync[0], 1)
+        report["av_confidence"] = round(res.sync[1], 3)
+        report["av_reliable"] = res.sync[2]
     report["outputs"] = {k: str(out_dir / f) for k, f in (("landmarks", "landmarks.npz"), ("crops", "crops.npz"), ("contact_sheet", "crops.png"))}
     write_json(out_dir / "report.json", report)
     return report

@@ -195,6 +195,8 @@ def iter_grid_frames(path: str | Path, fps: float = VIDEO_FPS, max_frames: int |
                     yield prev  # the frame on screen at grid time m / fps
                     m += 1
             prev_t, prev = t, frame
+            if max_frames is not None and m >= max_frames:
+                return  # decode no further than needed
         if prev is None:
             return
         while m / fps < prev_t + interval - 1e-6 and (max_frames is None or m < max_frames):

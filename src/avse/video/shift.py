@@ -10,7 +10,7 @@ import numpy as np
 
 from avse import SAMPLE_RATE
 from avse.audio.io import load_audio
-from avse.errors import ConfigError, MediaError, OutputPathError
+from avse.errors import ConfigError, EmptyAudioError, MediaError, OutputPathError
 from avse.utils.fs import atomic_path
 from avse.video.io import _MOV_SUFFIXES, _av, _check_input, _open_input, _video_stream
 
@@ -68,6 +68,32 @@ def timeline_audio(video_path: str | Path) -> np.ndarray:
     elif k < 0:
         audio = audio[-k:]
     return audio
+
+
+_SHIFT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that take AAC next to any video codec
+
+
+def check_shift_output(src: str | Path, dst: str | Path) -> None:
+    """Refuse an output for ``write_shifted`` that cannot work: a folder, the input, a container without AAC."""
+    src, dst = Path(src), Path(dst)
+    if dst.is_dir():
+        raise OutputPathError(f"{dst}: is a folder; give a file name such as fixed.mp4")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputPathError(f"{dst}: output is the input")
+    if dst.suffix.lower() not in _SHIFT_SUFFIXES:
+        raise OutputPathError(f"{dst}: the corrected copy needs one of {', '.join(_SHIFT_SUFFIXES)} (the audio is AAC)")
+
+
+def video_audio(video_path: str | Path) -> np.ndarray | None:
+    """The video's own audio on its timeline (``timeline_audio``), or None when it has no audio track."""
+    try:
+        return timeline_audio(video_path)
+    except EmptyAudioError:
+        return None
+    except MediaError as err:
+        if "no audio track" in str(err):
+            return None
+        raise
 
 
 class _ShiftedAudio:
@@ -164,8 +190,7 @@ def write_shifted(video_path: str | Path, offset_ms: float, out_path: str | Path
     _check_input(src)
     if not math.isfinite(offset_ms):
         raise ConfigError(f"offset_ms must be finite, got {offset_ms}")
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise OutputPathError(f"{dst}: output is the input")
+    check_shift_output(src, dst)
     options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
     vin, ain = _open_input(src), _open_input(src)
     with vin, ain:

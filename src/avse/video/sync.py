@@ -11,7 +11,6 @@ import numpy as np
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from avse.errors import ConfigError, NoFaceError
 from avse.video.landmarks import POS_CORNER_LEFT, POS_CORNER_RIGHT, mouth_opening, read_landmarks
-from avse.video.shift import write_shifted
 
 __all__ = [
     "SyncEstimate",
@@ -24,7 +23,6 @@ __all__ = [
     "shift_audio",
     "speech_envelope",
     "sync_video",
-    "write_shifted",  # file-level, from avse.video.shift
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -12,8 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from avse import SAMPLES_PER_FRAME, VIDEO_FPS
-from avse.errors import ConfigError, EmptyAudioError, MediaError, NoFaceError
-from avse.video.detect import SOURCE_CROP, Detection, FaceMeshDetector, box_iou, to_landmark_dict
+from avse.errors import ConfigError, NoFaceError
+from avse.video.detect import SOURCE_CROP, Detection, FaceMeshDetector, box_iou, quiet_native_stderr, to_landmark_dict
 from avse.video.landmarks import LANDMARK_KEYS, LIP_INDEX, mouth_opening
 from avse.video.sync import frame_energy_db, lagged_correlation
 
@@ -484,21 +485,6 @@ def _source_fps(path: Path) -> float | None:
         return None
 
 
-def _audio_of(path: Path) -> np.ndarray | None:
-    """The video's own audio track (16 kHz mono float32 [T]), None when it has none."""
-    from avse.audio.io import load_audio
-
-    try:
-        audio, _ = load_audio(path)
-    except EmptyAudioError:
-        return None
-    except MediaError as err:
-        if "no audio track" in str(err):
-            return None
-        raise
-    return audio
-
-
 def extract_landmarks(
     video_path: str | Path,
     audio: np.ndarray | None = None,
@@ -545,7 +531,11 @@ def extract_landmarks(
     t0 = time.perf_counter()
     tracker = Tracker()
     n = 0
-    with FaceMeshDetector(max_num_faces=max_faces) as detector:
+    # MediaPipe's graphs log start-up warnings from their own threads, some after the first
+    # frame is back: without a progress bar to keep visible, native stderr is kept quiet
+    # for the whole pass (failures still raise Python exceptions).
+    quiet = contextlib.nullcontext() if progress else quiet_native_stderr()
+    with quiet, FaceMeshDetector(max_num_faces=max_faces) as detector:
         if progress:
             from tqdm import tqdm
 
@@ -557,7 +547,7 @@ def extract_landmarks(
                 previous = frame
             tracker.update(n, dets)
             n += 1
-        previous = None
+        previous = None  # drop the last frame before the tracks are built
         stats = detector.stats.as_dict()
     tracks = tracker.finish()
     if not tracks:
@@ -565,7 +555,9 @@ def extract_landmarks(
     longest = max(t.n_frames for t in tracks)
     several = sum(t.n_frames >= MIN_COVERAGE * longest for t in tracks) > 1
     if audio is None and choose is None and several:
-        audio = _audio_of(path)
+        from avse.video.shift import video_audio
+
+        audio = video_audio(path)
     chosen, info = choose_track(tracks, audio, choose)
     mesh = chosen.dense(n)  # [N, 478, 2], NaN where missed
     lm: dict[str, Any] = to_landmark_dict(mesh)
