@@ -131,6 +131,9 @@ class _Quiet:
         self._warm = True
         return result
 
+    def reset(self) -> None:
+        self._inner.reset()
+
     def close(self) -> None:
         self._inner.close()
 
