@@ -137,8 +137,10 @@ def feature_plot(real: np.ndarray, synth: np.ndarray, path: Path) -> None:
     ax = axes[2]
     for data, label in ((real, "real"), (synth, "synthetic")):
         pts = np.nanmean(data[:, :80], 0).reshape(40, 2)
-        ax.plot(*np.vstack([pts[:20], pts[:1]]).T, "-o", ms=2, label=f"{label} outer")
-        ax.plot(*np.vstack([pts[20:], pts[20:21]]).T, "--", label=f"{label} inner")
+        # each contour: corner -> lower lip -> other corner (11 points), then the upper lip back
+        for off, style, part in ((0, "-o", "outer"), (20, "--", "inner")):
+            c = pts[off : off + 20]
+            ax.plot(*np.vstack([c[:11], c[11:][::-1], c[:1]]).T, style, ms=2, label=f"{label} {part}")
     ax.invert_yaxis()
     ax.set_aspect("equal")
     ax.set_title("mean normalised lip shape")
