@@ -281,3 +281,18 @@ def test_grid_clip_is_in_sync():
     clip = sorted(GRID.glob("*.mpg"))[0]
     est = sync_video(clip)
     assert abs(est.offset_ms) <= 40.0
+
+
+@pytest.mark.parametrize("n,max_lag", [(50, 5), (10, 8), (7, 12), (200, 5)])
+def test_lagged_correlation_is_pearson_over_the_overlap(n, max_lag):
+    from avse.video.sync import lagged_correlation
+
+    rng = np.random.default_rng(n)
+    a, b = rng.standard_normal(n), rng.standard_normal(n + 3)
+    got = lagged_correlation(a, b, max_lag)
+    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
+        x, y = a[max(0, -lag) : n - max(0, lag)], b[:n][max(0, lag) : n - max(0, -lag)]
+        if len(x) > 2:
+            assert got[i] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
+        else:
+            assert np.isnan(got[i])

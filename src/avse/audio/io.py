@@ -17,6 +17,16 @@ from avse.utils.fs import atomic_path
 _SNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au"}
 
 
+def check_media_file(path: Path) -> None:
+    """Raise MediaError unless ``path`` is an existing, non-empty file (not a folder)."""
+    if not path.exists():
+        raise MediaError(path, "no such file")
+    if path.is_dir():
+        raise MediaError(path, "is a folder, not a media file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file")
+
+
 def check_riff_complete(path: Path) -> None:
     """Raise MediaError when a RIFF/WAVE file is shorter than its data chunk says."""
     size = path.stat().st_size
@@ -96,12 +106,7 @@ def load_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, mono: bo
     EmptyAudioError when there are no samples.
     """
     path = Path(path)
-    if not path.exists():
-        raise MediaError(path, "no such file")
-    if path.is_dir():
-        raise MediaError(path, "is a folder, not a media file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "empty file")
+    check_media_file(path)
     if path.suffix.lower() in _SNDFILE_SUFFIXES:
         data, sr = _read_sndfile(path)
     else:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from avse import SAMPLE_RATE, VIDEO_FPS
-from avse.audio.io import load_audio
+from avse.audio.io import check_media_file, load_audio
 from avse.errors import ConfigError, EmptyAudioError, MediaError, OutputPathError
 from avse.utils.fs import atomic_path
 
@@ -57,18 +57,9 @@ def _av():
     return av
 
 
-def _check_input(path: Path) -> None:
-    if not path.exists():
-        raise MediaError(path, "no such file")
-    if path.is_dir():
-        raise MediaError(path, "is a folder, not a media file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "empty file")
-
-
 def _open_input(path: Path):
     av = _av()
-    _check_input(path)
+    check_media_file(path)
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
@@ -159,7 +150,7 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tup
     is reached (after the good frames were yielded).
     """
     path = Path(path)
-    _check_input(path)
+    check_media_file(path)
     _check_max_frames(max_frames)
 
     def frames() -> Iterator[tuple[float, np.ndarray]]:
@@ -394,7 +385,7 @@ def copy_video_stream(src: str | Path, dst: str | Path) -> None:
     """
     av = _av()
     src, dst = Path(src), Path(dst)
-    _check_input(src)
+    check_media_file(src)
     if dst.exists() and dst.resolve() == src.resolve():
         raise OutputPathError(f"{dst}: output is the input")
     options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}

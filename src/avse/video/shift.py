@@ -12,7 +12,8 @@ from avse import SAMPLE_RATE
 from avse.audio.io import load_audio
 from avse.errors import ConfigError, EmptyAudioError, MediaError, OutputPathError
 from avse.utils.fs import atomic_path
-from avse.video.io import _MOV_SUFFIXES, _av, _check_input, _open_input, _video_stream
+from avse.audio.io import check_media_file
+from avse.video.io import _MOV_SUFFIXES, _av, _open_input, _video_stream
 
 #: sample rates the AAC encoder takes; other rates are resampled to 48 kHz
 _AAC_RATES = {7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000}
@@ -187,7 +188,7 @@ def write_shifted(video_path: str | Path, offset_ms: float, out_path: str | Path
     """
     av = _av()
     src, dst = Path(video_path), Path(out_path)
-    _check_input(src)
+    check_media_file(src)
     if not math.isfinite(offset_ms):
         raise ConfigError(f"offset_ms must be finite, got {offset_ms}")
     check_shift_output(src, dst)

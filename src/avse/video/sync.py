@@ -49,15 +49,7 @@ def lagged_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> np.ndarray
     lag means ``b`` lags behind ``a``. Only the overlapping frames are used.
     """
     n = min(len(a), len(b))
-    a = np.asarray(a[:n], dtype=np.float64)
-    b = np.asarray(b[:n], dtype=np.float64)
-    out = np.full(2 * max_lag + 1, np.nan)
-    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
-        x = a[max(0, -lag) : n - max(0, lag)]
-        y = b[max(0, lag) : n - max(0, -lag)]
-        if len(x) > 2 and x.std() > 0 and y.std() > 0:
-            out[i] = float(np.corrcoef(x, y)[0, 1])
-    return out
+    return _pearson_lags(np.asarray(a[:n], dtype=np.float64), np.asarray(b[:n], dtype=np.float64), max_lag)
 
 
 def lip_speech_agreement(opening: np.ndarray, audio: np.ndarray, max_lag: int = 5) -> tuple[float, int]:
@@ -227,7 +219,8 @@ def lip_drop(lips: np.ndarray, flags: np.ndarray | None = None) -> np.ndarray:
 def _pearson_lags(a: np.ndarray, b: np.ndarray, max_lag: int) -> np.ndarray:
     """Pearson correlation of a[t] with b[t + lag] over the overlap, lag = -max_lag .. max_lag.
 
-    a, b [K] -> [2 * max_lag + 1] (NaN where a side is constant); O(K log K) by FFT and cumulative sums.
+    a, b [K] -> [2 * max_lag + 1] (NaN where a side is constant or the overlap has fewer than
+    3 samples); O(K log K) by FFT and cumulative sums.
     """
     n = len(a)
     a = a - a.mean()
@@ -240,7 +233,10 @@ def _pearson_lags(a: np.ndarray, b: np.ndarray, max_lag: int) -> np.ndarray:
     ca2, cb2 = np.r_[0.0, np.cumsum(a * a)], np.r_[0.0, np.cumsum(b * b)]
     a0, a1 = np.maximum(0, -lags), n - np.maximum(0, lags)  # a[a0:a1] meets b[b0:b1]
     b0, b1 = np.maximum(0, lags), n - np.maximum(0, -lags)
-    m = (a1 - a0).astype(np.float64)
+    short = (a1 - a0) < 3
+    a0, b0 = np.minimum(a0, n), np.minimum(b0, n)  # lags past the length: empty overlap
+    a1, b1 = np.clip(a1, a0, n), np.clip(b1, b0, n)
+    m = np.maximum(a1 - a0, 1).astype(np.float64)
     sa, sb = ca[a1] - ca[a0], cb[b1] - cb[b0]
     va = ca2[a1] - ca2[a0] - sa * sa / m
     vb = cb2[b1] - cb2[b0] - sb * sb / m
@@ -248,7 +244,7 @@ def _pearson_lags(a: np.ndarray, b: np.ndarray, max_lag: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = cov / np.sqrt(va * vb)
     tiny = 1e-9 * max(float(np.dot(a, a)), float(np.dot(b, b)), 1e-300)
-    r[(va <= tiny) | (vb <= tiny)] = np.nan
+    r[(va <= tiny) | (vb <= tiny) | short] = np.nan
     return np.clip(r, -1.0, 1.0)
 
 
