@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from avse.errors import ConfigError
+from avse.utils.signal import centred_mean
 
 # ---------------------------------------------------------------------------------------------
 # The reference face
@@ -140,17 +141,6 @@ def _points(landmarks: Mapping[str, Any]) -> np.ndarray:
     return pts
 
 
-def _window_mean(pts: np.ndarray, half_window: int) -> np.ndarray:
-    """Centred moving average over frames of pts [N, P, 2], the window shrunk symmetrically at the ends."""
-    n = len(pts)
-    if half_window <= 0:
-        return pts
-    csum = np.concatenate([np.zeros((1,) + pts.shape[1:]), np.cumsum(pts, axis=0)])  # [N + 1, P, 2]
-    i = np.arange(n)
-    h = np.minimum(np.minimum(i, n - 1 - i), half_window)
-    return (csum[i + h + 1] - csum[i - h]) / (2 * h + 1)[:, None, None]
-
-
 def crop_matrices(landmarks: Mapping[str, Any], half_window: int = HALF_WINDOW) -> np.ndarray:
     """Per-frame affine matrices [N, 2, 3] float64 mapping frame pixels to 96 x 96 crop pixels.
 
@@ -161,7 +151,7 @@ def crop_matrices(landmarks: Mapping[str, Any], half_window: int = HALF_WINDOW) 
     on the warped mean of the (averaged) 40 lip points, which lands on pixel (47.5, 47.5).
     """
     pts = _points(landmarks)  # [N, 45, 2]
-    smooth = _window_mean(pts, int(half_window))
+    smooth = centred_mean(pts, int(half_window))  # [N, P, 2]
     smooth = smooth + (pts[:, :5].mean(1) - smooth[:, :5].mean(1))[:, None, :]  # translation follows frame i
     m = estimate_similarity(smooth[:, :5], STABLE_POINTS)  # [N, 2, 3] frame -> reference
     mouth = transform_points(m, smooth[:, 5:].mean(1, keepdims=True))[:, 0]  # [N, 2] in the reference

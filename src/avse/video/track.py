@@ -14,6 +14,7 @@ import numpy as np
 
 from avse import SAMPLES_PER_FRAME, VIDEO_FPS
 from avse.errors import ConfigError, NoFaceError
+from avse.utils.signal import centred_mean
 from avse.video.detect import SOURCE_CROP, Detection, FaceMeshDetector, box_iou, quiet_native_stderr, to_landmark_dict
 from avse.video.landmarks import LANDMARK_KEYS, LIP_INDEX, mouth_opening
 from avse.video.sync import frame_energy_db, lagged_correlation
@@ -430,7 +431,7 @@ def smooth(
             for j in range(0, flat.shape[1], 256):  # float64 maths on column blocks: bounded memory
                 block = flat[:, j : j + 256].astype(np.float64)
                 if polyorder == 0:
-                    block = _centred_mean(block, win)
+                    block = centred_mean(block, win // 2)
                 else:
                     block = _savgol(block, win, min(int(polyorder), win - 1))
                 flat[:, j : j + 256] = block
@@ -456,15 +457,6 @@ def _savgol(x: np.ndarray, window: int, order: int) -> np.ndarray:
     y[:h] = ends @ x[:window]
     y[n - h :] = vander[window - h :] @ fit @ x[n - window :]
     return y
-
-
-def _centred_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average of x [N, D] over ``window`` frames, the window shrinking symmetrically at the ends."""
-    n = x.shape[0]
-    k = np.arange(n)
-    half = np.minimum(window // 2, np.minimum(k, n - 1 - k))  # [N]
-    c = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])  # [N + 1, D]
-    return (c[k + half + 1] - c[k - half]) / (2 * half + 1)[:, None]
 
 
 # ---------------------------------------------------------------------------------------------
