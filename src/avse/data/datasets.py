@@ -76,7 +76,7 @@ class _Visual:
             return {"lips": lips.astype(np.float32)}
         from avse.data.prepare import cache_path, load_cached
 
-        c = load_cached(cache_path(self.cache, name, self.dataset))
+        c = load_cached(cache_path(self.cache, name, self.dataset), keys=("lips", "crops", "features"))
         return {"lips": c["lips"].astype(np.float32), "crops": c["crops"], "features": c["features"].astype(np.float32)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,12 +233,24 @@ def prepare(
     }
 
 
-def load_cached(path: str | Path) -> dict[str, np.ndarray]:
-    """Read one cache file -> dict of arrays (crops [N, 96, 96] uint8, features [N, D], audio float32 [N*640], ...)."""
+def load_cached(path: str | Path, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Read one cache file -> dict of arrays (crops [N, 96, 96] uint8, features [N, D], audio float32 [N*640], ...).
+
+    ``keys`` reads only those arrays (the npz is decompressed per array, so a
+    dataset that needs crops and features does not pay for the audio).
+    """
     path = Path(path)
     if not path.is_file():
         raise MediaError(path, "no such cache file")
-    with np.load(path, allow_pickle=False) as z:
-        out = {k: z[k] for k in z.files}
-    out["audio"] = out["audio"].astype(np.float32) / 32767.0
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = z.files if keys is None else [k for k in keys if k in z.files]
+            missing = [] if keys is None else [k for k in keys if k not in z.files]
+            if missing:
+                raise MediaError(path, f"cache file lacks {', '.join(missing)}")
+            out = {k: z[k] for k in names}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise MediaError(path, f"unreadable cache file ({err})") from None
+    if "audio" in out:
+        out["audio"] = out["audio"].astype(np.float32) / 32767.0
     return out
