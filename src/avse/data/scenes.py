@@ -112,6 +112,7 @@ RENDER_FORMAT = 1  # part of every record's key: bump it when a change alters th
 
 
 def check_snr_range(name: str, rng_: Sequence[float]) -> tuple[float, float]:
+    """Validate an SNR range (low, high) in dB -> (low, high); ConfigError when not finite or upside down."""
     try:
         lo, hi = (float(v) for v in rng_)
     except (TypeError, ValueError):
