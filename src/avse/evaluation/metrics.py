@@ -16,11 +16,11 @@ under 1e-3 dB on real speech (see tests/evaluation/test_metrics.py).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.linalg import solve
-from scipy.signal import fftconvolve
 
 from avse import SAMPLE_RATE
 from avse.audio.io import resample
@@ -182,14 +182,7 @@ def sdr_sir_sar(
     _check_not_silent(est, "an estimate")
     if backend not in ("auto", "fast_bss_eval", "numpy"):
         raise ConfigError(f"unknown BSS Eval backend {backend!r}")
-    use_package = backend == "fast_bss_eval"
-    if backend == "auto":
-        try:
-            import fast_bss_eval  # noqa: F401
-
-            use_package = True
-        except ImportError:
-            use_package = False
+    use_package = backend == "fast_bss_eval" or (backend == "auto" and importlib.util.find_spec("fast_bss_eval") is not None)
     if use_package:
         import fast_bss_eval
         import torch
