@@ -131,3 +131,11 @@ def test_sync_refuses_an_output_it_cannot_write_before_any_work(blank_video, tmp
         out = run_cli("sync", str(blank_video), "--write", str(bad))
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and str(bad) in out.stderr
         assert "no face" not in out.stderr  # refused before the front end ran
+
+
+def test_evaluate_a_baseline_from_the_command_line(tiny_corpus, tmp_path, capsys):
+    code = main(["evaluate", str(tiny_corpus), "--dataset", "dev", "--method", "oracle-irm", "--out", str(tmp_path / "ev"), "--jobs", "1", "--quiet"])
+    assert code == 0
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["n_items"] == 4 and summary["all"]["si_sdri"]["mean"] > 3
+    assert (tmp_path / "ev" / "hist.png").stat().st_size > 0

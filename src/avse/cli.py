@@ -115,6 +115,14 @@ def _cmd_sync(args: argparse.Namespace) -> None:
         print(f"corrected file: {args.write}")
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from avse.evaluation.run import evaluate
+
+    summary = evaluate(args.root, args.dataset, args.method, args.out, jobs=args.jobs, progress=not args.quiet)
+    print(json.dumps(summary["all"], indent=2))
+    print(f"written: {Path(args.out) / 'items.csv'}, summary.json, hist.png, improvement_vs_snr.png")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from avse.demo import run_demo
 
@@ -169,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("video")
     sy.add_argument("--write", metavar="OUT", help="write a corrected copy (video stream copied, audio shifted)")
     sy.set_defaults(func=_cmd_sync)
+
+    ev = sub.add_parser("evaluate", help="score a method on rendered scenes: per-item CSV, summary with 95%% CIs, plots")
+    ev.add_argument("root")
+    ev.add_argument("--dataset", default="test", choices=["train", "dev", "test"])
+    ev.add_argument("--method", required=True, choices=["unprocessed", "oracle-irm", "oracle-ibm", "noisereduce"],
+                    help="a baseline (trained models come with the model release)")
+    ev.add_argument("--out", required=True, help="output folder")
+    ev.add_argument("--jobs", type=int, default=_jobs_default())
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=_cmd_evaluate)
 
     sc = sub.add_parser("scenes", help="build and render AVSE scenes")
     scs = sc.add_subparsers(dest="scenes_command", required=True, metavar="ACTION")

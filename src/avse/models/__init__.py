@@ -1,1 +1,7 @@
-"""Models: audio-only and audio-visual networks (not yet implemented)."""
+"""Models: audio-only separation/enhancement networks, their registry and self-describing checkpoints."""
+
+from avse.models import tasnet, unet  # noqa: F401  (importing registers the models)
+from avse.models.checkpoint import count_parameters, load_checkpoint, save_checkpoint
+from avse.models.registry import build_model, list_models, register_model
+
+__all__ = ["build_model", "count_parameters", "list_models", "load_checkpoint", "register_model", "save_checkpoint"]

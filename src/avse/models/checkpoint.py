@@ -1,0 +1,93 @@
+"""Self-describing checkpoints: a plain dict (name, config, rates, versions, weights) that loads with weights_only=True."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from avse import SAMPLE_RATE, VIDEO_FPS, __version__
+from avse.errors import ConfigError, MediaError
+from avse.models.registry import build_model, model_class
+from avse.utils.fs import atomic_path
+
+FORMAT = 1
+_REQUIRED = ("format", "model", "config", "state_dict")
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters of ``model`` (only those with ``requires_grad`` when ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    name: str,
+    config: Any,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s weights with everything needed to rebuild it to ``path`` (atomically).
+
+    ``name`` is the registered model name and ``config`` its ``Config``
+    dataclass (or the equivalent plain dict). ``extra`` (plain values only:
+    numbers, strings, lists, dicts, tensors) is stored under ``"extra"``, e.g.
+    the epoch or a validation score. Returns ``path``.
+    """
+    cls = model_class(name)
+    if not isinstance(model, cls):
+        raise ConfigError(f"model is a {type(model).__name__}, but {name!r} names {cls.__name__}")
+    cfg = asdict(config) if is_dataclass(config) else dict(config)
+    ckpt: dict[str, Any] = {
+        "format": FORMAT,
+        "model": name,
+        "config": cfg,
+        "sample_rate": SAMPLE_RATE,
+        "video_fps": VIDEO_FPS,
+        "versions": {"avse": __version__, "torch": str(torch.__version__)},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    if extra is not None:
+        ckpt["extra"] = dict(extra)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and check the checkpoint dict at ``path`` (weights_only=True, tensors on CPU), without building a model."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails in many ways on foreign or truncated files
+        raise MediaError(path, f"not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or any(key not in ckpt for key in _REQUIRED):
+        raise MediaError(path, "not an avse checkpoint (expected a dict with format, model, config and state_dict)")
+    if ckpt["format"] != FORMAT:
+        raise ConfigError(f"{path}: checkpoint format {ckpt['format']!r} is not supported (this avse reads format {FORMAT})")
+    return ckpt
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved at ``path``: returns ``(model in eval mode, info)``.
+
+    ``info`` is the checkpoint dict without its ``state_dict`` (model name,
+    config, sample rate, fps, versions, extra). Raises MediaError for a
+    missing or non-avse file or weights that do not fit the model, and
+    ConfigError for an unknown model name, config key or format.
+    """
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt["model"], ckpt["config"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise MediaError(path, f"weights do not fit model {ckpt['model']!r}: {str(err).splitlines()[0][:200]}") from None
+    model.to(map_location).eval()
+    info = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model, info

@@ -1,0 +1,160 @@
+"""Conv-TasNet-style time-domain separator (Luo & Mesgarani 2019): learned encoder, TCN mask net, decoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avse.errors import ConfigError
+from avse.models.registry import register_model
+
+MASK_ACTIVATIONS = ("sigmoid", "relu")
+
+
+@dataclass(frozen=True)
+class TasNetConfig:
+    """Conv-TasNet settings (paper names in brackets); defaults give about 2.5 M parameters.
+
+    ``causal`` switches every depthwise convolution to left-only padding and
+    every normalization to cumulative layer norm, so an output sample depends
+    on input up to ``kernel_size - 1`` samples ahead (the encoder window) only.
+    """
+
+    n_sources: int = 2
+    n_filters: int = 256  # N, encoder basis size
+    kernel_size: int = 16  # L, encoder window in samples (stride L / 2)
+    bottleneck: int = 128  # B
+    hidden: int = 256  # H, channels inside a block
+    skip: int = 128  # Sc, skip-connection channels
+    conv_kernel: int = 3  # P, depthwise kernel
+    n_blocks: int = 8  # X, blocks per repeat (dilations 1 .. 2^(X-1))
+    n_repeats: int = 3  # R
+    causal: bool = False
+    mask_activation: str = "sigmoid"
+
+    def __post_init__(self) -> None:
+        if min(self.n_sources, self.n_filters, self.bottleneck, self.hidden, self.skip, self.n_blocks, self.n_repeats) < 1:
+            raise ConfigError("Conv-TasNet sizes must all be >= 1")
+        if self.kernel_size < 2 or self.kernel_size % 2:
+            raise ConfigError(f"kernel_size must be even and >= 2, got {self.kernel_size}")
+        if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
+            raise ConfigError(f"conv_kernel must be odd, got {self.conv_kernel}")
+        if self.mask_activation not in MASK_ACTIVATIONS:
+            raise ConfigError(f"mask_activation must be one of {', '.join(MASK_ACTIVATIONS)}, got {self.mask_activation!r}")
+
+    @property
+    def stride(self) -> int:
+        """Encoder hop in samples (half the window)."""
+        return self.kernel_size // 2
+
+
+class GlobalLayerNorm(nn.Module):
+    """gLN: normalize ``x [B, C, N]`` over channels and all frames, per item; learned per-channel gain and bias."""
+
+    def __init__(self, channels: int, eps: float = 1e-8):
+        super().__init__()
+        self.eps = eps
+        self.gain = nn.Parameter(torch.ones(1, channels, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C, N] -> [B, C, N]."""
+        mean = x.mean(dim=(1, 2), keepdim=True)  # [B, 1, 1]
+        var = (x - mean).pow(2).mean(dim=(1, 2), keepdim=True)  # [B, 1, 1]
+        return (x - mean) / torch.sqrt(var + self.eps) * self.gain + self.bias
+
+
+class CumulativeLayerNorm(nn.Module):
+    """cLN: normalize frame n of ``x [B, C, N]`` with the mean/variance over channels and frames 0..n (causal)."""
+
+    def __init__(self, channels: int, eps: float = 1e-8):
+        super().__init__()
+        self.eps = eps
+        self.gain = nn.Parameter(torch.ones(1, channels, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C, N] -> [B, C, N]."""
+        count = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype) * x.shape[1]  # [N]
+        mean = x.sum(dim=1).cumsum(dim=-1) / count  # [B, N]
+        power = x.pow(2).sum(dim=1).cumsum(dim=-1) / count  # [B, N]
+        var = (power - mean.pow(2)).clamp_min(0.0)  # [B, N]
+        return (x - mean[:, None]) / torch.sqrt(var[:, None] + self.eps) * self.gain + self.bias
+
+
+def _norm(channels: int, causal: bool) -> nn.Module:
+    return CumulativeLayerNorm(channels) if causal else GlobalLayerNorm(channels)
+
+
+class TemporalBlock(nn.Module):
+    """1x1 conv -> PReLU -> norm -> dilated depthwise conv -> PReLU -> norm -> (residual 1x1, skip 1x1)."""
+
+    def __init__(self, cfg: TasNetConfig, dilation: int):
+        super().__init__()
+        self.causal = cfg.causal
+        self.pad = (cfg.conv_kernel - 1) * dilation  # total padding keeping the frame count
+        self.expand = nn.Sequential(nn.Conv1d(cfg.bottleneck, cfg.hidden, 1), nn.PReLU(), _norm(cfg.hidden, cfg.causal))
+        self.depthwise = nn.Conv1d(cfg.hidden, cfg.hidden, cfg.conv_kernel, dilation=dilation, groups=cfg.hidden)
+        self.post = nn.Sequential(nn.PReLU(), _norm(cfg.hidden, cfg.causal))
+        self.residual = nn.Conv1d(cfg.hidden, cfg.bottleneck, 1)
+        self.skip = nn.Conv1d(cfg.hidden, cfg.skip, 1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x [B, Bn, N] -> (residual output [B, Bn, N], skip [B, Sc, N])."""
+        y = self.expand(x)  # [B, H, N]
+        left = self.pad if self.causal else self.pad // 2
+        y = F.pad(y, (left, self.pad - left))  # [B, H, N + pad]
+        y = self.post(self.depthwise(y))  # [B, H, N]
+        return x + self.residual(y), self.skip(y)
+
+
+@register_model("tasnet")
+class ConvTasNet(nn.Module):
+    """Conv-TasNet: mixture ``[B, T]`` -> sources ``[B, S, T]`` by masking a learned 1-D conv encoding."""
+
+    Config = TasNetConfig
+
+    def __init__(self, cfg: TasNetConfig = TasNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = nn.Conv1d(1, cfg.n_filters, cfg.kernel_size, stride=cfg.stride, bias=False)
+        self.in_norm = _norm(cfg.n_filters, cfg.causal)
+        self.bottleneck = nn.Conv1d(cfg.n_filters, cfg.bottleneck, 1)
+        self.blocks = nn.ModuleList(TemporalBlock(cfg, 2**x) for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks))
+        self.mask_head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.skip, cfg.n_sources * cfg.n_filters, 1))
+        self.decoder = nn.ConvTranspose1d(cfg.n_filters, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
+
+    @classmethod
+    def from_config(cls, cfg: TasNetConfig) -> ConvTasNet:
+        """Build the model of ``cfg``."""
+        return cls(cfg)
+
+    @property
+    def lookahead(self) -> int:
+        """Samples of future input an output sample may depend on when causal (the encoder window minus one)."""
+        return self.cfg.kernel_size - 1
+
+    def forward(self, mixture: Tensor) -> Tensor:
+        """mixture ``[B, T]`` float -> estimates ``[B, S, T]`` (S = ``n_sources``)."""
+        if mixture.dim() != 2:
+            raise ConfigError(f"expected a mixture [B, T], got shape {tuple(mixture.shape)}")
+        cfg = self.cfg
+        b, t = mixture.shape
+        win, hop = cfg.kernel_size, cfg.stride
+        left = win - hop  # every sample is covered by two frames
+        right = -(t + left - win) % hop if t + left >= win else win - t - left
+        x = F.pad(mixture[:, None], (left, right))  # [B, 1, T'] with (T' - L) % hop == 0
+        w = F.relu(self.encoder(x))  # [B, N, K]
+        y = self.bottleneck(self.in_norm(w))  # [B, Bn, K]
+        skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
+        for block in self.blocks:
+            y, s = block(y)  # [B, Bn, K], [B, Sc, K]
+            skips = skips + s
+        masks = self.mask_head(skips).view(b, cfg.n_sources, cfg.n_filters, -1)  # [B, S, N, K]
+        masks = torch.sigmoid(masks) if cfg.mask_activation == "sigmoid" else F.relu(masks)
+        src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
+        out = self.decoder(src)  # [B * S, 1, T']
+        return out[:, 0, left : left + t].reshape(b, cfg.n_sources, t)  # [B, S, T]
