@@ -1,0 +1,203 @@
+"""Audio-visual Conv-TasNet: extracts the talker whose lips are given (visual stream fused mid-TCN) from a mixture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
+from avse.errors import ConfigError
+from avse.models.registry import register_model
+from avse.models.tasnet import CumulativeLayerNorm, GlobalLayerNorm, TasNetConfig, TemporalBlock
+
+UPSAMPLE_MODES = ("nearest", "linear")
+
+
+@dataclass(frozen=True)
+class AVNetConfig:
+    """AVNet settings; the audio path follows Conv-TasNet's names, defaults give about 1.8 M parameters.
+
+    ``fusion_block`` audio-only temporal blocks run before the visual stream is
+    fused, the remaining ``n_blocks * n_repeats - fusion_block`` after it.
+    ``visual_channels`` is Dv of the ``visual [B, Dv, F]`` input (a visual
+    frontend's output or raw per-frame lip features, transposed). In causal
+    mode an output sample t depends on audio up to ``t + kernel_size - 1`` and
+    on video frames up to ``t // 640 + 1`` (at most one frame of lookahead).
+    ``visual_dropout`` is the probability, per batch item and in train mode
+    only, of zeroing that item's visual stream; an all-zero stream is also the
+    way to say "no video" at inference.
+    """
+
+    n_filters: int = 256  # N, encoder basis size
+    kernel_size: int = 16  # L, encoder window in samples (stride L / 2)
+    bottleneck: int = 128  # B
+    hidden: int = 256  # H, channels inside a block
+    skip: int = 128  # Sc, skip-connection channels
+    conv_kernel: int = 3  # P, depthwise kernel
+    n_blocks: int = 8  # X, blocks per repeat (dilations 1 .. 2^(X-1))
+    n_repeats: int = 2  # R
+    fusion_block: int = 8  # R1 blocks (audio only) before the fusion
+    visual_channels: int = 82  # Dv of the visual input
+    visual_hidden: int = 128  # channels of the projected visual stream
+    upsample: str = "nearest"  # 25 fps -> encoder frame rate: "nearest" or "linear"
+    visual_dropout: float = 0.0
+    causal: bool = False
+    mask_activation: str = "sigmoid"
+
+    def __post_init__(self) -> None:
+        if min(self.visual_channels, self.visual_hidden) < 1:
+            raise ConfigError("visual_channels and visual_hidden must be >= 1")
+        if not 0 <= self.fusion_block <= self.n_blocks * self.n_repeats:
+            raise ConfigError(f"fusion_block must be in [0, {self.n_blocks * self.n_repeats}], got {self.fusion_block}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
+        if not 0.0 <= self.visual_dropout <= 1.0:
+            raise ConfigError(f"visual_dropout must be in [0, 1], got {self.visual_dropout}")
+        if self.kernel_size // 2 > SAMPLES_PER_FRAME // 4:
+            raise ConfigError(f"kernel_size must be <= {SAMPLES_PER_FRAME // 2} (encoder hop within a quarter video frame)")
+        self.audio_config()  # checks the audio-path sizes
+
+    @property
+    def stride(self) -> int:
+        """Encoder hop in samples (half the window)."""
+        return self.kernel_size // 2
+
+    @property
+    def frame_rate(self) -> float:
+        """Encoder frames per second (16000 / hop)."""
+        return SAMPLE_RATE / self.stride
+
+    def audio_config(self) -> TasNetConfig:
+        """The equivalent one-source Conv-TasNet config (the audio path's sizes); raises ConfigError on bad sizes."""
+        return TasNetConfig(
+            n_sources=1,
+            n_filters=self.n_filters,
+            kernel_size=self.kernel_size,
+            bottleneck=self.bottleneck,
+            hidden=self.hidden,
+            skip=self.skip,
+            conv_kernel=self.conv_kernel,
+            n_blocks=self.n_blocks,
+            n_repeats=self.n_repeats,
+            causal=self.causal,
+            mask_activation=self.mask_activation,
+        )
+
+
+def fit_visual_length(visual: Tensor, n_frames: int) -> Tensor:
+    """visual [B, D, F] -> [B, D, n_frames]: crop, or pad by repeating the last frame."""
+    f = visual.shape[-1]
+    if f >= n_frames:
+        return visual[..., :n_frames]
+    return torch.cat([visual, visual[..., -1:].expand(-1, -1, n_frames - f)], dim=-1)
+
+
+def upsample_visual(visual: Tensor, n_enc: int, hop: int, mode: str = "nearest") -> Tensor:
+    """visual [B, D, F] at 25 fps -> [B, D, n_enc] at one frame per ``hop`` samples.
+
+    Encoder frame k is centred on sample ``k * hop`` (AVNet pads the mixture
+    by ``L - hop`` on the left); video frame f covers samples
+    ``[640 f, 640 (f + 1))`` and is centred on ``640 f + 320``. "nearest" takes
+    the video frame containing sample ``k * hop``; "linear" interpolates
+    between the two video frames whose centres bracket it. Indices past the
+    last frame are clamped to it. Either way encoder frame k uses video frames
+    up to ``(k * hop + 320) // 640`` only, which keeps a causal AVNet within
+    one video frame of lookahead (in practice "nearest" looks ahead by the
+    encoder window only, "linear" by up to half a frame more).
+    """
+    f = visual.shape[-1]
+    centre = torch.arange(n_enc, device=visual.device, dtype=torch.float64) * hop  # [K] samples
+    if mode == "nearest":
+        idx = torch.div(centre, SAMPLES_PER_FRAME, rounding_mode="floor").long().clamp(0, f - 1)  # [K]
+        return visual[..., idx]  # [B, D, K]
+    pos = ((centre - SAMPLES_PER_FRAME / 2) / SAMPLES_PER_FRAME).clamp(0, f - 1)  # [K] in video frames
+    lo = pos.floor().long()  # [K]
+    hi = (lo + 1).clamp(max=f - 1)  # [K]
+    w = (pos - lo).to(visual.dtype)  # [K]
+    return visual[..., lo] * (1 - w) + visual[..., hi] * w  # [B, D, K]
+
+
+@register_model("avnet")
+class AVNet(nn.Module):
+    """Audio-visual Conv-TasNet: mixture ``[B, T]`` + the target's visual stream ``[B, Dv, F]`` -> target ``[B, T]``."""
+
+    Config = AVNetConfig
+
+    def __init__(self, cfg: AVNetConfig = AVNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        acfg = cfg.audio_config()
+        norm = CumulativeLayerNorm if cfg.causal else GlobalLayerNorm
+        self.encoder = nn.Conv1d(1, cfg.n_filters, cfg.kernel_size, stride=cfg.stride, bias=False)
+        self.in_norm = norm(cfg.n_filters)
+        self.bottleneck = nn.Conv1d(cfg.n_filters, cfg.bottleneck, 1)
+        dilations = [2**x for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks)]
+        self.audio_blocks = nn.ModuleList(TemporalBlock(acfg, d) for d in dilations[: cfg.fusion_block])
+        self.visual_proj = nn.Sequential(nn.Conv1d(cfg.visual_channels, cfg.visual_hidden, 1), nn.PReLU())
+        self.fusion = nn.Conv1d(cfg.bottleneck + cfg.visual_hidden, cfg.bottleneck, 1)
+        self.av_blocks = nn.ModuleList(TemporalBlock(acfg, d) for d in dilations[cfg.fusion_block :])
+        self.mask_head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.skip, cfg.n_filters, 1))
+        self.decoder = nn.ConvTranspose1d(cfg.n_filters, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
+
+    @classmethod
+    def from_config(cls, cfg: AVNetConfig) -> AVNet:
+        """Build the model of ``cfg``."""
+        return cls(cfg)
+
+    @property
+    def lookahead(self) -> int:
+        """Samples of future audio an output sample may depend on when causal (the encoder window minus one)."""
+        return self.cfg.kernel_size - 1
+
+    @property
+    def video_lookahead(self) -> int:
+        """Video frames past the current one an output sample may depend on when causal."""
+        return 1
+
+    def _drop_visual(self, visual: Tensor) -> Tensor:
+        """visual [B, Dv, F] with each item zeroed with probability ``visual_dropout`` (train mode only)."""
+        p = self.cfg.visual_dropout
+        if not self.training or p <= 0.0:
+            return visual
+        keep = (torch.rand(visual.shape[0], 1, 1, device=visual.device) >= p).to(visual.dtype)  # [B, 1, 1]
+        return visual * keep
+
+    def forward(self, mixture: Tensor, visual: Tensor) -> Tensor:
+        """mixture ``[B, T]`` float and visual ``[B, Dv, F]`` (25 fps, any F) -> target estimate ``[B, T]``.
+
+        The visual stream is cropped or edge-padded to ``ceil(T / 640)`` frames.
+        """
+        cfg = self.cfg
+        if mixture.dim() != 2:
+            raise ConfigError(f"expected a mixture [B, T], got shape {tuple(mixture.shape)}")
+        if visual.dim() != 3 or visual.shape[0] != mixture.shape[0] or visual.shape[1] != cfg.visual_channels:
+            raise ConfigError(
+                f"expected visual [B={mixture.shape[0]}, Dv={cfg.visual_channels}, F], got shape {tuple(visual.shape)}"
+            )
+        if visual.shape[-1] < 1:
+            raise ConfigError("the visual stream has no frames")
+        b, t = mixture.shape
+        win, hop = cfg.kernel_size, cfg.stride
+        left = win - hop  # every sample is covered by two frames
+        right = -(t + left - win) % hop if t + left >= win else win - t - left
+        x = F.pad(mixture[:, None], (left, right))  # [B, 1, T'] with (T' - L) % hop == 0
+        w = F.relu(self.encoder(x))  # [B, N, K]
+        y = self.bottleneck(self.in_norm(w))  # [B, Bn, K]
+        skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
+        for block in self.audio_blocks:
+            y, s = block(y)  # [B, Bn, K], [B, Sc, K]
+            skips = skips + s
+        v = fit_visual_length(self._drop_visual(visual.to(w.dtype)), -(-t // SAMPLES_PER_FRAME))  # [B, Dv, ceil(T/640)]
+        v = self.visual_proj(v)  # [B, Dv', F']
+        v = upsample_visual(v, w.shape[-1], hop, cfg.upsample)  # [B, Dv', K]
+        y = self.fusion(torch.cat([y, v], dim=1))  # [B, Bn, K]
+        for block in self.av_blocks:
+            y, s = block(y)  # [B, Bn, K], [B, Sc, K]
+            skips = skips + s
+        mask = self.mask_head(skips)  # [B, N, K]
+        mask = torch.sigmoid(mask) if cfg.mask_activation == "sigmoid" else F.relu(mask)
+        out = self.decoder(mask * w)  # [B, 1, T']
+        return out[:, 0, left : left + t]  # [B, T]
