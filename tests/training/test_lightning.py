@@ -1,0 +1,135 @@
+"""Lightning training: the data module's draws and features, the module's losses, fit / resume / DDP end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("lightning")
+
+from avse.data.metadata import target_landmarks_path  # noqa: E402
+from avse.errors import ConfigError  # noqa: E402
+from avse.models import load_checkpoint  # noqa: E402
+from avse.training.data import AvseDataModule  # noqa: E402
+from avse.training.losses import neg_si_sdr  # noqa: E402
+from avse.training.module import SeparationModule, avse_path, fit  # noqa: E402
+from avse.video.landmarks import read_landmarks  # noqa: E402
+from avse.video.lipfeat import lip_features  # noqa: E402
+
+SMALL_AVNET = dict(
+    n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1, fusion_block=1, visual_hidden=8
+)
+SMALL_TASNET = dict(n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1)
+
+
+def _config(root, **over):
+    data = dict(root=str(root), segment_frames=10, batch_size=1, val_segment_frames=10)
+    cfg = dict(model="avnet", model_config=SMALL_AVNET, task="extract", data=data, max_steps=2, log_every_n_steps=1)
+    cfg.update(over)
+    return cfg
+
+
+def _draws(ds):
+    return [(it["info"]["name"], it["info"]["offset"], it["info"]["SNR"], it["info"]["start_frame"]) for it in ds]
+
+
+def test_features_are_lip_features_of_the_cropped_frames(tiny_corpus):
+    dm = AvseDataModule(tiny_corpus, segment_frames=10, batch_size=2)
+    dm.setup("fit")
+    for i in range(len(dm.train_set)):
+        item = dm.train_set[i]
+        lm = read_landmarks(target_landmarks_path(tiny_corpus, "train", item["info"]["target"]))
+        start = item["info"]["start_frame"]
+        want = np.nan_to_num(lip_features(lm))[start : start + 10]  # [10, 82]
+        assert item["features"].shape == (10, 82) and item["lips"].shape == (10, 40, 2)
+        np.testing.assert_array_equal(item["features"].numpy(), want)
+        np.testing.assert_array_equal(item["lips"].numpy(), lm["lips"][start : start + 10])
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["mixture"].shape == (2, 6400) and batch["features"].shape == (2, 10, 82)
+
+
+def test_train_draws_follow_the_epoch_and_validation_is_fixed(tiny_corpus):
+    dm = AvseDataModule(tiny_corpus, segment_frames=10, batch_size=1)
+    dm.setup("fit")
+    dm.set_epoch(0)
+    e0 = _draws(dm.train_set)
+    dm.set_epoch(1)
+    e1 = _draws(dm.train_set)
+    dm.set_epoch(0)
+    assert _draws(dm.train_set) == e0 and e1 != e0
+    v0 = _draws(dm.val_set)
+    dm.set_epoch(5)
+    assert _draws(dm.val_set) == v0 and dm.val_set.base.epoch == 0
+    assert dm.val_dataloader().batch_size == 1 and len(dm.val_set) == len(dm.val_set.base)
+
+
+def test_module_checks_task_against_model_outputs():
+    with pytest.raises(ConfigError, match="task"):
+        SeparationModule("avnet", SMALL_AVNET, task="denoise")
+    with pytest.raises(ConfigError, match="2 output"):
+        SeparationModule("avnet", SMALL_AVNET, task="separate")
+    with pytest.raises(ConfigError, match="1 output"):
+        SeparationModule("tasnet", SMALL_TASNET, task="extract")  # tasnet defaults to 2 sources
+    assert SeparationModule("avnet", SMALL_AVNET).audio_visual
+    assert not SeparationModule("tasnet", SMALL_TASNET, task="separate").audio_visual
+
+
+def test_separate_loss_is_permutation_invariant_and_reorders():
+    torch.manual_seed(0)
+    m = SeparationModule("tasnet", SMALL_TASNET, task="separate")
+    tgt, itf = torch.randn(2, 800), torch.randn(2, 800)
+    batch = {"mixture": tgt + itf, "target": tgt, "interferer": itf}
+    swapped = torch.stack([itf, tgt], dim=1)  # [2, 2, 800], the wrong order
+    loss, est = m._loss(swapped, batch)
+    torch.testing.assert_close(est, torch.stack([tgt, itf], dim=1))
+    assert torch.all(loss < -60.0)  # perfect estimates, whatever the order
+    one = SeparationModule("avnet", SMALL_AVNET, task="extract")
+    loss1, _ = one._loss(tgt[:, None] * 0.5 + 0.1 * itf[:, None], batch)
+    torch.testing.assert_close(loss1, neg_si_sdr(tgt * 0.5 + 0.1 * itf, tgt))
+
+
+def test_training_step_gives_finite_loss_and_gradients():
+    torch.manual_seed(0)
+    m = SeparationModule("avnet", SMALL_AVNET, task="extract")
+    batch = {"mixture": torch.randn(2, 6400), "target": torch.randn(2, 6400), "interferer": torch.randn(2, 6400)}
+    batch["features"] = torch.randn(2, 10, 82)
+    assert m(batch).shape == (2, 1, 6400)
+    loss = m.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert m.model.visual_proj[0].weight.grad.abs().sum() > 0  # the visual stream reaches the loss
+    with pytest.raises(ConfigError, match="features"):
+        m({"mixture": batch["mixture"]})
+
+
+def test_fit_writes_loadable_checkpoint_and_resumes(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    path = fit(_config(tiny_corpus), out)
+    assert path.name.endswith(".avse.pt") and path.is_file()
+    model, info = load_checkpoint(path)
+    assert info["model"] == "avnet" and info["config"]["n_filters"] == 16
+    assert info["extra"]["global_step"] == 2 and np.isfinite(info["extra"]["metrics"]["val/loss"])
+    lightning_ckpt = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+    assert lightning_ckpt["global_step"] == 2 and lightning_ckpt["avse"]["model"] == "avnet"
+    for key, value in model.state_dict().items():  # the avse file holds the Lightning weights
+        torch.testing.assert_close(value, lightning_ckpt["state_dict"][f"model.{key}"])
+    assert load_checkpoint(avse_path(out / "last.ckpt"))[1]["extra"]["global_step"] == 2
+    assert any((out / "tb").rglob("events.out.tfevents.*"))
+
+    with pytest.raises(ConfigError, match="resume"):
+        fit(_config(tiny_corpus), tmp_path / "empty", resume=True)
+    path2 = fit(_config(tiny_corpus, max_steps=4), out, resume=True)
+    _, info2 = load_checkpoint(path2)
+    assert info2["extra"]["global_step"] == 4 and info2["extra"]["epoch"] == 1
+    assert torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 4
+    assert len(list(out.glob("*.avse.pt"))) == len(list(out.glob("*.ckpt"))) == 2  # best + last, old best removed
+
+
+@pytest.mark.slow
+def test_fit_ddp_two_cpu_processes(tiny_corpus, tmp_path):
+    cfg = _config(tiny_corpus, accelerator="cpu", devices=2, strategy="ddp_spawn")
+    path = fit(cfg, tmp_path / "ddp")
+    model, info = load_checkpoint(path)
+    assert info["extra"]["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
