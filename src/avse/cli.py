@@ -123,6 +123,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"written: {Path(args.out) / 'items.csv'}, summary.json, hist.png, improvement_vs_snr.png")
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from avse.training.recipe import load_recipe
+
+    cfg = load_recipe(args.recipe, args.set)
+    from avse.training.module import fit
+
+    best = fit(cfg, args.out, resume=args.resume)
+    print(f"best checkpoint: {best}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from avse.training.recipe import model_summary
+
+    info = model_summary(args.checkpoint)
+    print(f"{args.checkpoint}: {info['model']}, {info['parameters'] / 1e6:.2f} M parameters, "
+          f"{info['macs_per_second'] / 1e9:.2f} GMAC per second of audio")
+    print(json.dumps(info, indent=2, default=str))
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from avse.demo import run_demo
 
@@ -187,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--jobs", type=int, default=_jobs_default())
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
+
+    tr = sub.add_parser("train", help="train a model from a YAML recipe (configs/*.yaml)")
+    tr.add_argument("recipe", help="a recipe, e.g. configs/extract.yaml")
+    tr.add_argument("--out", required=True, help="run folder: checkpoints (.ckpt and .avse.pt) and TensorBoard logs")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an option, e.g. data.root=data/synth (repeatable)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    tr.set_defaults(func=_cmd_train)
+
+    inf = sub.add_parser("info", help="describe a checkpoint: model, config, parameters, MACs")
+    inf.add_argument("checkpoint")
+    inf.set_defaults(func=_cmd_info)
 
     sc = sub.add_parser("scenes", help="build and render AVSE scenes")
     scs = sc.add_subparsers(dest="scenes_command", required=True, metavar="ACTION")

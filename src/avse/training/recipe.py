@@ -1,0 +1,72 @@
+"""Training recipes: a YAML file of TrainConfig fields, with ``--set key.sub=value`` overrides on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from avse.errors import ConfigError, MetadataError
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a YAML recipe and apply ``overrides`` ("a.b=value", value parsed as YAML) -> config dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetadataError(path, "no such recipe file")
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise MetadataError(path, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(cfg, dict):
+        raise MetadataError(path, "a recipe is a mapping of options")
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. data.batch_size=16")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str):  # YAML 1.1 reads "2e-4" as text; a number is meant
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node = cfg
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a group of options")
+            node = child
+        node[parts[-1]] = value
+    return cfg
+
+
+def model_summary(checkpoint: str | Path, seconds: float = 1.0) -> dict[str, Any]:
+    """Describe a checkpoint: model, config, parameters and multiply-accumulates per ``seconds`` of 16 kHz audio."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
+    from avse.models import count_parameters, load_checkpoint
+
+    model, info = load_checkpoint(checkpoint)
+    t = int(seconds * SAMPLE_RATE)
+    inputs: list[torch.Tensor] = [torch.zeros(1, t)]
+    visual = getattr(getattr(model, "cfg", None), "visual_channels", None)
+    if visual is not None:  # audio-visual: one visual frame per 640 samples
+        inputs.append(torch.zeros(1, visual, -(-t // SAMPLES_PER_FRAME)))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    return {
+        "model": info["model"],
+        "config": info["config"],
+        "parameters": count_parameters(model),
+        "macs_per_second": int(counter.get_total_flops() // 2 / seconds),
+        "sample_rate": info["sample_rate"],
+        "versions": info.get("versions", {}),
+        "extra": info.get("extra", {}),
+    }
