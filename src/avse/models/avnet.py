@@ -5,13 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
 from avse.errors import ConfigError
 from avse.models.registry import register_model
-from avse.models.tasnet import CumulativeLayerNorm, GlobalLayerNorm, TasNetConfig, TemporalBlock
+from avse.models.tasnet import (
+    CumulativeLayerNorm,
+    GlobalLayerNorm,
+    TasNetConfig,
+    TemporalBlock,
+    encode,
+    mask_activation,
+    run_blocks,
+)
 
 UPSAMPLE_MODES = ("nearest", "linear")
 
@@ -180,24 +187,16 @@ class AVNet(nn.Module):
         if visual.shape[-1] < 1:
             raise ConfigError("the visual stream has no frames")
         b, t = mixture.shape
-        win, hop = cfg.kernel_size, cfg.stride
-        left = win - hop  # every sample is covered by two frames
-        right = -(t + left - win) % hop if t + left >= win else win - t - left
-        x = F.pad(mixture[:, None], (left, right))  # [B, 1, T'] with (T' - L) % hop == 0
-        w = F.relu(self.encoder(x))  # [B, N, K]
+        hop = cfg.stride
+        w, left = encode(self.encoder, mixture, cfg.kernel_size, hop)  # [B, N, K]
         y = self.bottleneck(self.in_norm(w))  # [B, Bn, K]
         skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
-        for block in self.audio_blocks:
-            y, s = block(y)  # [B, Bn, K], [B, Sc, K]
-            skips = skips + s
+        y, skips = run_blocks(self.audio_blocks, y, skips)
         v = fit_visual_length(self._drop_visual(visual.to(w.dtype)), -(-t // SAMPLES_PER_FRAME))  # [B, Dv, ceil(T/640)]
         v = self.visual_proj(v)  # [B, Dv', F']
         v = upsample_visual(v, w.shape[-1], hop, cfg.upsample)  # [B, Dv', K]
         y = self.fusion(torch.cat([y, v], dim=1))  # [B, Bn, K]
-        for block in self.av_blocks:
-            y, s = block(y)  # [B, Bn, K], [B, Sc, K]
-            skips = skips + s
-        mask = self.mask_head(skips)  # [B, N, K]
-        mask = torch.sigmoid(mask) if cfg.mask_activation == "sigmoid" else F.relu(mask)
+        y, skips = run_blocks(self.av_blocks, y, skips)
+        mask = mask_activation(self.mask_head(skips), cfg.mask_activation)  # [B, N, K]
         out = self.decoder(mask * w)  # [B, 1, T']
         return out[:, 0, left : left + t]  # [B, T]

@@ -51,14 +51,18 @@ class TasNetConfig:
         return self.kernel_size // 2
 
 
-class GlobalLayerNorm(nn.Module):
-    """gLN: normalize ``x [B, C, N]`` over channels and all frames, per item; learned per-channel gain and bias."""
+class _ChannelNorm(nn.Module):
+    """Shared state of the layer norms: ``eps`` and a learned per-channel gain and bias ``[1, C, 1]``."""
 
     def __init__(self, channels: int, eps: float = 1e-8):
         super().__init__()
         self.eps = eps
         self.gain = nn.Parameter(torch.ones(1, channels, 1))
         self.bias = nn.Parameter(torch.zeros(1, channels, 1))
+
+
+class GlobalLayerNorm(_ChannelNorm):
+    """gLN: normalize ``x [B, C, N]`` over channels and all frames, per item; learned per-channel gain and bias."""
 
     def forward(self, x: Tensor) -> Tensor:
         """x [B, C, N] -> [B, C, N]."""
@@ -67,14 +71,8 @@ class GlobalLayerNorm(nn.Module):
         return (x - mean) / torch.sqrt(var + self.eps) * self.gain + self.bias
 
 
-class CumulativeLayerNorm(nn.Module):
+class CumulativeLayerNorm(_ChannelNorm):
     """cLN: normalize frame n of ``x [B, C, N]`` with the mean/variance over channels and frames 0..n (causal)."""
-
-    def __init__(self, channels: int, eps: float = 1e-8):
-        super().__init__()
-        self.eps = eps
-        self.gain = nn.Parameter(torch.ones(1, channels, 1))
-        self.bias = nn.Parameter(torch.zeros(1, channels, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         """x [B, C, N] -> [B, C, N]."""
@@ -111,6 +109,31 @@ class TemporalBlock(nn.Module):
         return x + self.residual(y), self.skip(y)
 
 
+def encode(encoder: nn.Conv1d, mixture: Tensor, win: int, hop: int) -> tuple[Tensor, int]:
+    """Pad ``mixture [B, T]`` so every sample is covered by two frames and encode it -> (``w [B, N, K]``, left pad).
+
+    The decoder output ``[..., left : left + T]`` lines up with the input again.
+    """
+    t = mixture.shape[-1]
+    left = win - hop  # every sample is covered by two frames
+    right = -(t + left - win) % hop if t + left >= win else win - t - left
+    x = F.pad(mixture[:, None], (left, right))  # [B, 1, T'] with (T' - L) % hop == 0
+    return F.relu(encoder(x)), left  # [B, N, K]
+
+
+def run_blocks(blocks: nn.ModuleList, y: Tensor, skips: Tensor) -> tuple[Tensor, Tensor]:
+    """Pass ``y [B, Bn, K]`` through temporal blocks, adding their skip outputs to ``skips [B, Sc, K]``."""
+    for block in blocks:
+        y, s = block(y)  # [B, Bn, K], [B, Sc, K]
+        skips = skips + s
+    return y, skips
+
+
+def mask_activation(masks: Tensor, kind: str) -> Tensor:
+    """Masks from the mask head's output: ``"sigmoid"`` or ``"relu"`` (any shape)."""
+    return torch.sigmoid(masks) if kind == "sigmoid" else F.relu(masks)
+
+
 @register_model("tasnet")
 class ConvTasNet(nn.Module):
     """Conv-TasNet: mixture ``[B, T]`` -> sources ``[B, S, T]`` by masking a learned 1-D conv encoding."""
@@ -143,18 +166,11 @@ class ConvTasNet(nn.Module):
             raise ConfigError(f"expected a mixture [B, T], got shape {tuple(mixture.shape)}")
         cfg = self.cfg
         b, t = mixture.shape
-        win, hop = cfg.kernel_size, cfg.stride
-        left = win - hop  # every sample is covered by two frames
-        right = -(t + left - win) % hop if t + left >= win else win - t - left
-        x = F.pad(mixture[:, None], (left, right))  # [B, 1, T'] with (T' - L) % hop == 0
-        w = F.relu(self.encoder(x))  # [B, N, K]
+        w, left = encode(self.encoder, mixture, cfg.kernel_size, cfg.stride)  # [B, N, K]
         y = self.bottleneck(self.in_norm(w))  # [B, Bn, K]
-        skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
-        for block in self.blocks:
-            y, s = block(y)  # [B, Bn, K], [B, Sc, K]
-            skips = skips + s
+        y, skips = run_blocks(self.blocks, y, torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device))
         masks = self.mask_head(skips).view(b, cfg.n_sources, cfg.n_filters, -1)  # [B, S, N, K]
-        masks = torch.sigmoid(masks) if cfg.mask_activation == "sigmoid" else F.relu(masks)
+        masks = mask_activation(masks, cfg.mask_activation)
         src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
         out = self.decoder(src)  # [B * S, 1, T']
         return out[:, 0, left : left + t].reshape(b, cfg.n_sources, t)  # [B, S, T]
