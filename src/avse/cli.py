@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from avse import __version__
+from avse.config import SYNTH_PRESETS
 from avse.errors import AvseError
 
 
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="synthesize an audio-visual corpus (TTS voices + talking faces + noises)")
     s.add_argument("root", help="output corpus folder (AVSE layout)")
-    s.add_argument("--preset", default="default", choices=["default", "demo", "tiny"], help="corpus size (default: %(default)s)")
+    s.add_argument("--preset", default="default", choices=sorted(SYNTH_PRESETS), help="corpus size (default: %(default)s)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--jobs", type=int, default=_jobs_default(), help="worker processes (default: %(default)s)")
     s.add_argument("--noise-dir", action="append", metavar="PATH", help="real noise files or folders to add (repeatable)")

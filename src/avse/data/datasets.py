@@ -127,7 +127,8 @@ class DynamicMixDataset(Dataset):
     renderer's (ramps, optional speech weighting, SNR), without int16
     quantisation; all three signals share one peak scale so that the loudest
     peaks at ``peak``. ``cache`` adds crops and features as in SceneDataset. ``segment_frames`` crops a random window of that many
-    video frames (audio and lips together). Items are dicts as in SceneDataset,
+    video frames (audio and lips together); shorter utterances are padded to it
+    (silent audio, the last video frame repeated), so that items batch. Items are dicts as in SceneDataset,
     ``info`` holding ``{"target", "type", "name", "offset", "SNR", "start_frame"}``
     (start_frame 0 without cropping).
     """
@@ -211,4 +212,11 @@ class DynamicMixDataset(Dataset):
                 if k in item:
                     item[k] = item[k][start : start + seg]
             item["info"]["start_frame"] = start
+            if seg < self.segment_frames:  # a short utterance: pad to the window (silence, edge-repeated video)
+                n = self.segment_frames * SAMPLES_PER_FRAME
+                for k in ("mixture", "target", "interferer"):
+                    item[k] = torch.nn.functional.pad(item[k], (0, n - item[k].shape[0]))
+                for k in ("lips", "crops", "features"):
+                    if k in item:
+                        item[k] = torch.from_numpy(align_visual(item[k].numpy(), self.segment_frames))
         return item

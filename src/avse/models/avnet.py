@@ -19,6 +19,7 @@ from avse.models.tasnet import (
     mask_activation,
     run_blocks,
 )
+from avse.models.visual import LipsFrontend, LipsFrontendConfig
 
 UPSAMPLE_MODES = ("nearest", "linear")
 
@@ -33,6 +34,10 @@ class AVNetConfig:
     frontend's output or raw per-frame lip features, transposed). In causal
     mode an output sample t depends on audio up to ``t + kernel_size - 1`` and
     on video frames up to ``t // 640 + 1`` (at most one frame of lookahead).
+    With ``lips_blocks > 0`` the visual input first passes a LipsFrontend
+    (avse.models.visual: a temporal-conv net at 25 fps, ``visual_hidden``
+    channels, causal when the model is), giving the fusion lip context of
+    ``1 + 2 (2**lips_blocks - 1)`` frames; with 0 each frame is projected alone.
     ``visual_dropout`` is the probability, per batch item and in train mode
     only, of zeroing that item's visual stream; an all-zero stream is also the
     way to say "no video" at inference.
@@ -49,6 +54,7 @@ class AVNetConfig:
     fusion_block: int = 8  # R1 blocks (audio only) before the fusion
     visual_channels: int = 82  # Dv of the visual input
     visual_hidden: int = 128  # channels of the projected visual stream
+    lips_blocks: int = 0  # >0: a LipsFrontend TCN of this many blocks runs on the visual input first
     upsample: str = "nearest"  # 25 fps -> encoder frame rate: "nearest" or "linear"
     visual_dropout: float = 0.0
     causal: bool = False
@@ -57,6 +63,8 @@ class AVNetConfig:
     def __post_init__(self) -> None:
         if min(self.visual_channels, self.visual_hidden) < 1:
             raise ConfigError("visual_channels and visual_hidden must be >= 1")
+        if self.lips_blocks < 0:
+            raise ConfigError(f"lips_blocks must be >= 0, got {self.lips_blocks}")
         if not 0 <= self.fusion_block <= self.n_blocks * self.n_repeats:
             raise ConfigError(f"fusion_block must be in [0, {self.n_blocks * self.n_repeats}], got {self.fusion_block}")
         if self.upsample not in UPSAMPLE_MODES:
@@ -143,7 +151,16 @@ class AVNet(nn.Module):
         self.bottleneck = nn.Conv1d(cfg.n_filters, cfg.bottleneck, 1)
         dilations = [2**x for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks)]
         self.audio_blocks = nn.ModuleList(TemporalBlock(acfg, d) for d in dilations[: cfg.fusion_block])
-        self.visual_proj = nn.Sequential(nn.Conv1d(cfg.visual_channels, cfg.visual_hidden, 1), nn.PReLU())
+        if cfg.lips_blocks > 0:
+            lips_cfg = LipsFrontendConfig(
+                n_features=cfg.visual_channels, channels=cfg.visual_hidden, n_blocks=cfg.lips_blocks, causal=cfg.causal
+            )
+            self.visual_frontend: nn.Module | None = LipsFrontend(lips_cfg)
+            proj_in = cfg.visual_hidden
+        else:
+            self.visual_frontend = None
+            proj_in = cfg.visual_channels
+        self.visual_proj = nn.Sequential(nn.Conv1d(proj_in, cfg.visual_hidden, 1), nn.PReLU())
         self.fusion = nn.Conv1d(cfg.bottleneck + cfg.visual_hidden, cfg.bottleneck, 1)
         self.av_blocks = nn.ModuleList(TemporalBlock(acfg, d) for d in dilations[cfg.fusion_block :])
         self.mask_head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.skip, cfg.n_filters, 1))
@@ -193,6 +210,8 @@ class AVNet(nn.Module):
         skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
         y, skips = run_blocks(self.audio_blocks, y, skips)
         v = fit_visual_length(self._drop_visual(visual.to(w.dtype)), -(-t // SAMPLES_PER_FRAME))  # [B, Dv, ceil(T/640)]
+        if self.visual_frontend is not None:
+            v = self.visual_frontend(v.transpose(1, 2))  # [B, Dv', F']
         v = self.visual_proj(v)  # [B, Dv', F']
         v = upsample_visual(v, w.shape[-1], hop, cfg.upsample)  # [B, Dv', K]
         y = self.fusion(torch.cat([y, v], dim=1))  # [B, Bn, K]
