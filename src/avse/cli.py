@@ -201,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score a method on rendered scenes: per-item CSV, summary with 95%% CIs, plots")
     ev.add_argument("root")
     ev.add_argument("--dataset", default="test", choices=["train", "dev", "test"])
-    ev.add_argument("--method", required=True, choices=["unprocessed", "oracle-irm", "oracle-ibm", "noisereduce"],
-                    help="a baseline (trained models come with the model release)")
+    ev.add_argument("--model", "--method", dest="method", required=True, metavar="MODEL",
+                    help="a baseline (unprocessed, oracle-irm, oracle-ibm, noisereduce), a shipped model "
+                         "(av, av-causal, audio) or a checkpoint path (*.avse.pt)")
     ev.add_argument("--out", required=True, help="output folder")
     ev.add_argument("--jobs", type=int, default=_jobs_default())
     ev.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -78,3 +78,19 @@ def test_items_batch_with_the_default_collate(tiny_corpus):
 def test_segment_frames_must_be_positive(tiny_corpus):
     with pytest.raises(ConfigError, match="segment_frames"):
         DynamicMixDataset(tiny_corpus, "dev", segment_frames=0)
+
+
+def test_short_utterances_are_padded_to_the_window(tiny_corpus):
+    """A window longer than the utterance: silence after the audio, the last lip frame repeated; items still batch."""
+    ds = DynamicMixDataset(tiny_corpus, "dev", segment_frames=400, seed=0)  # 16 s, longer than any tiny utterance
+    whole = DynamicMixDataset(tiny_corpus, "dev", seed=0)
+    item, ref = ds[0], whole[0]
+    n = ref["mixture"].shape[0]
+    f = ref["lips"].shape[0]
+    assert n < 400 * 640 and item["mixture"].shape == (400 * 640,) and item["lips"].shape == (400, 40, 2)
+    torch.testing.assert_close(item["mixture"][:n], ref["mixture"], rtol=0, atol=0)
+    assert float(item["mixture"][n:].abs().max()) == 0.0 and float(item["target"][n:].abs().max()) == 0.0
+    torch.testing.assert_close(item["lips"][:f], ref["lips"], rtol=0, atol=0)
+    assert torch.equal(item["lips"][f:], ref["lips"][-1:].expand(400 - f, -1, -1))
+    batch = next(iter(DataLoader(ds, batch_size=2)))
+    assert batch["mixture"].shape == (2, 400 * 640)

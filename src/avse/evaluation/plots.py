@@ -1,4 +1,4 @@
-"""Figures a person would rather look at than read: scene overviews, lip/speech agreement."""
+"""Figures a person would rather look at than read: scene overviews, lip/speech agreement, before/after reports."""
 
 from __future__ import annotations
 
@@ -66,6 +66,69 @@ def scene_overview(
         ax.plot(lips[i, 20:, 0], lips[i, 20:, 1], ".", ms=2, color="cyan")
         ax.set_title(f"{i / VIDEO_FPS:.2f} s", fontsize=8)
         ax.axis("off")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def enhancement_report(
+    path: str | Path,
+    signals: dict[str, np.ndarray],
+    crops: np.ndarray | None = None,
+    opening: np.ndarray | None = None,
+    title: str = "",
+    n_strip: int = 10,
+) -> Path:
+    """Write a before/after PNG: one spectrogram per signal, the mouth track under them, a strip of mouth crops.
+
+    ``signals`` maps a row label (e.g. "noisy input", "enhanced (av)", "clean
+    target") to audio [T] at 16 kHz, drawn top to bottom on one colour scale
+    (that of the first). ``opening`` [N] (mouth opening per video frame, e.g.
+    avse.video.landmarks.mouth_opening) is drawn on the same time axis; ``crops``
+    uint8 [N, H, W] (mouth crops) gives a strip of ``n_strip`` evenly spaced
+    frames. Returns the path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not signals:
+        raise ValueError("enhancement_report needs at least one signal")
+    rows = len(signals) + (opening is not None) + (crops is not None)
+    ratios = [1.0] * len(signals) + [0.6] * (opening is not None) + [0.9] * (crops is not None)
+    fig = plt.figure(figsize=(13, 2.3 * rows), constrained_layout=True)
+    gs = fig.add_gridspec(rows, n_strip, height_ratios=ratios)
+    first = next(iter(signals.values()))
+    vmax = float(_log_spec(first).max())
+    seconds = len(first) / SAMPLE_RATE
+    ax = None
+    for row, (name, sig) in enumerate(signals.items()):
+        ax = fig.add_subplot(gs[row, :], sharex=ax)
+        ax.imshow(_log_spec(sig), origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
+                  extent=(0, len(sig) / SAMPLE_RATE, 0, SAMPLE_RATE / 2000))
+        ax.set_ylabel(f"{name}\nkHz", fontsize=9)
+        if row == 0 and title:
+            ax.set_title(title)
+    row = len(signals)
+    if opening is not None:
+        ax = fig.add_subplot(gs[row, :], sharex=ax)
+        t = (np.arange(len(opening)) + 0.5) / VIDEO_FPS
+        ax.plot(t, opening, color="C2", lw=1.2)
+        ax.set_ylabel("mouth\nopening", fontsize=9)
+        ax.set_xlim(0, seconds)
+        ax.grid(alpha=0.3)
+        row += 1
+    if ax is not None:
+        ax.set_xlabel("time (s)")
+    if crops is not None and len(crops):
+        idx = np.linspace(0, len(crops) - 1, min(n_strip, len(crops))).round().astype(int)
+        for k, i in enumerate(idx):
+            cax = fig.add_subplot(gs[row, k])
+            cax.imshow(crops[i], cmap="gray", vmin=0, vmax=255)
+            cax.set_title(f"{i / VIDEO_FPS:.2f} s", fontsize=8)
+            cax.axis("off")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)

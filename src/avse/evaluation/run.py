@@ -1,6 +1,7 @@
 """Score one enhancement method over the rendered scenes of a split: per-item CSV, summary JSON, plots.
 
-``evaluate(root, "dev", "oracle-irm", out_dir)`` reads ROOT/dev/scenes/SXXXXX_{mixed,target,interferer}.wav,
+``evaluate(root, "dev", "oracle-irm", out_dir)`` (or a trained model: a checkpoint path or a shipped
+model's name, e.g. ``"av"``) reads ROOT/dev/scenes/SXXXXX_{mixed,target,interferer}.wav,
 runs the method on each mixture, scores the estimate against the target and writes, atomically:
 
 - ``items.csv``: one row per scene (scene, interferer_type, interferer_class, input_snr, one column per metric);
@@ -27,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from avse import SAMPLE_RATE
+from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
 from avse.audio.io import load_audio
 from avse.data.metadata import load_noise_list, load_scenes, masker_noise_list_path, scenes_dir, scenes_path
-from avse.errors import ConfigError
+from avse.errors import ConfigError, MetadataError
 from avse.evaluation.baselines import BASELINES, Baseline, get_baseline
 from avse.evaluation.metrics import KNOWN_METRICS, evaluate_pair
 from avse.utils.fs import atomic_path, ensure_dir, write_json
@@ -55,6 +56,49 @@ def _scene_wavs(root: Path, dataset: str, scene: str) -> tuple[np.ndarray, np.nd
     return out[0], out[1], out[2]
 
 
+def scene_lip_features(root: str | Path, dataset: str, scene: dict[str, Any], n_samples: int) -> np.ndarray:
+    """The target's lip features on the scene's timeline: float32 [ceil(n_samples / 640), 82].
+
+    Computed from the target's landmark file (ROOT/{dataset}/targets_landmarks/NAME.npz) as
+    the training data are: edge frames repeated over ``pre_samples`` and past the end,
+    missing landmarks (NaN) set to 0. MetadataError when the landmark file is missing.
+    """
+    from avse.data.datasets import align_visual, frames_for
+    from avse.data.metadata import target_landmarks_path
+    from avse.video.landmarks import read_landmarks
+    from avse.video.lipfeat import lip_features
+
+    path = target_landmarks_path(Path(root), dataset, scene["target"]["name"])
+    if not path.is_file():
+        raise MetadataError(path, "no landmarks for this target (an audio-visual model needs them; run avse prepare)")
+    feats = np.nan_to_num(lip_features(read_landmarks(path)), nan=0.0, posinf=0.0, neginf=0.0)  # [N, 82]
+    pre = int(scene.get("pre_samples", 0)) // SAMPLES_PER_FRAME
+    return align_visual(feats, frames_for(n_samples), pre).astype(np.float32)  # [F, 82]
+
+
+class ModelMethod:
+    """A trained model as an evaluation method: ``(mixture [T], target, interferer, sr, features=None) -> [T]``.
+
+    ``name_or_path`` is an avse checkpoint or a shipped model's name (avse.api.load_model).
+    Audio-visual models get the target's lip features [F, 82] (``audio_visual`` is True);
+    no audio-only fallback is used, so a score is always the named model's.
+    """
+
+    def __init__(self, name_or_path: str | Path):
+        from avse.api import Enhancer
+
+        self.enhancer = Enhancer.from_pretrained(name_or_path, fallback=None)
+        self.audio_visual = getattr(getattr(self.enhancer.model, "cfg", None), "visual_channels", None) is not None
+        self.__name__ = Path(str(name_or_path)).name.removesuffix(".pt").removesuffix(".avse")
+
+    def __call__(self, mixture: np.ndarray, target: Any = None, interferer: Any = None, sr: int = SAMPLE_RATE,
+                 features: np.ndarray | None = None) -> np.ndarray:
+        """mixture [T] float -> estimate [T] float32 (features [F, 82] for audio-visual models)."""
+        if self.audio_visual and features is None:
+            raise ConfigError(f"{self.__name__} is audio-visual: it needs the target's lip features")
+        return self.enhancer.enhance(mixture, sr, video=features if self.audio_visual else None)
+
+
 def _score_item(args: tuple[Path, str, dict[str, Any], Any, tuple[str, ...], bool, str]) -> dict[str, Any]:
     """Run the method on one scene and score it -> one CSV row (metric values are floats or NaN)."""
     root, dataset, scene, method, metrics, oracle, noise_class = args
@@ -62,6 +106,8 @@ def _score_item(args: tuple[Path, str, dict[str, Any], Any, tuple[str, ...], boo
     mixed, target, interferer = _scene_wavs(root, dataset, scene["scene"])
     if oracle:
         estimate = fn(mixed, target, interferer, SAMPLE_RATE)
+    elif getattr(fn, "audio_visual", False):  # an audio-visual model also sees the target's lips
+        estimate = fn(mixed, None, None, SAMPLE_RATE, features=scene_lip_features(root, dataset, scene, len(mixed)))
     else:  # a real method sees the mixture only
         estimate = fn(mixed, None, None, SAMPLE_RATE)
     estimate = np.asarray(estimate, dtype=np.float32)
@@ -227,14 +273,18 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score ``method`` on every rendered scene of ``dataset`` under ``root``; write items.csv, summary.json, PNGs.
 
-    ``method``: a name in :data:`avse.evaluation.baselines.BASELINES` or a callable
+    ``method``: a name in :data:`avse.evaluation.baselines.BASELINES`, a trained model (an
+    avse checkpoint path or a shipped model's name, see :class:`ModelMethod`), or a callable
     ``(mixture [T], target, interferer, sr) -> estimate [T]``; a callable (and every
     non-oracle baseline) gets ``target = interferer = None``, only the oracle baselines see
-    the clean signals. ``jobs`` > 1 scores items in worker processes (named baselines only;
+    the clean signals; a callable with ``audio_visual = True`` also gets ``features=`` the
+    target's lip features [F, 82] (:func:`scene_lip_features`). ``jobs`` > 1 scores items in worker processes (named baselines only;
     a callable always runs in this process). Returns the summary written to summary.json.
     Raises ConfigError for an unknown method or metric, MetadataError for a bad scene list.
     """
     root, out_dir = Path(root), Path(out_dir)
+    if isinstance(method, (str, Path)) and str(method) not in BASELINES:
+        method = ModelMethod(method)  # ConfigError when it is neither a baseline nor a model
     if isinstance(method, str):
         get_baseline(method)
         method_name, oracle = method, method in ORACLE_METHODS
@@ -295,5 +345,5 @@ def evaluate(
     return summary
 
 
-__all__ = ["BASELINES", "EVAL_METRICS", "evaluate", "mean_ci", "summarize", "read_items",
+__all__ = ["BASELINES", "EVAL_METRICS", "ModelMethod", "evaluate", "scene_lip_features", "mean_ci", "summarize", "read_items",
            "plot_histograms", "plot_improvement_vs_snr"]

@@ -19,7 +19,8 @@ from avse.models.checkpoint import save_checkpoint
 from avse.models.registry import build_model, make_config
 from avse.training.losses import neg_si_sdr, pit_neg_si_sdr
 
-TASKS = ("enhance", "extract", "separate")
+TASKS = ("enhance", "extract", "separate", "known")
+TWO_OUTPUT_TASKS = ("separate", "known")
 AVSE_SUFFIX = ".avse.pt"
 
 
@@ -34,10 +35,15 @@ class SeparationModule(pl.LightningModule):
 
     ``task`` "enhance" / "extract": one output, loss ``neg_si_sdr(estimate,
     target)``. "separate": two outputs, permutation-invariant loss over
-    (target, interferer). Audio-visual models (a ``forward(mixture, visual)``)
-    get ``batch["features"]`` [B, F, Dv] transposed to [B, Dv, F]. Logs
-    ``train/loss``, ``val/loss`` and ``val/si_sdri`` (dB, estimate SI-SDR minus
-    the mixture's, averaged over the sources).
+    (target, interferer). "known": two outputs in a fixed order, output 0
+    the target (speaker A), output 1 the interferer (speaker B), loss the mean
+    of their neg SI-SDRs (no permutation). Audio-visual models (a
+    ``forward(mixture, visual)``) get ``batch["features"]`` [B, F, Dv]
+    transposed to [B, Dv, F]. Logs ``train/loss``, ``val/loss`` and
+    ``val/si_sdri`` (dB, estimate SI-SDR minus the mixture's, averaged over the
+    sources; for "known" also ``val/si_sdri_0`` and ``val/si_sdri_1`` per
+    output). ``speakers`` (names of the outputs, in order) is written into the
+    avse checkpoint's extra.
     """
 
     def __init__(
@@ -47,6 +53,7 @@ class SeparationModule(pl.LightningModule):
         task: str = "extract",
         lr: float = 1e-3,
         weight_decay: float = 1e-2,
+        speakers: list[str] | None = None,
     ):
         super().__init__()
         if task not in TASKS:
@@ -56,11 +63,14 @@ class SeparationModule(pl.LightningModule):
         self.model_cfg = make_config(model, model_config)
         self.model = build_model(model, asdict(self.model_cfg))
         self.task = task
+        self.speakers = None if speakers is None else [str(s) for s in speakers]
         self.audio_visual = len(inspect.signature(self.model.forward).parameters) >= 2
         n_out = getattr(self.model_cfg, "n_sources", 1)
-        want = 2 if task == "separate" else 1
+        want = 2 if task in TWO_OUTPUT_TASKS else 1
         if n_out != want:
             raise ConfigError(f"task {task!r} needs a model with {want} output(s); {model!r} is configured for {n_out}")
+        if self.speakers is not None and len(self.speakers) != n_out:
+            raise ConfigError(f"{len(self.speakers)} speaker name(s) for a model with {n_out} output(s)")
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Batch dict (mixture [B, T], features [B, F, Dv] for AV models) -> estimates [B, S, T]."""
@@ -80,10 +90,12 @@ class SeparationModule(pl.LightningModule):
             loss, perm = pit_neg_si_sdr(est, refs)  # [B], [B, 2]
             est = torch.gather(est, 1, perm[..., None].expand(-1, -1, est.shape[-1]))  # [B, 2, T]
             return loss, est
+        if self.task == "known":  # fixed order: output 0 is the target (speaker A), output 1 the interferer (B)
+            return neg_si_sdr(est, self._refs(batch)).mean(-1), est  # [B], [B, 2, T]
         return neg_si_sdr(est[:, 0], batch["target"]), est  # [B], [B, 1, T]
 
     def _refs(self, batch: Mapping[str, Tensor]) -> Tensor:
-        if self.task == "separate":
+        if self.task in TWO_OUTPUT_TASKS:
             return torch.stack([batch["target"], batch["interferer"]], dim=1)  # [B, 2, T]
         return batch["target"][:, None]  # [B, 1, T]
 
@@ -99,10 +111,13 @@ class SeparationModule(pl.LightningModule):
         loss, est = self._loss(est, batch)
         refs = self._refs(batch)  # [B, S, T]
         mix = batch["mixture"][:, None].expand_as(refs)  # [B, S, T]
-        sdri = (neg_si_sdr(mix, refs) - neg_si_sdr(est, refs)).mean(-1)  # [B]
+        per_source = neg_si_sdr(mix, refs) - neg_si_sdr(est, refs)  # [B, S]
         n = batch["mixture"].shape[0]
         self.log("val/loss", loss.mean(), prog_bar=True, batch_size=n, sync_dist=True)
-        self.log("val/si_sdri", sdri.mean(), batch_size=n, sync_dist=True)
+        self.log("val/si_sdri", per_source.mean(), batch_size=n, sync_dist=True)
+        if self.task == "known":  # the outputs have identities: report each
+            for s in range(per_source.shape[1]):
+                self.log(f"val/si_sdri_{s}", per_source[:, s].mean(), batch_size=n, sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """AdamW over all parameters (clip gradients with ``Trainer(gradient_clip_val=...)``)."""
@@ -117,10 +132,18 @@ class SeparationModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record what rebuilds the bare model (name, config) in Lightning's checkpoint too."""
         checkpoint["avse"] = {"model": self.model_name, "config": asdict(self.model_cfg), "task": self.task}
+        if self.speakers is not None:
+            checkpoint["avse"]["speakers"] = list(self.speakers)
 
     def save_avse(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
-        """Write the bare model as an avse checkpoint (``avse.models.load_checkpoint`` reads it)."""
-        info = {"task": self.task, "epoch": int(self.current_epoch), "global_step": int(self.global_step)}
+        """Write the bare model as an avse checkpoint (``avse.models.load_checkpoint`` reads it).
+
+        Its extra holds ``task``, ``epoch``, ``global_step``, ``speakers`` (the
+        outputs' names, in order, when known) and ``extra``.
+        """
+        info: dict[str, Any] = {"task": self.task, "epoch": int(self.current_epoch), "global_step": int(self.global_step)}
+        if self.speakers is not None:
+            info["speakers"] = list(self.speakers)
         return save_checkpoint(path, self.model, self.model_name, self.model_cfg, extra={**info, **dict(extra or {})})
 
 
@@ -143,7 +166,12 @@ class AvseModelCheckpoint(ModelCheckpoint):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything ``fit`` needs; ``data`` holds AvseDataModule arguments (``root`` required), ``model_config`` the model's."""
+    """Everything ``fit`` needs; ``model_config`` holds the model's options, ``data`` the data module's.
+
+    ``data`` holds AvseDataModule arguments (``root``: a corpus) or, for two
+    known speakers, KnownSpeakersDataModule arguments (``speaker_a`` and
+    ``speaker_b``: folders of recordings; see avse.training.known).
+    """
 
     model: str = "avnet"
     model_config: dict[str, Any] = field(default_factory=dict)
@@ -173,24 +201,32 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False) ->
     ``out_dir/last.ckpt`` (ConfigError when it is missing); raise ``max_steps``
     or ``max_epochs`` in ``config`` to train further. When no validation has
     run yet (e.g. ``max_steps`` ended the run mid-epoch) the last checkpoint
-    is returned. Several GPUs or nodes: ``devices``, ``num_nodes`` and
+    is returned. With ``speaker_a`` / ``speaker_b`` in ``data`` the
+    two-known-speakers data module is used (audio-only models); the decoded
+    audio that does not fit in memory goes to ``out_dir/audio_cache`` unless
+    ``data.cache_dir`` says otherwise, and the checkpoints' extra gets
+    ``speakers``: ``[name_a, name_b]`` for task "known", ``[name_a]`` for
+    "extract" / "enhance" (one output, speaker A). Several GPUs or nodes: ``devices``, ``num_nodes`` and
     ``strategy="ddp"`` (launched by torchrun or SLURM); "ddp"-family strategy
     names are switched to their ``*_find_unused_parameters_true`` form, since the
     TCN models leave their last residual convolution unused.
     """
     cfg = override(TrainConfig(), dict(config))
-    if "root" not in cfg.data:
-        raise ConfigError("config['data'] needs 'root' (the corpus folder)")
+    known = "speaker_a" in cfg.data or "speaker_b" in cfg.data
+    if not known and "root" not in cfg.data:
+        raise ConfigError("config['data'] needs 'root' (the corpus folder), or 'speaker_a' and 'speaker_b' (folders of recordings)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     last = out_dir / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"cannot resume: {last} does not exist")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    from avse.training.data import AvseDataModule
-
-    dm = AvseDataModule(**cfg.data)
-    module = SeparationModule(cfg.model, cfg.model_config, task=cfg.task, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    dm, speakers = _data_module(cfg, out_dir, known)
+    module = SeparationModule(
+        cfg.model, cfg.model_config, task=cfg.task, lr=cfg.lr, weight_decay=cfg.weight_decay, speakers=speakers
+    )
+    if known and module.audio_visual:
+        raise ConfigError(f"model {cfg.model!r} is audio-visual; the two-known-speakers data has audio only (use e.g. tasnet)")
     ckpt = AvseModelCheckpoint(
         dirpath=out_dir,
         filename="epoch{epoch:03d}-step{step:07d}",
@@ -227,6 +263,31 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False) ->
     if not best:
         raise ConfigError("training saved no checkpoint (no training step ran?)")
     return avse_path(best)
+
+
+def _data_module(cfg: TrainConfig, out_dir: Path, known: bool) -> tuple[pl.LightningDataModule, list[str] | None]:
+    """The data module ``cfg.data`` describes, and the names of the model's outputs (None when not fixed)."""
+    if not known:
+        from avse.training.data import AvseDataModule
+
+        _check_options("AvseDataModule (a corpus)", AvseDataModule, cfg.data)
+        return AvseDataModule(**cfg.data), None
+    from avse.training.known import KnownSpeakersDataModule
+
+    if "speaker_a" not in cfg.data or "speaker_b" not in cfg.data:
+        raise ConfigError("two known speakers need both data.speaker_a and data.speaker_b (folders of recordings)")
+    _check_options("two known speakers", KnownSpeakersDataModule, cfg.data)
+    dm = KnownSpeakersDataModule(**{"cache_dir": str(out_dir / "audio_cache"), **cfg.data})
+    names = {"known": dm.speakers, "extract": dm.speakers[:1], "enhance": dm.speakers[:1]}
+    return dm, names.get(cfg.task)
+
+
+def _check_options(what: str, cls: type, options: Mapping[str, Any]) -> None:
+    """ConfigError naming the keys of ``options`` that ``cls.__init__`` does not take."""
+    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown data option(s) for {what}: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
 
 
 __all__ = ["AvseModelCheckpoint", "SeparationModule", "TrainConfig", "avse_path", "fit"]

@@ -1,0 +1,580 @@
+"""The facade for users: load_model, Enhancer and Separator (chunked offline inference), and the file-level enhance/separate behind the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, Sequence, Tuple, Union
+
+import numpy as np
+from torch import nn
+
+from avse import SAMPLE_RATE
+from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
+from avse.inference import (
+    ChunkFn,
+    InferenceConfig,
+    face_features,
+    has_video,
+    is_audio_visual,
+    model_fn,
+    mux_audio,
+    n_outputs,
+    run_chunked,
+)
+
+#: where the shipped models live
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+#: shipped model name -> (checkpoint file in PRETRAINED_DIR, recipe in configs/pretrained/)
+SHIPPED: dict[str, tuple[str, str]] = {
+    "av": ("av.avse.pt", "av.yaml"),
+    "av-causal": ("av_causal.avse.pt", "av_causal.yaml"),
+    "audio": ("audio.avse.pt", "audio.yaml"),
+    "separate": ("separate.avse.pt", "separate.yaml"),
+}
+
+Face = Union[int, Tuple[float, float, float, float], None]  # a face index (left to right) or a box x0, y0, x1, y1
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------
+
+
+def model_path(name_or_path: str | Path) -> Path:
+    """The checkpoint file of a shipped model name ("av", "av-causal", "audio", "separate") or a path.
+
+    A shipped name whose file is missing raises ConfigError naming the file
+    and the command that trains it; a string that is neither a shipped name
+    nor looks like a path (no folder separator, no suffix) raises ConfigError
+    listing the names. A path is returned as is (load_model checks it).
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, str) and text in SHIPPED:
+        file, recipe = SHIPPED[text]
+        path = PRETRAINED_DIR / file
+        if not path.is_file():
+            stem = recipe.removesuffix(".yaml")
+            raise ConfigError(
+                f"the shipped model {text!r} is missing ({path} does not exist); train it with "
+                f"`avse synth data/models --preset models && avse train configs/pretrained/{recipe} --out runs/{stem}` "
+                f"and copy the run's best .avse.pt checkpoint to {path}, or give a checkpoint path"
+            )
+        return path
+    path = Path(name_or_path)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    raise ConfigError(f"unknown model {text!r}: expected one of {', '.join(SHIPPED)} or a checkpoint path (.avse.pt)")
+
+
+def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a shipped model by name or any avse checkpoint by path -> (model in eval mode, info).
+
+    ``info`` is the checkpoint's description (model, config, sample_rate,
+    video_fps, versions, extra) plus "name" (what was asked for), "path",
+    "audio_visual" (whether the model takes lip features) and "n_outputs"
+    (estimates per mixture). Raises ConfigError (unknown name, missing shipped
+    file) and MediaError (missing or unreadable checkpoint).
+    """
+    from avse.models import load_checkpoint
+
+    path = model_path(name_or_path)
+    model, info = load_checkpoint(path)
+    if int(info.get("sample_rate", SAMPLE_RATE)) != SAMPLE_RATE:
+        raise ConfigError(f"{path}: the model works at {info['sample_rate']} Hz, avse inference at {SAMPLE_RATE} Hz")
+    info = dict(info, name=str(name_or_path), path=str(path), audio_visual=is_audio_visual(model), n_outputs=n_outputs(model))
+    return model, info
+
+
+class _Slot:
+    """A model given now (module, or module + info) or by name/path and loaded on first use."""
+
+    def __init__(self, spec: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]] | None):
+        self.spec = spec
+        self._loaded: tuple[nn.Module, dict[str, Any], ChunkFn] | None = None
+        if isinstance(spec, (nn.Module, tuple)):
+            self._set(*((spec, None) if isinstance(spec, nn.Module) else spec))
+
+    def _set(self, model: nn.Module, info: dict[str, Any] | None) -> None:
+        model.eval()
+        base = {"name": type(model).__name__, "audio_visual": is_audio_visual(model), "n_outputs": n_outputs(model)}
+        self._loaded = (model, {**base, **dict(info or {})}, model_fn(model))
+
+    def __bool__(self) -> bool:
+        return self.spec is not None
+
+    def get(self) -> tuple[nn.Module, dict[str, Any], ChunkFn]:
+        if self._loaded is None:
+            if self.spec is None:
+                raise ConfigError("no model was given")
+            self._set(*load_model(self.spec))  # type: ignore[arg-type]
+        assert self._loaded is not None
+        return self._loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Audio [T], [T, C] or [C, T] (the shorter axis is taken as channels) -> float32 mono [T], channels averaged.
+
+    Integer samples are scaled to [-1, 1) (int16 / 32768). Raises ConfigError
+    for empty, non-finite or more than 2-D input.
+    """
+    x = np.asarray(audio)
+    if x.dtype.kind == "i":
+        x = x.astype(np.float64) / float(np.iinfo(x.dtype).max + 1)
+    elif x.dtype.kind != "f":
+        raise ConfigError(f"audio must be float or integer samples, got dtype {x.dtype}")
+    if x.ndim == 2:
+        x = x.mean(axis=0 if x.shape[0] <= x.shape[1] else 1)
+    elif x.ndim != 1:
+        raise ConfigError(f"audio must be [T], [T, C] or [C, T], got shape {x.shape}")
+    if x.size == 0:
+        raise ConfigError("audio has no samples")
+    if not np.all(np.isfinite(x)):
+        raise ConfigError("audio holds NaN or infinite samples")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Mono ``audio`` [T] at ``sr`` -> float32 [T'] at 16 kHz."""
+    from avse.audio.io import resample
+
+    if int(sr) != sr or sr <= 0:
+        raise ConfigError(f"sample rate must be a positive integer, got {sr}")
+    return resample(audio, int(sr), SAMPLE_RATE).astype(np.float32, copy=False)
+
+
+def _from_16k(x: np.ndarray, sr: int, n: int) -> np.ndarray:
+    """x [..., T'] at 16 kHz -> [..., n] at ``sr`` (resampled, then cropped or zero-padded to exactly n)."""
+    from avse.audio.io import resample
+
+    y = resample(np.ascontiguousarray(x, dtype=np.float32), SAMPLE_RATE, int(sr))
+    if y.shape[-1] >= n:
+        return np.ascontiguousarray(y[..., :n])
+    pad = [(0, 0)] * (y.ndim - 1) + [(0, n - y.shape[-1])]
+    return np.pad(y, pad)
+
+
+def _clip_protect(y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Scale ``y`` (any shape) down so that max|y| <= 1 -> (y, gain applied; 1.0 when none was needed)."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak <= 1.0:
+        return y.astype(np.float32, copy=False), 1.0
+    return (y / peak).astype(np.float32), 1.0 / peak
+
+
+def _coverage_from_flags(flags: np.ndarray | None, n: int) -> float:
+    """Share of frames with a detected face from front-end flags [N] (0 = detected); 1.0 without flags."""
+    if flags is None or n == 0:
+        return 1.0 if n else 0.0
+    return float(np.mean(np.asarray(flags) == 0))
+
+
+def _features_array(features: np.ndarray, n_feat: int) -> tuple[np.ndarray, float]:
+    """Lip features [F, D] -> (float32 [F, D] with NaN frames zeroed, share of finite frames)."""
+    f = np.asarray(features, dtype=np.float32)
+    if f.ndim != 2 or f.shape[1] != n_feat or f.shape[0] == 0:
+        raise ConfigError(f"lip features must be [F, {n_feat}] with F >= 1, got shape {f.shape}")
+    finite = np.all(np.isfinite(f), axis=1)  # [F]
+    return np.where(finite[:, None], f, 0.0).astype(np.float32), float(np.mean(finite))
+
+
+# ---------------------------------------------------------------------------------------------
+# enhancement
+# ---------------------------------------------------------------------------------------------
+
+
+class Enhancer:
+    """Pull one talker's voice out of a recording, with their lips when a video is given.
+
+    ``model`` is an audio-visual model (AVNet: mixture + lip features) or a
+    one-output audio-only model; ``fallback`` a one-output audio-only model used
+    when an audio-visual model gets no usable video (loaded on first use when
+    given by name or path; None: the audio-visual model runs with an all-zero
+    visual stream instead). Long inputs run in overlapping chunks
+    (``InferenceConfig``), so memory follows the chunk length, not the file's.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]],
+        fallback: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]] | None = None,
+        config: InferenceConfig = InferenceConfig(),
+        progress: bool = False,
+    ):
+        self._main = _Slot(model)
+        self.model, self.info, _ = self._main.get()
+        if self.info["n_outputs"] != 1:
+            raise ConfigError(f"model {self.info['name']!r} has {self.info['n_outputs']} outputs; use Separator for it")
+        self.audio_visual = bool(self.info["audio_visual"])
+        self._fallback = _Slot(fallback if self.audio_visual else None)
+        self.config = config
+        self.progress = progress
+        self.last_info: dict[str, Any] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = "av",
+        fallback: str | Path | None = "audio",
+        config: InferenceConfig = InferenceConfig(),
+        progress: bool = False,
+    ) -> Enhancer:
+        """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)."""
+        return cls(name_or_path, fallback, config=config, progress=progress)
+
+    def _lip_features(self, video: Any, audio16: np.ndarray, face: Face) -> tuple[np.ndarray | None, str | None, dict]:
+        """video (path, FrontEndResult or features [F, D]) -> (features [F, D] or None, why not, facts)."""
+        from avse.video.frontend import FrontEndResult, process
+
+        n_feat = int(self.model.cfg.visual_channels)  # type: ignore[union-attr]
+        facts: dict[str, Any] = {}
+        if isinstance(video, (str, Path)):
+            try:
+                video = process(video, audio=audio16, choose=face)
+            except NoFaceError as err:
+                return None, f"no face was found in the video ({err})", facts
+        if isinstance(video, FrontEndResult):
+            feats, finite = _features_array(video.features, n_feat)
+            coverage = min(finite, _coverage_from_flags(video.landmarks.get("flags"), feats.shape[0]))
+            rep = video.report
+            facts = {"face": {k: rep[k] for k in ("track", "choice", "n_tracks") if k in rep}}
+            if not np.isnan(video.sync[0]):
+                facts["av_offset_ms"] = round(video.sync[0], 1)
+        else:
+            feats, coverage = _features_array(video, n_feat)
+        facts["face_coverage"] = round(coverage, 3)
+        if coverage < self.config.min_face_coverage:
+            why = f"the face was detected on only {coverage:.0%} of the frames (needs {self.config.min_face_coverage:.0%})"
+            return None, why, facts
+        return feats, None, facts
+
+    def enhance(self, audio: np.ndarray, sr: int, video: Any = None, face: Face = None) -> np.ndarray:
+        """Enhance ``audio`` -> float32 [T] at ``sr``, the talker's voice at their level in the input (peak <= 1).
+
+        ``audio``: float (or integer PCM) [T], or [T, C] / [C, T] multichannel,
+        mixed to mono (the shorter axis is the channels). It is resampled to
+        16 kHz for the model and back to ``sr``. ``video``: None; a video file
+        (the front end runs on it with this audio, ``face`` picking the face:
+        an index left to right or a box x0, y0, x1, y1); a
+        ``avse.video.frontend.FrontEndResult``; or lip features float32
+        [F, 82] at 25 fps aligned with the audio (frame f = 16 kHz samples
+        640 f .. 640 f + 639; NaN rows are frames without a face). An
+        audio-visual model with no video, or a video whose face is not found
+        or is detected on too few frames, uses the fallback. ``last_info`` then
+        says what happened: mode ("audio-visual" / "audio-only"), reason (why
+        audio-only, or None), model, chunks, seconds (input length),
+        seconds_frontend, seconds_model, clip_gain (< 1 when the output was
+        scaled down to peak 1), plus face facts when the front end ran.
+        """
+        x = to_mono(audio)
+        x16 = _to_16k(x, sr)
+        info: dict[str, Any] = {"mode": "audio-only", "reason": None, "model": self.info["name"], "seconds": x.shape[0] / sr}
+        t0 = time.perf_counter()
+        feats, reason = None, None
+        if self.audio_visual:
+            if video is None:
+                reason = "no video was given"
+            else:
+                feats, reason, facts = self._lip_features(video, x16, face)
+                info.update(facts)
+        elif video is not None:
+            reason = f"model {self.info['name']!r} is audio-only (the video is not used)"
+        t1 = time.perf_counter()
+        if feats is not None:
+            _, _, fn = self._main.get()
+            info["mode"] = "audio-visual"
+        elif self.audio_visual and self._fallback:
+            _, finfo, fn = self._fallback.get()
+            if finfo["audio_visual"] or finfo["n_outputs"] != 1:
+                raise ConfigError(f"fallback model {finfo['name']!r} must be audio-only with one output")
+            info["model"] = finfo["name"]
+        else:
+            _, _, fn = self._main.get()
+            if self.audio_visual:
+                reason = f"{reason}; no fallback model, so {self.info['name']!r} ran with a blank visual stream"
+        out, n_chunks = run_chunked(fn, x16, feats, self.config, align=False, progress=self.progress)
+        y, clip_gain = _clip_protect(_from_16k(out[0], sr, x.shape[0]))
+        t2 = time.perf_counter()
+        info.update(reason=reason, chunks=n_chunks, seconds_frontend=round(t1 - t0, 3), seconds_model=round(t2 - t1, 3))
+        info["clip_gain"] = round(clip_gain, 4)
+        self.last_info = info
+        return y
+
+
+# ---------------------------------------------------------------------------------------------
+# separation
+# ---------------------------------------------------------------------------------------------
+
+
+class Separator:
+    """Split a recording into voices: one per tracked face (audio-visual model), or a blind model's sources.
+
+    ``model`` is the blind separator (an audio-only model with two or more
+    outputs; a checkpoint whose ``info["extra"]["speakers"]`` lists names is a
+    known-speakers model, whose outputs keep a fixed order); ``av`` the
+    audio-visual model run once per face when a video is given (None: never).
+    Both load on first use when given by name or path.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]] | None = "separate",
+        av: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]] | None = "av",
+        config: InferenceConfig = InferenceConfig(),
+        progress: bool = False,
+    ):
+        if model is None and av is None:
+            raise ConfigError("a Separator needs a blind model, an audio-visual model or both")
+        self._blind = _Slot(model)
+        self._av = _Slot(av)
+        self.config = config
+        self.progress = progress
+        self.last_info: dict[str, Any] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = "separate",
+        av: str | Path | None = "av",
+        config: InferenceConfig = InferenceConfig(),
+        progress: bool = False,
+    ) -> Separator:
+        """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths)."""
+        return cls(name_or_path, av, config=config, progress=progress)
+
+    def _faces(self, video: Any, n_feat: int) -> tuple[list[tuple[str, np.ndarray]], str | None, list[dict]]:
+        """video -> ([(name, features [F, D])] of the usable faces, why none, facts per face)."""
+        from avse.video.frontend import FrontEndResult
+
+        if isinstance(video, (str, Path)):
+            try:
+                found = face_features(video)
+            except NoFaceError as err:
+                return [], f"no face was found in the video ({err})", []
+            items = [(f"face{f.index}", f.features, f.coverage, {"box": list(f.box)}) for f in found]
+        elif isinstance(video, FrontEndResult):
+            cov = _coverage_from_flags(video.landmarks.get("flags"), len(video.features))
+            items = [("face0", video.features, cov, {})]
+        elif isinstance(video, np.ndarray):
+            items = [("face0", video, 1.0, {})]
+        else:
+            items = [(f"face{i}", f, 1.0, {}) for i, f in enumerate(video)]
+        faces, facts = [], []
+        for name, feats, cov, extra in items:
+            arr, finite = _features_array(feats, n_feat)
+            cov = min(cov, finite)
+            usable = cov >= self.config.min_face_coverage
+            facts.append({"name": name, "coverage": round(cov, 3), "used": usable, **extra})
+            if usable:
+                faces.append((name, arr))
+        why = None if faces else f"no face was detected on at least {self.config.min_face_coverage:.0%} of the frames"
+        return faces, why, facts
+
+    def separate(self, audio: np.ndarray, sr: int, video: Any = None) -> np.ndarray:
+        """Separate ``audio`` -> float32 [S, T] at ``sr`` (each source at its level in the input, peak <= 1).
+
+        ``audio`` as for ``Enhancer.enhance`` (mono, stereo mixed down,
+        resampled at the edges). With a ``video`` (a file: every face is
+        tracked once; a FrontEndResult or features [F, 82]: one face; a list
+        of feature arrays: one per face) and an audio-visual model, S is the
+        number of usable faces, left to right. Otherwise the blind model's S
+        outputs (permutation arbitrary but kept consistent across chunks, or
+        the fixed order of a known-speakers model). ``last_info``: mode
+        ("audio-visual" / "blind" / "known-speakers"), names (one per output:
+        face0.., source0.., or the speakers), reason, faces, model, chunks,
+        seconds, seconds_frontend, seconds_model, clip_gain.
+        """
+        x = to_mono(audio)
+        x16 = _to_16k(x, sr)
+        info: dict[str, Any] = {"reason": None, "seconds": x.shape[0] / sr}
+        t0 = time.perf_counter()
+        faces: list[tuple[str, np.ndarray]] = []
+        reason = None
+        if video is not None and self._av:
+            av_model, av_info, av_fn = self._av.get()
+            if not av_info["audio_visual"]:
+                raise ConfigError(f"model {av_info['name']!r} is not audio-visual")
+            faces, reason, info["faces"] = self._faces(video, int(av_model.cfg.visual_channels))  # type: ignore[union-attr]
+        elif video is not None:
+            reason = "no audio-visual model was given"
+        else:
+            reason = "no video was given"
+        t1 = time.perf_counter()
+        n_chunks = 0
+        if faces:
+            outs = []
+            for _, feats in faces:
+                out, n_chunks = run_chunked(av_fn, x16, feats, self.config, progress=self.progress)
+                outs.append(out[0])
+            est = np.stack(outs)  # [S, T16]
+            info.update(mode="audio-visual", model=av_info["name"], names=[name for name, _ in faces])
+        else:
+            if not self._blind:
+                raise ConfigError(f"no usable face ({reason}) and no blind separation model was given")
+            _, binfo, fn = self._blind.get()
+            if binfo["audio_visual"] or binfo["n_outputs"] < 2:
+                raise ConfigError(f"model {binfo['name']!r} is not a blind separator (an audio-only model with 2+ outputs)")
+            speakers = list((binfo.get("extra") or {}).get("speakers") or [])
+            known = len(speakers) == binfo["n_outputs"]
+            est, n_chunks = run_chunked(fn, x16, None, self.config, align=not known, progress=self.progress)
+            names = [str(s) for s in speakers] if known else [f"source{i}" for i in range(est.shape[0])]
+            info.update(mode="known-speakers" if known else "blind", model=binfo["name"], names=names)
+        y, clip_gain = _clip_protect(_from_16k(est, sr, x.shape[0]))
+        t2 = time.perf_counter()
+        info.update(reason=None if faces else reason, chunks=n_chunks)
+        info.update(seconds_frontend=round(t1 - t0, 3), seconds_model=round(t2 - t1, 3), clip_gain=round(clip_gain, 4))
+        self.last_info = info
+        return y
+
+
+# ---------------------------------------------------------------------------------------------
+# files (what `avse enhance` and `avse separate` do)
+# ---------------------------------------------------------------------------------------------
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
+
+
+def _check_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
+    """OutputPathError when an output is a folder or one of the inputs."""
+    for out in outputs:
+        if out.is_dir():
+            raise OutputPathError(f"{out}: is a folder")
+        for inp in inputs:
+            if _same_file(out, inp):
+                raise OutputPathError(f"{out}: output is the input; choose another name")
+
+
+def _read_input(path: Path, audio: str | Path | None, video: bool) -> np.ndarray:
+    """The audio to process, float32 [T] at 16 kHz: ``audio`` when given, else the input's (a video's on its timeline)."""
+    from avse.audio.io import load_audio
+    from avse.video.shift import video_audio
+
+    if audio is not None:
+        return load_audio(audio, sample_rate=SAMPLE_RATE)[0]
+    if not video:
+        return load_audio(path, sample_rate=SAMPLE_RATE)[0]
+    x = video_audio(path)
+    if x is None:
+        raise MediaError(path, "the video has no audio track; give one with --audio")
+    return x
+
+
+def _config(chunk_seconds: float | None) -> InferenceConfig:
+    if chunk_seconds is None:
+        return InferenceConfig()
+    return InferenceConfig(chunk_seconds=chunk_seconds, overlap_seconds=min(InferenceConfig.overlap_seconds, chunk_seconds / 2))
+
+
+def enhance_file(
+    input_path: str | Path,
+    out: str | Path,
+    audio: str | Path | None = None,
+    model: str | Path = "av",
+    fallback: str | Path | None = "audio",
+    face: Face = None,
+    chunk_seconds: float | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Enhance a video or audio file -> OUT.wav (16-bit PCM, 16 kHz mono) and, for a video, OUT.mp4.
+
+    A video goes through the front end and the audio-visual ``model`` (the
+    ``fallback`` when no usable face is found); an audio file through the
+    audio-only model. ``audio`` replaces the video's own track (it must start
+    with the first video frame). ``out`` ends in .wav or .mp4; the other file
+    takes the same stem. OUT.mp4 is the input's video stream copied (no
+    re-encoding) with the enhanced audio as AAC. The wav is always at 16 kHz,
+    the rate the models work at (nothing above 8 kHz survives them). Both files
+    are written atomically, together, only when everything succeeded; an
+    output that is an input is refused (OutputPathError). Returns the
+    enhancer's ``last_info`` plus "input", "video" and "outputs".
+    """
+    from avse.audio.io import check_media_file, save_wav
+    from avse.utils.fs import atomic_path
+
+    src = Path(input_path)
+    out = Path(out)
+    if out.suffix.lower() not in (".wav", ".mp4"):
+        raise OutputPathError(f"{out}: give an output name ending in .wav (a video input also gets the .mp4 beside it)")
+    check_media_file(src)
+    video = has_video(src)
+    wav = out.with_suffix(".wav")
+    mp4 = out.with_suffix(".mp4") if video else None
+    outputs = [wav] + ([mp4] if mp4 else [])
+    _check_outputs(outputs, [src] + ([Path(audio)] if audio else []))
+    cfg = _config(chunk_seconds)
+    enhancer = Enhancer.from_pretrained(model, fallback=fallback, config=cfg, progress=progress)
+    x = _read_input(src, audio, video)
+    y = enhancer.enhance(x, SAMPLE_RATE, video=src if video else None, face=face)
+    with contextlib.ExitStack() as stack:
+        tmp_wav = stack.enter_context(atomic_path(wav))
+        save_wav(tmp_wav, y, SAMPLE_RATE)
+        if mp4 is not None:
+            mux_audio(src, y, stack.enter_context(atomic_path(mp4)))
+    return {**enhancer.last_info, "input": str(src), "video": video, "outputs": [str(p) for p in outputs]}
+
+
+def separate_file(
+    input_path: str | Path,
+    out_dir: str | Path,
+    model: str | Path | None = "separate",
+    av: str | Path | None = "av",
+    chunk_seconds: float | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Separate a video or audio file into OUT_DIR/NAME.wav (16 kHz, 16-bit) (+ NAME.mp4 for a video input).
+
+    A video with tracked faces gives face0, face1, ... (left to right: the
+    audio-visual model once per face); an audio file or a video without a
+    usable face gives the blind model's source0, source1 (or a
+    known-speakers model's names). All files are written atomically and
+    together; outputs that are the input are refused. Returns the
+    separator's ``last_info`` plus "input", "video" and "outputs".
+    """
+    from avse.audio.io import check_media_file, save_wav
+    from avse.utils.fs import atomic_path, ensure_dir
+
+    src = Path(input_path)
+    out_dir = Path(out_dir)
+    check_media_file(src)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError(f"{out_dir}: output folder is a file")
+    video = has_video(src)
+    separator = Separator.from_pretrained(model, av=av, config=_config(chunk_seconds), progress=progress)
+    x = _read_input(src, None, video)
+    y = separator.separate(x, SAMPLE_RATE, video=src if video else None)
+    names = separator.last_info["names"]
+    outputs: list[Path] = []
+    for name in names:
+        outputs.append(out_dir / f"{name}.wav")
+        if video:
+            outputs.append(out_dir / f"{name}.mp4")
+    _check_outputs(outputs, [src])
+    ensure_dir(out_dir)
+    with contextlib.ExitStack() as stack:
+        for i, name in enumerate(names):
+            save_wav(stack.enter_context(atomic_path(out_dir / f"{name}.wav")), y[i], SAMPLE_RATE)
+            if video:
+                mux_audio(src, y[i], stack.enter_context(atomic_path(out_dir / f"{name}.mp4")))
+    return {**separator.last_info, "input": str(src), "video": video, "outputs": [str(p) for p in outputs]}
+
+
+__all__ = [
+    "Enhancer",
+    "InferenceConfig",
+    "PRETRAINED_DIR",
+    "SHIPPED",
+    "Separator",
+    "enhance_file",
+    "load_model",
+    "model_path",
+    "separate_file",
+    "to_mono",
+]

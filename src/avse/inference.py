@@ -1,0 +1,458 @@
+"""Offline inference engine: overlapping 640-aligned chunks, least-squares gain matching, crossfades, source alignment, all faces' lip features, muxing."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
+from avse.errors import ConfigError, MediaError, NoFaceError
+
+#: a model as the engine sees it: (audio float32 [L], lip features float32 [F, D] or None) -> estimates [S, L]
+ChunkFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How long inputs are cut and put back together, and when a video counts as usable.
+
+    ``chunk_seconds`` and ``overlap_seconds`` are rounded to whole video frames
+    (640 samples at 16 kHz), so every chunk starts on a lip-feature frame;
+    the overlap may be at most half the chunk (so only two chunks ever
+    overlap). ``match_gain`` scales every chunk's estimates by their
+    least-squares gain onto the mixture chunk (the models are trained with
+    SI-SDR, their output gain is arbitrary). A video is used only when the
+    face was detected (not interpolated) on at least ``min_face_coverage`` of
+    its frames.
+    """
+
+    chunk_seconds: float = 10.0
+    overlap_seconds: float = 1.0
+    match_gain: bool = True
+    min_face_coverage: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.chunk_seconds) or self.chunk_frames < 1:
+            raise ConfigError(f"chunk length must be at least one video frame (0.04 s), got {self.chunk_seconds} s")
+        if not math.isfinite(self.overlap_seconds) or self.overlap_seconds < 0:
+            raise ConfigError(f"chunk overlap must be >= 0 s, got {self.overlap_seconds} s")
+        if 2 * self.overlap_frames > self.chunk_frames:
+            raise ConfigError(
+                f"chunk overlap ({self.overlap_seconds} s) must be at most half the chunk ({self.chunk_seconds} s)"
+            )
+        if not 0.0 <= self.min_face_coverage <= 1.0:
+            raise ConfigError(f"min_face_coverage must be in [0, 1], got {self.min_face_coverage}")
+
+    @property
+    def chunk_frames(self) -> int:
+        """Chunk length in video frames."""
+        return int(round(self.chunk_seconds * VIDEO_FPS))
+
+    @property
+    def overlap_frames(self) -> int:
+        """Overlap of consecutive chunks in video frames."""
+        return int(round(self.overlap_seconds * VIDEO_FPS))
+
+    @property
+    def chunk_samples(self) -> int:
+        """Chunk length in 16 kHz samples (a multiple of 640)."""
+        return self.chunk_frames * SAMPLES_PER_FRAME
+
+    @property
+    def overlap_samples(self) -> int:
+        """Overlap in 16 kHz samples (a multiple of 640)."""
+        return self.overlap_frames * SAMPLES_PER_FRAME
+
+
+# ---------------------------------------------------------------------------------------------
+# chunking maths
+# ---------------------------------------------------------------------------------------------
+
+
+def chunk_spans(n_samples: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """Sample spans ``(start, end)`` covering ``[0, n_samples)`` with chunks of ``chunk`` samples overlapping by ``overlap``.
+
+    Starts are multiples of ``chunk - overlap`` (multiples of 640 when both
+    are); every chunk but the last is ``chunk`` long, the last ends at
+    ``n_samples`` and is longer than ``overlap``. One span when the input fits.
+    """
+    if n_samples < 1:
+        raise ConfigError(f"nothing to chunk: {n_samples} samples")
+    if chunk < 1 or overlap < 0 or 2 * overlap > chunk:
+        raise ConfigError(f"need chunk >= 1 and 0 <= overlap <= chunk / 2, got chunk {chunk}, overlap {overlap}")
+    hop = chunk - overlap
+    spans, start = [], 0
+    while start + chunk < n_samples:
+        spans.append((start, start + chunk))
+        start += hop
+    spans.append((start, n_samples))
+    return spans
+
+
+def fade_in(n: int) -> np.ndarray:
+    """Raised-cosine ramp float64 [n] from near 0 to near 1; ``fade_in(n) + fade_in(n)[::-1] == 1`` exactly."""
+    i = np.arange(n, dtype=np.float64)
+    return 0.5 - 0.5 * np.cos(np.pi * (i + 0.5) / max(n, 1))
+
+
+def chunk_window(spans: Sequence[tuple[int, int]], k: int) -> np.ndarray:
+    """Crossfade weights float64 [L] of chunk ``k`` (L its length): the weights of all chunks sum to 1 at every sample.
+
+    The chunk fades in over its overlap with chunk k-1 and out over its
+    overlap with chunk k+1 (complementary raised-cosine ramps).
+    """
+    s, e = spans[k]
+    w = np.ones(e - s, dtype=np.float64)
+    if k > 0:
+        n_in = spans[k - 1][1] - s
+        w[:n_in] = fade_in(n_in)
+    if k + 1 < len(spans):
+        n_out = e - spans[k + 1][0]
+        w[e - s - n_out :] *= 1.0 - fade_in(n_out)
+    return w
+
+
+def ls_gains(mixture: np.ndarray, estimates: np.ndarray) -> np.ndarray:
+    """Least-squares gains float64 [S] of estimates [S, L] onto mixture [L]: g_s = <mix, est_s> / <est_s, est_s>.
+
+    A silent estimate (energy below 1e-20 per sample) gets gain 0. A gain may
+    be negative (SI-SDR does not fix the sign either).
+    """
+    mix = np.asarray(mixture, dtype=np.float64)
+    est = np.asarray(estimates, dtype=np.float64)
+    num = est @ mix  # [S]
+    den = np.einsum("sl,sl->s", est, est)  # [S]
+    floor = 1e-20 * max(mix.shape[-1], 1)
+    return np.where(den > floor, num / np.maximum(den, floor), 0.0)
+
+
+def best_permutation(reference: np.ndarray, estimates: np.ndarray) -> tuple[int, ...]:
+    """The order of estimates [S, L] that best matches reference [S, L]: max summed normalised correlation.
+
+    Returns ``perm`` with ``estimates[list(perm)]`` aligned to ``reference``;
+    the identity when nothing correlates (e.g. silence in the overlap). S! orders
+    are tried (S is 2 or 3).
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    est = np.asarray(estimates, dtype=np.float64)
+    ref = ref / (np.linalg.norm(ref, axis=-1, keepdims=True) + 1e-12)
+    est = est / (np.linalg.norm(est, axis=-1, keepdims=True) + 1e-12)
+    corr = ref @ est.T  # [S, S]: reference i vs estimate j
+    s = ref.shape[0]
+    best, best_score = tuple(range(s)), float(np.trace(corr))
+    for perm in itertools.permutations(range(s)):
+        score = float(sum(corr[i, j] for i, j in enumerate(perm)))
+        if score > best_score + 1e-9:
+            best, best_score = perm, score
+    return best
+
+
+#: lip-feature frames missing at the end that are filled by repeating the last one (rounding of
+#: video and audio lengths); further missing frames get zeros, the models' "no video" input
+EDGE_FRAMES = 2
+
+
+def fit_frames(features: np.ndarray, n_frames: int) -> np.ndarray:
+    """features [F, D] -> [n_frames, D]: cropped, or padded (up to ``EDGE_FRAMES`` repeats of the last frame, then zeros)."""
+    f, d = features.shape
+    if f >= n_frames:
+        return features[:n_frames]
+    edge = min(EDGE_FRAMES, n_frames - f) if f else 0
+    parts = [features, np.repeat(features[-1:], edge, axis=0), np.zeros((n_frames - f - edge, d), features.dtype)]
+    return np.concatenate(parts, axis=0)
+
+
+def run_chunked(
+    fn: ChunkFn,
+    audio: np.ndarray,
+    features: np.ndarray | None = None,
+    config: InferenceConfig = InferenceConfig(),
+    align: bool = False,
+    progress: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Run ``fn`` over ``audio`` float32 [T] (16 kHz) in overlapping chunks -> (estimates float32 [S, T], number of chunks).
+
+    ``features`` float32 [F, D] lip features at 25 fps (frame f = samples
+    640 f .. 640 f + 639) are cropped or edge-padded to ceil(T / 640) frames and
+    sliced with the audio: a chunk starting at sample 640 j gets frames j ...
+    Every chunk's estimates are scaled by their least-squares gains onto the
+    mixture chunk (``config.match_gain``), put in the order of the previous
+    chunk's by correlation in their overlap when ``align`` (blind separation:
+    the permutation of the sources is arbitrary per chunk), then crossfaded
+    (``chunk_window``). Memory: the model sees one chunk at a time. A tqdm
+    bar (stderr) counts chunks when ``progress`` and there are several.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    t = audio.shape[0]
+    spans = chunk_spans(t, config.chunk_samples, config.overlap_samples)
+    if features is not None:
+        features = fit_frames(np.asarray(features, dtype=np.float32), -(-t // SAMPLES_PER_FRAME))  # [ceil(T/640), D]
+    bar = None
+    if progress and len(spans) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(spans), unit="chunk", file=sys.stderr, desc="enhancing", leave=False)
+    out: np.ndarray | None = None
+    tail: np.ndarray | None = None  # previous chunk's estimates over its overlap with this one
+    try:
+        for k, (s, e) in enumerate(spans):
+            mix = audio[s:e]  # [L]
+            vis = None if features is None else features[s // SAMPLES_PER_FRAME : -(-e // SAMPLES_PER_FRAME)]  # [F', D]
+            est = np.asarray(fn(mix, vis), dtype=np.float64)  # [S, L]
+            if est.ndim != 2 or est.shape[1] != e - s:
+                raise ConfigError(f"the model returned shape {est.shape} for a chunk of {e - s} samples")
+            if config.match_gain:
+                est = est * ls_gains(mix, est)[:, None]  # [S, L]
+            if align and tail is not None and est.shape[0] > 1:
+                est = est[list(best_permutation(tail, est[:, : tail.shape[1]]))]
+            if out is None:
+                out = np.zeros((est.shape[0], t), np.float32)  # [S, T]
+            out[:, s:e] += (est * chunk_window(spans, k)).astype(np.float32)
+            tail = est[:, spans[k + 1][0] - s :] if k + 1 < len(spans) else None
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    assert out is not None
+    return out, len(spans)
+
+
+# ---------------------------------------------------------------------------------------------
+# models as chunk functions
+# ---------------------------------------------------------------------------------------------
+
+
+def is_audio_visual(model: nn.Module) -> bool:
+    """Whether ``model.forward`` takes a visual stream after the mixture (AVNet and kin)."""
+    return len(inspect.signature(model.forward).parameters) >= 2
+
+
+def n_outputs(model: nn.Module) -> int:
+    """Number of estimates the model returns per mixture (its config's ``n_sources``, 1 for AV models)."""
+    return 1 if is_audio_visual(model) else int(getattr(getattr(model, "cfg", None), "n_sources", 1))
+
+
+def model_fn(model: nn.Module) -> ChunkFn:
+    """Wrap a registry model as a chunk function: (audio float32 [L], features [F, D] or None) -> float32 [S, L].
+
+    Audio-visual models get the features transposed to ``visual [1, D, F]``; a
+    missing visual stream becomes all zeros (the models' "no video" input).
+    Runs under ``torch.inference_mode`` on the model's device.
+    """
+    av = is_audio_visual(model)
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    n_feat = int(getattr(getattr(model, "cfg", None), "visual_channels", 0))
+
+    def run(audio: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None].to(device)  # [1, L]
+        with torch.inference_mode():
+            if av:
+                if features is None:
+                    features = np.zeros((-(-audio.shape[0] // SAMPLES_PER_FRAME), n_feat), np.float32)
+                v = torch.from_numpy(np.ascontiguousarray(features.T, dtype=np.float32))[None].to(device)  # [1, D, F]
+                y = model(x, v)[:, None]  # [1, 1, L]
+            else:
+                y = model(x)  # [1, S, L]
+        return y[0].float().cpu().numpy()  # [S, L]
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# every face of a video
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaceFeatures:
+    """Lip features of one tracked face: ``features`` float32 [N, 82] on the 25 fps grid, N the video's frames.
+
+    ``index`` orders the faces left to right (0 = leftmost, as ``--face N``);
+    ``coverage`` is the share of frames where the face was detected (the rest
+    interpolated or held); ``box`` its mean x0, y0, x1, y1 in pixels.
+    """
+
+    index: int
+    features: np.ndarray
+    coverage: float
+    box: tuple[float, float, float, float]
+
+
+def face_features(video: str | Path, max_faces: int = 4) -> list[FaceFeatures]:
+    """Detect and track every face of ``video`` once -> lip features of each candidate face, left to right.
+
+    Candidates are the tracks detected on at least ``avse.video.track.MIN_COVERAGE``
+    times as many frames as the longest one (as for choosing the talker).
+    Each track's landmarks are gap-filled and smoothed like the front end's
+    (``fill_gaps``, ``smooth``) before ``lip_features``. Raises NoFaceError
+    when no frame has a face, MediaError for unreadable videos.
+    """
+    from avse.video.detect import FaceMeshDetector, quiet_native_stderr, to_landmark_dict
+    from avse.video.io import iter_grid_frames
+    from avse.video.lipfeat import lip_features
+    from avse.video.track import MIN_COVERAGE, Tracker, fill_gaps, smooth
+
+    path = Path(video)
+    tracker = Tracker()
+    n = 0
+    with quiet_native_stderr(), FaceMeshDetector(max_num_faces=max_faces) as detector:
+        previous, dets = None, []
+        for frame in iter_grid_frames(path):
+            if frame is not previous:  # a source frame shown on several grid frames is detected once
+                dets = detector.detect(frame)
+                previous = frame
+            tracker.update(n, dets)
+            n += 1
+    tracks = tracker.finish()
+    if not tracks:
+        raise NoFaceError(f"{path}: no face was found in any of its {n} frames")
+    longest = max(tr.n_frames for tr in tracks)
+    candidates = sorted((tr for tr in tracks if tr.n_frames >= MIN_COVERAGE * longest), key=lambda tr: tr.mean_x)
+    faces = []
+    for i, tr in enumerate(candidates):
+        mesh = tr.dense(n)  # [N, 478, 2], NaN where missed
+        lm: dict[str, Any] = to_landmark_dict(mesh)
+        lm = smooth(fill_gaps(lm))
+        box = tuple(round(float(v), 1) for v in tr.boxes.mean(axis=0))
+        faces.append(FaceFeatures(i, lip_features(lm), tr.n_frames / max(n, 1), box))  # type: ignore[arg-type]
+    return faces
+
+
+# ---------------------------------------------------------------------------------------------
+# a video with new audio
+# ---------------------------------------------------------------------------------------------
+
+
+def mux_audio(video: str | Path, audio: np.ndarray, out_path: str | Path, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write ``out_path``: the first video stream of ``video`` copied packet for packet, plus ``audio`` as AAC, atomically.
+
+    ``audio`` float [T] mono in [-1, 1] (clipped) at ``sample_rate`` lies on
+    the video's timeline: sample 0 is shown with the first video frame (as
+    ``avse.video.shift.video_audio`` returns a track). Other streams are
+    dropped; mp4/mov outputs get faststart. Raises MediaError for unreadable
+    or video-less inputs, OutputPathError when ``out_path`` is ``video``.
+    """
+    from avse.errors import OutputPathError
+    from avse.utils.fs import atomic_path
+    from avse.video.io import _MOV_SUFFIXES, _av, _open_input, _video_stream
+
+    av = _av()
+    src, dst = Path(video), Path(out_path)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputPathError(f"{dst}: output is the input")
+    audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    if audio.shape[0] == 0:
+        raise ConfigError(f"{dst}: no audio samples to mux")
+    options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
+    start = _first_video_time(src)
+    frame_size = 1024  # AAC frame
+    with _open_input(src) as container:
+        stream = _video_stream(container, src)
+        with atomic_path(dst) as tmp:
+            n = 0
+            try:
+                with av.open(str(tmp), "w", options=options) as out:
+                    ovs = out.add_stream_from_template(stream)
+                    oas = out.add_stream("aac", rate=sample_rate, layout="mono")
+                    oas.bit_rate = 96_000
+                    start_pts = int(round(start * sample_rate))
+                    sent = 0
+
+                    def audio_until(until: float | None) -> int:
+                        done = sent
+                        while done < audio.shape[0] and (until is None or start + done / sample_rate < until):
+                            part = audio[done : done + frame_size]
+                            af = av.AudioFrame.from_ndarray(part[None, :], format="fltp", layout="mono")
+                            af.sample_rate, af.pts, af.time_base = sample_rate, start_pts + done, Fraction(1, sample_rate)
+                            out.mux(oas.encode(af))
+                            done += part.shape[0]
+                        return done
+
+                    for packet in container.demux(stream):
+                        if packet.dts is None and packet.size == 0:
+                            continue  # the demuxer's end-of-stream marker
+                        stamp = packet.dts if packet.dts is not None else packet.pts
+                        if stamp is not None and packet.time_base is not None:
+                            sent = audio_until(float(stamp * packet.time_base) + 0.2)  # keep the streams interleaved
+                        packet.stream = ovs
+                        out.mux(packet)
+                        n += 1
+                    sent = audio_until(None)
+                    out.mux(oas.encode(None))
+            except (av.error.FFmpegError, ValueError) as err:
+                raise MediaError(src, f"cannot write {dst.name} after {n} video packets ({err})") from None
+            if n == 0:
+                raise MediaError(src, "zero frames: the video stream holds no packet")
+
+
+def _first_video_time(path: Path) -> float:
+    """Presentation time (s) of the first decoded video frame of ``path`` (0.0 when it carries none)."""
+    from avse.video.io import _av, _open_input, _video_stream
+
+    av = _av()
+    with _open_input(path) as c:
+        stream = _video_stream(c, path)
+        try:
+            for frame in c.decode(stream):
+                if frame.pts is None or frame.time_base is None:
+                    return 0.0
+                return float(frame.pts * frame.time_base)
+        except av.error.FFmpegError as err:
+            raise MediaError(path, f"corrupt video ({err})") from None
+    raise MediaError(path, "zero frames: no decodable video frame")
+
+
+def has_video(path: str | Path) -> bool:
+    """Whether ``path`` holds a video stream (cover art in audio files does not count). MediaError when unreadable."""
+    from avse.audio.io import _SNDFILE_SUFFIXES, check_media_file
+    from avse.video.io import _av
+
+    path = Path(path)
+    check_media_file(path)
+    if path.suffix.lower() in _SNDFILE_SUFFIXES:
+        return False
+    av = _av()
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise MediaError(path, f"unreadable or truncated media ({err})") from None
+    with container:
+        for stream in container.streams.video:
+            attached = getattr(getattr(av.stream, "Disposition", None), "attached_pic", None)
+            if attached is not None and stream.disposition & attached:
+                continue
+            return True
+    return False
+
+
+__all__ = [
+    "FaceFeatures",
+    "InferenceConfig",
+    "best_permutation",
+    "chunk_spans",
+    "chunk_window",
+    "face_features",
+    "fade_in",
+    "fit_frames",
+    "has_video",
+    "is_audio_visual",
+    "ls_gains",
+    "model_fn",
+    "mux_audio",
+    "n_outputs",
+    "run_chunked",
+]
