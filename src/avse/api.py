@@ -238,7 +238,7 @@ class Enhancer:
             try:
                 video = process(video, audio=audio16, choose=face)
             except NoFaceError as err:
-                return None, f"no face was found in the video ({err})", facts
+                return None, f"no face in the video: {err}", facts
         if isinstance(video, FrontEndResult):
             feats, finite = _features_array(video.features, n_feat)
             coverage = min(finite, _coverage_from_flags(video.landmarks.get("flags"), feats.shape[0]))
@@ -356,7 +356,7 @@ class Separator:
             try:
                 found = face_features(video)
             except NoFaceError as err:
-                return [], f"no face was found in the video ({err})", []
+                return [], f"no face in the video: {err}", []
             items = [(f"face{f.index}", f.features, f.coverage, {"box": list(f.box)}) for f in found]
         elif isinstance(video, FrontEndResult):
             cov = _coverage_from_flags(video.landmarks.get("flags"), len(video.features))
@@ -468,9 +468,10 @@ def _read_input(path: Path, audio: str | Path | None, video: bool) -> np.ndarray
 
 
 def _config(chunk_seconds: float | None) -> InferenceConfig:
+    """The inference settings for a chunk length: the default overlap (1 s), at most a quarter of the chunk."""
     if chunk_seconds is None:
         return InferenceConfig()
-    return InferenceConfig(chunk_seconds=chunk_seconds, overlap_seconds=min(InferenceConfig.overlap_seconds, chunk_seconds / 2))
+    return InferenceConfig(chunk_seconds=chunk_seconds, overlap_seconds=min(InferenceConfig.overlap_seconds, chunk_seconds / 4))
 
 
 def enhance_file(
@@ -505,6 +506,8 @@ def enhance_file(
         raise OutputPathError(f"{out}: give an output name ending in .wav (a video input also gets the .mp4 beside it)")
     check_media_file(src)
     video = has_video(src)
+    if audio is not None and not video:
+        raise ConfigError(f"{src} is an audio file: a replacement audio track only goes with a video input")
     wav = out.with_suffix(".wav")
     mp4 = out.with_suffix(".mp4") if video else None
     outputs = [wav] + ([mp4] if mp4 else [])

@@ -143,6 +143,44 @@ def _cmd_info(args: argparse.Namespace) -> None:
     print(json.dumps(info, indent=2, default=str))
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _cmd_enhance(args: argparse.Namespace) -> None:
+    from avse.api import enhance_file
+
+    res = enhance_file(args.input, args.out, audio=args.audio, model=args.model, face=args.face,
+                       chunk_seconds=args.chunk, progress=not args.quiet)
+    if res["mode"] == "audio-visual":
+        rule = res.get("face", {}).get("choice")
+        face = {"only": "the only face", "largest": "the largest face", "audio": "the face whose lips follow the sound",
+                "index": f"face {args.face}", "box": "the face in the box"}.get(rule, "the given face")
+        how = f"audio-visual with model {res['model']!r}, lips of {face}"
+    else:
+        how = f"AUDIO-ONLY with model {res['model']!r}: {res['reason']}"
+    seconds = res["seconds_frontend"] + res["seconds_model"]
+    print(f"enhanced {res['seconds']:.1f} s {how}; {res['chunks']} chunk(s) in {seconds:.1f} s")
+    print("written: " + ", ".join(res["outputs"]))
+
+
+def _cmd_separate(args: argparse.Namespace) -> None:
+    from avse.api import separate_file
+
+    av = None if args.av_model == "none" else args.av_model
+    res = separate_file(args.input, args.out, model=args.model, av=av, chunk_seconds=args.chunk, progress=not args.quiet)
+    why = f" ({res['reason']})" if res["reason"] else ""
+    print(f"separated {res['seconds']:.1f} s into {len(res['names'])} voice(s), {res['mode']} with model "
+          f"{res['model']!r}{why}: {', '.join(res['names'])}")
+    print("written: " + ", ".join(res["outputs"]))
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from avse.demo import run_demo
 
@@ -219,6 +257,27 @@ def build_parser() -> argparse.ArgumentParser:
     inf = sub.add_parser("info", help="describe a checkpoint: model, config, parameters, MACs")
     inf.add_argument("checkpoint")
     inf.set_defaults(func=_cmd_info)
+
+    en = sub.add_parser("enhance", help="enhance a talker: a video (lips + audio-visual model) or an audio file")
+    en.add_argument("input", help="a video (front end + audio-visual model) or an audio file (audio-only model)")
+    en.add_argument("-o", "--out", required=True, metavar="OUT.wav",
+                    help="output wav (16-bit PCM, 16 kHz mono); a video input also gets OUT.mp4 (its video stream + the enhanced audio)")
+    en.add_argument("--audio", metavar="WAV", help="use this audio instead of the video's own track (starting with its first frame)")
+    en.add_argument("--model", default="av", help="a shipped model (av, av-causal, audio) or a checkpoint path (default: %(default)s)")
+    en.add_argument("--face", type=_face, help="which face: an index (left to right) or a box x0,y0,x1,y1 (default: the talker)")
+    en.add_argument("--chunk", type=_positive_seconds, metavar="SECONDS", help="chunk length for long inputs (default: 10)")
+    en.add_argument("--quiet", action="store_true", help="no progress bar")
+    en.set_defaults(func=_cmd_enhance)
+
+    se = sub.add_parser("separate", help="separate voices: one per tracked face in a video, else a blind model's two")
+    se.add_argument("input", help="a video or an audio file")
+    se.add_argument("-o", "--out", required=True, metavar="OUTDIR",
+                    help="output folder: face0.wav, face1.wav, ... (+ .mp4 for a video) or source0.wav, source1.wav")
+    se.add_argument("--model", default="separate", help="blind separation model: a shipped name or a checkpoint path (default: %(default)s)")
+    se.add_argument("--av-model", default="av", help="audio-visual model run once per face; 'none' to ignore faces (default: %(default)s)")
+    se.add_argument("--chunk", type=_positive_seconds, metavar="SECONDS", help="chunk length for long inputs (default: 10)")
+    se.add_argument("--quiet", action="store_true", help="no progress bar")
+    se.set_defaults(func=_cmd_separate)
 
     sc = sub.add_parser("scenes", help="build and render AVSE scenes")
     scs = sc.add_subparsers(dest="scenes_command", required=True, metavar="ACTION")

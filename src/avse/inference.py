@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
-from avse.errors import ConfigError, MediaError, NoFaceError
+from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
 
 #: a model as the engine sees it: (audio float32 [L], lip features float32 [F, D] or None) -> estimates [S, L]
 ChunkFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -31,14 +31,18 @@ class InferenceConfig:
     the overlap may be at most half the chunk (so only two chunks ever
     overlap). ``match_gain`` scales every chunk's estimates by their
     least-squares gain onto the mixture chunk (the models are trained with
-    SI-SDR, their output gain is arbitrary). A video is used only when the
-    face was detected (not interpolated) on at least ``min_face_coverage`` of
-    its frames.
+    SI-SDR, their output gain is arbitrary), kept within a factor
+    ``max_gain_ratio`` of the gain fitted over the whole input: a chunk where
+    the talker is silent holds suppressed residue only, and its own
+    least-squares gain would scale that back up to the level of the noise. A
+    video is used only when the face was detected (not interpolated) on at
+    least ``min_face_coverage`` of its frames.
     """
 
     chunk_seconds: float = 10.0
     overlap_seconds: float = 1.0
     match_gain: bool = True
+    max_gain_ratio: float = 2.0  # 6 dB
     min_face_coverage: float = 0.5
 
     def __post_init__(self) -> None:
@@ -50,6 +54,8 @@ class InferenceConfig:
             raise ConfigError(
                 f"chunk overlap ({self.overlap_seconds} s) must be at most half the chunk ({self.chunk_seconds} s)"
             )
+        if not self.max_gain_ratio >= 1.0:
+            raise ConfigError(f"max_gain_ratio must be >= 1, got {self.max_gain_ratio}")
         if not 0.0 <= self.min_face_coverage <= 1.0:
             raise ConfigError(f"min_face_coverage must be in [0, 1], got {self.min_face_coverage}")
 
@@ -100,7 +106,7 @@ def chunk_spans(n_samples: int, chunk: int, overlap: int) -> list[tuple[int, int
 
 
 def fade_in(n: int) -> np.ndarray:
-    """Raised-cosine ramp float64 [n] from near 0 to near 1; ``fade_in(n) + fade_in(n)[::-1] == 1`` exactly."""
+    """Raised-cosine ramp float64 [n] from near 0 to near 1, symmetric: ``fade_in(n)[::-1]`` equals ``1 - fade_in(n)`` to rounding."""
     i = np.arange(n, dtype=np.float64)
     return 0.5 - 0.5 * np.cos(np.pi * (i + 0.5) / max(n, 1))
 
@@ -130,10 +136,29 @@ def ls_gains(mixture: np.ndarray, estimates: np.ndarray) -> np.ndarray:
     """
     mix = np.asarray(mixture, dtype=np.float64)
     est = np.asarray(estimates, dtype=np.float64)
-    num = est @ mix  # [S]
-    den = np.einsum("sl,sl->s", est, est)  # [S]
-    floor = 1e-20 * max(mix.shape[-1], 1)
+    return _ratio(est @ mix, np.einsum("sl,sl->s", est, est), mix.shape[-1])
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, n: int) -> np.ndarray:
+    """num / den per source, 0 where den (an energy over n samples) is below 1e-20 per sample."""
+    floor = 1e-20 * max(n, 1)
     return np.where(den > floor, num / np.maximum(den, floor), 0.0)
+
+
+def chunk_gains(num: np.ndarray, den: np.ndarray, n_samples: int, max_ratio: float) -> np.ndarray:
+    """Per-chunk least-squares gains, bounded by the whole input's -> float64 [K, S].
+
+    ``num`` [K, S] = <mix_k, est_k,s> and ``den`` [K, S] = <est_k,s, est_k,s>
+    per chunk k; the whole-input gain G_s = sum_k num / sum_k den (the fit
+    over all chunks at once). Chunk k's own gain num / den is kept within
+    [G_s / max_ratio, G_s * max_ratio] (a gain of the wrong sign goes to the
+    lower bound); chunks with a silent estimate get 0.
+    """
+    whole = _ratio(num.sum(0), den.sum(0), n_samples)  # [S]
+    own = _ratio(num, den, n_samples)  # [K, S]
+    ratio = np.divide(own, whole, out=np.ones_like(own), where=whole != 0)  # [K, S]
+    bounded = whole * np.clip(ratio, 1.0 / max_ratio, max_ratio)  # [K, S]
+    return np.where(den > 1e-20 * max(n_samples, 1), bounded, 0.0)
 
 
 def best_permutation(reference: np.ndarray, estimates: np.ndarray) -> tuple[int, ...]:
@@ -183,14 +208,17 @@ def run_chunked(
     """Run ``fn`` over ``audio`` float32 [T] (16 kHz) in overlapping chunks -> (estimates float32 [S, T], number of chunks).
 
     ``features`` float32 [F, D] lip features at 25 fps (frame f = samples
-    640 f .. 640 f + 639) are cropped or edge-padded to ceil(T / 640) frames and
-    sliced with the audio: a chunk starting at sample 640 j gets frames j ...
-    Every chunk's estimates are scaled by their least-squares gains onto the
-    mixture chunk (``config.match_gain``), put in the order of the previous
-    chunk's by correlation in their overlap when ``align`` (blind separation:
-    the permutation of the sources is arbitrary per chunk), then crossfaded
-    (``chunk_window``). Memory: the model sees one chunk at a time. A tqdm
-    bar (stderr) counts chunks when ``progress`` and there are several.
+    640 f .. 640 f + 639) are fitted to ceil(T / 640) frames (``fit_frames``)
+    and sliced with the audio: a chunk starting at sample 640 j gets frames
+    j, j + 1, ... When ``align`` (blind separation: the order of the sources
+    is arbitrary per chunk) each chunk's estimates are put in the order of the
+    previous chunk's by their correlation in the overlap. With
+    ``config.match_gain`` every chunk's estimates are scaled by their
+    least-squares gains onto the mixture chunk (``chunk_gains``: bounded by
+    the whole input's). Then the chunks are crossfaded (``chunk_window``).
+    The model sees one chunk at a time; the raw estimates are kept (about the
+    size of the output) until the gains are known. A tqdm bar (stderr) counts
+    chunks when ``progress`` and there are several.
     """
     audio = np.asarray(audio, dtype=np.float32)
     t = audio.shape[0]
@@ -201,30 +229,38 @@ def run_chunked(
     if progress and len(spans) > 1:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(spans), unit="chunk", file=sys.stderr, desc="enhancing", leave=False)
-    out: np.ndarray | None = None
-    tail: np.ndarray | None = None  # previous chunk's estimates over its overlap with this one
+        bar = tqdm(total=len(spans), unit="chunk", file=sys.stderr, desc="chunks", leave=False)
+    parts: list[np.ndarray] = []  # per chunk: raw estimates float32 [S, L], sources aligned
+    num, den = [], []  # per chunk: <mix, est> [S] and <est, est> [S]
     try:
-        for k, (s, e) in enumerate(spans):
+        for s, e in spans:
             mix = audio[s:e]  # [L]
             vis = None if features is None else features[s // SAMPLES_PER_FRAME : -(-e // SAMPLES_PER_FRAME)]  # [F', D]
-            est = np.asarray(fn(mix, vis), dtype=np.float64)  # [S, L]
-            if est.ndim != 2 or est.shape[1] != e - s:
+            est = np.asarray(fn(mix, vis), dtype=np.float32)  # [S, L]
+            if est.ndim != 2 or est.shape[1] != e - s or (parts and est.shape[0] != parts[0].shape[0]):
                 raise ConfigError(f"the model returned shape {est.shape} for a chunk of {e - s} samples")
-            if config.match_gain:
-                est = est * ls_gains(mix, est)[:, None]  # [S, L]
-            if align and tail is not None and est.shape[0] > 1:
+            if align and parts and est.shape[0] > 1:
+                prev_start, _ = spans[len(parts) - 1]
+                tail = parts[-1][:, s - prev_start :]  # [S, overlap]: the previous chunk over this one's start
                 est = est[list(best_permutation(tail, est[:, : tail.shape[1]]))]
-            if out is None:
-                out = np.zeros((est.shape[0], t), np.float32)  # [S, T]
-            out[:, s:e] += (est * chunk_window(spans, k)).astype(np.float32)
-            tail = est[:, spans[k + 1][0] - s :] if k + 1 < len(spans) else None
+            est64 = est.astype(np.float64)
+            num.append(est64 @ mix.astype(np.float64))
+            den.append(np.einsum("sl,sl->s", est64, est64))
+            parts.append(est)
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    assert out is not None
+    n_src = parts[0].shape[0]
+    if config.match_gain:
+        gains = chunk_gains(np.stack(num), np.stack(den), t, config.max_gain_ratio)  # [K, S]
+    else:
+        gains = np.ones((len(parts), n_src))
+    out = np.zeros((n_src, t), np.float32)  # [S, T]
+    for k, ((s, e), est) in enumerate(zip(spans, parts)):
+        out[:, s:e] += (est * (gains[k][:, None] * chunk_window(spans, k))).astype(np.float32)
+        parts[k] = est[:, :0]  # free it
     return out, len(spans)
 
 
@@ -346,9 +382,9 @@ def mux_audio(video: str | Path, audio: np.ndarray, out_path: str | Path, sample
     dropped; mp4/mov outputs get faststart. Raises MediaError for unreadable
     or video-less inputs, OutputPathError when ``out_path`` is ``video``.
     """
-    from avse.errors import OutputPathError
     from avse.utils.fs import atomic_path
     from avse.video.io import _MOV_SUFFIXES, _av, _open_input, _video_stream
+    from avse.video.shift import _first_time
 
     av = _av()
     src, dst = Path(video), Path(out_path)
@@ -358,7 +394,7 @@ def mux_audio(video: str | Path, audio: np.ndarray, out_path: str | Path, sample
     if audio.shape[0] == 0:
         raise ConfigError(f"{dst}: no audio samples to mux")
     options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
-    start = _first_video_time(src)
+    start = _first_time(src, "video") or 0.0  # sample 0 of the audio is shown with this frame
     frame_size = 1024  # AAC frame
     with _open_input(src) as container:
         stream = _video_stream(container, src)
@@ -399,23 +435,6 @@ def mux_audio(video: str | Path, audio: np.ndarray, out_path: str | Path, sample
                 raise MediaError(src, "zero frames: the video stream holds no packet")
 
 
-def _first_video_time(path: Path) -> float:
-    """Presentation time (s) of the first decoded video frame of ``path`` (0.0 when it carries none)."""
-    from avse.video.io import _av, _open_input, _video_stream
-
-    av = _av()
-    with _open_input(path) as c:
-        stream = _video_stream(c, path)
-        try:
-            for frame in c.decode(stream):
-                if frame.pts is None or frame.time_base is None:
-                    return 0.0
-                return float(frame.pts * frame.time_base)
-        except av.error.FFmpegError as err:
-            raise MediaError(path, f"corrupt video ({err})") from None
-    raise MediaError(path, "zero frames: no decodable video frame")
-
-
 def has_video(path: str | Path) -> bool:
     """Whether ``path`` holds a video stream (cover art in audio files does not count). MediaError when unreadable."""
     from avse.audio.io import _SNDFILE_SUFFIXES, check_media_file
@@ -443,6 +462,7 @@ __all__ = [
     "FaceFeatures",
     "InferenceConfig",
     "best_permutation",
+    "chunk_gains",
     "chunk_spans",
     "chunk_window",
     "face_features",

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from avse.audio.io import load_audio
 from avse.data.metadata import load_scenes, scenes_path
 from avse.errors import ConfigError
 from avse.evaluation.run import ITEM_FIELDS, evaluate, mean_ci, read_items
@@ -90,3 +91,40 @@ def test_evaluate_default_metrics_deterministic_across_jobs(tiny_corpus, tmp_pat
             assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12)
     one = json.loads((tmp_path / "one" / "summary.json").read_text())
     assert set(one["all"]) == {"si_sdr", "si_sdri", "pesq_wb", "stoi", "estoi"}
+
+
+def test_scene_lip_features_follow_the_scene_timeline(tiny_corpus):
+    from avse.data.metadata import target_landmarks_path
+    from avse.evaluation.run import scene_lip_features
+    from avse.video.landmarks import read_landmarks
+    from avse.video.lipfeat import lip_features
+
+    s = load_scenes(scenes_path(tiny_corpus, "dev"))[0]
+    full = np.nan_to_num(lip_features(read_landmarks(target_landmarks_path(tiny_corpus, "dev", s["target"]["name"]))))
+    n = 640 * (len(full) + 3) - 100  # three frames and a bit longer than the lips
+    feats = scene_lip_features(tiny_corpus, "dev", s, n)
+    assert feats.shape == (len(full) + 3, full.shape[1]) and feats.dtype == np.float32
+    np.testing.assert_allclose(feats[: len(full)], full, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(feats[len(full):], np.repeat(full[-1:], 3, axis=0), rtol=0, atol=1e-6)
+    shifted = scene_lip_features(tiny_corpus, "dev", {**s, "pre_samples": 1280}, n)  # two frames of lead-in
+    np.testing.assert_allclose(shifted[2:], feats[:-2], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(shifted[:2], np.repeat(full[:1], 2, axis=0), rtol=0, atol=1e-6)
+
+
+def test_evaluate_a_checkpoint_gives_the_enhancers_scores(tiny_corpus, tmp_path):
+    """A trained model is scored on exactly what Enhancer makes of the scene with the target's lips."""
+    from avse.api import Enhancer
+    from avse.evaluation.metrics import evaluate_pair
+    from avse.evaluation.run import scene_lip_features
+    from tests.test_api import make_checkpoints
+
+    ckpt = make_checkpoints(tmp_path / "ckpt")["av"]
+    summary = evaluate(tiny_corpus, "dev", str(ckpt), tmp_path / "eval", metrics=("si_sdr", "si_sdri"), progress=False)
+    assert summary["method"] == "av" and summary["n_items"] == len(load_scenes(scenes_path(tiny_corpus, "dev")))
+    rows = read_items(tmp_path / "eval" / "items.csv")
+    s = load_scenes(scenes_path(tiny_corpus, "dev"))[0]
+    mixed, _ = load_audio(tiny_corpus / "dev" / "scenes" / f"{s['scene']}_mixed.wav", 16000)
+    target, _ = load_audio(tiny_corpus / "dev" / "scenes" / f"{s['scene']}_target.wav", 16000)
+    est = Enhancer.from_pretrained(ckpt, fallback=None).enhance(mixed, 16000, video=scene_lip_features(tiny_corpus, "dev", s, len(mixed)))
+    want = evaluate_pair(est, target, mixed, 16000, metrics=("si_sdr",))["si_sdr"]
+    assert rows[0]["si_sdr"] == pytest.approx(want, abs=1e-4)

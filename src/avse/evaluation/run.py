@@ -88,7 +88,7 @@ class ModelMethod:
         from avse.api import Enhancer
 
         self.enhancer = Enhancer.from_pretrained(name_or_path, fallback=None)
-        self.audio_visual = getattr(getattr(self.enhancer.model, "cfg", None), "visual_channels", None) is not None
+        self.audio_visual = self.enhancer.audio_visual
         self.__name__ = Path(str(name_or_path)).name.removesuffix(".pt").removesuffix(".avse")
 
     def __call__(self, mixture: np.ndarray, target: Any = None, interferer: Any = None, sr: int = SAMPLE_RATE,
@@ -284,7 +284,13 @@ def evaluate(
     """
     root, out_dir = Path(root), Path(out_dir)
     if isinstance(method, (str, Path)) and str(method) not in BASELINES:
-        method = ModelMethod(method)  # ConfigError when it is neither a baseline nor a model
+        try:
+            method = ModelMethod(method)
+        except ConfigError as err:
+            if not str(err).startswith("unknown model"):
+                raise
+            raise ConfigError(f"unknown method {str(method)!r}: expected a baseline ({', '.join(BASELINES)}), "
+                              "a shipped model or a checkpoint path") from None
     if isinstance(method, str):
         get_baseline(method)
         method_name, oracle = method, method in ORACLE_METHODS

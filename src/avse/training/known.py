@@ -173,8 +173,8 @@ def split_recordings(
     Two or more recordings: ``max(1, round(val_fraction * n))`` whole files (at
     most ``n - 1``) go to validation, picked by a hash of their file name (so
     adding a file does not reshuffle the others). One recording: split in time,
-    the last ``val_fraction`` of it (at least one ``segment`` of samples when the
-    file is two segments long) is validation.
+    the last ``val_fraction`` of it is validation (at least ``segment`` samples,
+    or half the file when it is shorter than two segments).
     """
     recs = list(recordings)
     if not 0.0 < val_fraction < 1.0:

@@ -216,7 +216,6 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False) ->
     if not known and "root" not in cfg.data:
         raise ConfigError("config['data'] needs 'root' (the corpus folder), or 'speaker_a' and 'speaker_b' (folders of recordings)")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     last = out_dir / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"cannot resume: {last} does not exist")
@@ -227,6 +226,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False) ->
     )
     if known and module.audio_visual:
         raise ConfigError(f"model {cfg.model!r} is audio-visual; the two-known-speakers data has audio only (use e.g. tasnet)")
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the config holds together
     ckpt = AvseModelCheckpoint(
         dirpath=out_dir,
         filename="epoch{epoch:03d}-step{step:07d}",

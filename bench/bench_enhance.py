@@ -1,0 +1,199 @@
+"""Offline enhancement speed and memory on one CPU core: real-time factor of Enhancer.enhance with and without the front end.
+
+On the real GRID clips (../shared/data/real/grid; skipped with a message when
+absent) and on a 60 s input made by tiling one clip (video and audio), times
+``avse.api.Enhancer.enhance`` pinned to one core (torch.set_num_threads(1),
+OMP/MKL threads 1, CPU affinity {0}) and prints the real-time factor
+(processing seconds / input seconds) with the video front end included
+(goal < 0.3) and with precomputed lip features (goal < 0.1). Then, in fresh
+processes, the peak resident memory of enhancing a 10-minute input in 10 s
+chunks, next to the memory of the process before enhancing and of a 60 s
+input run as one chunk (what chunking saves); peak = VmHWM. Writes bench/results/enhance.json.
+
+    python bench/bench_enhance.py [--model av] [--runs 3]
+
+A shipped model that is not there yet is replaced by an untrained model of
+its recipe (configs/pretrained/NAME.yaml): speed does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"  # before numpy and torch are imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+GRID = sorted((REPO.parent / "shared" / "data" / "real" / "grid").glob("*.mpg"))
+RECIPES = {"av": "av.yaml", "av-causal": "av_causal.yaml", "audio": "audio.yaml"}
+
+
+def one_core() -> None:
+    """Pin this process (torch, MediaPipe, OpenCV) to one CPU core."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+
+
+def make_enhancer(model: str, chunk_seconds: float = 10.0):
+    """An Enhancer on ``model`` (name or path); an untrained model of the recipe when a shipped file is missing."""
+    import yaml
+
+    from avse.api import Enhancer
+    from avse.errors import ConfigError
+    from avse.inference import InferenceConfig
+    from avse.models import build_model
+
+    cfg = InferenceConfig(chunk_seconds=chunk_seconds)
+    try:
+        return Enhancer.from_pretrained(model, fallback=None, config=cfg), str(model)
+    except ConfigError:
+        if model not in RECIPES:
+            raise
+        recipe = yaml.safe_load((REPO / "configs" / "pretrained" / RECIPES[model]).read_text())
+        net = build_model(recipe["model"], recipe.get("model_config", {}))
+        return Enhancer(net, config=cfg), f"untrained {recipe['model']} of configs/pretrained/{RECIPES[model]}"
+
+
+def timed(fn, runs: int) -> tuple[float, float]:
+    """(first call, best of the next ``runs``) wall seconds of ``fn()``."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return first, best
+
+
+def rtf_on(enhancer, video: Path, runs: int) -> dict:
+    """Real-time factors on one video: front end included and excluded (its features precomputed)."""
+    from avse.video.frontend import process
+    from avse.video.shift import video_audio
+
+    audio = video_audio(video)
+    seconds = len(audio) / 16000
+    front = process(video, audio=audio)
+    first_fe, with_fe = timed(lambda: enhancer.enhance(audio, 16000, video=video), runs)
+    mode = enhancer.last_info["mode"]
+    frontend_s = enhancer.last_info["seconds_frontend"]
+    _, without_fe = timed(lambda: enhancer.enhance(audio, 16000, video=front.features), runs)
+    return {
+        "clip": video.name,
+        "seconds": round(seconds, 2),
+        "mode": mode,
+        "rtf_with_frontend": round(with_fe / seconds, 4),
+        "rtf_with_frontend_first_call": round(first_fe / seconds, 4),
+        "rtf_frontend_only": round(frontend_s / seconds, 4),
+        "rtf_without_frontend": round(without_fe / seconds, 4),
+    }
+
+
+def tiled_video(clip: Path, seconds: float, out: Path) -> Path:
+    """A video of ``clip`` repeated (frames and audio) to about ``seconds``."""
+    from avse.video.io import read_video, write_video
+    from avse.video.shift import video_audio
+
+    v = read_video(clip, with_audio=False)
+    audio = video_audio(clip)
+    reps = int(np.ceil(seconds / (len(v.frames) / 25)))
+    n = int(round(seconds * 25))
+    frames = np.concatenate([v.frames] * reps)[:n]
+    frame_audio = np.concatenate([audio[: len(v.frames) * 640]] * reps)[: n * 640]
+    write_video(out, frames, audio=frame_audio, preset="ultrafast", crf=23)
+    return out
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (VmHWM: unlike ru_maxrss it does not inherit the parent's peak across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_child(model: str, seconds: float, chunk: float) -> None:
+    """(subprocess) Enhance ``seconds`` of audio with lip features; print the peak RSS before and after, in MiB."""
+    one_core()
+    enhancer, _ = make_enhancer(model, chunk)
+    rng = np.random.default_rng(0)
+    n = int(seconds * 16000)
+    audio = (0.1 * rng.standard_normal(n)).astype(np.float32)
+    feats = rng.standard_normal((-(-n // 640), 82)).astype(np.float32)
+    before = peak_rss_mib()
+    t0 = time.perf_counter()
+    enhancer.enhance(audio, 16000, video=feats if enhancer.audio_visual else None)
+    wall = time.perf_counter() - t0
+    after = peak_rss_mib()
+    print(json.dumps({"seconds": seconds, "chunk_seconds": chunk, "rss_before_mib": round(before, 1),
+                      "peak_rss_mib": round(after, 1), "chunks": enhancer.last_info["chunks"], "rtf": round(wall / seconds, 4)}))
+
+
+def measure_rss(model: str, seconds: float, chunk: float) -> dict:
+    cmd = [sys.executable, __file__, "--model", model, "--rss-child", str(seconds), str(chunk)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="av", help="a shipped model name or a checkpoint path (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs after a warm-up call (best is kept)")
+    p.add_argument("--rss-child", nargs=2, type=float, metavar=("SECONDS", "CHUNK"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.rss_child:
+        rss_child(args.model, *args.rss_child)
+        return
+    one_core()
+    enhancer, described = make_enhancer(args.model)
+    result: dict = {"model": described, "threads": 1, "goals": {"rtf_with_frontend": 0.3, "rtf_without_frontend": 0.1}}
+    memory = {  # first, in fresh processes
+        "chunked_10min": measure_rss(args.model, 600.0, 10.0),
+        "chunked_60s": measure_rss(args.model, 60.0, 10.0),
+        "one_chunk_60s": measure_rss(args.model, 60.0, 60.0),
+    }
+    if GRID:
+        result["grid"] = [rtf_on(enhancer, clip, args.runs) for clip in GRID]
+        for row in result["grid"]:
+            print(f"{row['clip']}: RTF {row['rtf_with_frontend']:.3f} with the front end "
+                  f"({row['rtf_frontend_only']:.3f} of it the front end), {row['rtf_without_frontend']:.3f} without")
+        with tempfile.TemporaryDirectory() as tmp:
+            long = tiled_video(GRID[0], 60.0, Path(tmp) / "tiled60.mp4")
+            result["tiled_60s"] = rtf_on(enhancer, long, max(1, args.runs - 2))
+            row = result["tiled_60s"]
+            print(f"60 s tiled clip: RTF {row['rtf_with_frontend']:.3f} with the front end, {row['rtf_without_frontend']:.3f} without")
+    else:
+        print(f"no real GRID clips in {REPO.parent / 'shared' / 'data' / 'real' / 'grid'}: real-clip timings skipped")
+        rng = np.random.default_rng(0)
+        audio = (0.1 * rng.standard_normal(60 * 16000)).astype(np.float32)
+        feats = rng.standard_normal((1500, 82)).astype(np.float32)
+        _, best = timed(lambda: enhancer.enhance(audio, 16000, video=feats), max(1, args.runs - 2))
+        result["synthetic_60s"] = {"rtf_without_frontend": round(best / 60, 4)}
+    result["memory"] = memory
+    for name, row in result["memory"].items():
+        print(f"{name}: peak RSS {row['peak_rss_mib']:.0f} MiB (process before enhancing: {row['rss_before_mib']:.0f} MiB)")
+    save("enhance", result)
+
+
+if __name__ == "__main__":
+    main()

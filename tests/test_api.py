@@ -1,0 +1,429 @@
+"""avse.api and avse.inference: model names, input edges, chunking maths, gain matching, fallbacks, feature alignment."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avse.api import Enhancer, Separator, load_model, model_path, to_mono
+from avse.errors import ConfigError, MediaError, NoFaceError
+from avse.inference import (
+    InferenceConfig,
+    best_permutation,
+    chunk_gains,
+    chunk_spans,
+    chunk_window,
+    fit_frames,
+    ls_gains,
+    model_fn,
+    run_chunked,
+)
+from avse.models import build_model, save_checkpoint
+from avse.models.registry import make_config
+
+TINY_AUDIO = dict(n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1)
+TINY_AV = dict(TINY_AUDIO, fusion_block=1, visual_hidden=8)
+TINY = {
+    "av": ("avnet", TINY_AV),
+    "av_causal": ("avnet", dict(TINY_AV, causal=True)),
+    "audio": ("tasnet", dict(TINY_AUDIO, n_sources=1)),
+    "separate": ("tasnet", dict(TINY_AUDIO, n_sources=2)),
+}
+
+
+def make_checkpoints(folder: Path, seed: int = 0) -> dict[str, Path]:
+    """Tiny random models saved as avse checkpoints: folder/{av,av_causal,audio,separate}.avse.pt."""
+    torch.manual_seed(seed)
+    paths = {}
+    for name, (kind, cfg) in TINY.items():
+        paths[name] = save_checkpoint(folder / f"{name}.avse.pt", build_model(kind, cfg), kind, make_config(kind, cfg))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory) -> dict[str, Path]:
+    return make_checkpoints(tmp_path_factory.mktemp("ckpt"))
+
+
+def speechlike(n: int, seed: int = 0) -> np.ndarray:
+    """float32 [n]: noise under a slow random envelope (syllable-like bursts), peak about 0.5."""
+    rng = np.random.default_rng(seed)
+    env = np.repeat(rng.uniform(0.05, 1.0, n // 1600 + 1), 1600)[:n]
+    x = rng.standard_normal(n) * env
+    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def features(n_frames: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n_frames, 82)).astype(np.float32)
+
+
+def snr_db(ref: np.ndarray, x: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((ref.astype(np.float64) - x) ** 2)))
+
+
+# --------------------------------------------------------------------------- names and loading
+
+
+def test_shipped_names_resolve_and_a_missing_file_says_how_to_train(tmp_path, monkeypatch, ckpts):
+    import avse.api
+
+    monkeypatch.setattr(avse.api, "PRETRAINED_DIR", tmp_path)
+    with pytest.raises(ConfigError) as err:
+        model_path("av-causal")
+    msg = str(err.value)
+    assert "av_causal.avse.pt" in msg and "avse train configs/pretrained/av_causal.yaml" in msg
+    (tmp_path / "av.avse.pt").write_bytes(ckpts["av"].read_bytes())
+    model, info = load_model("av")
+    assert info["name"] == "av" and info["path"] == str(tmp_path / "av.avse.pt")
+    assert info["audio_visual"] and info["n_outputs"] == 1 and info["model"] == "avnet" and not model.training
+
+
+def test_unknown_name_and_missing_path(tmp_path):
+    with pytest.raises(ConfigError, match="unknown model 'avv'.*av, av-causal, audio, separate"):
+        model_path("avv")
+    with pytest.raises(MediaError, match="no such checkpoint"):
+        load_model(tmp_path / "nothere.avse.pt")
+
+
+def test_load_model_by_path_describes_outputs(ckpts):
+    _, info = load_model(ckpts["separate"])
+    assert not info["audio_visual"] and info["n_outputs"] == 2 and info["sample_rate"] == 16000
+
+
+def test_enhancer_refuses_a_two_output_model(ckpts):
+    with pytest.raises(ConfigError, match="Separator"):
+        Enhancer(ckpts["separate"])
+
+
+# --------------------------------------------------------------------------- input edges
+
+
+def test_to_mono_layouts_and_integer_pcm():
+    x = np.random.default_rng(0).standard_normal((2, 100)).astype(np.float32)
+    mono = x.mean(axis=0)
+    np.testing.assert_allclose(to_mono(x), mono, atol=1e-7)  # [C, T]
+    np.testing.assert_allclose(to_mono(x.T), mono, atol=1e-7)  # [T, C]
+    np.testing.assert_array_equal(to_mono(np.array([-32768, 0, 16384], np.int16)), np.array([-1.0, 0.0, 0.5], np.float32))
+    for bad in (np.zeros(0), np.array([0.0, np.nan]), np.zeros((2, 2, 2)), np.array(["a"])):
+        with pytest.raises(ConfigError):
+            to_mono(bad)
+
+
+def test_stereo_is_enhanced_as_its_mono_mix(ckpts):
+    enh = Enhancer(ckpts["audio"])
+    left, right = speechlike(8000, 1), speechlike(8000, 2)
+    np.testing.assert_allclose(enh.enhance(np.stack([left, right], 1), 16000), enh.enhance((left + right) / 2, 16000), atol=1e-6)
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+def test_any_sample_rate_comes_back_at_that_rate_and_length(ckpts, sr):
+    n = int(1.37 * sr)
+    y = Enhancer(ckpts["audio"]).enhance(speechlike(n), sr)
+    assert y.shape == (n,) and y.dtype == np.float32 and np.all(np.isfinite(y)) and np.max(np.abs(y)) <= 1.0
+
+
+def test_output_is_clip_protected_and_says_so(ckpts):
+    x = np.sign(speechlike(16000)).astype(np.float32)  # a full-scale square-ish signal
+    enh = Enhancer(ckpts["audio"])
+    y = enh.enhance(x, 16000)
+    assert np.max(np.abs(y)) <= 1.0
+    assert enh.last_info["clip_gain"] <= 1.0
+
+
+# --------------------------------------------------------------------------- chunking maths
+
+
+def test_chunk_spans_sit_on_the_frame_grid_and_cover_the_input():
+    assert chunk_spans(1000, 6400, 640) == [(0, 1000)]
+    spans = chunk_spans(20_000, 6400, 1280)
+    assert spans == [(0, 6400), (5120, 11520), (10240, 16640), (15360, 20000)]
+    assert all(s % 640 == 0 for s, _ in spans)
+    total = np.zeros(20_000)
+    for k, (s, e) in enumerate(spans):
+        total[s:e] += chunk_window(spans, k)
+    np.testing.assert_allclose(total, 1.0, atol=1e-12)  # the crossfade weights add up to one everywhere
+    with pytest.raises(ConfigError):
+        chunk_spans(100, 640, 640)  # overlap more than half the chunk
+
+
+def test_inference_config_rounds_to_frames_and_checks():
+    cfg = InferenceConfig(chunk_seconds=1.01, overlap_seconds=0.25)
+    assert (cfg.chunk_samples, cfg.overlap_samples) == (25 * 640, 6 * 640)
+    for bad in (dict(chunk_seconds=0.01), dict(chunk_seconds=2, overlap_seconds=1.5), dict(max_gain_ratio=0.5)):
+        with pytest.raises(ConfigError):
+            InferenceConfig(**bad)
+
+
+def test_ls_gain_exact_values():
+    mix = np.array([1.0, 2.0, -1.0, 0.5])
+    est = np.stack([2 * mix, np.zeros(4), np.array([1.0, 0.0, 0.0, 0.0])])
+    np.testing.assert_allclose(ls_gains(mix, est), [0.5, 0.0, 1.0])
+
+
+def test_chunk_gains_are_bounded_by_the_whole_input_gain():
+    num = np.array([[1.0], [1.0], [0.2]])
+    den = np.array([[1.0], [1.0], [0.01]])  # chunk 2 alone would get gain 20
+    g = chunk_gains(num, den, n_samples=100, max_ratio=2.0)
+    whole = 2.2 / 2.01
+    np.testing.assert_allclose(g[:, 0], [1.0, 1.0, 2 * whole])
+
+
+def test_fit_frames_repeats_the_edge_then_zeros():
+    f = np.arange(6, dtype=np.float32).reshape(3, 2)
+    out = fit_frames(f, 7)
+    np.testing.assert_array_equal(out[:5], [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]])
+    np.testing.assert_array_equal(out[5:], 0)
+    np.testing.assert_array_equal(fit_frames(f, 2), f[:2])
+
+
+def test_arbitrary_chunk_gains_leave_no_level_jump():
+    """A 'model' that returns the mixture at a different gain per chunk comes back exactly as the mixture."""
+    gains = itertools.cycle([0.7, 1.4, 1.0, 0.8, 1.25])  # within the 6 dB bound around the whole-input gain
+    x = speechlike(5 * 16000)
+
+    def fn(mix, vis):
+        return (next(gains) * mix)[None]
+
+    cfg = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.3)
+    out, n = run_chunked(fn, x, config=cfg)
+    assert n == 7
+    np.testing.assert_allclose(out[0], x, atol=1e-5)
+    # and no step in level at any chunk start: 10 ms frame energies match the input's
+    e_in = np.sum(x[:79_840].reshape(-1, 160) ** 2, 1)
+    e_out = np.sum(out[0][:79_840].reshape(-1, 160) ** 2, 1)
+    np.testing.assert_allclose(e_out, e_in, rtol=1e-3, atol=1e-9)
+
+
+def test_a_silent_talker_chunk_is_not_scaled_up_to_the_noise():
+    """The estimate of a noise-only chunk is mostly suppressed residue: its own LS gain (20) would undo that."""
+    rng = np.random.default_rng(0)
+    n = 16000
+    noise = (0.05 * rng.standard_normal(3 * n)).astype(np.float32)
+    talker = np.concatenate([speechlike(2 * n), np.zeros(n, np.float32)])
+    mix = talker + noise
+
+    cfg = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.0)
+    spans = iter(chunk_spans(3 * n, cfg.chunk_samples, cfg.overlap_samples))
+
+    def fn(m, vis):  # a good model at unit gain: the talker plus 5 % of the noise
+        s, e = next(spans)
+        return (talker[s:e] + 0.05 * noise[s:e])[None]
+
+    out, _ = run_chunked(fn, mix, config=cfg)
+    tail = out[0][2 * n :]  # the noise-only second
+    assert np.std(tail) < 0.15 * np.std(noise[2 * n :])
+    assert abs(np.std(out[0][:n]) / np.std(talker[:n]) - 1) < 0.1  # the talker stays at their level
+
+
+def test_blind_sources_keep_their_order_across_chunks():
+    rng = np.random.default_rng(0)
+    a, b = speechlike(4 * 16000, 3), speechlike(4 * 16000, 4)
+    mix = a + b
+    swaps = iter([False, True, True, False, True, False, True])
+    cfg = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4)
+    spans = iter(chunk_spans(len(mix), cfg.chunk_samples, cfg.overlap_samples))
+
+    def fn(m, vis):
+        s, e = next(spans)
+        src = np.stack([b[s:e], a[s:e]] if next(swaps) else [a[s:e], b[s:e]])
+        return src * rng.uniform(0.75, 1.35, (2, 1))  # arbitrary output gains too (within the 6 dB bound)
+
+    out, n = run_chunked(fn, mix, config=cfg, align=True)
+    assert n == 6
+    for s in range(0, len(mix), 3200):  # every 0.2 s: output 0 is a, output 1 is b, at their levels (a few %)
+        for got, want in ((out[0], a), (out[1], b)):
+            seg, ref = got[s : s + 3200], want[s : s + 3200]
+            assert np.dot(seg, ref) / (np.linalg.norm(seg) * np.linalg.norm(ref)) > 0.999
+            assert abs(np.linalg.norm(seg) / np.linalg.norm(ref) - 1) < 0.05
+
+
+def test_best_permutation_picks_the_correlated_order():
+    x = np.random.default_rng(0).standard_normal((3, 500))
+    assert best_permutation(x, x[[2, 0, 1]]) == (1, 2, 0)
+    assert best_permutation(np.zeros((2, 10)), np.zeros((2, 10))) == (0, 1)  # silence: keep the order
+
+
+# --------------------------------------------------------------------------- whole vs chunked
+
+
+def test_one_chunk_is_the_model_with_its_least_squares_gain(ckpts):
+    x, f = speechlike(32000), features(50)
+    enh = Enhancer(ckpts["av"])
+    y = enh.enhance(x, 16000, video=f)
+    raw = model_fn(enh.model)(x, f)[0]
+    g = float(np.dot(x, raw) / np.dot(raw, raw))
+    np.testing.assert_allclose(y, g * raw, atol=1e-5)
+    assert enh.last_info["mode"] == "audio-visual" and enh.last_info["chunks"] == 1
+
+
+@pytest.mark.parametrize("name", ["av", "av_causal", "audio"])
+def test_chunked_agrees_with_whole_on_a_short_input(ckpts, name):
+    """3 s in one chunk vs 1 s chunks: raw estimates agree to > 27 dB (here about 32 dB).
+
+    What differs is only what the models see: less context at chunk edges, normalisation statistics
+    per chunk. With these (large) features, lips slipped by one frame would give about 20 dB.
+    """
+    x, f = speechlike(48000), 10 * features(75)
+    raw = InferenceConfig(match_gain=False)
+    whole = Enhancer(ckpts[name], config=raw).enhance(x, 16000, video=f)
+    chunked_cfg = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4, match_gain=False)
+    chunked = Enhancer(ckpts[name], config=chunked_cfg).enhance(x, 16000, video=f)
+    assert snr_db(whole, chunked) > 27.0
+
+
+def test_causal_feature_change_at_frame_f_moves_outputs_from_sample_640f_only(ckpts):
+    """Lip frame f covers samples 640 f .. 640 f + 639: a causal model's output before that cannot change."""
+    x, f = speechlike(48000), features(75)
+    cfg = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.2, match_gain=False)  # chunks start at frames 0, 20, 40, 60
+    enh = Enhancer(ckpts["av_causal"], config=cfg)
+    base = enh.enhance(x, 16000, video=f)
+    for frame in (7, 32, 41):
+        g = f.copy()
+        g[frame] += 5.0
+        moved = enh.enhance(x, 16000, video=g)
+        changed = np.flatnonzero(np.abs(moved - base) > 1e-6)
+        start = 640 * frame
+        assert changed.size and start - 16 <= changed[0] < start + 640, (frame, changed[:3])
+
+
+# --------------------------------------------------------------------------- fallbacks
+
+
+def test_no_video_uses_the_audio_only_fallback_and_says_so(ckpts):
+    x = speechlike(16000)
+    enh = Enhancer(ckpts["av"], fallback=ckpts["audio"])
+    y = enh.enhance(x, 16000)
+    assert enh.last_info["mode"] == "audio-only" and "no video" in enh.last_info["reason"]
+    assert enh.last_info["model"] == str(ckpts["audio"])
+    np.testing.assert_allclose(y, Enhancer(ckpts["audio"]).enhance(x, 16000), atol=1e-6)
+
+
+def test_without_fallback_the_av_model_gets_a_blank_visual_stream(ckpts):
+    x = speechlike(16000)
+    enh = Enhancer(ckpts["av"], fallback=None)
+    y = enh.enhance(x, 16000)
+    assert enh.last_info["mode"] == "audio-only" and "blank visual stream" in enh.last_info["reason"]
+    np.testing.assert_allclose(y, enh.enhance(x, 16000, video=np.zeros((25, 82), np.float32)), atol=1e-6)
+
+
+def test_mostly_missing_lips_fall_back(ckpts):
+    f = features(25)
+    f[5:20] = np.nan  # 60 % of the frames without a face
+    enh = Enhancer(ckpts["av"], fallback=ckpts["audio"])
+    enh.enhance(speechlike(16000), 16000, video=f)
+    assert enh.last_info["mode"] == "audio-only" and "40%" in enh.last_info["reason"]
+    f[5:20] = 0.0
+    f[5:10] = np.nan  # 20 % missing: used, the gaps as "no video" frames
+    enh.enhance(speechlike(16000), 16000, video=f)
+    assert enh.last_info["mode"] == "audio-visual" and enh.last_info["face_coverage"] == 0.8
+
+
+def test_a_front_end_result_is_used_by_its_detection_flags(ckpts):
+    from avse.video.frontend import FrontEndResult
+
+    flags = np.zeros(25, np.uint8)
+    result = FrontEndResult({"flags": flags}, np.zeros((25, 96, 96), np.uint8), features(25), None, (float("nan"), 0.0, False),
+                            {"track": 0, "choice": "only", "n_tracks": 1})
+    enh = Enhancer(ckpts["av"], fallback=ckpts["audio"])
+    x = speechlike(16000)
+    y = enh.enhance(x, 16000, video=result)
+    assert enh.last_info["mode"] == "audio-visual" and enh.last_info["face"] == {"track": 0, "choice": "only", "n_tracks": 1}
+    np.testing.assert_array_equal(y, enh.enhance(x, 16000, video=result.features))
+    flags[:15] = 1  # interpolated on 60 % of the frames
+    enh.enhance(x, 16000, video=result)
+    assert enh.last_info["mode"] == "audio-only" and "only 40%" in enh.last_info["reason"]
+
+
+def test_wrong_feature_shape_is_an_error(ckpts):
+    with pytest.raises(ConfigError, match=r"\[F, 82\]"):
+        Enhancer(ckpts["av"]).enhance(speechlike(16000), 16000, video=np.zeros((25, 40)))
+
+
+@pytest.fixture(scope="module")
+def blank_video(tmp_path_factory) -> Path:
+    from avse.video.io import write_video
+
+    path = tmp_path_factory.mktemp("blank") / "blank.mp4"
+    write_video(path, np.full((25, 64, 64, 3), 128, np.uint8), audio=speechlike(16000), preset="ultrafast")
+    return path
+
+
+def _need_mediapipe() -> None:
+    from avse.video.detect import mediapipe_available
+
+    if not mediapipe_available():
+        pytest.skip("MediaPipe is not installed")
+
+
+def test_video_without_a_face_falls_back(ckpts, blank_video):
+    _need_mediapipe()
+    enh = Enhancer(ckpts["av"], fallback=ckpts["audio"])
+    y = enh.enhance(speechlike(16000), 16000, video=blank_video)
+    assert y.shape == (16000,)
+    assert enh.last_info["mode"] == "audio-only" and "no face" in enh.last_info["reason"]
+
+
+# --------------------------------------------------------------------------- separation
+
+
+def test_separator_blind_outputs_and_info(ckpts):
+    sep = Separator(ckpts["separate"], av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4))
+    y = sep.separate(speechlike(40000), 16000)
+    assert y.shape == (2, 40000) and y.dtype == np.float32
+    assert sep.last_info["mode"] == "blind" and sep.last_info["names"] == ["source0", "source1"]
+    assert sep.last_info["chunks"] == 4
+
+
+def test_known_speakers_name_the_outputs(tmp_path):
+    kind, cfg = TINY["separate"]
+    path = save_checkpoint(tmp_path / "known.avse.pt", build_model(kind, cfg), kind, make_config(kind, cfg),
+                           extra={"speakers": ["alice", "bob"]})
+    sep = Separator(path, av=None)
+    assert sep.separate(speechlike(16000), 16000).shape == (2, 16000)
+    assert sep.last_info["mode"] == "known-speakers" and sep.last_info["names"] == ["alice", "bob"]
+
+
+def test_one_output_per_face_with_an_av_model(ckpts):
+    x, fa, fb = speechlike(32000), features(50, 5), features(50, 6)
+    sep = Separator(ckpts["separate"], av=ckpts["av"])
+    y = sep.separate(x, 16000, video=[fa, fb])
+    assert y.shape == (2, 32000) and sep.last_info["names"] == ["face0", "face1"]
+    enh = Enhancer(ckpts["av"])
+    np.testing.assert_allclose(y[1], enh.enhance(x, 16000, video=fb), atol=1e-6)
+
+
+def test_separator_falls_back_to_blind_without_faces(ckpts, blank_video):
+    _need_mediapipe()
+    sep = Separator(ckpts["separate"], av=ckpts["av"])
+    y = sep.separate(speechlike(16000), 16000, video=blank_video)
+    assert y.shape == (2, 16000) and sep.last_info["mode"] == "blind" and "no face" in sep.last_info["reason"]
+
+
+def test_separator_refuses_models_of_the_wrong_kind(ckpts):
+    with pytest.raises(ConfigError, match="not a blind separator"):
+        Separator(ckpts["av"], av=None).separate(speechlike(8000), 16000)
+    with pytest.raises(ConfigError, match="not audio-visual"):
+        Separator(ckpts["separate"], av=ckpts["audio"]).separate(speechlike(8000), 16000, video=features(13))
+
+
+def test_has_video_tells_videos_from_audio(blank_video, tmp_path):
+    from avse.inference import has_video
+
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "a.wav"), speechlike(800), 16000)
+    assert has_video(blank_video) and not has_video(tmp_path / "a.wav")
+    with pytest.raises(MediaError):
+        has_video(tmp_path / "missing.mp4")
+
+
+def test_face_features_raise_on_a_faceless_video(blank_video):
+    _need_mediapipe()
+    from avse.inference import face_features
+
+    with pytest.raises(NoFaceError):
+        face_features(blank_video)

@@ -1,0 +1,241 @@
+"""`avse enhance` and `avse separate`: outputs (wav + mp4 with the input's video stream), fallbacks said aloud, refusals, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from avse.cli import main
+from tests.test_api import make_checkpoints, speechlike
+
+REAL_GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "grid"
+
+
+@pytest.fixture()
+def shipped(tmp_path_factory, monkeypatch) -> Path:
+    """Tiny random models standing in for the shipped ones (avse.api.PRETRAINED_DIR points at them)."""
+    import avse.api
+
+    folder = tmp_path_factory.getbasetemp() / "shipped"
+    if not folder.is_dir():
+        folder.mkdir()
+        make_checkpoints(folder)  # av, av_causal, audio, separate .avse.pt: the shipped file names
+    monkeypatch.setattr(avse.api, "PRETRAINED_DIR", folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def blank_video(tmp_path_factory) -> Path:
+    """1.2 s of grey frames (no face) with a noisy-speech-like audio track."""
+    from avse.video.io import write_video
+
+    path = tmp_path_factory.mktemp("video") / "talk.mp4"
+    write_video(path, np.full((30, 64, 80, 3), 128, np.uint8), audio=speechlike(19200), preset="ultrafast")
+    return path
+
+
+def _need_mediapipe() -> None:
+    from avse.video.detect import mediapipe_available
+
+    if not mediapipe_available():
+        pytest.skip("MediaPipe is not installed")
+
+
+def _video_packets(path: Path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_enhance_video_writes_wav_and_mp4_and_says_it_fell_back(shipped, blank_video, tmp_path, capsys):
+    _need_mediapipe()
+    code = main(["enhance", str(blank_video), "-o", str(tmp_path / "clean.wav"), "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    lines = out.out.strip().splitlines()
+    assert len(lines) == 2 and "AUDIO-ONLY" in lines[0] and "no face" in lines[0]
+    assert _listing(tmp_path) == ["clean.mp4", "clean.wav"]  # nothing else (no temporaries)
+    info = sf.info(str(tmp_path / "clean.wav"))
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert 19200 <= info.frames <= 19200 + 1024  # the video's track as decoded (AAC pads its last frame)
+    from avse.audio.io import load_audio
+
+    audio, sr = load_audio(tmp_path / "clean.mp4")
+    assert sr == 16000 and abs(len(audio) - 19200) <= 1024 and np.max(np.abs(audio)) > 0  # the AAC track decodes
+    assert _video_packets(tmp_path / "clean.mp4") == _video_packets(blank_video)  # copied, not re-encoded
+
+
+def test_enhance_audio_file_writes_a_wav_only(shipped, tmp_path, capsys):
+    import soundfile
+
+    src = tmp_path / "noisy.wav"
+    soundfile.write(str(src), speechlike(44100), 44100, subtype="PCM_16")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out" / "clean.wav")]) == 0
+    assert "no video" in capsys.readouterr().out
+    assert _listing(tmp_path / "out") == ["clean.wav"]
+    info = sf.info(str(tmp_path / "out" / "clean.wav"))
+    assert info.samplerate == 16000 and info.frames == 16000  # documented: always 16 kHz
+
+
+def test_audio_option_replaces_the_video_track(shipped, blank_video, tmp_path):
+    _need_mediapipe()
+    other = tmp_path / "other.wav"
+    sf.write(str(other), speechlike(8000, seed=7), 16000)
+    assert main(["enhance", str(blank_video), "--audio", str(other), "-o", str(tmp_path / "o.wav"), "--quiet"]) == 0
+    assert sf.info(str(tmp_path / "o.wav")).frames == 8000
+
+
+def test_progress_bar_over_chunks_unless_quiet(shipped, tmp_path, capsys):
+    src = tmp_path / "long.wav"
+    sf.write(str(src), speechlike(48000), 16000)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "a.wav"), "--model", "audio", "--chunk", "0.5"]) == 0
+    err = capsys.readouterr().err
+    assert "chunks" in err and "/8" in err  # 3 s in 0.48 s chunks (12 frames) overlapping by 3 frames
+    assert main(["enhance", str(src), "-o", str(tmp_path / "b.wav"), "--model", "audio", "--chunk", "0.5", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_refuses_to_overwrite_its_input(shipped, blank_video, tmp_path, capsys):
+    src = tmp_path / "in.wav"
+    sf.write(str(src), speechlike(8000), 16000)
+    before = src.read_bytes()
+    for args in (["enhance", str(src), "-o", str(src)], ["enhance", str(blank_video), "-o", str(blank_video)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "output is the input" in err
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "no such file"),
+        ("corrupt", "in.wav"),
+        ("model", "unknown model 'nope'"),
+        ("face", "--face"),
+        ("suffix", ".wav"),
+    ],
+)
+def test_one_line_errors_and_nothing_written(shipped, tmp_path, capsys, case, message):
+    src = tmp_path / "in.wav"
+    if case == "corrupt":
+        src.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt junk")
+    elif case != "missing":
+        sf.write(str(src), speechlike(8000), 16000)
+    out = tmp_path / "out"
+    args = {
+        "missing": ["enhance", str(src), "-o", str(out / "a.wav")],
+        "corrupt": ["enhance", str(src), "-o", str(out / "a.wav")],
+        "model": ["enhance", str(src), "-o", str(out / "a.wav"), "--model", "nope"],
+        "face": ["enhance", str(src), "-o", str(out / "a.wav"), "--face", "1,2,3"],
+        "suffix": ["enhance", str(src), "-o", str(out / "a.flac")],
+    }[case]
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse refuses bad option values itself
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not out.exists()
+
+
+def test_a_failure_while_muxing_leaves_nothing_behind(shipped, blank_video, tmp_path, capsys, monkeypatch):
+    _need_mediapipe()
+    import avse.api
+    from avse.errors import MediaError
+
+    def broken(*args, **kwargs):
+        raise MediaError(blank_video, "disk full")
+
+    monkeypatch.setattr(avse.api, "mux_audio", broken)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["enhance", str(blank_video), "-o", str(out / "a.wav"), "--quiet"]) == 2
+    assert "disk full" in capsys.readouterr().err
+    assert _listing(out) == []  # not even the wav
+
+
+def test_separate_audio_file_gives_two_sources(shipped, tmp_path, capsys):
+    src = tmp_path / "mix.wav"
+    sf.write(str(src), speechlike(24000), 16000)
+    assert main(["separate", str(src), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
+    assert "blind" in capsys.readouterr().out
+    assert _listing(tmp_path / "sep") == ["source0.wav", "source1.wav"]
+    assert all(sf.info(str(tmp_path / "sep" / n)).frames == 24000 for n in ("source0.wav", "source1.wav"))
+
+
+def test_separate_video_without_faces_falls_back_to_blind_with_videos(shipped, blank_video, tmp_path, capsys):
+    _need_mediapipe()
+    assert main(["separate", str(blank_video), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
+    assert "no face" in capsys.readouterr().out
+    assert _listing(tmp_path / "sep") == ["source0.mp4", "source0.wav", "source1.mp4", "source1.wav"]
+
+
+def test_separate_refuses_a_file_as_output_folder(shipped, tmp_path, capsys):
+    src = tmp_path / "mix.wav"
+    sf.write(str(src), speechlike(8000), 16000)
+    assert main(["separate", str(src), "-o", str(src)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- real GRID clips (slow)
+
+
+def _grid_clip() -> Path:
+    clips = sorted(REAL_GRID.glob("*.mpg")) if REAL_GRID.is_dir() else []
+    if not clips:
+        pytest.skip(f"no real GRID clips in {REAL_GRID}")
+    _need_mediapipe()
+    return clips[0]
+
+
+@pytest.mark.slow
+def test_enhance_real_grid_clip_audio_visually(shipped, tmp_path, capsys):
+    clip = _grid_clip()
+    assert main(["enhance", str(clip), "-o", str(tmp_path / "grid.wav"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "audio-visual" in out and "AUDIO-ONLY" not in out
+    assert _listing(tmp_path) == ["grid.mp4", "grid.wav"]
+    assert len(_video_packets(tmp_path / "grid.mp4")) == len(_video_packets(clip)) == 75
+    from avse.audio.io import load_audio
+
+    wav, _ = load_audio(tmp_path / "grid.wav")
+    aac, _ = load_audio(tmp_path / "grid.mp4")
+    n = min(len(wav), len(aac))
+    assert abs(len(wav) - 48000) < 640 and np.corrcoef(wav[:n], aac[:n])[0, 1] > 0.99  # the same audio, in sync
+
+
+@pytest.mark.slow
+def test_separate_real_grid_clip_gives_one_voice_per_face(shipped, tmp_path, capsys):
+    clip = _grid_clip()
+    assert main(["separate", str(clip), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
+    assert "audio-visual" in capsys.readouterr().out
+    assert _listing(tmp_path / "sep") == ["face0.mp4", "face0.wav"]
+
+
+@pytest.mark.slow
+def test_separate_two_grid_talkers_side_by_side(shipped, tmp_path, capsys):
+    """Two GRID clips side by side, their voices mixed: one output per face, left to right."""
+    clip = _grid_clip()
+    other = sorted(REAL_GRID.glob("*.mpg"))[-1]
+    from avse.video.io import read_video, write_video
+    from avse.video.shift import video_audio
+
+    a, b = read_video(clip, with_audio=False), read_video(other, with_audio=False)
+    n = min(len(a.frames), len(b.frames))
+    mix = 0.5 * (video_audio(clip)[: n * 640] + video_audio(other)[: n * 640])
+    video = tmp_path / "two.mp4"
+    write_video(video, np.concatenate([a.frames[:n], b.frames[:n]], axis=2), audio=mix, preset="ultrafast")
+    assert main(["separate", str(video), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 voice(s), audio-visual" in out and "face0, face1" in out
+    assert _listing(tmp_path / "sep") == ["face0.mp4", "face0.wav", "face1.mp4", "face1.wav"]
