@@ -56,7 +56,10 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
     t0 = time.perf_counter()
     print(f"[1/4] synthesizing talking faces and noisy scenes in {corpus} ({jobs} jobs)")
     synthesize_corpus(corpus, synth_config("demo", seed=seed), jobs=jobs)
-    scenes = build_scenes(corpus, "test", n_scenes=n_scenes, seed=seed, snr_speech=DEMO_SNR, snr_noise=DEMO_SNR, p_speech=0.5)
+    half = n_scenes // 2  # first a competing talker, then noise
+    scenes = build_scenes(corpus, "test", n_scenes=half, seed=seed, snr_speech=DEMO_SNR, p_speech=1.0)
+    scenes += build_scenes(corpus, "test", n_scenes=n_scenes - half, seed=seed + 1, snr_noise=DEMO_SNR, p_speech=0.0,
+                           start_index=half + 1)
     write_scenes(corpus, "test", scenes)
     render_scenes(corpus, "test", jobs=jobs, progress=False)
     scene_dir = corpus / "test" / "scenes"

@@ -1,0 +1,35 @@
+"""Every recipe in configs/ is a valid training config whose model builds; the shipped models' recipes are consistent."""
+
+from pathlib import Path
+
+import pytest
+
+from avse.config import override
+from avse.models import build_model, count_parameters
+from avse.training.module import TASKS, TrainConfig
+from avse.training.recipe import load_recipe
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+RECIPES = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "pretrained").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_recipe_is_a_train_config_whose_model_builds(path):
+    cfg = override(TrainConfig(), load_recipe(path))
+    assert cfg.task in TASKS + ("known",)
+    model = build_model(cfg.model, cfg.model_config)
+    assert count_parameters(model) > 0
+
+
+def test_shipped_audio_only_model_has_the_size_of_the_audio_visual_one():
+    """The audio-only reference is "the same size" as the AV model: within 3 % of its parameters."""
+    sizes = {}
+    for name in ("av", "av_causal", "audio"):
+        cfg = load_recipe(CONFIGS / "pretrained" / f"{name}.yaml")
+        sizes[name] = count_parameters(build_model(cfg["model"], cfg["model_config"]))
+    assert sizes["av"] == sizes["av_causal"]
+    assert abs(sizes["audio"] - sizes["av"]) / sizes["av"] < 0.03
+    av = load_recipe(CONFIGS / "pretrained" / "av.yaml")
+    for name in ("av_causal", "audio"):
+        other = load_recipe(CONFIGS / "pretrained" / f"{name}.yaml")
+        assert other["data"] == av["data"] and other["max_steps"] == av["max_steps"] and other["lr"] == av["lr"]
