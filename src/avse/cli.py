@@ -130,7 +130,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     cfg = load_recipe(args.recipe, args.set)
     from avse.training.module import fit
 
-    best = fit(cfg, args.out, resume=args.resume)
+    best = fit(cfg, args.out, resume=args.resume, progress=not args.quiet)
     print(f"best checkpoint: {best}")
 
 
@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder: checkpoints (.ckpt and .avse.pt) and TensorBoard logs")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an option, e.g. data.root=data/synth (repeatable)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_cmd_train)
 
     inf = sub.add_parser("info", help="describe a checkpoint: model, config, parameters, MACs")

@@ -192,7 +192,7 @@ class TrainConfig:
     seed: int = 0
 
 
-def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False) -> Path:
+def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, progress: bool = False) -> Path:
     """Train from ``config`` (TrainConfig fields) into ``out_dir``; returns the best avse checkpoint's path.
 
     ``out_dir`` receives Lightning checkpoints (best by ``val/loss``, and
@@ -209,7 +209,8 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False) ->
     "extract" / "enhance" (one output, speaker A). Several GPUs or nodes: ``devices``, ``num_nodes`` and
     ``strategy="ddp"`` (launched by torchrun or SLURM); "ddp"-family strategy
     names are switched to their ``*_find_unused_parameters_true`` form, since the
-    TCN models leave their last residual convolution unused.
+    TCN models leave their last residual convolution unused. ``progress`` shows
+    Lightning's progress bar (steps, loss, validation) on stderr.
     """
     cfg = override(TrainConfig(), dict(config))
     known = "speaker_a" in cfg.data or "speaker_b" in cfg.data
@@ -255,7 +256,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False) ->
         precision=precision,
         log_every_n_steps=cfg.log_every_n_steps,
         limit_val_batches=cfg.limit_val_batches,
-        enable_progress_bar=False,
+        enable_progress_bar=progress,
         enable_model_summary=False,
     )
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
