@@ -126,12 +126,20 @@ def test_any_sample_rate_comes_back_at_that_rate_and_length(ckpts, sr):
     assert y.shape == (n,) and y.dtype == np.float32 and np.all(np.isfinite(y)) and np.max(np.abs(y)) <= 1.0
 
 
-def test_output_is_clip_protected_and_says_so(ckpts):
-    x = np.sign(speechlike(16000)).astype(np.float32)  # a full-scale square-ish signal
-    enh = Enhancer(ckpts["audio"])
+class _Triple(torch.nn.Module):
+    """An "enhancer" that returns three times its input: [B, T] -> [B, 1, T]."""
+
+    def forward(self, mixture):
+        return 3.0 * mixture[:, None]
+
+
+def test_output_is_clip_protected_and_says_so():
+    x = 0.5 * speechlike(16000) / np.max(np.abs(speechlike(16000)))  # peak 0.5, so 3x peaks at 1.5
+    enh = Enhancer(_Triple(), config=InferenceConfig(match_gain=False))
     y = enh.enhance(x, 16000)
-    assert np.max(np.abs(y)) <= 1.0
-    assert enh.last_info["clip_gain"] <= 1.0
+    assert enh.last_info["clip_gain"] == pytest.approx(1 / 1.5, abs=1e-4)  # reported to 4 decimals
+    assert np.max(np.abs(y)) == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(y, 2.0 * x, rtol=0, atol=1e-5)  # 3x, scaled by 1/1.5, not clipped
 
 
 # --------------------------------------------------------------------------- chunking maths
@@ -427,3 +435,21 @@ def test_face_features_raise_on_a_faceless_video(blank_video):
 
     with pytest.raises(NoFaceError):
         face_features(blank_video)
+
+
+def test_shift_frames_moves_lips_onto_late_audio():
+    from avse.api import shift_frames
+
+    f = np.arange(6, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)  # row i holds i
+    np.testing.assert_array_equal(shift_frames(f, 2)[:, 0], [0, 0, 0, 1, 2, 3])  # audio 2 frames late
+    np.testing.assert_array_equal(shift_frames(f, -1)[:, 0], [1, 2, 3, 4, 5, 5])
+    np.testing.assert_array_equal(shift_frames(f, 0), f)
+
+
+def test_output_names_must_be_plain_file_names():
+    from avse.utils.fs import check_file_stem
+
+    assert check_file_stem("Alice Smith") == "Alice Smith"
+    for bad in ("", "../x", "a/b", ".hidden"):
+        with pytest.raises(ConfigError, match="cannot be a file name"):
+            check_file_stem(bad)

@@ -122,6 +122,8 @@ def test_refuses_to_overwrite_its_input(shipped, blank_video, tmp_path, capsys):
         ("model", "unknown model 'nope'"),
         ("face", "--face"),
         ("suffix", ".wav"),
+        ("mp4 for audio", "has no video"),
+        ("folder is a file", "is a file, not a folder"),
     ],
 )
 def test_one_line_errors_and_nothing_written(shipped, tmp_path, capsys, case, message):
@@ -137,7 +139,11 @@ def test_one_line_errors_and_nothing_written(shipped, tmp_path, capsys, case, me
         "model": ["enhance", str(src), "-o", str(out / "a.wav"), "--model", "nope"],
         "face": ["enhance", str(src), "-o", str(out / "a.wav"), "--face", "1,2,3"],
         "suffix": ["enhance", str(src), "-o", str(out / "a.flac")],
+        "mp4 for audio": ["enhance", str(src), "-o", str(out / "a.mp4")],
+        "folder is a file": ["enhance", str(src), "-o", str(tmp_path / "f.txt" / "a.wav")],
     }[case]
+    if case == "folder is a file":
+        (tmp_path / "f.txt").write_text("keep")
     try:
         code = main(args)
     except SystemExit as exit_:  # argparse refuses bad option values itself
@@ -146,6 +152,8 @@ def test_one_line_errors_and_nothing_written(shipped, tmp_path, capsys, case, me
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not out.exists()
+    if case == "folder is a file":
+        assert (tmp_path / "f.txt").read_text() == "keep"
 
 
 def test_a_failure_while_muxing_leaves_nothing_behind(shipped, blank_video, tmp_path, capsys, monkeypatch):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from avse.api import PRETRAINED_DIR
+from avse.errors import ConfigError
 from avse.evaluation.plots import enhancement_report
 
 SHIPPED = all((PRETRAINED_DIR / f).is_file() for f in ("av.avse.pt", "audio.avse.pt"))
@@ -16,7 +17,7 @@ def test_enhancement_report_draws_every_row(tmp_path):
     path = enhancement_report(tmp_path / "r.png", {"in": x, "out": x * 0.5}, crops=np.zeros((25, 96, 96), np.uint8),
                               opening=np.linspace(0, 0.3, 25), title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         enhancement_report(tmp_path / "none.png", {})
     assert not (tmp_path / "none.png").exists()
 

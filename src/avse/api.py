@@ -10,7 +10,7 @@ from typing import Any, Sequence, Tuple, Union
 import numpy as np
 from torch import nn
 
-from avse import SAMPLE_RATE
+from avse import SAMPLE_RATE, VIDEO_FPS
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
 from avse.inference import (
     ChunkFn,
@@ -189,6 +189,18 @@ def _features_array(features: np.ndarray, n_feat: int) -> tuple[np.ndarray, floa
 # ---------------------------------------------------------------------------------------------
 
 
+def shift_frames(features: np.ndarray, shift: int) -> np.ndarray:
+    """features [F, D] moved ``shift`` frames later (earlier when negative), edge frames repeated -> [F, D].
+
+    With the audio ``shift`` frames late (avse.video.sync: positive offset =
+    audio late), the lips of video frame f belong with audio frame f + shift,
+    so output row f + shift takes input row f.
+    """
+    n = features.shape[0]
+    idx = np.clip(np.arange(n) - shift, 0, n - 1)
+    return features[idx]
+
+
 class Enhancer:
     """Pull one talker's voice out of a recording, with their lips when a video is given.
 
@@ -246,6 +258,10 @@ class Enhancer:
             facts = {"face": {k: rep[k] for k in ("track", "choice", "n_tracks") if k in rep}}
             if not np.isnan(video.sync[0]):
                 facts["av_offset_ms"] = round(video.sync[0], 1)
+                shift = int(round(video.sync[0] / (1000.0 / VIDEO_FPS))) if video.sync[2] else 0
+                if shift:  # a reliable offset of a frame or more: move the lips onto the audio
+                    feats = shift_frames(feats, shift)
+                    facts["lips_shifted_frames"] = shift
         else:
             feats, coverage = _features_array(video, n_feat)
         facts["face_coverage"] = round(coverage, 3)
@@ -264,7 +280,9 @@ class Enhancer:
         an index left to right or a box x0, y0, x1, y1); a
         ``avse.video.frontend.FrontEndResult``; or lip features float32
         [F, 82] at 25 fps aligned with the audio (frame f = 16 kHz samples
-        640 f .. 640 f + 639; NaN rows are frames without a face). An
+        640 f .. 640 f + 639; NaN rows are frames without a face). When the
+        front end measures a reliable A/V offset of a frame or more, the lip
+        features are shifted onto the audio (``last_info["lips_shifted_frames"]``). An
         audio-visual model with no video, or a video whose face is not found
         or is detected on too few frames, uses the fallback. ``last_info`` then
         says what happened: mode ("audio-visual" / "audio-only"), reason (why
@@ -498,16 +516,19 @@ def enhance_file(
     enhancer's ``last_info`` plus "input", "video" and "outputs".
     """
     from avse.audio.io import check_media_file, save_wav
-    from avse.utils.fs import atomic_path
+    from avse.utils.fs import atomic_path, check_output_folder
 
     src = Path(input_path)
     out = Path(out)
     if out.suffix.lower() not in (".wav", ".mp4"):
         raise OutputPathError(f"{out}: give an output name ending in .wav (a video input also gets the .mp4 beside it)")
     check_media_file(src)
+    check_output_folder(out)
     video = has_video(src)
     if audio is not None and not video:
         raise ConfigError(f"{src} is an audio file: a replacement audio track only goes with a video input")
+    if not video and out.suffix.lower() == ".mp4":
+        raise OutputPathError(f"{out}: {src} has no video, so the output is a wav; give a name ending in .wav")
     wav = out.with_suffix(".wav")
     mp4 = out.with_suffix(".mp4") if video else None
     outputs = [wav] + ([mp4] if mp4 else [])
@@ -542,7 +563,7 @@ def separate_file(
     separator's ``last_info`` plus "input", "video" and "outputs".
     """
     from avse.audio.io import check_media_file, save_wav
-    from avse.utils.fs import atomic_path, ensure_dir
+    from avse.utils.fs import atomic_path, check_file_stem, ensure_dir
 
     src = Path(input_path)
     out_dir = Path(out_dir)
@@ -553,7 +574,7 @@ def separate_file(
     separator = Separator.from_pretrained(model, av=av, config=_config(chunk_seconds), progress=progress)
     x = _read_input(src, None, video)
     y = separator.separate(x, SAMPLE_RATE, video=src if video else None)
-    names = separator.last_info["names"]
+    names = [check_file_stem(str(n), "output name") for n in separator.last_info["names"]]
     outputs: list[Path] = []
     for name in names:
         outputs.append(out_dir / f"{name}.wav")

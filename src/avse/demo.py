@@ -67,7 +67,8 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
 
     print(f"[2/4] enhancing {len(scenes)} noisy videos with the shipped '{model}' model (front end included)")
     enhancer = Enhancer.from_pretrained(model)
-    audio_only = Enhancer.from_pretrained("audio", fallback=None)
+    # the audio-only model for comparison (unless it is the demo's model)
+    audio_only = Enhancer.from_pretrained("audio", fallback=None) if enhancer.audio_visual else None
     results = []
     for s in scenes:
         name = s["scene"]
@@ -81,7 +82,9 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
         info = dict(enhancer.last_info)
         n = min(len(enhanced), len(target), len(mixed))
         enhanced, tgt, mix = enhanced[:n], target[:n], mixed[:n]
-        others = {"audio": audio_only.enhance(mix, 16000), "noisereduce": noisereduce(mix, None, None, 16000)}
+        others = {"noisereduce": noisereduce(mix, None, None, 16000)}
+        if audio_only is not None:
+            others["audio"] = audio_only.enhance(mix, 16000)
         row = {
             "scene": name,
             "interferer": s["interferer"]["type"],
@@ -97,18 +100,20 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
                  f"SI-SDR {row['input']['si_sdr']:.1f} -> {row[model]['si_sdr']:.1f} dB ({info.get('mode')})")
         enhancement_report(
             out / f"report_{name}.png",
-            {"noisy input": mix, f"enhanced ({model})": enhanced, "audio-only model": others["audio"], "clean target": tgt},
+            {"noisy input": mix, f"enhanced ({model})": enhanced,
+             **({"audio-only model": others["audio"]} if "audio" in others else {}), "clean target": tgt},
             crops=front.crops,
             opening=mouth_opening(front.landmarks["lips"]),
             title=title,
         )
         results.append(row)
         print(f"      {name} ({row['interferer']}, {row['snr_db']:+.1f} dB): SI-SDR {row['input']['si_sdr']:+.1f} -> "
-              f"{row[model]['si_sdr']:+.1f} dB with {model}, {row['audio']['si_sdr']:+.1f} audio-only")
+              f"{row[model]['si_sdr']:+.1f} dB with {model}"
+              + (f", {row['audio']['si_sdr']:+.1f} audio-only" if "audio" in others else ""))
     t_enh = time.perf_counter() - t0 - t_data
 
     print("[3/4] scoring against the clean targets")
-    methods = ["input", model, "audio", "noisereduce"]
+    methods = ["input", model] + (["audio"] if audio_only is not None else []) + ["noisereduce"]
     means = {m: {k: round(float(np.mean([r[m][k] for r in results])), 2) for k in ("si_sdri", "pesq_wb", "stoi")}
              for m in methods}
     print("[4/4] writing the report")

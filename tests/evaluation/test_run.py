@@ -109,6 +109,8 @@ def test_scene_lip_features_follow_the_scene_timeline(tiny_corpus):
     shifted = scene_lip_features(tiny_corpus, "dev", {**s, "pre_samples": 1280}, n)  # two frames of lead-in
     np.testing.assert_allclose(shifted[2:], feats[:-2], rtol=0, atol=1e-6)
     np.testing.assert_allclose(shifted[:2], np.repeat(full[:1], 2, axis=0), rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match="whole number of video frames"):
+        scene_lip_features(tiny_corpus, "dev", {**s, "pre_samples": 1000}, n)
 
 
 def test_evaluate_a_checkpoint_gives_the_enhancers_scores(tiny_corpus, tmp_path):

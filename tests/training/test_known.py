@@ -314,6 +314,8 @@ def test_fit_refuses_bad_known_configs(folders, tmp_path):
         fit(cfg, tmp_path / "one")
     with pytest.raises(ConfigError, match="unknown data option.*root"):
         fit(_known_config(folders, data={**_known_config(folders)["data"], "root": "corpus"}), tmp_path / "both")
+    with pytest.raises(ConfigError, match="cannot be a file name"):  # names become output files
+        fit(_known_config(folders, data={**_known_config(folders)["data"], "name_a": "../evil"}), tmp_path / "name")
 
 
 def test_two_speakers_recipe_is_a_valid_known_config(folders):

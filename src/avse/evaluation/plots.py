@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from avse import SAMPLE_RATE, VIDEO_FPS
+from avse.errors import ConfigError
 from avse.utils.fs import atomic_path
 
 
@@ -95,7 +96,7 @@ def enhancement_report(
     import matplotlib.pyplot as plt
 
     if not signals:
-        raise ValueError("enhancement_report needs at least one signal")
+        raise ConfigError("enhancement_report needs at least one signal")
     rows = len(signals) + (opening is not None) + (crops is not None)
     ratios = [1.0] * len(signals) + [0.6] * (opening is not None) + [0.9] * (crops is not None)
     fig = plt.figure(figsize=(13, 2.3 * rows), constrained_layout=True)

@@ -61,7 +61,8 @@ def scene_lip_features(root: str | Path, dataset: str, scene: dict[str, Any], n_
 
     Computed from the target's landmark file (ROOT/{dataset}/targets_landmarks/NAME.npz) as
     the training data are: edge frames repeated over ``pre_samples`` and past the end,
-    missing landmarks (NaN) set to 0. MetadataError when the landmark file is missing.
+    missing landmarks (NaN) set to 0. MetadataError when the landmark file is missing, ConfigError
+    when ``pre_samples`` is not a whole number of video frames.
     """
     from avse.data.datasets import align_visual, frames_for
     from avse.data.metadata import target_landmarks_path
@@ -72,7 +73,11 @@ def scene_lip_features(root: str | Path, dataset: str, scene: dict[str, Any], n_
     if not path.is_file():
         raise MetadataError(path, "no landmarks for this target (an audio-visual model needs them; run avse prepare)")
     feats = np.nan_to_num(lip_features(read_landmarks(path)), nan=0.0, posinf=0.0, neginf=0.0)  # [N, 82]
-    pre = int(scene.get("pre_samples", 0)) // SAMPLES_PER_FRAME
+    pre_samples = int(scene.get("pre_samples", 0))
+    if pre_samples % SAMPLES_PER_FRAME:
+        raise ConfigError(f"scene {scene.get('scene')}: pre_samples {pre_samples} is not a whole number of video frames "
+                          f"({SAMPLES_PER_FRAME} samples); the lips would drift from the audio")
+    pre = pre_samples // SAMPLES_PER_FRAME
     return align_visual(feats, frames_for(n_samples), pre).astype(np.float32)  # [F, 82]
 
 

@@ -35,7 +35,7 @@ from avse.audio.io import load_audio
 from avse.data.scenes import check_snr_range
 from avse.data.synth import item_seed
 from avse.errors import ConfigError, MediaError
-from avse.utils.fs import atomic_path
+from avse.utils.fs import atomic_path, check_file_stem
 
 log = logging.getLogger(__name__)
 
@@ -435,6 +435,8 @@ class KnownSpeakersDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.speaker_a and data.speaker_b are the same folder ({self.folder_a})")
         self.name_a = str(name_a) if name_a is not None else speaker_name(self.folder_a)
         self.name_b = str(name_b) if name_b is not None else speaker_name(self.folder_b)
+        check_file_stem(self.name_a, "data.name_a")  # the names become output file names in avse separate
+        check_file_stem(self.name_b, "data.name_b")
         if self.name_a == self.name_b:
             raise ConfigError(f"both speakers are named {self.name_a!r}; set data.name_a and data.name_b")
         if not segment_seconds > 0:

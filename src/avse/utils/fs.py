@@ -13,10 +13,32 @@ from avse.errors import ConfigError, OutputPathError
 
 
 def _umask() -> int:
-    """The process's file-creation mask (read by setting it and putting it back)."""
+    """The process's file-creation mask: from /proc/self/status where there is one (no side effect), else set and put back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def check_file_stem(name: str, what: str = "name") -> str:
+    """``name`` if it can be a file name on its own (no folder separator, not empty, not starting with '.'), else ConfigError."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name or "\x00" in name:
+        raise ConfigError(f"{what} {name!r} cannot be a file name (no '/', no leading '.')")
+    return name
+
+
+def check_output_folder(path: str | Path) -> None:
+    """Raise OutputPathError when a file would have to become a folder for ``path`` to be written (nothing is created)."""
+    for parent in Path(path).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(f"{path}: {parent} is a file, not a folder")
+            return
 
 
 @contextlib.contextmanager
@@ -28,7 +50,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_folder(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputPathError(f"{path}: cannot create its folder ({err.strerror})") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
