@@ -316,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("avse: interrupted (re-run the same command to resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `avse info X | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 
