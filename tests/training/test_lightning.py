@@ -126,6 +126,17 @@ def test_fit_writes_loadable_checkpoint_and_resumes(tiny_corpus, tmp_path):
     assert len(list(out.glob("*.avse.pt"))) == len(list(out.glob("*.ckpt"))) == 2  # best + last, old best removed
 
 
+def test_last_checkpoint_is_the_last_even_when_validation_got_worse(tiny_corpus, tmp_path):
+    """With lr = 0 the validation loss never improves after the first epoch: last.ckpt must still follow the run."""
+    out = tmp_path / "flat"
+    fit(_config(tiny_corpus, lr=0.0, max_steps=6), out)  # 2 steps per epoch: validations at steps 2, 4, 6
+    last = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 6
+    assert load_checkpoint(avse_path(out / "last.ckpt"))[1]["extra"]["global_step"] == 6
+    best = [p.name for p in out.glob("epoch*.ckpt")]
+    assert best == ["epoch000-step0000002.ckpt"]  # the first validation stays the best
+
+
 @pytest.mark.slow
 def test_fit_ddp_two_cpu_processes(tiny_corpus, tmp_path):
     cfg = _config(tiny_corpus, accelerator="cpu", devices=2, strategy="ddp_spawn")

@@ -148,7 +148,28 @@ class SeparationModule(pl.LightningModule):
 
 
 class AvseModelCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that also writes ``X.avse.pt`` (avse format) next to every ``X.ckpt`` it saves, and removes it with it."""
+    """ModelCheckpoint that also writes ``X.avse.pt`` (avse format) next to every ``X.ckpt`` it saves, and removes it with it.
+
+    With ``save_last`` it writes ``last.ckpt`` after every validation, not only
+    when the monitored metric improved (Lightning's own rule), so that a resumed
+    run continues from where it stopped.
+    """
+
+    def _save_last_if_missing(self, trainer: pl.Trainer) -> None:
+        if self.save_last and not trainer.sanity_checking and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Save the best (when it improved), then the last checkpoint if this step has none yet."""
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missing(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The same when Lightning saves at the end of the training epoch (e.g. no validation data)."""
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missing(trainer)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
