@@ -52,14 +52,22 @@ def ensure_test_scenes(root: Path, jobs: int, n_scenes: int = N_SCENES) -> None:
     render_scenes(root, "test", jobs=jobs, progress=False)
 
 
-def synthetic(root: Path, methods: dict[str, str], out: Path, jobs: int) -> dict:
-    """Evaluate every method on the test scenes -> {method: {type: {metric: mean}}}."""
+def synthetic(root: Path, methods: dict[str, str], out: Path, jobs: int, reuse: tuple[str, ...] = ()) -> dict:
+    """Evaluate every method on the test scenes -> {method: {type: {metric: mean}}}.
+
+    Methods named in ``reuse`` whose OUT/NAME/summary.json exists are read back instead of re-run.
+    """
+    import json
+
     from avse.evaluation.run import evaluate
 
     table: dict[str, dict] = {}
     for name, method in methods.items():
         t0 = time.perf_counter()
-        summary = evaluate(root, "test", method, out / name, metrics=("si_sdr",) + METRICS, jobs=jobs, progress=False)
+        if name in reuse and (out / name / "summary.json").is_file():
+            summary = json.loads((out / name / "summary.json").read_text())
+        else:
+            summary = evaluate(root, "test", method, out / name, metrics=("si_sdr",) + METRICS, jobs=jobs, progress=False)
         row = {"all": {m: summary["all"][m]["mean"] for m in METRICS}}
         for kind, sub in summary["by_interferer_type"].items():
             row[kind] = {m: sub[m]["mean"] for m in METRICS}
@@ -199,6 +207,9 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/avse_bench_models", help="per-method evaluation folders")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--scenes", type=int, default=N_SCENES, help="test scenes to build when none exist")
+    p.add_argument("--reuse", nargs="*", default=[], metavar="METHOD",
+                   help="read these methods' results back from --out when there (e.g. the baselines)")
+    p.add_argument("--only", nargs="*", metavar="METHOD", help="evaluate only these methods on the synthetic set, then stop")
     args = p.parse_args()
     from avse.api import Enhancer
 
@@ -208,7 +219,11 @@ def main() -> None:
         models[name] = path
     root = Path(args.root)
     ensure_test_scenes(root, args.jobs, args.scenes)
-    table = synthetic(root, {**{b: b for b in BASELINES}, **models}, Path(args.out), args.jobs)
+    methods = {**{b: b for b in BASELINES}, **models}
+    if args.only:
+        synthetic(root, {k: methods[k] for k in args.only}, Path(args.out), args.jobs)
+        return
+    table = synthetic(root, methods, Path(args.out), args.jobs, tuple(args.reuse))
     enhancers = {k: Enhancer.from_pretrained(v, fallback=None) for k, v in models.items()}
     detected = detected_features(root, {k: enhancers[k] for k in ("av", "av-causal")})
     grid = grid_mixtures({k: enhancers[k] for k in ("audio", "av", "av-causal")})
