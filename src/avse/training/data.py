@@ -54,7 +54,36 @@ class LipFeatureDataset(Dataset):
         return item
 
 
-class AvseDataModule(pl.LightningDataModule):
+class EpochDataModule(pl.LightningDataModule):
+    """A data module whose training set draws new mixtures every epoch (``train_set.set_epoch``).
+
+    Subclasses set ``train_set`` / ``val_set`` in ``setup`` and say how a training
+    loader is made (:meth:`_train_loader`). ``train_dataloader`` applies the
+    trainer's current epoch first, so that fresh workers and resumed runs draw
+    that epoch's mixtures.
+    """
+
+    train_set: Any = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the training mixtures of ``epoch`` (validation stays on epoch 0)."""
+        if self.train_set is not None:
+            self.train_set.set_epoch(epoch)
+
+    def _train_loader(self) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        """Batches of the current epoch's training mixtures."""
+        if self.train_set is None:
+            self.setup("fit")
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            self.set_epoch(trainer.current_epoch)
+        return self._train_loader()
+
+
+class AvseDataModule(EpochDataModule):
     """Train on dynamic mixtures of ``train_split`` (new draws every epoch), validate on fixed draws of ``val_split``.
 
     Batches are dicts: ``mixture``, ``target``, ``interferer`` float32
@@ -116,22 +145,12 @@ class AvseDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(self.val_split, self.val_segment_frames, self.seed + 1)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the training mixtures of ``epoch`` (validation stays on epoch 0)."""
-        if self.train_set is not None:
-            self.train_set.set_epoch(epoch)
-
     def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         # no persistent workers: each epoch's workers must copy the dataset after set_epoch
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers)
 
-    def train_dataloader(self) -> DataLoader:
+    def _train_loader(self) -> DataLoader:
         """Shuffled batches of ``batch_size`` windows (the last one may be smaller)."""
-        if self.train_set is None:
-            self.setup("fit")
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            self.set_epoch(trainer.current_epoch)
         return self._loader(self.train_set, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -141,4 +160,4 @@ class AvseDataModule(pl.LightningDataModule):
         return self._loader(self.val_set, self.batch_size if self.val_segment_frames else 1, shuffle=False)
 
 
-__all__ = ["AvseDataModule", "LipFeatureDataset"]
+__all__ = ["AvseDataModule", "EpochDataModule", "LipFeatureDataset"]

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -36,6 +35,7 @@ from avse.data.scenes import check_snr_range
 from avse.data.synth import item_seed
 from avse.errors import ConfigError, MediaError
 from avse.utils.fs import atomic_path, check_file_stem
+from avse.training.data import EpochDataModule
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +378,7 @@ def speaker_name(folder: str | Path) -> str:
     return p.resolve().name or p.as_posix()
 
 
-class KnownSpeakersDataModule(pl.LightningDataModule):
+class KnownSpeakersDataModule(EpochDataModule):
     """Train on random mixtures of speaker A's and speaker B's recordings; validate on fixed draws.
 
     ``speaker_a`` and ``speaker_b`` are folders of recordings (any format,
@@ -508,23 +508,13 @@ class KnownSpeakersDataModule(pl.LightningDataModule):
         self.train_set = KnownSpeakersDataset(train_a, train_b, sa, sb, length=length, noise=noise_train, seed=self.seed, **common)
         self.val_set = KnownSpeakersDataset(val_a, val_b, va, vb, length=self.val_items, noise=noise_val, seed=self.seed + 1, **common)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the training mixtures of ``epoch`` (validation stays on epoch 0)."""
-        if self.train_set is not None:
-            self.train_set.set_epoch(epoch)
-
     def _loader(self, ds: Dataset) -> DataLoader:
         # every item is a fresh random draw, so no shuffling; no persistent workers, so that each
         # epoch's workers copy the dataset after set_epoch
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
 
-    def train_dataloader(self) -> DataLoader:
+    def _train_loader(self) -> DataLoader:
         """Batches of ``batch_size`` training mixtures of the current epoch."""
-        if self.train_set is None:
-            self.setup("fit")
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            self.set_epoch(trainer.current_epoch)
         return self._loader(self.train_set)
 
     def val_dataloader(self) -> DataLoader:
