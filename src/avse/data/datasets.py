@@ -43,6 +43,25 @@ def align_visual(lips: np.ndarray, n_frames: int, pre_frames: int = 0) -> np.nda
     return np.concatenate([lips, np.repeat(lips[-1:], n_frames - len(lips), axis=0)], axis=0)
 
 
+def scene_pre_frames(scene: dict[str, Any]) -> int:
+    """The scene's ``pre_samples`` (lead-in before the target) in video frames; ConfigError unless a whole number."""
+    pre = int(scene.get("pre_samples", 0))
+    if pre % SAMPLES_PER_FRAME:
+        raise ConfigError(
+            f"scene {scene.get('scene')}: pre_samples {pre} is not a whole number of video frames "
+            f"({SAMPLES_PER_FRAME} samples); the lips would drift from the audio"
+        )
+    return pre // SAMPLES_PER_FRAME
+
+
+def target_lip_features(root: str | Path, dataset: str, name: str) -> np.ndarray:
+    """Lip features (avse.video.lipfeat) of target ``name`` from its landmark file -> float32 [N, 82], NaN set to 0."""
+    from avse.video.lipfeat import lip_features
+
+    lm = read_landmarks(target_landmarks_path(Path(root), dataset, name))
+    return np.nan_to_num(lip_features(lm), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)  # [N, 82]
+
+
 def _pad_to_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
     n = n_frames * SAMPLES_PER_FRAME
     return np.pad(x, (0, n - len(x))) if len(x) < n else x[:n]
@@ -105,16 +124,11 @@ class SceneDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.scenes[index]
         wav = {k: read_wav64(self.dir / f"{s['scene']}_{k}.wav") for k in ("mixed", "target", "interferer")}
-        pre = int(s.get("pre_samples", 0))
-        if pre % SAMPLES_PER_FRAME:
-            raise ConfigError(
-                f"scene {s['scene']}: pre_samples {pre} is not a whole number of video frames "
-                f"({SAMPLES_PER_FRAME} samples); the lips would drift from the audio"
-            )
+        pre = scene_pre_frames(s)
         i = s["interferer"]
         info = {"scene": s["scene"], "target": s["target"]["name"], "type": i["type"], "name": i["name"], "SNR": float(s["SNR"])}
         visual = self.visual(s["target"]["name"])
-        return _item(wav["mixed"], wav["target"], wav["interferer"], visual, pre // SAMPLES_PER_FRAME, info)
+        return _item(wav["mixed"], wav["target"], wav["interferer"], visual, pre, info)
 
 
 class DynamicMixDataset(Dataset):

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
+from avse import SAMPLE_RATE
 from avse.audio.io import load_audio
 from avse.data.metadata import load_noise_list, load_scenes, masker_noise_list_path, scenes_dir, scenes_path
 from avse.errors import ConfigError, MetadataError
@@ -64,21 +64,15 @@ def scene_lip_features(root: str | Path, dataset: str, scene: dict[str, Any], n_
     missing landmarks (NaN) set to 0. MetadataError when the landmark file is missing, ConfigError
     when ``pre_samples`` is not a whole number of video frames.
     """
-    from avse.data.datasets import align_visual, frames_for
+    from avse.data.datasets import align_visual, frames_for, scene_pre_frames, target_lip_features
     from avse.data.metadata import target_landmarks_path
-    from avse.video.landmarks import read_landmarks
-    from avse.video.lipfeat import lip_features
 
-    path = target_landmarks_path(Path(root), dataset, scene["target"]["name"])
+    name = scene["target"]["name"]
+    path = target_landmarks_path(Path(root), dataset, name)
     if not path.is_file():
         raise MetadataError(path, "no landmarks for this target (an audio-visual model needs them; run avse prepare)")
-    feats = np.nan_to_num(lip_features(read_landmarks(path)), nan=0.0, posinf=0.0, neginf=0.0)  # [N, 82]
-    pre_samples = int(scene.get("pre_samples", 0))
-    if pre_samples % SAMPLES_PER_FRAME:
-        raise ConfigError(f"scene {scene.get('scene')}: pre_samples {pre_samples} is not a whole number of video frames "
-                          f"({SAMPLES_PER_FRAME} samples); the lips would drift from the audio")
-    pre = pre_samples // SAMPLES_PER_FRAME
-    return align_visual(feats, frames_for(n_samples), pre).astype(np.float32)  # [F, 82]
+    pre = scene_pre_frames(scene)
+    return align_visual(target_lip_features(root, dataset, name), frames_for(n_samples), pre)  # [F, 82]
 
 
 class ModelMethod:

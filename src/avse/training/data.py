@@ -10,10 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from avse.data.datasets import DynamicMixDataset, align_visual, frames_for
-from avse.data.metadata import target_landmarks_path
-from avse.video.landmarks import read_landmarks
-from avse.video.lipfeat import lip_features
+from avse.data.datasets import DynamicMixDataset, align_visual, frames_for, target_lip_features
 
 
 class LipFeatureDataset(Dataset):
@@ -42,9 +39,7 @@ class LipFeatureDataset(Dataset):
         item = self.base[index]
         if "features" in item:
             return item
-        name = item["info"]["target"]
-        lm = read_landmarks(target_landmarks_path(self.base.root, self.base.dataset, name))
-        feats = np.nan_to_num(lip_features(lm), nan=0.0, posinf=0.0, neginf=0.0)  # [N, 82]
+        feats = target_lip_features(self.base.root, self.base.dataset, item["info"]["target"])  # [N, 82]
         n_full = frames_for(int(self.base.targets[index]["nsamples"]))
         feats = align_visual(feats, n_full)  # [F_full, 82], as the lips were aligned
         start = int(item["info"]["start_frame"])
