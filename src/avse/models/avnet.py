@@ -11,13 +11,12 @@ from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
 from avse.errors import ConfigError
 from avse.models.registry import register_model
 from avse.models.tasnet import (
-    CumulativeLayerNorm,
-    GlobalLayerNorm,
     TasNetConfig,
     TemporalBlock,
     encode,
     mask_activation,
     run_blocks,
+    temporal_norm,
 )
 from avse.models.visual import LipsFrontend, LipsFrontendConfig
 
@@ -145,9 +144,8 @@ class AVNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         acfg = cfg.audio_config()
-        norm = CumulativeLayerNorm if cfg.causal else GlobalLayerNorm
         self.encoder = nn.Conv1d(1, cfg.n_filters, cfg.kernel_size, stride=cfg.stride, bias=False)
-        self.in_norm = norm(cfg.n_filters)
+        self.in_norm = temporal_norm(cfg.n_filters, cfg.causal)
         self.bottleneck = nn.Conv1d(cfg.n_filters, cfg.bottleneck, 1)
         dilations = [2**x for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks)]
         self.audio_blocks = nn.ModuleList(TemporalBlock(acfg, d) for d in dilations[: cfg.fusion_block])

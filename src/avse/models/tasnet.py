@@ -83,7 +83,8 @@ class CumulativeLayerNorm(_ChannelNorm):
         return (x - mean[:, None]) / torch.sqrt(var[:, None] + self.eps) * self.gain + self.bias
 
 
-def _norm(channels: int, causal: bool) -> nn.Module:
+def temporal_norm(channels: int, causal: bool) -> nn.Module:
+    """The layer norm over [B, C, T] a (non-)causal model uses: cumulative when causal, else global."""
     return CumulativeLayerNorm(channels) if causal else GlobalLayerNorm(channels)
 
 
@@ -94,9 +95,9 @@ class TemporalBlock(nn.Module):
         super().__init__()
         self.causal = cfg.causal
         self.pad = (cfg.conv_kernel - 1) * dilation  # total padding keeping the frame count
-        self.expand = nn.Sequential(nn.Conv1d(cfg.bottleneck, cfg.hidden, 1), nn.PReLU(), _norm(cfg.hidden, cfg.causal))
+        self.expand = nn.Sequential(nn.Conv1d(cfg.bottleneck, cfg.hidden, 1), nn.PReLU(), temporal_norm(cfg.hidden, cfg.causal))
         self.depthwise = nn.Conv1d(cfg.hidden, cfg.hidden, cfg.conv_kernel, dilation=dilation, groups=cfg.hidden)
-        self.post = nn.Sequential(nn.PReLU(), _norm(cfg.hidden, cfg.causal))
+        self.post = nn.Sequential(nn.PReLU(), temporal_norm(cfg.hidden, cfg.causal))
         self.residual = nn.Conv1d(cfg.hidden, cfg.bottleneck, 1)
         self.skip = nn.Conv1d(cfg.hidden, cfg.skip, 1)
 
@@ -144,7 +145,7 @@ class ConvTasNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = nn.Conv1d(1, cfg.n_filters, cfg.kernel_size, stride=cfg.stride, bias=False)
-        self.in_norm = _norm(cfg.n_filters, cfg.causal)
+        self.in_norm = temporal_norm(cfg.n_filters, cfg.causal)
         self.bottleneck = nn.Conv1d(cfg.n_filters, cfg.bottleneck, 1)
         self.blocks = nn.ModuleList(TemporalBlock(cfg, 2**x) for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks))
         self.mask_head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.skip, cfg.n_sources * cfg.n_filters, 1))
