@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import shutil
 
 import numpy as np
 import pytest
@@ -26,6 +27,11 @@ from avse.data.tts import (
     speaker_voices,
     synthesize,
 )
+from avse.data.tts.espeak import _espeak_word_text
+from avse.data.tts.flite import _words_from_phone_groups
+from avse.data.tts.phones import festival_to_arpabet
+from avse.data.tts.utterance import Raw, finalize
+from avse.data.tts.voices import catalog_entry
 from avse.errors import AvseError
 
 # One voice per engine for the engine tests.
@@ -122,25 +128,25 @@ def test_espeak_table_maps_into_arpabet():
 def test_festival_tables_map_into_phones():
     assert set(tts.RADIO_TO_ARPABET.values()) <= PHONES
     assert set(tts.MRPA_TO_ARPABET.values()) <= PHONES
-    assert tts._festival_to_arpabet("ax", "radio", "festival") == "ah"
-    assert tts._festival_to_arpabet("uh", "radio", "festival") == "uh"  # "book" in radio ...
-    assert tts._festival_to_arpabet("uh", "mrpa", "festival") == "ah"  # ... "but" in mrpa
+    assert festival_to_arpabet("ax", "radio", "festival") == "ah"
+    assert festival_to_arpabet("uh", "radio", "festival") == "uh"  # "book" in radio ...
+    assert festival_to_arpabet("uh", "mrpa", "festival") == "ah"  # ... "but" in mrpa
     with pytest.raises(TtsError):
-        tts._festival_to_arpabet("zz", "radio", "flite")
+        festival_to_arpabet("zz", "radio", "flite")
 
 
-def _tone_raw(sr: int, start: float, end: float, total: float, phones, words=()) -> tts._Raw:
+def _tone_raw(sr: int, start: float, end: float, total: float, phones, words=()) -> Raw:
     t = np.arange(int(total * sr)) / sr
     x = np.zeros_like(t)
     on = (t >= start) & (t < end)
     x[on] = 0.3 * np.sin(2 * np.pi * 200 * t[on]) * np.hanning(on.sum())
-    return tts._Raw(audio=x.astype(np.float32), sample_rate=sr, phone_ends=list(phones), words=list(words))
+    return Raw(audio=x.astype(np.float32), sample_rate=sr, phone_ends=list(phones), words=list(words))
 
 
 def test_finalize_trims_and_pads_edges_exactly():
     # 1 s at 16 kHz: speech 0.5-0.9 s ("aa" then "m"), silence around it.
     raw = _tone_raw(16000, 0.5, 0.9, 1.0, [(PAUSE, 0.5), ("aa", 0.7), ("m", 0.9), (PAUSE, 1.0)], [("ma", 0.5, 0.9)])
-    u = tts._finalize(raw, "ma", Voice("flite", "slt"))
+    u = finalize(raw, "ma", Voice("flite", "slt"))
     # head cut at 0.5 - 0.15 = 0.35 s; tail needs 0.9 + 0.15 = 1.05 s, so 0.05 s of zeros are added
     assert u.audio.shape == (11200,)
     assert u.phones == [(PAUSE, 0.0, 0.15), ("aa", 0.15, 0.35), ("m", 0.35, 0.55), (PAUSE, 0.55, 0.7)]
@@ -153,7 +159,7 @@ def test_finalize_trims_and_pads_edges_exactly():
 
 def test_finalize_pads_short_leading_silence():
     raw = _tone_raw(16000, 0.05, 0.45, 0.5, [(PAUSE, 0.05), ("iy", 0.45)])
-    u = tts._finalize(raw, "e", Voice("flite", "slt"))
+    u = finalize(raw, "e", Voice("flite", "slt"))
     assert u.phones[0] == (PAUSE, 0.0, KEEP_SILENCE_S)
     assert u.phones[1] == ("iy", KEEP_SILENCE_S, KEEP_SILENCE_S + 0.4)
     assert u.phones[-1][2] == u.audio.shape[0] / SAMPLE_RATE
@@ -162,7 +168,7 @@ def test_finalize_pads_short_leading_silence():
 
 def test_finalize_resamples_and_keeps_phones_contiguous():
     raw = _tone_raw(22050, 0.3, 0.8, 1.2, [(PAUSE, 0.3), ("s", 0.4), (PAUSE, 0.45), ("ow", 0.8), ("ow", 0.8)])
-    u = tts._finalize(raw, "so", Voice("espeak", "en-us"))
+    u = finalize(raw, "so", Voice("espeak", "en-us"))
     assert u.audio.dtype == np.float32 and u.audio.ndim == 1
     assert u.phones[0][1] == 0.0 and u.phones[-1][2] == u.audio.shape[0] / SAMPLE_RATE
     assert all(a[2] == b[1] for a, b in zip(u.phones, u.phones[1:]))
@@ -171,22 +177,22 @@ def test_finalize_resamples_and_keeps_phones_contiguous():
 
 
 def test_finalize_rejects_silence():
-    raw = tts._Raw(np.zeros(1600, np.float32), 16000, [("aa", 0.1)], [])
+    raw = Raw(np.zeros(1600, np.float32), 16000, [("aa", 0.1)], [])
     with pytest.raises(TtsError):
-        tts._finalize(raw, "a", Voice("flite", "slt"))
+        finalize(raw, "a", Voice("flite", "slt"))
 
 
 def test_words_from_phone_groups():
     spans = [(PAUSE, 0.0, 0.1), ("b", 0.1, 0.2), ("iy", 0.2, 0.4), (PAUSE, 0.4, 0.5), ("s", 0.5, 0.6)]
-    assert tts._words_from_phone_groups(["bee", "s"], [["b", "iy"], ["s"]], spans) == [
+    assert _words_from_phone_groups(["bee", "s"], [["b", "iy"], ["s"]], spans) == [
         ("bee", 0.1, 0.4),
         ("s", 0.5, 0.6),
     ]
-    assert tts._words_from_phone_groups(["bee"], [["b", "iy"], ["s"]], spans) == []  # counts disagree
+    assert _words_from_phone_groups(["bee"], [["b", "iy"], ["s"]], spans) == []  # counts disagree
 
 
 def test_missing_binaries_raise_engine_missing(monkeypatch):
-    monkeypatch.setattr(tts.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(EngineMissingError, match="flite"):
         synthesize("hello", Voice("flite", "slt"))
     with pytest.raises(EngineMissingError, match="festival"):
@@ -291,11 +297,11 @@ def test_espeak_repeats_exactly_whatever_came_before(utterances):
 
 def test_espeak_word_text():
     text = "bin blue at U eight please. lay green"
-    assert tts._espeak_word_text(text, 1, 3) == "bin"
-    assert tts._espeak_word_text(text, 21, 6) == "please"
+    assert _espeak_word_text(text, 1, 3) == "bin"
+    assert _espeak_word_text(text, 21, 6) == "please"
     # after "please." and a lowercase word espeak points at the space before it, with length 1
-    assert tts._espeak_word_text(text, 28, 1) == "lay"
-    assert tts._espeak_word_text(text, 38, 0) == ""  # end-of-text event
+    assert _espeak_word_text(text, 28, 1) == "lay"
+    assert _espeak_word_text(text, 38, 0) == ""  # end-of-text event
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -367,7 +373,7 @@ def test_speaker_voices_distinct_deterministic_and_spread():
     assert voices == speaker_voices(24, seed=3)
     assert voices != speaker_voices(24, seed=4)
     assert {v.engine for v in voices} == set(engines)
-    sexes = {tts._catalog_entry(v).sex for v in voices}
+    sexes = {catalog_entry(v).sex for v in voices}
     assert sexes == {"male", "female"}
     many = speaker_voices(300, seed=0)
     assert len({v.id for v in many}) == 300
@@ -380,7 +386,7 @@ def test_speaker_voices_respect_pitch_control():
     if not available_engines():
         pytest.skip("no TTS engine installed")
     for v in speaker_voices(100, seed=1):
-        info = tts._catalog_entry(v)
+        info = catalog_entry(v)
         assert info is not None
         if not info.pitch_control:
             assert v.pitch == 0.0

@@ -11,6 +11,7 @@ from torch import nn
 
 from avse.errors import ConfigError, MediaError
 from avse.models import build_model, count_parameters, list_models, load_checkpoint, register_model, save_checkpoint
+from avse.models.base import SeparationModel
 from avse.models.registry import make_config
 from avse.models.tasnet import ConvTasNet, CumulativeLayerNorm, GlobalLayerNorm, TasNetConfig
 from avse.models.unet import SpectrogramUNet, UNetConfig
@@ -56,7 +57,7 @@ def test_registry_errors():
     with pytest.raises(ConfigError, match="already registered"):
 
         @register_model("unet")
-        class Other(nn.Module):
+        class Other(SeparationModel):
             Config = UNetConfig
 
             @classmethod
@@ -66,10 +67,16 @@ def test_registry_errors():
     with pytest.raises(ConfigError, match="Config"):
 
         @register_model("no_config")
-        class Bare(nn.Module):
+        class Bare(SeparationModel):
             pass
 
-    assert "no_config" not in list_models()
+    with pytest.raises(ConfigError, match="must subclass"):
+
+        @register_model("plain_module")
+        class Plain(nn.Module):
+            Config = UNetConfig
+
+    assert "no_config" not in list_models() and "plain_module" not in list_models()
 
 
 def test_default_sizes():

@@ -9,13 +9,14 @@ from torch import Tensor, nn
 
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
 from avse.errors import ConfigError
+from avse.models.base import SeparationModel
 from avse.models.registry import register_model
 from avse.models.tasnet import (
     TasNetConfig,
-    TemporalBlock,
     encode,
     mask_activation,
     run_blocks,
+    temporal_blocks,
     temporal_norm,
 )
 from avse.models.visual import LipsFrontend, LipsFrontendConfig
@@ -28,7 +29,7 @@ class AVNetConfig:
     """AVNet settings; the audio path follows Conv-TasNet's names, defaults give about 1.8 M parameters.
 
     ``fusion_block`` audio-only temporal blocks run before the visual stream is
-    fused, the remaining ``n_blocks * n_repeats - fusion_block`` after it.
+    fused, the remaining ``n_blocks * n_repeats - fusion_block`` (at least one) after it.
     ``visual_channels`` is Dv of the ``visual [B, Dv, F]`` input (a visual
     frontend's output or raw per-frame lip features, transposed). In causal
     mode an output sample t depends on audio up to ``t + kernel_size - 1`` and
@@ -64,8 +65,11 @@ class AVNetConfig:
             raise ConfigError("visual_channels and visual_hidden must be >= 1")
         if self.lips_blocks < 0:
             raise ConfigError(f"lips_blocks must be >= 0, got {self.lips_blocks}")
-        if not 0 <= self.fusion_block <= self.n_blocks * self.n_repeats:
-            raise ConfigError(f"fusion_block must be in [0, {self.n_blocks * self.n_repeats}], got {self.fusion_block}")
+        if not 0 <= self.fusion_block < self.n_blocks * self.n_repeats:  # at least one block after the fusion
+            raise ConfigError(
+                f"fusion_block must be in [0, {self.n_blocks * self.n_repeats - 1}] (the visual stream must reach "
+                f"at least one block), got {self.fusion_block}"
+            )
         if self.upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
         if not 0.0 <= self.visual_dropout <= 1.0:
@@ -135,7 +139,7 @@ def upsample_visual(visual: Tensor, n_enc: int, hop: int, mode: str = "nearest")
 
 
 @register_model("avnet")
-class AVNet(nn.Module):
+class AVNet(SeparationModel):
     """Audio-visual Conv-TasNet: mixture ``[B, T]`` + the target's visual stream ``[B, Dv, F]`` -> target ``[B, T]``."""
 
     Config = AVNetConfig
@@ -148,7 +152,8 @@ class AVNet(nn.Module):
         self.in_norm = temporal_norm(cfg.n_filters, cfg.causal)
         self.bottleneck = nn.Conv1d(cfg.n_filters, cfg.bottleneck, 1)
         dilations = [2**x for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks)]
-        self.audio_blocks = nn.ModuleList(TemporalBlock(acfg, d) for d in dilations[: cfg.fusion_block])
+        # the last audio block feeds the fusion; the last AV block feeds the skips only (no residual conv)
+        self.audio_blocks = temporal_blocks(acfg, dilations[: cfg.fusion_block], last_residual=True)
         if cfg.lips_blocks > 0:
             lips_cfg = LipsFrontendConfig(
                 n_features=cfg.visual_channels, channels=cfg.visual_hidden, n_blocks=cfg.lips_blocks, causal=cfg.causal
@@ -160,24 +165,29 @@ class AVNet(nn.Module):
             proj_in = cfg.visual_channels
         self.visual_proj = nn.Sequential(nn.Conv1d(proj_in, cfg.visual_hidden, 1), nn.PReLU())
         self.fusion = nn.Conv1d(cfg.bottleneck + cfg.visual_hidden, cfg.bottleneck, 1)
-        self.av_blocks = nn.ModuleList(TemporalBlock(acfg, d) for d in dilations[cfg.fusion_block :])
+        self.av_blocks = temporal_blocks(acfg, dilations[cfg.fusion_block :])
         self.mask_head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.skip, cfg.n_filters, 1))
         self.decoder = nn.ConvTranspose1d(cfg.n_filters, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
 
-    @classmethod
-    def from_config(cls, cfg: AVNetConfig) -> AVNet:
-        """Build the model of ``cfg``."""
-        return cls(cfg)
-
     @property
-    def lookahead(self) -> int:
-        """Samples of future audio an output sample may depend on when causal (the encoder window minus one)."""
-        return self.cfg.kernel_size - 1
-
-    @property
-    def video_lookahead(self) -> int:
-        """Video frames past the current one an output sample may depend on when causal."""
+    def n_outputs(self) -> int:
+        """One estimate: the talker whose lips are given."""
         return 1
+
+    @property
+    def visual_channels(self) -> int:
+        """Dv of the visual input."""
+        return self.cfg.visual_channels
+
+    @property
+    def lookahead(self) -> int | None:
+        """Samples of future audio an output sample may depend on when causal (the encoder window minus one)."""
+        return self.cfg.kernel_size - 1 if self.cfg.causal else None
+
+    @property
+    def video_lookahead(self) -> int | None:
+        """Video frames past the current one an output sample may depend on when causal."""
+        return 1 if self.cfg.causal else None
 
     def _drop_visual(self, visual: Tensor) -> Tensor:
         """visual [B, Dv, F] with each item zeroed with probability ``visual_dropout`` (train mode only)."""

@@ -9,8 +9,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from avse import SAMPLE_RATE, VIDEO_FPS, __version__
+from avse import __version__
 from avse.errors import ConfigError, MediaError
+from avse.models.base import SeparationModel
 from avse.models.registry import build_model, model_class
 from avse.utils.fs import atomic_path
 
@@ -25,7 +26,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 def save_checkpoint(
     path: str | Path,
-    model: nn.Module,
+    model: SeparationModel,
     name: str,
     config: Any,
     extra: Mapping[str, Any] | None = None,
@@ -33,7 +34,9 @@ def save_checkpoint(
     """Write ``model``'s weights with everything needed to rebuild it to ``path`` (atomically).
 
     ``name`` is the registered model name and ``config`` its ``Config``
-    dataclass (or the equivalent plain dict). ``extra`` (plain values only:
+    dataclass (or the equivalent plain dict). The rates and the rest of the
+    model's interface (``SeparationModel.interface``) are asked of the model
+    itself. ``extra`` (plain values only:
     numbers, strings, lists, dicts, tensors) is stored under ``"extra"``, e.g.
     the epoch or a validation score. Returns ``path``.
     """
@@ -45,8 +48,9 @@ def save_checkpoint(
         "format": FORMAT,
         "model": name,
         "config": cfg,
-        "sample_rate": SAMPLE_RATE,
-        "video_fps": VIDEO_FPS,
+        "sample_rate": model.sample_rate,
+        "video_fps": model.video_fps,
+        "interface": model.interface(),
         "versions": {"avse": __version__, "torch": str(torch.__version__)},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
@@ -74,11 +78,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[SeparationModel, dict[str, Any]]:
     """Rebuild the model saved at ``path``: returns ``(model in eval mode, info)``.
 
     ``info`` is the checkpoint dict without its ``state_dict`` (model name,
-    config, sample rate, fps, versions, extra). Raises MediaError for a
+    config, sample rate, fps, versions, extra), its ``interface`` the rebuilt
+    model's (``SeparationModel.interface``; older checkpoints lack the key). Raises MediaError for a
     missing or non-avse file or weights that do not fit the model, and
     ConfigError for an unknown model name, config key or format.
     """
@@ -90,4 +95,5 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise MediaError(path, f"weights do not fit model {ckpt['model']!r}: {str(err).splitlines()[0][:200]}") from None
     model.to(map_location).eval()
     info = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    info["interface"] = model.interface()
     return model, info

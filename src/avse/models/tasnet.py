@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avse.errors import ConfigError
+from avse.models.base import SeparationModel
 from avse.models.registry import register_model
 
 MASK_ACTIVATIONS = ("sigmoid", "relu")
@@ -89,25 +90,48 @@ def temporal_norm(channels: int, causal: bool) -> nn.Module:
 
 
 class TemporalBlock(nn.Module):
-    """1x1 conv -> PReLU -> norm -> dilated depthwise conv -> PReLU -> norm -> (residual 1x1, skip 1x1)."""
+    """1x1 conv -> PReLU -> norm -> dilated depthwise conv -> PReLU -> norm -> (residual 1x1, skip 1x1).
 
-    def __init__(self, cfg: TasNetConfig, dilation: int):
+    The last block of a stack feeds nothing but its skip output; built with
+    ``residual=False`` it has no residual conv and passes its input through.
+    Weights saved with that conv (older checkpoints) still load: the unused
+    entries are dropped.
+    """
+
+    def __init__(self, cfg: TasNetConfig, dilation: int, residual: bool = True):
         super().__init__()
         self.causal = cfg.causal
         self.pad = (cfg.conv_kernel - 1) * dilation  # total padding keeping the frame count
         self.expand = nn.Sequential(nn.Conv1d(cfg.bottleneck, cfg.hidden, 1), nn.PReLU(), temporal_norm(cfg.hidden, cfg.causal))
         self.depthwise = nn.Conv1d(cfg.hidden, cfg.hidden, cfg.conv_kernel, dilation=dilation, groups=cfg.hidden)
         self.post = nn.Sequential(nn.PReLU(), temporal_norm(cfg.hidden, cfg.causal))
-        self.residual = nn.Conv1d(cfg.hidden, cfg.bottleneck, 1)
+        # built either way, so that a seed initialises every other layer as it always did; kept only when used
+        residual_conv = nn.Conv1d(cfg.hidden, cfg.bottleneck, 1)
+        self.residual = residual_conv if residual else None
         self.skip = nn.Conv1d(cfg.hidden, cfg.skip, 1)
+        if not residual:
+            self._register_load_state_dict_pre_hook(_drop_residual)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x [B, Bn, N] -> (residual output [B, Bn, N], skip [B, Sc, N])."""
+        """x [B, Bn, N] -> (residual output [B, Bn, N] (x itself without a residual conv), skip [B, Sc, N])."""
         y = self.expand(x)  # [B, H, N]
         left = self.pad if self.causal else self.pad // 2
         y = F.pad(y, (left, self.pad - left))  # [B, H, N + pad]
         y = self.post(self.depthwise(y))  # [B, H, N]
-        return x + self.residual(y), self.skip(y)
+        out = x if self.residual is None else x + self.residual(y)  # [B, Bn, N]
+        return out, self.skip(y)
+
+
+def _drop_residual(state_dict: dict, prefix: str, *args: object) -> None:
+    """Load hook of a block without residual conv: forget that conv's weights in older checkpoints."""
+    for name in ("weight", "bias"):
+        state_dict.pop(f"{prefix}residual.{name}", None)
+
+
+def temporal_blocks(cfg: TasNetConfig, dilations: list[int], last_residual: bool = False) -> nn.ModuleList:
+    """Blocks with the given dilations; the last one without residual conv unless ``last_residual``."""
+    n = len(dilations)
+    return nn.ModuleList(TemporalBlock(cfg, d, residual=last_residual or i < n - 1) for i, d in enumerate(dilations))
 
 
 def encode(encoder: nn.Conv1d, mixture: Tensor, win: int, hop: int) -> tuple[Tensor, int]:
@@ -136,7 +160,7 @@ def mask_activation(masks: Tensor, kind: str) -> Tensor:
 
 
 @register_model("tasnet")
-class ConvTasNet(nn.Module):
+class ConvTasNet(SeparationModel):
     """Conv-TasNet: mixture ``[B, T]`` -> sources ``[B, S, T]`` by masking a learned 1-D conv encoding."""
 
     Config = TasNetConfig
@@ -147,19 +171,19 @@ class ConvTasNet(nn.Module):
         self.encoder = nn.Conv1d(1, cfg.n_filters, cfg.kernel_size, stride=cfg.stride, bias=False)
         self.in_norm = temporal_norm(cfg.n_filters, cfg.causal)
         self.bottleneck = nn.Conv1d(cfg.n_filters, cfg.bottleneck, 1)
-        self.blocks = nn.ModuleList(TemporalBlock(cfg, 2**x) for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks))
+        self.blocks = temporal_blocks(cfg, [2**x for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks)])
         self.mask_head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.skip, cfg.n_sources * cfg.n_filters, 1))
         self.decoder = nn.ConvTranspose1d(cfg.n_filters, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
 
-    @classmethod
-    def from_config(cls, cfg: TasNetConfig) -> ConvTasNet:
-        """Build the model of ``cfg``."""
-        return cls(cfg)
+    @property
+    def n_outputs(self) -> int:
+        """S, the configured ``n_sources``."""
+        return self.cfg.n_sources
 
     @property
-    def lookahead(self) -> int:
+    def lookahead(self) -> int | None:
         """Samples of future input an output sample may depend on when causal (the encoder window minus one)."""
-        return self.cfg.kernel_size - 1
+        return self.cfg.kernel_size - 1 if self.cfg.causal else None
 
     def forward(self, mixture: Tensor) -> Tensor:
         """mixture ``[B, T]`` float -> estimates ``[B, S, T]`` (S = ``n_sources``)."""

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from avse import SAMPLE_RATE
 from avse.audio.features import StftConfig, istft, stft
 from avse.errors import ConfigError
+from avse.models.base import SeparationModel
 from avse.models.registry import register_model
 
 
@@ -66,7 +67,7 @@ def _up(c_in: int, c_out: int, k: int, dropout: float) -> nn.Sequential:
 
 
 @register_model("unet")
-class SpectrogramUNet(nn.Module):
+class SpectrogramUNet(SeparationModel):
     """Magnitude-spectrogram U-Net: mixture ``[B, T]`` -> sources ``[B, S, T]`` via sigmoid masks on the complex STFT."""
 
     Config = UNetConfig
@@ -85,10 +86,15 @@ class SpectrogramUNet(nn.Module):
         last_in = widths[0] * (1 if d == 1 else 2)
         self.head = nn.ConvTranspose2d(last_in, cfg.n_sources, k, stride=2, padding=k // 2, output_padding=1)
 
-    @classmethod
-    def from_config(cls, cfg: UNetConfig) -> SpectrogramUNet:
-        """Build the model of ``cfg``."""
-        return cls(cfg)
+    @property
+    def n_outputs(self) -> int:
+        """S, the configured ``n_sources``."""
+        return self.cfg.n_sources
+
+    @property
+    def sample_rate(self) -> int:
+        """The STFT's sample rate."""
+        return self.cfg.stft.sample_rate
 
     def masks(self, spec: Tensor) -> Tensor:
         """Complex mixture STFT ``[B, F, N]`` -> masks ``[B, S, F, N]`` in (0, 1)."""

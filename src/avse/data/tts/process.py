@@ -1,0 +1,40 @@
+"""Running an engine's command-line program: its timeout, its errors and the WAV file it writes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from avse.data.tts.errors import EngineMissingError, TtsError
+
+_SUBPROCESS_TIMEOUT_S = 120
+
+
+def read_wav(path: Path, engine: str) -> tuple[np.ndarray, int]:
+    """The mono audio [T] float32 and sample rate of the WAV ``engine`` wrote; TtsError when it wrote none."""
+    if not path.exists() or path.stat().st_size <= 44:
+        raise TtsError(f"{engine} wrote no audio")
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return data.mean(axis=1), int(sr)
+
+
+def run(cmd: list[str], engine: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` capturing its text output; EngineMissingError when absent, TtsError when it times out."""
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT_S, cwd=cwd, check=False
+        )
+    except FileNotFoundError:
+        raise EngineMissingError(f"{engine} is not installed ({cmd[0]} not found)") from None
+    except subprocess.TimeoutExpired:
+        raise TtsError(f"{engine} did not finish within {_SUBPROCESS_TIMEOUT_S} s") from None
+
+
+def last_line(s: str) -> str:
+    """The last non-empty line of a program's output, for an error message."""
+    lines = [ln.strip() for ln in s.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message"
+
