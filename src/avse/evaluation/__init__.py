@@ -1,1 +1,1 @@
-"""Objective evaluation (not yet implemented)."""
+"""Objective evaluation: metrics (SI-SDR, SDR/SIR/SAR, PESQ, STOI), baselines, scoring models on scenes, summaries."""

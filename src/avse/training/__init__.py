@@ -1,1 +1,1 @@
-"""Training with Lightning (not yet implemented)."""
+"""Training with Lightning: tasks and losses, data modules, the module and ``fit``, YAML recipes."""

@@ -1,1 +1,1 @@
-"""Video: decoding and writing (PyAV), and later the face/mouth front end."""
+"""Video: decoding and writing (PyAV), face detection and landmarks, tracking, mouth crops, lip features, A/V sync."""
