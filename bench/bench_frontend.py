@@ -47,7 +47,7 @@ def one_core() -> None:
 
 def run_clip(path: Path, sheet: Path) -> dict:
     """Front end on one clip, timed by stage."""
-    from avse.evaluation.plots import contact_sheet
+    from avse.plots import contact_sheet
     from avse.video.io import iter_grid_frames
     from avse.video.lipfeat import lip_features
     from avse.video.roi import crop_centroid_px, mouth_crops

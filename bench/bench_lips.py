@@ -23,8 +23,8 @@ from _common import RESULTS, save  # noqa: E402
 from avse.audio.io import load_audio  # noqa: E402
 from avse.config import synth_config  # noqa: E402
 from avse.data.synth import lip_speech_report, synthesize_corpus  # noqa: E402
+from avse.plots import agreement_plot  # noqa: E402
 from avse.video.landmarks import mouth_opening, read_landmarks  # noqa: E402
-from avse.evaluation.plots import agreement_plot  # noqa: E402
 from avse.video.sync import frame_energy_db  # noqa: E402
 
 

@@ -43,7 +43,8 @@ SNR = (-5.0, 5.0)
 def ensure_test_scenes(root: Path, jobs: int, n_scenes: int = N_SCENES) -> None:
     """Build and render the fixed test scenes once."""
     from avse.data.metadata import scenes_path
-    from avse.data.scenes import build_scenes, render_scenes, write_scenes
+    from avse.data.render import render_scenes
+    from avse.data.scenes import build_scenes, write_scenes
 
     if scenes_path(root, "test").exists():
         return

@@ -1,10 +1,10 @@
 """Scene rendering throughput: a straightforward renderer versus ``render_scenes``.
 
 Both render the same scenes with the same math (the AVSE renderer's, see
-``avse.data.scenes``). The baseline (a) is written the plain way: one scene at
+``avse.data.mixing``). The baseline (a) is written the plain way: one scene at
 a time in one process, every file read whole each time, the speech-weighting
 filter loaded per scene, ``np.convolve``, no caching. (b) is
-``avse.data.scenes.render_scenes`` with ``--jobs`` workers. The script prints
+``avse.data.render.render_scenes`` with ``--jobs`` workers. The script prints
 scenes/s for both, the speedup, how many output files differ between the two,
 and the SNR measured back from (b)'s files; it writes bench/results/render.json.
 Each side runs ``--repeat`` times and the fastest run counts (the machine may be
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: E402
+from avse.data import render as rd  # noqa: E402
 from avse.data import scenes as sc  # noqa: E402
 from avse.data.metadata import load_scenes, scenes_dir, scenes_path  # noqa: E402
 from avse.video.io import write_video  # noqa: E402
@@ -117,7 +118,7 @@ def naive_render(root: Path, scene: dict, out_dir: Path, weight_mat: Path | None
     full, _ = sf.read(str(root / split / "interferers" / i["type"] / f"{i['name']}.wav"))
     noise = np.array(full[i["offset"] : i["offset"] + len(target)])
     ramp = (np.cos(np.linspace(math.pi, 2 * math.pi, int(SAMPLE_RATE * 0.5))) + 1) / 2
-    m = min(len(ramp), len(noise))  # segments shorter than the ramp: as avse.data.scenes.apply_ramp
+    m = min(len(ramp), len(noise))  # segments shorter than the ramp: as avse.data.mixing.apply_ramp
     noise[0:m] *= ramp[:m]
     noise[len(noise) - m :] *= ramp[::-1][len(ramp) - m :]
 
@@ -204,7 +205,7 @@ def main() -> None:
         def run_fast(video: bool) -> float:
             shutil.rmtree(out, ignore_errors=True)
             t0 = time.perf_counter()
-            summary = sc.render_scenes(
+            summary = rd.render_scenes(
                 root, args.dataset, jobs=args.jobs, speech_weight=weight, progress=False, with_video=video
             )
             dt = time.perf_counter() - t0
@@ -244,7 +245,7 @@ def main() -> None:
                     differ += 1
                     differ_samples += int(np.sum(a != b)) if len(a) == len(b) else max(len(a), len(b))
                     differ_lsb = max(differ_lsb, int(np.max(np.abs(a - b))) if len(a) == len(b) else 1 << 16)
-            snr = sc.measured_snr(out / f"{s['scene']}_target.wav", out / f"{s['scene']}_interferer.wav", weight)
+            snr = rd.measured_snr(out / f"{s['scene']}_target.wav", out / f"{s['scene']}_interferer.wav", weight)
             snr_err.append(abs(snr - s["SNR"]))
         result.update(
             {

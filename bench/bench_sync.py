@@ -32,15 +32,14 @@ from _common import save  # noqa: E402
 
 from avse import SAMPLES_PER_FRAME  # noqa: E402
 from avse.audio.io import load_audio  # noqa: E402
+from avse.video.frontend import sync_video  # noqa: E402
 from avse.video.landmarks import LIP_INDEX, mouth_opening, read_landmarks  # noqa: E402
-from avse.video.shift import timeline_audio  # noqa: E402
+from avse.video.shift import timeline_audio, write_shifted  # noqa: E402
 from avse.video.sync import (  # noqa: E402
     RELIABLE_SCALE,
     estimate_offset,
     reliability_threshold,
     shift_audio,
-    sync_video,
-    write_shifted,
 )
 
 SHIFTS_MS = (-200, -120, -40, 40, 120, 200)

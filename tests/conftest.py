@@ -15,7 +15,8 @@ SPEECH_WEIGHT = Path(__file__).resolve().parents[2] / "shared" / "avse" / "speec
 def tiny_corpus(tmp_path_factory) -> Path:
     """A corpus of the "tiny" preset with rendered dev scenes (read-only for tests: copy before changing)."""
     from avse.config import synth_config
-    from avse.data.scenes import build_scenes, render_scenes, write_scenes
+    from avse.data.render import render_scenes
+    from avse.data.scenes import build_scenes, write_scenes
     from avse.data.synth import synthesize_corpus
 
     root = tmp_path_factory.mktemp("tiny") / "corpus"

@@ -23,6 +23,7 @@ from avse.inference import (
     run_chunked,
 )
 from avse.models import build_model, save_checkpoint
+from avse.models.base import SeparationModel
 from avse.models.registry import make_config
 
 TINY_AUDIO = dict(n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1)
@@ -126,8 +127,10 @@ def test_any_sample_rate_comes_back_at_that_rate_and_length(ckpts, sr):
     assert y.shape == (n,) and y.dtype == np.float32 and np.all(np.isfinite(y)) and np.max(np.abs(y)) <= 1.0
 
 
-class _Triple(torch.nn.Module):
+class _Triple(SeparationModel):
     """An "enhancer" that returns three times its input: [B, T] -> [B, 1, T]."""
+
+    n_outputs = 1
 
     def forward(self, mixture):
         return 3.0 * mixture[:, None]
@@ -140,6 +143,11 @@ def test_output_is_clip_protected_and_says_so():
     assert enh.last_info["clip_gain"] == pytest.approx(1 / 1.5, abs=1e-4)  # reported to 4 decimals
     assert np.max(np.abs(y)) == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_allclose(y, 2.0 * x, rtol=0, atol=1e-5)  # 3x, scaled by 1/1.5, not clipped
+
+
+def test_a_module_without_the_model_interface_is_refused():
+    with pytest.raises(ConfigError, match="not an avse model"):
+        Enhancer(torch.nn.Identity())
 
 
 # --------------------------------------------------------------------------- chunking maths
@@ -419,7 +427,7 @@ def test_separator_refuses_models_of_the_wrong_kind(ckpts):
 
 
 def test_has_video_tells_videos_from_audio(blank_video, tmp_path):
-    from avse.inference import has_video
+    from avse.video.io import has_video
 
     import soundfile as sf
 
@@ -431,7 +439,7 @@ def test_has_video_tells_videos_from_audio(blank_video, tmp_path):
 
 def test_face_features_raise_on_a_faceless_video(blank_video):
     _need_mediapipe()
-    from avse.inference import face_features
+    from avse.video.faces import face_features
 
     with pytest.raises(NoFaceError):
         face_features(blank_video)

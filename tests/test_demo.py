@@ -7,7 +7,7 @@ import pytest
 
 from avse.api import PRETRAINED_DIR
 from avse.errors import ConfigError
-from avse.evaluation.plots import enhancement_report
+from avse.plots import enhancement_report
 
 SHIPPED = all((PRETRAINED_DIR / f).is_file() for f in ("av.avse.pt", "audio.avse.pt"))
 

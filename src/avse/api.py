@@ -12,17 +12,10 @@ from torch import nn
 
 from avse import SAMPLE_RATE, VIDEO_FPS
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
-from avse.inference import (
-    ChunkFn,
-    InferenceConfig,
-    face_features,
-    has_video,
-    is_audio_visual,
-    model_fn,
-    mux_audio,
-    n_outputs,
-    run_chunked,
-)
+from avse.models.base import SeparationModel
+from avse.inference import ChunkFn, InferenceConfig, model_fn, run_chunked
+from avse.video.faces import face_features
+from avse.video.io import has_video, mux_audio
 
 #: where the shipped models live
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -68,7 +61,7 @@ def model_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"unknown model {text!r}: expected one of {', '.join(SHIPPED)} or a checkpoint path (.avse.pt)")
 
 
-def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(name_or_path: str | Path) -> tuple[SeparationModel, dict[str, Any]]:
     """Load a shipped model by name or any avse checkpoint by path -> (model in eval mode, info).
 
     ``info`` is the checkpoint's description (model, config, sample_rate,
@@ -81,30 +74,34 @@ def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
     path = model_path(name_or_path)
     model, info = load_checkpoint(path)
-    if int(info.get("sample_rate", SAMPLE_RATE)) != SAMPLE_RATE:
-        raise ConfigError(f"{path}: the model works at {info['sample_rate']} Hz, avse inference at {SAMPLE_RATE} Hz")
-    info = dict(info, name=str(name_or_path), path=str(path), audio_visual=is_audio_visual(model), n_outputs=n_outputs(model))
+    if model.sample_rate != SAMPLE_RATE:
+        raise ConfigError(f"{path}: the model works at {model.sample_rate} Hz, avse inference at {SAMPLE_RATE} Hz")
+    if model.audio_visual and model.video_fps != VIDEO_FPS:
+        raise ConfigError(f"{path}: the model reads video at {model.video_fps:g} fps, avse inference at {VIDEO_FPS} fps")
+    info = dict(info, name=str(name_or_path), path=str(path), audio_visual=model.audio_visual, n_outputs=model.n_outputs)
     return model, info
 
 
 class _Slot:
     """A model given now (module, or module + info) or by name/path and loaded on first use."""
 
-    def __init__(self, spec: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]] | None):
+    def __init__(self, spec: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None):
         self.spec = spec
-        self._loaded: tuple[nn.Module, dict[str, Any], ChunkFn] | None = None
+        self._loaded: tuple[SeparationModel, dict[str, Any], ChunkFn] | None = None
         if isinstance(spec, (nn.Module, tuple)):
             self._set(*((spec, None) if isinstance(spec, nn.Module) else spec))
 
-    def _set(self, model: nn.Module, info: dict[str, Any] | None) -> None:
+    def _set(self, model: SeparationModel, info: dict[str, Any] | None) -> None:
+        if not isinstance(model, SeparationModel):
+            raise ConfigError(f"a {type(model).__name__} is not an avse model (subclass avse.models.base.SeparationModel)")
         model.eval()
-        base = {"name": type(model).__name__, "audio_visual": is_audio_visual(model), "n_outputs": n_outputs(model)}
+        base = {"name": type(model).__name__, "audio_visual": model.audio_visual, "n_outputs": model.n_outputs}
         self._loaded = (model, {**base, **dict(info or {})}, model_fn(model))
 
     def __bool__(self) -> bool:
         return self.spec is not None
 
-    def get(self) -> tuple[nn.Module, dict[str, Any], ChunkFn]:
+    def get(self) -> tuple[SeparationModel, dict[str, Any], ChunkFn]:
         if self._loaded is None:
             if self.spec is None:
                 raise ConfigError("no model was given")
@@ -176,12 +173,14 @@ def _coverage_from_flags(flags: np.ndarray | None, n: int) -> float:
 
 
 def _features_array(features: np.ndarray, n_feat: int) -> tuple[np.ndarray, float]:
-    """Lip features [F, D] -> (float32 [F, D] with NaN frames zeroed, share of finite frames)."""
+    """Lip features [F, D] -> (float32 [F, D] with the visual stream's gap policy applied, share of valid frames)."""
+    from avse.video.lipfeat import clean_frames
+
     f = np.asarray(features, dtype=np.float32)
     if f.ndim != 2 or f.shape[1] != n_feat or f.shape[0] == 0:
         raise ConfigError(f"lip features must be [F, {n_feat}] with F >= 1, got shape {f.shape}")
-    finite = np.all(np.isfinite(f), axis=1)  # [F]
-    return np.where(finite[:, None], f, 0.0).astype(np.float32), float(np.mean(finite))
+    clean, valid = clean_frames(f)  # [F, D], [F]
+    return clean, float(np.mean(valid))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,8 +213,8 @@ class Enhancer:
 
     def __init__(
         self,
-        model: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]],
-        fallback: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]] | None = None,
+        model: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]],
+        fallback: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = None,
         config: InferenceConfig = InferenceConfig(),
         progress: bool = False,
     ):
@@ -240,11 +239,17 @@ class Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)."""
         return cls(name_or_path, fallback, config=config, progress=progress)
 
-    def _lip_features(self, video: Any, audio16: np.ndarray, face: Face) -> tuple[np.ndarray | None, str | None, dict]:
-        """video (path, FrontEndResult or features [F, D]) -> (features [F, D] or None, why not, facts)."""
+    def visual_input(self, video: Any, audio16: np.ndarray, face: Face = None) -> tuple[np.ndarray | None, str | None, dict]:
+        """The visual stream ``enhance`` gives the model -> (features float32 [F, D] or None, why not, facts).
+
+        ``video``: a path (the front end runs on it with ``audio16``, float32
+        [T] at 16 kHz), a FrontEndResult or features [F, D]; ``face`` as in
+        ``enhance``. None and the reason when the face is missing or detected
+        on too few frames; facts: face choice, coverage, A/V offset, shift.
+        """
         from avse.video.frontend import FrontEndResult, process
 
-        n_feat = int(self.model.cfg.visual_channels)  # type: ignore[union-attr]
+        n_feat = self.model.visual_channels
         facts: dict[str, Any] = {}
         if isinstance(video, (str, Path)):
             try:
@@ -299,7 +304,7 @@ class Enhancer:
             if video is None:
                 reason = "no video was given"
             else:
-                feats, reason, facts = self._lip_features(video, x16, face)
+                feats, reason, facts = self.visual_input(video, x16, face)
                 info.update(facts)
         elif video is not None:
             reason = f"model {self.info['name']!r} is audio-only (the video is not used)"
@@ -342,8 +347,8 @@ class Separator:
 
     def __init__(
         self,
-        model: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]] | None = "separate",
-        av: str | Path | nn.Module | tuple[nn.Module, dict[str, Any]] | None = "av",
+        model: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = "separate",
+        av: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = "av",
         config: InferenceConfig = InferenceConfig(),
         progress: bool = False,
     ):
@@ -418,7 +423,7 @@ class Separator:
             av_model, av_info, av_fn = self._av.get()
             if not av_info["audio_visual"]:
                 raise ConfigError(f"model {av_info['name']!r} is not audio-visual")
-            faces, reason, info["faces"] = self._faces(video, int(av_model.cfg.visual_channels))  # type: ignore[union-attr]
+            faces, reason, info["faces"] = self._faces(video, av_model.visual_channels)
         elif video is not None:
             reason = "no audio-visual model was given"
         else:

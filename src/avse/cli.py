@@ -56,7 +56,7 @@ def _cmd_scenes_build(args: argparse.Namespace) -> None:
 
 
 def _cmd_scenes_render(args: argparse.Namespace) -> None:
-    from avse.data.scenes import render_scenes
+    from avse.data.render import render_scenes
     from avse.utils.fs import parse_shard
 
     summary = render_scenes(
@@ -100,7 +100,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
 
 def _cmd_sync(args: argparse.Namespace) -> None:
     from avse.video.shift import check_shift_output, write_shifted
-    from avse.video.sync import sync_video
+    from avse.video.frontend import sync_video
 
     if args.write:
         check_shift_output(args.video, args.write)  # before the front end's work, not after
@@ -137,9 +137,19 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_info(args: argparse.Namespace) -> None:
     from avse.training.recipe import model_summary
 
-    info = model_summary(args.checkpoint)
+    from avse.api import model_path
+
+    info = model_summary(model_path(args.checkpoint))
+    face = info["interface"]
+    kind = f"audio-visual ({face['visual_channels']} visual channels)" if face["visual_channels"] else "audio-only"
+    timing = "non-causal"
+    if face["causal"] and face["lookahead"] is not None:
+        timing = f"causal, {1000.0 * face['lookahead'] / face['sample_rate']:.3g} ms look-ahead"
+        if face["video_lookahead"]:
+            timing += f" (+{face['video_lookahead']} video frame)"
     print(f"{args.checkpoint}: {info['model']}, {info['parameters'] / 1e6:.2f} M parameters, "
-          f"{info['macs_per_second'] / 1e9:.2f} GMAC per second of audio")
+          f"{info['macs_per_second'] / 1e9:.2f} GMAC per second of audio; {kind}, "
+          f"{face['n_outputs']} output(s), {timing}")
     print(json.dumps(info, indent=2, default=str))
 
 

@@ -42,10 +42,11 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
     from avse.api import Enhancer
     from avse.audio.io import load_audio, save_wav
     from avse.config import synth_config
-    from avse.data.scenes import build_scenes, render_scenes, write_scenes
+    from avse.data.render import render_scenes
+    from avse.data.scenes import build_scenes, write_scenes
     from avse.data.synth import synthesize_corpus
     from avse.evaluation.baselines import noisereduce
-    from avse.evaluation.plots import enhancement_report
+    from avse.plots import enhancement_report
     from avse.video.frontend import process
     from avse.video.io import read_video, write_video
     from avse.video.landmarks import mouth_opening
@@ -76,7 +77,7 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
         clip = read_video(scene_dir / f"{name}_silent.mp4", with_audio=False)
         noisy = out / f"noisy_{name}.mp4"
         write_video(noisy, clip.frames, audio=mixed)
-        front = process(noisy)
+        front = process(noisy, crops=True)
         enhanced = enhancer.enhance(mixed, 16000, video=front)  # as `avse enhance noisy.mp4 --audio mixed.wav`
         info = dict(enhancer.last_info)
         n = min(len(enhanced), len(target), len(mixed))

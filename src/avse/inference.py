@@ -1,22 +1,19 @@
-"""Offline inference engine: overlapping 640-aligned chunks, least-squares gain matching, crossfades, source alignment, all faces' lip features, muxing."""
+"""Offline inference engine: overlapping 640-aligned chunks, least-squares gain matching, crossfades, source alignment."""
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import sys
 from dataclasses import dataclass
-from fractions import Fraction
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
-from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
-from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
+from avse import SAMPLES_PER_FRAME, VIDEO_FPS
+from avse.errors import ConfigError
+from avse.models.base import SeparationModel
 
 #: a model as the engine sees it: (audio float32 [L], lip features float32 [F, D] or None) -> estimates [S, L]
 ChunkFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -269,210 +266,41 @@ def run_chunked(
 # ---------------------------------------------------------------------------------------------
 
 
-def is_audio_visual(model: nn.Module) -> bool:
-    """Whether ``model.forward`` takes a visual stream after the mixture (AVNet and kin)."""
-    return len(inspect.signature(model.forward).parameters) >= 2
-
-
-def n_outputs(model: nn.Module) -> int:
-    """Number of estimates the model returns per mixture (its config's ``n_sources``, 1 for AV models)."""
-    return 1 if is_audio_visual(model) else int(getattr(getattr(model, "cfg", None), "n_sources", 1))
-
-
-def model_fn(model: nn.Module) -> ChunkFn:
+def model_fn(model: SeparationModel) -> ChunkFn:
     """Wrap a registry model as a chunk function: (audio float32 [L], features [F, D] or None) -> float32 [S, L].
 
     Audio-visual models get the features transposed to ``visual [1, D, F]``; a
-    missing visual stream becomes all zeros (the models' "no video" input).
-    Runs under ``torch.inference_mode`` on the model's device.
+    missing visual stream becomes all zeros (the models' "no video" input,
+    ``SeparationModel.estimates``). Runs under ``torch.inference_mode`` on the
+    model's device.
     """
-    av = is_audio_visual(model)
+    av = model.audio_visual
     try:
         device = next(model.parameters()).device
     except StopIteration:
         device = torch.device("cpu")
-    n_feat = int(getattr(getattr(model, "cfg", None), "visual_channels", 0))
 
     def run(audio: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None].to(device)  # [1, L]
+        v = None
+        if av and features is not None:
+            v = torch.from_numpy(np.ascontiguousarray(features.T, dtype=np.float32))[None].to(device)  # [1, D, F]
         with torch.inference_mode():
-            if av:
-                if features is None:
-                    features = np.zeros((-(-audio.shape[0] // SAMPLES_PER_FRAME), n_feat), np.float32)
-                v = torch.from_numpy(np.ascontiguousarray(features.T, dtype=np.float32))[None].to(device)  # [1, D, F]
-                y = model(x, v)[:, None]  # [1, 1, L]
-            else:
-                y = model(x)  # [1, S, L]
+            y = model.estimates(x, v)  # [1, S, L]
         return y[0].float().cpu().numpy()  # [S, L]
 
     return run
 
 
-# ---------------------------------------------------------------------------------------------
-# every face of a video
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FaceFeatures:
-    """Lip features of one tracked face: ``features`` float32 [N, 82] on the 25 fps grid, N the video's frames.
-
-    ``index`` orders the faces left to right (0 = leftmost, as ``--face N``);
-    ``coverage`` is the share of frames where the face was detected (the rest
-    interpolated or held); ``box`` its mean x0, y0, x1, y1 in pixels.
-    """
-
-    index: int
-    features: np.ndarray
-    coverage: float
-    box: tuple[float, float, float, float]
-
-
-def face_features(video: str | Path, max_faces: int = 4) -> list[FaceFeatures]:
-    """Detect and track every face of ``video`` once -> lip features of each candidate face, left to right.
-
-    Candidates are the tracks detected on at least ``avse.video.track.MIN_COVERAGE``
-    times as many frames as the longest one (as for choosing the talker).
-    Each track's landmarks are gap-filled and smoothed like the front end's
-    (``fill_gaps``, ``smooth``) before ``lip_features``. Raises NoFaceError
-    when no frame has a face, MediaError for unreadable videos.
-    """
-    from avse.video.detect import FaceMeshDetector, quiet_native_stderr, to_landmark_dict
-    from avse.video.io import iter_grid_frames
-    from avse.video.lipfeat import lip_features
-    from avse.video.track import MIN_COVERAGE, Tracker, fill_gaps, smooth
-
-    path = Path(video)
-    tracker = Tracker()
-    n = 0
-    with quiet_native_stderr(), FaceMeshDetector(max_num_faces=max_faces) as detector:
-        previous, dets = None, []
-        for frame in iter_grid_frames(path):
-            if frame is not previous:  # a source frame shown on several grid frames is detected once
-                dets = detector.detect(frame)
-                previous = frame
-            tracker.update(n, dets)
-            n += 1
-    tracks = tracker.finish()
-    if not tracks:
-        raise NoFaceError(f"{path}: no face was found in any of its {n} frames")
-    longest = max(tr.n_frames for tr in tracks)
-    candidates = sorted((tr for tr in tracks if tr.n_frames >= MIN_COVERAGE * longest), key=lambda tr: tr.mean_x)
-    faces = []
-    for i, tr in enumerate(candidates):
-        mesh = tr.dense(n)  # [N, 478, 2], NaN where missed
-        lm: dict[str, Any] = to_landmark_dict(mesh)
-        lm = smooth(fill_gaps(lm))
-        box = tuple(round(float(v), 1) for v in tr.boxes.mean(axis=0))
-        faces.append(FaceFeatures(i, lip_features(lm), tr.n_frames / max(n, 1), box))  # type: ignore[arg-type]
-    return faces
-
-
-# ---------------------------------------------------------------------------------------------
-# a video with new audio
-# ---------------------------------------------------------------------------------------------
-
-
-def mux_audio(video: str | Path, audio: np.ndarray, out_path: str | Path, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write ``out_path``: the first video stream of ``video`` copied packet for packet, plus ``audio`` as AAC, atomically.
-
-    ``audio`` float [T] mono in [-1, 1] (clipped) at ``sample_rate`` lies on
-    the video's timeline: sample 0 is shown with the first video frame (as
-    ``avse.video.shift.video_audio`` returns a track). Other streams are
-    dropped; mp4/mov outputs get faststart. Raises MediaError for unreadable
-    or video-less inputs, OutputPathError when ``out_path`` is ``video``.
-    """
-    from avse.utils.fs import atomic_path
-    from avse.video.io import _MOV_SUFFIXES, _av, _open_input, _video_stream
-    from avse.video.shift import _first_time
-
-    av = _av()
-    src, dst = Path(video), Path(out_path)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise OutputPathError(f"{dst}: output is the input")
-    audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    if audio.shape[0] == 0:
-        raise ConfigError(f"{dst}: no audio samples to mux")
-    options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
-    start = _first_time(src, "video") or 0.0  # sample 0 of the audio is shown with this frame
-    frame_size = 1024  # AAC frame
-    with _open_input(src) as container:
-        stream = _video_stream(container, src)
-        with atomic_path(dst) as tmp:
-            n = 0
-            try:
-                with av.open(str(tmp), "w", options=options) as out:
-                    ovs = out.add_stream_from_template(stream)
-                    oas = out.add_stream("aac", rate=sample_rate, layout="mono")
-                    oas.bit_rate = 96_000
-                    start_pts = int(round(start * sample_rate))
-                    sent = 0
-
-                    def audio_until(until: float | None) -> int:
-                        done = sent
-                        while done < audio.shape[0] and (until is None or start + done / sample_rate < until):
-                            part = audio[done : done + frame_size]
-                            af = av.AudioFrame.from_ndarray(part[None, :], format="fltp", layout="mono")
-                            af.sample_rate, af.pts, af.time_base = sample_rate, start_pts + done, Fraction(1, sample_rate)
-                            out.mux(oas.encode(af))
-                            done += part.shape[0]
-                        return done
-
-                    for packet in container.demux(stream):
-                        if packet.dts is None and packet.size == 0:
-                            continue  # the demuxer's end-of-stream marker
-                        stamp = packet.dts if packet.dts is not None else packet.pts
-                        if stamp is not None and packet.time_base is not None:
-                            sent = audio_until(float(stamp * packet.time_base) + 0.2)  # keep the streams interleaved
-                        packet.stream = ovs
-                        out.mux(packet)
-                        n += 1
-                    sent = audio_until(None)
-                    out.mux(oas.encode(None))
-            except (av.error.FFmpegError, ValueError) as err:
-                raise MediaError(src, f"cannot write {dst.name} after {n} video packets ({err})") from None
-            if n == 0:
-                raise MediaError(src, "zero frames: the video stream holds no packet")
-
-
-def has_video(path: str | Path) -> bool:
-    """Whether ``path`` holds a video stream (cover art in audio files does not count). MediaError when unreadable."""
-    from avse.audio.io import _SNDFILE_SUFFIXES, check_media_file
-    from avse.video.io import _av
-
-    path = Path(path)
-    check_media_file(path)
-    if path.suffix.lower() in _SNDFILE_SUFFIXES:
-        return False
-    av = _av()
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as err:
-        raise MediaError(path, f"unreadable or truncated media ({err})") from None
-    with container:
-        for stream in container.streams.video:
-            attached = getattr(getattr(av.stream, "Disposition", None), "attached_pic", None)
-            if attached is not None and stream.disposition & attached:
-                continue
-            return True
-    return False
-
-
 __all__ = [
-    "FaceFeatures",
     "InferenceConfig",
     "best_permutation",
     "chunk_gains",
     "chunk_spans",
     "chunk_window",
-    "face_features",
     "fade_in",
     "fit_frames",
-    "has_video",
-    "is_audio_visual",
     "ls_gains",
     "model_fn",
-    "mux_audio",
-    "n_outputs",
     "run_chunked",
 ]

@@ -12,8 +12,8 @@ import torch
 
 from avse.data.datasets import DynamicMixDataset, SceneDataset
 from avse.data.prepare import cache_path, discover, load_cached, prepare
-from avse.errors import MediaError
-from avse.evaluation.plots import contact_sheet
+from avse.errors import ConfigError, MediaError
+from avse.plots import contact_sheet
 from avse.video.io import iter_grid_frames, read_video, write_video
 from avse.video.landmarks import read_landmarks
 from avse.video.roi import crop_centroid_px, mouth_crops
@@ -79,12 +79,16 @@ def test_a_broken_video_is_reported_and_the_rest_is_cached(corpus_copy, tmp_path
 
 
 def test_datasets_read_crops_and_features_from_the_cache(tiny_corpus, cache):
-    item = SceneDataset(tiny_corpus, "dev", cache=cache)[0]
+    item = SceneDataset(tiny_corpus, "dev", cache=cache, crops=True)[0]
     n = item["lips"].shape[0]
     assert item["crops"].shape == (n, 96, 96) and item["crops"].dtype == torch.uint8
     assert item["features"].shape == (n, 82)
-    dyn = DynamicMixDataset(tiny_corpus, "dev", cache=cache, segment_frames=10)[1]
+    dyn = DynamicMixDataset(tiny_corpus, "dev", cache=cache, segment_frames=10, crops=True)[1]
     assert dyn["crops"].shape == (10, 96, 96) and dyn["features"].shape == (10, 82)
+    plain = DynamicMixDataset(tiny_corpus, "dev", cache=cache, segment_frames=10)[1]
+    assert "crops" not in plain and torch.equal(plain["features"], dyn["features"])  # crops only when asked
+    with pytest.raises(ConfigError, match="cache"):
+        SceneDataset(tiny_corpus, "dev", crops=True)
 
 
 def test_not_a_corpus_is_a_clear_error(tmp_path):

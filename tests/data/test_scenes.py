@@ -1,4 +1,4 @@
-"""Tests for avse.data.scenes: building scenes.json and rendering scenes bit for bit."""
+"""Tests for avse.data.scenes, avse.data.mixing and avse.data.render: building scenes.json and rendering scenes bit for bit."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import pytest
 import scipy.signal
 import soundfile as sf
 
+from avse.audio import wav16
+from avse.data import mixing as mx
+from avse.data import render as rd
 from avse.data import scenes as sc
 from avse.data.metadata import load_scenes
 from avse.errors import AvseError, ConfigError, InterfererTooShortError, MediaError, MetadataError, OutputPathError
@@ -254,16 +257,16 @@ def test_weighted_rms_is_the_fft_convolution():
     for n in (1000, 16003, 48000, 1000):
         x = rng.standard_normal(n)
         y = scipy.signal.convolve(x, h, mode="full", method="fft")
-        assert sc.weighted_rms(x, h) == float(np.sqrt(np.mean(y**2)))  # bit for bit
+        assert mx.weighted_rms(x, h) == float(np.sqrt(np.mean(y**2)))  # bit for bit
         direct = np.sqrt(np.mean(np.convolve(x, h) ** 2))
-        assert abs(sc.weighted_rms(x, h) / direct - 1) < 1e-13  # and np.convolve to float64 rounding
-    assert sc.weighted_rms(np.array([3.0, -4.0])) == math.sqrt(12.5)
+        assert abs(mx.weighted_rms(x, h) / direct - 1) < 1e-13  # and np.convolve to float64 rounding
+    assert mx.weighted_rms(np.array([3.0, -4.0])) == math.sqrt(12.5)
 
 
 def test_wav_bytes_equal_soundfile(tmp_path):
     x = (np.random.default_rng(1).standard_normal(999) * 8000).astype(np.int16)
     sf.write(str(tmp_path / "a.wav"), x, SR, subtype="PCM_16", format="WAV")
-    assert sc.wav_bytes_int16(x) == (tmp_path / "a.wav").read_bytes()
+    assert wav16.wav_bytes_int16(x) == (tmp_path / "a.wav").read_bytes()
 
 
 def test_ramp_matches_reference_formula():
@@ -272,10 +275,10 @@ def test_ramp_matches_reference_formula():
     y = x.copy()
     y[:8000] *= ramp
     y[-8000:] *= ramp[::-1]
-    assert np.array_equal(sc.apply_ramp(x), y)
-    assert sc.apply_ramp(x)[0] == 0.0 and sc.apply_ramp(x)[-1] == 0.0
+    assert np.array_equal(mx.apply_ramp(x), y)
+    assert mx.apply_ramp(x)[0] == 0.0 and mx.apply_ramp(x)[-1] == 0.0
     short = np.ones(5)
-    assert np.array_equal(sc.apply_ramp(short), ramp[:5] * ramp[::-1][-5:])
+    assert np.array_equal(mx.apply_ramp(short), ramp[:5] * ramp[::-1][-5:])
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -285,7 +288,7 @@ def test_render_bit_identical_to_reference(corpus, tmp_path, weighted, prepost):
     scenes = sc.build_scenes(corpus, "train", n_scenes=12, seed=2, pre_samples=prepost[0], post_samples=prepost[1])
     out = tmp_path / "out"
     for scene in scenes:
-        paths = sc.render_scene(corpus, scene, out, speech_weight=h, with_video=False)
+        paths = rd.render_scene(corpus, scene, out, speech_weight=h, with_video=False)
         ref = reference_render(corpus, scene, h)
         for kind in ("mixed", "target", "interferer"):
             got = _read_int16(paths[kind])
@@ -297,11 +300,11 @@ def test_render_several_interferers_bit_identical(corpus, tmp_path):
     h = np.random.default_rng(1).standard_normal(32)
     scenes = sc.build_scenes(corpus, "train", n_scenes=6, seed=0, n_interferers=3)
     for scene in scenes:
-        paths = sc.render_scene(corpus, scene, tmp_path / "o", speech_weight=h, with_video=False)
+        paths = rd.render_scene(corpus, scene, tmp_path / "o", speech_weight=h, with_video=False)
         ref = reference_render(corpus, scene, h)
         for kind in ("mixed", "target", "interferer"):
             assert np.array_equal(_read_int16(paths[kind]), ref[kind])
-        snr = sc.measured_snr(paths["target"], paths["interferer"], speech_weight=h)
+        snr = rd.measured_snr(paths["target"], paths["interferer"], speech_weight=h)
         assert abs(snr - scene["SNR"]) < 0.01
 
 
@@ -314,8 +317,8 @@ def test_measured_snr_matches_scene(corpus, tmp_path, weight):
     scenes = sc.build_scenes(corpus, "train", n_scenes=12, seed=11)
     errors = []
     for scene in scenes:
-        paths = sc.render_scene(corpus, scene, tmp_path / "out", speech_weight=h, with_video=False)
-        errors.append(sc.measured_snr(paths["target"], paths["interferer"], speech_weight=h) - scene["SNR"])
+        paths = rd.render_scene(corpus, scene, tmp_path / "out", speech_weight=h, with_video=False)
+        errors.append(rd.measured_snr(paths["target"], paths["interferer"], speech_weight=h) - scene["SNR"])
     assert max(abs(e) for e in errors) < 0.01, errors
 
 
@@ -325,22 +328,22 @@ def test_speech_weight_mat_file(corpus, tmp_path):
     h = np.random.default_rng(2).standard_normal(48)
     mat = tmp_path / "w.mat"
     scipy.io.savemat(str(mat), {"filt": h[None, :]})
-    assert np.array_equal(sc.load_speech_weight(mat), h)
+    assert np.array_equal(mx.load_speech_weight(mat), h)
     scene = sc.build_scenes(corpus, "train", n_scenes=1, seed=0)[0]
-    a = sc.render_scene(corpus, scene, tmp_path / "a", speech_weight=mat, with_video=False)
-    b = sc.render_scene(corpus, scene, tmp_path / "b", speech_weight=h, with_video=False)
+    a = rd.render_scene(corpus, scene, tmp_path / "a", speech_weight=mat, with_video=False)
+    b = rd.render_scene(corpus, scene, tmp_path / "b", speech_weight=h, with_video=False)
     for kind in ("mixed", "target", "interferer"):
         assert a[kind].read_bytes() == b[kind].read_bytes()
     scipy.io.savemat(str(tmp_path / "bad.mat"), {"other": h})
     with pytest.raises(AvseError, match="no variable 'filt'"):
-        sc.load_speech_weight(tmp_path / "bad.mat")
+        mx.load_speech_weight(tmp_path / "bad.mat")
 
 
 def test_normalization_modes(corpus, tmp_path):
     scene = sc.build_scenes(corpus, "train", n_scenes=3, seed=0)[2]
     peaks = {}
-    for mode in sc.NORMALIZATIONS:
-        paths = sc.render_scene(corpus, scene, tmp_path / mode, normalization=mode, with_video=False)
+    for mode in mx.NORMALIZATIONS:
+        paths = rd.render_scene(corpus, scene, tmp_path / mode, normalization=mode, with_video=False)
         xs = {k: _read_int16(paths[k]).astype(np.int64) for k in ("mixed", "target", "interferer")}
         peaks[mode] = max(int(np.max(np.abs(x))) for x in xs.values())
         # one shared factor: mixed = target + interferer up to truncation (|error| <= 2 LSB)
@@ -349,7 +352,7 @@ def test_normalization_modes(corpus, tmp_path):
     assert abs(peaks["peak"] - 32767 * 10 ** (-1 / 20)) <= 1
     assert peaks["lufs"] <= 32767
     with pytest.raises(ConfigError):
-        sc.render_scene(corpus, scene, tmp_path / "x", normalization="rms", with_video=False)
+        rd.render_scene(corpus, scene, tmp_path / "x", normalization="rms", with_video=False)
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
@@ -366,7 +369,7 @@ def _scene_files(out: Path, name: str) -> list[str]:
 def _fresh(corpus: Path, scenes: list[dict], out: Path, **kw) -> dict[str, bytes]:
     """Render ``scenes`` one by one with render_scene into an empty ``out``."""
     for s in scenes:
-        sc.render_scene(corpus, s, out, **kw)
+        rd.render_scene(corpus, s, out, **kw)
     return _outputs(out)
 
 
@@ -377,28 +380,28 @@ def test_render_scenes_resume_shards_jobs_and_inputs(corpus, tmp_path):
     # three shards cover every scene exactly once
     counts = []
     for i in range(3):
-        summary = sc.render_scenes(corpus, "train", shard=(i, 3), progress=False, with_video=False)
+        summary = rd.render_scenes(corpus, "train", shard=(i, 3), progress=False, with_video=False)
         counts.append(summary["rendered"])
         assert summary["skipped"] == 0 and summary["shard"] == f"{i}/3"
     assert sum(counts) == 10 and counts == [4, 3, 3]
-    assert sorted(sum((sc.shard_indices(10, (i, 3)) for i in range(3)), [])) == list(range(10))
+    assert sorted(sum((rd.shard_indices(10, (i, 3)) for i in range(3)), [])) == list(range(10))
     names = sorted(_outputs(out))
     assert names == sorted(f"{s['scene']}_{k}.wav" for s in scenes for k in ("mixed", "target", "interferer"))
     assert sorted(p.name for p in (out / ".render").iterdir()) == sorted(f"{s['scene']}.json" for s in scenes)
     sharded = _outputs(out)
     # resume: nothing is rewritten
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    summary = sc.render_scenes(corpus, "train", shard="0/1", progress=False, with_video=False)
+    summary = rd.render_scenes(corpus, "train", shard="0/1", progress=False, with_video=False)
     assert (summary["rendered"], summary["skipped"], summary["scenes"]) == (0, 10, 10)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == mtimes
     # a scene with a missing output is rendered again, and only that one
     (out / f"{scenes[4]['scene']}_target.wav").unlink()
-    summary = sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    summary = rd.render_scenes(corpus, "train", progress=False, with_video=False)
     assert (summary["rendered"], summary["skipped"]) == (1, 9)
     # a pool of two workers gives the same bytes as the shards did one by one
     for name in _outputs(out):
         (out / name).unlink()
-    summary = sc.render_scenes(corpus, "train", jobs=2, progress=False, with_video=False)
+    summary = rd.render_scenes(corpus, "train", jobs=2, progress=False, with_video=False)
     assert summary["rendered"] == 10
     assert _outputs(out) == sharded
     assert _hash_tree(corpus) == before  # inputs untouched
@@ -406,13 +409,13 @@ def test_render_scenes_resume_shards_jobs_and_inputs(corpus, tmp_path):
 
 def test_render_scenes_bad_shard_and_missing_scenes(corpus):
     with pytest.raises(MetadataError, match="no such file"):
-        sc.render_scenes(corpus, "train", progress=False, with_video=False)
+        rd.render_scenes(corpus, "train", progress=False, with_video=False)
     _build(corpus, n=2)
     for shard in [(3, 3), (0, 0), "1/1", "x", (0.5, 2), 3]:
         with pytest.raises(ConfigError):
-            sc.render_scenes(corpus, "train", shard=shard, progress=False, with_video=False)
+            rd.render_scenes(corpus, "train", shard=shard, progress=False, with_video=False)
     with pytest.raises(ConfigError, match="normalization"):
-        sc.render_scenes(corpus, "train", normalization="rms", progress=False, with_video=False)
+        rd.render_scenes(corpus, "train", normalization="rms", progress=False, with_video=False)
 
 
 def test_output_dir_that_is_a_file(corpus, tmp_path):
@@ -420,11 +423,11 @@ def test_output_dir_that_is_a_file(corpus, tmp_path):
     (corpus / "train" / "scenes").write_text("not a folder")
     before = _hash_tree(corpus)
     with pytest.raises(OutputPathError):
-        sc.render_scenes(corpus, "train", progress=False, with_video=False)
+        rd.render_scenes(corpus, "train", progress=False, with_video=False)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(OutputPathError):
-        sc.render_scene(corpus, scenes[0], blocker / "sub", with_video=False)
+        rd.render_scene(corpus, scenes[0], blocker / "sub", with_video=False)
     assert _hash_tree(corpus) == before
     assert blocker.read_text() == "x"
 
@@ -437,19 +440,19 @@ def test_output_that_would_be_an_input_is_refused(corpus):
     scene = dict(scene, scene="S9", target=dict(scene["target"], name="S9_target"))
     before = _hash_tree(corpus)
     with pytest.raises(OutputPathError, match="overwrite an input"):
-        sc.render_scene(corpus, scene, target_dir, with_video=False)
+        rd.render_scene(corpus, scene, target_dir, with_video=False)
     assert _hash_tree(corpus) == before
     # the same scene rendered elsewhere is fine
-    assert sc.render_scene(corpus, scene, corpus / "elsewhere", with_video=False)["target"].is_file()
+    assert rd.render_scene(corpus, scene, corpus / "elsewhere", with_video=False)["target"].is_file()
 
 
 def test_failed_scene_is_reported_after_the_others(corpus):
     scenes = _build(corpus, n=4)
     (corpus / "train" / "targets" / f"{scenes[1]['target']['name']}.wav").unlink()
     with pytest.raises(AvseError, match="1 of 4 scenes failed"):
-        sc.render_scenes(corpus, "train", progress=False, with_video=False)
-    assert sc.scene_done(corpus / "train" / "scenes", scenes[0], with_video=False)
-    assert not sc.scene_done(corpus / "train" / "scenes", scenes[1], with_video=False)
+        rd.render_scenes(corpus, "train", progress=False, with_video=False)
+    assert rd.scene_done(corpus / "train" / "scenes", scenes[0], with_video=False)
+    assert not rd.scene_done(corpus / "train" / "scenes", scenes[1], with_video=False)
 
 
 # ---------------------------------------------------------------------------
@@ -469,7 +472,7 @@ def test_truncated_target_fails_and_leaves_nothing(corpus):
     bad = corpus / "train" / "targets" / f"{scenes[1]['target']['name']}.wav"
     _truncate(bad, 0.5)  # cut mid-speech: the header still says the whole length
     with pytest.raises(AvseError, match="1 of 4 scenes failed") as info:
-        sc.render_scenes(corpus, "train", progress=False)
+        rd.render_scenes(corpus, "train", progress=False)
     assert str(bad) in str(info.value) and "truncated" in str(info.value)
     assert _scene_files(out, scenes[1]["scene"]) == []
     for s in (scenes[0], scenes[2], scenes[3]):
@@ -478,7 +481,7 @@ def test_truncated_target_fails_and_leaves_nothing(corpus):
     bad2 = corpus / "train" / "targets" / f"{scenes[2]['target']['name']}.wav"
     sf.write(str(bad2), sf.read(str(bad2), dtype="int16")[0][:3000], SR, subtype="PCM_16")  # a valid, shorter file
     with pytest.raises(MediaError) as info:
-        sc.render_scene(corpus, scenes[2], out)
+        rd.render_scene(corpus, scenes[2], out)
     assert info.value.path == bad2 and "3000 samples" in str(info.value)
     assert _scene_files(out, scenes[2]["scene"]) == []
 
@@ -488,12 +491,12 @@ def test_truncated_interferer_fails_and_leaves_nothing(corpus, tmp_path):
     spec = scene["interferer"]
     path = corpus / "train" / "interferers" / spec["type"] / f"{spec['name']}.wav"
     out = tmp_path / "out"
-    sc.render_scene(corpus, scene, out, with_video=False)
+    rd.render_scene(corpus, scene, out, with_video=False)
     # cut to 60%: the header says more than the file holds
     whole = path.read_bytes()
     _truncate(path, 0.6)
     with pytest.raises(MediaError, match="truncated") as info:
-        sc.render_scene(corpus, scene, out, with_video=False)
+        rd.render_scene(corpus, scene, out, with_video=False)
     assert info.value.path == path
     assert _scene_files(out, scene["scene"]) == []
     # a valid file that ends inside the scene: never zero-padded
@@ -501,7 +504,7 @@ def test_truncated_interferer_fails_and_leaves_nothing(corpus, tmp_path):
     end = spec["offset"] + scene["duration"] // 2
     sf.write(str(path), x[:end], SR, subtype="PCM_16")
     with pytest.raises(MediaError, match="too short") as info:
-        sc.render_scene(corpus, scene, out, with_video=False)
+        rd.render_scene(corpus, scene, out, with_video=False)
     assert info.value.path == path
     assert _scene_files(out, scene["scene"]) == []
 
@@ -510,12 +513,12 @@ def test_read_wav64_never_returns_a_short_read(tmp_path):
     x = (np.arange(1000) % 200 - 100).astype(np.int16)
     path = tmp_path / "a.wav"
     sf.write(str(path), x, SR, subtype="PCM_16")
-    assert np.array_equal(sc.read_wav64(path, 500, 500), x[500:] / 32768)
+    assert np.array_equal(wav16.read_wav64(path, 500, 500), x[500:] / 32768)
     with pytest.raises(MediaError, match="too short") as info:
-        sc.read_wav64(path, 500, 501)
+        wav16.read_wav64(path, 500, 501)
     assert info.value.path == path
     with pytest.raises(MediaError, match="past the end"):
-        sc.read_wav64(path, 1000, 10)
+        wav16.read_wav64(path, 1000, 10)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "junk"])
@@ -529,7 +532,7 @@ def test_bad_target_video_leaves_no_wavs(corpus, damage):
         bad.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     out = corpus / "train" / "scenes"
     with pytest.raises(AvseError, match="1 of 3 scenes failed") as info:
-        sc.render_scenes(corpus, "train", progress=False)
+        rd.render_scenes(corpus, "train", progress=False)
     assert str(bad) in str(info.value)
     assert _scene_files(out, scenes[0]["scene"]) == []
     assert all(len(_scene_files(out, s["scene"])) == 5 for s in scenes[1:])
@@ -543,40 +546,40 @@ def test_bad_target_video_leaves_no_wavs(corpus, damage):
 def test_rebuilt_scenes_are_rendered_again(corpus, tmp_path):
     _build(corpus, n=6)
     out = corpus / "train" / "scenes"
-    assert sc.render_scenes(corpus, "train", progress=False, with_video=False)["rendered"] == 6
+    assert rd.render_scenes(corpus, "train", progress=False, with_video=False)["rendered"] == 6
     old = _outputs(out)
     # `scenes build --seed 7`: the same scene names, other targets, offsets and SNRs
     new = sc.build_scenes(corpus, "train", n_scenes=4, seed=7)
     sc.write_scenes(corpus, "train", new)
-    summary = sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    summary = rd.render_scenes(corpus, "train", progress=False, with_video=False)
     assert (summary["rendered"], summary["skipped"], summary["removed"]) == (4, 0, 2)  # S00005, S00006 are gone
     got = _outputs(out)
     assert got == _fresh(corpus, new, tmp_path / "fresh", with_video=False)
     assert all(got[k] != old[k] for k in got)
     assert sorted(p.name for p in (out / ".render").iterdir()) == [f"{s['scene']}.json" for s in new]
-    assert sc.render_scenes(corpus, "train", progress=False, with_video=False)["skipped"] == 4
+    assert rd.render_scenes(corpus, "train", progress=False, with_video=False)["skipped"] == 4
 
 
 def test_other_options_render_again(corpus, tmp_path):
     scenes = _build(corpus, n=3)
     out = corpus / "train" / "scenes"
-    sc.render_scenes(corpus, "train", progress=False, with_video=False)
-    summary = sc.render_scenes(corpus, "train", normalization="peak", progress=False, with_video=False)
+    rd.render_scenes(corpus, "train", progress=False, with_video=False)
+    summary = rd.render_scenes(corpus, "train", normalization="peak", progress=False, with_video=False)
     assert (summary["rendered"], summary["skipped"]) == (3, 0)
     assert _outputs(out) == _fresh(corpus, scenes, tmp_path / "peak", normalization="peak", with_video=False)
-    assert sc.scene_done(out, scenes[0], normalization="peak", with_video=False)
-    assert not sc.scene_done(out, scenes[0], with_video=False)
+    assert rd.scene_done(out, scenes[0], normalization="peak", with_video=False)
+    assert not rd.scene_done(out, scenes[0], with_video=False)
     h = np.random.default_rng(3).standard_normal(16)
     opts = {"speech_weight": h, "normalization": "peak", "with_video": False}
-    assert sc.render_scenes(corpus, "train", progress=False, **opts)["rendered"] == 3
+    assert rd.render_scenes(corpus, "train", progress=False, **opts)["rendered"] == 3
     assert _outputs(out) == _fresh(corpus, scenes, tmp_path / "w", **opts)
-    assert sc.render_scenes(corpus, "train", progress=False, **opts)["skipped"] == 3
+    assert rd.render_scenes(corpus, "train", progress=False, **opts)["skipped"] == 3
     # a record that does not match (edited, or of another renderer) means: not done
-    rec = sc.render_record_path(out, scenes[1]["scene"])
+    rec = rd.render_record_path(out, scenes[1]["scene"])
     rec.write_text(json.dumps({"scene": scenes[1]["scene"], "key": "0" * 64}))
-    assert not sc.scene_done(out, scenes[1], **opts)
+    assert not rd.scene_done(out, scenes[1], **opts)
     rec.write_text("{not json")
-    summary = sc.render_scenes(corpus, "train", progress=False, **opts)
+    summary = rd.render_scenes(corpus, "train", progress=False, **opts)
     assert (summary["rendered"], summary["skipped"]) == (1, 2)
 
 
@@ -598,7 +601,7 @@ def test_leftover_part_files_are_removed_at_the_next_run(corpus):
     ]
     for p in ours + theirs:
         p.write_bytes(b"half written")
-    assert sc.render_scenes(corpus, "train", shard="0/2", progress=False, with_video=False)["rendered"] == 2
+    assert rd.render_scenes(corpus, "train", shard="0/2", progress=False, with_video=False)["rendered"] == 2
     assert [p.exists() for p in ours] == [False] * 3
     assert [p.exists() for p in theirs] == [True] * 4  # another shard's, or not ours at all
 
@@ -626,7 +629,7 @@ def test_part_stem_and_remove_stale_parts(tmp_path):
 def test_interrupted_render_resumes_cleanly(corpus, tmp_path, monkeypatch):
     scenes = _build(corpus, n=5)
     out = corpus / "train" / "scenes"
-    real, calls = sc.wav_bytes_int16, []
+    real, calls = rd.wav_bytes_int16, []
 
     def interrupt_in_scene_three(x, *a):
         calls.append(1)
@@ -634,13 +637,13 @@ def test_interrupted_render_resumes_cleanly(corpus, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(x, *a)
 
-    monkeypatch.setattr(sc, "wav_bytes_int16", interrupt_in_scene_three)
+    monkeypatch.setattr(rd, "wav_bytes_int16", interrupt_in_scene_three)
     with pytest.raises(KeyboardInterrupt):
-        sc.render_scenes(corpus, "train", progress=False, with_video=False)
-    monkeypatch.setattr(sc, "wav_bytes_int16", real)
+        rd.render_scenes(corpus, "train", progress=False, with_video=False)
+    monkeypatch.setattr(rd, "wav_bytes_int16", real)
     assert [p.name for p in out.rglob(".*") if p.is_file()] == []  # no temp file left
     assert len(_outputs(out)) == 6  # two whole scenes, nothing of the third
-    summary = sc.render_scenes(corpus, "train", progress=False, with_video=False)
+    summary = rd.render_scenes(corpus, "train", progress=False, with_video=False)
     assert (summary["rendered"], summary["skipped"]) == (3, 2)
     assert _outputs(out) == _fresh(corpus, scenes, tmp_path / "fresh", with_video=False)
 
@@ -658,13 +661,13 @@ def test_pool_workers_ignore_ctrl_c():
 
 _CTRL_C_SCRIPT = """
 import sys, time
-from avse.data import scenes as sc
-real = sc.wav_bytes_int16
+from avse.data import render as rd
+real = rd.wav_bytes_int16
 def slow(x, *a):
     time.sleep(0.05)
     return real(x, *a)
-sc.wav_bytes_int16 = slow  # the forked workers inherit it
-sc.render_scenes(sys.argv[1], "train", jobs=2, progress=False, with_video=False)
+rd.wav_bytes_int16 = slow  # the forked workers inherit it
+rd.render_scenes(sys.argv[1], "train", jobs=2, progress=False, with_video=False)
 """
 
 
@@ -694,7 +697,7 @@ def test_ctrl_c_with_a_pool_is_quiet_and_resumes(corpus, tmp_path):
     # the parent's KeyboardInterrupt only: no "Process ForkPoolWorker-1: Traceback ..." per worker
     assert "PoolWorker" not in err and err.rstrip().endswith("KeyboardInterrupt"), err
     assert [p.name for p in out.rglob(".*") if p.is_file()] == []
-    summary = sc.render_scenes(corpus, "train", jobs=2, progress=False, with_video=False)
+    summary = rd.render_scenes(corpus, "train", jobs=2, progress=False, with_video=False)
     assert summary["rendered"] + summary["skipped"] == 40 and summary["rendered"] > 0
     assert _outputs(out) == _fresh(corpus, scenes, tmp_path / "fresh", with_video=False)
 
@@ -711,15 +714,15 @@ def test_junk_speech_weight_is_a_one_line_media_error(corpus, tmp_path):
     for content in (b"junk", b"hello world junk" * 20, b""):
         junk.write_bytes(content)
         with pytest.raises(MediaError, match="not a MATLAB .mat file with a 'filt' vector") as info:
-            sc.load_speech_weight(junk)
+            mx.load_speech_weight(junk)
         assert info.value.path == junk and "\n" not in str(info.value)
     for filt in ("abc", np.ones((3, 4))):
         scipy.io.savemat(str(tmp_path / "odd.mat"), {"filt": filt})
         with pytest.raises(MediaError, match="'filt'"):
-            sc.load_speech_weight(tmp_path / "odd.mat")
+            mx.load_speech_weight(tmp_path / "odd.mat")
     _build(corpus, n=1)
     with pytest.raises(MediaError, match="not a MATLAB"):
-        sc.render_scenes(corpus, "train", speech_weight=junk, progress=False, with_video=False)
+        rd.render_scenes(corpus, "train", speech_weight=junk, progress=False, with_video=False)
 
 
 def test_measured_snr_of_silent_files(tmp_path):
@@ -728,13 +731,13 @@ def test_measured_snr_of_silent_files(tmp_path):
     for name, sig in (("t", x), ("i", 0.5 * x), ("zero", np.zeros(4000)), ("short", x[:3999])):
         paths[name] = tmp_path / f"{name}.wav"
         sf.write(str(paths[name]), (sig * 32767).astype(np.int16), SR, subtype="PCM_16")
-    assert abs(sc.measured_snr(paths["t"], paths["i"]) - 20 * math.log10(2)) < 0.01  # int16 rounding
-    assert sc.measured_snr(paths["t"], paths["zero"]) == math.inf
-    assert sc.measured_snr(paths["zero"], paths["i"]) == -math.inf
+    assert abs(rd.measured_snr(paths["t"], paths["i"]) - 20 * math.log10(2)) < 0.01  # int16 rounding
+    assert rd.measured_snr(paths["t"], paths["zero"]) == math.inf
+    assert rd.measured_snr(paths["zero"], paths["i"]) == -math.inf
     with pytest.raises(MediaError, match="both silent"):
-        sc.measured_snr(paths["zero"], paths["zero"])
+        rd.measured_snr(paths["zero"], paths["zero"])
     with pytest.raises(MediaError, match="3999 samples"):
-        sc.measured_snr(paths["t"], paths["short"])
+        rd.measured_snr(paths["t"], paths["short"])
 
 
 # ---------------------------------------------------------------------------
@@ -765,7 +768,7 @@ def test_render_writes_silent_video(corpus):
 
     scenes = _build(corpus, n=3)
     _videos(corpus, scenes)
-    summary = sc.render_scenes(corpus, "train", progress=False)
+    summary = rd.render_scenes(corpus, "train", progress=False)
     assert summary["rendered"] == 3
     out = corpus / "train" / "scenes"
     for s in scenes:
@@ -780,6 +783,6 @@ def test_render_writes_silent_video(corpus):
         assert len(copied) == 10 and copied == source  # the same compressed bytes at the same times
     # the audio-only outputs alone do not count as done when video is asked for
     (out / f"{scenes[0]['scene']}_silent.mp4").unlink()
-    assert sc.render_scenes(corpus, "train", progress=False)["rendered"] == 1
+    assert rd.render_scenes(corpus, "train", progress=False)["rendered"] == 1
     # and a render with video does not count as one without
-    assert sc.render_scenes(corpus, "train", progress=False, with_video=False)["rendered"] == 3
+    assert rd.render_scenes(corpus, "train", progress=False, with_video=False)["rendered"] == 3

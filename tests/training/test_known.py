@@ -18,10 +18,9 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from avse.errors import ConfigError, MediaError  # noqa: E402
 from avse.models import load_checkpoint  # noqa: E402
-from avse.training import known as kn  # noqa: E402
-from avse.training.known import (  # noqa: E402
+from avse.data import known as kn  # noqa: E402
+from avse.data.known import (  # noqa: E402
     FRAME,
-    KnownSpeakersDataModule,
     MemoryBudget,
     RawAudio,
     Recording,
@@ -31,6 +30,7 @@ from avse.training.known import (  # noqa: E402
     speech_starts,
     split_recordings,
 )
+from avse.training.known import KnownSpeakersDataModule  # noqa: E402
 from avse.training.losses import neg_si_sdr  # noqa: E402
 from avse.training.module import SeparationModule, fit  # noqa: E402
 
@@ -307,7 +307,7 @@ def test_fit_on_two_folders_names_the_outputs_in_the_checkpoint(folders, tmp_pat
 
 def test_fit_refuses_bad_known_configs(folders, tmp_path):
     with pytest.raises(ConfigError, match="audio-visual"):
-        fit(_known_config(folders, model="avnet", model_config={}, task="extract"), tmp_path / "av")
+        fit(_known_config(folders, model="avnet", model_config={}, task="extract", data_module="speakers"), tmp_path / "av")
     cfg = _known_config(folders)
     del cfg["data"]["speaker_b"]
     with pytest.raises(ConfigError, match="speaker_b"):

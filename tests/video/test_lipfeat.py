@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from avse.data.face import render_face, style_for_speaker
 from avse.data.visemes import JAW, K, OPEN, ROUND, SPREAD
 from avse.errors import ConfigError
 from avse.video.landmarks import LIP_INDEX, mouth_opening
-from avse.video.lipfeat import FEATURE_NAMES, N_FEATURES, eye_frame, lip_features
+from avse.video.lipfeat import FEATURE_NAMES, N_FEATURES, clean_frames, eye_frame, lip_features, visual_stream
 
 
 def _face(n: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
@@ -87,3 +89,64 @@ def test_features_move_with_the_lips_not_the_head():
     g = lip_features(bad)
     assert np.isnan(g[3, :80]).all() and np.isnan(g[3, -1]) and not np.isnan(g[3, -2])
     np.testing.assert_array_equal(np.delete(g, 3, 0), np.delete(f, 3, 0))
+
+
+# --------------------------------------------------------------------------- one visual stream for training and inference
+
+REAL_GRID = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "grid"
+
+
+def test_one_gap_policy_zeroes_whole_frames():
+    f = np.arange(12, dtype=np.float32).reshape(3, 4)
+    f[1, 2] = np.nan
+    f[2, 0] = np.inf
+    clean, valid = clean_frames(f)
+    assert clean.dtype == np.float32 and valid.tolist() == [True, False, False]
+    np.testing.assert_array_equal(clean, [[0, 1, 2, 3], [0, 0, 0, 0], [0, 0, 0, 0]])
+    lm = _face(6, seed=2)
+    lm["eyes"][4, 1, 1] = np.nan  # reaches some columns only: the whole frame goes
+    stream, ok = visual_stream(lm)
+    assert not ok[4] and ok.sum() == 5 and not stream[4].any()
+    np.testing.assert_array_equal(np.delete(stream, 4, 0), np.delete(lip_features(lm), 4, 0))
+
+
+def test_training_and_inference_give_the_same_stream_for_a_frame_without_face(tiny_corpus, tmp_path):
+    from avse.api import Enhancer
+    from avse.data.datasets import target_lip_features
+    from avse.data.metadata import target_landmarks_path
+    from avse.video.landmarks import read_landmarks, write_landmarks
+
+    name = sorted(p.stem for p in (tiny_corpus / "train" / "targets_landmarks").glob("*.npz"))[0]
+    lm = read_landmarks(target_landmarks_path(tiny_corpus, "train", name))
+    lm["lips"][3] = np.nan  # a frame where the face was lost
+    root = tmp_path / "corpus"
+    write_landmarks(target_landmarks_path(root, "train", name), lm)
+    train = target_lip_features(root, "train", name)  # [N, 82]
+    infer, reason, _ = Enhancer("av", fallback=None).visual_input(lip_features(lm), np.zeros(16000, np.float32))
+    assert reason is None and not train[3].any()
+    np.testing.assert_array_equal(train, infer)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_GRID.is_dir(), reason="the real GRID clips (../shared/data/real/grid) are not here")
+def test_a_real_clip_gives_identical_streams_through_training_and_inference(tmp_path):
+    """One real GRID clip: the prepare cache and a corpus landmark file (training) and `enhance`'s front end (inference)."""
+    from avse.api import Enhancer
+    from avse.audio.io import load_audio
+    from avse.data.datasets import target_lip_features
+    from avse.data.metadata import target_landmarks_path
+    from avse.data.prepare import Utterance, load_cached, prepare_one
+    from avse.video.landmarks import LANDMARK_KEYS, write_landmarks
+
+    clip = REAL_GRID / "bbaf2n.mpg"
+    rec = prepare_one(Utterance("grid_bbaf2n", "trainval", "grid", clip), tmp_path / "cache")
+    cached = load_cached(tmp_path / "cache" / rec["file"])
+    root = tmp_path / "corpus"  # the cache's landmarks as a corpus target, as training reads them
+    write_landmarks(target_landmarks_path(root, "train", "bbaf2n"), {k: cached[k] for k in LANDMARK_KEYS})
+    from_file = target_lip_features(root, "train", "bbaf2n")
+    audio = load_audio(clip, sample_rate=16000)[0]
+    infer, reason, facts = Enhancer("av", fallback=None).visual_input(clip, audio)
+    assert reason is None and "lips_shifted_frames" not in facts and infer.shape == (75, 82)
+    assert np.abs(infer).sum() > 0 and np.all(np.isfinite(infer))
+    np.testing.assert_array_equal(cached["features"], infer)
+    np.testing.assert_array_equal(from_file, infer)

@@ -199,7 +199,7 @@ def test_lipreading_input_centre_crop_and_normalisation():
 
 
 def test_contact_sheet_writes_a_png(tmp_path):
-    from avse.evaluation.plots import contact_sheet
+    from avse.plots import contact_sheet
 
     crops = np.random.default_rng(0).integers(0, 256, (7, 96, 96), dtype=np.uint8)
     path = contact_sheet(tmp_path / "sheet.png", crops, every=2, cols=3)  # frames 0, 2, 4, 6: 2 rows of 3

@@ -9,6 +9,7 @@ import pytest
 
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
+from avse.video.frontend import sync_video
 from avse.video.landmarks import LIP_INDEX, mouth_opening, write_landmarks
 from avse.video.shift import write_shifted
 from avse.video.sync import (
@@ -21,7 +22,6 @@ from avse.video.sync import (
     reliability_threshold,
     shift_audio,
     speech_envelope,
-    sync_video,
 )
 
 GRID = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "grid"

@@ -13,8 +13,8 @@ from avse import SAMPLE_RATE
 from avse.errors import ConfigError, EmptyAudioError, MediaError
 from avse.utils.fs import atomic_path
 
-# Formats libsndfile reads directly; everything else goes through PyAV (FFmpeg).
-_SNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au"}
+#: formats libsndfile reads directly; everything else goes through PyAV (FFmpeg)
+SNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au"}
 
 
 def check_media_file(path: Path) -> None:
@@ -107,7 +107,7 @@ def load_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, mono: bo
     """
     path = Path(path)
     check_media_file(path)
-    if path.suffix.lower() in _SNDFILE_SUFFIXES:
+    if path.suffix.lower() in SNDFILE_SUFFIXES:
         data, sr = _read_sndfile(path)
     else:
         data, sr = _read_av(path)

@@ -1,1 +1,1 @@
-"""Data: the synthetic audio-visual corpus, AVSE metadata, scenes and torch datasets."""
+"""Data: the synthetic audio-visual corpus, AVSE metadata, scene building, mixing and rendering, and torch datasets."""

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avse import SAMPLES_PER_FRAME
+from avse.audio.wav16 import read_wav64
 from avse.data.metadata import (
     interferer_wav_path,
     load_noise_list,
@@ -23,9 +24,10 @@ from avse.data.metadata import (
     target_speech_list_path,
     target_wav_path,
 )
-from avse.data.scenes import InterfererPool, check_snr_range, apply_ramp, load_speech_weight, mix_scene, read_wav64
-from avse.data.synth import item_seed
+from avse.data.mixing import apply_ramp, load_speech_weight, mix_scene, peak_scale
+from avse.data.scenes import InterfererPool, check_snr_range
 from avse.errors import ConfigError, InterfererTooShortError
+from avse.utils.seeding import item_seed
 from avse.video.landmarks import read_landmarks
 
 
@@ -55,11 +57,11 @@ def scene_pre_frames(scene: dict[str, Any]) -> int:
 
 
 def target_lip_features(root: str | Path, dataset: str, name: str) -> np.ndarray:
-    """Lip features (avse.video.lipfeat) of target ``name`` from its landmark file -> float32 [N, 82], NaN set to 0."""
-    from avse.video.lipfeat import lip_features
+    """The visual stream (``avse.video.lipfeat.visual_stream``) of target ``name`` from its landmark file -> float32 [N, 82]."""
+    from avse.video.lipfeat import visual_stream
 
     lm = read_landmarks(target_landmarks_path(Path(root), dataset, name))
-    return np.nan_to_num(lip_features(lm), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)  # [N, 82]
+    return visual_stream(lm)[0]  # [N, 82]
 
 
 def _pad_to_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
@@ -83,11 +85,14 @@ def _item(
 
 
 class _Visual:
-    """The target's visual stream: lip landmarks from the corpus, or crops + features + lips from a cache."""
+    """The target's visual stream: lip landmarks from the corpus, or features + lips (+ crops when asked) from a cache."""
 
-    def __init__(self, root: Path, dataset: str, cache: str | Path | None):
+    def __init__(self, root: Path, dataset: str, cache: str | Path | None, crops: bool = False):
         self.root, self.dataset = root, dataset
         self.cache = None if cache is None else Path(cache)
+        if crops and self.cache is None:
+            raise ConfigError("mouth crops come from a preprocessing cache: give cache= (an `avse prepare` folder)")
+        self.crops = crops
 
     def __call__(self, name: str) -> dict[str, np.ndarray]:
         if self.cache is None:
@@ -95,8 +100,12 @@ class _Visual:
             return {"lips": lips.astype(np.float32)}
         from avse.data.prepare import cache_path, load_cached
 
-        c = load_cached(cache_path(self.cache, name, self.dataset), keys=("lips", "crops", "features"))
-        return {"lips": c["lips"].astype(np.float32), "crops": c["crops"], "features": c["features"].astype(np.float32)}
+        keys = ("lips", "features", "crops") if self.crops else ("lips", "features")
+        c = load_cached(cache_path(self.cache, name, self.dataset), keys=keys)
+        out = {"lips": c["lips"].astype(np.float32), "features": c["features"].astype(np.float32)}
+        if self.crops:
+            out["crops"] = c["crops"]
+        return out
 
 
 class SceneDataset(Dataset):
@@ -105,18 +114,19 @@ class SceneDataset(Dataset):
     Item: dict with ``mixture``, ``target``, ``interferer`` float32 [F * 640]
     (zero-padded to whole video frames), ``lips`` float32 [F, 40, 2] (the
     target's lip landmarks, edge frames repeated where the audio is longer; with
-    ``cache`` (an ``avse prepare`` output folder) also ``crops`` uint8 [F, 96, 96]
-    and ``features`` float32 [F, D], read from the cache, no video decoded) and
+    ``cache`` (an ``avse prepare`` output folder) also ``features`` float32
+    [F, D], and with ``crops`` also ``crops`` uint8 [F, 96, 96], read from the
+    cache, no video decoded) and
     ``info``: ``{"scene", "target", "type", "name", "SNR"}`` (the same keys for
     every item, so that the default collate batches them).
     """
 
-    def __init__(self, root: str | Path, dataset: str, cache: str | Path | None = None):
+    def __init__(self, root: str | Path, dataset: str, cache: str | Path | None = None, crops: bool = False):
         self.root = Path(root)
         self.dataset = dataset
         self.scenes = load_scenes(scenes_path(root, dataset))
         self.dir = scenes_dir(root, dataset)
-        self.visual = _Visual(self.root, dataset, cache)
+        self.visual = _Visual(self.root, dataset, cache, crops)
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -140,7 +150,7 @@ class DynamicMixDataset(Dataset):
     start of every epoch (as with DistributedSampler). The mixing is the scene
     renderer's (ramps, optional speech weighting, SNR), without int16
     quantisation; all three signals share one peak scale so that the loudest
-    peaks at ``peak``. ``cache`` adds crops and features as in SceneDataset. ``segment_frames`` crops a random window of that many
+    peaks at ``peak``. ``cache`` adds features (and ``crops`` the crops) as in SceneDataset. ``segment_frames`` crops a random window of that many
     video frames (audio and lips together); shorter utterances are padded to it
     (silent audio, the last video frame repeated), so that items batch. Items are dicts as in SceneDataset,
     ``info`` holding ``{"target", "type", "name", "offset", "SNR", "start_frame"}``
@@ -159,6 +169,7 @@ class DynamicMixDataset(Dataset):
         seed: int = 0,
         peak: float = 0.9,
         cache: str | Path | None = None,
+        crops: bool = False,
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         if not 0.0 <= p_speech <= 1.0:
@@ -180,7 +191,7 @@ class DynamicMixDataset(Dataset):
         self.seed = seed
         self.peak = peak
         self.epoch = 0
-        self.visual = _Visual(self.root, dataset, cache)
+        self.visual = _Visual(self.root, dataset, cache, crops)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose mixtures are drawn (reproducible per epoch)."""
@@ -213,7 +224,7 @@ class DynamicMixDataset(Dataset):
         target = read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
         noise = apply_ramp(read_wav64(interferer_wav_path(self.root, self.dataset, d["type"], d["name"]), d["offset"], len(target)))
         mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
-        scale = self.peak / max(np.abs(mixed).max(), np.abs(target).max(), np.abs(noise).max())
+        scale = peak_scale([mixed, target, noise], self.peak)
         info = {"target": t["wavfile"], "type": d["type"], "name": d["name"], "offset": d["offset"], "SNR": d["SNR"], "start_frame": 0}
         item = _item(mixed * scale, target * scale, noise * scale, self.visual(t["wavfile"]), 0, info)
         if self.segment_frames is not None:

@@ -81,7 +81,7 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
     """Run the front end on one utterance and write its cache file; returns its manifest record.
 
     The cache file (compressed npz) holds crops uint8 [N, 96, 96] (grayscale
-    mouth ROIs), features float32 [N, D] (normalised lip features), the
+    mouth ROIs), features float32 [N, D] (the visual stream, ``lipfeat.visual_stream``), the
     landmark arrays (lips [N, 40, 2], eyes, nose, face_box), flags uint8 [N]
     (0 detected, 1 interpolated), audio int16 [N * 640] at 16 kHz on the
     video's timeline (zero-padded or cut to whole frames) and the A/V sync
@@ -93,7 +93,8 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
 
     audio = load_audio(utt.audio)[0] if utt.audio is not None else None
     given = read_landmarks(utt.landmarks) if utt.landmarks is not None else None
-    res = process(utt.video, audio=audio, landmarks=given, smooth_window=smooth_window)
+    res = process(utt.video, audio=audio, landmarks=given, smooth_window=smooth_window, crops=True)
+    assert res.crops is not None
     if res.audio is None:
         raise MediaError(utt.video, "no audio track (and no separate wav)")
     lm, n = res.landmarks, len(res.crops)

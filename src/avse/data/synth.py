@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -25,15 +24,10 @@ from avse.data.metadata import (
 from avse.errors import ConfigError, MediaError, MetadataError
 from avse.utils.fs import ensure_dir, write_json
 from avse.utils.pool import remove_stale_parts, worker_pool
+from avse.utils.seeding import item_seed
 
 WORK_DIR = ".synth"  # per-item completion records, so that an interrupted run resumes
 _ITEM_FOLDERS = ("targets", "targets_video", "targets_landmarks", "interferers/speech", "interferers/noise")
-
-
-def item_seed(seed: int, name: str) -> int:
-    """A stable 63-bit seed for item ``name`` of a corpus made with ``seed``."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from avse.data.metadata import load_noise_list, load_scenes, masker_noise_list_p
 from avse.errors import ConfigError, MetadataError
 from avse.evaluation.baselines import BASELINES, Baseline, get_baseline
 from avse.evaluation.metrics import KNOWN_METRICS, evaluate_pair
+from avse.plots import plot_histograms, plot_improvement_vs_snr
 from avse.utils.fs import atomic_path, ensure_dir, write_json
 
 EVAL_METRICS = ("si_sdr", "si_sdri", "pesq_wb", "stoi", "estoi")
@@ -185,71 +186,6 @@ def read_items(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_histograms(path: str | Path, rows: list[dict[str, Any]], metrics: Sequence[str], title: str = "") -> Path:
-    """Write a PNG with one histogram per metric (finite values of ``rows``), the mean marked. Returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(metrics)
-    cols = min(n, 3)
-    nrows = math.ceil(n / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False, constrained_layout=True)
-    for ax, name in zip(axes.ravel(), metrics):
-        vals = np.asarray([r[name] for r in rows if math.isfinite(r[name])])
-        if vals.size:
-            ax.hist(vals, bins=min(30, max(5, vals.size // 2)), color="C0", alpha=0.8)
-            ax.axvline(vals.mean(), color="C3", lw=1.5, label=f"mean {vals.mean():.2f}")
-            ax.legend(fontsize=8)
-        ax.set_title(f"{name} (n={vals.size})")
-        ax.set_ylabel("items")
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    fig.suptitle(title)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
-
-
-def plot_improvement_vs_snr(path: str | Path, rows: list[dict[str, Any]], title: str = "",
-                            bin_db: float = SNR_BIN_DB) -> Path:
-    """Write a PNG of SI-SDRi against input SNR: items coloured by interferer type, means in ``bin_db`` bins."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    ok = [r for r in rows if math.isfinite(r["si_sdri"])]
-    for i, kind in enumerate(sorted({r["interferer_type"] for r in ok})):
-        sub = [r for r in ok if r["interferer_type"] == kind]
-        ax.scatter([r["input_snr"] for r in sub], [r["si_sdri"] for r in sub], s=14, alpha=0.7,
-                   color=f"C{i}", label=kind)
-    if ok:
-        snr = np.asarray([r["input_snr"] for r in ok])
-        imp = np.asarray([r["si_sdri"] for r in ok])
-        edges = np.arange(np.floor(snr.min() / bin_db) * bin_db, snr.max() + bin_db, bin_db)
-        which = np.clip(np.digitize(snr, edges) - 1, 0, max(len(edges) - 2, 0))
-        centres, means = [], []
-        for b in np.unique(which):
-            centres.append(edges[b] + bin_db / 2)
-            means.append(imp[which == b].mean())
-        ax.plot(centres, means, "k-o", lw=1.5, ms=5, label=f"mean per {bin_db:g} dB bin")
-    ax.axhline(0.0, color="0.6", lw=0.8)
-    ax.set_xlabel("input SNR (dB, scene)")
-    ax.set_ylabel("SI-SDRi (dB)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
-
-
 # --------------------------------------------------------------------------- entry point
 
 
@@ -346,9 +282,8 @@ def evaluate(
     title = f"{method_name} on {dataset} ({len(rows)} scenes)"
     plot_histograms(out_dir / "hist.png", rows, metrics, title)
     if "si_sdri" in metrics:
-        plot_improvement_vs_snr(out_dir / "improvement_vs_snr.png", rows, title)
+        plot_improvement_vs_snr(out_dir / "improvement_vs_snr.png", rows, title, bin_db=SNR_BIN_DB)
     return summary
 
 
-__all__ = ["BASELINES", "EVAL_METRICS", "ModelMethod", "evaluate", "scene_lip_features", "mean_ci", "summarize", "read_items",
-           "plot_histograms", "plot_improvement_vs_snr"]
+__all__ = ["BASELINES", "EVAL_METRICS", "ModelMethod", "evaluate", "scene_lip_features", "mean_ci", "summarize", "read_items"]

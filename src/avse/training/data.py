@@ -84,7 +84,8 @@ class AvseDataModule(EpochDataModule):
     Batches are dicts: ``mixture``, ``target``, ``interferer`` float32
     [B, F * 640], ``lips`` [B, F, 40, 2], ``features`` [B, F, 82] (from
     ``cache`` when given, else computed from the landmark files; see
-    LipFeatureDataset), plus ``crops`` with a cache, and ``info``. Training
+    LipFeatureDataset), plus ``crops`` [B, F, 96, 96] with a cache when
+    ``crops`` is set (no shipped model reads them), and ``info``. Training
     items are ``segment_frames``-frame windows; validation items are whole
     utterances (batch size 1) unless ``val_segment_frames`` is set. The
     validation set is epoch 0 of ``val_split`` and never changes. The training
@@ -107,11 +108,12 @@ class AvseDataModule(EpochDataModule):
         snr_noise: Sequence[float] = (-10.0, 10.0),
         p_speech: float = 0.5,
         seed: int = 0,
+        crops: bool = False,
     ):
         super().__init__()
         self.root = Path(root)
         self.train_split, self.val_split = train_split, val_split
-        self.cache = cache
+        self.cache, self.crops = cache, bool(crops)
         self.segment_frames, self.val_segment_frames = segment_frames, val_segment_frames
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.snr_speech, self.snr_noise = tuple(snr_speech), tuple(snr_noise)
@@ -130,6 +132,7 @@ class AvseDataModule(EpochDataModule):
                 segment_frames=segment_frames,
                 seed=seed,
                 cache=self.cache,
+                crops=self.crops,
             )
         )
 

@@ -46,27 +46,23 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[st
 
 
 def model_summary(checkpoint: str | Path, seconds: float = 1.0) -> dict[str, Any]:
-    """Describe a checkpoint: model, config, parameters and multiply-accumulates per ``seconds`` of 16 kHz audio."""
+    """Describe a checkpoint: model, config, interface, parameters and multiply-accumulates per ``seconds`` of audio."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
     from avse.models import count_parameters, load_checkpoint
 
     model, info = load_checkpoint(checkpoint)
-    t = int(seconds * SAMPLE_RATE)
-    inputs: list[torch.Tensor] = [torch.zeros(1, t)]
-    visual = getattr(getattr(model, "cfg", None), "visual_channels", None)
-    if visual is not None:  # audio-visual: one visual frame per 640 samples
-        inputs.append(torch.zeros(1, visual, -(-t // SAMPLES_PER_FRAME)))
+    t = int(seconds * model.sample_rate)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(*inputs)
+        model.estimates(torch.zeros(1, t))  # an audio-visual model gets its all-zero visual stream
     return {
         "model": info["model"],
         "config": info["config"],
+        "interface": model.interface(),
         "parameters": count_parameters(model),
         "macs_per_second": int(counter.get_total_flops() // 2 / seconds),
-        "sample_rate": info["sample_rate"],
+        "sample_rate": model.sample_rate,
         "versions": info.get("versions", {}),
         "extra": info.get("extra", {}),
     }

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from avse.errors import ConfigError, MediaError, OutputPathError
 from avse.utils.fs import atomic_path, ensure_dir, write_json
+from avse.video.sync import SyncEstimate, estimate_offset
 
 
 @dataclass
@@ -18,8 +19,8 @@ class FrontEndResult:
     """What the front end makes of one video (N frames on the 25 fps grid)."""
 
     landmarks: dict[str, np.ndarray]  # the landmark schema + flags [N] (+ mesh [N, 478, 2] when detected)
-    crops: np.ndarray  # uint8 [N, 96, 96] grayscale mouth crops
-    features: np.ndarray  # float32 [N, D] normalised lip features
+    crops: np.ndarray | None  # uint8 [N, 96, 96] grayscale mouth crops (None unless asked for)
+    features: np.ndarray  # float32 [N, D] the visual stream (lipfeat.visual_stream: lip features, frames without a face zeroed)
     audio: np.ndarray | None  # float32 [T] 16 kHz on the video's timeline, None without audio
     sync: tuple[float, float, bool]  # (offset ms, positive = audio late; confidence; reliable); NaN offset if unknown
     report: dict[str, Any] = field(default_factory=dict)
@@ -31,20 +32,21 @@ def process(
     landmarks: dict[str, np.ndarray] | None = None,
     choose: int | tuple[float, float, float, float] | None = None,
     smooth_window: int | None = None,
+    crops: bool = False,
 ) -> FrontEndResult:
     """Run the front end on ``video``.
 
     ``audio`` float32 [T] at 16 kHz defaults to the video's own track, placed on
     the video's timeline. ``landmarks`` (e.g. a synthetic corpus's ground
     truth) skip detection; otherwise faces are detected, tracked and the talker
-    (or ``choose``) is taken. Crops come from a second streaming pass over the
-    video, so memory stays bounded. Raises NoFaceError, MediaError.
+    (or ``choose``) is taken. With ``crops`` the mouth crops are cut in a second
+    streaming pass over the video (memory stays bounded); without, that pass
+    is skipped and ``crops`` is None. Raises NoFaceError, MediaError.
     """
     from avse.video.io import iter_grid_frames
-    from avse.video.lipfeat import lip_features
+    from avse.video.lipfeat import visual_stream
     from avse.video.roi import mouth_crops
     from avse.video.shift import video_audio
-    from avse.video.sync import estimate_offset
 
     video = Path(video)
     if audio is None:
@@ -62,11 +64,13 @@ def process(
         report = {"landmarks": "given", "frames": len(lm["lips"])}
     t1 = time.perf_counter()
     n = len(lm["lips"])
-    try:
-        crops = mouth_crops(iter_grid_frames(video, max_frames=n), lm)  # [N, 96, 96]
-    except ConfigError as err:  # e.g. fewer video frames than landmark frames
-        raise MediaError(video, str(err)) from None
-    feats = lip_features(lm)  # [N, D]
+    mouths = None
+    if crops:
+        try:
+            mouths = mouth_crops(iter_grid_frames(video, max_frames=n), lm)  # [N, 96, 96]
+        except ConfigError as err:  # e.g. fewer video frames than landmark frames
+            raise MediaError(video, str(err)) from None
+    feats, _ = visual_stream(lm)  # [N, D]
     t2 = time.perf_counter()
     sync = (float("nan"), 0.0, False)
     if audio is not None:
@@ -78,7 +82,7 @@ def process(
     report["seconds_landmarks"] = round(t1 - t0, 3)
     report["seconds_crops_features"] = round(t2 - t1, 3)
     report["frames_per_second"] = round(n / max(t2 - t0, 1e-9), 1)
-    return FrontEndResult(lm, crops, feats.astype(np.float32), audio, sync, report)
+    return FrontEndResult(lm, mouths, feats, audio, sync, report)
 
 
 def run_frontend(
@@ -97,13 +101,14 @@ def run_frontend(
     picks the face: an index (left to right) or a box (x0, y0, x1, y1); None
     lets the front end take the talker. Nothing is written when it fails.
     """
-    from avse.evaluation.plots import contact_sheet
+    from avse.plots import contact_sheet
     from avse.video.landmarks import write_landmarks
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputPathError(f"{out_dir}: output folder is a file")
-    res = process(video, choose=choose, smooth_window=smooth_window)
+    res = process(video, choose=choose, smooth_window=smooth_window, crops=True)
+    assert res.crops is not None
     ensure_dir(out_dir)
     write_landmarks(out_dir / "landmarks.npz", res.landmarks)
     with atomic_path(out_dir / "crops.npz") as tmp, open(tmp, "wb") as fh:
@@ -118,3 +123,33 @@ def run_frontend(
     report["outputs"] = {k: str(out_dir / f) for k, f in (("landmarks", "landmarks.npz"), ("crops", "crops.npz"), ("contact_sheet", "crops.png"))}
     write_json(out_dir / "report.json", report)
     return report
+
+
+def sync_video(
+    video_path: str | Path,
+    landmarks: Mapping[str, Any] | str | Path | None = None,
+    max_offset_ms: float = 500.0,
+) -> SyncEstimate:
+    """Estimate the audio/video offset of a talking-face video file (positive = the audio lags).
+
+    ``landmarks``: a landmark dict on the 25 fps grid (lips [N, 40, 2], optional flags [N], as
+    ``avse.video.track.extract_landmarks`` returns), a landmark npz path (e.g. a corpus's
+    targets_landmarks/ID.npz), or None to run the front end (``extract_landmarks``) on the video.
+    The audio track is decoded at 16 kHz mono and placed on the video's timeline (the
+    container's start times are honoured, see ``avse.video.shift.timeline_audio``).
+    Raises MediaError for unreadable files or a file without audio, NoFaceError when no face.
+    """
+    from avse.video.landmarks import read_landmarks
+    from avse.video.shift import timeline_audio
+
+    path = Path(video_path)
+    audio = timeline_audio(path)  # [T]
+    if landmarks is None:
+        from avse.video.track import extract_landmarks
+
+        landmarks, _ = extract_landmarks(path, audio=audio)
+    elif isinstance(landmarks, (str, Path)):
+        landmarks = read_landmarks(landmarks)
+    if "lips" not in landmarks:
+        raise ConfigError("landmarks must hold 'lips' [N, 40, 2]")
+    return estimate_offset(landmarks["lips"], audio, max_offset_ms=max_offset_ms, flags=landmarks.get("flags"))

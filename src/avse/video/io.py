@@ -1,4 +1,4 @@
-"""Video I/O with PyAV: decode frames + timestamps (+ 16 kHz audio), constant-fps resampling, H.264 writing, remuxing."""
+"""Video I/O with PyAV: decode frames + timestamps (+ 16 kHz audio), constant-fps grid, H.264 writing, remuxing with new audio."""
 
 from __future__ import annotations
 
@@ -6,18 +6,22 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
 from avse import SAMPLE_RATE, VIDEO_FPS
-from avse.audio.io import check_media_file, load_audio
+from avse.audio.io import SNDFILE_SUFFIXES, check_media_file, load_audio
 from avse.errors import ConfigError, EmptyAudioError, MediaError, OutputPathError
 from avse.utils.fs import atomic_path
 
 # Containers whose muxer takes "movflags" (index moved to the front: playable while downloading).
 _MOV_SUFFIXES = {".mp4", ".mov", ".m4v"}
+#: samples per AAC frame
+AAC_FRAME = 1024
+#: while remuxing, the new audio runs this many seconds ahead of the video packet just written
+INTERLEAVE_SECONDS = 0.2
 
 
 @dataclass
@@ -57,7 +61,8 @@ def _av():
     return av
 
 
-def _open_input(path: Path):
+def open_media(path: Path):
+    """Open a media file with PyAV for reading -> its container. MediaError when missing, empty or unreadable."""
     av = _av()
     check_media_file(path)
     try:
@@ -66,7 +71,8 @@ def _open_input(path: Path):
         raise MediaError(path, f"unreadable or truncated media ({err})") from None
 
 
-def _video_stream(container, path: Path):
+def first_video_stream(container, path: Path):
+    """The first video stream of an open ``container`` read from ``path``; MediaError when none or truncated."""
     if not container.streams.video:
         raise MediaError(path, "no video stream")
     stream = container.streams.video[0]
@@ -154,9 +160,9 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tup
     _check_max_frames(max_frames)
 
     def frames() -> Iterator[tuple[float, np.ndarray]]:
-        container = _open_input(path)
+        container = open_media(path)
         with container:
-            stream = _video_stream(container, path)
+            stream = first_video_stream(container, path)
             for t, rgb, _ in _decode(container, stream, path, max_frames):
                 yield t, rgb
 
@@ -215,9 +221,9 @@ def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool
     """
     path = Path(path)
     _check_max_frames(max_frames)
-    container = _open_input(path)
+    container = open_media(path)
     with container:
-        stream = _video_stream(container, path)
+        stream = first_video_stream(container, path)
         has_audio = bool(container.streams.audio)
         times: list[float] = []
         images: list[np.ndarray] = []
@@ -344,13 +350,19 @@ def write_video(
                 if audio is not None:
                     ast = out.add_stream("aac", rate=sample_rate, layout="mono")
                     ast.bit_rate = 64_000
-                chunk = 1024  # AAC frame size
                 next_sample = 0
+
+                def audio_until(until: int) -> None:
+                    """Encode audio[next_sample : until] one AAC frame at a time."""
+                    nonlocal next_sample
+                    while next_sample < until:
+                        part = audio[next_sample : next_sample + AAC_FRAME]  # [<= 1024]
+                        _encode_aac(out, ast, part[None, :], next_sample, sample_rate, "mono")
+                        next_sample += part.shape[0]
+
                 for i in range(n):
                     if ast is not None:  # interleave: the audio up to the end of this video frame
-                        until = min(audio.shape[0], math.ceil((i + 1) / rate * sample_rate))
-                        while next_sample < until:
-                            next_sample = _encode_audio(out, ast, audio, next_sample, chunk, sample_rate)
+                        audio_until(min(audio.shape[0], math.ceil((i + 1) / rate * sample_rate)))
                     # RGB -> YUV 4:2:0 (BT.601, limited range), as FFmpeg would do it.
                     yuv = cv2.cvtColor(frames[i], cv2.COLOR_RGB2YUV_I420)  # [H * 3 / 2, W]
                     vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -358,21 +370,120 @@ def write_video(
                     out.mux(vs.encode(vf))
                 out.mux(vs.encode(None))
                 if ast is not None:
-                    while next_sample < audio.shape[0]:
-                        next_sample = _encode_audio(out, ast, audio, next_sample, chunk, sample_rate)
+                    audio_until(audio.shape[0])
                     out.mux(ast.encode(None))
         except av.error.FFmpegError as err:
             raise MediaError(path, f"cannot write video ({err})") from None
 
 
-def _encode_audio(out, stream, audio: np.ndarray, start: int, chunk: int, sample_rate: int) -> int:
-    """Encode audio[start : start + chunk] as one frame and mux its packets; return the next start."""
+def _encode_aac(out, stream, samples: np.ndarray, pts: int, sample_rate: int, layout: str) -> None:
+    """Encode samples float32 [C, n] planar (pts in samples) on the AAC ``stream`` of ``out`` and mux its packets."""
     av = _av()
-    part = audio[start : start + chunk]
-    frame = av.AudioFrame.from_ndarray(part[None, :], format="fltp", layout="mono")
-    frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32), format="fltp", layout=layout)
+    frame.sample_rate, frame.pts, frame.time_base = sample_rate, pts, Fraction(1, sample_rate)
     out.mux(stream.encode(frame))
-    return start + part.shape[0]
+
+
+def first_frame_time(path: str | Path, kind: str) -> float | None:
+    """Presentation time (s) of the first decoded frame of the first ``kind`` ("video"/"audio") stream.
+
+    None when that frame has no timestamp; MediaError when the stream is missing or undecodable.
+    """
+    av = _av()
+    path = Path(path)
+    with open_media(path) as c:
+        if kind == "video":
+            stream = first_video_stream(c, path)
+        elif c.streams.audio:
+            stream = c.streams.audio[0]
+        else:
+            raise MediaError(path, "no audio track")
+        try:
+            for frame in c.decode(stream):
+                if frame.pts is None or frame.time_base is None:
+                    return None
+                return float(frame.pts * frame.time_base)
+        except av.error.FFmpegError as err:
+            raise MediaError(path, f"corrupt media ({err})") from None
+    raise MediaError(path, f"no decodable {kind} frame")
+
+
+def _refuse_input_as_output(src: Path, dst: Path) -> None:
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputPathError(f"{dst}: output is the input")
+
+
+def remux(
+    src: str | Path,
+    dst: str | Path,
+    audio: np.ndarray | Iterable[np.ndarray] | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    layout: str = "mono",
+    start: float = 0.0,
+    bit_rate: int = 64_000,
+) -> None:
+    """Write ``dst``: the first video stream of ``src`` copied packet for packet, plus ``audio`` as AAC, atomically.
+
+    Video packets (compressed bytes and timestamps) are copied unchanged;
+    other streams are dropped; mp4/mov outputs get faststart. ``audio`` is
+    None (no audio track), samples float32 [T] mono, or an iterable of chunks
+    float32 [C, n] planar (C = 1 for "mono", 2 for "stereo" ``layout``),
+    pulled only as the output needs them, so a decoder may feed it. Sample k
+    is stamped ``round(start * sample_rate) + k``: ``start`` is the time of
+    the first sample on ``src``'s clock (seconds). The audio is interleaved
+    with the video, at most ``INTERLEAVE_SECONDS`` ahead of the video packet
+    just written. Raises MediaError for unreadable, truncated or video-less
+    inputs and a stream with no packet, OutputPathError when ``dst`` is ``src``.
+    """
+    av = _av()
+    src, dst = Path(src), Path(dst)
+    check_media_file(src)
+    _refuse_input_as_output(src, dst)
+    if isinstance(audio, np.ndarray):
+        samples = audio.reshape(1, -1)  # [1, T]
+        audio = (samples[:, k : k + AAC_FRAME] for k in range(0, samples.shape[1], AAC_FRAME))  # [1, <= 1024] each
+    chunks = None if audio is None else iter(audio)
+    options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
+    with open_media(src) as container:
+        stream = first_video_stream(container, src)
+        with atomic_path(dst) as tmp:
+            n = 0
+            try:
+                with av.open(str(tmp), "w", options=options) as out:
+                    ovs = out.add_stream_from_template(stream)
+                    oas = None
+                    if chunks is not None:
+                        oas = out.add_stream("aac", rate=sample_rate, layout=layout)
+                        oas.bit_rate = bit_rate
+                    start_pts = int(round(start * sample_rate))
+                    sent = 0  # audio samples muxed so far
+
+                    def audio_until(until: float | None) -> None:
+                        """Mux audio chunks while they start before ``until`` (s; None: all that is left)."""
+                        nonlocal sent
+                        while until is None or start + sent / sample_rate < until:
+                            chunk = next(chunks, None)  # [C, n]
+                            if chunk is None:
+                                return
+                            _encode_aac(out, oas, chunk, start_pts + sent, sample_rate, layout)
+                            sent += chunk.shape[-1]
+
+                    for packet in container.demux(stream):
+                        if packet.dts is None and packet.size == 0:
+                            continue  # the demuxer's end-of-stream marker
+                        stamp = packet.dts if packet.dts is not None else packet.pts
+                        if oas is not None and stamp is not None and packet.time_base is not None:
+                            audio_until(float(stamp * packet.time_base) + INTERLEAVE_SECONDS)  # keep the two interleaved
+                        packet.stream = ovs
+                        out.mux(packet)
+                        n += 1
+                    if oas is not None:
+                        audio_until(None)
+                        out.mux(oas.encode(None))
+            except (av.error.FFmpegError, ValueError) as err:  # ValueError: no codec parameters to copy
+                raise MediaError(src, f"cannot write {dst.name}: remuxing failed after {n} video packets ({err})") from None
+            if n == 0:
+                raise MediaError(src, "zero frames: the video stream holds no packet")
 
 
 def copy_video_stream(src: str | Path, dst: str | Path) -> None:
@@ -383,27 +494,39 @@ def copy_video_stream(src: str | Path, dst: str | Path) -> None:
     ``SXXXXX_silent.mp4``. Written atomically; ``dst`` may not be ``src``.
     Raises MediaError for unreadable, truncated or video-less inputs.
     """
-    av = _av()
-    src, dst = Path(src), Path(dst)
-    check_media_file(src)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise OutputPathError(f"{dst}: output is the input")
-    options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
-    container = _open_input(src)
-    with container:
-        stream = _video_stream(container, src)
-        with atomic_path(dst) as tmp:
-            n = 0
-            try:
-                with av.open(str(tmp), "w", options=options) as out:
-                    ostream = out.add_stream_from_template(stream)
-                    for packet in container.demux(stream):
-                        if packet.dts is None and packet.size == 0:
-                            continue  # the demuxer's end-of-stream marker
-                        packet.stream = ostream
-                        out.mux(packet)
-                        n += 1
-            except (av.error.FFmpegError, ValueError) as err:  # ValueError: no codec parameters to copy
-                raise MediaError(src, f"truncated or corrupt video: remuxing failed after {n} packets ({err})") from None
-            if n == 0:
-                raise MediaError(src, "zero frames: the video stream holds no packet")
+    remux(src, dst)
+
+
+def mux_audio(video: str | Path, audio: np.ndarray, out_path: str | Path, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write ``out_path``: the first video stream of ``video`` copied packet for packet, plus ``audio`` as AAC, atomically.
+
+    ``audio`` float [T] mono in [-1, 1] (clipped) at ``sample_rate`` lies on
+    the video's timeline: sample 0 is shown with the first video frame (as
+    ``avse.video.shift.video_audio`` returns a track). Encoded at 96 kbit/s.
+    Other streams are dropped; mp4/mov outputs get faststart. Raises
+    MediaError for unreadable or video-less inputs, OutputPathError when
+    ``out_path`` is ``video``, ConfigError for no samples.
+    """
+    src, dst = Path(video), Path(out_path)
+    _refuse_input_as_output(src, dst)
+    audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)  # [T]
+    if audio.shape[0] == 0:
+        raise ConfigError(f"{dst}: no audio samples to mux")
+    start = first_frame_time(src, "video") or 0.0  # sample 0 of the audio is shown with this frame
+    remux(src, dst, audio, sample_rate=sample_rate, start=start, bit_rate=96_000)
+
+
+def has_video(path: str | Path) -> bool:
+    """Whether ``path`` holds a video stream (cover art in audio files does not count). MediaError when unreadable."""
+    path = Path(path)
+    check_media_file(path)
+    if path.suffix.lower() in SNDFILE_SUFFIXES:
+        return False
+    with open_media(path) as container:
+        av = _av()
+        for stream in container.streams.video:
+            attached = getattr(getattr(av.stream, "Disposition", None), "attached_pic", None)
+            if attached is not None and stream.disposition & attached:
+                continue
+            return True
+    return False

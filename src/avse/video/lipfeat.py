@@ -63,4 +63,28 @@ def lip_features(landmarks: Mapping[str, Any]) -> np.ndarray:
     return np.concatenate([points, opening[..., None], width[..., None]], -1).astype(np.float32)
 
 
-__all__ = ["FEATURE_NAMES", "N_FEATURES", "eye_frame", "lip_features"]
+def clean_frames(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one gap policy of the visual stream: features [N, D] -> (float32 [N, D], valid bool [N]).
+
+    A frame with any non-finite value (no face, coincident eyes, a landmark
+    that could not be placed) is not half-used: the whole frame becomes zeros,
+    the models' "no video" input, and ``valid`` is False there. Gaps inside a
+    track are filled earlier, on the landmarks (``avse.video.track.fill_gaps``).
+    """
+    f = np.asarray(features, dtype=np.float32)
+    valid = np.all(np.isfinite(f), axis=-1)  # [N]
+    return np.where(valid[..., None], f, np.float32(0.0)).astype(np.float32), valid
+
+
+def visual_stream(landmarks: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks (lips [N, 40, 2], eyes [N, 4, 2]) -> what a model's visual input is made of: (float32 [N, 82], valid [N]).
+
+    ``lip_features`` with the gap policy of ``clean_frames``. Training (a
+    corpus's landmark files), evaluation, the front end and inference all
+    build the visual stream with this function, so the same landmarks give the
+    same stream everywhere.
+    """
+    return clean_frames(lip_features(landmarks))
+
+
+__all__ = ["FEATURE_NAMES", "N_FEATURES", "clean_frames", "eye_frame", "lip_features", "visual_stream"]

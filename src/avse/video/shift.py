@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from avse import SAMPLE_RATE
-from avse.audio.io import load_audio
+from avse.audio.io import check_media_file, load_audio
 from avse.errors import ConfigError, EmptyAudioError, MediaError, OutputPathError
-from avse.utils.fs import atomic_path
-from avse.audio.io import check_media_file
-from avse.video.io import _MOV_SUFFIXES, _av, _open_input, _video_stream
+from avse.video.io import AAC_FRAME, first_frame_time, first_video_stream, open_media, remux
 
 #: sample rates the AAC encoder takes; other rates are resampled to 48 kHz
 _AAC_RATES = {7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000}
-_AAC_FRAME = 1024
-
-
-def _first_time(path: Path, kind: str) -> float | None:
-    """Presentation time (s) of the first decoded frame of the first ``kind`` ("video"/"audio") stream.
-
-    None when that frame has no timestamp; MediaError when the stream is missing or undecodable.
-    """
-    av = _av()
-    with _open_input(path) as c:
-        if kind == "video":
-            stream = _video_stream(c, path)
-        elif c.streams.audio:
-            stream = c.streams.audio[0]
-        else:
-            raise MediaError(path, "no audio track")
-        try:
-            for frame in c.decode(stream):
-                if frame.pts is None or frame.time_base is None:
-                    return None
-                return float(frame.pts * frame.time_base)
-        except av.error.FFmpegError as err:
-            raise MediaError(path, f"corrupt media ({err})") from None
-    raise MediaError(path, f"no decodable {kind} frame")
 
 
 def audio_start_gap(video_path: str | Path) -> float:
@@ -51,7 +25,7 @@ def audio_start_gap(video_path: str | Path) -> float:
     file is unreadable or lacks a video or an audio stream.
     """
     path = Path(video_path)
-    v, a = _first_time(path, "video"), _first_time(path, "audio")
+    v, a = first_frame_time(path, "video"), first_frame_time(path, "audio")
     return 0.0 if a is None or v is None else a - v
 
 
@@ -106,7 +80,8 @@ class _ShiftedAudio:
     """
 
     def __init__(self, container, stream, rate: int, layout: str, delay: int):
-        av = _av()
+        import av
+
         self._frames = container.decode(stream)
         self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         self.channels = 1 if layout == "mono" else 2
@@ -166,12 +141,10 @@ class _ShiftedAudio:
         self.emitted += m
         return np.concatenate(parts, axis=1)
 
-
-def _encode(out, stream, samples: np.ndarray, pts: int, rate: int, layout: str) -> None:
-    av = _av()
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
-    frame.sample_rate, frame.pts, frame.time_base = rate, pts, Fraction(1, rate)
-    out.mux(stream.encode(frame))
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Chunks float32 [C, <= 1024], one AAC frame each, until every sample was handed out."""
+        while (chunk := self.read(AAC_FRAME)) is not None:
+            yield chunk
 
 
 def write_shifted(video_path: str | Path, offset_ms: float, out_path: str | Path) -> None:
@@ -186,53 +159,20 @@ def write_shifted(video_path: str | Path, offset_ms: float, out_path: str | Path
     memory stays bounded for long files. Raises MediaError for unreadable inputs or one without
     audio, OutputPathError when ``out_path`` is the input, ConfigError for a non-finite offset.
     """
-    av = _av()
     src, dst = Path(video_path), Path(out_path)
     check_media_file(src)
     if not math.isfinite(offset_ms):
         raise ConfigError(f"offset_ms must be finite, got {offset_ms}")
     check_shift_output(src, dst)
-    options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
-    vin, ain = _open_input(src), _open_input(src)
-    with vin, ain:
-        vstream = _video_stream(vin, src)
-        if not ain.streams.audio:
+    with open_media(src) as container:
+        first_video_stream(container, src)  # a missing or truncated video stream is reported first
+        if not container.streams.audio:
             raise MediaError(src, "no audio track")
-        astream = ain.streams.audio[0]
+        astream = container.streams.audio[0]
         ctx = astream.codec_context
         rate = int(ctx.sample_rate or astream.rate or SAMPLE_RATE)
         rate = rate if rate in _AAC_RATES else 48_000
         layout = "mono" if ctx.channels == 1 else "stereo"
-        start = _first_time(src, "audio") or 0.0  # first audio time on the container clock
-        audio = _ShiftedAudio(ain, astream, rate, layout, int(round(-offset_ms * rate / 1000.0)))
-        start_pts = int(round(start * rate))
-        with atomic_path(dst) as tmp:
-            n_video = 0
-            try:
-                with av.open(str(tmp), "w", options=options) as out:
-                    ovs = out.add_stream_from_template(vstream)
-                    oas = out.add_stream("aac", rate=rate, layout=layout)
-                    oas.bit_rate = 64_000 * audio.channels
-
-                    def audio_until(t: float | None) -> None:
-                        while t is None or start + audio.emitted / rate < t:
-                            chunk = audio.read(_AAC_FRAME)
-                            if chunk is None:
-                                return
-                            _encode(out, oas, chunk, start_pts + audio.emitted - chunk.shape[1], rate, layout)
-
-                    for packet in vin.demux(vstream):
-                        if packet.dts is None and packet.size == 0:
-                            continue  # the demuxer's end-of-stream marker
-                        stamp = packet.dts if packet.dts is not None else packet.pts
-                        if stamp is not None and packet.time_base is not None:
-                            audio_until(float(stamp * packet.time_base) + 0.2)  # keep the two interleaved
-                        packet.stream = ovs
-                        out.mux(packet)
-                        n_video += 1
-                    audio_until(None)
-                    out.mux(oas.encode(None))
-            except (av.error.FFmpegError, ValueError) as err:
-                raise MediaError(src, f"cannot write the shifted copy after {n_video} video packets ({err})") from None
-            if n_video == 0:
-                raise MediaError(src, "zero frames: the video stream holds no packet")
+        start = first_frame_time(src, "audio") or 0.0  # first audio time on the container clock
+        audio = _ShiftedAudio(container, astream, rate, layout, int(round(-offset_ms * rate / 1000.0)))
+        remux(src, dst, audio, sample_rate=rate, layout=layout, start=start, bit_rate=64_000 * audio.channels)

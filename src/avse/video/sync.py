@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping
 
 import numpy as np
 
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from avse.errors import ConfigError, NoFaceError
-from avse.video.landmarks import POS_CORNER_LEFT, POS_CORNER_RIGHT, mouth_opening, read_landmarks
+from avse.utils.signal import interpolate_gaps
+from avse.video.landmarks import POS_CORNER_LEFT, POS_CORNER_RIGHT, mouth_opening
 
 __all__ = [
     "SyncEstimate",
@@ -22,7 +21,6 @@ __all__ = [
     "reliability_threshold",
     "shift_audio",
     "speech_envelope",
-    "sync_video",
 ]
 
 
@@ -156,16 +154,6 @@ def _box_smooth(x: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(padded, np.ones(width) / width, mode="valid")
 
 
-def _fill_nan(x: np.ndarray) -> np.ndarray:
-    """Linear interpolation over NaN frames of x [N] (ends take the nearest valid value); all-NaN stays NaN."""
-    bad = ~np.isfinite(x)
-    if bad.any() and not bad.all():
-        idx = np.arange(len(x))
-        x = x.copy()
-        x[bad] = np.interp(idx[bad], idx[~bad], x[~bad])
-    return x
-
-
 def _zscore(x: np.ndarray) -> np.ndarray:
     sd = float(np.std(x))
     return (x - np.mean(x)) / sd if sd > 1e-12 else np.zeros_like(x)
@@ -208,11 +196,7 @@ def lip_drop(lips: np.ndarray, flags: np.ndarray | None = None) -> np.ndarray:
         bad |= flags == 2
     if bad.all():
         raise NoFaceError("no frame has usable lip landmarks")
-    parts = []
-    for x in (gap, inner, outer):
-        x = x.copy()
-        x[bad] = np.nan
-        parts.append(_zscore(_fill_nan(x)))
+    parts = [_zscore(interpolate_gaps(x, bad)) for x in (gap, inner, outer)]  # 3 x [N]
     return np.mean(parts, axis=0)
 
 
@@ -294,7 +278,7 @@ def estimate_offset(
             x[np.asarray(flags) == 2] = np.nan
         if not np.isfinite(x).any():
             raise NoFaceError("no frame has a usable mouth opening")
-        lip = _zscore(_fill_nan(x))  # [N]
+        lip = _zscore(interpolate_gaps(x, ~np.isfinite(x)))  # [N]
     elif arr.ndim == 3:
         lip = lip_drop(arr, flags)  # [N]
     else:
@@ -362,32 +346,3 @@ def shift_audio(audio: np.ndarray, offset_ms: float, sample_rate: int = SAMPLE_R
     elif -k < n:
         out[..., : n + k] = audio[..., -k:]
     return out
-
-
-def sync_video(
-    video_path: str | Path,
-    landmarks: Mapping[str, Any] | str | Path | None = None,
-    max_offset_ms: float = 500.0,
-) -> SyncEstimate:
-    """Estimate the audio/video offset of a talking-face video file (positive = the audio lags).
-
-    ``landmarks``: a landmark dict on the 25 fps grid (lips [N, 40, 2], optional flags [N], as
-    ``avse.video.track.extract_landmarks`` returns), a landmark npz path (e.g. a corpus's
-    targets_landmarks/ID.npz), or None to run the front end (``extract_landmarks``) on the video.
-    The audio track is decoded at 16 kHz mono and placed on the video's timeline (the
-    container's start times are honoured, see ``avse.video.shift.timeline_audio``).
-    Raises MediaError for unreadable files or a file without audio, NoFaceError when no face.
-    """
-    from avse.video.shift import timeline_audio
-
-    path = Path(video_path)
-    audio = timeline_audio(path)  # [T]
-    if landmarks is None:
-        from avse.video.track import extract_landmarks
-
-        landmarks, _ = extract_landmarks(path, audio=audio)
-    elif isinstance(landmarks, (str, Path)):
-        landmarks = read_landmarks(landmarks)
-    if "lips" not in landmarks:
-        raise ConfigError("landmarks must hold 'lips' [N, 40, 2]")
-    return estimate_offset(landmarks["lips"], audio, max_offset_ms=max_offset_ms, flags=landmarks.get("flags"))

@@ -14,7 +14,7 @@ import numpy as np
 
 from avse import SAMPLES_PER_FRAME, VIDEO_FPS
 from avse.errors import ConfigError, NoFaceError
-from avse.utils.signal import centred_mean
+from avse.utils.signal import centred_mean, interpolate_gaps
 from avse.video.detect import SOURCE_CROP, Detection, FaceMeshDetector, box_iou, quiet_native_stderr, to_landmark_dict
 from avse.video.landmarks import LANDMARK_KEYS, LIP_INDEX, mouth_opening
 from avse.video.sync import frame_energy_db, lagged_correlation
@@ -380,23 +380,11 @@ def fill_gaps(landmarks: Mapping[str, Any]) -> dict[str, Any]:
         if k in POINT_KEYS and k in landmarks:
             arr = np.asarray(landmarks[k], dtype=np.float64).reshape(n, -1)
             missing |= ~np.all(np.isfinite(arr), axis=1)
-    seen = np.flatnonzero(~missing)
-    if seen.size == 0:
+    if missing.all():
         raise NoFaceError("No face was found in any frame of the video")
     out = dict(landmarks)
-    gaps = np.flatnonzero(missing)
-    if gaps.size:
-        after = np.searchsorted(seen, gaps)  # index into seen of the next detected frame
-        lo = seen[np.clip(after - 1, 0, seen.size - 1)]  # detected frame before (or the first)
-        hi = seen[np.clip(after, 0, seen.size - 1)]  # detected frame after (or the last)
-        w = np.where(hi > lo, (gaps - lo) / np.maximum(hi - lo, 1), 0.0)  # [G]; 0 at the ends (held)
     for k in keys:
-        x = np.array(landmarks[k], dtype=np.float32)  # a copy, [N, ...]
-        if gaps.size:
-            flat = x.reshape(n, -1)  # [N, D], a view
-            x_lo, x_hi = flat[lo].astype(np.float64), flat[hi].astype(np.float64)  # [G, D]
-            flat[gaps] = ((1.0 - w)[:, None] * x_lo + w[:, None] * x_hi).astype(np.float32)
-        out[k] = x
+        out[k] = interpolate_gaps(np.asarray(landmarks[k], dtype=np.float32), missing)  # [N, ...]
     out["flags"] = np.where(missing, INTERPOLATED, DETECTED).astype(np.uint8)
     return out
 

@@ -1,8 +1,10 @@
-"""Figures a person would rather look at than read: scene overviews, lip/speech agreement, before/after reports."""
+"""Figures a person would rather look at than read: scenes, lip/speech agreement, before/after, mouth crops, scores."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -11,13 +13,40 @@ from avse.errors import ConfigError
 from avse.utils.fs import atomic_path
 
 
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Write ``fig`` as a PNG at ``dpi`` to ``path`` atomically and close it -> the path."""
+    plt = _pyplot()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
+
+
 def _log_spec(x: np.ndarray) -> np.ndarray:
+    """x [T] at 16 kHz -> magnitude in dB [F, N] (the models' STFT)."""
     import torch
 
     from avse.audio.features import StftConfig, stft
 
     spec = stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), StftConfig())  # [F, N]
     return 20.0 * np.log10(spec.abs().numpy() + 1e-6)
+
+
+def _spectrogram(ax, x: np.ndarray, vmax: float) -> None:
+    """Draw the spectrogram of x [T] (16 kHz) on ``ax``: seconds by kHz, 80 dB below ``vmax`` to ``vmax``."""
+    ax.imshow(_log_spec(x), origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
+              extent=(0, len(x) / SAMPLE_RATE, 0, SAMPLE_RATE / 2000))
 
 
 def scene_overview(
@@ -37,11 +66,7 @@ def scene_overview(
     waveforms, the three spectrograms and a strip of ``n_strip`` frames with the
     landmarks drawn. Returns the path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     t = np.arange(len(mixed)) / SAMPLE_RATE
     fig = plt.figure(figsize=(14, 11), constrained_layout=True)
     gs = fig.add_gridspec(5, n_strip, height_ratios=[1.0, 1.0, 1.0, 1.0, 1.3])
@@ -55,8 +80,7 @@ def scene_overview(
     vmax = float(_log_spec(mixed).max())
     for row, (name, sig) in enumerate((("mixed", mixed), ("target", target), ("interferer", interferer)), start=1):
         ax = fig.add_subplot(gs[row, :])
-        ax.imshow(_log_spec(sig), origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
-                  extent=(0, len(sig) / SAMPLE_RATE, 0, SAMPLE_RATE / 2000))
+        _spectrogram(ax, sig, vmax)
         ax.set_ylabel(f"{name}\nkHz")
     ax.set_xlabel("time (s)")
     idx = np.linspace(0, len(frames) - 1, n_strip).round().astype(int)
@@ -67,10 +91,7 @@ def scene_overview(
         ax.plot(lips[i, 20:, 0], lips[i, 20:, 1], ".", ms=2, color="cyan")
         ax.set_title(f"{i / VIDEO_FPS:.2f} s", fontsize=8)
         ax.axis("off")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=90)
 
 
 def enhancement_report(
@@ -90,11 +111,7 @@ def enhancement_report(
     uint8 [N, H, W] (mouth crops) gives a strip of ``n_strip`` evenly spaced
     frames. Returns the path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     if not signals:
         raise ConfigError("enhancement_report needs at least one signal")
     rows = len(signals) + (opening is not None) + (crops is not None)
@@ -107,8 +124,7 @@ def enhancement_report(
     ax = None
     for row, (name, sig) in enumerate(signals.items()):
         ax = fig.add_subplot(gs[row, :], sharex=ax)
-        ax.imshow(_log_spec(sig), origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
-                  extent=(0, len(sig) / SAMPLE_RATE, 0, SAMPLE_RATE / 2000))
+        _spectrogram(ax, sig, vmax)
         ax.set_ylabel(f"{name}\nkHz", fontsize=9)
         if row == 0 and title:
             ax.set_title(title)
@@ -130,20 +146,13 @@ def enhancement_report(
             cax.imshow(crops[i], cmap="gray", vmin=0, vmax=255)
             cax.set_title(f"{i / VIDEO_FPS:.2f} s", fontsize=8)
             cax.axis("off")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=90)
 
 
 def agreement_plot(path: str | Path, opening: np.ndarray, energy_db: np.ndarray, corrs: np.ndarray, lags: np.ndarray) -> Path:
-    """Write a PNG: one utterance's mouth opening over its frame energy, and histograms of
+    """Write a PNG: one utterance's mouth opening [N] over its frame energy [N] (dB), and histograms of
     the per-utterance correlation ``corrs`` [U] and best lag ``lags`` [U] (frames)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.5), constrained_layout=True)
     ax = axes[0]
     tt = np.arange(len(opening)) / VIDEO_FPS
@@ -158,13 +167,7 @@ def agreement_plot(path: str | Path, opening: np.ndarray, energy_db: np.ndarray,
     axes[1].legend(fontsize=8)
     axes[2].hist(lags, bins=np.arange(-5.5, 6.5, 1.0), color="C1")
     axes[2].set_xlabel(f"best lag (frames of {1000 // VIDEO_FPS} ms)")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return Path(path)
-
-
-__all__ = ["scene_overview", "agreement_plot"]
+    return _save(fig, path, dpi=90)
 
 
 def contact_sheet(path: str | Path, crops: np.ndarray, every: int = 1, cols: int = 10, scale: int = 1) -> Path:
@@ -174,8 +177,6 @@ def contact_sheet(path: str | Path, crops: np.ndarray, every: int = 1, cols: int
     (nearest neighbour, so pixels stay pixels). Returns the path.
     """
     import cv2
-
-    from avse.errors import ConfigError
 
     crops = np.asarray(crops)
     if crops.dtype != np.uint8 or crops.ndim not in (3, 4) or len(crops) == 0:
@@ -202,4 +203,65 @@ def contact_sheet(path: str | Path, crops: np.ndarray, every: int = 1, cols: int
     return Path(path)
 
 
-__all__.append("contact_sheet")
+def plot_histograms(path: str | Path, rows: list[dict[str, Any]], metrics: Sequence[str], title: str = "") -> Path:
+    """Write a PNG with one histogram per metric over ``rows`` (dicts metric -> float; finite values), the mean marked.
+
+    Returns the path.
+    """
+    plt = _pyplot()
+    n = len(metrics)
+    cols = min(n, 3)
+    nrows = math.ceil(n / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False, constrained_layout=True)
+    for ax, name in zip(axes.ravel(), metrics):
+        vals = np.asarray([r[name] for r in rows if math.isfinite(r[name])])  # [n_finite]
+        if vals.size:
+            ax.hist(vals, bins=min(30, max(5, vals.size // 2)), color="C0", alpha=0.8)
+            ax.axvline(vals.mean(), color="C3", lw=1.5, label=f"mean {vals.mean():.2f}")
+            ax.legend(fontsize=8)
+        ax.set_title(f"{name} (n={vals.size})")
+        ax.set_ylabel("items")
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    return _save(fig, path, dpi=100)
+
+
+def plot_improvement_vs_snr(path: str | Path, rows: list[dict[str, Any]], title: str = "", bin_db: float = 5.0) -> Path:
+    """Write a PNG of SI-SDRi against input SNR: items coloured by interferer type, means in ``bin_db`` bins.
+
+    ``rows`` are dicts with "si_sdri", "input_snr" (dB) and "interferer_type". Returns the path.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    ok = [r for r in rows if math.isfinite(r["si_sdri"])]
+    for i, kind in enumerate(sorted({r["interferer_type"] for r in ok})):
+        sub = [r for r in ok if r["interferer_type"] == kind]
+        ax.scatter([r["input_snr"] for r in sub], [r["si_sdri"] for r in sub], s=14, alpha=0.7,
+                   color=f"C{i}", label=kind)
+    if ok:
+        snr = np.asarray([r["input_snr"] for r in ok])  # [n]
+        imp = np.asarray([r["si_sdri"] for r in ok])  # [n]
+        edges = np.arange(np.floor(snr.min() / bin_db) * bin_db, snr.max() + bin_db, bin_db)
+        which = np.clip(np.digitize(snr, edges) - 1, 0, max(len(edges) - 2, 0))
+        centres, means = [], []
+        for b in np.unique(which):
+            centres.append(edges[b] + bin_db / 2)
+            means.append(imp[which == b].mean())
+        ax.plot(centres, means, "k-o", lw=1.5, ms=5, label=f"mean per {bin_db:g} dB bin")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlabel("input SNR (dB, scene)")
+    ax.set_ylabel("SI-SDRi (dB)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path, dpi=100)
+
+
+__all__ = [
+    "agreement_plot",
+    "contact_sheet",
+    "enhancement_report",
+    "plot_histograms",
+    "plot_improvement_vs_snr",
+    "scene_overview",
+]
