@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, Tuple, Union
+from typing import Any, cast
 
 import numpy as np
 from torch import nn
 
 from avse import SAMPLE_RATE, VIDEO_FPS
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
-from avse.models.base import SeparationModel
 from avse.inference import ChunkFn, InferenceConfig, model_fn, run_chunked
+from avse.models.base import SeparationModel
 from avse.video.faces import face_features
 from avse.video.io import has_video, mux_audio
 
@@ -27,7 +28,7 @@ SHIPPED: dict[str, tuple[str, str]] = {
     "separate": ("separate.avse.pt", "separate.yaml"),
 }
 
-Face = Union[int, Tuple[float, float, float, float], None]  # a face index (left to right) or a box x0, y0, x1, y1
+Face = int | tuple[float, float, float, float] | None  # a face index (left to right) or a box x0, y0, x1, y1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,7 +106,8 @@ class _Slot:
         if self._loaded is None:
             if self.spec is None:
                 raise ConfigError("no model was given")
-            self._set(*load_model(self.spec))  # type: ignore[arg-type]
+            # cast: a module or (module, info) was set in __init__, so what is left to load is a name or path
+            self._set(*load_model(cast("str | Path", self.spec)))
         assert self._loaded is not None
         return self._loaded
 
@@ -363,7 +365,7 @@ class Separator:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | Path = "separate",
+        name_or_path: str | Path | None = "separate",
         av: str | Path | None = "av",
         config: InferenceConfig = InferenceConfig(),
         progress: bool = False,

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from avse import __version__
 from avse.config import SYNTH_PRESETS
@@ -99,8 +100,8 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> None:
-    from avse.video.shift import check_shift_output, write_shifted
     from avse.video.frontend import sync_video
+    from avse.video.shift import check_shift_output, write_shifted
 
     if args.write:
         check_shift_output(args.video, args.write)  # before the front end's work, not after
@@ -119,9 +120,33 @@ def _cmd_sync(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from avse.evaluation.run import evaluate
 
-    summary = evaluate(args.root, args.dataset, args.method, args.out, jobs=args.jobs, progress=not args.quiet)
+    summary = evaluate(args.root, args.dataset, args.method, args.out, jobs=args.jobs, progress=not args.quiet,
+                       dnsmos=args.dnsmos)
     print(json.dumps(summary["all"], indent=2))
     print(f"written: {Path(args.out) / 'items.csv'}, summary.json, hist.png, improvement_vs_snr.png")
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from avse.audio.io import load_audio
+    from avse.evaluation.dnsmos import Dnsmos
+
+    model = Dnsmos(args.dnsmos)
+    names = ("SIG", "BAK", "OVRL") + (("P808",) if model.has_p808 else ())
+    rows = []
+    print("file\t" + "\t".join(names))
+    for path in args.files:
+        audio, sr = load_audio(path)
+        score = model.score(audio, sr).as_dict()
+        rows.append({"file": str(path), **{k: round(score[k], 3) for k in names}})
+        print(f"{path}\t" + "\t".join(f"{score[k]:.2f}" for k in names), flush=True)
+    if len(rows) > 1:
+        print("mean\t" + "\t".join(f"{np.mean([r[k] for r in rows]):.2f}" for k in names))
+    if args.json:
+        from avse.utils.fs import write_json
+
+        write_json(args.json, {"scores": rows, "model_dir": str(args.dnsmos)})
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -135,9 +160,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
-    from avse.training.recipe import model_summary
-
     from avse.api import model_path
+    from avse.training.recipe import model_summary
 
     info = model_summary(model_path(args.checkpoint))
     face = info["interface"]
@@ -200,7 +224,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit code 2), like every other avse error."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
@@ -256,7 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True, help="output folder")
     ev.add_argument("--jobs", type=int, default=_jobs_default())
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--dnsmos", metavar="DIR", help="folder with the DNSMOS ONNX models: adds no-reference "
+                                                      "P.835/P.808 scores of the output and the input")
     ev.set_defaults(func=_cmd_evaluate)
+
+    sc = sub.add_parser("score", help="no-reference quality of recordings: DNSMOS P.835 (SIG, BAK, OVRL) and P.808")
+    sc.add_argument("files", nargs="+", help="audio or video files (any format; resampled to 16 kHz mono)")
+    sc.add_argument("--dnsmos", required=True, metavar="DIR",
+                    help="folder with sig_bak_ovr.onnx (and model_v8.onnx for P.808), from the DNS Challenge's DNSMOS")
+    sc.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    sc.set_defaults(func=_cmd_score)
 
     tr = sub.add_parser("train", help="train a model from a YAML recipe (configs/*.yaml)")
     tr.add_argument("recipe", help="a recipe, e.g. configs/extract.yaml")

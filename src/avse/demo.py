@@ -69,7 +69,7 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
     enhancer = Enhancer.from_pretrained(model)
     # the audio-only model for comparison (unless it is the demo's model)
     audio_only = Enhancer.from_pretrained("audio", fallback=None) if enhancer.audio_visual else None
-    results = []
+    results: list[dict[str, Any]] = []
     for s in scenes:
         name = s["scene"]
         mixed, _ = load_audio(scene_dir / f"{name}_mixed.wav", 16000)
@@ -85,7 +85,7 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
         others = {"noisereduce": noisereduce(mix, None, None, 16000)}
         if audio_only is not None:
             others["audio"] = audio_only.enhance(mix, 16000)
-        row = {
+        row: dict[str, Any] = {
             "scene": name,
             "interferer": s["interferer"]["type"],
             "snr_db": float(s["SNR"]),

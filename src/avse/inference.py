@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from avse.audio.io import load_audio, save_wav, resample, peak_normalize, loudness_normalize, blend_at_lufs
+from avse.audio.io import blend_at_lufs, load_audio, loudness_normalize, peak_normalize, resample, save_wav
 
 # Spectral features need torch: imported on first use, so that reading audio stays light.
 _FEATURES = (

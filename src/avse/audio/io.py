@@ -80,7 +80,7 @@ def _read_av(path: Path) -> tuple[np.ndarray, int]:
         chunks: list[np.ndarray] = []
         try:
             for frame in container.decode(stream):
-                arr = frame.to_ndarray()  # planar [C, n] or packed [1, n*C]
+                arr: np.ndarray = frame.to_ndarray()  # planar [C, n] or packed [1, n*C]
                 if not frame.format.is_planar:
                     arr = arr.reshape(-1, len(frame.layout.channels)).T
                 if arr.dtype.kind == "i":

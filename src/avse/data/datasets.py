@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ def align_visual(lips: np.ndarray, n_frames: int, pre_frames: int = 0) -> np.nda
     return np.concatenate([lips, np.repeat(lips[-1:], n_frames - len(lips), axis=0)], axis=0)
 
 
-def scene_pre_frames(scene: dict[str, Any]) -> int:
+def scene_pre_frames(scene: Mapping[str, Any]) -> int:
     """The scene's ``pre_samples`` (lead-in before the target) in video frames; ConfigError unless a whole number."""
     pre = int(scene.get("pre_samples", 0))
     if pre % SAMPLES_PER_FRAME:

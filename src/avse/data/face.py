@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import cv2
 import numpy as np
 
 from avse import VIDEO_FPS
-from avse.data.visemes import JAW, K, OPEN, RAISE, ROUND, SPREAD, TUCK
+from avse.data.visemes import JAW, OPEN, RAISE, ROUND, SPREAD, TUCK, K
 from avse.errors import ConfigError
 from avse.video.landmarks import LIP_INDEX
-
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
@@ -106,7 +105,7 @@ def style_for_speaker(seed: int | str) -> FaceStyle:
     hair = _HAIR[rng.choice(len(_HAIR), p=_HAIR_P)] * rng.uniform(0.85, 1.15) + rng.normal(0, 4, 3)
     iris = _IRIS[rng.integers(len(_IRIS))] + rng.normal(0, 6, 3)
     hue = rng.uniform(0, 180)
-    hsv = np.uint8([[[hue, rng.uniform(40, 200), rng.uniform(50, 220)]]])
+    hsv = np.array([[[hue, rng.uniform(40, 200), rng.uniform(50, 220)]]], np.uint8)
     shirt = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float64)
     base = rng.uniform(70, 220, 3)
     bg_top = base + rng.normal(0, 20, 3)
@@ -361,7 +360,7 @@ def _background(st: FaceStyle, h: int, w: int, rng: np.random.Generator, centre:
     """Static background [h, w, 3] uint8: gradient + texture (+ shapes or stripes) + shoulders."""
     ramp = np.linspace(0, 1, h)[:, None, None]
     top, bot = np.array(st.bg_top, np.float32), np.array(st.bg_bottom, np.float32)
-    bg = np.broadcast_to((1 - ramp) * top + ramp * bot, (h, w, 3)).astype(np.float32).copy()
+    bg: np.ndarray = np.broadcast_to((1 - ramp) * top + ramp * bot, (h, w, 3)).astype(np.float32).copy()
     if st.bg_pattern == 1:
         for _ in range(int(rng.integers(3, 7))):
             x0, y0 = rng.uniform(-0.2, 1.0) * w, rng.uniform(-0.2, 1.0) * h
@@ -392,7 +391,8 @@ def _background(st: FaceStyle, h: int, w: int, rng: np.random.Generator, centre:
 
 
 def _shade(rgb: RGB, f: float) -> tuple[float, float, float]:
-    return tuple(float(min(255.0, c * f)) for c in rgb)  # type: ignore[return-value]
+    r, g, b = (float(min(255.0, c * f)) for c in rgb)
+    return r, g, b
 
 
 def render_face(

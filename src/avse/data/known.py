@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -349,7 +350,7 @@ class KnownSpeakersDataset(Dataset):
         b = self.b.read(d["start_b"], self.segment).astype(np.float64)  # [T]
         b = scale_to_snr(b, weighted_rms(a), max(weighted_rms(b), 1e-12), -d["level_db"])  # B at level_db re A
         n = np.zeros_like(a)  # [T]
-        if d["start_noise"] >= 0:
+        if d["start_noise"] >= 0 and self.noise is not None:  # a start is drawn only with a noise track
             n = self.noise.read(d["start_noise"], self.segment).astype(np.float64)
             rn = weighted_rms(n)
             n = n * 0.0 if rn < 1e-8 else scale_to_snr(n, weighted_rms(a + b), rn, d["snr_noise"])  # [T]

@@ -50,8 +50,9 @@ import hashlib
 import math
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import overload
 
 import numpy as np
 from scipy import fft as sp_fft
@@ -131,6 +132,12 @@ def speech_weight_array(speech_weight: str | Path | np.ndarray | None) -> np.nda
     return load_speech_weight(speech_weight)
 
 
+@overload
+def filter_key(h: np.ndarray) -> str: ...
+@overload
+def filter_key(h: None) -> None: ...
+@overload
+def filter_key(h: np.ndarray | None) -> str | None: ...
 def filter_key(h: np.ndarray | None) -> str | None:
     """SHA-1 (hex) of the bytes of the FIR h [K], naming it in caches and render records; None for plain RMS."""
     return None if h is None else hashlib.sha1(np.ascontiguousarray(h).tobytes()).hexdigest()
@@ -184,9 +191,9 @@ _WEIGHTINGS: collections.OrderedDict[str, _Weighting] = collections.OrderedDict(
 
 def _weighting(h: np.ndarray) -> _Weighting:
     key = filter_key(h)
-    w = _WEIGHTINGS.get(key)  # type: ignore[arg-type]
+    w = _WEIGHTINGS.get(key)
     if w is None:
-        w = _WEIGHTINGS[key] = _Weighting(h)  # type: ignore[index]
+        w = _WEIGHTINGS[key] = _Weighting(h)
         if len(_WEIGHTINGS) > 4:
             _WEIGHTINGS.popitem(last=False)
     return w

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import zipfile
 import warnings
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -101,7 +102,7 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
     pcm = np.zeros(n * SAMPLES_PER_FRAME, np.int16)
     m = min(len(res.audio), len(pcm))
     pcm[:m] = np.round(np.clip(res.audio[:m], -1.0, 1.0) * 32767).astype(np.int16)
-    arrays = {k: np.asarray(lm[k]) for k in LANDMARK_KEYS}
+    arrays: dict[str, np.ndarray | np.generic] = {k: np.asarray(lm[k]) for k in LANDMARK_KEYS}
     arrays.update(
         crops=res.crops,
         features=res.features,
@@ -114,7 +115,8 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
     )
     path = cache_path(out, utt.id, utt.split)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+        # cast: mypy cannot know that no key is savez_compressed's own ``allow_pickle``
+        np.savez_compressed(fh, **cast("dict[str, Any]", arrays))
     flags = arrays["flags"]
     return {
         "id": utt.id,

@@ -35,6 +35,7 @@ import numpy as np
 from avse.audio.wav16 import read_wav64, wav_bytes_int16
 from avse.data.metadata import (
     Scene,
+    SceneInterferer,
     interferer_wav_path,
     load_scenes,
     scenes_dir,
@@ -99,7 +100,7 @@ def render_key(scene: Scene, hkey: str | None, normalization: str, with_video: b
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
-def _interferer_list(scene: Scene) -> list[dict[str, Any]]:
+def _interferer_list(scene: Scene) -> list[SceneInterferer]:
     return list(scene.get("interferers") or [scene["interferer"]])
 
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 
 from avse.data.metadata import (
     INTERFERER_TYPES,
+    NoiseEntry,
     Scene,
+    SceneInterferer,
+    SpeechEntry,
     load_noise_list,
     load_speech_list,
     masker_noise_list_path,
@@ -107,8 +111,8 @@ def build_scenes(
     targets = [t for t in load_speech_list(tpath) if t["dataset"] == dataset]
     if not targets:
         raise MetadataError(tpath, f"no target of dataset '{dataset}'")
-    speech: list[dict[str, Any]] = []
-    noise: list[dict[str, Any]] = []
+    speech: list[SpeechEntry] = []
+    noise: list[NoiseEntry] = []
     if p_speech > 0:
         speech = [m for m in load_speech_list(masker_speech_list_path(root)) if m["dataset"] == dataset]
     if p_speech < 1:
@@ -158,13 +162,14 @@ def build_scenes(
                 "time_end": pre_samples + nsamples,
             },
             "duration": duration,
-            "interferer": dict(chosen[0]),  # type: ignore[typeddict-item]
+            # cast: an interferer also carries its speaker or class, a key SceneInterferer cannot name
+            "interferer": cast(SceneInterferer, dict(chosen[0])),
             "SNR": snr,
             "pre_samples": pre_samples,
             "post_samples": post_samples,
         }
         if n_interferers > 1:
-            scene["interferers"] = [dict(c) for c in chosen]  # type: ignore[misc]
+            scene["interferers"] = [cast(SceneInterferer, dict(c)) for c in chosen]
         scenes.append(scene)
     return scenes
 
@@ -178,7 +183,7 @@ class InterfererPool:
     rejected draws, so that tens of thousands of scenes build in seconds.
     """
 
-    def __init__(self, kind: str, entries: list[dict[str, Any]]):
+    def __init__(self, kind: str, entries: Sequence[Mapping[str, Any]]):
         self.kind = kind
         self.name_key = "wavfile" if kind == "speech" else "ID"
         self.group_key = "speaker" if kind == "speech" else "class"

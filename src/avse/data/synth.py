@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -294,12 +295,12 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
             voices[t.split].append(load_audio(_speech_paths(root, t)["wav"])[0])
     noises = plan_noise(cfg)
     ntodo, noise_entries = [], {}
-    for t in noises:
-        rec = _done(root, t.id, [interferer_wav_path(root, t.split, "noise", t.id)])
+    for nt in noises:
+        rec = _done(root, nt.id, [interferer_wav_path(root, nt.split, "noise", nt.id)])
         if rec is None:
-            ntodo.append((str(root), t))
+            ntodo.append((str(root), nt))
         else:
-            noise_entries[t.id] = rec
+            noise_entries[nt.id] = rec
     for e in _map(_run_noise, ntodo, jobs, "noise", progress, _init_noise_worker, (voices,)):
         noise_entries[e["ID"]] = e
 
@@ -340,10 +341,10 @@ def lip_speech_report(root: str | Path, split: str = "dev") -> dict[str, Any]:
     for e in entries:
         audio, _ = load_audio(target_wav_path(root, split, e["wavfile"]))
         lips = read_landmarks(target_landmarks_path(root, split, e["wavfile"]))["lips"]
-        r, lag = lip_speech_agreement(mouth_opening(lips), audio)
+        r, best_lag = lip_speech_agreement(mouth_opening(lips), audio)
         ids.append(e["wavfile"])
         corrs.append(r)
-        lags.append(lag)
+        lags.append(best_lag)
     corr = np.array(corrs)
     lag = np.array(lags, dtype=int)
     return {

@@ -21,7 +21,7 @@ at 16 kHz, the same durations at other rates).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

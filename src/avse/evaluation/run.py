@@ -20,8 +20,9 @@ metric values may differ from a ``jobs=1`` run in the last bits (BLAS threading 
 from __future__ import annotations
 
 import csv
+import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,9 @@ import numpy as np
 
 from avse import SAMPLE_RATE
 from avse.audio.io import load_audio
-from avse.data.metadata import load_noise_list, load_scenes, masker_noise_list_path, scenes_dir, scenes_path
+from avse.data.metadata import Scene, load_noise_list, load_scenes, masker_noise_list_path, scenes_dir, scenes_path
 from avse.errors import ConfigError, MetadataError
-from avse.evaluation.baselines import BASELINES, Baseline, get_baseline
+from avse.evaluation.baselines import BASELINES, get_baseline
 from avse.evaluation.metrics import KNOWN_METRICS, evaluate_pair
 from avse.plots import plot_histograms, plot_improvement_vs_snr
 from avse.utils.fs import atomic_path, ensure_dir, write_json
@@ -42,6 +43,8 @@ ITEM_FIELDS = ("scene", "interferer_type", "interferer_class", "input_snr")
 ORACLE_METHODS = ("oracle-irm", "oracle-ibm")
 CI_LEVEL = 0.95
 SNR_BIN_DB = 5.0
+#: per-item columns added when DNSMOS models are given: the estimate's P.835 / P.808 scores and the input's OVRL
+DNSMOS_COLUMNS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "dnsmos_ovrl_input")
 
 
 # --------------------------------------------------------------------------- one item
@@ -57,7 +60,7 @@ def _scene_wavs(root: Path, dataset: str, scene: str) -> tuple[np.ndarray, np.nd
     return out[0], out[1], out[2]
 
 
-def scene_lip_features(root: str | Path, dataset: str, scene: dict[str, Any], n_samples: int) -> np.ndarray:
+def scene_lip_features(root: str | Path, dataset: str, scene: Mapping[str, Any], n_samples: int) -> np.ndarray:
     """The target's lip features on the scene's timeline: float32 [ceil(n_samples / 640), 82].
 
     Computed from the target's landmark file (ROOT/{dataset}/targets_landmarks/NAME.npz) as
@@ -99,10 +102,20 @@ class ModelMethod:
         return self.enhancer.enhance(mixture, sr, video=features if self.audio_visual else None)
 
 
-def _score_item(args: tuple[Path, str, dict[str, Any], Any, tuple[str, ...], bool, str]) -> dict[str, Any]:
+@functools.lru_cache(maxsize=2)
+def _dnsmos(model_dir: str) -> Any:
+    """One DNSMOS session per process and model folder."""
+    from avse.evaluation.dnsmos import Dnsmos
+
+    return Dnsmos(model_dir)
+
+
+def _score_item(
+    args: tuple[Path, str, Scene, str | Callable[..., np.ndarray], tuple[str, ...], bool, str, str | None],
+) -> dict[str, Any]:
     """Run the method on one scene and score it -> one CSV row (metric values are floats or NaN)."""
-    root, dataset, scene, method, metrics, oracle, noise_class = args
-    fn: Baseline = get_baseline(method) if isinstance(method, str) else method
+    root, dataset, scene, method, metrics, oracle, noise_class, dnsmos_dir = args
+    fn: Callable[..., np.ndarray] = get_baseline(method) if isinstance(method, str) else method
     mixed, target, interferer = _scene_wavs(root, dataset, scene["scene"])
     if oracle:
         estimate = fn(mixed, target, interferer, SAMPLE_RATE)
@@ -124,6 +137,10 @@ def _score_item(args: tuple[Path, str, dict[str, Any], Any, tuple[str, ...], boo
             row[name] = evaluate_pair(estimate, target, mixed, SAMPLE_RATE, metrics=(name,))[name]
         except ConfigError:
             row[name] = math.nan
+    if dnsmos_dir is not None:
+        mos = _dnsmos(dnsmos_dir).score(estimate)
+        row.update(dnsmos_sig=mos.sig, dnsmos_bak=mos.bak, dnsmos_ovrl=mos.ovrl, dnsmos_p808=mos.p808)
+        row["dnsmos_ovrl_input"] = _dnsmos(dnsmos_dir).score(mixed).ovrl
     return row
 
 
@@ -205,6 +222,7 @@ def evaluate(
     metrics: Sequence[str] = EVAL_METRICS,
     jobs: int = 1,
     progress: bool = True,
+    dnsmos: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score ``method`` on every rendered scene of ``dataset`` under ``root``; write items.csv, summary.json, PNGs.
 
@@ -214,7 +232,9 @@ def evaluate(
     non-oracle baseline) gets ``target = interferer = None``, only the oracle baselines see
     the clean signals; a callable with ``audio_visual = True`` also gets ``features=`` the
     target's lip features [F, 82] (:func:`scene_lip_features`). ``jobs`` > 1 scores items in worker processes (named baselines only;
-    a callable always runs in this process). Returns the summary written to summary.json.
+    a callable always runs in this process). ``dnsmos``: a folder with the DNSMOS ONNX models
+    (avse.evaluation.dnsmos); each item then also gets ``DNSMOS_COLUMNS`` (no reference needed).
+    Returns the summary written to summary.json.
     Raises ConfigError for an unknown method or metric, MetadataError for a bad scene list.
     """
     root, out_dir = Path(root), Path(out_dir)
@@ -239,15 +259,19 @@ def evaluate(
         raise ConfigError(f"unknown metrics {unknown}; known: {KNOWN_METRICS}")
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    dnsmos_dir = None
+    if dnsmos is not None:
+        dnsmos_dir = str(Path(dnsmos).resolve())
+        _dnsmos(dnsmos_dir)  # a missing model fails now, not in a worker
     scenes = load_scenes(scenes_path(root, dataset))
     classes = _noise_classes(root)
     ensure_dir(out_dir)
 
-    def klass(s: dict[str, Any]) -> str:
+    def klass(s: Scene) -> str:
         itf = s["interferer"]
         return "speech" if itf["type"] == "speech" else classes.get(str(itf["name"]), "noise")
 
-    tasks = [(root, dataset, s, method, metrics, oracle, klass(s)) for s in scenes]
+    tasks = [(root, dataset, s, method, metrics, oracle, klass(s), dnsmos_dir) for s in scenes]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -267,6 +291,8 @@ def evaluate(
                 bar.update(1)
     if bar is not None:
         bar.close()
+    if dnsmos_dir is not None:
+        metrics = metrics + DNSMOS_COLUMNS
 
     summary: dict[str, Any] = {
         "method": method_name,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,7 +44,7 @@ def save_checkpoint(
     cls = model_class(name)
     if not isinstance(model, cls):
         raise ConfigError(f"model is a {type(model).__name__}, but {name!r} names {cls.__name__}")
-    cfg = asdict(config) if is_dataclass(config) else dict(config)
+    cfg = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config)
     ckpt: dict[str, Any] = {
         "format": FORMAT,
         "model": name,

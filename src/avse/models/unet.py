@@ -43,7 +43,7 @@ class UNetConfig:
             raise ConfigError(f"kernel_size must be odd and >= 3, got {self.kernel_size}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        self.stft  # validates the STFT fields
+        _ = self.stft  # validates the STFT fields
 
     @property
     def stft(self) -> StftConfig:

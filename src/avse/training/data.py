@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from avse.data.datasets import DynamicMixDataset, align_visual, frames_for, target_lip_features
+from avse.errors import ConfigError
 
 
 class LipFeatureDataset(Dataset):
@@ -149,12 +151,16 @@ class AvseDataModule(EpochDataModule):
 
     def _train_loader(self) -> DataLoader:
         """Shuffled batches of ``batch_size`` windows (the last one may be smaller)."""
+        if self.train_set is None:
+            raise ConfigError("AvseDataModule: setup('fit') has not run")
         return self._loader(self.train_set, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         """The fixed validation draws, in order (batch size 1 for whole utterances)."""
         if self.val_set is None:
             self.setup("validate")
+        if self.val_set is None:
+            raise ConfigError("AvseDataModule: setup('validate') gave no validation set")
         return self._loader(self.val_set, self.batch_size if self.val_segment_frames else 1, shuffle=False)
 
 

@@ -7,9 +7,10 @@ dataset are avse.data.known; see its docstring for ``max_memory_mb`` and
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
@@ -159,9 +160,11 @@ class KnownSpeakersDataModule(EpochDataModule):
             tp, vp = split_recordings(noise_recs, self.val_fraction, self.segment)
             noise_train, noise_val = Track(tp), Track(vp)
         length = self.items_per_epoch or max(100, math.ceil(max(len(train_a), len(train_b)) / self.segment))
-        common = dict(segment=self.segment, level_db=self.level_db, snr_noise=self.snr_noise, p_noise=self.p_noise)
-        self.train_set = KnownSpeakersDataset(train_a, train_b, sa, sb, length=length, noise=noise_train, seed=self.seed, **common)
-        self.val_set = KnownSpeakersDataset(val_a, val_b, va, vb, length=self.val_items, noise=noise_val, seed=self.seed + 1, **common)
+        dataset = functools.partial(
+            KnownSpeakersDataset, segment=self.segment, level_db=self.level_db, snr_noise=self.snr_noise, p_noise=self.p_noise
+        )
+        self.train_set = dataset(train_a, train_b, sa, sb, length=length, noise=noise_train, seed=self.seed)
+        self.val_set = dataset(val_a, val_b, va, vb, length=self.val_items, noise=noise_val, seed=self.seed + 1)
 
     def _loader(self, ds: Dataset) -> DataLoader:
         # every item is a fresh random draw, so no shuffling; no persistent workers, so that each
@@ -170,12 +173,16 @@ class KnownSpeakersDataModule(EpochDataModule):
 
     def _train_loader(self) -> DataLoader:
         """Batches of ``batch_size`` training mixtures of the current epoch."""
+        if self.train_set is None:
+            raise ConfigError("KnownSpeakersDataModule: setup() has not run")
         return self._loader(self.train_set)
 
     def val_dataloader(self) -> DataLoader:
         """The fixed validation mixtures, in order."""
         if self.val_set is None:
             self.setup("validate")
+        if self.val_set is None:
+            raise ConfigError("KnownSpeakersDataModule: setup() gave no validation set")
         return self._loader(self.val_set)
 
 

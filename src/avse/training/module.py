@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -19,6 +20,9 @@ from avse.models.checkpoint import save_checkpoint
 from avse.models.registry import build_model, make_config
 from avse.training.losses import neg_si_sdr
 from avse.training.tasks import TASKS, get_task
+
+if TYPE_CHECKING:
+    from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
 
 AVSE_SUFFIX = ".avse.pt"
 
@@ -107,7 +111,7 @@ class SeparationModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """AdamW over all parameters (clip gradients with ``Trainer(gradient_clip_val=...)``)."""
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
 
     def on_train_epoch_start(self) -> None:
         """Tell the data module which epoch's mixtures to draw."""
@@ -286,7 +290,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
         devices=cfg.devices,
         strategy=cfg.strategy,
         num_nodes=cfg.num_nodes,
-        precision=precision,
+        precision=cast("_PRECISION_INPUT", precision),  # a config string: Lightning checks it
         log_every_n_steps=cfg.log_every_n_steps,
         limit_val_batches=cfg.limit_val_batches,
         enable_progress_bar=progress,
@@ -315,7 +319,7 @@ def _data_module(cfg: TrainConfig, out_dir: Path, source: str) -> tuple[pl.Light
     return dm, list(dm.speakers)
 
 
-def _check_options(what: str, cls: type, options: Mapping[str, Any]) -> None:
+def _check_options(what: str, cls: type[pl.LightningDataModule], options: Mapping[str, Any]) -> None:
     """ConfigError naming the keys of ``options`` that ``cls.__init__`` does not take."""
     known = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(options) - known)

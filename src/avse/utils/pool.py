@@ -8,8 +8,8 @@ import multiprocessing.pool
 import re
 import signal
 import sys
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Callable, Collection
 
 # The temporary name avse.utils.fs.atomic_path gives PATH = DIR/STEM.SUFFIX:
 # DIR/.STEM.XXXXXXXX.partSUFFIX (XXXXXXXX: tempfile's 8 random characters).

@@ -6,8 +6,8 @@ import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -213,10 +213,12 @@ class FullRangeDetector:
 
     def __init__(self, min_score: float = 0.5):
         solutions = _mediapipe_solutions()
-        self._fd = _Quiet(lambda: solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score))
+        self._fd: _Quiet | None = _Quiet(lambda: solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score))
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """frame uint8 [H, W, 3] RGB -> (boxes float32 [K, 4] x0, y0, x1, y1 pixels, scores float32 [K])."""
+        if self._fd is None:
+            raise ConfigError("FullRangeDetector is closed")
         frame = _as_rgb(frame)
         h, w = frame.shape[:2]
         result = self._fd.process(frame)
@@ -364,7 +366,7 @@ class FaceMeshDetector:
                 obj.close()
                 setattr(self, name, None)
 
-    def __enter__(self) -> "FaceMeshDetector":
+    def __enter__(self) -> FaceMeshDetector:
         return self
 
     def __exit__(self, *exc) -> None:

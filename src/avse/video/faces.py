@@ -60,8 +60,8 @@ def face_features(video: str | Path, max_faces: int = 4) -> list[FaceFeatures]:
         mesh = tr.dense(n)  # [N, 478, 2], NaN where missed
         lm: dict[str, Any] = to_landmark_dict(mesh)
         lm = smooth(fill_gaps(lm))
-        box = tuple(round(float(v), 1) for v in tr.boxes.mean(axis=0))
-        faces.append(FaceFeatures(i, visual_stream(lm)[0], tr.n_frames / max(n, 1), box))  # type: ignore[arg-type]
+        x0, y0, x1, y1 = (round(float(v), 1) for v in tr.boxes.mean(axis=0))  # boxes [K, 4]
+        faces.append(FaceFeatures(i, visual_stream(lm)[0], tr.n_frames / max(n, 1), (x0, y0, x1, y1)))
     return faces
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -347,22 +347,24 @@ def write_video(
                 vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
                 vs.codec_context.time_base = 1 / rate
                 ast = None
+                pcm = np.zeros(0, np.float32)  # [T] the samples to encode, none without an audio track
                 if audio is not None:
                     ast = out.add_stream("aac", rate=sample_rate, layout="mono")
                     ast.bit_rate = 64_000
+                    pcm = audio
                 next_sample = 0
 
                 def audio_until(until: int) -> None:
-                    """Encode audio[next_sample : until] one AAC frame at a time."""
+                    """Encode pcm[next_sample : until] one AAC frame at a time."""
                     nonlocal next_sample
                     while next_sample < until:
-                        part = audio[next_sample : next_sample + AAC_FRAME]  # [<= 1024]
+                        part = pcm[next_sample : next_sample + AAC_FRAME]  # [<= 1024]
                         _encode_aac(out, ast, part[None, :], next_sample, sample_rate, "mono")
                         next_sample += part.shape[0]
 
                 for i in range(n):
                     if ast is not None:  # interleave: the audio up to the end of this video frame
-                        audio_until(min(audio.shape[0], math.ceil((i + 1) / rate * sample_rate)))
+                        audio_until(min(pcm.shape[0], math.ceil((i + 1) / rate * sample_rate)))
                     # RGB -> YUV 4:2:0 (BT.601, limited range), as FFmpeg would do it.
                     yuv = cv2.cvtColor(frames[i], cv2.COLOR_RGB2YUV_I420)  # [H * 3 / 2, W]
                     vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -370,7 +372,7 @@ def write_video(
                     out.mux(vs.encode(vf))
                 out.mux(vs.encode(None))
                 if ast is not None:
-                    audio_until(audio.shape[0])
+                    audio_until(pcm.shape[0])
                     out.mux(ast.encode(None))
         except av.error.FFmpegError as err:
             raise MediaError(path, f"cannot write video ({err})") from None
@@ -442,7 +444,7 @@ def remux(
     if isinstance(audio, np.ndarray):
         samples = audio.reshape(1, -1)  # [1, T]
         audio = (samples[:, k : k + AAC_FRAME] for k in range(0, samples.shape[1], AAC_FRAME))  # [1, <= 1024] each
-    chunks = None if audio is None else iter(audio)
+    chunks: Iterator[np.ndarray] = iter(() if audio is None else audio)  # nothing is pulled without an audio track
     options = {"movflags": "+faststart"} if dst.suffix.lower() in _MOV_SUFFIXES else {}
     with open_media(src) as container:
         stream = first_video_stream(container, src)
@@ -452,7 +454,7 @@ def remux(
                 with av.open(str(tmp), "w", options=options) as out:
                     ovs = out.add_stream_from_template(stream)
                     oas = None
-                    if chunks is not None:
+                    if audio is not None:
                         oas = out.add_stream("aac", rate=sample_rate, layout=layout)
                         oas.bit_rate = bit_rate
                     start_pts = int(round(start * sample_rate))

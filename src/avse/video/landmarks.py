@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, cast
 
 import numpy as np
 
@@ -70,7 +71,8 @@ def write_landmarks(path: str | Path, landmarks: Mapping[str, Any]) -> None:
         if v.dtype == object:
             raise ConfigError(f"landmarks {k!r}: object arrays cannot be stored without pickle")
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: numpy adds no '.npz'
-        np.savez_compressed(fh, **arrays)
+        # cast: mypy cannot know that no key is savez_compressed's own ``allow_pickle``
+        np.savez_compressed(fh, **cast("dict[str, Any]", arrays))
 
 
 def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:

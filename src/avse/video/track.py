@@ -6,9 +6,10 @@ import contextlib
 import itertools
 import math
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -164,7 +165,7 @@ class Tracker:
         if frame <= self._last_frame:
             raise ConfigError(f"frames must come in increasing order: {frame} after {self._last_frame}")
         self._last_frame = frame
-        still = []
+        still: list[_Active] = []
         for t in self._active:  # end the tracks unseen for more than max_gap frames
             (still if frame - t.last - 1 <= self.max_gap else self._done).append(t)
         self._active = still
@@ -219,7 +220,8 @@ def _assign(cost: np.ndarray, max_tries: int = 40320) -> list[tuple[int, int]]:
         return out
     big = 1e9  # a missing pair costs more than any real one: first most pairs, then least cost
     padded = np.where(np.isfinite(cost), cost, big)
-    best, best_cost = None, np.inf
+    best: list[tuple[int, int]] = []  # set by the first permutation: every total is finite
+    best_cost = np.inf
     for perm in itertools.permutations(range(max(r, c)), k):
         idx = list(zip(range(k), perm)) if r <= c else [(p, q) for q, p in zip(range(k), perm)]
         total = sum(padded[i, j] for i, j in idx)
@@ -270,7 +272,7 @@ def track_agreement(track: Track, audio: np.ndarray, max_lag: int = 2, span: int
     return float(np.nanmax(corr)) if np.any(np.isfinite(corr)) else float("nan")
 
 
-def _is_index(choose: Any) -> bool:
+def _is_index(choose: Any) -> TypeGuard[int | np.integer]:
     return isinstance(choose, (int, np.integer)) and not isinstance(choose, bool)
 
 
