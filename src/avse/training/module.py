@@ -124,7 +124,7 @@ class SeparationModule(pl.LightningModule):
         avse: dict[str, Any] = {"model": self.model_name, "config": asdict(self.model_cfg), "task": self.task.name}
         if self.speakers is not None:
             avse["speakers"] = list(self.speakers)
-        metrics = getattr(getattr(self, "_trainer", None), "callback_metrics", {})
+        metrics = self.trainer.callback_metrics  # only the trainer saves checkpoints, so it is attached
         avse["metrics"] = {k: float(v) for k, v in metrics.items() if k.startswith("val/")}
         checkpoint["avse"] = avse
 
@@ -155,19 +155,24 @@ def export_avse(lightning_path: str | Path, path: str | Path | None = None) -> P
 class AvseExport(Callback):
     """Keeps an avse checkpoint ``X.avse.pt`` beside every Lightning checkpoint ``X.ckpt`` in ``dirpath``.
 
-    After each training batch, at the end of every epoch and of the fit (rank
-    zero only), every ``X.ckpt`` newer than its ``X.avse.pt`` is exported
+    Lightning runs the checkpoint callbacks after every other callback of a
+    hook, so a save made at the end of a validation or an epoch is seen at the
+    next training batch (and at the end of the epoch or the fit). Then (rank
+    zero only) every ``X.ckpt`` newer than its ``X.avse.pt`` is exported
     (``export_avse``), and every ``X.avse.pt`` whose ``X.ckpt`` is gone is
-    removed. It reads only the files on disk, so it needs nothing of the
+    removed. The folder is only looked at when a save may have happened, not
+    at every step. It reads only the files on disk, so it needs nothing of the
     checkpoint callbacks' internals.
     """
 
     def __init__(self, dirpath: str | Path):
         super().__init__()
         self.dirpath = Path(dirpath)
+        self._stale = False  # a checkpoint callback may have saved since the last sync
 
     def sync(self, trainer: pl.Trainer) -> None:
         """Export new or changed Lightning checkpoints, drop avse files whose Lightning checkpoint was removed."""
+        self._stale = False
         if not trainer.is_global_zero or not self.dirpath.is_dir():
             return
         for ckpt in self.dirpath.glob("*.ckpt"):
@@ -178,13 +183,19 @@ class AvseExport(Callback):
             if not side.with_name(side.name[: -len(AVSE_SUFFIX)] + ".ckpt").is_file():
                 side.unlink()
 
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The checkpoint callbacks may save right after this: look at the next batch."""
+        self._stale = True
+
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
-        """Catch up with what the checkpoint callbacks saved since the last step."""
-        self.sync(trainer)
+        """Catch up with what the checkpoint callbacks saved after the last validation or epoch."""
+        if self._stale:
+            self.sync(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """The same at the end of an epoch."""
+        """Catch up now (a validation may have ended the epoch); the epoch-end saves follow this hook."""
         self.sync(trainer)
+        self._stale = True
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """And once more when the fit ends, after the last save."""
