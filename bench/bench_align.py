@@ -1,0 +1,242 @@
+"""Alignment error of avse.data.align where the truth is known: other TTS voices, and real GRID lips.
+
+1. TTS truth. Sentences of the corpus text generator (avse.data.text, half GRID
+   grammar, half free sentences) are spoken by a voice whose phone times are
+   known (flite, festival, and espeak-ng voices other than the aligner's own:
+   British English, other variants and rates); the aligner aligns that audio
+   with its own espeak-ng en-us rendition, and the aligned phone boundaries are
+   compared with the voice's (speech phones matched by edit distance, pauses
+   left out: avse.data.align.boundary_errors), words too where both list the
+   same words. Two conditions: clean, and "room" (a synthetic room response,
+   RT60 0.4 s with as much reverberant as direct energy, plus pink noise at 20 dB SNR). A baseline without DTW (the
+   rendition's phones stretched linearly onto the recording's speech span)
+   shows what the warping adds. The espeak-ng voices share the aligner's
+   phone inventory and rules, so "other engines" (flite + festival) is the
+   honest figure for a voice the aligner has never heard.
+2. Real speech (GRID, ../shared/data/real/grid, skipped when absent): no phone
+   truth exists for these clips, so the check is indirect: the mouth opening
+   predicted from the aligned phones (avse.data.visemes.lip_trajectory) against
+   the real talker's mouth opening (MediaPipe face mesh through the front end):
+   Pearson correlation at lag 0 and the lag (frames of 40 ms) that maximises
+   it, for the aligned phones, the linear baseline, and a wrong transcript.
+
+    python bench/bench_align.py [--sentences 120] [--seed 0]
+
+Prints everything, writes bench/results/align.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save  # noqa: E402
+
+from avse import SAMPLE_RATE, VIDEO_FPS  # noqa: E402
+from avse.data.align import (  # noqa: E402
+    align,
+    boundary_errors,
+    speech_span,
+    word_boundary_errors,
+)
+from avse.data.text import free_sentence, grid_sentence  # noqa: E402
+from avse.data.tts import PAUSE, Voice, available_engines, synthesize  # noqa: E402
+
+GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "grid"
+ALIGNER_LANGUAGE = "en-us"
+# Voices with known phone times, none of them the aligner's own (espeak-ng en-us, default voice, rate 1).
+TRUTH_VOICES = (
+    Voice("flite", "slt"),
+    Voice("flite", "kal16"),
+    Voice("flite", "awb"),
+    Voice("flite", "rms", rate=1.1),
+    Voice("festival", "kal_diphone"),
+    Voice("festival", "ked_diphone", rate=0.9),
+    Voice("festival", "cmu_us_slt_arctic_hts"),
+    Voice("espeak", "en-gb-x-rp", "m3", rate=0.9),
+    Voice("espeak", "en-us", "f3", pitch=3.0, rate=1.15),
+    Voice("espeak", "en-gb-x-rp", "f4", rate=1.25),
+)
+# GRID sentence of a file name: command colour preposition letter digit adverb
+_GRID_WORDS = [
+    {"b": "bin", "l": "lay", "p": "place", "s": "set"},
+    {"b": "blue", "g": "green", "r": "red", "w": "white"},
+    {"a": "at", "b": "by", "i": "in", "w": "with"},
+    None,  # the letter itself
+    {"z": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven", "8": "eight", "9": "nine"},
+    {"a": "again", "n": "now", "p": "please", "s": "soon"},
+]
+
+
+def room(audio: np.ndarray, rng: np.random.Generator, rt60: float = 0.4, drr_db: float = 0.0, snr_db: float = 20.0) -> np.ndarray:
+    """``audio`` [T] in a synthetic room (a direct path, then decaying noise: RT60 ``rt60``, direct-to-reverberant ratio ``drr_db``) plus pink noise."""
+    from scipy.signal import fftconvolve
+
+    n = int(rt60 * SAMPLE_RATE)
+    t = np.arange(1, n) / SAMPLE_RATE
+    tail = rng.standard_normal(n - 1) * np.exp(-6.9 * t / rt60)
+    tail *= 10 ** (-drr_db / 20) / np.sqrt(np.sum(tail**2))
+    rir = np.concatenate([[1.0], tail])
+    wet = fftconvolve(audio, rir)[: len(audio)]
+    spec = np.fft.rfft(rng.standard_normal(len(audio)))
+    spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1))
+    pink = np.fft.irfft(spec, len(audio))
+    pink *= np.sqrt(np.mean(wet**2) / np.mean(pink**2)) * 10 ** (-snr_db / 20)
+    out = wet + pink
+    return (out * (0.9 / np.max(np.abs(out)))).astype(np.float32)
+
+
+def linear_phones(audio: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+    """Baseline without DTW: the espeak-ng rendition's phones stretched linearly onto the recording's speech span."""
+    ren = synthesize(text, Voice("espeak", ALIGNER_LANGUAGE))
+    speech = [(s, e) for p, s, e in ren.phones if p != PAUSE]
+    r0, r1 = speech[0][0], speech[-1][1]
+    span = speech_span(audio)
+    a0, a1 = span if span is not None else (0.0, len(audio) / SAMPLE_RATE)
+    scale = (a1 - a0) / (r1 - r0)
+    dur = len(audio) / SAMPLE_RATE
+    out = [(p, float(np.clip(a0 + (s - r0) * scale, 0, dur)), float(np.clip(a0 + (e - r0) * scale, 0, dur))) for p, s, e in ren.phones]
+    return [(p, s, e) for p, s, e in out if e > s]
+
+
+def _stats(x: list[float] | np.ndarray) -> dict:
+    a = np.asarray(x, dtype=np.float64) * 1000.0
+    if a.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(a.size),
+        "median_ms": round(float(np.median(a)), 1),
+        "p90_ms": round(float(np.percentile(a, 90)), 1),
+        "mean_ms": round(float(a.mean()), 1),
+        "share_within_20ms": round(float(np.mean(a <= 20.0)), 3),
+        "share_within_40ms": round(float(np.mean(a <= 40.0)), 3),
+    }
+
+
+def tts_truth(n_sentences: int, seed: int) -> dict:
+    """Phone and word boundary errors per voice group and condition (clean, room), aligner and linear baseline."""
+    engines = set(available_engines())
+    voices = [v for v in TRUTH_VOICES if v.engine in engines]
+    rng = np.random.default_rng(seed)
+    groups = {"flite": "other engines", "festival": "other engines", "espeak": "espeak-ng, other voices"}
+    acc: dict[tuple[str, str, str, str], list[float]] = {}
+    costs: list[float] = []
+    t_align = 0.0
+    for k in range(n_sentences):
+        text = grid_sentence(rng) if k % 2 else free_sentence(rng)
+        voice = voices[k % len(voices)]
+        utt = synthesize(text, voice)
+        for cond in ("clean", "room"):
+            audio = utt.audio if cond == "clean" else room(utt.audio, np.random.default_rng(seed * 1000 + k))
+            t0 = time.perf_counter()
+            res = align(audio, text, ALIGNER_LANGUAGE)
+            t_align += time.perf_counter() - t0
+            costs.append(res.cost)
+            lin = linear_phones(audio, text)
+            for grp in (groups[voice.engine], "all", voice.id.split("-p")[0]):
+                acc.setdefault((cond, grp, "phones", "dtw"), []).extend(boundary_errors(utt.phones, res.phones))
+                acc.setdefault((cond, grp, "phones", "linear"), []).extend(boundary_errors(utt.phones, lin))
+                acc.setdefault((cond, grp, "words", "dtw"), []).extend(word_boundary_errors(utt.words, res.words))
+        if (k + 1) % 20 == 0:
+            print(f"  {k + 1}/{n_sentences} sentences", flush=True)
+    out: dict = {"sentences": n_sentences, "voices": [v.id for v in voices], "aligner": f"espeak-ng {ALIGNER_LANGUAGE}"}
+    for (cond, grp, what, method), errs in sorted(acc.items()):
+        out.setdefault(cond, {}).setdefault(grp, {})[f"{what}_{method}"] = _stats(errs)
+    out["seconds_per_alignment"] = round(t_align / (2 * n_sentences), 3)
+    out["cost_median"] = round(float(np.median(costs)), 2)
+    print(f"\n== phone boundary error (ms), aligner: espeak-ng {ALIGNER_LANGUAGE}; median / p90 (n)")
+    for cond in ("clean", "room"):
+        for grp in ("other engines", "espeak-ng, other voices", "all"):
+            row = out[cond].get(grp)
+            if not row:
+                continue
+            d, lin, w = row["phones_dtw"], row["phones_linear"], row["words_dtw"]
+            words = f"{w['median_ms']:6.1f} / {w['p90_ms']:6.1f} ({w['n']})" if w["n"] else "n/a"
+            print(f"  {cond:<6} {grp:<25} DTW {d['median_ms']:6.1f} / {d['p90_ms']:6.1f} ({d['n']})"
+                  f"   linear {lin['median_ms']:6.1f} / {lin['p90_ms']:6.1f}   words {words}")
+    return out
+
+
+def grid_sentence_of(name: str) -> str | None:
+    """The GRID sentence a file name spells ("bbaf2n" -> "bin blue at f two now"); None if it is not one."""
+    if len(name) != 6:
+        return None
+    words = []
+    for table, ch in zip(_GRID_WORDS, name):
+        if table is None:
+            words.append(ch)
+        elif ch in table:
+            words.append(table[ch])
+        else:
+            return None
+    return " ".join(words)
+
+
+def _corr_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 5) -> tuple[float, int]:
+    from avse.video.sync import lagged_correlation
+
+    corr = lagged_correlation(a, b, max_lag)
+    return float(corr[max_lag]), int(np.nanargmax(corr)) - max_lag
+
+
+def grid_lips() -> dict:
+    """Predicted vs real mouth opening on the GRID clips: aligned, linear baseline, wrong transcript."""
+    from avse.data.visemes import OPEN, lip_trajectory
+    from avse.video.landmarks import mouth_opening
+    from avse.video.shift import timeline_audio
+    from avse.video.track import extract_landmarks
+
+    clips = sorted(GRID.glob("*.mpg")) if GRID.is_dir() else []
+    if not clips:
+        print("\n== GRID: no clips found, skipped")
+        return {"skipped": f"no clips in {GRID}"}
+    print("\n== GRID (real talkers): predicted vs real mouth opening, Pearson r at lag 0 (best lag, frames of 40 ms)")
+    texts = {c.stem: grid_sentence_of(c.stem) for c in clips}
+    rows: dict = {}
+    names = list(texts)
+    for i, clip in enumerate(clips):
+        text = texts[clip.stem]
+        if text is None:
+            continue
+        audio = timeline_audio(clip)
+        lm, _ = extract_landmarks(clip, audio=audio)
+        real = mouth_opening(lm["lips"])  # [N]
+        n = len(real)
+        wrong = texts[names[(i + 1) % len(names)]] or text
+        row = {"text": text}
+        for method, phones in (
+            ("aligned", align(audio, text, ALIGNER_LANGUAGE).phones),
+            ("linear", linear_phones(audio, text)),
+            ("wrong_transcript", align(audio, wrong, ALIGNER_LANGUAGE).phones),
+        ):
+            pred = lip_trajectory(phones, n, fps=VIDEO_FPS)[:, OPEN]
+            r, lag = _corr_lag(pred, real)
+            row[method] = {"r": round(r, 3), "best_lag": lag}
+        rows[clip.stem] = row
+        print(f"  {clip.stem} {text!r:<28} " + "  ".join(f"{m} {row[m]['r']:+.2f} ({row[m]['best_lag']:+d})"
+                                                      for m in ("aligned", "linear", "wrong_transcript")))
+    mean = {m: round(float(np.mean([r[m]["r"] for r in rows.values()])), 3) for m in ("aligned", "linear", "wrong_transcript")}
+    print("  mean r: " + ", ".join(f"{m} {v:+.3f}" for m, v in mean.items()))
+    return {"clips": rows, "mean_r": mean}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sentences", type=int, default=120)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    print(f"== {args.sentences} sentences, voices with known phone times vs the espeak-ng {ALIGNER_LANGUAGE} aligner")
+    result = {"tts_truth": tts_truth(args.sentences, args.seed), "grid_lips": grid_lips()}
+    save("align", result)
+
+
+if __name__ == "__main__":
+    main()
