@@ -94,3 +94,20 @@ def test_short_utterances_are_padded_to_the_window(tiny_corpus):
     assert torch.equal(item["lips"][f:], ref["lips"][-1:].expand(400 - f, -1, -1))
     batch = next(iter(DataLoader(ds, batch_size=2)))
     assert batch["mixture"].shape == (2, 400 * 640)
+
+
+def test_p_clean_items_are_the_target_alone_and_p_clean_zero_changes_nothing(tiny_corpus):
+    import numpy as np
+
+    from avse.data.datasets import DynamicMixDataset
+
+    base = DynamicMixDataset(tiny_corpus, "dev", seed=5)
+    same = DynamicMixDataset(tiny_corpus, "dev", seed=5, p_clean=0.0)
+    assert np.array_equal(base[0]["mixture"].numpy(), same[0]["mixture"].numpy())
+    clean = DynamicMixDataset(tiny_corpus, "dev", seed=5, p_clean=1.0)
+    item = clean[0]
+    assert item["info"]["type"] == "clean"
+    assert np.array_equal(item["mixture"].numpy(), item["target"].numpy())
+    assert not np.any(item["interferer"].numpy())
+    with pytest.raises(ConfigError, match="p_clean"):
+        DynamicMixDataset(tiny_corpus, "dev", p_clean=1.5)

@@ -155,7 +155,9 @@ class DynamicMixDataset(Dataset):
     video frames (audio and lips together); shorter utterances are padded to it
     (silent audio, the last video frame repeated), so that items batch. Items are dicts as in SceneDataset,
     ``info`` holding ``{"target", "type", "name", "offset", "SNR", "start_frame"}``
-    (start_frame 0 without cropping).
+    (start_frame 0 without cropping). ``p_clean`` is the probability that an
+    item is the target alone (interferer all zeros, "type" ``"clean"``): a
+    model trained with it learns to leave clean speech alone.
     """
 
     def __init__(
@@ -171,10 +173,13 @@ class DynamicMixDataset(Dataset):
         peak: float = 0.9,
         cache: str | Path | None = None,
         crops: bool = False,
+        p_clean: float = 0.0,
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         if not 0.0 <= p_speech <= 1.0:
             raise ConfigError(f"p_speech must be in [0, 1], got {p_speech}")
+        if not 0.0 <= p_clean <= 1.0:
+            raise ConfigError(f"p_clean must be in [0, 1], got {p_clean}")
         if segment_frames is not None and segment_frames < 1:
             raise ConfigError(f"segment_frames must be >= 1 (or None for whole utterances), got {segment_frames}")
         self.root = Path(root)
@@ -187,6 +192,7 @@ class DynamicMixDataset(Dataset):
         self.pools = {"speech": InterfererPool("speech", speech), "noise": InterfererPool("noise", noise)}
         self.snr = {"speech": tuple(snr_speech), "noise": tuple(snr_noise)}
         self.p_speech = p_speech
+        self.p_clean = float(p_clean)
         self.h = None if speech_weight is None else load_speech_weight(speech_weight)
         self.segment_frames = segment_frames
         self.seed = seed
@@ -219,12 +225,22 @@ class DynamicMixDataset(Dataset):
                 }
         raise InterfererTooShortError(f"{t['wavfile']}: no interferer of {self.dataset} is at least {t['nsamples']} samples long")
 
+    def _clean(self, index: int) -> bool:
+        """Whether item ``index`` of the current epoch is the target alone (its own draw: p_clean = 0 changes nothing)."""
+        if self.p_clean <= 0.0:
+            return False
+        return bool(np.random.default_rng(item_seed(self.seed, f"clean:{self.epoch}:{index}")).random() < self.p_clean)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         t = self.targets[index]
         d = self.draw(index)
         target = read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
-        noise = apply_ramp(read_wav64(interferer_wav_path(self.root, self.dataset, d["type"], d["name"]), d["offset"], len(target)))
-        mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
+        if self._clean(index):
+            d = {**d, "type": "clean", "name": "", "offset": 0, "SNR": float("inf")}
+            mixed, noise = target.copy(), np.zeros_like(target)
+        else:
+            noise = apply_ramp(read_wav64(interferer_wav_path(self.root, self.dataset, d["type"], d["name"]), d["offset"], len(target)))
+            mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
         scale = peak_scale([mixed, target, noise], self.peak)
         info = {"target": t["wavfile"], "type": d["type"], "name": d["name"], "offset": d["offset"], "SNR": d["SNR"], "start_frame": 0}
         item = _item(mixed * scale, target * scale, noise * scale, self.visual(t["wavfile"]), 0, info)

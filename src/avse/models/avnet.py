@@ -13,8 +13,10 @@ from avse.models.base import SeparationModel
 from avse.models.registry import register_model
 from avse.models.tasnet import (
     TasNetConfig,
+    check_output_form,
     encode,
     mask_activation,
+    output_form,
     run_blocks,
     temporal_blocks,
     temporal_norm,
@@ -22,6 +24,7 @@ from avse.models.tasnet import (
 from avse.models.visual import LipsFrontend, LipsFrontendConfig
 
 UPSAMPLE_MODES = ("nearest", "linear")
+VISUAL_NORMS = ("none", "utterance")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,12 @@ class AVNetConfig:
     ``1 + 2 (2**lips_blocks - 1)`` frames; with 0 each frame is projected alone.
     ``visual_dropout`` is the probability, per batch item and in train mode
     only, of zeroing that item's visual stream; an all-zero stream is also the
-    way to say "no video" at inference.
+    way to say "no video" at inference. ``visual_norm="utterance"`` removes
+    each visual channel's mean over the frames with a face (a running mean
+    when causal) before anything else sees it, so a talker's resting mouth
+    shape and a detector's constant bias do not reach the model, only the
+    movement. ``output`` is the output form of ``avse.models.tasnet.output_form``
+    (``"direct"`` or ``"residual"``).
     """
 
     n_filters: int = 256  # N, encoder basis size
@@ -59,8 +67,13 @@ class AVNetConfig:
     visual_dropout: float = 0.0
     causal: bool = False
     mask_activation: str = "sigmoid"
+    visual_norm: str = "none"  # VISUAL_NORMS
+    output: str = "direct"  # "direct" | "residual"
 
     def __post_init__(self) -> None:
+        check_output_form(self.output, 1)
+        if self.visual_norm not in VISUAL_NORMS:
+            raise ConfigError(f"visual_norm must be one of {', '.join(VISUAL_NORMS)}, got {self.visual_norm!r}")
         if min(self.visual_channels, self.visual_hidden) < 1:
             raise ConfigError("visual_channels and visual_hidden must be >= 1")
         if self.lips_blocks < 0:
@@ -111,6 +124,22 @@ def fit_visual_length(visual: Tensor, n_frames: int) -> Tensor:
     if f >= n_frames:
         return visual[..., :n_frames]
     return torch.cat([visual, visual[..., -1:].expand(-1, -1, n_frames - f)], dim=-1)
+
+
+def normalize_visual(visual: Tensor, causal: bool) -> Tensor:
+    """visual [B, Dv, F] -> [B, Dv, F], each channel minus its mean over the frames with a face.
+
+    All-zero frames (no face, the gap policy of ``avse.video.lipfeat``) are
+    left out of the mean and stay zero. Non-causal: one mean per item over all
+    its frames. Causal: frame f uses the mean of frames 0..f only.
+    """
+    valid = (visual.abs().sum(1, keepdim=True) > 0).to(visual.dtype)  # [B, 1, F]
+    masked = visual * valid
+    if causal:
+        mean = masked.cumsum(-1) / valid.cumsum(-1).clamp_min(1.0)  # [B, Dv, F]
+    else:
+        mean = masked.sum(-1, keepdim=True) / valid.sum(-1, keepdim=True).clamp_min(1.0)  # [B, Dv, 1]
+    return (visual - mean) * valid
 
 
 def upsample_visual(visual: Tensor, n_enc: int, hop: int, mode: str = "nearest") -> Tensor:
@@ -218,6 +247,8 @@ class AVNet(SeparationModel):
         skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
         y, skips = run_blocks(self.audio_blocks, y, skips)
         v = fit_visual_length(self._drop_visual(visual.to(w.dtype)), -(-t // SAMPLES_PER_FRAME))  # [B, Dv, ceil(T/640)]
+        if cfg.visual_norm == "utterance":
+            v = normalize_visual(v, cfg.causal)
         if self.visual_frontend is not None:
             v = self.visual_frontend(v.transpose(1, 2))  # [B, Dv', F']
         v = self.visual_proj(v)  # [B, Dv', F']
@@ -226,4 +257,4 @@ class AVNet(SeparationModel):
         y, skips = run_blocks(self.av_blocks, y, skips)
         mask = mask_activation(self.mask_head(skips), cfg.mask_activation)  # [B, N, K]
         out = self.decoder(mask * w)  # [B, 1, T']
-        return out[:, 0, left : left + t]  # [B, T]
+        return output_form(out[:, :, left : left + t], mixture, cfg.output)[:, 0]  # [B, T]

@@ -13,6 +13,9 @@ from avse.models.base import SeparationModel
 from avse.models.registry import register_model
 
 MASK_ACTIVATIONS = ("sigmoid", "relu")
+#: how the decoded masks become the output: as they are; the mixture minus them (one source);
+#: or projected so the sources sum to the mixture (two or more sources)
+OUTPUT_FORMS = ("direct", "residual", "consistent")
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,10 @@ class TasNetConfig:
     n_repeats: int = 3  # R
     causal: bool = False
     mask_activation: str = "sigmoid"
+    output: str = "direct"  # OUTPUT_FORMS; see output_form
 
     def __post_init__(self) -> None:
+        check_output_form(self.output, self.n_sources)
         if min(self.n_sources, self.n_filters, self.bottleneck, self.hidden, self.skip, self.n_blocks, self.n_repeats) < 1:
             raise ConfigError("Conv-TasNet sizes must all be >= 1")
         if self.kernel_size < 2 or self.kernel_size % 2:
@@ -154,6 +159,33 @@ def run_blocks(blocks: nn.ModuleList, y: Tensor, skips: Tensor) -> tuple[Tensor,
     return y, skips
 
 
+def check_output_form(form: str, n_sources: int) -> None:
+    """ConfigError unless ``form`` is one of OUTPUT_FORMS and fits ``n_sources``."""
+    if form not in OUTPUT_FORMS:
+        raise ConfigError(f"output must be one of {', '.join(OUTPUT_FORMS)}, got {form!r}")
+    if form == "residual" and n_sources != 1:
+        raise ConfigError(f"output 'residual' is for one source (mixture minus the rest), got n_sources={n_sources}")
+    if form == "consistent" and n_sources < 2:
+        raise ConfigError("output 'consistent' needs two or more sources (one source would just be the mixture)")
+
+
+def output_form(decoded: Tensor, mixture: Tensor, form: str) -> Tensor:
+    """The decoded masked encodings ``[B, S, T]`` -> the model's estimates ``[B, S, T]``.
+
+    ``"direct"``: as they are. ``"residual"`` (S = 1): the mask picked what is
+    *not* the target, and the estimate is ``mixture - decoded``; a mask of zero
+    passes the input through exactly, so a clean input is easy to leave
+    alone. ``"consistent"`` (S >= 2): mixture consistency, each source plus an
+    equal share of ``mixture - sum(sources)``, so the estimates always add up
+    to the input (Wisdom et al., 2019).
+    """
+    if form == "direct":
+        return decoded
+    if form == "residual":
+        return mixture[:, None] - decoded
+    return decoded + (mixture[:, None] - decoded.sum(1, keepdim=True)) / decoded.shape[1]
+
+
 def mask_activation(masks: Tensor, kind: str) -> Tensor:
     """Masks from the mask head's output: ``"sigmoid"`` or ``"relu"`` (any shape)."""
     return torch.sigmoid(masks) if kind == "sigmoid" else F.relu(masks)
@@ -198,4 +230,4 @@ class ConvTasNet(SeparationModel):
         masks = mask_activation(masks, cfg.mask_activation)
         src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
         out = self.decoder(src)  # [B * S, 1, T']
-        return out[:, 0, left : left + t].reshape(b, cfg.n_sources, t)  # [B, S, T]
+        return output_form(out[:, 0, left : left + t].reshape(b, cfg.n_sources, t), mixture, cfg.output)  # [B, S, T]

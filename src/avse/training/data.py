@@ -13,6 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from avse.data.datasets import DynamicMixDataset, align_visual, frames_for, target_lip_features
 from avse.errors import ConfigError
+from avse.training.augment import LipAugment, augment_lip_features
+from avse.utils.seeding import item_seed
 
 
 class LipFeatureDataset(Dataset):
@@ -24,11 +26,14 @@ class LipFeatureDataset(Dataset):
     computes the same features the cache holds (avse.video.lipfeat), aligns them
     to the utterance's frames exactly as the lips are, and crops them with the
     item's ``start_frame``. Non-finite features (missing landmarks) become 0.
-    With a cache the item already has ``features`` and is passed through.
+    With a cache the item already has ``features`` and is used as it is.
+    With ``augment`` (a LipAugment) the features are then augmented
+    (``avse.training.augment``), drawn per (seed, epoch, index).
     """
 
-    def __init__(self, base: DynamicMixDataset):
+    def __init__(self, base: DynamicMixDataset, augment: LipAugment | None = None):
         self.base = base
+        self.augment = augment
 
     def set_epoch(self, epoch: int) -> None:
         """Forward to the wrapped dataset (selects the epoch's mixtures)."""
@@ -39,16 +44,22 @@ class LipFeatureDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.base[index]
-        if "features" in item:
-            return item
+        if "features" not in item:
+            item["features"] = self._features(item, index)
+        if self.augment is not None:
+            rng = np.random.default_rng(item_seed(self.base.seed, f"augment:{self.base.epoch}:{index}"))
+            item["features"] = torch.from_numpy(augment_lip_features(item["features"].numpy(), rng, self.augment))
+        return item
+
+    def _features(self, item: dict[str, Any], index: int) -> torch.Tensor:
+        """The item's lip features [F, 82] from the target's landmark file, cut as its lips were."""
         feats = target_lip_features(self.base.root, self.base.dataset, item["info"]["target"])  # [N, 82]
         n_full = frames_for(int(self.base.targets[index]["nsamples"]))
         feats = align_visual(feats, n_full)  # [F_full, 82], as the lips were aligned
         start = int(item["info"]["start_frame"])
         n = item["lips"].shape[0]
         feats = align_visual(feats[start : start + n], n)  # [F, 82]
-        item["features"] = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
-        return item
+        return torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
 
 
 class EpochDataModule(pl.LightningDataModule):
@@ -93,7 +104,10 @@ class AvseDataModule(EpochDataModule):
     validation set is epoch 0 of ``val_split`` and never changes. The training
     epoch is set by :meth:`set_epoch` (SeparationModule calls it at the start
     of every epoch, and ``train_dataloader`` applies the trainer's epoch so that
-    fresh workers and resumed runs draw that epoch's mixtures).
+    fresh workers and resumed runs draw that epoch's mixtures). ``p_clean``:
+    the share of training items that are the target alone (do no harm);
+    ``visual_augment``: augment the training items' lip features (True for the
+    defaults of ``avse.training.augment.LipAugment``, or a mapping of its fields).
     """
 
     def __init__(
@@ -111,8 +125,19 @@ class AvseDataModule(EpochDataModule):
         p_speech: float = 0.5,
         seed: int = 0,
         crops: bool = False,
+        p_clean: float = 0.0,
+        visual_augment: bool | dict[str, Any] = False,
     ):
         super().__init__()
+        self.p_clean = float(p_clean)
+        if isinstance(visual_augment, dict):
+            try:
+                fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in visual_augment.items()}
+                self.augment: LipAugment | None = LipAugment(**fields)
+            except TypeError as err:
+                raise ConfigError(f"visual_augment: {err}") from None
+        else:
+            self.augment = LipAugment() if visual_augment else None
         self.root = Path(root)
         self.train_split, self.val_split = train_split, val_split
         self.cache, self.crops = cache, bool(crops)
@@ -123,7 +148,7 @@ class AvseDataModule(EpochDataModule):
         self.train_set: LipFeatureDataset | None = None
         self.val_set: LipFeatureDataset | None = None
 
-    def _dataset(self, split: str, segment_frames: int | None, seed: int) -> LipFeatureDataset:
+    def _dataset(self, split: str, segment_frames: int | None, seed: int, train: bool = False) -> LipFeatureDataset:
         return LipFeatureDataset(
             DynamicMixDataset(
                 self.root,
@@ -135,13 +160,15 @@ class AvseDataModule(EpochDataModule):
                 seed=seed,
                 cache=self.cache,
                 crops=self.crops,
-            )
+                p_clean=self.p_clean if train else 0.0,
+            ),
+            augment=self.augment if train else None,
         )
 
     def setup(self, stage: str | None = None) -> None:
         """Open the datasets (metadata only; audio is read per item)."""
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self._dataset(self.train_split, self.segment_frames, self.seed)
+            self.train_set = self._dataset(self.train_split, self.segment_frames, self.seed, train=True)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(self.val_split, self.val_segment_frames, self.seed + 1)
 
