@@ -18,7 +18,9 @@ Dev set: every clip of REAL/grid (*.mpg) and REAL/av (*/ *.mp4), 23 clips of abo
 Methods: unprocessed, noisereduce, the shipped models (``separate`` scored on the
 better of its two outputs, an oracle choice), and the offline peers of
 bench/peers (DeepFilterNet3, GTCRN, RNNoise, NSNet2) run in their own environment
-(``bash bench/peers/setup``); a missing peer is skipped. Every output is scored
+(``bash bench/peers/setup``); a missing peer is skipped. With DeepFilterNet3 there,
+each audio-visual model is also scored behind it ("dfn3 > av": DFN3 as a noise
+stage in front of the model, the face given as before). Every output is scored
 with SI-SDR (improvement over the input; on clean input the SI-SDR of the output
 against the input), PESQ-WB, STOI and, when the DNSMOS models are there, DNSMOS
 P.835 SIG/BAK/OVRL. Means with 95 % Student-t intervals per condition.
@@ -384,8 +386,9 @@ def main() -> None:
         print(f"DNSMOS: skipped (no models in {args.dnsmos})", flush=True)
     peer_out = run_peers(items, [p for p in args.peers.split(",") if p], work / "peers")
 
-    from avse.evaluation.baselines import noisereduce
     from tqdm import tqdm
+
+    from avse.evaluation.baselines import noisereduce
 
     rows = []
     for it in tqdm(items, desc="scoring", unit="item"):
@@ -402,15 +405,20 @@ def main() -> None:
                     res[f"{name} ({label})"] = {"si_sdri": float(si_sdr(est, it.reference)) - base["si_sdr"]}
         for peer, outs in peer_out.items():
             res[peer] = score(outs[it.id], it, dnsmos, base)
+        if "dfn3" in peer_out:  # DeepFilterNet3 as a noise stage in front of each audio-visual model
+            for name in av_models:
+                staged = Item(**{**it.__dict__, "mixture": peer_out["dfn3"][it.id]})
+                res[f"dfn3 > {name}"] = score(models[name](staged, "target"), it, dnsmos, base)
         rows.append({"id": it.id, "condition": it.condition, "snr": it.snr, "target": it.target, "other": it.other,
                      "seconds": round(len(it.mixture) / SR, 2), "methods": res})
+    staged = [f"dfn3 > {m}" for m in av_models] if "dfn3" in peer_out else []
     methods = ["unprocessed", "noisereduce", *models, *[f"{m} ({lbl})" for m in av_models for lbl in ("other face", "no face")],
-               *peer_out]
+               *peer_out, *staged]
     summary = summarize(rows, methods)
     contribution = visual_contribution(rows, av_models)
     RESULTS.mkdir(parents=True, exist_ok=True)
     png = RESULTS / f"{args.name}.png"
-    plot(summary, ["unprocessed", "noisereduce", *models, *peer_out], png)
+    plot(summary, ["unprocessed", "noisereduce", *models, *peer_out, *staged], png)
     brief = {k: {m: {x: round(v[x]["mean"], 3) for x in ("si_sdri", "pesq_wb", "stoi", "dnsmos_ovrl")
                      if x in v and v[x]["mean"] is not None} for m, v in s.items()} for k, s in summary.items()}
     save(args.name, {"clips": len(clips), "items": len(items), "models": specs, "peers": sorted(peer_out),

@@ -6,7 +6,7 @@ import json
 import warnings
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -163,8 +163,14 @@ def prepare(
     shard: tuple[int, int] = (0, 1),
     smooth_window: int | None = None,
     progress: bool = True,
+    detect: bool = False,
 ) -> dict[str, Any]:
     """Build (or resume) the preprocessing cache of every utterance under ``root`` into ``out``.
+
+    ``detect``: run face detection and the face mesh even where the corpus has
+    ground-truth landmarks (a synthetic corpus), so that the cache holds the
+    lips the front end gives on real videos, with its errors, not the
+    renderer's exact points.
 
     Utterance k (in id order) belongs to shard k % N. Items whose cache file
     exists are skipped. Failures do not stop the run: each is reported with its
@@ -177,6 +183,8 @@ def prepare(
     if out.resolve() == root.resolve():
         raise ConfigError(f"{out}: the cache needs a folder of its own, not the input corpus itself")
     layout, items = discover(root)
+    if detect:
+        items = [replace(u, landmarks=None) for u in items]
     i, n = shard
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
