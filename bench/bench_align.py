@@ -18,7 +18,8 @@
    predicted from the aligned phones (avse.data.visemes.lip_trajectory) against
    the real talker's mouth opening (MediaPipe face mesh through the front end):
    Pearson correlation at lag 0 and the lag (frames of 40 ms) that maximises
-   it, for the aligned phones, the linear baseline, and a wrong transcript.
+   it, for the aligned phones, the linear baseline, and a wrong transcript (a
+   free sentence of six words that was not said).
 
     python bench/bench_align.py [--sentences 120] [--seed 0]
 
@@ -128,8 +129,8 @@ def tts_truth(n_sentences: int, seed: int) -> dict:
     costs: list[float] = []
     t_align = 0.0
     for k in range(n_sentences):
-        text = grid_sentence(rng) if k % 2 else free_sentence(rng)
         voice = voices[k % len(voices)]
+        text = grid_sentence(rng) if (k // len(voices)) % 2 else free_sentence(rng)  # every voice speaks both kinds
         utt = synthesize(text, voice)
         for cond in ("clean", "room"):
             audio = utt.audio if cond == "clean" else room(utt.audio, np.random.default_rng(seed * 1000 + k))
@@ -198,8 +199,8 @@ def grid_lips() -> dict:
     print("\n== GRID (real talkers): predicted vs real mouth opening, Pearson r at lag 0 (best lag, frames of 40 ms)")
     texts = {c.stem: grid_sentence_of(c.stem) for c in clips}
     rows: dict = {}
-    names = list(texts)
-    for i, clip in enumerate(clips):
+    rng = np.random.default_rng(0)
+    for clip in clips:
         text = texts[clip.stem]
         if text is None:
             continue
@@ -207,7 +208,7 @@ def grid_lips() -> dict:
         lm, _ = extract_landmarks(clip, audio=audio)
         real = mouth_opening(lm["lips"])  # [N]
         n = len(real)
-        wrong = texts[names[(i + 1) % len(names)]] or text
+        wrong = " ".join(free_sentence(rng).split()[:6])  # a sentence of the same length that was not said
         row = {"text": text}
         for method, phones in (
             ("aligned", align(audio, text, ALIGNER_LANGUAGE).phones),

@@ -33,9 +33,32 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     values = {"seed": args.seed}
     if args.noise_dir:
         values["noise_dirs"] = tuple(str(Path(p).resolve()) for p in args.noise_dir)
+    if args.real_speech:
+        values["real_speech"] = str(Path(args.real_speech).resolve())
+        values["real_dev_speakers"] = tuple(args.real_dev_speaker or ())
+        values["real_test_speakers"] = tuple(args.real_test_speaker or ())
+        if args.real_fraction is not None:
+            values["real_fraction"] = args.real_fraction
+    elif args.real_fraction is not None or args.real_dev_speaker or args.real_test_speaker:
+        raise AvseError("--real-fraction, --real-dev-speaker and --real-test-speaker need --real-speech DIR")
     cfg = synth_config(args.preset, **values)
     summary = synthesize_corpus(args.root, cfg, jobs=args.jobs, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
+
+
+def _cmd_import_speech(args: argparse.Namespace) -> None:
+    import warnings
+
+    from avse.data.realspeech import import_speech
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = import_speech(args.src, args.out, languages=tuple(args.language) if args.language else None,
+                                do_align=not args.no_align, jobs=args.jobs, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in summary.items() if k != "speakers"}, indent=2))
+    print(f"written: {Path(args.out) / 'speech.json'} ({summary['imported']} recordings, {len(summary['speakers'])} speakers)")
+    for w in caught:
+        print(f"avse: warning: {w.message}", file=sys.stderr)
 
 
 def _cmd_scenes_build(args: argparse.Namespace) -> None:
@@ -93,7 +116,8 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     from avse.data.prepare import prepare
     from avse.utils.fs import parse_shard
 
-    report = prepare(args.root, args.out, jobs=args.jobs, shard=parse_shard(args.shard), smooth_window=args.smooth, progress=not args.quiet)
+    report = prepare(args.root, args.out, jobs=args.jobs, shard=parse_shard(args.shard), smooth_window=args.smooth, progress=not args.quiet,
+                     detect=args.detect)
     print(json.dumps(report, indent=2))
     if report["failed"]:
         raise AvseError(f"{len(report['failed'])} utterance(s) failed, the rest is cached; see {Path(args.out) / 'failures.json'}")
@@ -247,8 +271,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--jobs", type=int, default=_jobs_default(), help="worker processes (default: %(default)s)")
     s.add_argument("--noise-dir", action="append", metavar="PATH", help="real noise files or folders to add (repeatable)")
+    s.add_argument("--real-speech", metavar="DIR", help="real voices imported by `avse import-speech`: targets (faces drawn "
+                                                       "from their aligned phones) and maskers, speakers disjoint across splits")
+    s.add_argument("--real-fraction", type=float, metavar="F",
+                   help="share of every split's targets and maskers that are real recordings, in [0, 1) (default: 0.5)")
+    s.add_argument("--real-dev-speaker", action="append", metavar="NAME", help="put this real speaker in dev (repeatable)")
+    s.add_argument("--real-test-speaker", action="append", metavar="NAME", help="put this real speaker in test (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
+
+    im = sub.add_parser("import-speech", help="import real recordings (fillets-ng, asterisk, or a folder) as 16 kHz wavs with aligned phones")
+    im.add_argument("src", help="scripts/fetch_real_speech's folder (fillets-ng, asterisk prompts) or a folder of "
+                                "recordings (wav/flac/ogg; speaker = parent folder; transcript = same-name .txt)")
+    im.add_argument("out", help="output folder: wav/ID.wav and speech.json")
+    im.add_argument("--language", action="append", metavar="LANG",
+                    help="espeak-ng language: which fillets-ng/asterisk languages to import (repeatable; default all), "
+                         "or the language of a folder of recordings (default en-us)")
+    im.add_argument("--no-align", action="store_true", help="no phone timings (faster; recordings are then maskers only)")
+    im.add_argument("--jobs", type=int, default=_jobs_default(), help="worker processes (default: %(default)s)")
+    im.add_argument("--quiet", action="store_true", help="no progress bar")
+    im.set_defaults(func=_cmd_import_speech)
 
     f = sub.add_parser("frontend", help="run the video front end on one video: landmarks, mouth crops, features, sync")
     f.add_argument("video")
@@ -263,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--jobs", type=int, default=_jobs_default())
     pr.add_argument("--shard", metavar="i/N", help="process only utterances with index %% N == i")
     pr.add_argument("--smooth", type=int, help="landmark smoothing window for detected faces")
+    pr.add_argument("--detect", action="store_true",
+                    help="detect faces even where the corpus has ground-truth landmarks (train on the front end's lips)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=_cmd_prepare)
 

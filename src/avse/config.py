@@ -26,9 +26,32 @@ class SynthConfig:
     masker_sentences: int = 2  # masker utterances chain this many sentences (longer than targets)
     noise_dirs: tuple[str, ...] = ()  # folders or files of real noise, cut into split-disjoint segments
     real_noise_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    # Real voices: a folder made by `avse import-speech`. Its speakers are split disjointly over
+    # train/dev/test (greedily by recorded seconds, real_split_fractions, those with aligned
+    # recordings apart from the masker-only ones; or pinned by name); in every split real
+    # recordings are added to the TTS ones until they make up real_fraction of the targets (the
+    # transcribed, aligned recordings, with faces drawn from their aligned phones) and of the masker
+    # utterances (any recording; several of one speaker chained to real_masker_seconds).
+    real_speech: str = ""
+    real_fraction: float = 0.5
+    real_split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    real_masker_seconds: float = 8.0
+    real_dev_speakers: tuple[str, ...] = ()  # real speakers put in dev whatever their size (the rest: greedily)
+    real_test_speakers: tuple[str, ...] = ()  # real speakers put in test
     # H.264 quality per speaker, drawn from this range (compression varies like real uploads)
     video_crf: tuple[int, int] = (18, 30)
     video_preset: str = "veryfast"  # x264 speed preset: encoding dominates synthesis time
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.real_fraction < 1.0:
+            raise ConfigError(f"real_fraction must be in [0, 1), got {self.real_fraction}")
+        if len(self.real_split_fractions) != 3 or min(self.real_split_fractions) < 0 or sum(self.real_split_fractions) <= 0:
+            raise ConfigError(f"real_split_fractions must be three shares >= 0 (train, dev, test), got {self.real_split_fractions}")
+        if not self.real_masker_seconds > 0:
+            raise ConfigError(f"real_masker_seconds must be > 0, got {self.real_masker_seconds}")
+        both = set(self.real_dev_speakers) & set(self.real_test_speakers)
+        if both:
+            raise ConfigError(f"real speakers pinned to both dev and test: {', '.join(sorted(both))}")
 
     def speakers(self, split: str) -> tuple[int, int]:
         """(target, masker) speaker counts of ``split``."""

@@ -1,4 +1,4 @@
-"""The synthetic audio-visual corpus: offline TTS voices, talking faces and noises in the AVSE layout."""
+"""The synthetic audio-visual corpus: offline TTS voices (and imported real ones), talking faces and noises in the AVSE layout."""
 
 from __future__ import annotations
 
@@ -31,18 +31,33 @@ WORK_DIR = ".synth"  # per-item completion records, so that an interrupted run r
 _ITEM_FOLDERS = ("targets", "targets_video", "targets_landmarks", "interferers/speech", "interferers/noise")
 
 
+REAL_TARGET_MAX_S = 10.0  # longer real recordings are maskers only (few interferers would cover them)
+REAL_GAP_S = 0.3  # silence between the recordings a real masker chains
+
+
+@dataclass(frozen=True)
+class RealSource:
+    """The real recordings behind a SpeechTask: one for a target (with its aligned phones), several of one speaker chained for a masker."""
+
+    ids: tuple[str, ...]  # ids in the import's speech.json
+    wavs: tuple[str, ...]  # their wav paths
+    language: str
+    phones: tuple[tuple[str, float, float], ...] = ()  # the target's (symbol, start_s, end_s) over its recording
+
+
 @dataclass(frozen=True)
 class SpeechTask:
-    """One utterance to make: a target (audio + face video + landmarks) or a masker (audio)."""
+    """One utterance to make: a target (audio + face video + landmarks) or a masker (audio); TTS unless ``real`` is given."""
 
     id: str
     split: str
     role: str  # "target" | "masker"
     speaker: str
-    voice: Any  # avse.data.tts.Voice
+    voice: Any  # avse.data.tts.Voice; None for a real recording
     face_seed: int
     text: str
     seed: int
+    real: RealSource | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,93 @@ def plan_speech(cfg: SynthConfig) -> list[SpeechTask]:
                     n_sent = 1 if role == "target" else cfg.masker_sentences
                     text = _sentences(rng, n_sent, cfg.grid_fraction if role == "target" else 0.3)
                     tasks.append(SpeechTask(uid, split, role, spk, voice, item_seed(cfg.seed, spk), text, seed))
+    if cfg.real_speech:
+        tasks += plan_real_speech(cfg, tasks)
+    return tasks
+
+
+def _relative_deficit(want: float, have: float) -> float:
+    return (want - have) / want if want > 0 else -np.inf
+
+
+def real_speaker_splits(items: list[dict[str, Any]], cfg: SynthConfig) -> dict[str, str]:
+    """The split of every real speaker of ``items`` (the import's entries): speaker -> "train" | "dev" | "test".
+
+    Speakers pinned by ``cfg.real_dev_speakers`` / ``real_test_speakers`` go
+    there; the others, largest first, each to the split furthest below its
+    share (``cfg.real_split_fractions``) of the recorded seconds, relative to
+    that share (so that three equal speakers fill three splits). Speakers with
+    aligned recordings (possible targets) and masker-only speakers are shared
+    out separately, so that every split gets some of both where there are enough.
+    """
+    seconds: dict[str, float] = {}
+    targets: set[str] = set()
+    for e in items:
+        seconds[e["speaker"]] = seconds.get(e["speaker"], 0.0) + float(e["duration"])
+        if e.get("phones"):
+            targets.add(e["speaker"])
+    pinned = {**{s: "dev" for s in cfg.real_dev_speakers}, **{s: "test" for s in cfg.real_test_speakers}}
+    unknown = sorted(set(pinned) - set(seconds))
+    if unknown:
+        raise ConfigError(f"real speakers pinned to dev/test are not in {cfg.real_speech}: {', '.join(unknown)}")
+    shares = np.array(cfg.real_split_fractions, dtype=np.float64) / sum(cfg.real_split_fractions)
+    out: dict[str, str] = {}
+    for group in (sorted(targets), sorted(set(seconds) - targets)):
+        total = sum(seconds[s] for s in group)
+        have = {split: sum(seconds[s] for s in group if pinned.get(s) == split) for split in SPLITS}
+        out.update({s: pinned[s] for s in group if s in pinned})
+        rest = sorted((s for s in group if s not in pinned), key=lambda s: (-seconds[s], item_seed(cfg.seed, s)))
+        for spk in rest:
+            split = max(SPLITS, key=lambda sp: _relative_deficit(shares[SPLITS.index(sp)] * total, have[sp]))
+            out[spk] = split
+            have[split] += seconds[spk]
+    return out
+
+
+def plan_real_speech(cfg: SynthConfig, tts: list[SpeechTask]) -> list[SpeechTask]:
+    """The real-recording targets and maskers of every split, added to the TTS ``tts`` tasks (see SynthConfig.real_speech)."""
+    from avse.data.realspeech import load_real_speech
+
+    folder = Path(cfg.real_speech)
+    items = sorted(load_real_speech(folder), key=lambda e: e["id"])
+    splits = real_speaker_splits(items, cfg)
+    ratio = cfg.real_fraction / (1.0 - cfg.real_fraction)
+    tasks: list[SpeechTask] = []
+    for split in SPLITS:
+        pool = [e for e in items if splits[e["speaker"]] == split]
+        n_tts = {role: sum(t.split == split and t.role == role for t in tts) for role in ("target", "masker")}
+        rng = np.random.default_rng(item_seed(cfg.seed, f"real-{split}"))
+        eligible = [e for e in pool if e.get("phones") and e["transcript"] and float(e["duration"]) <= REAL_TARGET_MAX_S]
+        chosen = [eligible[int(i)] for i in rng.permutation(len(eligible))[: int(round(n_tts["target"] * ratio))]]
+        for e in chosen:
+            src = RealSource((e["id"],), (str(folder / e["wavfile"]),), e["language"], tuple((str(p), float(a), float(b)) for p, a, b in e["phones"]))
+            uid = f"real_{e['id']}"
+            tasks.append(SpeechTask(uid, split, "target", e["speaker"], None, item_seed(cfg.seed, e["speaker"]),
+                                    e["transcript"], item_seed(cfg.seed, uid), src))
+        # Maskers: the other recordings, one speaker at a time in turn, chained up to real_masker_seconds.
+        used = {e["id"] for e in chosen}
+        by_speaker: dict[str, list[dict[str, Any]]] = {}
+        for e in pool:
+            if e["id"] not in used:
+                by_speaker.setdefault(e["speaker"], []).append(e)
+        queues = {spk: [lst[int(i)] for i in rng.permutation(len(lst))] for spk, lst in sorted(by_speaker.items())}
+        order = sorted(queues, key=lambda s: item_seed(cfg.seed, f"{split}:{s}"))
+        want = int(round(n_tts["masker"] * ratio))
+        made: dict[str, int] = {}
+        count = 0
+        while count < want and any(queues.values()):
+            for spk in order:
+                if count >= want or not queues[spk]:
+                    continue
+                count += 1
+                chain: list[dict[str, Any]] = []
+                while queues[spk] and sum(float(e["duration"]) for e in chain) < cfg.real_masker_seconds:
+                    chain.append(queues[spk].pop())
+                made[spk] = made.get(spk, 0) + 1
+                uid = f"real_{spk}_m{made[spk]:03d}"
+                src = RealSource(tuple(e["id"] for e in chain), tuple(str(folder / e["wavfile"]) for e in chain), chain[0]["language"])
+                text = " ".join(e["transcript"] for e in chain if e["transcript"])
+                tasks.append(SpeechTask(uid, split, "masker", spk, None, item_seed(cfg.seed, spk), text, item_seed(cfg.seed, uid), src))
     return tasks
 
 
@@ -113,12 +215,67 @@ def _speech_paths(root: Path, task: SpeechTask) -> dict[str, Path]:
     return {"wav": interferer_wav_path(root, task.split, "speech", task.id)}
 
 
-def make_speech(root: Path, task: SpeechTask, cfg: SynthConfig) -> dict[str, Any]:
-    """Synthesize one utterance and write its files; returns its metadata-list entry."""
-    from avse.data.tts import synthesize
+def _real_audio(task: SpeechTask) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """A real task's audio [T] (16 kHz, peak 0.9) and, for a target, its phones over that audio.
 
-    utt = synthesize(task.text, task.voice)
-    audio = utt.audio
+    A target is cut to its speech (first to last aligned phone) with
+    KEEP_SILENCE_S of the recording kept (or zeros added) on either side, as
+    TTS utterances are; a masker chains its recordings, each cut to its speech
+    with 0.1 s margins, REAL_GAP_S of silence between them.
+    """
+    from avse.data.align import speech_span
+    from avse.data.tts import KEEP_SILENCE_S, PAUSE, PEAK
+
+    assert task.real is not None
+    if task.role == "target":
+        audio = load_audio(task.real.wavs[0])[0]
+        phones = list(task.real.phones)
+        speech = [(a, b) for p, a, b in phones if p != PAUSE and b > a]
+        if not speech:
+            raise MetadataError(task.real.wavs[0], f"{task.real.ids[0]}: no aligned speech phones")
+        keep = int(round(KEEP_SILENCE_S * SAMPLE_RATE))
+        head = int(round(speech[0][0] * SAMPLE_RATE)) - keep
+        tail = int(round(speech[-1][1] * SAMPLE_RATE)) + keep
+        n = len(audio)
+        audio = np.concatenate([np.zeros(max(0, -head), np.float32), audio[max(0, head) : min(n, tail)], np.zeros(max(0, tail - n), np.float32)])
+        dur = len(audio) / SAMPLE_RATE
+        shift = head / SAMPLE_RATE
+        moved = [(p, min(max(a - shift, 0.0), dur), min(max(b - shift, 0.0), dur)) for p, a, b in phones]
+        out: list[tuple[str, float, float]] = []
+        for p, a, b in moved:
+            if b <= a:
+                continue
+            if out and p == PAUSE and out[-1][0] == PAUSE:
+                out[-1] = (PAUSE, out[-1][1], b)
+            else:
+                out.append((p, a, b))
+        out[0] = (out[0][0], 0.0, out[0][2])
+        out[-1] = (out[-1][0], out[-1][1], dur)
+    else:
+        parts = []
+        for k, wav in enumerate(task.real.wavs):
+            x = load_audio(wav)[0]
+            span = speech_span(x) or (0.0, len(x) / SAMPLE_RATE)
+            a, b = max(0, int((span[0] - 0.1) * SAMPLE_RATE)), min(len(x), int((span[1] + 0.1) * SAMPLE_RATE))
+            if k:
+                parts.append(np.zeros(int(REAL_GAP_S * SAMPLE_RATE), np.float32))
+            parts.append(x[a:b])
+        audio, out = np.concatenate(parts), []
+    peak = float(np.max(np.abs(audio)))
+    if peak > 0:
+        audio = audio * (PEAK / peak)
+    return audio.astype(np.float32), out
+
+
+def make_speech(root: Path, task: SpeechTask, cfg: SynthConfig) -> dict[str, Any]:
+    """Make one utterance (TTS, or a real recording) and write its files; returns its metadata-list entry."""
+    if task.real is not None:
+        audio, phones = _real_audio(task)
+    else:
+        from avse.data.tts import synthesize
+
+        utt = synthesize(task.text, task.voice)
+        audio, phones = utt.audio, utt.phones
     n_frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME))
     paths = _speech_paths(root, task)
     save_wav(paths["wav"], audio)
@@ -129,24 +286,32 @@ def make_speech(root: Path, task: SpeechTask, cfg: SynthConfig) -> dict[str, Any
         from avse.video.landmarks import write_landmarks
 
         rng = np.random.default_rng(task.seed)
-        traj = lip_trajectory(utt.phones, n_frames, fps=VIDEO_FPS, rng=rng)
+        traj = lip_trajectory(phones, n_frames, fps=VIDEO_FPS, rng=rng)
         frames, landmarks = render_face(traj, style_for_speaker(task.face_seed), rng=rng)
         landmarks = dict(landmarks)
-        landmarks["phone_symbols"] = np.array([p[0] for p in utt.phones])
-        landmarks["phone_times"] = np.array([[p[1], p[2]] for p in utt.phones], dtype=np.float64).reshape(-1, 2)
+        landmarks["phone_symbols"] = np.array([p[0] for p in phones])
+        landmarks["phone_times"] = np.array([[p[1], p[2]] for p in phones], dtype=np.float64).reshape(-1, 2)
         write_landmarks(paths["landmarks"], landmarks)
         crf = int(np.random.default_rng(task.face_seed).integers(cfg.video_crf[0], cfg.video_crf[1] + 1))
         write_video(paths["video"], frames, fps=VIDEO_FPS, audio=audio, crf=crf, preset=cfg.video_preset)
-    return {
+    entry = {
         "wavfile": task.id,
         "dataset": task.split,
         "nsamples": int(len(audio)),
         "speaker": task.speaker,
         "text": task.text,
-        "engine": task.voice.engine,
-        "voice": task.voice.id,
+        "engine": "real" if task.real is not None else task.voice.engine,
+        "voice": task.speaker if task.real is not None else task.voice.id,
         "nframes": n_frames,
     }
+    if task.real is not None:
+        entry["language"] = task.real.language
+        entry["source"] = list(task.real.ids)
+    return entry
+
+
+def _voice_id(task: SpeechTask) -> str:
+    return f"real:{task.speaker}" if task.real is not None else task.voice.id
 
 
 def make_noise(root: Path, task: NoiseTask, voices: list[np.ndarray]) -> dict[str, Any]:
@@ -253,14 +418,18 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     root = Path(root)
     cfg = replace(cfg, noise_dirs=tuple(str(Path(d).resolve()) for d in cfg.noise_dirs))
+    if cfg.real_speech:
+        cfg = replace(cfg, real_speech=str(Path(cfg.real_speech).resolve()))
     noise_files = _real_noise_files(cfg)  # checked before anything is written
     speech = plan_speech(cfg)
     cfg_record = {
         "avse": __version__,
         "config": json.loads(json.dumps(asdict(cfg))),
         # the voice of every speaker: what TTS engines a machine has changes the plan
-        "voices": {t.speaker: t.voice.id for t in speech},
+        "voices": {t.speaker: _voice_id(t) for t in speech},
     }
+    if cfg.real_speech:  # the real recordings of every item: another import changes the plan
+        cfg_record["real_items"] = {t.id: list(t.real.ids) for t in speech if t.real is not None}
     cfg_path = root / "metadata" / "synth_config.json"
     if cfg_path.exists():
         try:
@@ -271,6 +440,8 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
             raise ConfigError(f"{root}: holds a corpus made with another configuration; use a new folder")
         if old.get("voices") != cfg_record["voices"]:
             raise ConfigError(f"{root}: holds a corpus made with other TTS voices (other engines installed?); use a new folder")
+        if old.get("real_items") != cfg_record.get("real_items"):
+            raise ConfigError(f"{root}: holds a corpus made from another import of real speech; use a new folder")
     meta = ensure_dir(root / "metadata")
     for folder in [meta, root / WORK_DIR] + [root / s / sub for s in SPLITS for sub in _ITEM_FOLDERS]:
         if folder.is_dir():  # temp files an interrupted run left behind
@@ -321,6 +492,15 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
             "target_speakers": len({e["speaker"] for e in targets if e["dataset"] == split}),
             "target_seconds": round(sum(e["nsamples"] for e in targets if e["dataset"] == split) / SAMPLE_RATE, 1),
         }
+        if cfg.real_speech:
+            real_t = [e for e in targets if e["dataset"] == split and e.get("engine") == "real"]
+            real_m = [e for e in maskers if e["dataset"] == split and e.get("engine") == "real"]
+            summary[split].update({
+                "real_targets": len(real_t),
+                "real_target_seconds": round(sum(e["nsamples"] for e in real_t) / SAMPLE_RATE, 1),
+                "real_maskers": len(real_m),
+                "real_speakers": sorted({e["speaker"] for e in real_t + real_m}),
+            })
     return summary
 
 

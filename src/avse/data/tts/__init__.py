@@ -35,6 +35,7 @@ from avse.data.tts.festival import synth_festival
 from avse.data.tts.flite import synth_flite
 from avse.data.tts.phones import (
     ARPABET,
+    ESPEAK_OTHER_TO_ARPABET,
     ESPEAK_TO_ARPABET,
     MRPA_TO_ARPABET,
     PAUSE,
@@ -52,6 +53,7 @@ __all__ = [
     "ARPABET",
     "ENGINES",
     "ESPEAK_LANGUAGES",
+    "ESPEAK_OTHER_TO_ARPABET",
     "ESPEAK_TO_ARPABET",
     "ESPEAK_VARIANTS",
     "KEEP_SILENCE_S",

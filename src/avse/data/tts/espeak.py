@@ -301,7 +301,7 @@ def espeak_has_variant(variant: str) -> bool:
 _ESPEAK_ONSET_SPLIT = {"m": 0.8, "n": 0.8, "ng": 0.8, "l": 0.6, "y": 0.55, "r": 0.45, "w": 0.35}
 
 
-def _espeak_phone_starts(out: _EspeakOutput) -> list[float]:
+def _espeak_phone_starts(out: _EspeakOutput, language: str = "en-us") -> list[float]:
     """Start time (s) of every PHONEME event in ``out.events``.
 
     A phoneme starts where espeak began synthesising it, counted in samples
@@ -326,10 +326,10 @@ def _espeak_phone_starts(out: _EspeakOutput) -> list[float]:
             return [p for p, _ in marks]  # cannot pair the two streams: fall back to the events alone
         start, _, ph_type = out.starts[k]
         prev_type = out.starts[k - 1][2] if k > 0 else -1
-        if i == 0 or espeak_to_arpabet(marks[i - 1][1]) == PAUSE:
+        if i == 0 or espeak_to_arpabet(marks[i - 1][1], language) == PAUSE:
             result[i] = pos  # silence before a phone that follows a pause stays pause
         elif ph_type == _PH_VOWEL and prev_type in (_PH_LIQUID, _PH_NASAL):
-            consonant = espeak_to_arpabet(marks[i - 1][1])
+            consonant = espeak_to_arpabet(marks[i - 1][1], language)
             split = _ESPEAK_ONSET_SPLIT.get(consonant, 0.5)
             result[i] = result[i - 1] + split * max(pos - result[i - 1], 0.0)
         else:
@@ -367,7 +367,7 @@ def synth_espeak(text: str, voice: Voice) -> Raw:
         sr = engine.sample_rate
     audio = out.samples.astype(np.float32) / 32768.0
     total = out.samples.shape[0] / sr
-    phone_starts = iter(_espeak_phone_starts(out))
+    phone_starts = iter(_espeak_phone_starts(out, voice.name))
 
     # Phone i runs from its start to the next phone's start; before the first one is silence.
     starts: list[tuple[str, float]] = [(PAUSE, 0.0)]

@@ -41,6 +41,30 @@ ESPEAK_TO_ARPABET = {
 }
 # In British English espeak's "aa" is the BATH vowel /A:/, in American /ae/.
 _ESPEAK_GB_OVERRIDES = {"aa": "aa"}
+# espeak-ng phoneme mnemonics of other languages, by the nearest English phone in lip shape (they
+# drive visemes, not recognition): every one seen speaking the Czech and Dutch fillets-ng dialogue
+# (about 3,500 lines), plus common ones of other European languages. Looked up before the English
+# table for a non-English voice; an unknown mnemonic is retried without its modifiers (": # ^ - digits").
+ESPEAK_OTHER_TO_ARPABET = {
+    # vowels (short / long monophthongs by openness and rounding)
+    "a": "aa", "a:": "aa", "A": "aa", "A:": "aa", "&": "ae", "&:": "ae",
+    "e": "eh", "e:": "ey", "E": "eh", "E:": "eh", "E2": "eh", "@": "ah", "@:": "ah", "3": "er",
+    "i": "iy", "i:": "iy", "I": "ih", "I:": "ih", "i.": "ih", "y": "uw", "y:": "uw", "Y": "uh", "Y:": "uh",
+    "o": "ao", "o:": "ow", "O": "ao", "O:": "ao", "Q": "aa", "u": "uh", "u:": "uw", "U": "uh",
+    "8": "uh", "W": "uh", "W:": "uh", "V": "ah", "0": "aa",
+    # diphthongs
+    "aI": "ay", "ai": "ay", "aU": "aw", "au": "aw", "eI": "ey", "ei": "ey", "EI": "ey", "eU": "ow",
+    "oU": "ow", "ou": "ow", "VU": "aw", "OI": "oy", "OY": "oy", "Wy": "oy", "yU": "uw", "Au": "aw",
+    # syllabic consonants
+    "r-": "r", "l-": "l", "m-": "m", "n-": "n",
+    # consonants
+    "R": "r", "R^": "zh", "r": "r", "*": "r", "R2": "r", "l": "l", "l^": "l", "L": "l",
+    "n^": "n", "N": "ng", "J": "d", "c": "t", "c2": "t", "t": "t", "d": "d",
+    "ts": "s", "dz": "z", "tS": "ch", "dZ": "jh", "S": "sh", "Z": "zh", "s^": "sh", "z^": "zh",
+    "x": "hh", "X": "hh", "h": "hh", "Q2": "hh", "!": "hh", "?": "hh", "C": "hh", "G": "g", "j": "y", ";": "y",
+    "v#": "v", "w": "w", "B": "v", "f": "f", "v": "v", "T": "th", "D": "dh",
+}
+_ESPEAK_MODIFIERS = ":#^-0123456789"
 _ESPEAK_STRESS = "',%=\u02c8\u02cc"
 
 # festival/flite "radio" (CMU/DARPA) phone set: closures and allophones folded.
@@ -66,16 +90,27 @@ def strip_stress(name: str) -> str:
 
 
 def espeak_to_arpabet(mnemonic: str, language: str = "en-us") -> str:
-    """ARPAbet symbol (or "pau") for an espeak-ng phoneme mnemonic; TtsError if unknown."""
+    """ARPAbet symbol (or "pau") for an espeak-ng phoneme mnemonic of voice ``language``; TtsError if unknown.
+
+    A non-English ``language`` ("cs", "nl", ...) looks in ESPEAK_OTHER_TO_ARPABET first.
+    """
     name = strip_stress(mnemonic)
     if not name or name.startswith("_"):
         return PAUSE
     if language.startswith("en-gb") and name in _ESPEAK_GB_OVERRIDES:
         return _ESPEAK_GB_OVERRIDES[name]
+    if not language.startswith("en"):
+        if name.startswith("(") and name.endswith(")"):  # a language switch, "(en)": no sound of its own
+            return PAUSE
+        for key in (name, name.rstrip(_ESPEAK_MODIFIERS), name.strip(_ESPEAK_MODIFIERS)):
+            if key in ESPEAK_OTHER_TO_ARPABET:
+                return ESPEAK_OTHER_TO_ARPABET[key]
+            if key in ESPEAK_TO_ARPABET:
+                return ESPEAK_TO_ARPABET[key]
     try:
         return ESPEAK_TO_ARPABET[name]
     except KeyError:
-        raise TtsError(f"espeak-ng phoneme {mnemonic!r} has no ARPAbet mapping") from None
+        raise TtsError(f"espeak-ng phoneme {mnemonic!r} ({language}) has no ARPAbet mapping") from None
 
 
 def festival_to_arpabet(phone: str, phoneset: str, engine: str) -> str:

@@ -1,0 +1,531 @@
+"""Import real recordings (fillets-ng dialogue, asterisk prompts, a user's folder) as 16 kHz wavs with aligned phones.
+
+``import_speech(src, out)`` recognises what ``src`` holds by its layout:
+
+- fillets-ng (Debian's ``fillets-ng-data`` + ``-cs`` / ``-nl``): acted game
+  dialogue, ``sound/LEVEL/LANG/ID.ogg`` with the transcript of every line in
+  ``script/LEVEL/dialogs_LANG.lua`` (``dialogId("ID", font, "English")`` then
+  ``dialogStr("the line")``). The speaker is the character, named by the
+  ``font`` its lines are printed in (``font_big``: the big fish, ``font_small``:
+  the small fish, ``font_parrot``, ...), per language (other actors). The colour
+  fonts (``font_white``, ``font_lightgrey``, ...) serve several minor characters;
+  each is kept as one speaker all the same: merging voices can only make a
+  speaker-disjoint split stricter, splitting one voice in two could break it.
+- asterisk prompts (``asterisk-core-sounds-LANG-g722``): one voice per folder
+  ``sounds/LANG_REGION_SEX_NAME/``, no transcripts (maskers only).
+- anything else: a folder of recordings (wav/flac/ogg, searched recursively),
+  the speaker being each file's parent folder and the transcript an optional
+  same-name ``.txt`` beside it.
+
+``OUT/wav/ID.wav`` (16 kHz mono PCM_16) and ``OUT/speech.json`` (written last:
+its presence means the import is complete) listing every recording: id,
+wavfile, speaker, language, transcript (or null), duration, nsamples, source,
+and, when there is a transcript, phone and word timings from
+:mod:`avse.data.align` in the form TTS utterances have (``[symbol, start_s,
+end_s]``, ARPAbet or ``pau``, contiguous over the recording). Unusable files
+(unreadable, too short, silent) are skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from avse import SAMPLE_RATE
+from avse.errors import AvseError, ConfigError, MediaError, MetadataError
+
+LIST_NAME = "speech.json"
+WAV_DIR = "wav"
+WORK_DIR = ".import"  # per-item records, so that an interrupted import resumes
+FORMAT = 1
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+MIN_SECONDS = 0.4  # shorter recordings are skipped
+PEAK_LIMIT = 0.99  # a decoded recording louder than full scale is scaled down to this peak
+
+FILLETS = Path("usr/share/games/fillets-ng")
+ASTERISK = Path("usr/share/asterisk/sounds")
+_MULTI_VOICE_FONTS = frozenset({"both"})  # two characters at once: not one speaker
+
+
+@dataclass(frozen=True)
+class DialogLine:
+    """One line of a fillets-ng ``dialogs_LANG.lua``: its id, font (speaker), English text and translation."""
+
+    id: str
+    font: str
+    english: str
+    text: str | None  # the line in the file's language; None when no dialogStr follows
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One recording to import: where it is and what is known about it."""
+
+    id: str
+    path: Path
+    speaker: str
+    language: str  # espeak-ng voice name of its language ("cs", "nl", "en-us", ...)
+    transcript: str | None
+    source: str  # path relative to the import's source folder
+    extra: tuple[tuple[str, str], ...] = ()  # more fields for the list entry (e.g. the English text)
+
+
+# ----------------------------------------------------------------------------- fillets-ng transcripts
+
+_LUA_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<comment>--[^\n]*)
+      | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<punct>\.\.|[(),;=])
+      | (?P<other>\S)
+    )""",
+    re.VERBOSE | re.DOTALL,
+)
+_LUA_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "\n": "\n"}
+
+
+def _lua_string(literal: str) -> str:
+    body = literal[1:-1]
+    return re.sub(r"\\(.)", lambda m: _LUA_ESCAPES.get(m.group(1), m.group(1)), body, flags=re.DOTALL)
+
+
+def _lua_tokens(text: str) -> list[tuple[str, str]]:
+    out = []
+    for m in _LUA_TOKEN.finditer(text):
+        kind = m.lastgroup or "other"
+        if kind == "comment":
+            continue
+        value = m.group(kind)
+        out.append((kind, _lua_string(value) if kind == "string" else value))
+    return out
+
+
+def _lua_args(tokens: list[tuple[str, str]], i: int) -> tuple[list[str], int]:
+    """The arguments of the call whose '(' is at ``tokens[i]`` (strings joined by '..'), and the index after ')'."""
+    args: list[str] = []
+    current: list[str] = []
+    i += 1
+    while i < len(tokens):
+        kind, value = tokens[i]
+        if kind == "punct" and value == ")":
+            args.append("".join(current))
+            return args, i + 1
+        if kind == "punct" and value == ",":
+            args.append("".join(current))
+            current = []
+        elif kind in ("string", "name"):
+            current.append(value)
+        i += 1
+    raise ValueError("unclosed call")
+
+
+def parse_dialogs_lua(text: str) -> list[DialogLine]:
+    """The lines of a fillets-ng ``dialogs_LANG.lua``, in file order.
+
+    Each ``dialogId("ID", font, "English")`` opens a line; the ``dialogStr("...")``
+    after it (before the next ``dialogId``) is its text in the file's language.
+    String escapes are decoded, adjacent strings joined by ``..`` concatenated,
+    ``--`` comments ignored. A malformed call raises ValueError.
+    """
+    tokens = _lua_tokens(text)
+    lines: list[DialogLine] = []
+    i = 0
+    while i < len(tokens):
+        kind, value = tokens[i]
+        is_call = kind == "name" and i + 1 < len(tokens) and tokens[i + 1] == ("punct", "(")
+        if is_call and value == "dialogId":
+            args, i = _lua_args(tokens, i + 1)
+            if len(args) < 3:
+                raise ValueError(f"dialogId with {len(args)} argument(s), expected 3")
+            lines.append(DialogLine(args[0], args[1], args[2], None))
+        elif is_call and value == "dialogStr":
+            args, i = _lua_args(tokens, i + 1)
+            if lines and lines[-1].text is None and args:
+                last = lines[-1]
+                lines[-1] = DialogLine(last.id, last.font, last.english, args[0])
+        else:
+            i += 1
+    return lines
+
+
+def fillets_speaker(font: str, language: str) -> str | None:
+    """Speaker name of a fillets-ng line from its font; None for lines of no single speaker (no font, "font_both")."""
+    name = font.removeprefix("font_").strip()
+    if not name or name in _MULTI_VOICE_FONTS:
+        return None
+    return f"fillets-{language}-{name}"
+
+
+# ----------------------------------------------------------------------------- what a source folder holds
+
+
+def _fillets_root(src: Path) -> Path | None:
+    for cand in (src / FILLETS, src):
+        if (cand / "sound").is_dir() and (cand / "script").is_dir() and any((cand / "script").glob("*/dialogs_*.lua")):
+            return cand
+    return None
+
+
+def _asterisk_root(src: Path) -> Path | None:
+    for cand in (src / ASTERISK, src):
+        if cand.is_dir() and cand.name == "sounds" and cand.parent.name == "asterisk":
+            return cand
+    return None
+
+
+def _safe_id(text: str) -> str:
+    out = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")
+    return out or "item"
+
+
+def fillets_items(root: Path, languages: tuple[str, ...] | None, skipped: dict[str, int]) -> list[SourceItem]:
+    """The recorded lines of a fillets-ng tree ``root`` (holding sound/ and script/) in ``languages`` (None: every one)."""
+    sound, script = root / "sound", root / "script"
+    found = sorted({p.parent.name for p in sound.glob("*/*/*.ogg")} - {"en"}) if languages is None else list(languages)
+    items: list[SourceItem] = []
+    for lang in found:
+        lines: dict[tuple[str, str], DialogLine] = {}
+        anywhere: dict[str, DialogLine] = {}
+        for lua in sorted(script.glob(f"*/dialogs_{lang}.lua")):
+            try:
+                parsed = parse_dialogs_lua(lua.read_text(encoding="utf-8", errors="replace"))
+            except ValueError as err:
+                raise MetadataError(lua, f"cannot parse: {err}") from None
+            for line in parsed:
+                lines[(lua.parent.name, line.id)] = line
+                anywhere.setdefault(line.id, line)
+        for ogg in sorted(sound.glob(f"*/{lang}/*.ogg")):
+            level = ogg.parent.parent.name
+            found_line = lines.get((level, ogg.stem)) or anywhere.get(ogg.stem)
+            if found_line is None:
+                skipped["no transcript entry"] = skipped.get("no transcript entry", 0) + 1
+                continue
+            line = found_line
+            speaker = fillets_speaker(line.font, lang)
+            text = line.text if line.text is not None else (line.english if lang == "en" else None)
+            text = " ".join(text.split()) if text else None
+            if speaker is None or not text:
+                skipped["no single speaker or no text (effects)"] = skipped.get("no single speaker or no text (effects)", 0) + 1
+                continue
+            items.append(
+                SourceItem(
+                    id=_safe_id(f"fillets-{lang}-{level}-{ogg.stem}"),
+                    path=ogg,
+                    speaker=speaker,
+                    language=lang,
+                    transcript=text,
+                    source=str(ogg.relative_to(root.parent if root.name == "fillets-ng" else root)),
+                    extra=(("english", " ".join(line.english.split())),),
+                )
+            )
+    if languages is not None and not items:
+        raise ConfigError(f"{root}: no fillets-ng recordings in {', '.join(languages)} (found: {', '.join(sorted({p.parent.name for p in sound.glob('*/*/*.ogg')}))})")
+    return items
+
+
+def _asterisk_language(folder: str) -> str:
+    parts = folder.split("_")
+    lang = parts[0].lower()
+    return f"en-{parts[1].lower()}" if lang == "en" and len(parts) > 1 and parts[1].lower() in ("us", "gb") else lang
+
+
+def asterisk_items(root: Path, languages: tuple[str, ...] | None) -> list[SourceItem]:
+    """The prompts of an asterisk ``sounds`` folder (one voice per LANG_REGION_SEX_NAME folder), untranscribed."""
+    items = []
+    for voice_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        lang = _asterisk_language(voice_dir.name)
+        if languages is not None and lang not in languages and lang.split("-")[0] not in languages:
+            continue
+        name = voice_dir.name.split("_")[-1]
+        for f in sorted(voice_dir.rglob("*")):
+            if f.suffix.lower() not in (".g722", ".wav", ".gsm", ".ulaw", ".alaw") or "silence" in f.parts:
+                continue
+            rel = f.relative_to(voice_dir).with_suffix("")
+            items.append(
+                SourceItem(
+                    id=_safe_id(f"asterisk-{voice_dir.name}-{'_'.join(rel.parts)}"),
+                    path=f,
+                    speaker=f"asterisk-{name}",  # the same voice name in two languages is taken as one speaker
+                    language=lang,
+                    transcript=None,
+                    source=str(f.relative_to(root)),
+                )
+            )
+    return items
+
+
+def folder_items(src: Path, language: str) -> list[SourceItem]:
+    """A user's recordings under ``src`` (wav/flac/ogg, recursively): speaker = parent folder, transcript = same-name .txt."""
+    items = []
+    seen: set[str] = set()
+    for f in sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")):
+        speaker = _safe_id(f.parent.name if f.parent != src else src.name)
+        txt = f.with_suffix(".txt")
+        transcript = None
+        if txt.is_file():
+            transcript = " ".join(txt.read_text(encoding="utf-8", errors="replace").split()) or None
+        base = _safe_id(f"{speaker}-{f.stem}")
+        uid, k = base, 1
+        while uid in seen:
+            k += 1
+            uid = f"{base}-{k}"
+        seen.add(uid)
+        items.append(SourceItem(uid, f, speaker, language, transcript, str(f.relative_to(src))))
+    return items
+
+
+def discover(src: str | Path, languages: tuple[str, ...] | None = None) -> tuple[list[str], list[SourceItem], dict[str, int]]:
+    """What ``src`` holds -> (kinds found, e.g. ["fillets-ng", "asterisk"], items, counts of files skipped already).
+
+    fillets-ng and asterisk trees are recognised by their layout (as unpacked
+    by scripts/fetch_real_speech, or their own folders); anything else is a
+    folder of recordings in ``languages[0]`` (default "en-us").
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise ConfigError(f"{src}: no such folder")
+    skipped: dict[str, int] = {}
+    kinds, items = [], []
+    fil = _fillets_root(src)
+    if fil is not None:
+        kinds.append("fillets-ng")
+        items += fillets_items(fil, languages, skipped)
+    ast = _asterisk_root(src)
+    if ast is not None:
+        kinds.append("asterisk")
+        items += asterisk_items(ast, languages)
+    if not kinds:
+        kinds.append("folder")
+        items = folder_items(src, languages[0] if languages else "en-us")
+    if not items:
+        raise ConfigError(f"{src}: no recordings found ({', '.join(kinds)}; audio files: {', '.join(AUDIO_SUFFIXES)})")
+    return kinds, items, skipped
+
+
+# ----------------------------------------------------------------------------- importing
+
+
+def _record_path(out: Path, item_id: str) -> Path:
+    return out / WORK_DIR / f"{item_id}.json"
+
+
+def _options(item: SourceItem, do_align: bool) -> dict[str, Any]:
+    from avse.data.align import VERSION
+
+    aligned = bool(do_align and item.transcript)
+    return {"format": FORMAT, "language": item.language, "transcript": item.transcript, "align": VERSION if aligned else None}
+
+
+def _rounded(spans: list[tuple[str, float, float]]) -> list[list[Any]]:
+    return [[sym, round(float(s), 4), round(float(e), 4)] for sym, s, e in spans]
+
+
+def import_one(out: Path, item: SourceItem, do_align: bool = True) -> dict[str, Any]:
+    """Import one recording into ``out``: its wav and its record; returns the record ({"skipped": reason} or an entry)."""
+    from avse.audio.io import load_audio, save_wav
+    from avse.data.align import align, speech_span
+    from avse.data.tts.errors import TtsError
+    from avse.utils.fs import write_json
+
+    record: dict[str, Any] = {"options": _options(item, do_align)}
+    try:
+        audio, _ = load_audio(item.path, SAMPLE_RATE)
+    except MediaError as err:
+        record["skipped"] = "unreadable"
+        record["why"] = str(err.problem)
+    else:
+        duration = len(audio) / SAMPLE_RATE
+        if duration < MIN_SECONDS:
+            record["skipped"] = f"shorter than {MIN_SECONDS} s"
+        elif speech_span(audio) is None:
+            record["skipped"] = "no speech (silent or steady noise)"
+        else:
+            peak = float(np.max(np.abs(audio)))
+            if peak > PEAK_LIMIT:
+                audio = (audio * (PEAK_LIMIT / peak)).astype(np.float32)
+            wav = out / WAV_DIR / f"{item.id}.wav"
+            save_wav(wav, audio)
+            entry: dict[str, Any] = {
+                "id": item.id,
+                "wavfile": f"{WAV_DIR}/{item.id}.wav",
+                "speaker": item.speaker,
+                "language": item.language,
+                "transcript": item.transcript,
+                "duration": round(duration, 4),
+                "nsamples": int(len(audio)),
+                "source": item.source,
+                **dict(item.extra),
+                "phones": None,
+                "words": None,
+            }
+            if item.transcript and do_align:
+                try:
+                    res = align(audio, item.transcript, item.language)
+                except (AvseError, TtsError) as err:
+                    entry["align_error"] = str(err)
+                else:
+                    entry["phones"] = _rounded(res.phones)
+                    entry["words"] = _rounded(res.words)
+                    entry["align_cost"] = round(res.cost, 3)
+                    entry["align_rate"] = round(res.rate, 3)
+            record["entry"] = entry
+    write_json(_record_path(out, item.id), record)
+    return record
+
+
+def _done(out: Path, item: SourceItem, do_align: bool) -> dict[str, Any] | None:
+    rec_path = _record_path(out, item.id)
+    if not rec_path.exists():
+        return None
+    try:
+        rec = json.loads(rec_path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if rec.get("options") != _options(item, do_align):
+        return None
+    if "entry" in rec and not (out / rec["entry"]["wavfile"]).exists():
+        return None
+    return rec
+
+
+def _run_import(args: tuple[str, SourceItem, bool]) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    return import_one(Path(args[0]), args[1], args[2])
+
+
+def _summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    by_lang: dict[str, dict[str, Any]] = {}
+    speakers: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        lang = by_lang.setdefault(e["language"], {"recordings": 0, "hours": 0.0, "speakers": set(), "transcribed": 0, "aligned": 0})
+        lang["recordings"] += 1
+        lang["hours"] += e["duration"] / 3600.0
+        lang["speakers"].add(e["speaker"])
+        lang["transcribed"] += e["transcript"] is not None
+        lang["aligned"] += e["phones"] is not None
+        spk = speakers.setdefault(e["speaker"], {"language": e["language"], "recordings": 0, "seconds": 0.0, "aligned": 0})
+        spk["recordings"] += 1
+        spk["seconds"] += e["duration"]
+        spk["aligned"] += e["phones"] is not None
+    for lang in by_lang.values():
+        lang["hours"] = round(lang["hours"], 3)
+        lang["speakers"] = len(lang["speakers"])
+    for spk in speakers.values():
+        spk["seconds"] = round(spk["seconds"], 1)
+    return {"languages": dict(sorted(by_lang.items())), "speakers": dict(sorted(speakers.items()))}
+
+
+def import_speech(
+    src: str | Path,
+    out: str | Path,
+    languages: tuple[str, ...] | None = None,
+    do_align: bool = True,
+    jobs: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Import the recordings of ``src`` into ``out`` (``OUT/wav/ID.wav`` + ``OUT/speech.json``, written last).
+
+    ``languages``: espeak-ng voice names; for fillets-ng and asterisk the
+    languages to import (None: every one found), for a folder of recordings
+    their language (default "en-us"). With ``do_align`` every transcribed
+    recording gets phone and word timings (:func:`avse.data.align.align`).
+    Resumes: a recording imported by an earlier run with the same options is
+    kept. Unusable files are skipped and counted (one warning). Returns a
+    summary: kinds, counts per language (recordings, hours, speakers,
+    transcribed, aligned), per speaker, and the skipped counts by reason.
+    """
+    from avse.utils.fs import check_output_folder, ensure_dir
+    from avse.utils.pool import remove_stale_parts, worker_pool
+
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    src, out = Path(src).resolve(), Path(out).resolve()
+    if out == src or src in out.parents:
+        from avse.errors import OutputPathError
+
+        raise OutputPathError(f"{out}: the output folder must not be inside the source folder {src}")
+    check_output_folder(out)
+    kinds, items, skipped = discover(src, languages)
+    n_found = len(items) + sum(skipped.values())
+    ensure_dir(out)
+    for folder in (out, out / WORK_DIR, out / WAV_DIR):
+        if folder.is_dir():
+            remove_stale_parts(folder)
+    records: dict[str, dict[str, Any]] = {}
+    todo = []
+    for item in items:
+        rec = _done(out, item, do_align)
+        if rec is None:
+            todo.append((str(out), item, do_align))
+        else:
+            records[item.id] = rec
+    bar = tqdm(total=len(todo), desc="import", unit="file", disable=not progress or not todo, leave=False)
+    try:
+        if jobs <= 1 or len(todo) <= 1:
+            for args in todo:
+                records[args[1].id] = import_one(Path(args[0]), args[1], args[2])
+                bar.update()
+        else:
+            with worker_pool(min(jobs, len(todo))) as pool:
+                for args, rec in zip(todo, pool.imap(_run_import, todo, chunksize=4)):
+                    records[args[1].id] = rec
+                    bar.update()
+    finally:
+        bar.close()
+    entries = []
+    for item in items:
+        rec = records[item.id]
+        if "entry" in rec:
+            entries.append(rec["entry"])
+        else:
+            skipped[rec["skipped"]] = skipped.get(rec["skipped"], 0) + 1
+    not_aligned = sum(1 for e in entries if e["transcript"] and do_align and e["phones"] is None)
+    summary = {"source": str(src), "kinds": kinds, "imported": len(entries), "made_now": len(todo), **_summary(entries)}
+    summary["skipped"] = dict(sorted(skipped.items()))
+    summary["not_aligned"] = not_aligned
+    _write_list(out / LIST_NAME, {"format": FORMAT, "source": str(src), "kinds": kinds, "aligned": do_align}, entries)
+    n_skipped = sum(skipped.values())
+    if n_skipped or not_aligned:
+        parts = [f"{n} {why}" for why, n in sorted(skipped.items())]
+        if not_aligned:
+            parts.append(f"{not_aligned} transcribed but not aligned (kept without phones; see align_error in {LIST_NAME})")
+        warnings.warn(f"import-speech: skipped {n_skipped} of {n_found} files: " + "; ".join(parts), stacklevel=2)
+    return summary
+
+
+def _write_list(path: Path, head: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    """The list as JSON with one entry per line (phone timings make indented entries long), atomically."""
+    from avse.utils.fs import atomic_path
+
+    text = json.dumps(head, ensure_ascii=False)[:-1] + ', "items": [\n'
+    text += ",\n".join(json.dumps(e, ensure_ascii=False) for e in entries) + "\n]}\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def load_real_speech(folder: str | Path) -> list[dict[str, Any]]:
+    """The entries of ``FOLDER/speech.json`` written by :func:`import_speech`; MetadataError when missing or malformed."""
+    path = Path(folder) / LIST_NAME
+    if not path.is_file():
+        raise MetadataError(path, "no such file: import recordings first (avse import-speech SRC OUT)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise MetadataError(path, f"not valid JSON ({err.msg})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("items"), list):
+        raise MetadataError(path, f"not an avse real-speech list (format {FORMAT})")
+    need = ("id", "wavfile", "speaker", "language", "transcript", "duration", "nsamples", "phones")
+    for k, e in enumerate(data["items"]):
+        if not isinstance(e, dict) or any(key not in e for key in need):
+            raise MetadataError(path, f"item {k} lacks one of {', '.join(need)}")
+    return data["items"]

@@ -1,0 +1,233 @@
+"""Importing real recordings (fillets-ng transcripts, a folder of recordings) and synthesizing a corpus with real voices."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from avse import SAMPLE_RATE
+from avse.audio.io import save_wav
+from avse.cli import main
+from avse.config import SPLITS, synth_config
+from avse.data.metadata import load_speech_list
+from avse.data.realspeech import (
+    LIST_NAME,
+    discover,
+    fillets_speaker,
+    import_speech,
+    load_real_speech,
+    parse_dialogs_lua,
+)
+from avse.data.synth import plan_speech, real_speaker_splits, synthesize_corpus
+from avse.data.tts import PAUSE, Voice, synthesize
+from avse.errors import ConfigError, MetadataError, OutputPathError
+from avse.video.io import read_video
+from avse.video.landmarks import read_landmarks
+
+DEBIAN = Path(os.environ.get("AVSE_DEBIAN_DATA", Path(__file__).resolve().parents[2] / "data" / "debian"))
+FILLETS = DEBIAN / "usr/share/games/fillets-ng"
+
+LUA = r'''
+-- Intro dialogs
+dialogId("bar-v-co", "font_big", "What are we supposed to do with it?")
+dialogStr("Ale co s tím budeme dělat?")
+
+dialogId("bar-m-panb", "font_small",
+"Yes. Let’s get to work.")
+dialogStr(
+"Ano. Tak se dejme do práce. Říkal \"ne\", C:\\WINDOWS" .. " a dost.")
+
+dialogId("bar-x-suck0", "", "")
+
+dialogId("bar-x-vypr", font_white, "I can hear everything!")
+dialogStr('Všechno slyším!')
+'''
+
+
+def test_parse_dialogs_lua():
+    lines = parse_dialogs_lua(LUA)
+    assert [ln.id for ln in lines] == ["bar-v-co", "bar-m-panb", "bar-x-suck0", "bar-x-vypr"]
+    assert lines[0].font == "font_big" and lines[0].text == "Ale co s tím budeme dělat?"
+    assert lines[0].english == "What are we supposed to do with it?"
+    assert lines[1].text == 'Ano. Tak se dejme do práce. Říkal "ne", C:\\WINDOWS a dost.'  # escapes, '..', lines
+    assert lines[2].font == "" and lines[2].text is None  # no dialogStr: no text
+    assert lines[3].font == "font_white" and lines[3].text == "Všechno slyším!"  # bare name, single quotes
+    with pytest.raises(ValueError):
+        parse_dialogs_lua('dialogId("x", "font_big"')
+
+
+def test_fillets_speaker_is_the_character_per_language():
+    assert fillets_speaker("font_big", "cs") == "fillets-cs-big"
+    assert fillets_speaker("font_small", "nl") == "fillets-nl-small"
+    assert fillets_speaker("font_both", "cs") is None and fillets_speaker("", "cs") is None
+
+
+def _make_folder(root: Path) -> Path:
+    """Three speakers with transcribed recordings, one with an untranscribed one, and two unusable files."""
+    src = root / "src"
+    voices = {"anna": Voice("espeak", "en-us", "f3"), "bert": Voice("espeak", "en-gb-x-rp", "m3"),
+              "carl": Voice("espeak", "en-us", "m1", rate=1.1)}
+    texts = ["Put the red cup on the table.", "Bin blue at F two now.", "The cat sat on a warm mat."]
+    for spk, voice in voices.items():
+        for k, text in enumerate(texts[:2]):
+            save_wav(src / spk / f"u{k}.wav", synthesize(text, voice).audio)
+            (src / spk / f"u{k}.txt").write_text(text + "\n")
+    # another rate, FLAC, no transcript: a masker-only speaker
+    audio = synthesize(texts[2], Voice("espeak", "en-us", "f2")).audio
+    (src / "dora").mkdir()
+    sf.write(str(src / "dora" / "prompt.flac"), np.concatenate([audio, audio]), SAMPLE_RATE)
+    (src / "dora" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    sf.write(str(src / "dora" / "silence.wav"), np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    return src
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("real")
+    src = _make_folder(root)
+    with pytest.warns(UserWarning, match="skipped 2 of 9 files"):
+        summary = import_speech(src, root / "out", jobs=1, progress=False)
+    assert summary["kinds"] == ["folder"] and summary["imported"] == 7
+    assert summary["skipped"] == {"no speech (silent or steady noise)": 1, "unreadable": 1}
+    assert summary["languages"]["en-us"]["speakers"] == 4 and summary["languages"]["en-us"]["aligned"] == 6
+    return root / "out"
+
+
+def test_import_folder_writes_wavs_and_a_list_with_phones(imported):
+    items = load_real_speech(imported)
+    by_id = {e["id"]: e for e in items}
+    assert set(by_id) == {"anna-u0", "anna-u1", "bert-u0", "bert-u1", "carl-u0", "carl-u1", "dora-prompt"}
+    e = by_id["anna-u0"]
+    assert e["speaker"] == "anna" and e["language"] == "en-us" and e["transcript"] == "Put the red cup on the table."
+    audio, sr = sf.read(str(imported / e["wavfile"]))
+    assert sr == SAMPLE_RATE and audio.ndim == 1 and len(audio) == e["nsamples"]
+    assert e["duration"] == pytest.approx(len(audio) / SAMPLE_RATE, abs=1e-4)
+    phones = e["phones"]
+    assert phones[0][1] == 0.0 and phones[-1][2] == pytest.approx(e["duration"], abs=1e-3)
+    assert all(a[2] == b[1] for a, b in zip(phones, phones[1:]))
+    words = [w[0] for w in e["words"]]  # espeak-ng's words ("on the" may come as one event)
+    assert words[0] == "Put" and words[-1] == "table" and len(words) >= 5
+    assert all(a[1] <= a[2] <= b[1] for a, b in zip(e["words"], e["words"][1:]))
+    assert by_id["dora-prompt"]["transcript"] is None and by_id["dora-prompt"]["phones"] is None
+
+
+def test_import_resumes_and_refuses_output_inside_source(imported, tmp_path):
+    src = Path(json.loads((imported / LIST_NAME).read_text())["source"])
+    with pytest.warns(UserWarning):
+        again = import_speech(src, imported, jobs=1, progress=False)
+    assert again["made_now"] == 0 and again["imported"] == 7
+    with pytest.raises(OutputPathError):
+        import_speech(src, src / "out", progress=False)
+    with pytest.raises(ConfigError, match="no such folder"):
+        import_speech(tmp_path / "nothing", tmp_path / "o", progress=False)
+
+
+def test_load_real_speech_refuses_a_missing_list(tmp_path):
+    with pytest.raises(MetadataError, match="import"):
+        load_real_speech(tmp_path)
+
+
+def test_real_speakers_are_split_disjointly_and_pinned(imported):
+    items = load_real_speech(imported)
+    cfg = synth_config("tiny", real_speech=str(imported))
+    splits = real_speaker_splits(items, cfg)
+    assert set(splits) == {"anna", "bert", "carl", "dora"}
+    assert {splits[s] for s in ("anna", "bert", "carl")} == set(SPLITS)  # three target speakers, one per split
+    pinned = real_speaker_splits(items, synth_config("tiny", real_speech=str(imported), real_test_speakers=("anna",)))
+    assert pinned["anna"] == "test"
+    with pytest.raises(ConfigError, match="not in"):
+        real_speaker_splits(items, synth_config("tiny", real_speech=str(imported), real_dev_speakers=("zed",)))
+    with pytest.raises(ConfigError, match="real_fraction"):
+        synth_config("tiny", real_fraction=1.0)
+
+
+def test_plan_with_real_speech(imported):
+    cfg = synth_config("tiny", real_speech=str(imported), real_fraction=0.5)
+    plan = plan_speech(cfg)
+    assert plan == plan_speech(cfg)
+    real = [t for t in plan if t.real is not None]
+    tts = [t for t in plan if t.real is None]
+    assert [t.id for t in tts] == [t.id for t in plan_speech(synth_config("tiny"))]  # the TTS plan is untouched
+    for split in SPLITS:
+        assert any(t.split == split and t.role == "target" for t in real)
+    split_of = {}
+    for t in real:
+        assert split_of.setdefault(t.speaker, t.split) == t.split  # a real speaker lives in one split
+        if t.role == "target":
+            assert len(t.real.ids) == 1 and t.real.phones and t.speaker != "dora"
+    assert any(t.role == "masker" and t.speaker == "dora" for t in real)  # untranscribed: masker only
+
+
+def test_synth_with_real_speech_makes_targets_with_faces(imported, tmp_path):
+    cfg = synth_config("tiny", real_speech=str(imported), train_speakers=(1, 1), dev_speakers=(1, 1), test_speakers=(1, 1),
+                       utterances_per_speaker=(1, 1, 1), noises_per_split=(1, 1, 1), noise_seconds=3.0, real_masker_seconds=3.0)
+    root = tmp_path / "corpus"
+    summary = synthesize_corpus(root, cfg, jobs=1, progress=False)
+    targets = load_speech_list(root / "metadata" / "target_speech_list.json")
+    maskers = load_speech_list(root / "metadata" / "masker_speech_list.json")
+    real_t = [e for e in targets if e["engine"] == "real"]
+    assert len(real_t) == 3 and {e["dataset"] for e in real_t} == set(SPLITS)
+    assert any(e["engine"] == "real" for e in maskers)
+    for e in real_t:
+        split, uid = e["dataset"], e["wavfile"]
+        audio, sr = sf.read(str(root / split / "targets" / f"{uid}.wav"))
+        assert sr == SAMPLE_RATE and len(audio) == e["nsamples"]
+        clip = read_video(root / split / "targets_video" / f"{uid}.mp4")
+        assert len(clip.frames) == e["nframes"] == int(np.ceil(len(audio) / 640))
+        assert clip.audio is not None and abs(len(clip.audio) - len(audio)) <= 1024  # the real recording is the track
+        lm = read_landmarks(root / split / "targets_landmarks" / f"{uid}.npz")
+        assert len(lm["lips"]) == e["nframes"]
+        times = lm["phone_times"]
+        assert times[0, 0] == 0.0 and times[-1, 1] == pytest.approx(len(audio) / SAMPLE_RATE, abs=1e-6)
+        assert lm["phone_symbols"][0] == PAUSE and any(s != PAUSE for s in lm["phone_symbols"])
+    assert summary["test"]["real_targets"] == 1
+    # speakers are disjoint across splits
+    spk = {s: {e["speaker"] for e in targets + maskers if e["dataset"] == s} for s in SPLITS}
+    assert not (spk["train"] & spk["dev"]) and not (spk["train"] & spk["test"]) and not (spk["dev"] & spk["test"])
+    # the same command resumes without redoing anything
+    assert synthesize_corpus(root, cfg, jobs=1, progress=False)["made_now"] == 0
+
+
+def test_cli_import_and_synth_flags(imported, tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "c"), "--preset", "tiny", "--real-fraction", "0.3", "--quiet"]) == 2
+    assert "--real-speech" in capsys.readouterr().err
+    src = Path(json.loads((imported / LIST_NAME).read_text())["source"])
+    assert main(["import-speech", str(src), str(tmp_path / "o"), "--jobs", "1", "--quiet", "--no-align"]) == 0
+    out = capsys.readouterr()
+    assert "7 recordings, 4 speakers" in out.out and "skipped 2 of 9 files" in out.err
+    assert all(e["phones"] is None for e in load_real_speech(tmp_path / "o"))
+
+
+# ---------------------------------------------------------------------------- with Debian's fillets-ng data
+
+
+needs_fillets = pytest.mark.skipif(not (FILLETS / "script").is_dir(), reason=f"no fillets-ng data in {DEBIAN} (scripts/fetch_real_speech)")
+
+
+@needs_fillets
+def test_fillets_transcripts_parse_and_name_the_lead_voices():
+    kinds, items, skipped = discover(DEBIAN, ("cs", "nl"))
+    assert kinds[0] == "fillets-ng" and len(items) > 3000
+    speakers = {i.speaker for i in items}
+    assert {"fillets-cs-big", "fillets-cs-small", "fillets-nl-big", "fillets-nl-small"} <= speakers
+    assert all(i.transcript for i in items)
+    assert sum(skipped.values()) < 100
+
+
+@needs_fillets
+@pytest.mark.slow
+def test_fillets_lines_align(tmp_path):
+    from avse.audio.io import load_audio
+    from avse.data.align import align
+
+    _, items, _ = discover(DEBIAN, ("cs",))
+    for item in items[:5]:
+        audio, _ = load_audio(item.path)
+        res = align(audio, item.transcript, item.language)
+        assert res.phones[-1][2] == pytest.approx(len(audio) / SAMPLE_RATE)
+        assert sum(p != PAUSE for p, _, _ in res.phones) > 3
