@@ -31,7 +31,7 @@ def test_augment_is_deterministic_per_rng_and_keeps_the_shape():
 def test_frames_without_a_face_stay_zero():
     f = _features()
     f[10:20] = 0.0
-    cfg = LipAugment(p_shift=0.0, p_fps=0.0, p_drop=0.0, p_smooth=0.0)
+    cfg = LipAugment(p_shift=0.0, p_fps=0.0, p_drop=0.0, p_smooth=0.0, warp_frames=0.0)
     out = augment_lip_features(f, np.random.default_rng(0), cfg)
     assert np.all(out[10:20] == 0) and np.all(np.any(out[:10] != 0, axis=1))
 
@@ -39,7 +39,7 @@ def test_frames_without_a_face_stay_zero():
 def test_scaling_keeps_opening_and_width_consistent_with_the_points():
     f = _features()
     cfg = LipAugment(scale_x=(1.2, 1.2), scale_y=(0.8, 0.8), rotate_deg=0.0, jitter=0.0, p_smooth=0.0, p_shift=0.0,
-                     p_fps=0.0, p_drop=0.0)
+                     p_fps=0.0, p_drop=0.0, warp_frames=0.0, motion_gain=(1.0, 1.0))
     out = augment_lip_features(f, np.random.default_rng(0), cfg)
     np.testing.assert_allclose(out[:, 0:80:2], f[:, 0:80:2] * 1.2, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out[:, 1:80:2], f[:, 1:80:2] * 0.8, rtol=1e-5, atol=1e-6)
@@ -55,3 +55,14 @@ def test_resample_positions_repeat_or_jitter_frames_like_another_camera_rate():
     assert not np.any(np.diff(fast) == 0)  # a 30 fps one shows every frame, a little early or late
     assert 0.0 < np.abs(fast - np.arange(100)).max() <= 25 / 60 + 1e-9  # at most half a camera frame off
     assert np.array_equal(resample_positions(50, 25.0), np.arange(50))
+
+
+def test_warp_and_motion_gain_keep_the_mean_shape_and_change_the_timing():
+    f = _features(200)
+    cfg = LipAugment(scale_x=(1, 1), scale_y=(1, 1), rotate_deg=0.0, jitter=0.0, p_smooth=0.0, p_shift=0.0, p_fps=0.0,
+                     p_drop=0.0, warp_frames=2.0, motion_gain=(0.5, 1.5))
+    out = augment_lip_features(f, np.random.default_rng(1), cfg)
+    assert not np.allclose(out, f)
+    np.testing.assert_allclose(out.mean(0), f.mean(0), atol=0.03)  # the resting shape stays where it was
+    gain = np.std(out[:, 80]) / np.std(f[:, 80])
+    assert 0.4 < gain < 1.6

@@ -10,7 +10,7 @@ from avse.training.module import TASKS, TrainConfig
 from avse.training.recipe import load_recipe
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-RECIPES = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "pretrained").glob("*.yaml"))
+RECIPES = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "pretrained").glob("*.yaml")) + sorted((CONFIGS / "real").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -21,6 +21,12 @@ def test_recipe_is_a_train_config_whose_model_builds(path):
     assert count_parameters(model) > 0
     outputs = getattr(model.cfg, "n_sources", 1)
     assert outputs == (2 if cfg.task in ("separate", "known") else 1)
+    if "root" in cfg.data:  # a corpus: every data option is one the data module takes
+        import inspect
+
+        from avse.training.data import AvseDataModule
+
+        assert set(cfg.data) <= set(inspect.signature(AvseDataModule.__init__).parameters)
 
 
 def test_shipped_audio_only_model_has_the_size_of_the_audio_visual_one():
