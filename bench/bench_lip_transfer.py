@@ -94,10 +94,10 @@ def train(data: list[tuple[np.ndarray, np.ndarray]], variant: str, steps: int, s
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = torch.nn.Sequential()
-    front = LipsFrontend(LipsFrontendConfig(n_features=82, channels=64, n_blocks=3))
+    front = LipsFrontend(LipsFrontendConfig(n_features=82, channels=64, n_blocks=3))  # [B, F, 82] -> [B, 64, F]
     head = torch.nn.Conv1d(64, 1, 1)
-    opt = torch.optim.Adam([*front.parameters(), *head.parameters()], lr=1e-3)
+    net = torch.nn.Sequential(front, head)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     usable = [d for d in data if len(d[0]) >= SEGMENT]
     for _ in range(steps):
         xs, ys = [], []
@@ -111,13 +111,11 @@ def train(data: list[tuple[np.ndarray, np.ndarray]], variant: str, steps: int, s
             ys.append(e[s : s + SEGMENT])
         x = torch.from_numpy(np.stack(xs))  # [B, F, 82]
         y = torch.from_numpy(np.stack(ys))  # [B, F]
-        pred = head(front(x))[:, 0]  # [B, F]
+        pred = net(x)[:, 0]  # [B, F]
         loss = torch.mean((pred - y) ** 2)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    net.append(front)
-    net.append(head)
     return net.eval()
 
 

@@ -86,3 +86,14 @@ def test_pit_three_sources_and_gradient():
     assert perm[0].tolist() == [order.index(j) for j in range(3)]
     loss.sum().backward()
     assert torch.isfinite(est.grad).all() and est.grad.abs().sum() > 0
+
+
+def test_max_db_saturates_near_perfect_estimates_and_leaves_poor_ones_alone():
+    torch.manual_seed(0)
+    t = torch.randn(3, 8000)
+    assert neg_si_sdr(t, t, max_db=30.0).max().item() == pytest.approx(-30.0, abs=1e-3)
+    assert neg_si_sdr(t, t).max().item() < -60.0  # without the cap a perfect estimate is "worth" far more
+    poor = t + torch.randn(3, 8000)
+    torch.testing.assert_close(neg_si_sdr(poor, t, max_db=30.0), neg_si_sdr(poor, t), atol=0.01, rtol=0)
+    loss, _ = pit_neg_si_sdr(torch.stack([t, t], 1), torch.stack([t, t], 1), max_db=20.0)
+    torch.testing.assert_close(loss, torch.full((3,), -20.0), atol=1e-3, rtol=0)

@@ -10,12 +10,16 @@ from torch import Tensor
 from avse.errors import ConfigError
 
 
-def neg_si_sdr(estimate: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
+def neg_si_sdr(estimate: Tensor, target: Tensor, eps: float = 1e-8, max_db: float | None = None) -> Tensor:
     """Negative SI-SDR in dB: ``estimate [..., T]``, ``target [..., T]`` -> ``[...]``.
 
     Both signals are made zero-mean; the target is scaled by the projection
     ``<e, t> / <t, t>`` and SI-SDR = 10 log10(|s|^2 / |e - s|^2). ``eps`` keeps
-    silent targets or perfect estimates finite (and their gradients).
+    silent targets or perfect estimates finite (and their gradients). With
+    ``max_db`` the SDR saturates softly there: 10 log10(|s|^2 / (|e - s|^2 +
+    tau |s|^2)), tau = 10^(-max_db / 10), so that items that are already
+    nearly perfect (a clean input passed through) stop pulling the gradient
+    towards themselves (the thresholded SNR of Wisdom et al., 2020).
     """
     if estimate.shape != target.shape:
         raise ConfigError(f"estimate {tuple(estimate.shape)} and target {tuple(target.shape)} shapes differ")
@@ -24,19 +28,23 @@ def neg_si_sdr(estimate: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
     alpha = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + eps)  # [..., 1]
     scaled = alpha * target  # [..., T]
     noise = estimate - scaled  # [..., T]
-    ratio = (scaled.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps)  # [...]
+    power = scaled.pow(2).sum(-1)  # [...]
+    floor = 0.0 if max_db is None else 10.0 ** (-max_db / 10.0) * power
+    ratio = (power + eps) / (noise.pow(2).sum(-1) + floor + eps)  # [...]
     return -10.0 * torch.log10(ratio)
 
 
-def pairwise_neg_si_sdr(estimates: Tensor, targets: Tensor, eps: float = 1e-8) -> Tensor:
+def pairwise_neg_si_sdr(estimates: Tensor, targets: Tensor, eps: float = 1e-8, max_db: float | None = None) -> Tensor:
     """``estimates [B, S, T]``, ``targets [B, S, T]`` -> ``[B, S_est, S_tgt]``: neg SI-SDR of every pairing."""
     if estimates.dim() != 3 or estimates.shape != targets.shape:
         raise ConfigError(f"expected estimates and targets [B, S, T] of one shape, got {tuple(estimates.shape)} and {tuple(targets.shape)}")
     est, tgt = torch.broadcast_tensors(estimates[:, :, None], targets[:, None])  # [B, S, S, T]
-    return neg_si_sdr(est, tgt, eps)
+    return neg_si_sdr(est, tgt, eps, max_db)
 
 
-def pit_neg_si_sdr(estimates: Tensor, targets: Tensor, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+def pit_neg_si_sdr(
+    estimates: Tensor, targets: Tensor, eps: float = 1e-8, max_db: float | None = None
+) -> tuple[Tensor, Tensor]:
     """Permutation-invariant neg SI-SDR over all S! pairings (fine for small S).
 
     ``estimates [B, S, T]``, ``targets [B, S, T]`` -> ``(loss [B], perm [B, S])``:
@@ -44,7 +52,7 @@ def pit_neg_si_sdr(estimates: Tensor, targets: Tensor, eps: float = 1e-8) -> tup
     and ``estimates[b, perm[b, j]]`` is the estimate paired with ``targets[b, j]``
     (so ``reorder(estimates, perm)`` lines the estimates up with the targets).
     """
-    pair = pairwise_neg_si_sdr(estimates, targets, eps)  # [B, S, S]
+    pair = pairwise_neg_si_sdr(estimates, targets, eps, max_db)  # [B, S, S]
     n_src = pair.shape[1]
     perms = torch.tensor(list(itertools.permutations(range(n_src))), device=pair.device)  # [P, S]
     tgt_idx = torch.arange(n_src, device=pair.device)  # [S]

@@ -33,13 +33,14 @@ class Task:
             return torch.stack([batch["target"], batch["interferer"]], dim=1)  # [B, 2, T]
         return batch["target"][:, None]  # [B, 1, T]
 
-    def loss(self, est: Tensor, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def loss(self, est: Tensor, batch: Mapping[str, Tensor], max_db: float | None = None) -> tuple[Tensor, Tensor]:
         """est ``[B, S, T]`` -> (loss ``[B]``, the estimates in the order of ``references`` ``[B, S, T]``).
 
-        The base task: negative SI-SDR of output s against reference s,
-        averaged over the outputs, in the order the model gives them.
+        The base task: negative SI-SDR of output s against reference s
+        (saturating at ``max_db``, see ``neg_si_sdr``), averaged over the
+        outputs, in the order the model gives them.
         """
-        return neg_si_sdr(est, self.references(batch)).mean(-1), est  # [B], [B, S, T]
+        return neg_si_sdr(est, self.references(batch), max_db=max_db).mean(-1), est  # [B], [B, S, T]
 
     def output_names(self, speakers: list[str]) -> list[str] | None:
         """Names of the outputs, in order, when the data gives its sources names (None: unnamed)."""
@@ -50,9 +51,9 @@ class Task:
 class PermutationTask(Task):
     """Blind separation: the best order of the outputs is found per item (permutation-invariant SI-SDR)."""
 
-    def loss(self, est: Tensor, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def loss(self, est: Tensor, batch: Mapping[str, Tensor], max_db: float | None = None) -> tuple[Tensor, Tensor]:
         """est ``[B, S, T]`` -> (PIT loss ``[B]``, estimates reordered to the references ``[B, S, T]``)."""
-        loss, perm = pit_neg_si_sdr(est, self.references(batch))  # [B], [B, S]
+        loss, perm = pit_neg_si_sdr(est, self.references(batch), max_db=max_db)  # [B], [B, S]
         return loss, torch.gather(est, 1, perm[..., None].expand(-1, -1, est.shape[-1]))
 
     def output_names(self, speakers: list[str]) -> list[str] | None:
