@@ -138,12 +138,13 @@ def test_causal_ignores_future_audio(t0, upsample):
     assert (y2[..., safe:] - y[..., safe:]).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize("form", [{}, {"visual_norm": "utterance", "output": "residual"}], ids=["plain", "norm-residual"])
 @pytest.mark.parametrize("lips_blocks", [0, 2])
 @pytest.mark.parametrize("upsample", ["nearest", "linear"])
 @pytest.mark.parametrize("f0", [1, 3, 6])
-def test_causal_video_lookahead_is_one_frame(f0, upsample, lips_blocks):
+def test_causal_video_lookahead_is_one_frame(f0, upsample, lips_blocks, form):
     """Perturbing video frame f0 leaves every output before sample 640 (f0 - 1) unchanged, and changes later ones."""
-    model = _tiny(causal=True, upsample=upsample, lips_blocks=lips_blocks)
+    model = _tiny(causal=True, upsample=upsample, lips_blocks=lips_blocks, **form)
     x, v = _signal((1, 4800)), _signal((1, 6, 8), seed=1)
     v2 = v.clone()
     v2[..., f0] += 3.0 * _signal((1, 6), seed=3)
