@@ -392,13 +392,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _system_error(err: Exception) -> str | None:
+    """One line for an error of the system rather than of avse (no permission, a full disk,
+    a path through a file): ``FILE: reason``; None for any other error, which stays a traceback."""
+    if isinstance(err, OSError):
+        reason = err.strerror or str(err).strip() or type(err).__name__
+        files = [str(f) for f in (err.filename, err.filename2) if f is not None]
+        line = f"{' -> '.join(files)}: {reason}" if files else reason
+    else:
+        sf = sys.modules.get("soundfile")  # not imported: the error cannot be one of its own
+        if sf is None or not isinstance(err, sf.LibsndfileError):
+            return None
+        line = str(err).strip() or type(err).__name__
+    return " ".join(line.split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``avse`` command; returns the process exit code."""
+    """Run the ``avse`` command; returns the process exit code.
+
+    0 on success, 2 with one line ``avse: error: ...`` on stderr for an
+    AvseError or a system error (OSError, libsndfile's), 130 when interrupted.
+    """
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except AvseError as err:
-        print(f"avse: error: {err}", file=sys.stderr)
+        print(f"avse: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("avse: interrupted (re-run the same command to resume)", file=sys.stderr)
@@ -406,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `avse info X | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as err:
+        line = _system_error(err)
+        if line is None:
+            raise
+        print(f"avse: error: {line}", file=sys.stderr)
+        return 2
     return 0
 
 

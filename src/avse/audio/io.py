@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import struct
 from pathlib import Path
 
@@ -182,4 +183,7 @@ def save_wav(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE, su
     if x.dtype.kind == "f":
         x = np.clip(x, -1.0, 1.0)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), x, sample_rate, subtype=subtype, format="WAV")
+        try:
+            sf.write(str(tmp), x, sample_rate, subtype=subtype, format="WAV")
+        except sf.LibsndfileError as err:  # "System error": a full disk or no permission; say which file
+            raise OSError(errno.EIO, f"cannot write the wav (libsndfile: {err.error_string})", str(path)) from None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from avse.errors import MetadataError
+from avse.utils.fs import file_name_problem
 
 SPLITS = ("train", "dev", "test")
 INTERFERER_TYPES = ("speech", "noise")
@@ -234,6 +235,23 @@ def _check_fields(path: Path, where: str, entry: Any, checks: list[_Check], pref
             raise MetadataError(path, f"{where}: field '{prefix}{key}' must be {expected}, got {entry[key]!r}")
 
 
+def safe_name(value: Any, path: str | Path, what: str) -> str:
+    """``value`` if it is a plain file name (:func:`avse.utils.fs.file_name_problem`), else a one-line
+    MetadataError naming ``path`` and ``what`` (the entry and field): names from metadata become paths."""
+    problem = file_name_problem(value)
+    if problem is not None:
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise MetadataError(path, f"{what} must be a plain file name, got {shown} ({problem})")
+    return value
+
+
+def _check_names(path: Path, where: str, entry: dict[str, Any], keys: tuple[str, ...], prefix: str = "") -> None:
+    """safe_name on each of ``keys`` that ``entry`` holds as a string (an integer speaker is a name too, and safe)."""
+    for key in keys:
+        if isinstance(entry.get(key), str):
+            safe_name(entry[key], path, f"{where}: field '{prefix}{key}'")
+
+
 def _check_unique(path: Path, entries: list[dict[str, Any]], keys: tuple[str, ...], what: str) -> None:
     seen: dict[tuple[Any, ...], int] = {}
     for i, e in enumerate(entries):
@@ -249,11 +267,14 @@ def load_speech_list(path: str | Path) -> list[SpeechEntry]:
     Returns the entries as dicts with every field kept. Raises MetadataError
     (one line) when the file is missing, not JSON, not a non-empty list, or an
     entry lacks ``wavfile``/``dataset``/``nsamples``/``speaker`` or has a bad
-    value, or a ``wavfile`` repeats within a split.
+    value, or a ``wavfile`` repeats within a split. ``wavfile``, ``dataset``
+    and a string ``speaker`` become parts of paths, so each must be a plain
+    file name (:func:`safe_name`), or the whole file is refused.
     """
     path, data = _read_json_list(path)
     for i, entry in enumerate(data):
         _check_fields(path, _where(i, entry, "wavfile"), entry, _SPEECH_FIELDS)
+        _check_names(path, _where(i, entry, "wavfile"), entry, ("wavfile", "dataset", "speaker"))
     _check_unique(path, data, ("dataset", "wavfile"), "wavfile")
     return data
 
@@ -262,11 +283,13 @@ def load_noise_list(path: str | Path) -> list[NoiseEntry]:
     """Load and validate masker_noise_list.json.
 
     Every entry needs ``ID``, ``class``, ``type`` (= "noise"), ``dataset`` and
-    ``nsamples``; other fields are kept. Raises MetadataError (one line).
+    ``nsamples``; other fields are kept. ``ID`` and ``dataset`` must be plain
+    file names (:func:`safe_name`). Raises MetadataError (one line).
     """
     path, data = _read_json_list(path)
     for i, entry in enumerate(data):
         _check_fields(path, _where(i, entry, "ID"), entry, _NOISE_FIELDS)
+        _check_names(path, _where(i, entry, "ID"), entry, ("ID", "dataset"))
     _check_unique(path, data, ("dataset", "ID"), "ID")
     return data
 
@@ -277,7 +300,9 @@ def load_scenes(path: str | Path) -> list[Scene]:
     Every scene needs ``scene``, ``dataset``, ``target.name``, ``duration``,
     ``interferer.{type,name,offset}``, ``SNR``, ``pre_samples`` and
     ``post_samples``; an optional ``interferers`` list (ours) is checked like
-    ``interferer``. Scene names must be unique. Raises MetadataError (one line).
+    ``interferer``. Scene names must be unique; ``scene``, ``dataset``,
+    ``target.name``, ``target.speaker`` and every interferer ``name`` must be
+    plain file names (:func:`safe_name`). Raises MetadataError (one line).
     """
     path, data = _read_json_list(path)
     for i, entry in enumerate(data):
@@ -285,11 +310,15 @@ def load_scenes(path: str | Path) -> list[Scene]:
         _check_fields(path, where, entry, _SCENE_FIELDS)
         _check_fields(path, where, entry["target"], _TARGET_FIELDS, prefix="target.")
         _check_fields(path, where, entry["interferer"], _INTERFERER_FIELDS, prefix="interferer.")
+        _check_names(path, where, entry, ("scene", "dataset"))
+        _check_names(path, where, entry["target"], ("name", "speaker"), prefix="target.")
+        _check_names(path, where, entry["interferer"], ("name",), prefix="interferer.")
         if "interferers" in entry:
             extra = entry["interferers"]
             if not isinstance(extra, list) or not extra:
                 raise MetadataError(path, f"{where}: field 'interferers' must be a non-empty list")
             for j, item in enumerate(extra):
                 _check_fields(path, where, item, _INTERFERER_FIELDS, prefix=f"interferers[{j}].")
+                _check_names(path, where, item, ("name",), prefix=f"interferers[{j}].")
     _check_unique(path, data, ("scene",), "scene")
     return data

@@ -39,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from avse import SAMPLE_RATE
+from avse.data.metadata import safe_name
 from avse.errors import AvseError, ConfigError, MediaError, MetadataError
 
 LIST_NAME = "speech.json"
@@ -528,4 +529,8 @@ def load_real_speech(folder: str | Path) -> list[dict[str, Any]]:
     for k, e in enumerate(data["items"]):
         if not isinstance(e, dict) or any(key not in e for key in need):
             raise MetadataError(path, f"item {k} lacks one of {', '.join(need)}")
+        safe_name(e["id"], path, f"item {k}: field 'id'")  # ids and speakers become corpus file names
+        safe_name(e["speaker"], path, f"item {k}: field 'speaker'")
+        if e["wavfile"] != f"{WAV_DIR}/{e['id']}.wav":
+            raise MetadataError(path, f"item {k}: field 'wavfile' must be {WAV_DIR}/{e['id']}.wav, got {e['wavfile']!r}")
     return data["items"]

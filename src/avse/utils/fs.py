@@ -26,10 +26,36 @@ def _umask() -> int:
     return mask
 
 
+MAX_NAME_BYTES = 200  # a stem, so that stem + suffix + atomic_path's temporary prefix stays under 255 bytes
+
+
+def file_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a file name on its own (None when it can).
+
+    The one rule for names that come from metadata, recipes or checkpoints and
+    become part of a path: a non-empty string, no '/' or '\\', no NUL, not
+    starting with '.' (so not '.' or '..'), at most MAX_NAME_BYTES bytes in UTF-8.
+    """
+    if not isinstance(name, str):
+        return f"not a string ({type(name).__name__})"
+    if not name:
+        return "empty"
+    if "/" in name or "\\" in name:
+        return "has a folder separator"
+    if "\x00" in name:
+        return "has a NUL character"
+    if name.startswith("."):
+        return "starts with '.'"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
 def check_file_stem(name: str, what: str = "name") -> str:
-    """``name`` if it can be a file name on its own (no folder separator, not empty, not starting with '.'), else ConfigError."""
-    if not name or name.startswith(".") or "/" in name or "\\" in name or "\x00" in name:
-        raise ConfigError(f"{what} {name!r} cannot be a file name (no '/', no leading '.')")
+    """``name`` if it can be a file name on its own (see :func:`file_name_problem`), else ConfigError."""
+    problem = file_name_problem(name)
+    if problem is not None:
+        raise ConfigError(f"{what} {name!r} cannot be a file name ({problem})")
     return name
 
 
