@@ -71,12 +71,18 @@ def synthetic_split(root: Path, split: str, cache: Path | None) -> list[tuple[np
     return out
 
 
+def stream_of(variant: str) -> str:
+    """The deterministic visual stream of a variant: "norm+aug" -> "norm", "raw" -> "raw"."""
+    return variant.split("+")[0]
+
+
 def transform(feats: np.ndarray, variant: str) -> np.ndarray:
     """The visual stream of a variant: features [F, 82] -> [F, 82] (normalisation and velocities; no randomness)."""
     import torch
 
     from avse.models.avnet import normalize_visual
 
+    variant = stream_of(variant)
     if variant == "raw":
         return feats
     if variant == "velocity":
@@ -105,7 +111,7 @@ def train(data: list[tuple[np.ndarray, np.ndarray]], variant: str, steps: int, s
             f, e = usable[i]
             if "aug" in variant:
                 f = augment_lip_features(f, rng)
-            f = transform(f, variant.split("+")[-2] if "+" in variant else variant)
+            f = transform(f, variant)
             s = int(rng.integers(0, len(f) - SEGMENT + 1))
             xs.append(f[s : s + SEGMENT])
             ys.append(e[s : s + SEGMENT])
@@ -123,11 +129,10 @@ def correlations(net, feats_list: list[np.ndarray], envs: list[np.ndarray], vari
     """Pearson r between the predicted envelope of each features [F, 82] and its envelope [F] -> one r per item."""
     import torch
 
-    base = variant.split("+")[-2] if "+" in variant else variant
     out = []
     with torch.no_grad():
         for f, e in zip(feats_list, envs):
-            pred = net(torch.from_numpy(transform(f, base))[None])[0, 0].numpy()
+            pred = net(torch.from_numpy(transform(f, variant))[None])[0, 0].numpy()
             n = min(len(pred), len(e))
             out.append(float(np.corrcoef(pred[:n], e[:n])[0, 1]))
     return out

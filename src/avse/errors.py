@@ -48,3 +48,12 @@ class InterfererTooShortError(AvseError):
 
 class NoFaceError(AvseError):
     """No face was found in any frame of the video."""
+
+
+def first_line(err: BaseException, with_type: bool = True) -> str:
+    """The first non-blank line of ``err``'s message (at most 200 characters), prefixed by its type;
+    the bare type when the message is empty (torch.load on a zero-byte file says nothing)."""
+    line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")[:200]
+    if not line:
+        return type(err).__name__
+    return f"{type(err).__name__}: {line}" if with_type else line

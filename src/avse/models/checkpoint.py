@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from avse import __version__
-from avse.errors import ConfigError, MediaError
+from avse.errors import ConfigError, MediaError, first_line
 from avse.models.base import SeparationModel
 from avse.models.registry import build_model, model_class
 from avse.utils.fs import atomic_path
@@ -63,15 +63,6 @@ def save_checkpoint(
     return path
 
 
-def _first_line(err: BaseException, with_type: bool = True) -> str:
-    """The first non-blank line of ``err``'s message (at most 200 characters), prefixed by its type;
-    the bare type when the message is empty (torch.load on a zero-byte file says nothing)."""
-    line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")[:200]
-    if not line:
-        return type(err).__name__
-    return f"{type(err).__name__}: {line}" if with_type else line
-
-
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and check the checkpoint dict at ``path`` (weights_only=True, tensors on CPU), without building a model."""
     path = Path(path)
@@ -82,7 +73,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways on foreign or truncated files
-        raise MediaError(path, f"not a readable checkpoint ({_first_line(err)})") from None
+        raise MediaError(path, f"not a readable checkpoint ({first_line(err)})") from None
     if not isinstance(ckpt, dict) or any(key not in ckpt for key in _REQUIRED):
         raise MediaError(path, "not an avse checkpoint (expected a dict with format, model, config and state_dict)")
     if ckpt["format"] != FORMAT:
@@ -104,7 +95,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
-        raise MediaError(path, f"weights do not fit model {ckpt['model']!r}: {_first_line(err, with_type=False)}") from None
+        raise MediaError(path, f"weights do not fit model {ckpt['model']!r}: {first_line(err, with_type=False)}") from None
     model.to(map_location).eval()
     info = {k: v for k, v in ckpt.items() if k != "state_dict"}
     info["interface"] = model.interface()

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from avse.errors import ConfigError, MetadataError
+from avse.errors import ConfigError, MetadataError, first_line
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -18,7 +18,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[st
     try:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise MetadataError(path, f"not valid YAML ({str(err).splitlines()[0]})") from None
+        raise MetadataError(path, f"not valid YAML ({first_line(err, with_type=False)})") from None
     if not isinstance(cfg, dict):
         raise MetadataError(path, "a recipe is a mapping of options")
     for item in overrides or []:
