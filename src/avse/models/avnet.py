@@ -12,12 +12,18 @@ from avse.errors import ConfigError
 from avse.models.base import SeparationModel
 from avse.models.registry import register_model
 from avse.models.tasnet import (
+    CumulativeLayerNorm,
     TasNetConfig,
+    blocks_state,
     check_output_form,
+    check_stream_block,
+    decode_step,
     encode,
+    encode_step,
     mask_activation,
     output_form,
     run_blocks,
+    run_blocks_step,
     temporal_blocks,
     temporal_norm,
 )
@@ -258,3 +264,119 @@ class AVNet(SeparationModel):
         mask = mask_activation(self.mask_head(skips), cfg.mask_activation)  # [B, N, K]
         out = self.decoder(mask * w)  # [B, 1, T']
         return output_form(out[:, :, left : left + t], mixture, cfg.output)[:, 0]  # [B, T]
+
+    # --- streaming (causal, "nearest" upsampling) --------------------------------------------------------
+
+    @property
+    def supports_streaming(self) -> bool:
+        """Whether ``init_state`` / ``stream_step`` work: causal, "nearest" upsampling, a hop that divides a video frame."""
+        return self.cfg.causal and self.cfg.upsample == "nearest" and SAMPLES_PER_FRAME % self.cfg.stride == 0
+
+    @property
+    def stream_delay(self) -> int:
+        """Samples by which ``stream_step``'s output lags its input: the encoder hop (the decoder's overlap)."""
+        self.check_stream_block(self.cfg.stride)
+        return self.cfg.stride
+
+    def check_stream_block(self, block_size: int) -> None:
+        """ConfigError unless the model streams and ``block_size`` is a multiple of the hop dividing 640 (one video frame)."""
+        cfg, name = self.cfg, type(self).__name__
+        check_stream_block(block_size, cfg.stride, cfg.causal, name)
+        if cfg.upsample != "nearest":
+            raise ConfigError(f"model {name} upsamples the visual stream with {cfg.upsample!r}; streaming needs 'nearest'")
+        if SAMPLES_PER_FRAME % cfg.stride or SAMPLES_PER_FRAME % block_size:
+            raise ConfigError(
+                f"the streaming block ({block_size}) and the encoder hop ({cfg.stride}) must divide a video frame "
+                f"({SAMPLES_PER_FRAME} samples)"
+            )
+
+    def init_state(self, batch_size: int = 1) -> dict[str, Tensor]:
+        """The streaming state before the first block (flat dict of tensors, fixed sizes).
+
+        Audio path as ConvTasNet's (``enc``, ``dec [B, 1, hop]``, ``frames``,
+        ``in_norm``, ``audio.{i}.*``, ``av.{i}.*``); visual path: ``phase [B]``
+        (int64, samples into the current video frame), ``visual [B, Dh, 1]``
+        (the current frame, projected), ``vnorm.sum [B, Dv]`` / ``vnorm.count
+        [B, 1]`` (the running lip mean, with visual_norm "utterance") and
+        ``lips.{i} [B, D, span]`` (the lip frontend's conv histories).
+        """
+        cfg, like = self.cfg, self.encoder.weight
+        self.check_stream_block(cfg.stride)
+        state = {
+            "enc": like.new_zeros(batch_size, cfg.stride),
+            "dec": like.new_zeros(batch_size, 1, cfg.stride),
+            "frames": like.new_zeros(batch_size),
+            "in_norm": like.new_zeros(batch_size, 2),
+            "phase": torch.zeros(batch_size, dtype=torch.int64, device=like.device),
+            "visual": like.new_zeros(batch_size, cfg.visual_hidden, 1),
+        }
+        state.update(blocks_state(self.audio_blocks, batch_size, like, "audio"))
+        state.update(blocks_state(self.av_blocks, batch_size, like, "av"))
+        if cfg.visual_norm == "utterance":
+            state["vnorm.sum"] = like.new_zeros(batch_size, cfg.visual_channels)
+            state["vnorm.count"] = like.new_zeros(batch_size, 1)
+        if isinstance(self.visual_frontend, LipsFrontend):
+            state.update({f"lips.{i}": h for i, h in enumerate(self.visual_frontend.init_state(batch_size, like))})
+        return state
+
+    def _visual_step(self, frame: Tensor, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One new video frame ``[B, Dv, 1]`` -> the visual part of the state after it (``visual [B, Dh, 1]`` and the rest)."""
+        new: dict[str, Tensor] = {}
+        v = frame  # [B, Dv, 1]
+        if self.cfg.visual_norm == "utterance":  # normalize_visual, causal, as a running mean
+            valid = (v.abs().sum(1, keepdim=True) > 0).to(v.dtype)  # [B, 1, 1]
+            new["vnorm.sum"] = state["vnorm.sum"] + (v * valid)[..., 0]  # [B, Dv]
+            new["vnorm.count"] = state["vnorm.count"] + valid[..., 0]  # [B, 1]
+            v = (v - (new["vnorm.sum"] / new["vnorm.count"].clamp_min(1.0))[..., None]) * valid  # [B, Dv, 1]
+        if isinstance(self.visual_frontend, LipsFrontend):
+            n = len(self.visual_frontend.blocks)
+            v, history = self.visual_frontend.step(v, [state[f"lips.{i}"] for i in range(n)])  # [B, D, 1]
+            new.update({f"lips.{i}": h for i, h in enumerate(history)})
+        new["visual"] = self.visual_proj(v)  # [B, Dh, 1]
+        return new
+
+    def stream_step(self, block: Tensor, visual: Tensor | None, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Streaming: audio ``block [B, H]`` (H divides 640) + its video frame ``visual [B, Dv, 1]`` and state -> (``[B, 1, H]``, state).
+
+        ``visual`` is the frame the block lies in (frame f for samples 640 f ..
+        640 f + 639), given with every block; it is read when a frame starts
+        (``phase`` 0), so a frame spread over several blocks is taken once.
+        None: an all-zero frame ("no video"). The output is ``stream_delay``
+        samples behind: over a stream, output sample j equals ``forward``'s
+        sample j - hop (the first hop samples come before the stream's start;
+        ``forward`` on a finite input lacks the encoder frame past its end, so
+        its last hop samples match ``forward`` on the input followed by zeros).
+        """
+        cfg = self.cfg
+        self.check_stream_block(block.shape[-1])
+        b, h = block.shape
+        if visual is None:
+            visual = block.new_zeros(b, cfg.visual_channels, 1)
+        elif visual.dim() != 3 or tuple(visual.shape) != (b, cfg.visual_channels, 1):
+            raise ConfigError(f"expected the block's video frame [B={b}, Dv={cfg.visual_channels}, 1], got {tuple(visual.shape)}")
+        frames, phase = state["frames"], state["phase"]
+        w, enc = encode_step(self.encoder, block, state["enc"])  # [B, N, K]
+        new = {"enc": enc}
+        assert isinstance(self.in_norm, CumulativeLayerNorm)
+        y, new["in_norm"] = self.in_norm.step(w, state["in_norm"], frames)  # [B, N, K]
+        y = self.bottleneck(y)  # [B, Bn, K]
+        skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
+        y, skips = run_blocks_step(self.audio_blocks, y, skips, state, new, "audio", frames)
+        visual_keys = [k for k in state if k == "visual" or k.startswith(("vnorm.", "lips."))]
+        if torch.onnx.is_in_onnx_export():  # one graph for every phase: compute the frame, keep it where a frame starts
+            fresh = self._visual_step(visual.to(w.dtype), state)
+            starts = phase == 0  # [B]
+            for k in visual_keys:
+                new[k] = torch.where(starts.view(-1, *[1] * (state[k].dim() - 1)), fresh[k], state[k])
+        elif int(phase[0]) == 0:
+            new.update(self._visual_step(visual.to(w.dtype), state))
+        else:
+            new.update({k: state[k] for k in visual_keys})
+        v = new["visual"].expand(-1, -1, w.shape[-1])  # [B, Dh, K] every encoder frame of the block is in this video frame
+        y = self.fusion(torch.cat([y, v], dim=1))  # [B, Bn, K]
+        y, skips = run_blocks_step(self.av_blocks, y, skips, state, new, "av", frames)
+        mask = mask_activation(self.mask_head(skips), cfg.mask_activation)  # [B, N, K]
+        out, dec = decode_step(self.decoder, mask * w, state["dec"][:, 0])  # [B, H], [B, hop]
+        new.update(dec=dec[:, None], frames=frames + w.shape[-1], phase=(phase + h) % SAMPLES_PER_FRAME)
+        mix = torch.cat([state["enc"], block], dim=-1)[:, :h]  # [B, H] the input samples the output lines up with
+        return output_form(out[:, None], mix, cfg.output), new  # [B, 1, H]

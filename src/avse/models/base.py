@@ -25,8 +25,9 @@ class SeparationModel(nn.Module):
       depend on; None when not causal) and ``video_lookahead`` (video frames
       past the current one; None when not causal);
     - the streaming hook ``init_state`` / ``stream_step`` (state in, state out),
-      which the block-by-block engine calls; a model without one raises
-      ConfigError from both.
+      with ``stream_delay`` and ``check_stream_block``, which the
+      block-by-block engine (avse.streaming) calls; a model without one
+      raises ConfigError from all four.
 
     ``forward`` keeps the model's own signature (``forward(mixture)`` or
     ``forward(mixture, visual)``); callers that treat all models alike use
@@ -120,9 +121,7 @@ class SeparationModel(nn.Module):
         """Streaming hook: the state before the first block (tensors only, so it can cross an export boundary)."""
         raise ConfigError(f"model {type(self).__name__} has no streaming implementation")
 
-    def stream_step(
-        self, block: Tensor, visual: Tensor | None, state: dict[str, Tensor]
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def stream_step(self, block: Tensor, visual: Tensor | None, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Streaming hook: audio ``block [B, H]`` (+ its visual frames ``[B, Dv, f]``) and state -> (output ``[B, S, H]``, new state)."""
         raise ConfigError(f"model {type(self).__name__} has no streaming implementation")
 
@@ -131,3 +130,11 @@ class SeparationModel(nn.Module):
         """Whether ``init_state`` / ``stream_step`` are implemented."""
         return type(self).stream_step is not SeparationModel.stream_step
 
+    @property
+    def stream_delay(self) -> int:
+        """Samples by which ``stream_step``'s output lags its input: stream output j is the offline output j - delay."""
+        raise ConfigError(f"model {type(self).__name__} has no streaming implementation")
+
+    def check_stream_block(self, block_size: int) -> None:
+        """ConfigError unless ``stream_step`` takes audio blocks of ``block_size`` samples (no streaming: always)."""
+        raise ConfigError(f"model {type(self).__name__} has no streaming implementation")

@@ -88,6 +88,22 @@ class CumulativeLayerNorm(_ChannelNorm):
         var = (power - mean.pow(2)).clamp_min(0.0)  # [B, N]
         return (x - mean[:, None]) / torch.sqrt(var[:, None] + self.eps) * self.gain + self.bias
 
+    def step(self, x: Tensor, stats: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """Streaming: the next frames ``x [B, C, n]`` -> (normalized ``[B, C, n]``, new ``stats``).
+
+        ``stats [B, 2]``: the running sums of x and x**2 over channels and all
+        earlier frames (zeros at the start); ``frames [B]``: how many frames
+        came before. Equals ``forward`` on the whole stream, frame for frame.
+        """
+        n, c = x.shape[-1], x.shape[1]
+        sums = x.sum(dim=1).cumsum(dim=-1) + stats[:, 0:1]  # [B, n]
+        powers = x.pow(2).sum(dim=1).cumsum(dim=-1) + stats[:, 1:2]  # [B, n]
+        count = (frames[:, None] + torch.arange(1, n + 1, device=x.device, dtype=x.dtype)) * c  # [B, n]
+        mean = sums / count  # [B, n]
+        var = (powers / count - mean.pow(2)).clamp_min(0.0)  # [B, n]
+        y = (x - mean[:, None]) / torch.sqrt(var[:, None] + self.eps) * self.gain + self.bias  # [B, C, n]
+        return y, torch.stack([sums[:, -1], powers[:, -1]], dim=1)  # [B, C, n], [B, 2]
+
 
 def temporal_norm(channels: int, causal: bool) -> nn.Module:
     """The layer norm over [B, C, T] a (non-)causal model uses: cumulative when causal, else global."""
@@ -126,6 +142,27 @@ class TemporalBlock(nn.Module):
         out = x if self.residual is None else x + self.residual(y)  # [B, Bn, N]
         return out, self.skip(y)
 
+    def init_state(self, batch_size: int, like: Tensor) -> dict[str, Tensor]:
+        """Streaming state of a causal block (dtype/device of ``like``): depthwise-conv history and two cLN sums."""
+        hidden = self.depthwise.in_channels
+        return {
+            "conv": like.new_zeros(batch_size, hidden, self.pad),  # [B, H, pad] last inputs of the depthwise conv
+            "norm1": like.new_zeros(batch_size, 2),
+            "norm2": like.new_zeros(batch_size, 2),
+        }
+
+    def step(self, x: Tensor, state: dict[str, Tensor], frames: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Streaming (causal only): the next frames ``x [B, Bn, n]`` -> (residual out ``[B, Bn, n]``, skip ``[B, Sc, n]``, state)."""
+        norm1, norm2 = self.expand[2], self.post[1]
+        assert isinstance(norm1, CumulativeLayerNorm) and isinstance(norm2, CumulativeLayerNorm)
+        y = self.expand[1](self.expand[0](x))  # [B, H, n]
+        y, stats1 = norm1.step(y, state["norm1"], frames)
+        y = torch.cat([state["conv"], y], dim=-1)  # [B, H, pad + n]
+        history = y[..., y.shape[-1] - self.pad :]  # [B, H, pad]
+        y, stats2 = norm2.step(self.post[0](self.depthwise(y)), state["norm2"], frames)  # [B, H, n]
+        out = x if self.residual is None else x + self.residual(y)  # [B, Bn, n]
+        return out, self.skip(y), {"conv": history, "norm1": stats1, "norm2": stats2}
+
 
 def _drop_residual(state_dict: dict, prefix: str, *args: object) -> None:
     """Load hook of a block without residual conv: forget that conv's weights in older checkpoints."""
@@ -157,6 +194,61 @@ def run_blocks(blocks: nn.ModuleList, y: Tensor, skips: Tensor) -> tuple[Tensor,
         y, s = block(y)  # [B, Bn, K], [B, Sc, K]
         skips = skips + s
     return y, skips
+
+
+def blocks_state(blocks: nn.ModuleList, batch_size: int, like: Tensor, prefix: str) -> dict[str, Tensor]:
+    """The streaming state of causal temporal blocks, flat: ``{prefix}.{i}.{conv,norm1,norm2}``."""
+    state: dict[str, Tensor] = {}
+    for i, block in enumerate(blocks):
+        assert isinstance(block, TemporalBlock)
+        state.update({f"{prefix}.{i}.{k}": v for k, v in block.init_state(batch_size, like).items()})
+    return state
+
+
+def run_blocks_step(
+    blocks: nn.ModuleList, y: Tensor, skips: Tensor, state: dict[str, Tensor], new: dict[str, Tensor], prefix: str, frames: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Streaming ``run_blocks``: ``y [B, Bn, n]``, ``skips [B, Sc, n]`` -> both updated; the blocks' new state goes into ``new``."""
+    for i, block in enumerate(blocks):
+        assert isinstance(block, TemporalBlock)
+        key = f"{prefix}.{i}."
+        mine = {k[len(key) :]: v for k, v in state.items() if k.startswith(key)}
+        y, s, after = block.step(y, mine, frames)  # [B, Bn, n], [B, Sc, n]
+        new.update({key + k: v for k, v in after.items()})
+        skips = skips + s
+    return y, skips
+
+
+def encode_step(encoder: nn.Conv1d, block: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
+    """Streaming ``encode``: ``block [B, H]`` after ``tail [B, hop]`` (the previous input's last hop, zeros at the start).
+
+    -> (``w [B, N, H / hop]``, the new tail ``[B, hop]``). Frame k of the block
+    covers ``[k hop - hop, k hop + hop)`` relative to the block start, as in ``encode``.
+    """
+    x = torch.cat([tail, block], dim=-1)  # [B, hop + H]
+    return F.relu(encoder(x[:, None])), x[:, x.shape[-1] - tail.shape[-1] :]  # [B, N, H / hop], [B, hop]
+
+
+def decode_step(decoder: nn.ConvTranspose1d, src: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
+    """Streaming decoder: ``src [B', N, K]`` (K frames) and the overlap-add ``tail [B', hop]`` -> (``[B', K hop]``, new tail).
+
+    The output is the decoder's output ``hop`` samples behind the input: with
+    ``encode_step``'s framing, sample j of a block's output is input sample
+    ``j - hop`` of the stream.
+    """
+    y = decoder(src)[:, 0]  # [B', (K + 1) hop]
+    hop = tail.shape[-1]
+    n = y.shape[-1] - hop
+    out = torch.cat([y[:, :hop] + tail, y[:, hop:n]], dim=-1)  # [B', K hop]
+    return out, y[:, n:]  # [B', K hop], [B', hop]
+
+
+def check_stream_block(block_size: int, hop: int, causal: bool, name: str) -> None:
+    """ConfigError unless a (causal) model with encoder hop ``hop`` can stream blocks of ``block_size`` samples."""
+    if not causal:
+        raise ConfigError(f"model {name} is not causal (causal: false), so it has no streaming implementation")
+    if block_size < hop or block_size % hop:
+        raise ConfigError(f"the streaming block must be a positive multiple of the encoder hop {hop}, got {block_size}")
 
 
 def check_output_form(form: str, n_sources: int) -> None:
@@ -231,3 +323,68 @@ class ConvTasNet(SeparationModel):
         src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
         out = self.decoder(src)  # [B * S, 1, T']
         return output_form(out[:, 0, left : left + t].reshape(b, cfg.n_sources, t), mixture, cfg.output)  # [B, S, T]
+
+    # --- streaming (causal only) ---------------------------------------------------------------------
+
+    @property
+    def supports_streaming(self) -> bool:
+        """Whether ``init_state`` / ``stream_step`` work: when causal."""
+        return self.cfg.causal
+
+    @property
+    def stream_delay(self) -> int:
+        """Samples by which ``stream_step``'s output lags its input: the encoder hop (the decoder's overlap)."""
+        check_stream_block(self.cfg.stride, self.cfg.stride, self.cfg.causal, type(self).__name__)
+        return self.cfg.stride
+
+    def check_stream_block(self, block_size: int) -> None:
+        """ConfigError unless causal and ``block_size`` is a positive multiple of the encoder hop."""
+        check_stream_block(block_size, self.cfg.stride, self.cfg.causal, type(self).__name__)
+
+    def init_state(self, batch_size: int = 1) -> dict[str, Tensor]:
+        """The streaming state before the first block (flat dict of tensors, fixed sizes; causal only).
+
+        ``enc [B, hop]`` encoder input tail; ``dec [B, S, hop]`` decoder
+        overlap-add tail; ``frames [B]`` encoder frames so far; ``in_norm [B, 2]``
+        and ``blocks.{i}.*`` the cumulative norms' sums and the depthwise conv histories.
+        """
+        self.check_stream_block(self.cfg.stride)
+        cfg, like = self.cfg, self.encoder.weight
+        state = {
+            "enc": like.new_zeros(batch_size, cfg.stride),
+            "dec": like.new_zeros(batch_size, cfg.n_sources, cfg.stride),
+            "frames": like.new_zeros(batch_size),
+            "in_norm": like.new_zeros(batch_size, 2),
+        }
+        state.update(blocks_state(self.blocks, batch_size, like, "blocks"))
+        return state
+
+    def stream_step(self, block: Tensor, visual: Tensor | None, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Streaming: audio ``block [B, H]`` (H a multiple of the hop; ``visual`` must be None) and state -> (``[B, S, H]``, state).
+
+        The output is ``stream_delay`` samples behind: over a stream, output
+        sample j equals ``forward``'s sample j - hop (the first hop samples come
+        before the stream's start; ``forward`` on a finite input lacks the
+        encoder frame past its end, so its last hop samples match ``forward``
+        on the input followed by zeros).
+        """
+        cfg = self.cfg
+        if visual is not None:
+            raise ConfigError(f"model {type(self).__name__} is audio-only; it takes no visual stream")
+        self.check_stream_block(block.shape[-1])
+        b, h = block.shape
+        frames = state["frames"]
+        w, enc = encode_step(self.encoder, block, state["enc"])  # [B, N, K]
+        new = {"enc": enc}
+        assert isinstance(self.in_norm, CumulativeLayerNorm)
+        y, new["in_norm"] = self.in_norm.step(w, state["in_norm"], frames)  # [B, N, K]
+        y = self.bottleneck(y)  # [B, Bn, K]
+        skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
+        y, skips = run_blocks_step(self.blocks, y, skips, state, new, "blocks", frames)
+        masks = mask_activation(self.mask_head(skips).view(b, cfg.n_sources, cfg.n_filters, -1), cfg.mask_activation)
+        src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
+        out, dec = decode_step(self.decoder, src, state["dec"].reshape(b * cfg.n_sources, -1))  # [B * S, H]
+        new["dec"] = dec.reshape(b, cfg.n_sources, -1)
+        new["frames"] = frames + w.shape[-1]
+        mix = torch.cat([state["enc"], block], dim=-1)[:, :h]  # [B, H] the input samples the output lines up with
+        return output_form(out.reshape(b, cfg.n_sources, h), mix, cfg.output), new  # [B, S, H]

@@ -124,6 +124,33 @@ class LipsFrontend(nn.Module):
             x = block(x)  # [B, D, F]
         return x
 
+    def init_state(self, batch_size: int, like: Tensor) -> list[Tensor]:
+        """Streaming state of a causal frontend (dtype/device of ``like``): each block's conv history ``[B, D, span]``."""
+        if not self.cfg.causal:
+            raise ConfigError("a non-causal LipsFrontend has no streaming implementation")
+        return [like.new_zeros(batch_size, self.cfg.channels, self._block(i).pad[0]) for i in range(len(self.blocks))]
+
+    def _block(self, i: int) -> _LipsBlock:
+        """Block i (typed)."""
+        block = self.blocks[i]
+        assert isinstance(block, _LipsBlock)
+        return block
+
+    def step(self, x: Tensor, history: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """Streaming (causal only): the next frames ``x [B, n_features, n]`` -> (``[B, D, n]``, new conv histories).
+
+        Channels first, unlike ``forward``; equals ``forward`` on the whole stream, frame for frame.
+        """
+        x = self.in_proj(x)  # [B, D, n]
+        after: list[Tensor] = []
+        for i, past in enumerate(history):
+            block = self._block(i)
+            z = torch.cat([past, x], dim=-1)  # [B, D, span + n]
+            after.append(z[..., z.shape[-1] - past.shape[-1] :])  # [B, D, span]
+            y = block.drop(block.act(block.norm(block.conv(z))))  # [B, D, n]
+            x = x + block.proj(y)  # [B, D, n]
+        return x, after
+
 
 # ---------------------------------------------------------------------------------------------
 # Mouth-ROI frontend: the LRW lipreading network (Ma et al., DC-TCN; lrw_resnet18_dctcn_video_boundary)
