@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import collections.abc
+import math
+import types
+import typing
+from dataclasses import dataclass, fields, is_dataclass, replace
+from pathlib import PurePath
 from typing import Any
 
 from avse.errors import ConfigError
@@ -103,13 +108,93 @@ SYNTH_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _describe(hint: Any) -> str:
+    """A type annotation in words: ``int | None`` -> "an integer or null"."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if origin in (tuple, list, collections.abc.Sequence):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s" if args else "a list"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null",
+             dict: "a mapping", PurePath: "a path"}
+    return names.get(origin or hint, getattr(hint, "__name__", str(hint)))
+
+
+def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(whether ``value`` fits the annotation ``hint``, the value to use): an integral float fits an int as that int."""
+    if hint is Any or isinstance(hint, (str, typing.TypeVar)):
+        return True, value
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            ok, out = _conform(value, option)
+            if ok:
+                return True, out
+        return False, value
+    if origin in (tuple, list, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if origin is tuple and len(args) == len(typing.get_args(hint)) and len(value) != len(args):
+            return False, value  # a fixed-length tuple
+        out = []
+        for i, item in enumerate(value):
+            ok, conv = _conform(item, args[min(i, len(args) - 1)]) if args else (True, item)
+            if not ok:
+                return False, value
+            out.append(conv)
+        return True, type(value)(out)
+    if origin in (dict, collections.abc.Mapping) or hint in (dict, collections.abc.Mapping):
+        return isinstance(value, dict), value
+    if hint is type(None) or hint is None:
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            return True, int(value)
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool), value
+    if hint is str:
+        return isinstance(value, str), value
+    if isinstance(hint, type) and issubclass(hint, PurePath):
+        return isinstance(value, (str, PurePath)), value
+    return True, value  # an annotation this check does not know: left to the code that uses the value
+
+
+def check_types(what: str, values: dict[str, Any], target: Any) -> dict[str, Any]:
+    """``values`` checked against the annotations of ``target`` (a dataclass, or a callable's parameters).
+
+    ConfigError naming ``what``, the option, the expected type and the value
+    when one does not fit (``batch_size: eight``); returns the values with
+    integral floats given for integers made integers (``max_steps=2e4``).
+    Keys without an annotation pass unchecked.
+    """
+    fn = target if is_dataclass(target) else getattr(target, "__init__", target)
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):  # an annotation that does not resolve here: nothing to check against
+        return dict(values)
+    out = {}
+    for key, value in values.items():
+        if key not in hints:
+            out[key] = value
+            continue
+        ok, out[key] = _conform(value, hints[key])
+        if not ok:
+            raise ConfigError(f"{what}{key}: expected {_describe(hints[key])}, got {value!r}")
+    return out
+
+
 def override(cfg: Any, values: dict[str, Any]) -> Any:
-    """Return a copy of the dataclass ``cfg`` with ``values`` replaced; unknown keys are refused."""
+    """Return a copy of the dataclass ``cfg`` with ``values`` replaced; unknown keys and values of the wrong type are refused."""
     names = {f.name for f in fields(cfg)}
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"unknown option(s) for {type(cfg).__name__}: {', '.join(unknown)}")
-    return replace(cfg, **values)
+    return replace(cfg, **check_types("", values, type(cfg)))
 
 
 def synth_config(preset: str = "default", **values: Any) -> SynthConfig:

@@ -51,6 +51,10 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
     from avse.video.io import read_video, write_video
     from avse.video.landmarks import mouth_opening
 
+    # the models first: an unknown name or a bad checkpoint is refused before any work
+    enhancer = Enhancer.from_pretrained(model)
+    # the audio-only model for comparison (unless it is the demo's model)
+    audio_only = Enhancer.from_pretrained("audio", fallback=None) if enhancer.audio_visual else None
     out = ensure_dir(out)
     corpus = out / "corpus"
     t0 = time.perf_counter()
@@ -66,9 +70,6 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
     t_data = time.perf_counter() - t0
 
     print(f"[2/4] enhancing {len(scenes)} noisy videos with the shipped '{model}' model (front end included)")
-    enhancer = Enhancer.from_pretrained(model)
-    # the audio-only model for comparison (unless it is the demo's model)
-    audio_only = Enhancer.from_pretrained("audio", fallback=None) if enhancer.audio_visual else None
     results: list[dict[str, Any]] = []
     for s in scenes:
         name = s["scene"]

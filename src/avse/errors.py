@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -57,3 +60,22 @@ def first_line(err: BaseException, with_type: bool = True) -> str:
     if not line:
         return type(err).__name__
     return f"{type(err).__name__}: {line}" if with_type else line
+
+
+@contextlib.contextmanager
+def about_file(path: str | Path) -> Iterator[None]:
+    """Make every AvseError raised inside name ``path``: the same error, its message prefixed by ``path``.
+
+    For work on one file whose deeper steps know only arrays (too few frames,
+    a face index out of range): the message then says which file it was
+    about. An error whose message already names ``path`` passes unchanged.
+    """
+    try:
+        yield
+    except AvseError as err:
+        text = str(err)
+        if str(path) in text:
+            raise
+        named = copy.copy(err)
+        named.args = (f"{path}: {text}",)
+        raise named from None

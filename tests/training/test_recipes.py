@@ -41,3 +41,33 @@ def test_shipped_audio_only_model_has_the_size_of_the_audio_visual_one():
     for name in ("av_causal", "audio"):
         other = load_recipe(CONFIGS / "pretrained" / f"{name}.yaml")
         assert other["data"] == av["data"] and other["max_steps"] == av["max_steps"] and other["lr"] == av["lr"]
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "real").glob("*.yaml")), ids=lambda p: p.stem)
+def test_real_recipe_warm_start_fits_its_shipped_model(path):
+    """A recipe that starts from a shipped model builds a model those weights load into exactly."""
+    import torch
+
+    from avse.training.module import warm_start
+
+    cfg = override(TrainConfig(), load_recipe(path))
+    if cfg.init_from is None:
+        pytest.skip("recipe trains from scratch")
+    model = build_model(cfg.model, cfg.model_config)
+    warm_start(model, cfg.model, cfg.init_from)
+    from avse.api import load_model
+
+    shipped, _ = load_model(cfg.init_from)
+    for (name, a), b in zip(model.state_dict().items(), shipped.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_warm_start_refuses_another_model():
+    from avse.errors import ConfigError
+    from avse.training.module import warm_start
+
+    model = build_model("tasnet", {"n_filters": 32, "bottleneck": 16, "hidden": 32, "skip": 16, "n_blocks": 2, "n_repeats": 1})
+    with pytest.raises(ConfigError, match="holds model 'avnet'"):
+        warm_start(model, "tasnet", "av")
+    with pytest.raises(ConfigError, match="do not fit"):
+        warm_start(model, "tasnet", "audio")

@@ -61,6 +61,19 @@ def _read_sndfile(path: Path) -> tuple[np.ndarray, int]:
     return data.T, int(sr)  # [C, T]
 
 
+def check_not_still_image(container, path: Path) -> None:
+    """Close ``container`` (PyAV, read from ``path``) and raise MediaError when it is a still image.
+
+    FFmpeg opens a PNG or JPEG as a one-frame video without audio; it is
+    neither a video nor an audio file, and the message says so.
+    """
+    fmt = container.format.name  # "png_pipe", "image2", "mov,mp4,m4a,3gp,3g2,mj2", ...
+    if fmt == "image2" or fmt.endswith("_pipe"):
+        container.close()
+        kind = fmt[: -len("_pipe")] if fmt.endswith("_pipe") else "image"
+        raise MediaError(path, f"a still image ({kind}), not a video or audio file")
+
+
 def _read_av(path: Path) -> tuple[np.ndarray, int]:
     import av
 
@@ -68,6 +81,7 @@ def _read_av(path: Path) -> tuple[np.ndarray, int]:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
         raise MediaError(path, f"unreadable media ({err})") from None
+    check_not_still_image(container, path)
     with container:
         if not container.streams.audio:
             raise MediaError(path, "no audio track")

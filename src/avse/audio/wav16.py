@@ -17,7 +17,8 @@ def read_wav64(path: str | Path, start: int = 0, frames: int = -1) -> np.ndarray
     """Read a 16 kHz mono wav (or ``frames`` samples from ``start``) as float64 [T] (soundfile's scaling).
 
     Raises MediaError naming the file when it is missing, unreadable, not
-    16 kHz mono, truncated (a RIFF data chunk longer than the file), empty, or
+    16 kHz mono, truncated (a RIFF data chunk longer than the file), empty,
+    holds NaN or infinite samples, or
     holds fewer than ``frames`` samples from ``start``: a short read is never
     returned (it would be zero-padded downstream and mix wrongly).
     """
@@ -42,6 +43,8 @@ def read_wav64(path: str | Path, start: int = 0, frames: int = -1) -> np.ndarray
         raise MediaError(path, f"unreadable audio ({err})") from None
     if x.size == 0:
         raise MediaError(path, "no audio samples")
+    if not np.all(np.isfinite(x)):  # a float wav may hold them; they would spread through every mix
+        raise MediaError(path, "audio holds NaN or infinite samples")
     if frames >= 0 and len(x) < frames:
         raise MediaError(
             path, f"too short: {frames} samples needed from offset {start}, the file has {total} ({len(x)} read)"

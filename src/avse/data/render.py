@@ -26,6 +26,7 @@ import json
 import math
 import operator
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ from avse.data.mixing import (
 )
 from avse.data.scenes import check_int
 from avse.errors import AvseError, ConfigError, MediaError, OutputPathError
-from avse.utils.fs import atomic_path, ensure_dir, parse_shard, write_json
+from avse.utils.fs import atomic_path, ensure_dir, exclusive_lock, parse_shard, write_json
 from avse.utils.pool import remove_stale_parts, worker_pool
 from avse.video.io import copy_video_stream
 
@@ -341,6 +342,9 @@ def render_scenes(
     (Ctrl-C, a killed job) resumes cleanly: a scene's outputs and record appear
     only once all of it is written, and the temp files a killed writer left
     are removed at the start of the next run (and when a Ctrl-C is handled).
+    Two runs of the same shard on one corpus take turns: the second waits for
+    the lock ``OUT/.lock-IofN`` (there while a run holds it) and then skips
+    what the first rendered.
 
     ``jobs`` > 1 renders in a multiprocessing pool whose workers ignore
     Ctrl-C (the parent stops them); scenes sharing a target go to the same
@@ -358,7 +362,20 @@ def render_scenes(
     h = speech_weight_array(speech_weight)
     hkey = filter_key(h)
     out_dir = ensure_dir(scenes_dir(root, dataset))
+    lock = out_dir / f".lock-{si}of{sn}"
 
+    def waiting() -> None:
+        if progress:
+            print(f"render {dataset} {si}/{sn}: waiting for another render of {root} to finish", file=sys.stderr, flush=True)
+
+    with exclusive_lock(lock, on_wait=waiting):
+        return _render_locked(root, dataset, scenes, out_dir, (si, sn), jobs, h, hkey, normalization, with_video, progress)
+
+
+def _render_locked(root: Path, dataset: str, scenes: list[Scene], out_dir: Path, shard: tuple[int, int], jobs: int,
+                   h: np.ndarray | None, hkey: str | None, normalization: str, with_video: bool, progress: bool) -> dict[str, Any]:
+    """render_scenes' work, done while it holds the shard's lock: what is rendered is decided here, after any wait."""
+    si, sn = shard
     t0 = time.perf_counter()
     mine = [scenes[k] for k in shard_indices(len(scenes), (si, sn))]
     _remove_parts(out_dir, [s["scene"] for s in mine])

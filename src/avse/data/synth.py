@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from avse.data.metadata import (
     target_video_path,
     target_wav_path,
 )
+from avse.data.tts.process import scratch_dir
 from avse.errors import ConfigError, MediaError, MetadataError
 from avse.utils.fs import ensure_dir, write_json
 from avse.utils.pool import remove_stale_parts, worker_pool
@@ -328,10 +330,22 @@ def _record_path(root: Path, item_id: str) -> Path:
     return root / WORK_DIR / f"{item_id}.json"
 
 
+def _scratch(root: Path) -> Path:
+    """The folder under ``root`` where TTS engines keep their temporary folders."""
+    return root / WORK_DIR / "tmp"
+
+
+def _record(root: Path, item_id: str, entry: dict[str, Any], outputs: list[Path]) -> None:
+    """Write the completion record of an item: its list entry and the size of each output file (under ``_files``)."""
+    sizes = {str(p.relative_to(root)): p.stat().st_size for p in outputs}
+    write_json(_record_path(root, item_id), {**entry, "_files": sizes})
+
+
 def _run_speech(args: tuple[str, SpeechTask, SynthConfig]) -> dict[str, Any]:
     root, task, cfg = Path(args[0]), args[1], args[2]
-    entry = make_speech(root, task, cfg)
-    write_json(_record_path(root, task.id), entry)
+    with scratch_dir(_scratch(root)):
+        entry = make_speech(root, task, cfg)
+    _record(root, task.id, entry, list(_speech_paths(root, task).values()))
     return entry
 
 
@@ -346,18 +360,32 @@ def _init_noise_worker(voices: dict[str, list[np.ndarray]]) -> None:
 def _run_noise(args: tuple[str, NoiseTask]) -> dict[str, Any]:
     root, task = Path(args[0]), args[1]
     entry = make_noise(root, task, _BABBLE_VOICES.get(task.split, []))
-    write_json(_record_path(root, task.id), entry)
+    _record(root, task.id, entry, [interferer_wav_path(root, task.split, "noise", task.id)])
     return entry
 
 
 def _done(root: Path, item_id: str, outputs: list[Path]) -> dict[str, Any] | None:
+    """The list entry of an item an earlier run completed, or None when it must be made (again).
+
+    Made: its record exists and every output has the size recorded when it
+    was written (a file truncated or replaced since is noticed). Records
+    without sizes (older runs) need only the outputs to exist.
+    """
     rec = _record_path(root, item_id)
-    if rec.exists() and all(p.exists() for p in outputs):
-        try:
-            return json.loads(rec.read_text())
-        except json.JSONDecodeError:
-            return None
-    return None
+    if not rec.exists() or not all(p.is_file() for p in outputs):
+        return None
+    try:
+        entry = json.loads(rec.read_text())
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(entry, dict):
+        return None
+    sizes = entry.pop("_files", None)
+    if sizes is not None:
+        for p in outputs:
+            if sizes.get(str(p.relative_to(root))) != p.stat().st_size:
+                return None
+    return entry
 
 
 def _map(fn: Callable, items: list, jobs: int, desc: str, progress: bool, initializer=None, initargs=()) -> list:
@@ -380,8 +408,11 @@ def _map(fn: Callable, items: list, jobs: int, desc: str, progress: bool, initia
     return results
 
 
+SILENCE_PEAK = 1.0 / 32768.0  # below one step of 16-bit PCM: a noise file this quiet is silence
+
+
 def _real_noise_files(cfg: SynthConfig) -> list[Path]:
-    """The real noise files of ``cfg.noise_dirs``, each checked to decode (MediaError naming the first bad one)."""
+    """The real noise files of ``cfg.noise_dirs``, each checked to decode and not to be silent (MediaError naming the first bad one)."""
     files: list[Path] = []
     for d in cfg.noise_dirs:
         p = Path(d)
@@ -389,7 +420,9 @@ def _real_noise_files(cfg: SynthConfig) -> list[Path]:
             raise MediaError(p, "no such noise file or folder")
         files += sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")) if p.is_dir() else [p]
     for f in files:
-        load_audio(f)
+        audio = load_audio(f)[0]
+        if float(np.max(np.abs(audio))) < SILENCE_PEAK:
+            raise MediaError(f, "silent: a noise file needs sound (every sample is zero or below 16-bit resolution)")
     return files
 
 
@@ -411,7 +444,11 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     """Make the synthetic corpus under ``root`` in the AVSE layout.
 
     Deterministic for ``cfg`` (same seed, same files); items already made by an
-    earlier, interrupted run are kept. Writes the three metadata lists last.
+    earlier, interrupted run are kept: those whose completion record
+    (ROOT/.synth/ID.json) lists every output file at its written size. Others
+    (never recorded, or a file truncated or replaced since) are made again.
+    TTS engines keep their temporary folders in ROOT/.synth/tmp, cleared at
+    the start of every run. Writes the three metadata lists last.
     Returns a summary dict (counts per split and kind, seconds of speech).
     """
     if jobs < 1:
@@ -446,6 +483,7 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     for folder in [meta, root / WORK_DIR] + [root / s / sub for s in SPLITS for sub in _ITEM_FOLDERS]:
         if folder.is_dir():  # temp files an interrupted run left behind
             remove_stale_parts(folder)
+    shutil.rmtree(_scratch(root), ignore_errors=True)  # TTS temp folders of a run killed with SIGKILL
     if not cfg_path.exists():
         write_json(cfg_path, cfg_record)
     real = _make_real_noises(root, cfg, noise_files)
@@ -458,6 +496,7 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
             entries[t.id] = rec
     for e in _map(_run_speech, todo, jobs, "speech", progress):
         entries[e["wavfile"]] = e
+    shutil.rmtree(_scratch(root), ignore_errors=True)
 
     # Babble needs voices: the masker speech of the same split.
     voices: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}

@@ -9,10 +9,12 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from avse.data.datasets import DynamicMixDataset, align_visual, frames_for, target_lip_features
-from avse.errors import ConfigError
+from avse.data.metadata import target_speech_list_path
+from avse.data.scenes import check_snr_range
+from avse.errors import ConfigError, MetadataError
 from avse.training.augment import LipAugment, augment_lip_features
 from avse.utils.seeding import item_seed
 
@@ -62,6 +64,29 @@ class LipFeatureDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
 
 
+class EpochSampler(Sampler[int]):
+    """A shuffled order of ``n`` items drawn from (``seed``, epoch) alone.
+
+    The order does not depend on what drew random numbers before, so a run
+    resumed at an epoch boundary sees the order an uninterrupted one sees.
+    Lightning calls :meth:`set_epoch` at the start of every epoch.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle for ``epoch`` from now on."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(item_seed(self.seed, f"order:{self.epoch}"))
+        return iter(torch.randperm(self.n, generator=gen).tolist())
+
+
 class EpochDataModule(pl.LightningDataModule):
     """A data module whose training set draws new mixtures every epoch (``train_set.set_epoch``).
 
@@ -72,11 +97,14 @@ class EpochDataModule(pl.LightningDataModule):
     """
 
     train_set: Any = None
+    train_sampler: EpochSampler | None = None
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw the training mixtures of ``epoch`` (validation stays on epoch 0)."""
+        """Draw the training mixtures of ``epoch`` (validation stays on epoch 0), in that epoch's order."""
         if self.train_set is not None:
             self.train_set.set_epoch(epoch)
+        if self.train_sampler is not None:
+            self.train_sampler.set_epoch(epoch)
 
     def _train_loader(self) -> DataLoader:
         raise NotImplementedError
@@ -129,6 +157,23 @@ class AvseDataModule(EpochDataModule):
         visual_augment: bool | dict[str, Any] = False,
     ):
         super().__init__()
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ConfigError(f"data.root: {self.root} is not a folder" if self.root.exists() else f"data.root: no such folder {self.root}")
+        if not target_speech_list_path(self.root).is_file():
+            raise MetadataError(target_speech_list_path(self.root), "missing: data.root is not a corpus (make one with avse synth)")
+        if cache is not None and not Path(cache).is_dir():
+            raise ConfigError(f"data.cache: no such folder {cache} (make it with avse prepare)")
+        for name, value in (("segment_frames", segment_frames), ("val_segment_frames", val_segment_frames)):
+            if value is not None and value < 1:
+                raise ConfigError(f"data.{name} must be >= 1 (or null for whole utterances), got {value!r}")
+        if batch_size < 1 or num_workers < 0:
+            raise ConfigError(f"data.batch_size must be >= 1 and data.num_workers >= 0, got {batch_size!r} and {num_workers!r}")
+        for name, share in (("p_speech", p_speech), ("p_clean", p_clean)):
+            if not 0.0 <= share <= 1.0:
+                raise ConfigError(f"data.{name} must be in [0, 1], got {share!r}")
+        check_snr_range("data.snr_speech", snr_speech)
+        check_snr_range("data.snr_noise", snr_noise)
         self.p_clean = float(p_clean)
         if isinstance(visual_augment, dict):
             try:
@@ -138,7 +183,6 @@ class AvseDataModule(EpochDataModule):
                 raise ConfigError(f"visual_augment: {err}") from None
         else:
             self.augment = LipAugment() if visual_augment else None
-        self.root = Path(root)
         self.train_split, self.val_split = train_split, val_split
         self.cache, self.crops = cache, bool(crops)
         self.segment_frames, self.val_segment_frames = segment_frames, val_segment_frames
@@ -172,15 +216,19 @@ class AvseDataModule(EpochDataModule):
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(self.val_split, self.val_segment_frames, self.seed + 1)
 
-    def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, ds: Dataset, batch_size: int, sampler: Sampler[int] | None = None) -> DataLoader:
         # no persistent workers: each epoch's workers must copy the dataset after set_epoch
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers)
 
     def _train_loader(self) -> DataLoader:
-        """Shuffled batches of ``batch_size`` windows (the last one may be smaller)."""
+        """Batches of ``batch_size`` windows in the epoch's shuffled order (the last one may be smaller)."""
         if self.train_set is None:
             raise ConfigError("AvseDataModule: setup('fit') has not run")
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        self.train_sampler = EpochSampler(len(self.train_set), self.seed)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            self.train_sampler.set_epoch(trainer.current_epoch)
+        return self._loader(self.train_set, self.batch_size, self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
         """The fixed validation draws, in order (batch size 1 for whole utterances)."""
@@ -188,7 +236,7 @@ class AvseDataModule(EpochDataModule):
             self.setup("validate")
         if self.val_set is None:
             raise ConfigError("AvseDataModule: setup('validate') gave no validation set")
-        return self._loader(self.val_set, self.batch_size if self.val_segment_frames else 1, shuffle=False)
+        return self._loader(self.val_set, self.batch_size if self.val_segment_frames else 1)
 
 
-__all__ = ["AvseDataModule", "EpochDataModule", "LipFeatureDataset"]
+__all__ = ["AvseDataModule", "EpochDataModule", "EpochSampler", "LipFeatureDataset"]

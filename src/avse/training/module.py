@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import logging
+import math
+import signal
+import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,14 +17,17 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
-from avse.config import override
-from avse.errors import ConfigError
+from avse.config import check_types, override
+from avse.errors import ConfigError, MediaError, OutputPathError, first_line
 from avse.models.checkpoint import save_checkpoint
 from avse.models.registry import build_model, make_config
 from avse.training.losses import neg_si_sdr
 from avse.training.tasks import TASKS, get_task
+from avse.utils.fs import atomic_path, check_output_folder
+from avse.utils.pool import remove_stale_parts
 
 if TYPE_CHECKING:
     from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
@@ -128,6 +136,20 @@ class SeparationModule(pl.LightningModule):
         metrics = self.trainer.callback_metrics  # only the trainer saves checkpoints, so it is attached
         avse["metrics"] = {k: float(v) for k, v in metrics.items() if k.startswith("val/")}
         checkpoint["avse"] = avse
+        # the random state, so that a resumed run goes on drawing what an uninterrupted one would
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["avse_rng"] = rng
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Put back the random state ``on_save_checkpoint`` recorded (checkpoints without one leave it as it is)."""
+        rng = checkpoint.get("avse_rng")
+        if not isinstance(rng, dict):
+            return
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 def export_avse(lightning_path: str | Path, path: str | Path | None = None) -> Path:
@@ -203,6 +225,22 @@ class AvseExport(Callback):
         self.sync(trainer)
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, each file written beside its destination and renamed into place.
+
+    A run killed while saving leaves the previous checkpoint whole and at
+    worst a temp file ``.NAME.XXXXXXXX.part.ckpt``, which ``fit`` removes when
+    it starts.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        """Write ``checkpoint`` to ``path`` atomically."""
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything ``fit`` needs; ``model_config`` holds the model's options, ``data`` the data module's.
@@ -228,14 +266,52 @@ class TrainConfig:
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = 1
-    precision: str | None = None  # None: "16-mixed" on CUDA, else "32-true"
+    precision: str | int | None = None  # None: "16-mixed" on CUDA, else "32-true"
     log_every_n_steps: int = 50
     limit_val_batches: int | float = 1.0
     seed: int = 0
     loss_max_db: float | None = None  # SI-SDR saturates softly here (e.g. 30 with clean training items)
+    init_from: str | None = None  # a shipped model name or an .avse.pt: start from its weights (not on resume)
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+
+        need(math.isfinite(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
+        need(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+        need(self.max_epochs == -1 or self.max_epochs >= 1, "max_epochs", "-1 (no limit) or >= 1")
+        need(self.max_steps == -1 or self.max_steps >= 1, "max_steps", "-1 (no limit) or >= 1")
+        need(math.isfinite(self.gradient_clip_val) and self.gradient_clip_val >= 0, "gradient_clip_val", "a finite number >= 0")
+        need(self.log_every_n_steps >= 1, "log_every_n_steps", ">= 1")
+        need(self.num_nodes >= 1, "num_nodes", ">= 1")
+        need(math.isfinite(self.limit_val_batches) and self.limit_val_batches >= 0, "limit_val_batches", "a number >= 0")
+        need(self.loss_max_db is None or math.isfinite(self.loss_max_db), "loss_max_db", "a finite number or null")
 
 
 DATA_MODULES = ("corpus", "speakers")
+
+
+def warm_start(model: torch.nn.Module, model_name: str, source: str) -> None:
+    """Load the weights of ``source`` (a shipped model name or an avse checkpoint path) into ``model``.
+
+    The checkpoint must hold the same model (``model_name``) with the same
+    layers and sizes; options that add or remove no weights (output form,
+    lip normalisation, dropout) may differ, which is how a shipped model is
+    fine-tuned with a new recipe. Raises ConfigError naming the checkpoint
+    when it does not fit.
+    """
+    from avse.api import model_path  # the shipped names live with the inference API
+    from avse.models.checkpoint import read_checkpoint
+
+    path = model_path(source)
+    ckpt = read_checkpoint(path)
+    if ckpt["model"] != model_name:
+        raise ConfigError(f"init_from {path}: holds model {ckpt['model']!r}, the recipe trains {model_name!r}")
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise ConfigError(f"init_from {path}: its weights do not fit the recipe's model ({first_line(err, with_type=False)})") from None
 
 
 def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, progress: bool = False) -> Path:
@@ -265,9 +341,14 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
     if source == "corpus" and "root" not in cfg.data:
         raise ConfigError("config['data'] needs 'root' (the corpus folder); two folders of recordings need data_module: speakers")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError(f"{out_dir}: the run folder is a file")
+    check_output_folder(out_dir)
     last = out_dir / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"cannot resume: {last} does not exist")
+    if resume:
+        _check_resumable(last, cfg.model)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, speakers = _data_module(cfg, out_dir, source)
     module = SeparationModule(
@@ -281,7 +362,11 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
     )
     if source == "speakers" and module.audio_visual:
         raise ConfigError(f"model {cfg.model!r} is audio-visual; the two-known-speakers data has audio only (use e.g. tasnet)")
+    if cfg.init_from is not None and not resume:
+        warm_start(module.model, cfg.model, cfg.init_from)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once the config holds together
+    for folder in (out_dir, out_dir / "audio_cache"):  # what a run killed while writing left
+        remove_stale_parts(folder)
     best = ModelCheckpoint(
         dirpath=out_dir,
         filename="epoch{epoch:03d}-step{step:07d}",
@@ -309,12 +394,53 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
         limit_val_batches=cfg.limit_val_batches,
         enable_progress_bar=progress,
         enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
     )
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    _run_fit(trainer, module, dm, str(last) if resume else None)
     path = best.best_model_path or latest.best_model_path
     if not path:
         raise ConfigError("training saved no checkpoint (no training step ran?)")
     return avse_path(path)
+
+
+class _NoInterruptNotice(logging.Filter):
+    """Drops Lightning's notice of a Ctrl-C; the command says it in its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "KeyboardInterrupt" not in record.getMessage()
+
+
+def _run_fit(trainer: pl.Trainer, module: pl.LightningModule, dm: pl.LightningDataModule, ckpt_path: str | None) -> None:
+    """``trainer.fit``, where a Ctrl-C ends as KeyboardInterrupt (Lightning stops the trainer and exits with 1)."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    notice = _NoInterruptNotice()
+    log.addFilter(notice)
+    handler = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        log.removeFilter(notice)
+        if handler is not None:  # Lightning ignores SIGINT while it shuts down
+            signal.signal(signal.SIGINT, handler)
+
+
+def _check_resumable(path: Path, model: str) -> None:
+    """MediaError unless ``path`` is a Lightning checkpoint that ``fit`` wrote; ConfigError when it holds another model than ``model``."""
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of foreign files before failing
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails in many ways on foreign or truncated files
+        raise MediaError(path, f"not a readable checkpoint ({first_line(err)}); remove it to start afresh") from None
+    meta = ckpt.get("avse") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or not isinstance(ckpt.get("state_dict"), dict) or "global_step" not in ckpt:
+        raise MediaError(path, "not a checkpoint written by avse training; remove it to start afresh")
+    if meta.get("model") != model:
+        raise ConfigError(f"{path}: holds a {meta.get('model')!r} model, the recipe trains {model!r}; use another --out")
 
 
 def _data_module(cfg: TrainConfig, out_dir: Path, source: str) -> tuple[pl.LightningDataModule, list[str] | None]:
@@ -322,23 +448,26 @@ def _data_module(cfg: TrainConfig, out_dir: Path, source: str) -> tuple[pl.Light
     if source == "corpus":
         from avse.training.data import AvseDataModule
 
-        _check_options("AvseDataModule (a corpus)", AvseDataModule, cfg.data)
-        return AvseDataModule(**cfg.data), None
+        return AvseDataModule(**_check_options("AvseDataModule (a corpus)", AvseDataModule, cfg.data)), None
     from avse.training.known import KnownSpeakersDataModule
 
     if "speaker_a" not in cfg.data or "speaker_b" not in cfg.data:
         raise ConfigError("two known speakers need both data.speaker_a and data.speaker_b (folders of recordings)")
-    _check_options("two known speakers", KnownSpeakersDataModule, cfg.data)
-    dm = KnownSpeakersDataModule(**{"cache_dir": str(out_dir / "audio_cache"), **cfg.data})
+    data = _check_options("two known speakers", KnownSpeakersDataModule, cfg.data)
+    dm = KnownSpeakersDataModule(**{"cache_dir": str(out_dir / "audio_cache"), **data})
     return dm, list(dm.speakers)
 
 
-def _check_options(what: str, cls: type[pl.LightningDataModule], options: Mapping[str, Any]) -> None:
-    """ConfigError naming the keys of ``options`` that ``cls.__init__`` does not take."""
+def _check_options(what: str, cls: type[pl.LightningDataModule], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` checked against ``cls.__init__``: ConfigError naming an unknown key or a value of the wrong type.
+
+    Returns the options as ``check_types`` gives them back (an integral float given for an integer made one).
+    """
     known = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ConfigError(f"unknown data option(s) for {what}: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return check_types("data.", dict(options), cls)
 
 
 __all__ = ["TASKS", "AvseExport", "SeparationModule", "TrainConfig", "avse_path", "export_avse", "fit"]

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,48 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, on_wait: Callable[[], None] | None = None) -> Iterator[Path]:
+    """Hold an exclusive lock (``flock``) on the file ``path`` while inside; the file exists only meanwhile.
+
+    A second process asking for the same lock waits until the first leaves
+    (``on_wait()`` is called once when it has to wait). The lock goes with
+    the process, so a killed holder never leaves it stuck (only the file,
+    which the next holder takes over and removes).
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None and not waited:
+                    on_wait()
+                waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # the holder removed the file while this one waited on it: lock the new one
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # while still locked, so that a waiter sees it gone and starts over
+        os.close(fd)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from avse.errors import ConfigError, MediaError, OutputPathError
+from avse.errors import ConfigError, MediaError, OutputPathError, about_file
 from avse.utils.fs import atomic_path, ensure_dir, write_json
 from avse.video.sync import SyncEstimate, estimate_offset
 
@@ -57,7 +57,8 @@ def process(
         from avse.video.track import extract_landmarks
 
         kwargs: dict[str, Any] = {} if smooth_window is None else {"smooth_window": smooth_window}
-        lm, report = extract_landmarks(video, audio=audio, choose=choose, **kwargs)
+        with about_file(video):  # e.g. a face index out of range
+            lm, report = extract_landmarks(video, audio=audio, choose=choose, **kwargs)
         report = dict(report, landmarks="detected")
     else:
         lm = dict(landmarks)
@@ -153,4 +154,5 @@ def sync_video(
         landmarks = read_landmarks(landmarks)
     if "lips" not in landmarks:
         raise ConfigError("landmarks must hold 'lips' [N, 40, 2]")
-    return estimate_offset(landmarks["lips"], audio, max_offset_ms=max_offset_ms, flags=landmarks.get("flags"))
+    with about_file(path):  # e.g. a clip too short to tell
+        return estimate_offset(landmarks["lips"], audio, max_offset_ms=max_offset_ms, flags=landmarks.get("flags"))

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from avse import SAMPLE_RATE, VIDEO_FPS
-from avse.audio.io import SNDFILE_SUFFIXES, check_media_file, load_audio
+from avse.audio.io import SNDFILE_SUFFIXES, check_media_file, check_not_still_image, load_audio
 from avse.errors import ConfigError, EmptyAudioError, MediaError, OutputPathError
 from avse.utils.fs import atomic_path
 
@@ -62,13 +62,19 @@ def _av():
 
 
 def open_media(path: Path):
-    """Open a media file with PyAV for reading -> its container. MediaError when missing, empty or unreadable."""
+    """Open a media file with PyAV for reading -> its container.
+
+    MediaError when missing, empty or unreadable, or when it is a still image
+    (FFmpeg opens a PNG or JPEG as a one-frame video; it is not one).
+    """
     av = _av()
     check_media_file(path)
     try:
-        return av.open(str(path))
+        container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
         raise MediaError(path, f"unreadable or truncated media ({err})") from None
+    check_not_still_image(container, path)
+    return container
 
 
 def first_video_stream(container, path: Path):

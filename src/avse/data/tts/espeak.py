@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,9 +188,37 @@ class _Espeak:
         self._events: list[tuple[int, float, int, int, str]] = []
         self._starts: list[tuple[int, str, int]] = []
         self._count = 0
+        self._raised: BaseException | None = None  # what a callback caught, re-raised once espeak_Synth returns
+        self._interrupted = False  # a Ctrl-C came during espeak_Synth (see _sigint_deferred)
+
+    @contextlib.contextmanager
+    def _sigint_deferred(self) -> Iterator[None]:
+        """While inside, a Ctrl-C only sets ``self._interrupted``; _speak raises KeyboardInterrupt after the call.
+
+        Python's own handler raises KeyboardInterrupt wherever the main thread
+        is, which may be inside a ctypes callback, where ctypes prints the
+        exception and carries on. Only the default handler is replaced, and only
+        in the main thread (pool workers ignore SIGINT).
+        """
+        if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
+
+        def mark(_signum, _frame) -> None:
+            self._interrupted = True
+
+        previous = signal.signal(signal.SIGINT, mark)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _on_audio(self, wav, n, events) -> int:
+        # Nothing may cross the C boundary (ctypes would print it and carry on): the first exception
+        # is kept, synthesis aborted (return 1), and _speak raises it after the call.
         try:
+            if self._raised is not None or self._interrupted:
+                return 1
             if wav and n > 0:
                 self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
             i = 0
@@ -199,18 +230,25 @@ class _Espeak:
                 elif ev.type == _EV_WORD:
                     self._events.append((ev.type, ev.audio_position / 1000.0, ev.text_position, ev.length, ""))
                 i += 1
-        except Exception:  # noqa: BLE001 - an exception must not cross the C boundary; abort synthesis instead
+        except BaseException as err:  # noqa: BLE001 - kept and re-raised by _speak, KeyboardInterrupt included
+            self._raised = self._raised or err
             return 1
         return 0
 
     def _on_sample(self, _sample) -> None:
-        self._count += 1
+        try:
+            self._count += 1
+        except BaseException as err:  # noqa: BLE001 - a Ctrl-C may land here; the next _on_audio aborts
+            self._raised = self._raised or err
 
     def _on_phoneme_start(self, name, ph_type) -> None:
-        entry = (self._count, (name or b"").decode("utf-8", "replace"), int(ph_type))
-        # espeak queues a phoneme's start again when its command queue was full: keep the first
-        if not self._starts or self._starts[-1] != entry:
-            self._starts.append(entry)
+        try:
+            entry = (self._count, (name or b"").decode("utf-8", "replace"), int(ph_type))
+            # espeak queues a phoneme's start again when its command queue was full: keep the first
+            if not self._starts or self._starts[-1] != entry:
+                self._starts.append(entry)
+        except BaseException as err:  # noqa: BLE001 - as in _on_sample
+            self._raised = self._raised or err
 
     def has_variant(self, variant: str) -> bool:
         return (self.data_path / "voices" / "!v" / variant).is_file()
@@ -250,7 +288,12 @@ class _Espeak:
         try:
             # ENDPAUSE: end on a pause, so that the echo and the last sounds finish inside this call.
             flags = _CHARS_UTF8 | _ENDPAUSE
-            err = lib.espeak_Synth(data + b"\0", len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
+            with self._sigint_deferred():
+                err = lib.espeak_Synth(data + b"\0", len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
+            if self._raised is not None:
+                raise self._raised
+            if self._interrupted:
+                raise KeyboardInterrupt
             samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             out = _EspeakOutput(
                 samples=samples,

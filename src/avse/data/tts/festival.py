@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from avse.data.tts.errors import EngineMissingError, TtsError, VoiceMissingError
 from avse.data.tts.phones import festival_to_arpabet
-from avse.data.tts.process import last_line, read_wav, run
+from avse.data.tts.process import engine_tmp, last_line, read_wav, run
 from avse.data.tts.utterance import Raw, Word, delayed
 from avse.data.tts.voices import Voice, catalog_entry
 from avse.errors import ConfigError
@@ -22,7 +21,7 @@ def festival_voices() -> tuple[str, ...]:
     exe = shutil.which("festival")
     if exe is None:
         return ()
-    with tempfile.TemporaryDirectory(prefix="avse_festival_") as tmp:
+    with engine_tmp("festival") as tmp:
         script = Path(tmp) / "list.scm"
         script.write_text('(format t "AVSE_VOICES %l\\n" (voice.list))\n')
         proc = run([exe, "-b", str(script)], "festival")
@@ -79,7 +78,7 @@ def synth_festival(text: str, voice: Voice) -> Raw:
     info = catalog_entry(voice)
     if float(voice.pitch) != 0.0 and (info is None or not info.pitch_control):
         raise ConfigError(f"festival voice {voice.name} cannot change pitch; use pitch=0")
-    with tempfile.TemporaryDirectory(prefix="avse_festival_") as tmp:
+    with engine_tmp("festival") as tmp:
         wav, segs, script = Path(tmp) / "out.wav", Path(tmp) / "segs.txt", Path(tmp) / "say.scm"
         script.write_text(_festival_script(text, voice, wav, segs))
         proc = run([exe, "-b", str(script)], "festival", cwd=tmp)

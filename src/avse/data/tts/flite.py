@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from avse.data.tts.errors import EngineMissingError, TtsError, VoiceMissingError
 from avse.data.tts.phones import PAUSE, festival_to_arpabet
-from avse.data.tts.process import last_line, read_wav, run
+from avse.data.tts.process import engine_tmp, last_line, read_wav, run
 from avse.data.tts.utterance import PUNCT, Raw, Word, delayed, spans_from_ends
 from avse.data.tts.voices import Voice, catalog_entry
 from avse.errors import ConfigError
@@ -65,7 +64,7 @@ def synth_flite(text: str, voice: Voice) -> Raw:
         "--setf", f"duration_stretch={1.0 / float(voice.rate):.6f}",
         "--setf", f"f0_shift={2.0 ** (float(voice.pitch) / 12.0):.6f}",
     ]
-    with tempfile.TemporaryDirectory(prefix="avse_flite_") as tmp:
+    with engine_tmp("flite") as tmp:
         wav = Path(tmp) / "out.wav"
         proc = run([exe, "-voice", voice.name, *settings, "-t", text, "-o", str(wav), "-psdur"], "flite")
         if proc.returncode != 0:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,29 @@ import soundfile as sf
 from avse.data.tts.errors import EngineMissingError, TtsError
 
 _SUBPROCESS_TIMEOUT_S = 120
+_SCRATCH_DIR: Path | None = None  # where engines' temporary folders go; None: the system's temp folder
+
+
+@contextlib.contextmanager
+def scratch_dir(path: str | Path) -> Iterator[Path]:
+    """Put the engines' temporary folders (``engine_tmp``) under ``path`` while inside, creating it.
+
+    A corpus keeps them inside itself, so that a run killed with SIGKILL
+    leaves nothing in the system's temp folder and the next run can clear them.
+    """
+    global _SCRATCH_DIR
+    before, folder = _SCRATCH_DIR, Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    _SCRATCH_DIR = folder
+    try:
+        yield folder
+    finally:
+        _SCRATCH_DIR = before
+
+
+def engine_tmp(engine: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder ``avse_ENGINE_*`` for one call of ``engine``: under ``scratch_dir``'s folder when one is set."""
+    return tempfile.TemporaryDirectory(prefix=f"avse_{engine}_", dir=_SCRATCH_DIR)
 
 
 def read_wav(path: Path, engine: str) -> tuple[np.ndarray, int]:
