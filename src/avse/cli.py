@@ -198,6 +198,12 @@ def _cmd_info(args: argparse.Namespace) -> None:
     print(f"{args.checkpoint}: {info['model']}, {info['parameters'] / 1e6:.2f} M parameters, "
           f"{info['macs_per_second'] / 1e9:.2f} GMAC per second of audio; {kind}, "
           f"{face['n_outputs']} output(s), {timing}")
+    if face["causal"]:  # a streaming model: what avse.streaming.StreamingEnhancer(...).describe() says
+        from avse.streaming.live import streaming_description
+
+        described = streaming_description(args.checkpoint)
+        if described is not None:
+            info = {**info, "streaming": described}
     print(json.dumps(info, indent=2, default=str))
 
 
@@ -237,6 +243,13 @@ def _cmd_separate(args: argparse.Namespace) -> None:
     print(f"separated {res['seconds']:.1f} s into {len(res['names'])} voice(s), {res['mode']} with model "
           f"{res['model']!r}{why}: {', '.join(res['names'])}")
     print("written: " + ", ".join(res["outputs"]))
+
+
+def _cmd_live(args: argparse.Namespace) -> None:
+    from avse.streaming.live import run_live
+
+    run_live(args.model, jack=args.device is None, device=args.device, camera=args.camera, record=args.record,
+             block=args.block, backend=args.backend, seconds=args.seconds, headroom_ms=args.headroom, connect=not args.no_connect)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -347,6 +360,22 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("checkpoint")
     inf.set_defaults(func=_cmd_info)
 
+    lv = sub.add_parser("live", help="enhance a live microphone (JACK or PortAudio) with a camera's lips, in real time")
+    lv.add_argument("--model", default="av-causal", help="a causal model: shipped name or checkpoint path (default: %(default)s)")
+    io = lv.add_mutually_exclusive_group()
+    io.add_argument("--jack", action="store_true", help="a JACK client with ports avse:in and avse:out (the default)")
+    io.add_argument("--device", type=lambda t: int(t) if t.isdigit() else t, metavar="N",
+                    help="a PortAudio device (number or name; `python -m sounddevice` lists them) instead of JACK")
+    lv.add_argument("--camera", type=lambda t: int(t) if t.isdigit() else t, metavar="0|FILE",
+                    help="a camera number or a video file played as a camera (default: none, audio-only input)")
+    lv.add_argument("--record", metavar="OUT.wav", help="write the enhanced audio here (16 kHz wav) when stopped")
+    lv.add_argument("--block", type=int, default=640, choices=[160, 320, 640], help="model block in samples at 16 kHz (default: %(default)s)")
+    lv.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="step backend (default: %(default)s, the faster here)")
+    lv.add_argument("--headroom", type=float, default=20.0, metavar="MS", help="extra output buffer for the model's time per block (default: %(default)s)")
+    lv.add_argument("--seconds", type=_positive_seconds, help="stop after this long (default: run until Ctrl-C)")
+    lv.add_argument("--no-connect", action="store_true", help="JACK: do not connect to the sound card's ports")
+    lv.set_defaults(func=_cmd_live)
+
     en = sub.add_parser("enhance", help="enhance a talker: a video (lips + audio-visual model) or an audio file")
     en.add_argument("input", help="a video (front end + audio-visual model) or an audio file (audio-only model)")
     en.add_argument("-o", "--out", required=True, metavar="OUT.wav",
@@ -420,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avse: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("avse: interrupted (re-run the same command to resume)", file=sys.stderr)
+        resumable = args.func not in (_cmd_live,)  # a live session has nothing to resume
+        print("avse: interrupted" + (" (re-run the same command to resume)" if resumable else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `avse info X | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,4 +1,4 @@
-"""Real-time processing: the causal block engine over a model's streaming step, with torch and ONNX backends."""
+"""Real-time processing: the causal block engine (torch and ONNX steps); live I/O in audio_io, camera, resample and live."""
 
 from avse.streaming.engine import BLOCK_SIZES, StreamingEnhancer, TorchStep, make_step, pick_backend, time_step
 

@@ -1,0 +1,221 @@
+"""`avse live`: a microphone (JACK or PortAudio) and a camera through a causal model, with a status line and an optional recording."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from avse import SAMPLE_RATE
+from avse.errors import ConfigError, MediaError
+from avse.streaming.audio_io import MAIN_PRIORITY, JackAudio, LiveProcessor, SoundDeviceAudio, try_realtime
+from avse.streaming.camera import LipProcess, LipQueue
+from avse.streaming.engine import StreamingEnhancer
+
+
+def streaming_description(model: str | Path, block: int = 640) -> dict[str, Any] | None:
+    """``StreamingEnhancer.describe()`` of ``model`` (torch backend, nothing timed), or None when the model cannot stream."""
+    try:
+        return StreamingEnhancer(model, block=block, backend="torch").describe()
+    except ConfigError:
+        return None
+
+
+def _thread_policy() -> tuple[int, os.sched_param] | None:
+    """The calling thread's scheduling policy and parameters, or None where they cannot be read."""
+    try:
+        return os.sched_getscheduler(0), os.sched_getparam(0)
+    except (AttributeError, OSError):
+        return None
+
+
+class LiveSession:
+    """Live enhancement: audio from JACK (``jack=True``) or PortAudio (``device``), lips from ``camera``, a causal model.
+
+    ``model``: a causal model name or checkpoint (default "av-causal") or a
+    ready StreamingEnhancer. ``camera``: a device number, a video file played
+    at its own pace, or None (no video: the model's audio-only input).
+    The camera and the lip front end run in a child process (``LipProcess``).
+    ``start()`` / ``stop()``; ``status()`` a dict, ``status_line()`` one line.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | StreamingEnhancer = "av-causal",
+        jack: bool = True,
+        device: int | str | None = None,
+        camera: int | str | Path | None = None,
+        block: int = 640,
+        backend: str = "auto",
+        record: bool = False,
+        headroom_ms: float = 20.0,
+        server: str | None = None,
+        client_name: str = "avse",
+        connect: bool = True,
+        loop_camera: bool = False,
+        period: int = 320,
+    ):
+        if camera is not None and not isinstance(camera, int) and not Path(camera).is_file():  # before the model loads
+            raise MediaError(camera, "no such video file (for --camera give a device number or a video file)")
+        if isinstance(model, StreamingEnhancer):
+            self.engine = model
+        else:
+            self.engine = StreamingEnhancer(model, block=block, backend=backend, video=camera is not None, max_video_wait_ms=0.0)
+        if camera is not None and not self.engine.audio_visual:
+            raise ConfigError(f"model {self.engine.name!r} is audio-only: leave out --camera, or use an audio-visual model (av-causal)")
+        self.lips = LipQueue() if camera is not None and self.engine.video else None
+        self.camera = LipProcess(camera, self.lips.put, loop=loop_camera) if self.lips is not None and camera is not None else None
+
+        def make(rate: int, per: int) -> LiveProcessor:
+            return LiveProcessor(self.engine, rate, per, lips=self.lips, headroom_ms=headroom_ms, record=record)
+
+        self.audio: JackAudio | SoundDeviceAudio
+        if jack:
+            self.audio = JackAudio(make, name=client_name, server=server, connect=connect)
+        else:
+            self.audio = SoundDeviceAudio(make, device=device, period=period)
+        self.processor = self.audio.processor
+        self.t_start = 0.0
+        self._policy: tuple[int, os.sched_param] | None = None
+
+
+    def start(self) -> LiveSession:
+        """Start the lip process (camera, MediaPipe warmed up), then the audio; returns self.
+
+        The calling thread is then put under SCHED_FIFO (priority 1, when the
+        system allows it) until ``stop()``: it takes the GIL now and then (the
+        status line), and a thread holding the GIL must not wait behind other
+        processes while the audio callback waits for it.
+        """
+        if self.camera is not None:
+            self.camera.start()
+        self._policy = _thread_policy()
+        try_realtime(MAIN_PRIORITY)
+        self.audio.start()
+        self.t_start = time.monotonic()
+        return self
+
+    def stop(self) -> None:
+        """Stop audio, camera and lip threads (each even if another fails); the calling thread's scheduling as before ``start()``."""
+        try:
+            self.audio.stop()
+        finally:
+            if self.camera is not None:
+                self.camera.stop()
+            if self._policy is not None:
+                with contextlib.suppress(OSError):
+                    os.sched_setscheduler(0, *self._policy)
+                self._policy = None
+
+    def check(self) -> None:
+        """Raise what a background thread failed with (the engine worker's error)."""
+        if self.processor.error is not None:
+            raise self.processor.error
+
+    def status(self) -> dict[str, Any]:
+        """Where the session stands: seconds, latency, load, face and video mode, skew, xruns, underruns, frame counts."""
+        p = self.processor
+        elapsed = max(time.monotonic() - self.t_start, 1e-9)
+        ms = np.array(p.block_ms, np.float64)
+        out: dict[str, Any] = {
+            "seconds": round(elapsed, 2),
+            "latency_ms": round(p.latency_ms, 3),
+            "cpu_percent": round(100.0 * p.busy_s / elapsed, 1),
+            "server_load_percent": round(self.audio.cpu_load(), 1),
+            "block_ms_p50": round(float(np.percentile(ms, 50)), 3) if ms.size else None,
+            "block_ms_p99": round(float(np.percentile(ms, 99)), 3) if ms.size else None,
+            "xruns": self.audio.xruns,
+            "underruns": p.fifo.underruns,
+            "video": "none" if self.lips is None else p.fader.mode,
+        }
+        if self.lips is not None and self.camera is not None:
+            lip_ms = np.array(self.camera.ms, np.float64)
+            out.update(
+                face=p.fader.mode != "audio-only",
+                camera_frames=self.camera.captured,
+                camera_dropped=self.camera.dropped,
+                lip_frames=self.camera.processed,
+                face_frames=self.camera.faces,
+                lip_ms_p50=round(float(np.median(lip_ms)), 2) if lip_ms.size else None,
+                frames_taken=self.lips.taken,
+                frames_dropped=self.lips.dropped,
+                frames_duplicated=self.lips.duplicated,
+                frames_stale=self.lips.stale,
+                skew_ms=self.lips.skew_ms(),
+                camera_error=self.camera.error,
+            )
+        return out
+
+    def status_line(self) -> str:
+        """One terminal line: time, latency, CPU load, face / video mode, A/V skew, xruns."""
+        s = self.status()
+        face = "no camera"
+        if s["video"] != "none":
+            face = {"audio-visual": "face: yes", "fading": "face: fading", "audio-only": "face: NO (audio-only)"}[s["video"]]
+            skew = s["skew_ms"]["mean"]
+            if skew == skew:  # not NaN
+                face += f", A/V skew {skew:+.0f} ms"
+        return (f"avse live {s['seconds']:7.1f} s | latency {s['latency_ms']:.1f} ms | cpu {s['cpu_percent']:.0f}% "
+                f"(server {s['server_load_percent']:.0f}%) | {face} | xruns {s['xruns'] + s['underruns']}")
+
+
+def run_live(
+    model: str | Path = "av-causal",
+    jack: bool = True,
+    device: int | str | None = None,
+    camera: int | str | Path | None = None,
+    record: str | Path | None = None,
+    block: int = 640,
+    backend: str = "auto",
+    seconds: float | None = None,
+    headroom_ms: float = 20.0,
+    connect: bool = True,
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """Run live enhancement until Ctrl-C (or ``seconds``), printing a status line to ``stream`` (default stdout).
+
+    With ``record`` the enhanced 16 kHz audio is written there (16-bit wav,
+    atomically) when the session ends, Ctrl-C included; KeyboardInterrupt is
+    raised again after that. Returns the last status plus ``describe()``.
+    """
+    from avse.audio.io import save_wav
+
+    out = stream or sys.stdout
+    session = LiveSession(model, jack=jack, device=device, camera=camera, block=block, backend=backend,
+                          record=record is not None, headroom_ms=headroom_ms, connect=connect)
+    print(f"avse live: {session.engine.name}, {session.processor.describe()['backend']} backend, "
+          f"{session.processor.sample_rate} Hz server, period {session.processor.period}, "
+          f"latency {session.processor.latency_ms:.1f} ms; Ctrl-C stops", file=out)
+    tty = out.isatty()
+    last_print = 0.0
+    session.start()
+    try:
+        while seconds is None or time.monotonic() - session.t_start < seconds:
+            time.sleep(0.25)
+            session.check()
+            now = time.monotonic()
+            if tty:
+                print("\r" + session.status_line() + "   ", end="", file=out, flush=True)
+            elif now - last_print >= 5.0:
+                print(session.status_line(), file=out, flush=True)
+                last_print = now
+    finally:
+        session.stop()
+        if tty:
+            print(file=out)
+        print(session.status_line().replace("avse live", "avse live: stopped at", 1), file=out, flush=True)
+        result = dict(session.status(), describe=session.processor.describe())
+        if record is not None:
+            y = session.processor.recorded()
+            if y.size:
+                save_wav(record, y, SAMPLE_RATE)
+                print(f"written: {record} ({y.size / SAMPLE_RATE:.1f} s)", file=out)
+    return result
+
+
+__all__ = ["LiveSession", "run_live", "streaming_description"]
