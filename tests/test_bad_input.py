@@ -474,6 +474,22 @@ def test_engine_temp_folders_live_under_the_corpus(tmp_path):
         assert Path(tmp).parent == Path(tempfile.gettempdir())
 
 
+def test_engines_run_in_a_scratch_folder_given_relative_to_the_working_folder(tmp_path, monkeypatch):
+    """festival runs in its temp folder: the scratch folder must not be taken relative to that."""
+    import shutil
+
+    from avse.data.tts.festival import synth_festival
+    from avse.data.tts.process import scratch_dir
+    from avse.data.tts.voices import Voice
+
+    if shutil.which("festival") is None:
+        pytest.skip("festival is not installed")
+    monkeypatch.chdir(tmp_path)
+    with scratch_dir(Path("corpus") / ".synth" / "tmp"):
+        raw = synth_festival("hello there", Voice("festival", "kal_diphone"))
+    assert len(raw.audio) > 1000
+
+
 def test_a_killed_synth_leaves_no_engine_folders_and_a_truncated_wav_is_made_again(corpus_copy):
     from avse.data.synth import WORK_DIR, synthesize_corpus
 

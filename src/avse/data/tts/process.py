@@ -25,7 +25,7 @@ def scratch_dir(path: str | Path) -> Iterator[Path]:
     leaves nothing in the system's temp folder and the next run can clear them.
     """
     global _SCRATCH_DIR
-    before, folder = _SCRATCH_DIR, Path(path)
+    before, folder = _SCRATCH_DIR, Path(path).resolve()  # absolute: engines run with another working folder
     folder.mkdir(parents=True, exist_ok=True)
     _SCRATCH_DIR = folder
     try:
