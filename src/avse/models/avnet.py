@@ -12,18 +12,17 @@ from avse.errors import ConfigError
 from avse.models.base import SeparationModel
 from avse.models.registry import register_model
 from avse.models.tasnet import (
-    CumulativeLayerNorm,
     TasNetConfig,
     blocks_state,
     check_output_form,
     check_stream_block,
     decode_step,
     encode,
-    encode_step,
     mask_activation,
     output_form,
     run_blocks,
     run_blocks_step,
+    stream_front,
     temporal_blocks,
     temporal_norm,
 )
@@ -355,12 +354,7 @@ class AVNet(SeparationModel):
         elif visual.dim() != 3 or tuple(visual.shape) != (b, cfg.visual_channels, 1):
             raise ConfigError(f"expected the block's video frame [B={b}, Dv={cfg.visual_channels}, 1], got {tuple(visual.shape)}")
         frames, phase = state["frames"], state["phase"]
-        w, enc = encode_step(self.encoder, block, state["enc"])  # [B, N, K]
-        new = {"enc": enc}
-        assert isinstance(self.in_norm, CumulativeLayerNorm)
-        y, new["in_norm"] = self.in_norm.step(w, state["in_norm"], frames)  # [B, N, K]
-        y = self.bottleneck(y)  # [B, Bn, K]
-        skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
+        w, y, skips, new = stream_front(self.encoder, self.in_norm, self.bottleneck, cfg.skip, block, state)
         y, skips = run_blocks_step(self.audio_blocks, y, skips, state, new, "audio", frames)
         visual_keys = [k for k in state if k == "visual" or k.startswith(("vnorm.", "lips."))]
         if torch.onnx.is_in_onnx_export():  # one graph for every phase: compute the frame, keep it where a frame starts

@@ -229,6 +229,23 @@ def encode_step(encoder: nn.Conv1d, block: Tensor, tail: Tensor) -> tuple[Tensor
     return F.relu(encoder(x[:, None])), x[:, x.shape[-1] - tail.shape[-1] :]  # [B, N, H / hop], [B, hop]
 
 
+def stream_front(
+    encoder: nn.Conv1d, in_norm: nn.Module, bottleneck: nn.Module, skip: int, block: Tensor, state: dict[str, Tensor]
+) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    """Streaming encoder, input norm and bottleneck of one ``block [B, H]``.
+
+    -> (``w [B, N, K]`` the encoded block, ``y [B, Bn, K]`` the TCN input,
+    zero ``skips [B, skip, K]``, the new state so far: ``enc`` and ``in_norm``).
+    """
+    w, enc = encode_step(encoder, block, state["enc"])  # [B, N, K]
+    new = {"enc": enc}
+    assert isinstance(in_norm, CumulativeLayerNorm)
+    y, new["in_norm"] = in_norm.step(w, state["in_norm"], state["frames"])  # [B, N, K]
+    y = bottleneck(y)  # [B, Bn, K]
+    skips = torch.zeros(block.shape[0], skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
+    return w, y, skips, new
+
+
 def decode_step(decoder: nn.ConvTranspose1d, src: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
     """Streaming decoder: ``src [B', N, K]`` (K frames) and the overlap-add ``tail [B', hop]`` -> (``[B', K hop]``, new tail).
 
@@ -374,12 +391,7 @@ class ConvTasNet(SeparationModel):
         self.check_stream_block(block.shape[-1])
         b, h = block.shape
         frames = state["frames"]
-        w, enc = encode_step(self.encoder, block, state["enc"])  # [B, N, K]
-        new = {"enc": enc}
-        assert isinstance(self.in_norm, CumulativeLayerNorm)
-        y, new["in_norm"] = self.in_norm.step(w, state["in_norm"], frames)  # [B, N, K]
-        y = self.bottleneck(y)  # [B, Bn, K]
-        skips = torch.zeros(b, cfg.skip, w.shape[-1], dtype=w.dtype, device=w.device)  # [B, Sc, K]
+        w, y, skips, new = stream_front(self.encoder, self.in_norm, self.bottleneck, cfg.skip, block, state)
         y, skips = run_blocks_step(self.blocks, y, skips, state, new, "blocks", frames)
         masks = mask_activation(self.mask_head(skips).view(b, cfg.n_sources, cfg.n_filters, -1), cfg.mask_activation)
         src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
