@@ -32,6 +32,8 @@ LIPS_PRIORITY = 2
 CAMERA_PRIORITY = 1
 RECEIVER_PRIORITY = 2  # the thread receiving lip frames from the lip process
 MAIN_PRIORITY = 1  # the thread that runs a LiveSession (status line), for the session's duration
+#: how long a freewheeling callback waits for the worker's output before it plays zeros (an underrun) after all
+FREEWHEEL_WAIT_S = 10.0
 
 
 def try_realtime(priority: int) -> bool:
@@ -133,6 +135,13 @@ class LiveProcessor:
     output sample not ready in time is played as zero and counted (``fifo.underruns``).
     The worker asks for SCHED_FIFO at ``priority`` (0: never; ``realtime`` says
     whether it got it).
+
+    ``freewheel``: set while the sound server runs its graph as fast as it can
+    instead of in real time (JACK's freewheel mode, an offline bounce). Then
+    the callback waits for the worker to have its output ready (up to
+    ``FREEWHEEL_WAIT_S``) rather than play zeros: the output is the offline
+    output, sample for sample. Lip frames are still matched by capture time,
+    which freewheeling outruns, so it is meant for audio.
     """
 
     def __init__(
@@ -165,8 +174,10 @@ class LiveProcessor:
         self._queue: deque[tuple[np.ndarray, float]] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._done = threading.Condition()  # notified after each block the worker writes
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.freewheel = False
         self.priority = int(priority)
         self.realtime = False  # whether the worker runs under SCHED_FIFO
         self.cycles = 0
@@ -246,7 +257,19 @@ class LiveProcessor:
         self._queue.append((np.array(x, dtype=np.float32, copy=True), t))
         self._wake.set()
         self.cycles += 1
+        if self.freewheel:
+            self._wait_for_output(len(x))
         return self.fifo.read(len(x))
+
+    def _wait_for_output(self, n: int) -> None:
+        """Block until the next ``n`` output positions are written (the prefill makes them computable from the input so far)."""
+        deadline = time.monotonic() + FREEWHEEL_WAIT_S
+        with self._done:
+            while self.fifo.write_pos < self.fifo.read_pos + n and self.error is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return
+                self._done.wait(min(left, 0.1))
 
     # --- the worker --------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -258,10 +281,15 @@ class LiveProcessor:
                 while self._queue:
                     x, t = self._queue.popleft()
                     self._process(x, t)
+                    if self.freewheel:
+                        with self._done:
+                            self._done.notify_all()
                 if self._stop.is_set() and not self._queue:
                     return
         except BaseException as err:  # reported by the session; the callback keeps playing zeros
             self.error = err
+            with self._done:
+                self._done.notify_all()
 
     def _time_of(self, j: int) -> float:
         """Capture time (monotonic s) of 16 kHz stream sample ``j``."""
@@ -321,7 +349,9 @@ class JackAudio:
     default, or $JACK_DEFAULT_SERVER). ``connect``: connect the first
     physical capture port to ``in`` and ``out`` to the physical playback
     ports. Capture times: the cycle start (jack_frames_since_cycle_start)
-    minus one period. ``xruns``: the server's xrun notifications.
+    minus one period. ``xruns``: the server's xrun notifications. While the
+    server freewheels, the processor waits for its engine in the callback
+    (``LiveProcessor.freewheel``); ``set_freewheel`` asks the server for it.
     """
 
     def __init__(self, make, name: str = "avse", server: str | None = None, connect: bool = False):
