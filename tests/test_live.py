@@ -77,6 +77,26 @@ def test_face_fader_ramps_both_ways_without_jumps():
     assert np.abs(np.diff(gains)).max() <= 0.25 + 1e-6
 
 
+def test_freewheeling_callback_waits_for_the_worker_and_equals_offline(engine_model):
+    """Callbacks faster than real time with ``freewheel`` set: no underrun, and the output is the offline output."""
+    from avse.streaming import StreamingEnhancer
+    from avse.streaming.audio_io import LiveProcessor
+
+    engine = StreamingEnhancer(engine_model, block=640, backend="torch", video=False)
+    proc = LiveProcessor(engine, 16000, 320, headroom_ms=0.0, priority=0).start()
+    proc.freewheel = True
+    x = _test_signal(16000, 2.0)
+    try:
+        out = np.concatenate([proc.callback(x[i : i + 320], 0.0) for i in range(0, x.shape[0], 320)])
+    finally:
+        proc.stop()
+    assert proc.error is None and proc.fifo.underruns == 0
+    ref = StreamingEnhancer(engine_model, block=640, backend="torch", video=False).process(x)
+    d = int(proc.latency)
+    np.testing.assert_allclose(out[d:], ref[: x.shape[0] - d], atol=1e-5)
+    assert np.abs(ref).max() > 0.01
+
+
 # --- real JACK servers ------------------------------------------------------------------------------
 
 
