@@ -125,6 +125,19 @@ def test_fit_writes_loadable_checkpoint_and_resumes(tiny_corpus, tmp_path):
     assert torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 4
     assert len(list(out.glob("*.avse.pt"))) == len(list(out.glob("*.ckpt"))) == 2  # best + last, old best removed
 
+    # a run folder as init_from: its best checkpoint, not last
+    from avse.models import build_model
+    from avse.training.module import warm_start
+
+    fresh = build_model("avnet", SMALL_AVNET)
+    warm_start(fresh, "avnet", str(out))
+    best_model, _ = load_checkpoint(path2)
+    for key, value in best_model.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value)
+    (tmp_path / "no_run").mkdir()
+    with pytest.raises(ConfigError, match="found 0"):
+        warm_start(fresh, "avnet", str(tmp_path / "no_run"))
+
 
 def test_last_checkpoint_is_the_last_even_when_validation_got_worse(tiny_corpus, tmp_path):
     """With lr = 0 the validation loss never improves after the first epoch: last.ckpt must still follow the run."""
@@ -144,3 +157,25 @@ def test_fit_ddp_two_cpu_processes(tiny_corpus, tmp_path):
     model, info = load_checkpoint(path)
     assert info["extra"]["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
+def test_cosine_schedule_reaches_lr_min_and_resumes_in_place(tiny_corpus, tmp_path):
+    from avse.training.module import cosine_factor
+
+    assert cosine_factor(0, 10, 0.1) == 1.0 and cosine_factor(10, 10, 0.1) == pytest.approx(0.1)
+    assert cosine_factor(5, 10, 0.0) == pytest.approx(0.5) and cosine_factor(25, 10, 0.2) == pytest.approx(0.2)
+    with pytest.raises(ConfigError, match="max_steps"):
+        fit(_config(tiny_corpus, lr_schedule="cosine", max_steps=-1), tmp_path / "no_steps")
+    with pytest.raises(ConfigError, match="lr_min"):
+        fit(_config(tiny_corpus, lr_schedule="cosine", lr_min=0.1), tmp_path / "floor")
+    cfg = dict(lr=1e-3, lr_schedule="cosine", lr_min=1e-4, max_steps=4)
+    out = tmp_path / "cos"
+    fit(_config(tiny_corpus, **dict(cfg, max_steps=4)), out)
+    ckpt = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["lr_schedulers"][0]["last_epoch"] == 4
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-4)  # the end of the cosine
+    # resumed with more steps: the schedule goes on from step 4 (not from 0) over the new total, to lr_min again
+    fit(_config(tiny_corpus, **dict(cfg, max_steps=6)), out, resume=True)
+    ckpt = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 6 and ckpt["lr_schedulers"][0]["last_epoch"] == 6
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-4)

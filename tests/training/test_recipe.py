@@ -44,6 +44,21 @@ def test_bad_recipes_are_one_line_errors(tmp_path):
         load_recipe(bad)
 
 
+def test_a_recipe_can_start_from_a_base_recipe(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"model": "avnet", "lr": 1e-3, "data": {"root": "x", "batch_size": 8}}))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text(yaml.safe_dump({"base": "../a.yaml", "lr": 3e-4, "data": {"batch_size": 4}}))
+    cfg = load_recipe(tmp_path / "sub" / "b.yaml", ["data.root=y"])
+    assert cfg == {"model": "avnet", "lr": 3e-4, "data": {"root": "y", "batch_size": 4}}  # merged group by group
+    (tmp_path / "c.yaml").write_text("base: d.yaml\n")
+    (tmp_path / "d.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(MetadataError, match="circle"):
+        load_recipe(tmp_path / "c.yaml")
+    (tmp_path / "e.yaml").write_text("base: gone.yaml\n")
+    with pytest.raises(MetadataError, match="the base of"):
+        load_recipe(tmp_path / "e.yaml")
+
+
 @pytest.mark.slow
 def test_train_then_info_from_the_command_line(tiny_corpus, tmp_path, capsys):
     out = tmp_path / "run"

@@ -47,12 +47,19 @@ def test_shipped_audio_only_model_has_the_size_of_the_audio_visual_one():
 def test_real_recipe_warm_start_fits_its_shipped_model(path):
     """A recipe that starts from a shipped model builds a model those weights load into exactly."""
     import torch
+    import yaml
 
     from avse.training.module import warm_start
 
     cfg = override(TrainConfig(), load_recipe(path))
     if cfg.init_from is None:
         pytest.skip("recipe trains from scratch")
+    base = yaml.safe_load(path.read_text()).get("base")
+    if base is not None and cfg.init_from.startswith("runs/"):  # a second stage: it starts from its base recipe's run
+        first = load_recipe(path.parent / base)
+        assert first["model"] == cfg.model and first["model_config"] == cfg.model_config
+        assert cfg.init_from == "runs/" + f"real_{Path(base).stem}", "stage 2 starts from the run folder its base's comment names"
+        return
     model = build_model(cfg.model, cfg.model_config)
     warm_start(model, cfg.model, cfg.init_from)
     from avse.api import load_model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -66,6 +67,9 @@ class SeparationModule(pl.LightningModule):
         weight_decay: float = 1e-2,
         speakers: list[str] | None = None,
         loss_max_db: float | None = None,
+        lr_schedule: str = "constant",
+        lr_min: float = 0.0,
+        schedule_steps: int = -1,
     ):
         super().__init__()
         self.task = get_task(task)
@@ -118,9 +122,25 @@ class SeparationModule(pl.LightningModule):
             for s in range(per_source.shape[1]):
                 self.log(f"val/si_sdri_{s}", per_source[:, s].mean(), batch_size=n, sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over all parameters (clip gradients with ``Trainer(gradient_clip_val=...)``)."""
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+    def configure_optimizers(self) -> Any:
+        """AdamW over all parameters (clip gradients with ``Trainer(gradient_clip_val=...)``), with its learning-rate schedule.
+
+        ``lr_schedule`` "constant": ``lr`` throughout. "cosine": from ``lr``
+        down to ``lr_min`` along half a cosine over ``schedule_steps``
+        optimiser steps, then ``lr_min``; stepped every step, and its place
+        is in the checkpoint, so a resumed run goes on where it stopped.
+        """
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+        schedule = self.hparams.get("lr_schedule", "constant")
+        if schedule == "constant":
+            return opt
+        if schedule != "cosine":
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+        total = int(self.hparams["schedule_steps"])
+        lr = float(self.hparams["lr"])
+        floor = float(self.hparams.get("lr_min", 0.0)) / lr if lr > 0 else 1.0
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(cosine_factor, total=total, floor=floor))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_epoch_start(self) -> None:
         """Tell the data module which epoch's mixtures to draw."""
@@ -258,6 +278,8 @@ class TrainConfig:
     data_module: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": lr -> lr_min over max_steps (see SeparationModule.configure_optimizers)
+    lr_min: float = 0.0
     weight_decay: float = 1e-2
     max_epochs: int = 100
     max_steps: int = -1  # -1: no step limit
@@ -279,6 +301,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}")
 
         need(math.isfinite(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
+        need(self.lr_schedule in ("constant", "cosine"), "lr_schedule", "'constant' or 'cosine'")
+        need(math.isfinite(self.lr_min) and 0 <= self.lr_min <= self.lr, "lr_min", "a finite number from 0 to lr")
+        if self.lr_schedule == "cosine" and self.max_steps == -1:
+            raise ConfigError("lr_schedule 'cosine' runs over max_steps: set max_steps")
         need(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
         need(self.max_epochs == -1 or self.max_epochs >= 1, "max_epochs", "-1 (no limit) or >= 1")
         need(self.max_steps == -1 or self.max_steps >= 1, "max_steps", "-1 (no limit) or >= 1")
@@ -292,10 +318,17 @@ class TrainConfig:
 DATA_MODULES = ("corpus", "speakers")
 
 
-def warm_start(model: torch.nn.Module, model_name: str, source: str) -> None:
-    """Load the weights of ``source`` (a shipped model name or an avse checkpoint path) into ``model``.
+def cosine_factor(step: int, total: int, floor: float) -> float:
+    """The cosine schedule's multiplier of the peak learning rate at ``step``: 1 at 0, ``floor`` from ``total`` on."""
+    t = min(max(step, 0), total) / max(total, 1)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
-    The checkpoint must hold the same model (``model_name``) with the same
+
+def warm_start(model: torch.nn.Module, model_name: str, source: str) -> None:
+    """Load the weights of ``source`` (a shipped model name, an avse checkpoint path, or a run folder) into ``model``.
+
+    A run folder (what ``fit`` wrote) gives its best checkpoint: the
+    ``epoch*.avse.pt`` kept by validation loss. The checkpoint must hold the same model (``model_name``) with the same
     layers and sizes; options that add or remove no weights (output form,
     lip normalisation, dropout) may differ, which is how a shipped model is
     fine-tuned with a new recipe. Raises ConfigError naming the checkpoint
@@ -304,7 +337,14 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str) -> None:
     from avse.api import model_path  # the shipped names live with the inference API
     from avse.models.checkpoint import read_checkpoint
 
-    path = model_path(source)
+    run = Path(source)
+    if run.is_dir():
+        best = sorted(run.glob("epoch*" + AVSE_SUFFIX))
+        if len(best) != 1:
+            raise ConfigError(f"init_from {run}: a run folder holds one best checkpoint (epoch*{AVSE_SUFFIX}); found {len(best)}")
+        path = best[0]
+    else:
+        path = model_path(source)
     ckpt = read_checkpoint(path)
     if ckpt["model"] != model_name:
         raise ConfigError(f"init_from {path}: holds model {ckpt['model']!r}, the recipe trains {model_name!r}")
@@ -356,6 +396,9 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
         cfg.model_config,
         task=cfg.task,
         lr=cfg.lr,
+        lr_schedule=cfg.lr_schedule,
+        lr_min=cfg.lr_min,
+        schedule_steps=cfg.max_steps,
         weight_decay=cfg.weight_decay,
         speakers=None if speakers is None else task.output_names(speakers),
         loss_max_db=cfg.loss_max_db,
