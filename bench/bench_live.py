@@ -217,6 +217,9 @@ def run(args, model, server: str, camera: Path | None) -> dict:
         "block_ms_max": round(float(ms.max()), 3),
         "real_time_factor": round(float(ms.mean()) / (1000 * args.block / 16000), 4),
         "cpu_percent": st["cpu_percent"],
+        # CPU seconds of all of avse per second of audio: this process (the bench's two JACK clients included)
+        # and the camera/lip process; the end-to-end real-time factor on one core
+        "cpu_total_percent": st["cpu_total_percent"],
         "server_xruns": st["xruns"],
         "underruns": st["underruns"],
         "underruns_at_s": [round(q / session.processor.sample_rate, 2) for q in session.processor.fifo.underrun_at[:10]],

@@ -262,12 +262,14 @@ def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int) -> No
         worker = LipWorker(camera, lambda f: send("frame", f.stamp, f.features, f.index), hold=hold)
         worker.start()
         send("ready")
+        cpu0 = time.process_time()  # this process's CPU time, all threads, from the camera's start on
         camera.start()
         while not conn.poll(0.5):
             done = camera.finished and worker._thread is not None and not worker._thread.is_alive()
             send("stats", {"captured": camera.captured, "dropped": camera.dropped, "processed": worker.processed,
                            "faces": worker.faces, "ms": list(worker.ms), "started": camera.started,
-                           "finished": done, "error": camera.error, "realtime": worker.realtime})
+                           "finished": done, "error": camera.error, "realtime": worker.realtime,
+                           "cpu_s": time.process_time() - cpu0})
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass
     except BaseException as err:  # reported to the parent
@@ -290,7 +292,8 @@ class LipProcess:
     frame to ``sink`` (e.g. ``LipQueue.put``). ``source``: a camera number or
     a video file (played at its own pace; ``loop``). The counts of the
     camera and lip worker (captured, dropped, processed, faces, ms per frame,
-    started, finished, error) arrive every 0.5 s.
+    started, finished, error, and ``cpu_s``: the process's CPU seconds since
+    the camera started, all its threads) arrive every 0.5 s.
     """
 
     def __init__(self, source: int | str | Path, sink: Callable[[LipFrame], None], loop: bool = False, hold: int = 2):
@@ -302,6 +305,7 @@ class LipProcess:
         self.hold = hold
         self.captured = self.dropped = self.processed = self.faces = 0
         self.ms: list[float] = []
+        self.cpu_s = 0.0
         self.started: float | None = None
         self.finished = False
         self.realtime = False
@@ -348,6 +352,7 @@ class LipProcess:
                     self.ms, self.started, self.realtime = st["ms"], st["started"], st["realtime"]
                     self.error = st["error"] or self.error
                     self.finished = st["finished"]
+                    self.cpu_s = st["cpu_s"]
                 elif msg[0] == "error":
                     self.error = msg[1]
         except (EOFError, OSError):

@@ -81,6 +81,7 @@ class LiveSession:
             self.audio = SoundDeviceAudio(make, device=device, period=period)
         self.processor = self.audio.processor
         self.t_start = 0.0
+        self._cpu0 = 0.0
         self._policy: tuple[int, os.sched_param] | None = None
 
 
@@ -98,6 +99,7 @@ class LiveSession:
         try_realtime(MAIN_PRIORITY)
         self.audio.start()
         self.t_start = time.monotonic()
+        self._cpu0 = time.process_time()
         return self
 
     def stop(self) -> None:
@@ -126,6 +128,8 @@ class LiveSession:
             "seconds": round(elapsed, 2),
             "latency_ms": round(p.latency_ms, 3),
             "cpu_percent": round(100.0 * p.busy_s / elapsed, 1),
+            # everything avse runs: this process (callback, resampling, model, status; all threads) and the lip process
+            "cpu_total_percent": round(100.0 * (time.process_time() - self._cpu0 + (self.camera.cpu_s if self.camera else 0.0)) / elapsed, 1),
             "server_load_percent": round(self.audio.cpu_load(), 1),
             "block_ms_p50": round(float(np.percentile(ms, 50)), 3) if ms.size else None,
             "block_ms_p99": round(float(np.percentile(ms, 99)), 3) if ms.size else None,
@@ -161,7 +165,7 @@ class LiveSession:
             if skew == skew:  # not NaN
                 face += f", A/V skew {skew:+.0f} ms"
         return (f"avse live {s['seconds']:7.1f} s | latency {s['latency_ms']:.1f} ms | cpu {s['cpu_percent']:.0f}% "
-                f"(server {s['server_load_percent']:.0f}%) | {face} | xruns {s['xruns'] + s['underruns']}")
+                f"(all {s['cpu_total_percent']:.0f}%, server {s['server_load_percent']:.0f}%) | {face} | xruns {s['xruns'] + s['underruns']}")
 
 
 def run_live(
