@@ -13,7 +13,7 @@ from torch import nn
 
 from avse import SAMPLE_RATE, VIDEO_FPS
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
-from avse.inference import ChunkFn, InferenceConfig, model_fn, run_chunked
+from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, run_chunked
 from avse.models.base import SeparationModel
 from avse.video.faces import face_features
 from avse.video.io import has_video, mux_audio
@@ -211,6 +211,8 @@ class Enhancer:
     given by name or path; None: the audio-visual model runs with an all-zero
     visual stream instead). Long inputs run in overlapping chunks
     (``InferenceConfig``), so memory follows the chunk length, not the file's.
+    ``progress``: a tqdm bar of the chunks (True) or a callback
+    ``(chunks done, chunks in all)`` (``avse.inference.run_chunked``).
     """
 
     def __init__(
@@ -218,7 +220,7 @@ class Enhancer:
         model: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]],
         fallback: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = None,
         config: InferenceConfig = InferenceConfig(),
-        progress: bool = False,
+        progress: Progress = False,
     ):
         self._main = _Slot(model)
         self.model, self.info, _ = self._main.get()
@@ -236,7 +238,7 @@ class Enhancer:
         name_or_path: str | Path = "av",
         fallback: str | Path | None = "audio",
         config: InferenceConfig = InferenceConfig(),
-        progress: bool = False,
+        progress: Progress = False,
     ) -> Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)."""
         return cls(name_or_path, fallback, config=config, progress=progress)
@@ -344,7 +346,8 @@ class Separator:
     outputs; a checkpoint whose ``info["extra"]["speakers"]`` lists names is a
     known-speakers model, whose outputs keep a fixed order); ``av`` the
     audio-visual model run once per face when a video is given (None: never).
-    Both load on first use when given by name or path.
+    Both load on first use when given by name or path. ``progress`` as for
+    ``Enhancer`` (with a video, the chunks of every face are counted in turn).
     """
 
     def __init__(
@@ -352,7 +355,7 @@ class Separator:
         model: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = "separate",
         av: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = "av",
         config: InferenceConfig = InferenceConfig(),
-        progress: bool = False,
+        progress: Progress = False,
     ):
         if model is None and av is None:
             raise ConfigError("a Separator needs a blind model, an audio-visual model or both")
@@ -368,7 +371,7 @@ class Separator:
         name_or_path: str | Path | None = "separate",
         av: str | Path | None = "av",
         config: InferenceConfig = InferenceConfig(),
-        progress: bool = False,
+        progress: Progress = False,
     ) -> Separator:
         """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths)."""
         return cls(name_or_path, av, config=config, progress=progress)
@@ -507,7 +510,7 @@ def enhance_file(
     fallback: str | Path | None = "audio",
     face: Face = None,
     chunk_seconds: float | None = None,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> dict[str, Any]:
     """Enhance a video or audio file -> OUT.wav (16-bit PCM, 16 kHz mono) and, for a video, OUT.mp4.
 
@@ -558,7 +561,7 @@ def separate_file(
     model: str | Path | None = "separate",
     av: str | Path | None = "av",
     chunk_seconds: float | None = None,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> dict[str, Any]:
     """Separate a video or audio file into OUT_DIR/NAME.wav (16 kHz, 16-bit) (+ NAME.mp4 for a video input).
 

@@ -252,6 +252,13 @@ def _cmd_live(args: argparse.Namespace) -> None:
              block=args.block, backend=args.backend, seconds=args.seconds, headroom_ms=args.headroom, connect=not args.no_connect)
 
 
+def _cmd_ui(args: argparse.Namespace) -> None:
+    from avse.web import UiConfig, serve
+
+    serve(UiConfig(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+                   share=args.share, dnsmos=args.dnsmos, examples=args.examples))
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from avse.demo import run_demo
 
@@ -376,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--no-connect", action="store_true", help="JACK: do not connect to the sound card's ports")
     lv.set_defaults(func=_cmd_live)
 
+    ui = sub.add_parser("ui", help="the browser UI: upload, check the face, enhance or separate, listen, download")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    ui.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    ui.add_argument("--max-upload-mb", type=float, default=200.0, metavar="N", help="largest upload in MB (default: 200)")
+    ui.add_argument("--max-seconds", type=float, default=300.0, metavar="S", help="longest upload in seconds (default: 300)")
+    ui.add_argument("--share", action="store_true", help="also make a public link through Gradio's share servers (off by default)")
+    ui.add_argument("--dnsmos", metavar="DIR", help="folder with the DNSMOS ONNX models: DNSMOS of the input and the output")
+    ui.add_argument("--examples", metavar="DIR", help="offer this folder's .mp4 files as demo clips (e.g. avse demo's output folder)")
+    ui.set_defaults(func=_cmd_ui)
+
     en = sub.add_parser("enhance", help="enhance a talker: a video (lips + audio-visual model) or an audio file")
     en.add_argument("input", help="a video (front end + audio-visual model) or an audio file (audio-only model)")
     en.add_argument("-o", "--out", required=True, metavar="OUT.wav",
@@ -449,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avse: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        resumable = args.func not in (_cmd_live,)  # a live session has nothing to resume
+        resumable = args.func not in (_cmd_live, _cmd_ui)  # a live session or a server has nothing to resume
         print("avse: interrupted" + (" (re-run the same command to resume)" if resumable else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `avse info X | head`: the reader left; say nothing more

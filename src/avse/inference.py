@@ -17,6 +17,8 @@ from avse.models.base import SeparationModel
 
 #: a model as the engine sees it: (audio float32 [L], lip features float32 [F, D] or None) -> estimates [S, L]
 ChunkFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+#: progress of ``run_chunked``: False (silent), True (a tqdm bar) or a callback ``(chunks done, chunks in all)``
+Progress = bool | Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,7 @@ def run_chunked(
     features: np.ndarray | None = None,
     config: InferenceConfig = InferenceConfig(),
     align: bool = False,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> tuple[np.ndarray, int]:
     """Run ``fn`` over ``audio`` float32 [T] (16 kHz) in overlapping chunks -> (estimates float32 [S, T], number of chunks).
 
@@ -215,7 +217,9 @@ def run_chunked(
     the whole input's). Then the chunks are crossfaded (``chunk_window``).
     The model sees one chunk at a time; the raw estimates are kept (about the
     size of the output) until the gains are known. A tqdm bar (stderr) counts
-    chunks when ``progress`` and there are several.
+    chunks when ``progress`` is True and there are several; a callable
+    ``progress(done, total)`` is called with 0 before the first chunk and
+    after every chunk (e.g. a UI's progress bar).
     """
     audio = np.asarray(audio, dtype=np.float32)
     t = audio.shape[0]
@@ -223,7 +227,10 @@ def run_chunked(
     if features is not None:
         features = fit_frames(np.asarray(features, dtype=np.float32), -(-t // SAMPLES_PER_FRAME))  # [ceil(T/640), D]
     bar = None
-    if progress and len(spans) > 1:
+    report = progress if callable(progress) else None
+    if report is not None:
+        report(0, len(spans))
+    elif progress and len(spans) > 1:
         from tqdm import tqdm
 
         bar = tqdm(total=len(spans), unit="chunk", file=sys.stderr, desc="chunks", leave=False)
@@ -246,6 +253,8 @@ def run_chunked(
             parts.append(est)
             if bar is not None:
                 bar.update(1)
+            if report is not None:
+                report(len(parts), len(spans))
     finally:
         if bar is not None:
             bar.close()
@@ -294,6 +303,7 @@ def model_fn(model: SeparationModel) -> ChunkFn:
 
 __all__ = [
     "InferenceConfig",
+    "Progress",
     "best_permutation",
     "chunk_gains",
     "chunk_spans",

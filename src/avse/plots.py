@@ -171,6 +171,35 @@ def agreement_plot(path: str | Path, opening: np.ndarray, energy_db: np.ndarray,
     return _save(fig, path, dpi=90)
 
 
+def mouth_track_plot(path: str | Path, opening: np.ndarray, audio: np.ndarray, offset_ms: float | None = None, title: str = "") -> Path:
+    """Write a PNG of the talker's mouth opening [N] (per 25 fps frame) over the speech ``audio`` [T] (16 kHz).
+
+    The speech is drawn as its per-frame energy in dB (``avse.video.sync.frame_energy_db``)
+    on a second axis, on the same time axis as the opening, so a person can see whether the
+    lips move with the voice; ``offset_ms`` (the A/V offset found) goes in the title.
+    """
+    from avse.video.sync import frame_energy_db
+
+    plt = _pyplot()
+    opening = np.asarray(opening, dtype=np.float64).reshape(-1)
+    energy = frame_energy_db(np.asarray(audio, dtype=np.float32).reshape(-1), len(opening))  # [N]
+    t = (np.arange(len(opening)) + 0.5) / VIDEO_FPS
+    fig, ax = plt.subplots(figsize=(13, 2.6), constrained_layout=True)
+    ax.plot(t, opening, color="C2", lw=1.4, label="mouth opening")
+    ax.set_ylabel("mouth opening", color="C2")
+    ax.set_xlabel("time (s)")
+    ax.set_xlim(0, max(t[-1] if len(t) else 0.0, 1.0 / VIDEO_FPS))
+    ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    ax2.fill_between(t, energy.min(), energy, color="C0", alpha=0.25, step="mid", label="speech energy")
+    ax2.set_ylabel("speech energy (dB)", color="C0")
+    parts = [title] if title else []
+    if offset_ms is not None and np.isfinite(offset_ms):
+        parts.append(f"A/V offset found: {offset_ms:+.0f} ms (positive: audio late)")
+    ax.set_title("; ".join(parts) or "mouth opening and speech")
+    return _save(fig, path, dpi=90)
+
+
 def contact_sheet(path: str | Path, crops: np.ndarray, every: int = 1, cols: int = 10, scale: int = 1) -> Path:
     """Write a PNG grid of crops uint8 [N, H, W] (gray; or [N, H, W, 3] RGB), frame numbers under each.
 
@@ -262,6 +291,7 @@ __all__ = [
     "agreement_plot",
     "contact_sheet",
     "enhancement_report",
+    "mouth_track_plot",
     "plot_histograms",
     "plot_improvement_vs_snr",
     "scene_overview",
