@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--max-seconds", type=float, default=300.0, metavar="S", help="longest upload in seconds (default: 300)")
     ui.add_argument("--share", action="store_true", help="also make a public link through Gradio's share servers (off by default)")
     ui.add_argument("--dnsmos", metavar="DIR", help="folder with the DNSMOS ONNX models: DNSMOS of the input and the output")
-    ui.add_argument("--examples", metavar="DIR", help="offer this folder's .mp4 files as demo clips (e.g. avse demo's output folder)")
+    ui.add_argument("--examples", metavar="DIR", help="offer this folder's .mp4 files as demo clips (default: ./avse_demo's noisy videos when avse demo made them)")
     ui.set_defaults(func=_cmd_ui)
 
     en = sub.add_parser("enhance", help="enhance a talker: a video (lips + audio-visual model) or an audio file")

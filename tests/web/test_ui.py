@@ -211,7 +211,7 @@ def test_ui_server_session_end_removes_its_folder(tmp_path):
     assert not (area.sessions / "sess1").exists() and "sess1" not in server.sessions
 
 
-def test_demo_clips_are_picked_by_name_only(tmp_path):
+def test_demo_clips_are_picked_by_name_only(tmp_path, monkeypatch):
     pytest.importorskip("gradio")
     from avse.video.io import write_video
     from avse.web.app import UiServer
@@ -231,6 +231,15 @@ def test_demo_clips_are_picked_by_name_only(tmp_path):
             server.take_example("s1", bad)
     with pytest.raises(ConfigError, match="no such folder"):
         UiServer(UiConfig(examples=str(tmp_path / "missing")), area)
+    # without --examples: avse demo's folder in the working directory, its noisy inputs only
+    demo = tmp_path / "cwd" / "avse_demo"
+    demo.mkdir(parents=True)
+    write_video(demo / "noisy_S00002.mp4", frames, audio=np.zeros(16000, np.float32) + 0.01)
+    write_video(demo / "enhanced_S00002.mp4", frames, audio=np.zeros(16000, np.float32) + 0.01)
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert list(UiServer(UiConfig(), area).examples) == ["noisy_S00002.mp4"]
+    monkeypatch.chdir(tmp_path)
+    assert UiServer(UiConfig(), area).examples == {}
 
 
 def test_jobs_share_one_engine_slot_and_nothing_is_open_to_the_api(tmp_path):

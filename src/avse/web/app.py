@@ -35,6 +35,10 @@ class SessionState:
     names: dict[str, str] = field(default_factory=dict)  # server path -> the user's name for it
 
 
+#: where ``avse demo`` writes its videos by default: offered as demo clips when no ``--examples`` is given
+DEMO_FOLDER = "avse_demo"
+
+
 class UiServer:
     """The state behind the page: settings, the work area, the engine, the sessions, the demo clips."""
 
@@ -45,11 +49,13 @@ class UiServer:
         self.sessions: dict[str, SessionState] = {}
         self._lock = threading.Lock()
         self.examples: dict[str, Path] = {}
-        if cfg.examples:
-            folder = Path(cfg.examples)
-            if not folder.is_dir():
-                raise ConfigError(f"{folder}: no such folder of demo clips")
-            self.examples = {p.name: p.resolve() for p in sorted(folder.glob("*.mp4"))[:20]}
+        folder = Path(cfg.examples) if cfg.examples else Path(DEMO_FOLDER)  # avse demo's output, when it is here
+        if cfg.examples and not folder.is_dir():
+            raise ConfigError(f"{folder}: no such folder of demo clips")
+        if folder.is_dir():
+            # avse demo's noisy inputs when the folder has them (not its enhanced outputs), else every video
+            clips = sorted(folder.glob("noisy_*.mp4")) or sorted(folder.glob("*.mp4"))
+            self.examples = {p.name: p.resolve() for p in clips[:20]}
 
     def session(self, session_id: str) -> tuple[SessionState, Path]:
         """A session's state and work folder (both made on first use)."""
