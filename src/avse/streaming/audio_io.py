@@ -383,6 +383,19 @@ class JackAudio:
         self.connect = connect
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
+        self.client.set_freewheel_callback(self._freewheel)
+
+    def _freewheel(self, starting: bool) -> None:
+        self.processor.freewheel = bool(starting)
+
+    def set_freewheel(self, on: bool, timeout: float = 5.0) -> None:
+        """Ask the server to start (``on``) or stop freewheeling; returns once this client has been told (ConfigError after ``timeout`` s)."""
+        self.client.set_freewheel(bool(on))
+        deadline = time.monotonic() + timeout
+        while self.processor.freewheel != bool(on):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the JACK server did not {'start' if on else 'stop'} freewheeling within {timeout} s")
+            time.sleep(0.01)
 
     def _xrun(self, delay: float) -> None:
         self.xruns += 1
