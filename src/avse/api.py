@@ -480,19 +480,29 @@ def _check_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
                 raise OutputPathError(f"{out}: output is the input; choose another name")
 
 
-def _read_input(path: Path, audio: str | Path | None, video: bool) -> np.ndarray:
-    """The audio to process, float32 [T] at 16 kHz: ``audio`` when given, else the input's (a video's on its timeline)."""
+def read_input_audio(path: str | Path, video: bool, hint: str = "") -> np.ndarray:
+    """The sound of an input file, float32 [T] at 16 kHz: an audio file's, or a video's on its frames' timeline.
+
+    A video without an audio track is a MediaError whose message ends in ``hint``.
+    """
     from avse.audio.io import load_audio
     from avse.video.shift import video_audio
 
-    if audio is not None:
-        return load_audio(audio, sample_rate=SAMPLE_RATE)[0]
     if not video:
         return load_audio(path, sample_rate=SAMPLE_RATE)[0]
     x = video_audio(path)
     if x is None:
-        raise MediaError(path, "the video has no audio track; give one with --audio")
+        raise MediaError(path, "the video has no audio track" + hint)
     return x
+
+
+def _read_input(path: Path, audio: str | Path | None, video: bool) -> np.ndarray:
+    """The audio to process, float32 [T] at 16 kHz: ``audio`` when given, else the input's (a video's on its timeline)."""
+    from avse.audio.io import load_audio
+
+    if audio is not None:
+        return load_audio(audio, sample_rate=SAMPLE_RATE)[0]
+    return read_input_audio(path, video, hint="; give one with --audio")
 
 
 def _config(chunk_seconds: float | None) -> InferenceConfig:
@@ -609,6 +619,7 @@ __all__ = [
     "enhance_file",
     "load_model",
     "model_path",
+    "read_input_audio",
     "separate_file",
     "to_mono",
 ]

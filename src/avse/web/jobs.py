@@ -205,20 +205,6 @@ class Engine:
         return self._dnsmos
 
 
-def _read_audio(path: Path, video: bool) -> np.ndarray:
-    """The upload's audio, float32 [T] at 16 kHz (a video's on its timeline)."""
-    from avse.audio.io import load_audio
-    from avse.errors import MediaError
-    from avse.video.shift import video_audio
-
-    if not video:
-        return load_audio(path, sample_rate=SAMPLE_RATE)[0]
-    x = video_audio(path)
-    if x is None:
-        raise MediaError(path, "the video has no audio track")
-    return x
-
-
 def run_job(
     engine: Engine,
     label: str,
@@ -238,6 +224,7 @@ def run_job(
     "figures", "DNSMOS" (when configured).
     ``out_dir`` is emptied first.
     """
+    from avse.api import read_input_audio
     from avse.audio.io import save_wav
     from avse.plots import enhancement_report, mouth_track_plot
     from avse.utils.fs import atomic_path, check_file_stem
@@ -255,7 +242,7 @@ def run_job(
 
     t = time.perf_counter()
     report("reading the audio", 0.0)
-    x = _read_audio(path, analysis.video)  # [T] 16 kHz
+    x = read_input_audio(path, analysis.video)  # [T] 16 kHz
     stages["reading"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -178,18 +178,10 @@ def probe(path: Path) -> tuple[bool, float]:
 
     Raises MediaError for a file that is not readable media or has no audio.
     """
-    from avse.audio.io import check_not_still_image
-    from avse.video.io import has_video
+    from avse.video.io import has_video, open_media
 
-    video = has_video(path)
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as err:
-        raise MediaError(path, f"unreadable media ({first_line(err, with_type=False)})") from None
-    check_not_still_image(container, path)
-    with container:
+    video = has_video(path)  # opens the file with open_media too: an unreadable one or a still image stops here
+    with open_media(path) as container:
         if not container.streams.audio:
             raise MediaError(path, "no audio track (avse needs the sound)")
         seconds = 0.0
