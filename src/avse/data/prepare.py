@@ -78,7 +78,7 @@ def cache_path(out: str | Path, utt_id: str, split: str) -> Path:
     return Path(out) / split / f"{utt_id}.npz"
 
 
-def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> dict[str, Any]:
+def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None, faces: bool = False) -> dict[str, Any]:
     """Run the front end on one utterance and write its cache file; returns its manifest record.
 
     The cache file (compressed npz) holds crops uint8 [N, 96, 96] (grayscale
@@ -86,7 +86,9 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
     landmark arrays (lips [N, 40, 2], eyes, nose, face_box), flags uint8 [N]
     (0 detected, 1 interpolated), audio int16 [N * 640] at 16 kHz on the
     video's timeline (zero-padded or cut to whole frames) and the A/V sync
-    estimate (NaN offset when the clip is too short to tell).
+    estimate (NaN offset when the clip is too short to tell). With ``faces`` it also holds
+    faces uint8 [N, 96, 96, 3]: RGB face crops aligned on eyes and nose
+    (``avse.video.roi.face_matrices``), the talking-face models' frames.
     """
     from avse.audio.io import load_audio
     from avse.video.frontend import process
@@ -113,6 +115,14 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
         sync_confidence=np.float32(res.sync[1]),
         format=np.int32(CACHE_FORMAT),
     )
+    if faces:
+        from avse.video.io import iter_grid_frames
+        from avse.video.roi import face_crops, face_matrices
+
+        try:
+            arrays["faces"] = face_crops(iter_grid_frames(utt.video, max_frames=n), face_matrices(lm))  # [N, 96, 96, 3]
+        except ConfigError as err:
+            raise MediaError(utt.video, str(err)) from None
     path = cache_path(out, utt.id, utt.split)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         # cast: mypy cannot know that no key is savez_compressed's own ``allow_pickle``
@@ -132,6 +142,7 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None) -> 
         "sync_offset_ms": None if np.isnan(res.sync[0]) else round(res.sync[0], 1),
         "sync_confidence": round(res.sync[1], 3),
         "sync_reliable": res.sync[2],
+        "faces": bool(faces),
         **({"tracks": res.report["n_tracks"]} if "n_tracks" in res.report else {}),
     }
 
@@ -144,10 +155,10 @@ def _failure_path(out: Path, utt: Utterance) -> Path:
     return out / RECORDS / "failed" / utt.split / f"{utt.id}.json"
 
 
-def _work(args: tuple[Utterance, str, int | None]) -> tuple[str, dict[str, Any] | None, str | None]:
-    utt, out, smooth = args
+def _work(args: tuple[Utterance, str, int | None, bool]) -> tuple[str, dict[str, Any] | None, str | None]:
+    utt, out, smooth, faces = args
     try:
-        rec = prepare_one(utt, Path(out), smooth)
+        rec = prepare_one(utt, Path(out), smooth, faces)
     except AvseError as err:
         write_json(_failure_path(Path(out), utt), {"id": utt.id, "error": str(err)})
         return utt.id, None, str(err)
@@ -164,13 +175,15 @@ def prepare(
     smooth_window: int | None = None,
     progress: bool = True,
     detect: bool = False,
+    faces: bool = False,
 ) -> dict[str, Any]:
     """Build (or resume) the preprocessing cache of every utterance under ``root`` into ``out``.
 
     ``detect``: run face detection and the face mesh even where the corpus has
     ground-truth landmarks (a synthetic corpus), so that the cache holds the
     lips the front end gives on real videos, with its errors, not the
-    renderer's exact points.
+    renderer's exact points. ``faces``: also store aligned RGB face crops
+    (see ``prepare_one``).
 
     Utterance k (in id order) belongs to shard k % N. Items whose cache file
     exists are skipped. Failures do not stop the run: each is reported with its
@@ -193,7 +206,7 @@ def prepare(
     todo = [u for u in mine if not (cache_path(out, u.id, u.split).exists() and _record_path(out, u).exists())]
     failures: dict[str, str] = {}
     bar = tqdm(total=len(todo), desc="prepare", unit="utt", disable=not progress or not todo)
-    args = [(u, str(out), smooth_window) for u in todo]
+    args = [(u, str(out), smooth_window, faces) for u in todo]
     results: Iterator[tuple[str, dict[str, Any] | None, str | None]]
     for split in {u.split for u in mine}:
         if (out / split).is_dir():  # temp files an interrupted run of this shard left behind

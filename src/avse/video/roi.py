@@ -267,9 +267,61 @@ def lipreading_input(crops: Any):
     return (x / 255.0 - LIPREADING_MEAN) / LIPREADING_STD
 
 
+# ---------------------------------------------------------------------------------------------
+# Aligned face crops (the talking-face generator's frame)
+# ---------------------------------------------------------------------------------------------
+
+#: side of the aligned face crop (pixels)
+FACE_SIZE = 96
+#: the square of the 256 x 256 reference frame an aligned face crop shows: (left, top, side).
+#: It runs from above the brows (y 56) to below the chin (about y 200) and from cheek to
+#: cheek (x 60 .. 196), so the mouth centre lands near (48, 63.5) of a 96 x 96 crop and the
+#: lower half (rows 48 ..) holds nose base, mouth and chin.
+FACE_BOX = (40.0, 52.0, 176.0)
+
+
+def face_reference(size: int = FACE_SIZE) -> np.ndarray:
+    """The stable points (4 eye corners, nose tip) [5, 2] float64 in an aligned face crop of side ``size``."""
+    left, top, side = FACE_BOX
+    return (STABLE_POINTS - np.array([left, top])) * (size / side)
+
+
+def face_matrices(landmarks: Mapping[str, Any], size: int = FACE_SIZE, half_window: int = HALF_WINDOW) -> np.ndarray:
+    """Per-frame affine matrices [N, 2, 3] float64 mapping frame pixels to an aligned face crop of side ``size``.
+
+    landmarks: eyes [N, 4, 2], nose [N, 2] (and lips [N, 40, 2]; pixels, gaps filled). The
+    stable points are averaged over frames i - half_window .. i + half_window (translation
+    kept at frame i's), then a similarity is fitted onto ``face_reference(size)``: the face
+    keeps its place and size from frame to frame while the mouth moves freely inside it.
+    """
+    pts = _points(landmarks)[:, :5]  # [N, 5, 2]
+    smooth = centred_mean(pts, int(half_window))
+    smooth = smooth + (pts.mean(1) - smooth.mean(1))[:, None, :]
+    return estimate_similarity(smooth, face_reference(size))
+
+
+def face_crops(
+    frames: Iterable[Any] | np.ndarray, matrices: np.ndarray, size: int = FACE_SIZE
+) -> np.ndarray:
+    """frames (uint8 [N, H, W, 3] RGB, or an iterable of frames / (t, frame) pairs) and
+    matrices [N, 2, 3] (``face_matrices``) -> aligned face crops uint8 [N, size, size, 3] RGB.
+
+    Bilinear, borders replicated; frames are read one at a time.
+    """
+    mats = np.asarray(matrices, dtype=np.float64)
+    out = np.empty((len(mats), size, size, 3), dtype=np.uint8)
+    for i, frame in _numbered(frames, len(mats)):
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+        cv2.warpAffine(frame, mats[i], (size, size), dst=out[i], flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
 __all__ = [
     "REFERENCE_SIZE", "REFERENCE_INDEX", "REFERENCE_POINTS", "REFERENCE_MOUTH_CENTRE", "STABLE_POINTS",
     "CROP_SIZE", "LIPREADING_SIZE", "LIPREADING_MEAN", "LIPREADING_STD", "HALF_WINDOW",
     "estimate_similarity", "transform_points", "crop_matrices", "crop_centroid_px",
     "mouth_crop", "iter_mouth_crops", "mouth_crops", "lipreading_input",
+    "FACE_SIZE", "FACE_BOX", "face_reference", "face_matrices", "face_crops",
 ]

@@ -1,0 +1,214 @@
+"""Talking-face generation, measured: sync, lip shape, image quality and identity against real videos.
+
+    python bench/bench_talk.py [--model PATH] [--expert PATH] [--cache data/talk_faces]
+                               [--real ../shared/data/real] [--synthetic 24] [--no-landmarks]
+
+Two sets:
+- synthetic: held-out speakers of the preprocessing cache's test split (``avse prepare
+  CORPUS OUT --faces``), the first ``--synthetic`` clips;
+- real: the real talking-face clips of REAL/grid and REAL/av (front end on each clip).
+
+For each clip the identity frame is the clip's first frame, the speech is the clip's own,
+and the driving frames (upper face, head pose) are the clip's frames. Methods:
+- real: the clip itself (the ceiling under our lip-sync expert);
+- still: the first frame repeated (the floor);
+- energy: the first frame with the jaw pulled down by the speech energy (a simple baseline);
+- ours: the talking-face generator.
+Measures per clip, then means with 95 % intervals:
+- LSE-D (lower is better) and LSE-C (higher is better) from avse's lip-sync expert;
+- lip distance: MediaPipe's 40 lip points on the generated vs the real crops (pixels of the
+  96-pixel crop, position removed; lower is better);
+- PSNR and SSIM of the lower face against the real frames; identity: cosine of LBP-histogram
+  face descriptors between each frame and the real frame (higher is better).
+Also the time per generated frame on one core. Writes bench/results/talk.json, talk.png (bars)
+and talk_sheet.png (a contact sheet: reference, generated and real frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, save  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REAL = HERE.parents[1] / "shared" / "data" / "real"
+METHODS = ("real", "still", "energy", "ours")
+MEASURES = ("lse_d", "lse_c", "lip_distance", "psnr", "ssim", "identity")
+LOWER = 48  # rows of the 96-pixel crop from which PSNR and SSIM are taken (the lower face)
+
+
+def mean_ci(values: list[float]) -> dict:
+    """Mean with a 95 % Student-t interval half-width over the finite values."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], np.float64)
+    if len(v) == 0:
+        return {"mean": None, "ci95": None, "n": 0}
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
+    return {"mean": round(float(v.mean()), 4), "ci95": None if half is None else round(half, 4), "n": int(len(v))}
+
+
+def synthetic_clips(cache: Path, n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, faces uint8 [N, 96, 96, 3], audio float32 [N * 640]) of the first n test clips of the cache."""
+    from avse.talking.train import _load, cache_items
+
+    out = []
+    for path in cache_items(cache, "test")[:n]:
+        faces, audio = _load(path)
+        if len(faces) >= 25:
+            out.append((f"synthetic/{path.stem}", faces, audio))
+    return out
+
+
+def real_clips(real: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, aligned faces, audio) of each real clip: the front end's landmarks, then face crops."""
+    from avse.video.frontend import process
+    from avse.video.io import iter_grid_frames
+    from avse.video.roi import face_crops, face_matrices
+
+    paths = sorted((real / "grid").glob("*.mpg")) + sorted((real / "av").glob("*/*.mp4"))
+    out = []
+    for p in paths:
+        res = process(p)
+        n = len(res.landmarks["lips"])
+        faces = face_crops(iter_grid_frames(p, max_frames=n), face_matrices(res.landmarks))
+        audio = np.zeros(n * 640, np.float32)
+        m = min(len(audio), len(res.audio))
+        audio[:m] = res.audio[:m]
+        out.append((f"real/{p.parent.name}/{p.stem}", faces, audio))
+    return out
+
+
+def measure(expert, faces: np.ndarray, real: np.ndarray, audio: np.ndarray, real_lips: np.ndarray | None,
+            landmarks: bool) -> dict:
+    """All measures of one method's crops ``faces`` [N, 96, 96, 3] against the real crops."""
+    from avse.talking.expert import lse
+    from avse.talking.metrics import identity_similarity, lip_distance, lip_landmarks, psnr, ssim
+
+    r = lse(expert, faces, audio)
+    out = {"lse_d": float(r["lse_d"]), "lse_c": float(r["lse_c"]), "offset": int(r["offset_frames"])}
+    out["psnr"] = psnr(faces[:, LOWER:], real[:, LOWER:])
+    out["ssim"] = ssim(faces[:, LOWER:], real[:, LOWER:])
+    out["identity"] = identity_similarity(faces, real)
+    out["lip_distance"] = lip_distance(lip_landmarks(faces), real_lips) if landmarks and real_lips is not None else float("nan")
+    return out
+
+
+def beats(d: dict, m: str, lower: bool) -> bool | None:
+    """Whether "ours" is better than both baselines (still, energy) on measure m of one set's summary."""
+    o, a, b = (d[k][m]["mean"] for k in ("ours", "still", "energy"))
+    if None in (o, a, b):
+        return None
+    return bool(o < min(a, b)) if lower else bool(o > max(a, b))
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(summary)
+    fig, axes = plt.subplots(len(sets), len(MEASURES), figsize=(3.0 * len(MEASURES), 2.8 * len(sets)), squeeze=False)
+    better = {"lse_d": "lower", "lse_c": "higher", "lip_distance": "lower", "psnr": "higher", "ssim": "higher", "identity": "higher"}
+    for i, s in enumerate(sets):
+        for j, m in enumerate(MEASURES):
+            ax = axes[i][j]
+            means = [summary[s][k][m]["mean"] for k in METHODS]
+            cis = [summary[s][k][m]["ci95"] or 0.0 for k in METHODS]
+            xs = np.arange(len(METHODS))
+            vals = [np.nan if v is None else v for v in means]
+            ax.bar(xs, vals, yerr=cis, color=["#777", "#bbb", "#9cf", "#f80"], capsize=3)
+            ax.set_xticks(xs, METHODS, fontsize=8)
+            ax.set_title(f"{s}: {m} ({better[m]} better)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sheet(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], path: Path, every: int = 4, cols: int = 8) -> None:
+    """Contact sheet: per clip, three rows (generated frames, real frames), the reference first."""
+    import cv2
+
+    blocks = []
+    for _name, ref, gen, real in rows:
+        idx = list(range(0, min(len(gen), every * cols), every))
+        pad = np.zeros_like(ref)
+        g = np.concatenate([ref] + [gen[i] for i in idx] + [pad] * (cols - len(idx)), axis=1)
+        r = np.concatenate([pad] + [real[i] for i in idx] + [pad] * (cols - len(idx)), axis=1)
+        blocks += [g, r, np.full((4, g.shape[1], 3), 255, np.uint8)]
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(blocks, axis=0), cv2.COLOR_RGB2BGR))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="talking-face checkpoint (default: the shipped one)")
+    ap.add_argument("--expert", help="lip-sync expert checkpoint (default: the shipped one)")
+    ap.add_argument("--cache", type=Path, default=Path("data/talk_faces"))
+    ap.add_argument("--real", type=Path, default=REAL)
+    ap.add_argument("--synthetic", type=int, default=24, help="synthetic test clips (0: none)")
+    ap.add_argument("--no-landmarks", action="store_true", help="skip the MediaPipe lip distance (faster)")
+    ap.add_argument("--out", default="talk", help="result name under bench/results (default: %(default)s)")
+    args = ap.parse_args()
+
+    import torch
+
+    from avse.talking.baselines import energy_mouth, still
+    from avse.talking.expert import SyncExpert
+    from avse.talking.generate import TalkingFace
+    from avse.talking.metrics import lip_landmarks
+
+    torch.set_num_threads(1)
+    expert = SyncExpert.from_pretrained(args.expert).eval()
+    talk = TalkingFace.from_pretrained(args.model)
+    sets: dict[str, list] = {}
+    if args.synthetic > 0 and (args.cache / "test").is_dir():
+        sets["synthetic"] = synthetic_clips(args.cache, args.synthetic)
+    if args.real.is_dir():
+        sets["real"] = real_clips(args.real)
+    if not sets:
+        sys.exit("bench_talk: no clips (neither a cache with a test split nor the real clips)")
+    items, summary, sheet_rows = [], {}, []
+    gen_seconds, gen_frames = 0.0, 0
+    for set_name, clips in sets.items():
+        per: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MEASURES} for k in METHODS}
+        for name, real, audio in clips:
+            n = len(real)
+            t0 = time.perf_counter()
+            ours = talk.crops(audio, real[0], real)
+            gen_seconds += time.perf_counter() - t0
+            gen_frames += n
+            outs = {"real": real, "still": still(real[0], n), "energy": energy_mouth(real[0], audio, n), "ours": ours}
+            real_lips = None if args.no_landmarks else lip_landmarks(real)
+            row = {"clip": name, "frames": n}
+            for k, faces in outs.items():
+                row[k] = measure(expert, faces, real, audio, real_lips, not args.no_landmarks)
+                for m in MEASURES:
+                    per[k][m].append(row[k][m])
+            items.append(row)
+            print(f"{name}: " + "  ".join(f"{k} D {row[k]['lse_d']:.2f} C {row[k]['lse_c']:.2f}" for k in METHODS), flush=True)
+            if len([r for r in sheet_rows if r[0].startswith(set_name)]) < 3:
+                sheet_rows.append((name, real[0], ours, real))
+        summary[set_name] = {k: {m: mean_ci(per[k][m]) for m in MEASURES} for k in METHODS}
+    goal = {s: {"lse_d": beats(d, "lse_d", True), "lse_c": beats(d, "lse_c", False),
+                "lip_distance": beats(d, "lip_distance", True)} for s, d in summary.items()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    plot(summary, RESULTS / f"{args.out}.png")
+    sheet(sheet_rows, RESULTS / f"{args.out}_sheet.png")
+    save(args.out, {
+        "model": args.model or "shipped", "expert": args.expert or "shipped", "summary": summary,
+        "ours_beats_both_baselines": goal,
+        "ms_per_generated_frame_one_core": round(1000 * gen_seconds / max(gen_frames, 1), 1),
+        "items": items,
+    })
+
+
+if __name__ == "__main__":
+    main()
