@@ -117,7 +117,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     from avse.utils.fs import parse_shard
 
     report = prepare(args.root, args.out, jobs=args.jobs, shard=parse_shard(args.shard), smooth_window=args.smooth, progress=not args.quiet,
-                     detect=args.detect)
+                     detect=args.detect, faces=args.faces)
     print(json.dumps(report, indent=2))
     if report["failed"]:
         raise AvseError(f"{len(report['failed'])} utterance(s) failed, the rest is cached; see {Path(args.out) / 'failures.json'}")
@@ -129,13 +129,18 @@ def _cmd_sync(args: argparse.Namespace) -> None:
 
     if args.write:
         check_shift_output(args.video, args.write)  # before the front end's work, not after
-    est = sync_video(args.video)
-    verdict = (
-        "reliable"
-        if est.reliable
-        else f"NOT reliable: needs {est.threshold:.2f} for a clip this long (short clips and little lip motion score low)"
-    )
-    print(f"{args.video}: audio offset {est.offset_ms:+.0f} ms (positive: audio late), confidence {est.confidence:.2f}, {verdict}")
+    est = sync_video(args.video, method=args.method)
+    if args.method == "expert":
+        verdict = "reliable" if est.reliable else f"NOT reliable: LSE-C below {est.threshold:.2f} (little speech or lip motion, or not this talker's voice)"
+        print(f"{args.video}: audio offset {est.offset_ms:+.0f} ms (positive: audio late; 40 ms steps), "
+              f"LSE-D {-float(est.corr_curve.max()):.3f}, LSE-C {est.confidence:.3f}, {verdict}")
+    else:
+        verdict = (
+            "reliable"
+            if est.reliable
+            else f"NOT reliable: needs {est.threshold:.2f} for a clip this long (short clips and little lip motion score low)"
+        )
+        print(f"{args.video}: audio offset {est.offset_ms:+.0f} ms (positive: audio late), confidence {est.confidence:.2f}, {verdict}")
     if args.write:
         write_shifted(args.video, est.offset_ms, args.write)
         print(f"corrected file: {args.write}")
@@ -177,10 +182,27 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from avse.training.recipe import load_recipe
 
     cfg = load_recipe(args.recipe, args.set)
+    if cfg.get("model") == "talking_face":
+        from avse.talking.train import fit_talking
+
+        print(f"generator: {fit_talking(cfg, args.out, resume=args.resume, progress=not args.quiet)}")
+        return
+    if cfg.get("model") == "sync_expert":
+        from avse.talking.expert_data import train_expert
+
+        print(f"lip-sync expert: {train_expert(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)}")
+        return
     from avse.training.module import fit
 
     best = fit(cfg, args.out, resume=args.resume, progress=not args.quiet)
     print(f"best checkpoint: {best}")
+
+
+def _cmd_talk(args: argparse.Namespace) -> None:
+    from avse.talking.generate import TalkingFace
+
+    report = TalkingFace.from_pretrained(args.model).run(args.face, args.speech, args.out, progress=not args.quiet)
+    print(f"{report['output']}: {report['frames']} frames in {report['seconds']} s ({report['ms_per_frame']} ms a frame)")
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -327,12 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--smooth", type=int, help="landmark smoothing window for detected faces")
     pr.add_argument("--detect", action="store_true",
                     help="detect faces even where the corpus has ground-truth landmarks (train on the front end's lips)")
+    pr.add_argument("--faces", action="store_true",
+                    help="also store aligned 96x96 RGB face crops (the talking-face models' frames)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=_cmd_prepare)
 
-    sy = sub.add_parser("sync", help="estimate the audio/video offset of a talking-face video from lip motion")
+    sy = sub.add_parser("sync", help="estimate the audio/video offset of a talking-face video (lip motion, or the lip-sync expert)")
     sy.add_argument("video")
     sy.add_argument("--write", metavar="OUT", help="write a corrected copy (video stream copied, audio shifted)")
+    sy.add_argument("--method", choices=["lips", "expert"], default="lips",
+                    help="lips: lip motion vs. speech energy (10 ms steps, default); expert: the lip-sync expert on "
+                         "aligned face crops (40 ms steps, LSE-D / LSE-C as confidence)")
     sy.set_defaults(func=_cmd_sync)
 
     ev = sub.add_parser("evaluate", help="score a method on rendered scenes: per-item CSV, summary with 95%% CIs, plots")
@@ -362,6 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_cmd_train)
+
+    tk = sub.add_parser("talk", help="animate a face (image or video) with speech: a lip-synced talking-face video")
+    tk.add_argument("face", help="an image (jpg, png) or a video of one face")
+    tk.add_argument("speech", help="the speech: an audio file, or a video whose sound is used")
+    tk.add_argument("-o", "--out", required=True, help="output video (mp4)")
+    tk.add_argument("--model", help="a talking-face checkpoint (default: the shipped one)")
+    tk.add_argument("--quiet", action="store_true", help="no progress bar")
+    tk.set_defaults(func=_cmd_talk)
 
     inf = sub.add_parser("info", help="describe a checkpoint: model, config, parameters, MACs")
     inf.add_argument("checkpoint")

@@ -41,7 +41,7 @@ def load_generator(path: str | Path | None = None) -> tuple[TalkingFaceNet, dict
     cfg_d = dict(ckpt["config"])
     cfg_d["channels"] = tuple(cfg_d["channels"])
     net = TalkingFaceNet(TalkingFaceConfig(**cfg_d))
-    net.load_state_dict(ckpt["state_dict"])
+    net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()})
     net.generator.noise_mode = "const"  # the same noise on every frame: no flicker
     return net.eval(), dict(ckpt.get("extra", {}))
 

@@ -232,6 +232,8 @@ class TalkingFaceNet(nn.Module):
     [B, T, w_dim] codes. Images are in [-1, 1]; T is any number of consecutive 25 fps frames.
     """
 
+    mask: Tensor  # [1, 1, S, S] the lower-face blend mask (a buffer)
+
     def __init__(self, cfg: TalkingFaceConfig = TalkingFaceConfig()):
         super().__init__()
         self.cfg = cfg

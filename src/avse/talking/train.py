@@ -33,7 +33,7 @@ from avse.utils.fs import check_output_folder
 def cache_items(root: str | Path, split: str) -> list[Path]:
     """The cache files of ``split`` that hold face crops (``avse prepare --faces``), sorted; MediaError when none."""
     folder = Path(root) / split
-    files = sorted(folder.glob("*.npz"))
+    files = sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))  # not a writer's temp file
     if not files:
         raise MediaError(folder, "no cache files (make them with `avse prepare CORPUS OUT --faces`)")
     return files
@@ -135,7 +135,8 @@ class TalkTrainConfig:
     R1 penalty, applied every ``r1_every`` steps), ``perceptual`` (feature matching in the
     discriminator's layers), ``identity`` (cosine distance of the discriminator's deepest
     features), ``orthogonality`` (canonical vs motion codes), ``sync`` (the lip-sync expert,
-    ``sync_expert``: a checkpoint path or "pretrained"; 0 or None switches it off).
+    ``sync_expert``: a checkpoint path or "pretrained"; 0 or None switches it off; it joins
+    after ``sync_start`` steps).
     """
 
     model: str = "talking_face"
@@ -153,6 +154,7 @@ class TalkTrainConfig:
     orthogonality: float = 0.01
     sync: float = 0.03
     sync_expert: str | None = None
+    sync_start: int = 0  # steps before the sync loss joins
     gan_start: int = 200  # steps of reconstruction only before the discriminator joins
     max_steps: int = 2000
     max_epochs: int = 10000
@@ -206,7 +208,9 @@ class TalkingFaceModule(pl.LightningModule):
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         cfg = self.cfg
-        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        opts = self.optimizers()
+        assert isinstance(opts, list)
+        opt_g, opt_d = opts
         real = batch["faces"]  # [B, T, 3, S, S]
         out = self.net(batch["audio"], batch["reference"], real)
         fake = out["frames"]
@@ -241,14 +245,14 @@ class TalkingFaceModule(pl.LightningModule):
             for p in self.disc.parameters():
                 p.requires_grad_(True)
             adv = F.softplus(-g_fake).mean()
-            fm = sum(F.l1_loss(a, b) for a, b in zip(f_fake, f_real)) / len(f_fake)
+            fm = torch.stack([F.l1_loss(a, b) for a, b in zip(f_fake, f_real)]).mean()
             ident = (1.0 - F.cosine_similarity(f_fake[-1].mean(dim=(2, 3)), f_real[-1].mean(dim=(2, 3)), dim=1)).mean()
             loss = loss + cfg.adversarial * adv + cfg.perceptual * fm + cfg.identity * ident
             logs.update({"train/adv": adv.detach(), "train/perceptual": fm.detach(), "train/identity": ident.detach()})
         orth = F.cosine_similarity(out["canonical"][:, None], out["motion"], dim=-1).pow(2).mean()
         loss = loss + cfg.orthogonality * orth
         logs["train/orth"] = orth.detach()
-        if self.expert is not None:
+        if self.expert is not None and step >= cfg.sync_start:
             sync = self._sync_loss(fake, batch["audio_clean"])
             loss = loss + cfg.sync * sync
             logs["train/sync"] = sync.detach()
@@ -278,13 +282,18 @@ class TalkingFaceModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         cfg = self.cfg
-        g = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-        d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
+        betas = (float(cfg.betas[0]), float(cfg.betas[1]))
+        g = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=betas)
+        d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_d, betas=betas)
         return [g, d]
 
 
 def save_generator(path: str | Path, net: TalkingFaceNet, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write the generator as a self-describing checkpoint (loads with ``weights_only=True``)."""
+    """Write the generator as a self-describing checkpoint (loads with ``weights_only=True``).
+
+    Floating-point weights are stored as float16 (half the size; ``load_generator`` turns them
+    back into float32); training resumes from the Lightning checkpoint, not from this file.
+    """
     from avse import SAMPLE_RATE, VIDEO_FPS, __version__
     from avse.talking.model import config_dict
     from avse.utils.fs import atomic_path
@@ -296,7 +305,8 @@ def save_generator(path: str | Path, net: TalkingFaceNet, extra: Mapping[str, An
         "sample_rate": SAMPLE_RATE,
         "video_fps": VIDEO_FPS,
         "versions": {"avse": __version__, "torch": str(torch.__version__)},
-        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "state_dict": {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+                       for k, v in net.state_dict().items()},
         "extra": dict(extra or {}),
     }
     path = Path(path)

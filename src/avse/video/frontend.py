@@ -131,6 +131,7 @@ def sync_video(
     video_path: str | Path,
     landmarks: Mapping[str, Any] | str | Path | None = None,
     max_offset_ms: float = 500.0,
+    method: str = "lips",
 ) -> SyncEstimate:
     """Estimate the audio/video offset of a talking-face video file (positive = the audio lags).
 
@@ -139,8 +140,14 @@ def sync_video(
     targets_landmarks/ID.npz), or None to run the front end (``extract_landmarks``) on the video.
     The audio track is decoded at 16 kHz mono and placed on the video's timeline (the
     container's start times are honoured, see ``avse.video.shift.timeline_audio``).
+    ``method`` "lips": lip motion against the speech envelope (``estimate_offset``, 10 ms steps);
+    "expert": the lip-sync expert on aligned face crops (``avse.talking.expert.estimate_offset_expert``,
+    40 ms steps; the landmarks then need eyes and nose too; confidence = LSE-C, and LSE-D =
+    -max(corr_curve)).
     Raises MediaError for unreadable files or a file without audio, NoFaceError when no face.
     """
+    if method not in ("lips", "expert"):
+        raise ConfigError(f"sync method must be 'lips' or 'expert', got {method!r}")
     from avse.video.landmarks import read_landmarks
     from avse.video.shift import timeline_audio
 
@@ -154,5 +161,14 @@ def sync_video(
         landmarks = read_landmarks(landmarks)
     if "lips" not in landmarks:
         raise ConfigError("landmarks must hold 'lips' [N, 40, 2]")
+    if method == "expert":
+        from avse.talking.expert import estimate_offset_expert
+        from avse.video.io import iter_grid_frames
+        from avse.video.roi import face_crops, face_matrices
+
+        n = len(landmarks["lips"])
+        with about_file(path):  # e.g. landmarks without eyes, too few frames
+            faces = face_crops(iter_grid_frames(path, max_frames=n), face_matrices(landmarks))  # [N, 96, 96, 3]
+            return estimate_offset_expert(faces, audio, max_offset=max(1, int(max_offset_ms // 40)))
     with about_file(path):  # e.g. a clip too short to tell
         return estimate_offset(landmarks["lips"], audio, max_offset_ms=max_offset_ms, flags=landmarks.get("flags"))

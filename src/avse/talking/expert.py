@@ -1,0 +1,365 @@
+"""The lip-sync expert (SyncNet-style): mouth-window and speech-window embeddings, sync loss, LSE-D / LSE-C and A/V offset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS, __version__
+from avse.errors import ConfigError, MediaError, first_line
+from avse.talking.audio import WINDOW, audio_windows
+from avse.utils.fs import atomic_path
+
+if TYPE_CHECKING:
+    from avse.video.sync import SyncEstimate
+
+#: the checkpoint's model name
+MODEL_NAME = "sync_expert"
+#: where the trained expert ships
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "sync_expert.avse.pt"
+#: video frames in one window (0.2 s at 25 fps), centred on the frame the audio window belongs to
+FRAMES = 5
+#: rows of the 96 x 96 aligned face crop the expert sees: the lower half (nose base, mouth, chin)
+MOUTH_ROWS = (48, 96)
+#: ITU-R BT.601 luma weights (R, G, B), as OpenCV's RGB -> gray
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of the expert. ``video_channels`` / ``audio_channels``: widths of the conv stages."""
+
+    frames: int = FRAMES
+    height: int = MOUTH_ROWS[1] - MOUTH_ROWS[0]
+    width: int = 96
+    n_mels: int = 80
+    audio_width: int = WINDOW
+    video_channels: tuple[int, ...] = (24, 32, 48, 64, 96, 128)
+    audio_channels: tuple[int, ...] = (32, 32, 64, 64, 96, 96)
+    embed_dim: int = 128
+
+
+_Config = Config
+
+
+def _block(c_in: int, c_out: int, stride: int | tuple[int, int]) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+#: strides of the conv stages (video on [48, 96]: -> [3, 6]; audio on [80, 16]: -> [5, 2])
+_VIDEO_STRIDES: tuple[Any, ...] = (2, 2, 1, 2, 1, 2)
+_AUDIO_STRIDES: tuple[Any, ...] = (1, (2, 1), 2, 1, 2, 2)
+
+
+class SyncExpert(nn.Module):
+    """Says whether 5 mouth frames and 0.2 s of speech belong together.
+
+    Video: 5 consecutive frames of the lower half of aligned face crops (``mouth_frames``),
+    gray, [B, 5, 48, 96] in [0, 1]; each window is standardised on its own (mean and spread over
+    its pixels: brightness and contrast do not matter) and the 4 frame differences are added as
+    channels. Audio: the 16-frame log-mel window of the middle frame
+    (``avse.talking.audio.audio_windows``), [B, 80, 16]. Both go through small conv stacks
+    (BatchNorm, ReLU), average + max pooling and a linear layer to L2-normalised embeddings [B, D].
+    ``logit`` maps their cosine similarity to the log-odds of being in sync (a learnt
+    scale and bias), which ``sync_loss`` uses.
+    """
+
+    Config = Config
+    info: dict[str, Any]  # what ``from_pretrained`` read besides the weights (config, versions, extra)
+
+    def __init__(self, config: _Config | None = None):
+        super().__init__()
+        self.config = cfg = config or Config()
+        self.info = {}
+        if len(cfg.video_channels) != len(_VIDEO_STRIDES) or len(cfg.audio_channels) != len(_AUDIO_STRIDES):
+            raise ConfigError(f"video_channels and audio_channels need {len(_VIDEO_STRIDES)} and {len(_AUDIO_STRIDES)} widths")
+        chans = [2 * cfg.frames - 1, *cfg.video_channels]
+        self.video = nn.Sequential(*[_block(chans[i], chans[i + 1], s) for i, s in enumerate(_VIDEO_STRIDES)])
+        chans = [1, *cfg.audio_channels]
+        self.audio = nn.Sequential(*[_block(chans[i], chans[i + 1], s) for i, s in enumerate(_AUDIO_STRIDES)])
+        self.video_head = nn.Linear(2 * cfg.video_channels[-1], cfg.embed_dim)
+        self.audio_head = nn.Linear(2 * cfg.audio_channels[-1], cfg.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(10.0))  # cosine -> log-odds of "in sync"
+        self.logit_bias = nn.Parameter(torch.tensor(-5.0))
+
+    @staticmethod
+    def _pool(x: Tensor) -> Tensor:
+        return torch.cat([x.mean((-2, -1)), x.amax((-2, -1))], -1)  # [B, C, H, W] -> [B, 2C]
+
+    def _check(self, x: Tensor, shape: tuple[int, ...], what: str) -> None:
+        if not isinstance(x, Tensor) or x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ConfigError(f"{what} must be [B, {', '.join(map(str, shape))}], got {got}")
+
+    def embed_video(self, x: Tensor) -> Tensor:
+        """Mouth windows [B, 5, 48, 96] (gray, [0, 1]) -> L2-normalised embeddings [B, D]."""
+        cfg = self.config
+        self._check(x, (cfg.frames, cfg.height, cfg.width), "mouth windows")
+        x = x.float()
+        mean = x.mean((1, 2, 3), keepdim=True)
+        std = x.std((1, 2, 3), keepdim=True)
+        x = (x - mean) / (std + 0.02)  # [B, 5, H, W], per window
+        x = torch.cat([x, 2.0 * (x[:, 1:] - x[:, :-1])], 1)  # [B, 9, H, W]: frames and their differences
+        h = self._pool(self.video(x))  # [B, 2C]
+        return F.normalize(self.video_head(h), dim=-1)  # [B, D]
+
+    def embed_audio(self, a: Tensor) -> Tensor:
+        """Log-mel windows [B, 80, 16] (``audio_windows`` scaling) -> L2-normalised embeddings [B, D]."""
+        cfg = self.config
+        self._check(a, (cfg.n_mels, cfg.audio_width), "audio windows")
+        h = self._pool(self.audio(a.float()[:, None]))  # [B, 1, 80, 16] -> [B, 2C]
+        return F.normalize(self.audio_head(h), dim=-1)  # [B, D]
+
+    def forward(self, a: Tensor, v: Tensor) -> Tensor:
+        """Audio windows [B, 80, 16] and mouth windows [B, 5, 48, 96] -> cosine similarity [B] in [-1, 1]."""
+        return (self.embed_audio(a) * self.embed_video(v)).sum(-1)
+
+    def logit(self, similarity: Tensor) -> Tensor:
+        """Cosine similarity [...] -> log-odds [...] that the pair is in sync (sigmoid of it: the probability)."""
+        return self.logit_scale * similarity + self.logit_bias
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The self-describing checkpoint dict (name, config, rates, versions, weights, ``extra``)."""
+        ckpt: dict[str, Any] = {
+            "format": 1,
+            "model": MODEL_NAME,
+            "config": asdict(self.config),
+            "sample_rate": SAMPLE_RATE,
+            "video_fps": VIDEO_FPS,
+            "interface": {"video": [self.config.frames, self.config.height, self.config.width],
+                          "audio": [self.config.n_mels, self.config.audio_width], "mouth_rows": list(MOUTH_ROWS),
+                          "embed_dim": self.config.embed_dim},
+            "versions": {"avse": __version__, "torch": str(torch.__version__)},
+            "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
+        }
+        if extra is not None:
+            ckpt["extra"] = dict(extra)
+        return ckpt
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``checkpoint(extra)`` to ``path`` atomically -> ``path``."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            torch.save(self.checkpoint(extra), tmp)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | dict[str, Any] | None = None) -> SyncExpert:
+        """The expert saved at ``path`` (a checkpoint dict or file; None: the shipped one), in eval mode.
+
+        Its ``info`` attribute holds the checkpoint without the weights (config, versions, extra:
+        training data, epoch, validation scores). Raises MediaError for a missing or foreign file,
+        ConfigError for an unknown config key.
+        """
+        if isinstance(path, dict):
+            ckpt, where = path, "checkpoint dict"
+        else:
+            from avse.models.checkpoint import read_checkpoint
+
+            where = str(PRETRAINED if path is None else path)
+            if path is None and not PRETRAINED.is_file():
+                raise MediaError(PRETRAINED, "the shipped sync expert is not installed (train one: avse.talking.expert_data.train_expert)")
+            ckpt = read_checkpoint(PRETRAINED if path is None else path)
+        if ckpt.get("model") != MODEL_NAME:
+            raise MediaError(where, f"holds a {ckpt.get('model')!r} model, not a {MODEL_NAME}")
+        names = {f.name for f in fields(Config)}
+        unknown = sorted(set(ckpt["config"]) - names)
+        if unknown:
+            raise ConfigError(f"{where}: unknown sync expert option(s) {', '.join(unknown)}")
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items()}
+        cfg = Config(**values)
+        model = cls(cfg)
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as err:
+            raise MediaError(where, f"weights do not fit the sync expert: {first_line(err, with_type=False)}") from None
+        model.info = {k: v for k, v in ckpt.items() if k != "state_dict"}
+        return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def mouth_frames(faces: np.ndarray | Tensor) -> Tensor:
+    """Aligned face crops -> the gray lower half the expert sees, float in [0, 1].
+
+    faces: uint8 [..., 96, 96, 3] RGB (numpy or torch; e.g. a cache file's ``faces`` [N, 96, 96, 3])
+    -> float32 [..., 48, 96]; or a float torch tensor [..., 3, 96, 96] in [0, 1] (a generator's
+    output) -> [..., 48, 96] of the same dtype, differentiable. Gray = BT.601 luma.
+    """
+    x = faces if isinstance(faces, Tensor) else torch.from_numpy(np.ascontiguousarray(faces))
+    lo, hi = MOUTH_ROWS
+    if x.dtype == torch.uint8:
+        if x.ndim < 3 or tuple(x.shape[-3:]) != (96, 96, 3):
+            raise ConfigError(f"uint8 faces must be [..., 96, 96, 3] RGB, got {tuple(x.shape)}")
+        w = torch.tensor(_LUMA, dtype=torch.float32)
+        return (x[..., lo:hi, :, :].float() @ w) / 255.0  # [..., 48, 96]
+    if not torch.is_floating_point(x) or x.ndim < 3 or tuple(x.shape[-3:]) != (3, 96, 96):
+        raise ConfigError(f"faces must be uint8 [..., 96, 96, 3] or float [..., 3, 96, 96], got {x.dtype} {tuple(x.shape)}")
+    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device)
+    return torch.einsum("...chw,c->...hw", x[..., lo:hi, :], w)  # [..., 48, 96]
+
+
+def stack_windows(frames: Tensor, width: int = FRAMES) -> Tensor:
+    """Per-frame windows: frames [..., N, H, W] -> [..., N, width, H, W], window i = frames i - width//2 .. i + width//2.
+
+    Frames past either end repeat the edge frame. A gather: differentiable, no copy of the
+    frames' autograd history is lost.
+    """
+    if frames.ndim < 3 or frames.shape[-3] < 1:
+        raise ConfigError(f"frames must be [..., N >= 1, H, W], got {tuple(frames.shape)}")
+    n = frames.shape[-3]
+    idx = (torch.arange(n, device=frames.device)[:, None] + torch.arange(width, device=frames.device) - width // 2).clamp(0, n - 1)
+    return frames[..., idx.reshape(-1), :, :].reshape(*frames.shape[:-3], n, width, *frames.shape[-2:])
+
+
+def clip_embeddings(expert: SyncExpert, faces: np.ndarray | Tensor, audio: np.ndarray | Tensor,
+                    batch: int = 256) -> tuple[Tensor, Tensor]:
+    """A whole clip -> (video embeddings [N, D], audio embeddings [N, D]), one per video frame.
+
+    faces: aligned face crops (see ``mouth_frames``) of N frames; audio: [T] float at 16 kHz,
+    sample 0 at the start of frame 0 (cut or padded with silence to N * 640). No gradients.
+    """
+    mouths = mouth_frames(faces)  # [N, 48, 96]
+    if mouths.ndim != 3:
+        raise ConfigError(f"faces must hold one clip [N, ...], got {tuple(mouths.shape)}")
+    n = mouths.shape[0]
+    wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, Tensor) else audio).float()
+    if wav.ndim != 1:
+        raise ConfigError(f"audio must be mono [T], got shape {tuple(wav.shape)}")
+    wav = F.pad(wav[: n * SAMPLES_PER_FRAME], (0, max(0, n * SAMPLES_PER_FRAME - wav.numel())))
+    dev = next(expert.parameters()).device
+    with torch.no_grad():
+        wins = audio_windows(wav, n_frames=n)  # [N, 80, 16]
+        vid = stack_windows(mouths)  # [N, 5, 48, 96]
+        v = torch.cat([expert.embed_video(vid[i : i + batch].to(dev)) for i in range(0, n, batch)])
+        a = torch.cat([expert.embed_audio(wins[i : i + batch].to(dev)) for i in range(0, n, batch)])
+    return v.cpu(), a.cpu()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss and metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def sync_loss(expert: SyncExpert, audio_win: Tensor, mouth: Tensor) -> Tensor:
+    """Wav2Lip's expert sync loss: audio windows [B, 80, 16] and (generated) mouth windows [B, 5, 48, 96] -> scalar.
+
+    The mean binary cross-entropy of "in sync" for each pair: -log sigmoid(expert.logit(cos)).
+    Differentiable with respect to ``mouth`` (and ``audio_win``); the expert is used as it is:
+    freeze it first (``expert.eval().requires_grad_(False)``) so only the generator learns.
+    """
+    sim = expert(audio_win, mouth)  # [B]
+    logit = expert.logit(sim)
+    return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+
+
+def offset_distances(v: Tensor, a: Tensor, max_offset: int) -> Tensor:
+    """Per-frame embeddings v [N, D], a [N, D] -> mean distance [2 max_offset + 1] at offsets -max..max frames.
+
+    Entry k (offset o = k - max_offset) is the mean over frames t of ||v[t] - a[t + o]||
+    (Euclidean, between unit vectors: 0 .. 2) over the frames where both exist.
+    """
+    n = v.shape[0]
+    if a.shape != v.shape or max_offset < 0 or n - max_offset < 1:
+        raise ConfigError(f"need v and a of one shape [N, D] with N > max_offset; got {tuple(v.shape)}, {tuple(a.shape)}, {max_offset}")
+    v, a = v.double(), a.double()
+    out = torch.empty(2 * max_offset + 1, dtype=torch.float64)
+    for k, o in enumerate(range(-max_offset, max_offset + 1)):
+        t0, t1 = max(0, -o), min(n, n - o)  # v[t0:t1] meets a[t0 + o:t1 + o]
+        out[k] = (v[t0:t1] - a[t0 + o : t1 + o]).norm(dim=-1).mean()
+    return out
+
+
+def lse(expert: SyncExpert, faces: np.ndarray | Tensor, audio: np.ndarray | Tensor, max_offset: int = 15) -> dict[str, Any]:
+    """SyncNet's evaluation of a talking-face clip: LSE-D, LSE-C and the A/V offset.
+
+    faces: N aligned face crops (uint8 [N, 96, 96, 3] or float [N, 3, 96, 96], see ``mouth_frames``);
+    audio: [T] float at 16 kHz, sample 0 at the start of frame 0. For each offset o in
+    -max_offset .. max_offset frames, ``dists[o + max_offset]`` is the mean over frames t of the
+    distance between the video embedding of frame t and the audio embedding of frame t + o
+    (``offset_distances``). LSE-D = min(dists), LSE-C = median(dists) - LSE-D, offset_frames =
+    the o of the minimum: positive = the audio is late (a sound is heard o frames after the mouth
+    makes it), as in ``avse.video.sync``. The distance is the Euclidean distance between the
+    L2-normalised embeddings (0 .. 2, = sqrt(2 - 2 cos)); SyncNet's published LSE-D / LSE-C use
+    unnormalised embeddings and are on another scale: compare numbers of this expert only.
+    Returns dict(lse_d float, lse_c float, offset_frames int, dists float64 numpy [2 max_offset + 1]).
+    Needs N >= max_offset + 5 frames (ConfigError).
+    """
+    v, a = clip_embeddings(expert, faces, audio)
+    n = v.shape[0]
+    if max_offset < 0 or n < max_offset + 5:
+        raise ConfigError(f"lse needs at least max_offset + 5 = {max_offset + 5} frames, got {n}")
+    return lse_from_embeddings(v, a, max_offset)
+
+
+def lse_from_embeddings(v: Tensor, a: Tensor, max_offset: int = 15) -> dict[str, Any]:
+    """``lse`` on per-frame embeddings v [N, D] (video) and a [N, D] (audio) already computed."""
+    dists = offset_distances(v, a, max_offset).numpy()
+    k = int(np.argmin(dists))
+    lse_d = float(dists[k])
+    return {"lse_d": lse_d, "lse_c": float(np.median(dists) - lse_d), "offset_frames": k - max_offset, "dists": dists}
+
+
+#: LSE-C a wrong pairing (the faces of one clip with the speech of another) rarely reaches on real
+#: clips; ``estimate_offset_expert`` calls a clip reliable at or above it. Measured with the shipped
+#: expert (bench/bench_sync_expert.py): real clips in sync 0.024-0.139 (median 0.064, 8 of 23 reach
+#: 0.08), with another clip's audio 0.010-0.078. Drawn faces score higher both ways (in sync 0.12-0.30,
+#: wrong pairings up to 0.18): the threshold is for real video.
+RELIABLE_LSE_C = 0.08
+
+
+def estimate_offset_expert(faces: np.ndarray | Tensor, audio: np.ndarray | Tensor, expert: SyncExpert | None = None,
+                           max_offset: int = 15) -> SyncEstimate:
+    """The A/V offset of a clip by the sync expert, as an ``avse.video.sync.SyncEstimate``.
+
+    faces: N aligned face crops (``avse.video.roi.face_crops``: uint8 [N, 96, 96, 3]); audio [T]
+    at 16 kHz on the video's timeline. ``lse`` over -max_offset .. max_offset frames: offset_ms =
+    40 ms x offset_frames (positive = audio late), confidence = LSE-C, reliable = LSE-C >=
+    ``RELIABLE_LSE_C``, lags_ms the offsets searched, corr_curve = minus the distance curve (higher
+    is better; LSE-D = -max(corr_curve)). ``expert`` defaults to the shipped one. The search is
+    narrowed to (N - 5) frames on short clips; fewer than 10 frames: ConfigError.
+    """
+    from avse.video.sync import SyncEstimate
+
+    expert = SyncExpert.from_pretrained() if expert is None else expert
+    n = len(faces)
+    if n < 10:
+        raise ConfigError(f"the sync expert needs at least 10 frames, got {n}")
+    max_offset = int(min(max_offset, n - 5))
+    r = lse(expert, faces, audio, max_offset)
+    step = 1000.0 / VIDEO_FPS
+    return SyncEstimate(
+        offset_ms=r["offset_frames"] * step,
+        confidence=r["lse_c"],
+        reliable=r["lse_c"] >= RELIABLE_LSE_C,
+        threshold=RELIABLE_LSE_C,
+        lags_ms=np.arange(-max_offset, max_offset + 1) * step,
+        corr_curve=-r["dists"],
+        duration_s=n / VIDEO_FPS,
+    )
+
+
+def train_expert(config: dict[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
+    """Train a sync expert from a recipe dict into ``out`` -> best checkpoint; see ``avse.talking.expert_data.train_expert``."""
+    from avse.talking.expert_data import train_expert as _train
+
+    return _train(config, Path(out), resume=resume, progress=progress)
+
+
+__all__ = [
+    "train_expert",
+    "RELIABLE_LSE_C", "estimate_offset_expert",
+    "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
+    "sync_loss", "offset_distances", "lse", "lse_from_embeddings",
+]

@@ -1,0 +1,224 @@
+"""The lip-sync expert: shapes, gradients, LSE's sign convention, checkpoints, and the shipped expert on known shifts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from avse.errors import ConfigError, MediaError
+from avse.talking.expert import (
+    PRETRAINED,
+    SyncExpert,
+    clip_embeddings,
+    estimate_offset_expert,
+    lse,
+    lse_from_embeddings,
+    mouth_frames,
+    stack_windows,
+    sync_loss,
+)
+from avse.video.sync import shift_audio
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+TEST_CACHE = Path(__file__).resolve().parents[2] / "data" / "talk_faces" / "test"
+shipped = pytest.mark.skipif(not PRETRAINED.is_file(), reason="no shipped sync expert (src/avse/pretrained/sync_expert.avse.pt)")
+
+
+@pytest.fixture(scope="module")
+def expert() -> SyncExpert:
+    torch.manual_seed(0)
+    return SyncExpert().eval()
+
+
+def test_embedding_shapes_and_norms(expert):
+    v = torch.rand(3, 5, 48, 96)
+    a = torch.randn(3, 80, 16)
+    ev, ea = expert.embed_video(v), expert.embed_audio(a)
+    assert ev.shape == ea.shape == (3, expert.config.embed_dim)
+    torch.testing.assert_close(ev.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(ea.norm(dim=-1), torch.ones(3))
+    sim = expert(a, v)
+    assert sim.shape == (3,) and bool((sim.abs() <= 1 + 1e-6).all())
+
+
+def test_bad_shapes_raise(expert):
+    with pytest.raises(ConfigError):
+        expert.embed_video(torch.rand(2, 5, 96, 96))
+    with pytest.raises(ConfigError):
+        expert.embed_audio(torch.rand(2, 80, 20))
+    with pytest.raises(ConfigError):
+        mouth_frames(np.zeros((4, 96, 96), np.uint8))
+
+
+def test_size_budget():
+    assert sum(p.numel() for p in SyncExpert().parameters()) * 4 < 2.0e6  # float32 weights under 2 MB
+
+
+def test_mouth_frames_uint8_and_float_agree():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    a = mouth_frames(faces)  # [4, 48, 96]
+    b = mouth_frames(torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255.0)  # [4, 3, 96, 96] float
+    assert a.shape == b.shape == (4, 48, 96)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    gray = faces[:, 48:].astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
+    np.testing.assert_allclose(a.numpy(), gray, atol=1e-5)
+
+
+def test_stack_windows_repeats_edges():
+    frames = torch.arange(6, dtype=torch.float32)[:, None, None].expand(6, 2, 3)  # frame i holds value i
+    win = stack_windows(frames)  # [6, 5, 2, 3]
+    assert win.shape == (6, 5, 2, 3)
+    assert win[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 4], [1, 2, 3, 4, 5],
+                                         [2, 3, 4, 5, 5], [3, 4, 5, 5, 5]]
+    batched = stack_windows(frames[None].expand(2, 6, 2, 3))
+    assert batched.shape == (2, 6, 5, 2, 3)
+
+
+def test_sync_loss_gradient_reaches_generated_faces(expert):
+    frozen = expert.eval().requires_grad_(False)
+    faces = torch.rand(2, 7, 3, 96, 96, requires_grad=True)  # a generator's output [B, T, 3, 96, 96]
+    mouths = stack_windows(mouth_frames(faces))  # [B, T, 5, 48, 96]
+    loss = sync_loss(frozen, torch.randn(2, 80, 16), mouths[:, 3])
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert faces.grad is not None and faces.grad[:, :, :, 48:].abs().sum() > 0
+    assert faces.grad[:, :, :, :48].abs().sum() == 0  # the upper face is not seen
+    assert all(p.grad is None for p in frozen.parameters())
+    expert.requires_grad_(True)
+
+
+def test_sync_loss_is_bce_of_the_logit(expert):
+    a, v = torch.randn(3, 80, 16), torch.rand(3, 5, 48, 96)
+    with torch.no_grad():
+        want = -F.logsigmoid(expert.logit(expert(a, v))).mean()
+        torch.testing.assert_close(sync_loss(expert, a, v), want)
+
+
+def test_lse_sign_on_constructed_embeddings():
+    """Audio late by s frames: the sound of frame t comes at t + s, so a[t + s] = v[t] -> offset +s."""
+    rng = np.random.default_rng(1)
+    n, s = 40, 3
+    v = F.normalize(torch.from_numpy(rng.standard_normal((n, 16))).float(), dim=-1)
+    a = F.normalize(torch.from_numpy(rng.standard_normal((n, 16))).float(), dim=-1)
+    a[s:] = v[: n - s]
+    r = lse_from_embeddings(v, a, max_offset=6)
+    assert r["offset_frames"] == s
+    assert r["dists"].shape == (13,) and r["lse_d"] == pytest.approx(0.0, abs=1e-6)
+    assert r["lse_c"] > 1.0
+    r = lse_from_embeddings(a, v, max_offset=6)  # the other way round: audio early
+    assert r["offset_frames"] == -s
+
+
+def test_lse_on_a_clip_runs(expert):
+    faces = np.random.default_rng(0).integers(0, 256, (30, 96, 96, 3), dtype=np.uint8)
+    audio = np.random.default_rng(1).standard_normal(30 * 640).astype(np.float32) * 0.1
+    r = lse(expert, faces, audio, max_offset=5)
+    assert set(r) == {"lse_d", "lse_c", "offset_frames", "dists"}
+    assert r["dists"].shape == (11,) and -5 <= r["offset_frames"] <= 5
+    assert r["lse_c"] >= 0 and 0 <= r["lse_d"] <= 2
+    with pytest.raises(ConfigError):
+        lse(expert, faces[:8], audio, max_offset=5)
+    est = estimate_offset_expert(faces, audio, expert=expert, max_offset=5)
+    assert est.offset_ms == 40 * r["offset_frames"] and est.confidence == pytest.approx(r["lse_c"])
+
+
+def test_checkpoint_round_trip(expert, tmp_path):
+    path = expert.save(tmp_path / "e.avse.pt", extra={"epoch": 3})
+    back = SyncExpert.from_pretrained(path)
+    assert back.info["model"] == "sync_expert" and back.info["extra"] == {"epoch": 3}
+    assert back.info["sample_rate"] == 16_000 and back.info["video_fps"] == 25
+    a, v = torch.randn(2, 80, 16), torch.rand(2, 5, 48, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(back(a, v), expert(a, v))
+    ckpt = torch.load(path, weights_only=True)  # a plain dict
+    assert SyncExpert.from_pretrained(ckpt).config == expert.config
+    with pytest.raises(MediaError):
+        SyncExpert.from_pretrained(tmp_path / "missing.avse.pt")
+    ckpt["model"] = "avnet"
+    with pytest.raises(MediaError):
+        SyncExpert.from_pretrained(ckpt)
+
+
+def _hits(model: SyncExpert, faces, audio, shifts=(-6, 0, 5)) -> list[int]:
+    """Found offset minus the true shift for each shift of the audio (frames)."""
+    v, _ = clip_embeddings(model, faces, audio)
+    errors = []
+    for s in shifts:
+        _, a = clip_embeddings(model, faces, shift_audio(audio, 40.0 * s))
+        errors.append(lse_from_embeddings(v, a, 10)["offset_frames"] - s)
+    return errors
+
+
+@shipped
+def test_shipped_expert_finds_a_shift_of_a_synthetic_clip(tiny_corpus):
+    """A clip of avse's own synthesis (the tiny corpus: drawn face, TTS voice), audio shifted by known frames."""
+    from avse.audio.io import load_audio
+    from avse.data.metadata import load_speech_list, target_speech_list_path
+    from avse.video.io import iter_grid_frames
+    from avse.video.landmarks import read_landmarks
+    from avse.video.roi import face_crops, face_matrices
+
+    model = SyncExpert.from_pretrained()
+    items = sorted(load_speech_list(target_speech_list_path(tiny_corpus)), key=lambda e: -e["nsamples"])
+    errors = []
+    for e in items[:3]:
+        split, uid = e["dataset"], e["wavfile"]
+        lm = read_landmarks(tiny_corpus / split / "targets_landmarks" / f"{uid}.npz")
+        n = len(lm["lips"])
+        faces = face_crops(iter_grid_frames(tiny_corpus / split / "targets_video" / f"{uid}.mp4", max_frames=n), face_matrices(lm))
+        audio = load_audio(tiny_corpus / split / "targets" / f"{uid}.wav")[0]
+        errors += _hits(model, faces, audio)
+    assert np.mean(np.abs(errors) <= 1) >= 2 / 3, errors
+
+
+@shipped
+@pytest.mark.skipif(not TEST_CACHE.is_dir(), reason="no face cache (data/talk_faces/test)")
+def test_shipped_expert_on_cached_test_clips():
+    from avse.data.prepare import load_cached
+
+    model = SyncExpert.from_pretrained()
+    errors = []
+    for path in sorted(TEST_CACHE.glob("*.npz"))[:4]:
+        d = load_cached(path, keys=("faces", "audio"))
+        if len(d["faces"]) >= 40:
+            errors += _hits(model, d["faces"], d["audio"])
+    if not errors:
+        pytest.skip("no cached test clip of 40 frames or more")
+    assert np.mean(np.abs(errors) <= 1) >= 0.75, errors
+
+
+@pytest.mark.slow
+@shipped
+@pytest.mark.skipif(not (REAL / "grid").is_dir(), reason="no real GRID clips in ../shared/data/real/grid")
+def test_shipped_expert_finds_known_shifts_of_real_grid_clips():
+    """Real faces through the front end (landmarks -> aligned crops), the audio shifted by -6, 0, +5 frames."""
+    from avse.video.io import iter_grid_frames
+    from avse.video.roi import face_crops, face_matrices
+    from avse.video.shift import timeline_audio
+    from avse.video.track import extract_landmarks
+
+    model = SyncExpert.from_pretrained()
+    errors = []
+    for video in sorted((REAL / "grid").glob("*.mpg")):
+        audio = timeline_audio(video)
+        lm, _ = extract_landmarks(video, audio=audio)
+        faces = face_crops(iter_grid_frames(video, max_frames=len(lm["lips"])), face_matrices(lm))
+        errors += _hits(model, faces, audio)
+    assert np.mean(np.abs(errors) <= 1) >= 0.5, errors
+
+
+@pytest.mark.slow
+@shipped
+@pytest.mark.skipif(not (REAL / "grid").is_dir(), reason="no real GRID clips in ../shared/data/real/grid")
+def test_cli_sync_method_expert(tmp_path, capsys):
+    from avse.cli import main
+
+    video = sorted((REAL / "grid").glob("*.mpg"))[0]
+    assert main(["sync", str(video), "--method", "expert"]) == 0
+    out = capsys.readouterr().out
+    assert "LSE-D" in out and "LSE-C" in out and "audio offset" in out
