@@ -16,10 +16,9 @@ from torch import Tensor
 
 from avse import SAMPLES_PER_FRAME
 from avse.config import override
-from avse.errors import AvseError, ConfigError, OutputPathError
+from avse.errors import AvseError, ConfigError
 from avse.talking.audio import audio_windows
 from avse.talking.expert import MOUTH_ROWS, Config, SyncExpert, lse_from_embeddings, stack_windows
-from avse.utils.fs import check_output_folder
 
 #: rows of the face crop kept in memory for training: the mouth rows and a margin above them,
 #: so that shifts, rotations and zooms still find real pixels
@@ -475,16 +474,11 @@ def train_expert(config: Mapping[str, Any], out: Path, resume: bool = False, pro
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from avse.training.module import AtomicCheckpointIO
+    from avse.training.module import AtomicCheckpointIO, run_folder_last
 
     cfg = _train_config(config)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputPathError(f"{out}: the run folder is a file")
-    check_output_folder(out)
-    last = out / "last.ckpt"
-    if resume and not last.is_file():
-        raise ConfigError(f"cannot resume: {last} does not exist")
+    last = run_folder_last(out, resume)
     data = Path(cfg.data)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = ExpertModule(asdict(cfg))

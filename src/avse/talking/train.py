@@ -23,7 +23,6 @@ from avse.config import override
 from avse.errors import ConfigError, MediaError
 from avse.talking.audio import WINDOW, features, frame_windows
 from avse.talking.model import Discriminator, TalkingFaceConfig, TalkingFaceNet
-from avse.utils.fs import check_output_folder
 
 # ---------------------------------------------------------------------------------------------
 # Data
@@ -357,7 +356,7 @@ def fit_talking(config: Mapping[str, Any], out_dir: str | Path, resume: bool = F
     ``last.avse.pt`` after each validation, ``samples.png`` and TensorBoard logs. Returns the
     path of ``last.avse.pt``.
     """
-    from avse.training.module import AtomicCheckpointIO, _run_fit
+    from avse.training.module import AtomicCheckpointIO, _run_fit, run_folder_last
 
     cfg = override(TalkTrainConfig(), dict(config))
     data = dict(cfg.data)
@@ -367,10 +366,7 @@ def fit_talking(config: Mapping[str, Any], out_dir: str | Path, resume: bool = F
     if "root" not in data:
         raise ConfigError("config['data'] needs 'root': a preprocessing cache made with `avse prepare CORPUS OUT --faces`")
     out_dir = Path(out_dir)
-    check_output_folder(out_dir)
-    last = out_dir / "last.ckpt"
-    if resume and not last.is_file():
-        raise ConfigError(f"cannot resume: {last} does not exist")
+    last = run_folder_last(out_dir, resume)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = TalkingFaceModule(cfg)
     net_cfg = module.net_cfg

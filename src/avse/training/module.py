@@ -354,6 +354,21 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str) -> None:
         raise ConfigError(f"init_from {path}: its weights do not fit the recipe's model ({first_line(err, with_type=False)})") from None
 
 
+def run_folder_last(out_dir: Path, resume: bool) -> Path:
+    """Check a training run's folder before any work -> the path of its ``last.ckpt``.
+
+    OutputPathError when ``out_dir`` is a file (or not writable); ConfigError when
+    ``resume`` is asked for and there is no ``last.ckpt`` to resume from.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError(f"{out_dir}: the run folder is a file")
+    check_output_folder(out_dir)
+    last = out_dir / "last.ckpt"
+    if resume and not last.is_file():
+        raise ConfigError(f"cannot resume: {last} does not exist")
+    return last
+
+
 def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, progress: bool = False) -> Path:
     """Train from ``config`` (TrainConfig fields) into ``out_dir``; returns the best avse checkpoint's path.
 
@@ -381,12 +396,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
     if source == "corpus" and "root" not in cfg.data:
         raise ConfigError("config['data'] needs 'root' (the corpus folder); two folders of recordings need data_module: speakers")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputPathError(f"{out_dir}: the run folder is a file")
-    check_output_folder(out_dir)
-    last = out_dir / "last.ckpt"
-    if resume and not last.is_file():
-        raise ConfigError(f"cannot resume: {last} does not exist")
+    last = run_folder_last(out_dir, resume)
     if resume:
         _check_resumable(last, cfg.model)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
