@@ -109,6 +109,7 @@ class TalkingFaceConfig:
     n_mfcc: int = 20
     audio_width: int = 16  # mel frames per video frame's window: 0.2 s
     temporal_kernel: int = 5  # video frames the temporal fusion convolutions see
+    motion_to_start: bool = False  # also add each frame's motion code to the decoder's 6x6 start features
 
     def __post_init__(self) -> None:
         if self.size != 6 * 2 ** (len(self.channels) - 1):
@@ -249,6 +250,10 @@ class TalkingFaceNet(nn.Module):
             EqualLinear(cfg.w_dim, cfg.w_dim),
         )
         self.generator = Generator(cfg)
+        self.motion_start = None
+        if cfg.motion_to_start:  # a direct path for the speech into the mouth's layout (starts as a no-op)
+            self.motion_start = EqualLinear(cfg.w_dim, cfg.channels[0])
+            nn.init.zeros_(self.motion_start.weight)
         self.register_buffer("mask", lower_face_mask(cfg.size), persistent=False)
 
     def forward(self, audio: Tensor, reference: Tensor, driving: Tensor) -> dict[str, Tensor]:
@@ -270,7 +275,10 @@ class TalkingFaceNet(nn.Module):
         canonical = self.canonical(self.identity(ref_in)[2])  # [B, w]: the reference's neutral code
         motion = self.motion(fused)  # [B, T, w]
         w = styles + (canonical[:, None] + motion).flatten(0, 1)[:, None]  # [B*T, L, w]
-        raw = self.generator(feats[0], w, feats)  # [B*T, 3, S, S]
+        start = feats[0]  # [B*T, C0, 6, 6]
+        if self.motion_start is not None:
+            start = start + self.motion_start(motion.flatten(0, 1))[:, :, None, None]
+        raw = self.generator(start, w, feats)  # [B*T, 3, S, S]
         raw = raw.view(b, t, 3, s, s)
         frames = self.mask * raw + (1.0 - self.mask) * driving
         return {"frames": frames, "raw": raw, "canonical": canonical, "motion": motion}

@@ -154,6 +154,7 @@ class TalkTrainConfig:
     sync: float = 0.03
     sync_expert: str | None = None
     sync_start: int = 0  # steps before the sync loss joins
+    init_from: str | None = None  # a talking-face run's last.ckpt (or its folder): start from its weights
     gan_start: int = 200  # steps of reconstruction only before the discriminator joins
     max_steps: int = 2000
     max_epochs: int = 10000
@@ -287,6 +288,25 @@ class TalkingFaceModule(pl.LightningModule):
         return [g, d]
 
 
+def warm_start_talking(module: TalkingFaceModule, source: str | Path) -> list[str]:
+    """Load generator and discriminator weights from a talking-face run (``last.ckpt``, or the
+    run folder holding it) into ``module``; weights the source lacks (a part the config adds)
+    keep their initial values. Returns the names of those; ConfigError if shapes disagree."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "last.ckpt"
+    if not path.is_file():
+        raise MediaError(path, "no such talking-face checkpoint to start from")
+    state = torch.load(path, map_location="cpu", weights_only=False).get("state_dict", {})
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        raise ConfigError(f"{path}: its weights do not fit this config ({str(err).splitlines()[0]})") from None
+    if unexpected:
+        raise ConfigError(f"{path}: weights this config has no place for, e.g. {unexpected[0]}")
+    return list(missing)
+
+
 def save_generator(path: str | Path, net: TalkingFaceNet, extra: Mapping[str, Any] | None = None) -> Path:
     """Write the generator as a self-describing checkpoint (loads with ``weights_only=True``).
 
@@ -351,10 +371,10 @@ def _sample_sheet(path: Path, ref: Tensor, fake: Tensor, real: Tensor) -> None:
 def fit_talking(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, progress: bool = False) -> Path:
     """Train the talking-face generator from ``config`` (``TalkTrainConfig`` fields) into ``out_dir``.
 
-    Writes Lightning checkpoints (``last.ckpt`` every ``checkpoint_every`` steps and after each
-    validation, so ``resume=True`` continues an interrupted run), the generator as
-    ``last.avse.pt`` after each validation, ``samples.png`` and TensorBoard logs. Returns the
-    path of ``last.avse.pt``.
+    Writes Lightning checkpoints (``last.ckpt`` every ``checkpoint_every`` steps and at the end,
+    so ``resume=True`` continues an interrupted run), the generator as ``last.avse.pt`` after
+    each validation and at the end, ``samples.png`` and TensorBoard logs. Returns the path of
+    ``last.avse.pt``.
     """
     from avse.training.module import AtomicCheckpointIO, _run_fit, run_folder_last
 
@@ -369,6 +389,8 @@ def fit_talking(config: Mapping[str, Any], out_dir: str | Path, resume: bool = F
     last = run_folder_last(out_dir, resume)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = TalkingFaceModule(cfg)
+    if cfg.init_from is not None and not resume:
+        warm_start_talking(module, cfg.init_from)
     net_cfg = module.net_cfg
     frames = int(data.get("frames", 5))
     train_files = cache_items(data["root"], "train")
@@ -398,7 +420,8 @@ def fit_talking(config: Mapping[str, Any], out_dir: str | Path, resume: bool = F
     )
     _run_fit(trainer, module, _DataModule(train_dl, val_dl), str(last) if resume else None)
     trainer.save_checkpoint(last)
-    return out_dir / "last.avse.pt"
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    return save_generator(out_dir / "last.avse.pt", module.net, {"step": trainer.global_step // 2, **metrics})
 
 
 class _DataModule(pl.LightningDataModule):
@@ -413,5 +436,5 @@ class _DataModule(pl.LightningDataModule):
         return self._val
 
 
-__all__ = ["cache_items", "color_jitter", "FaceWindows", "TalkTrainConfig", "TalkingFaceModule", "save_generator",
+__all__ = ["cache_items", "color_jitter", "FaceWindows", "TalkTrainConfig", "TalkingFaceModule", "warm_start_talking", "save_generator",
            "fit_talking"]
