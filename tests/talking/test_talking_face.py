@@ -151,6 +151,16 @@ def test_training_writes_a_generator_and_resumes(face_cache, tmp_path):
     assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["global_step"] > first
     tf = TalkingFace.from_pretrained(path)
     assert tf.net.cfg.channels == SMALL["channels"]
+    # a new run starts from this one's weights, with a part the first one did not have
+    from avse.talking.train import TalkingFaceModule, TalkTrainConfig, warm_start_talking
+
+    grown = TalkingFaceModule(TalkTrainConfig(model_config={**SMALL, "motion_to_start": True}))
+    missing = warm_start_talking(grown, tmp_path / "run")
+    assert missing and all("motion_start" in k for k in missing)
+    torch.testing.assert_close(grown.net.audio.out.weight, tf.net.audio.out.weight, atol=1e-3, rtol=1e-3)  # float16 export
+    other = TalkingFaceModule(TalkTrainConfig(model_config={**SMALL, "w_dim": 8}))
+    with pytest.raises(ConfigError):
+        warm_start_talking(other, tmp_path / "run")
     with pytest.raises(ConfigError):
         fit_talking({**cfg, "data": {"root": str(face_cache), "bogus": 1}}, tmp_path / "other")
 
@@ -276,3 +286,22 @@ def test_image_measures(face_cache):
     assert np.isnan(lip_distance(lips, nan))
     with pytest.raises(ConfigError):
         psnr(a, a[:1])
+
+
+# --- the shipped generator ------------------------------------------------------------------------
+
+
+def test_shipped_generator_follows_the_speech_better_than_a_still_face(face_cache):
+    """On a clip of speakers it never saw, the shipped generator's lips agree with the speech
+    (the shipped expert's LSE-C) more than the reference frame held still does."""
+    from avse.talking.expert import SyncExpert, lse
+
+    tf = TalkingFace.from_pretrained()
+    expert = SyncExpert.from_pretrained()
+    c = load_cached(cache_items(face_cache, "test")[0])
+    faces, audio = c["faces"], c["audio"]
+    ours = tf.crops(audio, faces[0], faces)
+    assert ours.shape == faces.shape
+    got = lse(expert, ours, audio)["lse_c"]
+    floor = lse(expert, still(faces[0], len(faces)), audio)["lse_c"]
+    assert got > floor
