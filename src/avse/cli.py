@@ -205,10 +205,33 @@ def _cmd_talk(args: argparse.Namespace) -> None:
     print(f"{report['output']}: {report['frames']} frames in {report['seconds']} s ({report['ms_per_frame']} ms a frame)")
 
 
+def _talking_info(path: Path) -> dict | None:
+    """A talking-face generator's or lip-sync expert's description, or None for any other file."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not ours to judge here: model_summary reports it
+        return None
+    if not isinstance(ckpt, dict) or ckpt.get("model") not in ("talking_face", "sync_expert"):
+        return None
+    weights = sum(v.numel() for v in ckpt.get("state_dict", {}).values() if v.is_floating_point())
+    return {"model": ckpt["model"], "parameters": weights, "config": ckpt.get("config"),
+            "versions": ckpt.get("versions"), "extra": ckpt.get("extra")}
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
     from avse.api import model_path
     from avse.training.recipe import model_summary
 
+    path = Path(args.checkpoint)
+    if path.is_file():
+        talking = _talking_info(path)
+        if talking is not None:
+            what = "talking-face generator (avse talk)" if talking["model"] == "talking_face" else "lip-sync expert"
+            print(f"{args.checkpoint}: {talking['model']}, {talking['parameters'] / 1e6:.2f} M parameters; {what}")
+            print(json.dumps(talking, indent=2, default=str))
+            return
     info = model_summary(model_path(args.checkpoint))
     face = info["interface"]
     kind = f"audio-visual ({face['visual_channels']} visual channels)" if face["visual_channels"] else "audio-only"

@@ -305,3 +305,13 @@ def test_shipped_generator_follows_the_speech_better_than_a_still_face(face_cach
     got = lse(expert, ours, audio)["lse_c"]
     floor = lse(expert, still(faces[0], len(faces)), audio)["lse_c"]
     assert got > floor
+
+
+def test_avse_info_describes_the_talking_checkpoints(capsys):
+    from avse.api import PRETRAINED_DIR
+    from avse.cli import main
+
+    for file, words in (("talking_face.avse.pt", "talking-face generator"), ("sync_expert.avse.pt", "lip-sync expert")):
+        assert main(["info", str(PRETRAINED_DIR / file)]) == 0
+        out = capsys.readouterr().out
+        assert words in out and "M parameters" in out
