@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,30 +190,27 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
             state.path, state.analysis = None, None  # nothing half-analysed is run later
         return [None, f"**Could not use {name}:** {msg}", [], "", gr.update(choices=[], value=None, visible=False), None] + cleared()
 
-    def on_upload(upload: str | None, request: gr.Request, progress: Any = gr.Progress()) -> list[Any]:
-        """A file was dropped: take it into the session, find the faces, reset the results."""
+    def take_and_analyse(take: Callable[[str], SessionState], name: str, request: gr.Request, progress: Any) -> list[Any]:
+        """Take a file into the session (``take(session id)``), find its faces and reset the results."""
         state = None
-        if not upload:
-            return [gr.update()] * (5 + n_tail)
         try:
             session_id = sid(request)
-            state = server.take_upload(session_id, upload)
+            state = take(session_id)
             return after_upload(state, session_id, progress)
         except Exception as err:  # one line in the page, never a traceback
-            return fail(err, state, Path(upload).name)
+            return fail(err, state, name)
+
+    def on_upload(upload: str | None, request: gr.Request, progress: Any = gr.Progress()) -> list[Any]:
+        """A file was dropped: take it into the session, find the faces, reset the results."""
+        if not upload:
+            return [gr.update()] * (5 + n_tail)
+        return take_and_analyse(lambda session_id: server.take_upload(session_id, upload), Path(upload).name, request, progress)
 
     def on_example(example: str | None, request: gr.Request, progress: Any = gr.Progress()) -> list[Any]:
-        """A demo clip was picked (by name): as on_upload."""
-        state = None
+        """A demo clip was picked (by name): as on_upload (``take_example`` names the state after the clip)."""
         if not example:
             return [gr.update()] * (5 + n_tail)
-        try:
-            session_id = sid(request)
-            state = server.take_example(session_id, example)
-            state.name = example
-            return after_upload(state, session_id, progress)
-        except Exception as err:
-            return fail(err, state, example)
+        return take_and_analyse(lambda session_id: server.take_example(session_id, example), example, request, progress)
 
     def on_face_selected(evt: gr.SelectData, request: gr.Request) -> Any:
         """A thumbnail was clicked: choose that face (a candidate talker) in the radio."""
