@@ -27,7 +27,6 @@ and talk_sheet.png (a contact sheet: reference, generated and real frames).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -45,14 +44,13 @@ LOWER = 48  # rows of the 96-pixel crop from which PSNR and SSIM are taken (the 
 
 
 def mean_ci(values: list[float]) -> dict:
-    """Mean with a 95 % Student-t interval half-width over the finite values."""
-    from scipy import stats
+    """Mean with a 95 % Student-t interval half-width over the finite values (``avse.evaluation.run.mean_ci``)."""
+    from avse.evaluation.run import mean_ci as interval
 
-    v = np.asarray([x for x in values if np.isfinite(x)], np.float64)
-    if len(v) == 0:
-        return {"mean": None, "ci95": None, "n": 0}
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
-    return {"mean": round(float(v.mean()), 4), "ci95": None if half is None else round(half, 4), "n": int(len(v))}
+    r = interval(values)
+    mean = None if r["mean"] is None else round(r["mean"], 4)
+    half = None if r["ci_high"] is None else round(r["ci_high"] - r["mean"], 4)
+    return {"mean": mean, "ci95": half, "n": r["n"]}
 
 
 def synthetic_clips(cache: Path, n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -67,23 +65,11 @@ def synthetic_clips(cache: Path, n: int) -> list[tuple[str, np.ndarray, np.ndarr
     return out
 
 
-def real_clips(real: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, aligned faces, audio) of each real clip: the front end's landmarks, then face crops."""
-    from avse.video.frontend import process
-    from avse.video.io import iter_grid_frames
-    from avse.video.roi import face_crops, face_matrices
+def real_clips(real: Path, cache: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, aligned faces, audio) of each real clip: bench_sync_expert's loader (the talker's landmarks, cached in ``cache``)."""
+    from bench_sync_expert import real_clips as load
 
-    paths = sorted((real / "grid").glob("*.mpg")) + sorted((real / "av").glob("*/*.mp4"))
-    out = []
-    for p in paths:
-        res = process(p)
-        n = len(res.landmarks["lips"])
-        faces = face_crops(iter_grid_frames(p, max_frames=n), face_matrices(res.landmarks))
-        audio = np.zeros(n * 640, np.float32)
-        m = min(len(audio), len(res.audio))
-        audio[:m] = res.audio[:m]
-        out.append((f"real/{p.parent.name}/{p.stem}", faces, audio))
-    return out
+    return [(f"real/{c['id']}", c["faces"], c["audio"]) for c in load(real, cache)]
 
 
 def measure(expert, faces: np.ndarray, real: np.ndarray, audio: np.ndarray, real_lips: np.ndarray | None,
@@ -153,6 +139,8 @@ def main() -> None:
     ap.add_argument("--expert", help="lip-sync expert checkpoint (default: the shipped one)")
     ap.add_argument("--cache", type=Path, default=Path("data/talk_faces"))
     ap.add_argument("--real", type=Path, default=REAL)
+    ap.add_argument("--landmarks-cache", type=Path, default=Path("/tmp/avse_bench_sync_expert"),
+                    help="where the real clips' landmarks are kept between runs (shared with bench_sync_expert.py)")
     ap.add_argument("--synthetic", type=int, default=24, help="synthetic test clips (0: none)")
     ap.add_argument("--no-landmarks", action="store_true", help="skip the MediaPipe lip distance (faster)")
     ap.add_argument("--out", default="talk", help="result name under bench/results (default: %(default)s)")
@@ -172,7 +160,7 @@ def main() -> None:
     if args.synthetic > 0 and (args.cache / "test").is_dir():
         sets["synthetic"] = synthetic_clips(args.cache, args.synthetic)
     if args.real.is_dir():
-        sets["real"] = real_clips(args.real)
+        sets["real"] = real_clips(args.real, args.landmarks_cache)
     if not sets:
         sys.exit("bench_talk: no clips (neither a cache with a test split nor the real clips)")
     items, summary, sheet_rows = [], {}, []

@@ -207,13 +207,13 @@ def _cmd_talk(args: argparse.Namespace) -> None:
 
 def _talking_info(path: Path) -> dict | None:
     """A talking-face generator's or lip-sync expert's description, or None for any other file."""
-    import torch
+    from avse.models.checkpoint import read_checkpoint
 
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - not ours to judge here: model_summary reports it
+        ckpt = read_checkpoint(path)
+    except AvseError:  # not ours to judge here: model_summary reports it
         return None
-    if not isinstance(ckpt, dict) or ckpt.get("model") not in ("talking_face", "sync_expert"):
+    if ckpt["model"] not in ("talking_face", "sync_expert"):
         return None
     weights = sum(v.numel() for v in ckpt.get("state_dict", {}).values() if v.is_floating_point())
     return {"model": ckpt["model"], "parameters": weights, "config": ckpt.get("config"),

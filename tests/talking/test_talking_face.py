@@ -229,9 +229,10 @@ def test_talk_refuses_missing_files_and_faceless_images(tmp_path):
         tf.run(tmp_path / "none.png", tmp_path / "none.wav", tmp_path / "o.mp4", progress=False)
     with pytest.raises(MediaError):
         TalkingFace.from_pretrained(tmp_path / "nothing.avse.pt")
-    torch.save({"model": "other"}, tmp_path / "bad.avse.pt")
-    with pytest.raises(MediaError, match="not a talking-face checkpoint"):
-        TalkingFace.from_pretrained(tmp_path / "bad.avse.pt")
+    from avse.api import PRETRAINED_DIR
+
+    with pytest.raises(MediaError, match="not a talking-face checkpoint"):  # an avse checkpoint of another model
+        TalkingFace.from_pretrained(PRETRAINED_DIR / "sync_expert.avse.pt")
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((120, 120, 3), 128, np.uint8))
     import soundfile as sf

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS, __version__
+from avse.api import PRETRAINED_DIR
 from avse.errors import ConfigError, MediaError, first_line
 from avse.talking.audio import WINDOW, audio_windows
 from avse.utils.fs import atomic_path
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 #: the checkpoint's model name
 MODEL_NAME = "sync_expert"
 #: where the trained expert ships
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "sync_expert.avse.pt"
+PRETRAINED = PRETRAINED_DIR / "sync_expert.avse.pt"
 #: video frames in one window (0.2 s at 25 fps), centred on the frame the audio window belongs to
 FRAMES = 5
 #: rows of the 96 x 96 aligned face crop the expert sees: the lower half (nose base, mouth, chin)
@@ -166,7 +167,7 @@ class SyncExpert(nn.Module):
 
             where = str(PRETRAINED if path is None else path)
             if path is None and not PRETRAINED.is_file():
-                raise MediaError(PRETRAINED, "the shipped sync expert is not installed (train one: avse.talking.expert_data.train_expert)")
+                raise MediaError(PRETRAINED, "the shipped sync expert is not installed (train one: avse train configs/talking/sync_expert.yaml)")
             ckpt = read_checkpoint(PRETRAINED if path is None else path)
         if ckpt.get("model") != MODEL_NAME:
             raise MediaError(where, f"holds a {ckpt.get('model')!r} model, not a {MODEL_NAME}")

@@ -28,15 +28,11 @@ EDGE_FEATHER = 6
 def load_generator(path: str | Path | None = None) -> tuple[TalkingFaceNet, dict[str, Any]]:
     """A talking-face checkpoint (default: the shipped one) -> (generator in eval mode, its ``extra``)."""
     from avse.api import PRETRAINED_DIR
+    from avse.models.checkpoint import read_checkpoint
 
     path = Path(path) if path is not None else PRETRAINED_DIR / "talking_face.avse.pt"
-    if not path.is_file():
-        raise MediaError(path, "no such talking-face checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise MediaError(path, f"not a readable checkpoint ({str(err).splitlines()[0]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("model") != "talking_face":
+    ckpt = read_checkpoint(path)
+    if ckpt["model"] != "talking_face":
         raise MediaError(path, "not a talking-face checkpoint (its 'model' is not 'talking_face')")
     cfg_d = dict(ckpt["config"])
     cfg_d["channels"] = tuple(cfg_d["channels"])
@@ -162,8 +158,7 @@ class TalkingFace:
                 raise MediaError(p, "no such file")
         if out.resolve() in (face.resolve(), speech.resolve()):
             raise ConfigError(f"{out}: the output would overwrite an input")
-        audio = read_input_audio(speech, video=speech.suffix.lower() not in (".wav", ".flac", ".ogg", ".mp3", ".m4a")
-                                 and has_video(speech))
+        audio = read_input_audio(speech, video=has_video(speech))
         n = max(1, -(-len(audio) // SAMPLES_PER_FRAME))
         if face.suffix.lower() in IMAGE_SUFFIXES:
             img = cv2.imread(str(face), cv2.IMREAD_COLOR)

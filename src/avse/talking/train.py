@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from avse import SAMPLES_PER_FRAME
 from avse.audio.features import spec_augment
 from avse.config import override
+from avse.data.prepare import load_cached
 from avse.errors import ConfigError, MediaError
 from avse.talking.audio import WINDOW, features, frame_windows
 from avse.talking.model import Discriminator, TalkingFaceConfig, TalkingFaceNet
@@ -39,14 +40,9 @@ def cache_items(root: str | Path, split: str) -> list[Path]:
 
 
 def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One cache file -> (faces uint8 [N, 96, 96, 3], audio float32 [N * 640])."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "faces" not in z.files:
-                raise MediaError(path, "no face crops in this cache file (rebuild it with `avse prepare --faces`)")
-            return z["faces"], z["audio"].astype(np.float32) / 32767.0
-    except (OSError, ValueError, EOFError) as err:
-        raise MediaError(path, f"unreadable cache file ({err})") from None
+    """One cache file -> (faces uint8 [N, 96, 96, 3], audio float32 [N * 640]); MediaError without face crops."""
+    d = load_cached(path, keys=("faces", "audio"))
+    return d["faces"], d["audio"]
 
 
 def color_jitter(images: Tensor, rng: np.random.Generator, strength: float = 1.0) -> Tensor:
