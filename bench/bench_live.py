@@ -1,20 +1,26 @@
 """Live I/O through a real JACK server (dummy backend): end-to-end latency, time per block with and without video, xruns.
 
-    python bench/bench_live.py [--model av-causal] [--backend auto] [--seconds 60] [--clip VIDEO]
+    python bench/bench_live.py [--model av-causal] [--backend auto] [--seconds 60] [--clip VIDEO] [--camera-format both]
 
 1. Latency, at 16 kHz with periods 320 and 256: an impulse train is played
    into avse:in and recorded from avse:out by two other JACK clients, by
-   frame time. The model would treat a click as noise, so for the impulse the
+   frame time. They stand in for the sound card, in a process of their own. The model would treat a click as noise, so for the impulse the
    engine's step is a pass-through delayed by the model's look-ahead (same
    block, same buffering): the impulse comes back exactly ``latency``
    samples later. With the real model, speech is played instead and the lag
    of the cross-correlation peak is measured.
-2. A run of ``--seconds`` at period 320 without video, then one with a
-   camera: ``--clip`` (default: a GRID clip from ../shared/data/real/, else
-   a tiny synthetic clip) upscaled to 640x480, looped at 25 fps. For each:
-   per-block time (resampling + lip-frame choice + model) p50 / p99, real-time
-   factor (mean block time / 40 ms), lip front end ms per frame, CPU share,
-   xruns (server xruns + output underruns + missed cycles).
+2. A run of ``--seconds`` at period 320 without video, then with a camera:
+   ``--clip`` (default: a GRID clip from ../shared/data/real/, else a tiny
+   synthetic clip) upscaled to 640x480, looped at 25 fps, as H.264 (decoded
+   like any compressed stream) and as raw YUYV 4:2:2 (what a USB webcam
+   sends; only the colour conversion is left). For each: per-block time
+   (resampling + lip-frame choice + model) p50 / p99, real-time factor
+   (mean block time / 40 ms), lip front end ms per frame, CPU seconds per
+   second of the audio process and of the lip process (their sum: the
+   end-to-end real-time factor on one core), xruns (server xruns + output
+   underruns + missed cycles) with their times, and the CPU time the
+   hypervisor took away meanwhile (``steal`` in /proc/stat; a virtual
+   machine's stalls show there).
 
 Writes bench/results/live.json (keeping runs of other lengths already there).
 """
@@ -30,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-try:  # PortAudio (imported by MediaPipe) must start before any JACK server of ours: see tests/test_live.py
-    import sounddevice  # noqa: F401
-except (ImportError, OSError):
-    pass
+if __name__ == "__main__":  # not in the sound-card child, where PortAudio would join the server as one more client
+    try:  # PortAudio (imported by MediaPipe) must start before any JACK server of ours: see tests/test_live.py
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError):
+        pass
 import jack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,7 +67,7 @@ class DelayStep:
         return x[: block.shape[0]][None]
 
 
-class PlayRecord:
+class _Clients:
     """Two JACK clients: one plays ``x`` into ``dst`` (by frame time, from ``go``), one records ``src`` with frame times."""
 
     def __init__(self, server: str, x: np.ndarray, dst: str, src: str):
@@ -94,13 +101,15 @@ class PlayRecord:
         buf[: chunk.shape[0]] = chunk
 
     def done(self) -> bool:
-        return self.first is not None and self.chunks[-1][0] - self.first > self.x.shape[0] + 16000
+        return self.first is not None and bool(self.chunks) and self.chunks[-1][0] - self.first > self.x.shape[0] + 16000
 
     def recording(self) -> np.ndarray:
         """What was recorded at frames first .. first + len(x) + 1 s -> float32 [n] (NaN where none)."""
         n = self.x.shape[0] + 16000
         out = np.full(n, np.nan, np.float32)
-        for f, a in self.chunks:
+        if self.first is None:
+            return out
+        for f, a in list(self.chunks):
             i0, i1 = max(f, self.first), min(f + a.shape[0], self.first + n)
             if i1 > i0:
                 out[i0 - self.first : i1 - self.first] = a[i0 - f : i1 - f]
@@ -110,6 +119,67 @@ class PlayRecord:
         for c in (self.player, self.recorder):
             c.deactivate()
             c.close()
+
+
+def _sound_card_main(server: str, x: np.ndarray, dst: str, src: str, conn) -> None:
+    """The child process of PlayRecord: the two clients, "done" when the file has played, the recording on "close"."""
+    io = _Clients(server, x, dst, src)
+    conn.send("ready")
+    said = False
+    try:
+        while not conn.poll(0.05):
+            if not said and io.done():
+                conn.send("done")
+                said = True
+        conn.recv()
+    finally:
+        io.close()
+    conn.send(io.recording())
+
+
+class PlayRecord:
+    """The sound card of the bench: ``x`` played into ``dst`` and ``src`` recorded by frame time, in a process of its own.
+
+    A sound card runs no Python in avse's process: here the two JACK clients
+    (see ``_Clients``) live in a spawned child, so that neither their CPU time
+    nor their hold on the GIL counts as avse's. ``done()`` once ``x`` and one
+    more second have been recorded; ``close()`` fetches the recording.
+    """
+
+    def __init__(self, server: str, x: np.ndarray, dst: str, src: str):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_sound_card_main, args=(server, x, dst, src, child), name="bench-sound-card", daemon=True)
+        self._proc.start()
+        child.close()
+        if not self._conn.poll(60) or self._conn.recv() != "ready":
+            raise RuntimeError("the bench's JACK clients did not start")
+        self._done = False
+        self._rec: np.ndarray | None = None
+
+    def done(self) -> bool:
+        if not self._done and self._conn.poll(0):
+            self._done = self._conn.recv() == "done"
+        return self._done
+
+    def recording(self) -> np.ndarray:
+        """What was recorded from the first played frame on, ``len(x)`` + 1 s -> float32 [n] (NaN where none); after close()."""
+        if self._rec is None:
+            raise RuntimeError("close() first")
+        return self._rec
+
+    def close(self) -> None:
+        if self._rec is not None:
+            return
+        self._conn.send("close")
+        while True:
+            msg = self._conn.recv()
+            if isinstance(msg, np.ndarray):
+                self._rec = msg
+                break
+        self._proc.join(10)
 
 
 def speech(seconds: float) -> np.ndarray:
@@ -169,8 +239,20 @@ def measure_latency(args, model, server: str, period: int) -> dict:
     return out
 
 
-def face_clip(tmp: Path, args) -> Path:
-    """A 640x480 25 fps talking-face clip (``--clip``, a GRID clip, or a synthetic one) in ``tmp``."""
+def write_yuyv(path: Path, frames: np.ndarray, fps: int = 25) -> None:
+    """frames uint8 [N, H, W, 3] RGB -> an uncompressed YUYV 4:2:2 video (what a USB webcam sends), AVI."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("rawvideo", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuyv422"
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuyv422")))
+        out.mux(stream.encode(None))
+
+
+def face_clip(tmp: Path, args, fmt: str = "h264") -> Path:
+    """A 640x480 25 fps talking-face clip (``--clip``, a GRID clip, or a synthetic one) in ``tmp``: H.264 or raw YUYV."""
     import cv2
 
     from avse.video.io import read_video, write_video
@@ -184,31 +266,110 @@ def face_clip(tmp: Path, args) -> Path:
         src = sorted((tmp / "corpus").rglob("*.mp4"))[0]
     frames = read_video(src, with_audio=False).frames
     big = np.stack([cv2.resize(f, (640, 480), interpolation=cv2.INTER_LINEAR) for f in frames])  # [N, 480, 640, 3]
-    path = tmp / "clip640x480.mp4"
-    write_video(path, big, fps=25)
+    if fmt == "yuyv":
+        path = tmp / "clip640x480_yuyv.avi"
+        write_yuyv(path, big)
+    else:
+        path = tmp / "clip640x480.mp4"
+        write_video(path, big, fps=25)
     return path
 
 
+class Steal:
+    """CPU time the hypervisor gave to others (``steal`` in /proc/stat), sampled every 0.25 s in a thread: when and how much."""
+
+    def __init__(self, t0: float):
+        import os
+        import threading
+
+        self.tick = 1.0 / os.sysconf("SC_CLK_TCK")
+        self.t0 = t0  # time.monotonic() of the session's start
+        self.first = self.last = self._read()
+        self.bursts: list[tuple[float, float]] = []  # (s since start, steal ms in that 0.25 s), the first 100
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> int:
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+            return int(fields[8]) if len(fields) > 8 else 0
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            now = self._read()
+            if now > self.last and len(self.bursts) < 100:
+                self.bursts.append((round(time.monotonic() - self.t0, 2), round(1000 * (now - self.last) * self.tick, 1)))
+            self.last = now
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(1)
+        return {"steal_s": round((self.last - self.first) * self.tick, 2), "steal_bursts": self.bursts}
+
+
+#: seconds after the bench's sound card has joined (its clients connect: JACK reorders its graph) before the count starts
+WARMUP_S = 3.0
+
+
+class Counts:
+    """The counters of a LiveSession at one moment (xruns, underruns, missed cycles, blocks, CPU time of both processes)."""
+
+    def __init__(self, session):
+        self.t = time.monotonic()
+        self.server_xruns = session.audio.xruns
+        self.underruns = session.processor.fifo.underruns
+        self.missed = session.audio.missed_cycles
+        self.blocks = len(session.processor.block_ms)
+        self.busy_s = session.processor.busy_s
+        self.cpu_audio = time.process_time()  # this process is the audio process (the sound card runs elsewhere)
+        cam = session.camera
+        self.cpu_lips, self.wall_lips = (cam.cpu_s, cam.cpu_wall_s) if cam is not None else (0.0, 0.0)
+
+
 def run(args, model, server: str, camera: Path | None) -> dict:
-    """A ``--seconds`` run with live audio (speech played in) and, with ``camera``, the video path -> its numbers."""
+    """A run with live audio (speech played in) and, with ``camera``, the video path -> its numbers.
+
+    The count starts ``WARMUP_S`` after the sound card joined and lasts
+    ``--seconds``; xruns in the warm-up are reported apart (``warmup_xruns``).
+    """
     from avse.streaming import StreamingEnhancer
     from avse.streaming.live import LiveSession
 
     engine = StreamingEnhancer(model, block=args.block, backend=args.backend, video=camera is not None, max_video_wait_ms=0.0)
     session = LiveSession(engine, jack=True, server=server, camera=camera, connect=False, headroom_ms=args.headroom, loop_camera=True)
     session.start()
-    io = PlayRecord(server, speech(args.seconds + 2), "avse:in", "avse:out")
+    io = PlayRecord(server, speech(args.seconds + WARMUP_S + 4), "avse:in", "avse:out")
+    t_io = time.monotonic()
     try:
-        while time.monotonic() - session.t_start < args.seconds:
+        time.sleep(WARMUP_S)
+        a = Counts(session)
+        steal = Steal(a.t)
+        while time.monotonic() - a.t < args.seconds:
             time.sleep(0.5)
             session.check()
+        b = Counts(session)
+        st = session.status()
     finally:
         session.stop()
         io.close()
-    st = session.status()
-    ms = np.array(session.processor.block_ms)
+    machine = steal.stop()
+    el = b.t - a.t
+    rate = session.processor.sample_rate
+    start_frame = session.audio.first_frame or 0
+    t0_s = a.t - session.processor.started  # the count's start on the stream's clock (s since the first cycle)
+
+    def since_start(frames: list[int]) -> list[float]:
+        return [round(((f - start_frame) % (1 << 32)) / rate - t0_s, 2) for f in frames]
+
+    ms = np.array(list(session.processor.block_ms)[a.blocks : b.blocks])
+    lips_share = (b.cpu_lips - a.cpu_lips) / max(b.wall_lips - a.wall_lips, 1e-9) if camera is not None else 0.0
     out = {
-        "seconds": st["seconds"],
+        "seconds": round(el, 2),
+        "warmup_s": round(a.t - t_io, 2),
         "backend": engine.step.name,
         "latency_ms": st["latency_ms"],
         "headroom_ms": args.headroom,
@@ -216,17 +377,25 @@ def run(args, model, server: str, camera: Path | None) -> dict:
         "block_ms_p99": round(float(np.percentile(ms, 99)), 3),
         "block_ms_max": round(float(ms.max()), 3),
         "real_time_factor": round(float(ms.mean()) / (1000 * args.block / 16000), 4),
-        "cpu_percent": st["cpu_percent"],
-        # CPU seconds of all of avse per second of audio: this process (the bench's two JACK clients included)
-        # and the camera/lip process; the end-to-end real-time factor on one core
-        "cpu_total_percent": st["cpu_total_percent"],
-        "server_xruns": st["xruns"],
-        "underruns": st["underruns"],
-        "underruns_at_s": [round(q / session.processor.sample_rate, 2) for q in session.processor.fifo.underrun_at[:10]],
-        "missed_cycles": session.audio.missed_cycles if hasattr(session.audio, "missed_cycles") else 0,
+        "cpu_percent": round(100 * (b.busy_s - a.busy_s) / el, 1),
+        # CPU seconds of all of avse per second, the end-to-end real-time factor on one core: the audio process
+        # (every thread; the bench's JACK clients run in a process of their own, as a sound card would) and the
+        # camera/lip process (all its threads: decoding, MediaPipe, features)
+        "cpu_audio_percent": round(100 * (b.cpu_audio - a.cpu_audio) / el, 1),
+        "cpu_lips_percent": round(100 * lips_share, 1),
+        "server_xruns": b.server_xruns - a.server_xruns,
+        "underruns": b.underruns - a.underruns,
+        "missed_cycles": b.missed - a.missed,
         "realtime_worker": session.processor.realtime,
     }
+    out["cpu_total_percent"] = round(out["cpu_audio_percent"] + out["cpu_lips_percent"], 1)
     out["xruns_total"] = out["server_xruns"] + out["underruns"] + out["missed_cycles"]
+    out["warmup_xruns"] = a.server_xruns + a.underruns + a.missed
+    # times in s from the count's start (negative: in the warm-up)
+    out["server_xruns_at_s"] = since_start(session.audio.xrun_at)[:20]
+    out["missed_at_s"] = since_start(session.audio.missed_at)[:20]
+    out["underruns_at_s"] = [round(q / rate - t0_s, 2) for q in session.processor.fifo.underrun_at[:20]]
+    out.update(machine)
     if camera is not None and session.camera is not None:
         lip = np.array(session.camera.ms)
         out.update({k: st[k] for k in ("camera_frames", "camera_dropped", "lip_frames", "face_frames", "frames_taken",
@@ -244,6 +413,8 @@ def main() -> int:
     parser.add_argument("--headroom", type=float, default=20.0, help="ms (as avse live --headroom)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each of the two runs (audio only, with video)")
     parser.add_argument("--clip", help="talking-face video for the camera (upscaled to 640x480)")
+    parser.add_argument("--camera-format", default="both", choices=["h264", "yuyv", "both"],
+                        help="the camera file: H.264 (decoding costs what a compressed stream costs) or raw YUYV 4:2:2 (as a USB webcam sends)")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--only-video", action="store_true", help="only the run with video (e.g. a long xrun run)")
     args = parser.parse_args()
@@ -270,10 +441,12 @@ def main() -> int:
                 result["latency"].append(measure_latency(args, model, name, period))
                 print(result["latency"][-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        clip = face_clip(Path(tmp), args)
-        for label, cam in (("audio_only", None), ("video", clip)):
-            if args.only_video and cam is None:
-                continue
+        runs: list[tuple[str, Path | None]] = [] if args.only_video else [("audio_only", None)]
+        if args.camera_format in ("h264", "both"):
+            runs.append(("video", face_clip(Path(tmp), args, "h264")))
+        if args.camera_format in ("yuyv", "both"):
+            runs.append(("video_yuyv", face_clip(Path(tmp), args, "yuyv")))
+        for label, cam in runs:
             with dummy_jack_server(f"avse-bench-{uuid.uuid4().hex[:6]}", 16000, 320) as name:
                 key = f"{label}_{args.seconds:g}s"
                 result[key] = run(args, model, name, cam)

@@ -385,6 +385,9 @@ def test_video_file_camera_in_real_time_with_audio_only_fallback(face_clip, engi
     assert st["camera_frames"] >= 140 and st["face_frames"] >= 90, st
     # the lip process's CPU time arrived, and the total covers the model worker's time and MediaPipe's
     assert session.camera.cpu_s > 0 and st["cpu_total_percent"] > st["cpu_percent"], st
+    # ... over the lip process's own time: a share of one core, and the total is the two processes' sum
+    assert 0 < session.camera.cpu_wall_s and 0 < st["cpu_lips_percent"] < 200, st
+    assert st["cpu_total_percent"] == pytest.approx(st["cpu_audio_percent"] + st["cpu_lips_percent"], abs=0.11), st
     # late output blocks are not this test's business (bench/bench_live.py counts them): a busy machine has them
     assert abs(st["skew_ms"]["mean"]) < 40 and st["skew_ms"]["p95_abs"] < 100, st
     # the clip's time at each audio frame's middle (the camera began before the first audio callback)

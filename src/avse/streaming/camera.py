@@ -262,14 +262,14 @@ def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int) -> No
         worker = LipWorker(camera, lambda f: send("frame", f.stamp, f.features, f.index), hold=hold)
         worker.start()
         send("ready")
-        cpu0 = time.process_time()  # this process's CPU time, all threads, from the camera's start on
+        cpu0, t0 = time.process_time(), time.monotonic()  # this process's CPU time, all threads, from the camera's start on
         camera.start()
         while not conn.poll(0.5):
             done = camera.finished and worker._thread is not None and not worker._thread.is_alive()
             send("stats", {"captured": camera.captured, "dropped": camera.dropped, "processed": worker.processed,
                            "faces": worker.faces, "ms": list(worker.ms), "started": camera.started,
                            "finished": done, "error": camera.error, "realtime": worker.realtime,
-                           "cpu_s": time.process_time() - cpu0})
+                           "cpu_s": time.process_time() - cpu0, "cpu_wall_s": time.monotonic() - t0})
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass
     except BaseException as err:  # reported to the parent
@@ -293,7 +293,8 @@ class LipProcess:
     a video file (played at its own pace; ``loop``). The counts of the
     camera and lip worker (captured, dropped, processed, faces, ms per frame,
     started, finished, error, and ``cpu_s``: the process's CPU seconds since
-    the camera started, all its threads) arrive every 0.5 s.
+    the camera started, all its threads, over ``cpu_wall_s`` seconds of real
+    time) arrive every 0.5 s; ``cpu_share``: the two's ratio.
     """
 
     def __init__(self, source: int | str | Path, sink: Callable[[LipFrame], None], loop: bool = False, hold: int = 2):
@@ -306,6 +307,7 @@ class LipProcess:
         self.captured = self.dropped = self.processed = self.faces = 0
         self.ms: list[float] = []
         self.cpu_s = 0.0
+        self.cpu_wall_s = 0.0
         self.started: float | None = None
         self.finished = False
         self.realtime = False
@@ -352,11 +354,16 @@ class LipProcess:
                     self.ms, self.started, self.realtime = st["ms"], st["started"], st["realtime"]
                     self.error = st["error"] or self.error
                     self.finished = st["finished"]
-                    self.cpu_s = st["cpu_s"]
+                    self.cpu_s, self.cpu_wall_s = st["cpu_s"], st["cpu_wall_s"]
                 elif msg[0] == "error":
                     self.error = msg[1]
         except (EOFError, OSError):
             self.finished = True
+
+    @property
+    def cpu_share(self) -> float:
+        """The lip process's CPU seconds (all threads) per second of real time since its camera started; 0 before the first count."""
+        return self.cpu_s / self.cpu_wall_s if self.cpu_wall_s > 0 else 0.0
 
     def stop(self) -> None:
         """Ask the process to stop, wait for it (terminate it after 5 s) and for the receiver."""

@@ -124,12 +124,17 @@ class LiveSession:
         p = self.processor
         elapsed = max(time.monotonic() - self.t_start, 1e-9)
         ms = np.array(p.block_ms, np.float64)
+        audio_share = 100.0 * (time.process_time() - self._cpu0) / elapsed
+        lips_share = 100.0 * self.camera.cpu_share if self.camera is not None else 0.0
         out: dict[str, Any] = {
             "seconds": round(elapsed, 2),
             "latency_ms": round(p.latency_ms, 3),
             "cpu_percent": round(100.0 * p.busy_s / elapsed, 1),
-            # everything avse runs: this process (callback, resampling, model, status; all threads) and the lip process
-            "cpu_total_percent": round(100.0 * (time.process_time() - self._cpu0 + (self.camera.cpu_s if self.camera else 0.0)) / elapsed, 1),
+            # everything avse runs, per second of real time: this process (callback, resampling, model, status; all
+            # threads) and the lip process (camera, face mesh, lip features; all threads)
+            "cpu_audio_percent": round(audio_share, 1),
+            "cpu_lips_percent": round(lips_share, 1),
+            "cpu_total_percent": round(audio_share + lips_share, 1),
             "server_load_percent": round(self.audio.cpu_load(), 1),
             "block_ms_p50": round(float(np.percentile(ms, 50)), 3) if ms.size else None,
             "block_ms_p99": round(float(np.percentile(ms, 99)), 3) if ms.size else None,
