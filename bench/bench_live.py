@@ -4,8 +4,9 @@
 
 1. Latency, at 16 kHz with periods 320 and 256: an impulse train is played
    into avse:in and recorded from avse:out by two other JACK clients, by
-   frame time. They stand in for the sound card, in a process of their own. The model would treat a click as noise, so for the impulse the
-   engine's step is a pass-through delayed by the model's look-ahead (same
+   frame time; they stand in for the sound card, in a process of their own.
+   The model would treat a click as noise, so for the impulse the engine's
+   step is a pass-through delayed by the model's look-ahead (same
    block, same buffering): the impulse comes back exactly ``latency``
    samples later. With the real model, speech is played instead and the lag
    of the cross-correlation peak is measured.
@@ -283,7 +284,7 @@ class Steal:
         import threading
 
         self.tick = 1.0 / os.sysconf("SC_CLK_TCK")
-        self.t0 = t0  # time.monotonic() of the session's start
+        self.t0 = t0  # time.monotonic() of the count's start
         self.first = self.last = self._read()
         self.bursts: list[tuple[float, float]] = []  # (s since start, steal ms in that 0.25 s), the first 100
         self._stop = threading.Event()
