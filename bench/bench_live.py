@@ -23,7 +23,8 @@
    hypervisor took away meanwhile (``steal`` in /proc/stat; a virtual
    machine's stalls show there).
 
-Writes bench/results/live.json (keeping runs of other lengths already there).
+Writes bench/results/live.json (keeping runs of other lengths and blocks already there;
+a run with another block than 640 is named with it, e.g. video_60s_block320).
 """
 
 from __future__ import annotations
@@ -434,7 +435,8 @@ def main() -> int:
     old = RESULTS / "live.json"
     result: dict = json.loads(old.read_text()) if old.is_file() else {}  # runs of other lengths are kept
     result.pop("machine", None)
-    result.update({"model": args.model, "block": args.block, "headroom_ms": args.headroom})
+    result.pop("block", None)  # each run says its own
+    result.update({"model": args.model, "headroom_ms": args.headroom})
     if not args.skip_latency:
         result["latency"] = []
         for period in (320, 256):
@@ -449,8 +451,8 @@ def main() -> int:
             runs.append(("video_yuyv", face_clip(Path(tmp), args, "yuyv")))
         for label, cam in runs:
             with dummy_jack_server(f"avse-bench-{uuid.uuid4().hex[:6]}", 16000, 320) as name:
-                key = f"{label}_{args.seconds:g}s"
-                result[key] = run(args, model, name, cam)
+                key = f"{label}_{args.seconds:g}s" + ("" if args.block == 640 else f"_block{args.block}")
+                result[key] = {"block": args.block, **run(args, model, name, cam)}
                 print(key, result[key], flush=True)
     save("live", result)
     return 0
