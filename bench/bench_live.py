@@ -18,7 +18,8 @@
    (resampling + lip-frame choice + model) p50 / p99, real-time factor
    (mean block time / 40 ms), lip front end ms per frame, CPU seconds per
    second of the audio process and of the lip process (their sum: the
-   end-to-end real-time factor on one core), xruns (server xruns + output
+   end-to-end real-time factor on one core; the lip process's also by
+   thread kind: MediaPipe, decoder, Python), xruns (server xruns + output
    underruns + missed cycles) with their times, and the CPU time the
    hypervisor took away meanwhile (``steal`` in /proc/stat; a virtual
    machine's stalls show there).
@@ -30,6 +31,7 @@ a run with another block than 640 is named with it, e.g. video_60s_block320).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -281,7 +283,6 @@ class Steal:
     """CPU time the hypervisor gave to others (``steal`` in /proc/stat), sampled every 0.25 s in a thread: when and how much."""
 
     def __init__(self, t0: float):
-        import os
         import threading
 
         self.tick = 1.0 / os.sysconf("SC_CLK_TCK")
@@ -317,8 +318,40 @@ class Steal:
 WARMUP_S = 3.0
 
 
+def thread_ticks(pid: int | None) -> dict[str, tuple[str, int]]:
+    """A process's live threads: {thread id: (kind, CPU clock ticks, user + system)}; kind "mediapipe", "decoder" (FFmpeg's "av:..." threads) or "python" (the rest)."""
+    out: dict[str, tuple[str, int]] = {}
+    if pid is None:
+        return out
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        kind = "mediapipe" if name.startswith("mediapipe") else "decoder" if name.startswith("av:") else "python"
+        out[tid] = (kind, int(fields[11]) + int(fields[12]))  # utime + stime
+    return out
+
+
+def thread_share(a: dict[str, tuple[str, int]], b: dict[str, tuple[str, int]], seconds: float, total_percent: float) -> dict[str, float]:
+    """% of one core by thread kind between two ``thread_ticks``; "ended": the rest of ``total_percent`` (threads gone by ``b``)."""
+    tick = 1.0 / os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid, (kind, ticks) in b.items():
+        out[kind] = out.get(kind, 0.0) + 100 * tick * (ticks - a.get(tid, (kind, 0))[1]) / seconds
+    out = {k: round(v, 1) for k, v in sorted(out.items())}
+    out["ended"] = round(max(total_percent - sum(out.values()), 0.0), 1)
+    return out
+
+
 class Counts:
-    """The counters of a LiveSession at one moment (xruns, underruns, missed cycles, blocks, CPU time of both processes)."""
+    """The counters of a LiveSession at one moment (xruns, underruns, missed cycles, blocks, CPU time of both processes and of their threads by kind)."""
 
     def __init__(self, session):
         self.t = time.monotonic()
@@ -330,6 +363,7 @@ class Counts:
         self.cpu_audio = time.process_time()  # this process is the audio process (the sound card runs elsewhere)
         cam = session.camera
         self.cpu_lips, self.wall_lips = (cam.cpu_s, cam.cpu_wall_s) if cam is not None else (0.0, 0.0)
+        self.lip_threads = thread_ticks(cam._proc.pid if cam is not None and cam._proc is not None else None)
 
 
 def run(args, model, server: str, camera: Path | None) -> dict:
@@ -404,6 +438,10 @@ def run(args, model, server: str, camera: Path | None) -> dict:
                                        "frames_dropped", "frames_duplicated", "frames_stale", "skew_ms")})
         out["lip_ms_p50"] = round(float(np.percentile(lip, 50)), 2)
         out["lip_ms_p99"] = round(float(np.percentile(lip, 99)), 2)
+        # the lip process's CPU by thread kind, % of one core (the Python threads: camera read and colour
+        # conversion, the frame loop, MediaPipe's Python side, the pipe to the audio process; "ended": threads
+        # that ended during the count, e.g. the decoder's, which a looped file starts anew each time round)
+        out["cpu_lips_threads_percent"] = thread_share(a.lip_threads, b.lip_threads, el, out["cpu_lips_percent"])
     return out
 
 
