@@ -164,6 +164,7 @@ class PlayRecord:
         self._rec: np.ndarray | None = None
 
     def done(self) -> bool:
+        """Whether ``x`` and one more second have been played and recorded."""
         if not self._done and self._conn.poll(0):
             self._done = self._conn.recv() == "done"
         return self._done
@@ -175,15 +176,22 @@ class PlayRecord:
         return self._rec
 
     def close(self) -> None:
+        """Stop the clients and fetch the recording; a child that died or hangs is ended and gives an empty recording."""
         if self._rec is not None:
             return
-        self._conn.send("close")
-        while True:
-            msg = self._conn.recv()
-            if isinstance(msg, np.ndarray):
-                self._rec = msg
-                break
+        self._rec = np.zeros(0, np.float32)
+        try:
+            self._conn.send("close")
+            while self._conn.poll(30):
+                msg = self._conn.recv()
+                if isinstance(msg, np.ndarray):
+                    self._rec = msg
+                    break
+        except (EOFError, BrokenPipeError, OSError):
+            pass
         self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.terminate()
 
 
 def speech(seconds: float) -> np.ndarray:
@@ -309,9 +317,12 @@ class Steal:
             self.last = now
 
     def stop(self) -> dict:
+        """End sampling -> {"steal_s": steal seconds since the start (None without /proc/stat), "steal_bursts"}."""
         self._stop.set()
         self._thread.join(1)
-        return {"steal_s": round((self.last - self.first) * self.tick, 2), "steal_bursts": self.bursts}
+        self.last = self._read()
+        ok = Path("/proc/stat").is_file()
+        return {"steal_s": round((self.last - self.first) * self.tick, 2) if ok else None, "steal_bursts": self.bursts}
 
 
 #: seconds after the bench's sound card has joined (its clients connect: JACK reorders its graph) before the count starts
@@ -319,7 +330,7 @@ WARMUP_S = 3.0
 
 
 def thread_ticks(pid: int | None) -> dict[str, tuple[str, int]]:
-    """A process's live threads: {thread id: (kind, CPU clock ticks, user + system)}; kind "mediapipe", "decoder" (FFmpeg's "av:..." threads) or "python" (the rest)."""
+    """A process's live threads -> {thread id: (kind, CPU clock ticks of user + system time)}; kind: "mediapipe", "decoder" (FFmpeg's "av:..." threads) or "python" (the rest)."""
     out: dict[str, tuple[str, int]] = {}
     if pid is None:
         return out
@@ -358,7 +369,7 @@ class Counts:
         self.server_xruns = session.audio.xruns
         self.underruns = session.processor.fifo.underruns
         self.missed = session.audio.missed_cycles
-        self.blocks = len(session.processor.block_ms)
+        self.blocks = session.processor.blocks_timed
         self.busy_s = session.processor.busy_s
         self.cpu_audio = time.process_time()  # this process is the audio process (the sound card runs elsewhere)
         cam = session.camera
@@ -401,7 +412,9 @@ def run(args, model, server: str, camera: Path | None) -> dict:
     def since_start(frames: list[int]) -> list[float]:
         return [round(((f - start_frame) % (1 << 32)) / rate - t0_s, 2) for f in frames]
 
-    ms = np.array(list(session.processor.block_ms)[a.blocks : b.blocks])
+    timed = list(session.processor.block_ms)  # the last entries only: entry k is timed[k - first]
+    first = session.processor.blocks_timed - len(timed)
+    ms = np.array(timed[max(a.blocks - first, 0) : b.blocks - first])
     lips_share = (b.cpu_lips - a.cpu_lips) / max(b.wall_lips - a.wall_lips, 1e-9) if camera is not None else 0.0
     out = {
         "seconds": round(el, 2),
@@ -456,7 +469,7 @@ def main() -> int:
     parser.add_argument("--camera-format", default="both", choices=["h264", "yuyv", "both"],
                         help="the camera file: H.264 (decoding costs what a compressed stream costs) or raw YUYV 4:2:2 (as a USB webcam sends)")
     parser.add_argument("--skip-latency", action="store_true")
-    parser.add_argument("--only-video", action="store_true", help="only the run with video (e.g. a long xrun run)")
+    parser.add_argument("--only-video", action="store_true", help="only the runs with video, one per --camera-format (e.g. a long xrun run)")
     args = parser.parse_args()
 
     import torch
@@ -479,7 +492,7 @@ def main() -> int:
         result["latency"] = []
         for period in (320, 256):
             with dummy_jack_server(f"avse-bench-{uuid.uuid4().hex[:6]}", 16000, period) as name:
-                result["latency"].append(measure_latency(args, model, name, period))
+                result["latency"].append({"block": args.block, **measure_latency(args, model, name, period)})
                 print(result["latency"][-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         runs: list[tuple[str, Path | None]] = [] if args.only_video else [("audio_only", None)]
@@ -490,7 +503,7 @@ def main() -> int:
         for label, cam in runs:
             with dummy_jack_server(f"avse-bench-{uuid.uuid4().hex[:6]}", 16000, 320) as name:
                 key = f"{label}_{args.seconds:g}s" + ("" if args.block == 640 else f"_block{args.block}")
-                result[key] = {"block": args.block, **run(args, model, name, cam)}
+                result[key] = {"model": args.model, "block": args.block, **run(args, model, name, cam)}
                 print(key, result[key], flush=True)
     save("live", result)
     return 0

@@ -210,7 +210,7 @@ def main() -> None:
     p.add_argument("--scenes", type=int, default=N_SCENES, help="test scenes to build when none exist")
     p.add_argument("--reuse", nargs="*", default=[], metavar="METHOD",
                    help="read these methods' results back from --out when there (e.g. the baselines)")
-    p.add_argument("--only", nargs="*", metavar="METHOD", help="evaluate only these methods on the synthetic set, then stop")
+    p.add_argument("--only", nargs="*", metavar="METHOD", help="evaluate only these methods on the synthetic set, write bench/results/models_only_NAMES.json, stop")
     args = p.parse_args()
     from avse.api import Enhancer
 
@@ -222,7 +222,9 @@ def main() -> None:
     ensure_test_scenes(root, args.jobs, args.scenes)
     methods = {**{b: b for b in BASELINES}, **models}
     if args.only:
-        synthetic(root, {k: methods[k] for k in args.only}, Path(args.out), args.jobs)
+        chosen = {k: methods[k] for k in args.only}
+        table = synthetic(root, chosen, Path(args.out), args.jobs)
+        save("models_only_" + "_".join(args.only), {"methods": chosen, "synthetic": table})
         return
     table = synthetic(root, methods, Path(args.out), args.jobs, tuple(args.reuse))
     enhancers = {k: Enhancer.from_pretrained(v, fallback=None) for k, v in models.items()}

@@ -186,6 +186,7 @@ class LiveProcessor:
         self.model_in = 0  # 16 kHz samples given to the engine
         self.frames_given = 0  # visual frames given to the engine
         self.block_ms: deque[float] = deque(maxlen=40000)  # engine time per block, ms (the last 40000: 26 min at 640)
+        self.blocks_timed = 0  # entries ever appended to block_ms (block_ms[0] is entry blocks_timed - len(block_ms))
         self.busy_s = 0.0  # worker time spent processing
         self.started: float | None = None  # time.monotonic() of the first callback
         self._anchor = (0, 0.0)  # (server position, capture time) of the latest cycle's first sample
@@ -332,6 +333,7 @@ class LiveProcessor:
         self.busy_s += dt
         if y16.shape[0]:
             self.block_ms.append(1e3 * dt * self.engine.block / y16.shape[0])
+            self.blocks_timed += 1
 
     def recorded(self) -> np.ndarray:
         """The enhanced 16 kHz stream so far, aligned with the 16 kHz input (the engine's delay removed) -> float32 [T]."""
