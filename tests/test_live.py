@@ -91,6 +91,7 @@ def test_freewheeling_callback_waits_for_the_worker_and_equals_offline(engine_mo
     finally:
         proc.stop()
     assert proc.error is None and proc.fifo.underruns == 0
+    assert proc.blocks_timed == len(proc.block_ms) >= x.shape[0] // 640 - 1  # every block the worker ran was timed
     ref = StreamingEnhancer(engine_model, block=640, backend="torch", video=False).process(x)
     d = int(proc.latency)
     np.testing.assert_allclose(out[d:], ref[: x.shape[0] - d], atol=1e-5)
