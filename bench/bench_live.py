@@ -410,7 +410,9 @@ def run(args, model, server: str, camera: Path | None) -> dict:
     t0_s = a.t - session.processor.started  # the count's start on the stream's clock (s since the first cycle)
 
     def since_start(frames: list[int]) -> list[float]:
-        return [round(((f - start_frame) % (1 << 32)) / rate - t0_s, 2) for f in frames]
+        # frame time first_frame is the first cycle's start: its input began one period earlier, at processor.started
+        period_s = session.audio.period / rate
+        return [round(((f - start_frame) % (1 << 32)) / rate + period_s - t0_s, 2) for f in frames]
 
     timed = list(session.processor.block_ms)  # the last entries only: entry k is timed[k - first]
     first = session.processor.blocks_timed - len(timed)
