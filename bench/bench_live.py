@@ -287,13 +287,16 @@ def face_clip(tmp: Path, args, fmt: str = "h264") -> Path:
     return path
 
 
+#: seconds per CPU clock tick, the unit of /proc/stat and /proc/PID/task/TID/stat
+TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
 class Steal:
     """CPU time the hypervisor gave to others (``steal`` in /proc/stat), sampled every 0.25 s in a thread: when and how much."""
 
     def __init__(self, t0: float):
         import threading
 
-        self.tick = 1.0 / os.sysconf("SC_CLK_TCK")
         self.t0 = t0  # time.monotonic() of the count's start
         self.first = self.last = self._read()
         self.bursts: list[tuple[float, float]] = []  # (s since start, steal ms in that 0.25 s), the first 100
@@ -313,7 +316,7 @@ class Steal:
         while not self._stop.wait(0.25):
             now = self._read()
             if now > self.last and len(self.bursts) < 100:
-                self.bursts.append((round(time.monotonic() - self.t0, 2), round(1000 * (now - self.last) * self.tick, 1)))
+                self.bursts.append((round(time.monotonic() - self.t0, 2), round(1000 * (now - self.last) * TICK_S, 1)))
             self.last = now
 
     def stop(self) -> dict:
@@ -322,7 +325,7 @@ class Steal:
         self._thread.join(1)
         self.last = self._read()
         ok = Path("/proc/stat").is_file()
-        return {"steal_s": round((self.last - self.first) * self.tick, 2) if ok else None, "steal_bursts": self.bursts}
+        return {"steal_s": round((self.last - self.first) * TICK_S, 2) if ok else None, "steal_bursts": self.bursts}
 
 
 #: seconds after the bench's sound card has joined (its clients connect: JACK reorders its graph) before the count starts
@@ -352,10 +355,9 @@ def thread_ticks(pid: int | None) -> dict[str, tuple[str, int]]:
 
 def thread_share(a: dict[str, tuple[str, int]], b: dict[str, tuple[str, int]], seconds: float, total_percent: float) -> dict[str, float]:
     """% of one core by thread kind between two ``thread_ticks``; "ended": the rest of ``total_percent`` (threads gone by ``b``)."""
-    tick = 1.0 / os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for tid, (kind, ticks) in b.items():
-        out[kind] = out.get(kind, 0.0) + 100 * tick * (ticks - a.get(tid, (kind, 0))[1]) / seconds
+        out[kind] = out.get(kind, 0.0) + 100 * TICK_S * (ticks - a.get(tid, (kind, 0))[1]) / seconds
     out = {k: round(v, 1) for k, v in sorted(out.items())}
     out["ended"] = round(max(total_percent - sum(out.values()), 0.0), 1)
     return out
@@ -408,10 +410,10 @@ def run(args, model, server: str, camera: Path | None) -> dict:
     rate = session.processor.sample_rate
     start_frame = session.audio.first_frame or 0
     t0_s = a.t - session.processor.started  # the count's start on the stream's clock (s since the first cycle)
+    # frame time first_frame is the first cycle's start: its input began one period earlier, at processor.started
+    period_s = session.audio.period / rate
 
     def since_start(frames: list[int]) -> list[float]:
-        # frame time first_frame is the first cycle's start: its input began one period earlier, at processor.started
-        period_s = session.audio.period / rate
         return [round(((f - start_frame) % (1 << 32)) / rate + period_s - t0_s, 2) for f in frames]
 
     timed = list(session.processor.block_ms)  # the last entries only: entry k is timed[k - first]
