@@ -447,7 +447,8 @@ def run(args, model, server: str, camera: Path | None) -> dict:
     # times in s from the count's start (negative: in the warm-up)
     out["server_xruns_at_s"] = since_start(session.audio.xrun_at)[:20]
     out["missed_at_s"] = since_start(session.audio.missed_at)[:20]
-    out["underruns_at_s"] = [round(q / rate - t0_s, 2) for q in session.processor.fifo.underrun_at[:20]]
+    # output position q is read by the cycle whose input began q samples after the first's: that cycle runs one period later
+    out["underruns_at_s"] = [round(q / rate + period_s - t0_s, 2) for q in session.processor.fifo.underrun_at[:20]]
     out.update(machine)
     if camera is not None and session.camera is not None:
         lip = np.array(session.camera.ms)

@@ -64,3 +64,35 @@ def test_real_noise_is_cut_into_split_disjoint_segments(tmp_path):
             found.append((start, start + len(audio)))
     found.sort()
     assert all(a[1] <= b[0] for a, b in zip(found, found[1:]))
+
+
+def test_short_clips_of_a_folder_are_chained_before_the_cut(tmp_path):
+    folder = tmp_path / "pack" / "sfx"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for k in range(6):  # six 3 s clips at very different levels: too short to cut one by one
+        sf.write(folder / f"clip{k}.wav", (rng.standard_normal(48_000) * 0.01 * 4**k).astype(np.float32), 16_000)
+    long = rng.standard_normal(16_000 * 20).astype(np.float32) * 0.1
+    sf.write(tmp_path / "pack" / "street.wav", long, 16_000)
+    out = list(real_noise_segments(sorted((tmp_path / "pack").rglob("*.wav")), {"train": 0.7, "dev": 0.15, "test": 0.15}, 5.0))
+    chained = [(s, n, a) for s, n, a in out if n.startswith("pack_sfx_")]
+    alone = [(s, n, a) for s, n, a in out if n.startswith("street_")]
+    assert len(alone) == 4 and len(chained) + len(alone) == len(out)
+    # 18 s of clips less five 50 ms crossfades (284,000 samples) cut 70/15/15: two 5 s train segments (the
+    # rest of the train part dropped), and the dev and test parts (42,600 samples) one segment each
+    assert [(s, len(a)) for s, _, a in chained] == [("train", 80_000), ("train", 80_000), ("dev", 42_600), ("test", 42_600)]
+    # every clip comes out at the same level, whatever it had: 3 s windows have equal RMS within sampling noise
+    stream = np.concatenate([a for _, _, a in chained])
+    rms = [float(np.sqrt(np.mean(stream[i : i + 16_000] ** 2))) for i in range(16_000, len(stream) - 16_000, 48_000 - 800)]
+    assert max(rms) / min(rms) < 1.1
+
+
+def test_hidden_files_and_folders_are_not_noise(tmp_path):
+    from avse.config import SynthConfig
+    from avse.data.synth import _real_noise_files
+
+    (tmp_path / ".debs").mkdir()
+    (tmp_path / ".debs" / "pkg.deb").write_bytes(b"!<arch>\n not audio")
+    (tmp_path / ".hidden.wav").write_bytes(b"junk")
+    sf.write(tmp_path / "rain.wav", np.full(16_000, 0.1, np.float32), 16_000)
+    assert _real_noise_files(SynthConfig(noise_dirs=(str(tmp_path),))) == [tmp_path / "rain.wav"]

@@ -48,7 +48,8 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     """A real recipe starts from weights with its model's layers: a shipped model, or the run of an earlier stage.
 
     Stages chain: configs/pretrained/NAME.yaml -> configs/real/NAME.yaml (init_from runs/NAME) ->
-    configs/real/NAME_refine.yaml (base NAME.yaml, init_from runs/real_NAME). Run folders exist only where the
+    configs/real/NAME_refine.yaml (base NAME.yaml, init_from runs/real_NAME) [-> configs/real/NAME_noise.yaml (base
+    NAME_refine.yaml, init_from runs/real_NAME_refine's last checkpoint)]. Run folders exist only where the
     stages were trained; the shipped model of the same name came out of that chain, so its weights must fit.
     """
     import torch
@@ -60,14 +61,14 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     cfg = override(TrainConfig(), load_recipe(path))
     if cfg.init_from is None:
         pytest.skip("recipe trains from scratch")
-    stem = path.stem.removesuffix("_refine")
+    stem = path.stem.removesuffix("_refine").removesuffix("_noise")
     model = build_model(cfg.model, cfg.model_config)
     if cfg.init_from.startswith("runs/"):
         base = yaml.safe_load(path.read_text()).get("base")
         if base is not None:  # stage 2 starts from its base recipe's run
             first = load_recipe(path.parent / base)
             assert first["model"] == cfg.model and first["model_config"] == cfg.model_config
-            assert cfg.init_from == f"runs/real_{Path(base).stem}"
+            assert cfg.init_from in (f"runs/real_{Path(base).stem}", f"runs/real_{Path(base).stem}/last.avse.pt")
         else:  # stage 1 starts from the pretrained recipe's run
             first = load_recipe(CONFIGS / "pretrained" / f"{stem}.yaml")
             assert first["model"] == cfg.model and cfg.init_from == f"runs/{stem}"

@@ -123,21 +123,51 @@ def generate_noise(kind: str, n: int, rng: np.random.Generator, voices: list[np.
     raise ValueError(f"unknown noise class {kind!r}; expected one of {NOISE_CLASSES}")
 
 
+CHAIN_FADE_S = 0.05  # crossfade between chained short clips
+
+
+def _chain(clips: list[np.ndarray], fade: int) -> np.ndarray:
+    """Short clips ([T_i] each) one after another, each at the same RMS, crossfaded by ``fade`` samples -> [T]."""
+    out = np.zeros(0, np.float32)
+    for clip in clips:
+        rms = float(np.sqrt(np.mean(clip.astype(np.float64) ** 2)))
+        clip = (clip / rms * 0.1).astype(np.float32) if rms > 0 else clip.astype(np.float32)
+        f = min(fade, len(out), len(clip))
+        if f > 0:
+            ramp = np.linspace(0.0, 1.0, f, dtype=np.float32)
+            head = out[-f:] * (1.0 - ramp) + clip[:f] * ramp
+            out = np.concatenate([out[:-f], head, clip[f:]])
+        else:
+            out = np.concatenate([out, clip])
+    return out
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 def real_noise_segments(
-    paths: list[Path], split_fractions: dict[str, float], segment_seconds: float
+    paths: list[Path], split_fractions: dict[str, float], segment_seconds: float, chain_below: float | None = None
 ) -> Iterator[tuple[str, str, np.ndarray]]:
-    """Cut real noise files into split-disjoint segments, one file in memory at a time.
+    """Cut real noise files into split-disjoint segments.
 
     Each file (any format, read as 16 kHz mono) is cut into contiguous parts by
     ``split_fractions`` (e.g. train 0.7, dev 0.15, test 0.15), and each part
     into segments of ``segment_seconds`` (a part shorter than that is one
-    segment; parts under a second are dropped). Yields ``(split, name, audio
-    [T])`` in file order; names are ``<file stem>_<split><k>``.
+    segment; parts under a second are dropped). Files shorter than
+    ``chain_below`` seconds (default: three segments) would give parts too
+    short to mix with an utterance, so the short files of each folder are
+    chained instead, in name order, each at the same RMS and crossfaded
+    (``CHAIN_FADE_S``), and that stream is cut the same way: the clips of a
+    folder of sound effects go, nearly all whole, to one split or another.
+    Long files are read one at a time. Yields ``(split, name, audio [T])``:
+    long files first, in path order, named ``<file stem>_<split><k>``; then
+    one stream per folder, named ``<parent>_<folder>_<split><k>``.
     """
     seg = int(segment_seconds * SAMPLE_RATE)
-    for path in sorted(paths):
-        audio, _ = load_audio(path)
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)
+    below = int((3.0 * segment_seconds if chain_below is None else chain_below) * SAMPLE_RATE)
+
+    def cut(audio: np.ndarray, stem: str) -> Iterator[tuple[str, str, np.ndarray]]:
         start = 0
         total = len(audio)
         for split, frac in split_fractions.items():
@@ -150,3 +180,18 @@ def real_noise_segments(
             for k in range(pieces):
                 piece = part[k * seg : (k + 1) * seg] if pieces > 1 else part
                 yield split, f"{stem}_{split}{k:03d}", piece
+
+    short: dict[Path, list[np.ndarray]] = {}
+    for path in sorted(Path(p) for p in paths):
+        audio, _ = load_audio(path)
+        if len(audio) < below:
+            short.setdefault(path.parent, []).append(audio)
+            continue
+        yield from cut(audio, _safe(path.stem))
+    names: set[str] = set()
+    for folder in sorted(short):
+        stem = _safe(f"{folder.parent.name}_{folder.name}")
+        while stem in names:
+            stem += "_"
+        names.add(stem)
+        yield from cut(_chain(short[folder], int(CHAIN_FADE_S * SAMPLE_RATE)), stem)

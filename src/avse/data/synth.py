@@ -412,13 +412,13 @@ SILENCE_PEAK = 1.0 / 32768.0  # below one step of 16-bit PCM: a noise file this 
 
 
 def _real_noise_files(cfg: SynthConfig) -> list[Path]:
-    """The real noise files of ``cfg.noise_dirs``, each checked to decode and not to be silent (MediaError naming the first bad one)."""
+    """The real noise files of ``cfg.noise_dirs`` (hidden files and folders skipped), each checked to decode and not to be silent (MediaError naming the first bad one)."""
     files: list[Path] = []
     for d in cfg.noise_dirs:
         p = Path(d)
         if not p.exists():
             raise MediaError(p, "no such noise file or folder")
-        files += sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")) if p.is_dir() else [p]
+        files += sorted(q for q in p.rglob("*") if q.is_file() and not any(s.startswith(".") for s in q.relative_to(p).parts)) if p.is_dir() else [p]
     for f in files:
         audio = load_audio(f)[0]
         if float(np.max(np.abs(audio))) < SILENCE_PEAK:
