@@ -1,5 +1,7 @@
 """Noise generators: lengths, levels, spectra and determinism."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -96,3 +98,22 @@ def test_hidden_files_and_folders_are_not_noise(tmp_path):
     (tmp_path / ".hidden.wav").write_bytes(b"junk")
     sf.write(tmp_path / "rain.wav", np.full(16_000, 0.1, np.float32), 16_000)
     assert _real_noise_files(SynthConfig(noise_dirs=(str(tmp_path),))) == [tmp_path / "rain.wav"]
+
+
+REAL_NOISE = Path(__file__).resolve().parents[2] / "data" / "real_noise"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL_NOISE / ".done").is_dir(), reason=f"no recorded noise in {REAL_NOISE} (scripts/fetch_real_noise)")
+def test_fetched_noise_gives_a_hundred_train_items_of_sound():
+    from avse.config import SynthConfig
+    from avse.data.synth import _real_noise_files
+
+    files = _real_noise_files(SynthConfig(noise_dirs=(str(REAL_NOISE),)))
+    assert all(f.suffix.lower() in (".wav", ".ogg") for f in files)
+    segs = list(real_noise_segments(files, {"train": 0.7, "dev": 0.15, "test": 0.15}, 8.0))
+    train = [a for s, _, a in segs if s == "train"]
+    assert len(train) >= 100 and sum(len(a) == 8 * 16_000 for a in train) >= 0.9 * len(train)
+    assert all(16_000 <= len(a) < 16 * 16_000 for _, _, a in segs)  # a part shorter than two segments is one
+    assert all(float(np.sqrt(np.mean(a**2))) > 1e-3 for _, _, a in segs)  # sound, not silence
+    assert {n.split("_dev")[0] for s, n, _ in segs if s == "dev"} >= {"real_noise_lincity", "real_noise_minetest"}
