@@ -83,7 +83,7 @@ def test_short_clips_of_a_folder_are_chained_before_the_cut(tmp_path):
     # 18 s of clips less five 50 ms crossfades (284,000 samples) cut 70/15/15: two 5 s train segments (the
     # rest of the train part dropped), and the dev and test parts (42,600 samples) one segment each
     assert [(s, len(a)) for s, _, a in chained] == [("train", 80_000), ("train", 80_000), ("dev", 42_600), ("test", 42_600)]
-    # every clip comes out at the same level, whatever it had: 3 s windows have equal RMS within sampling noise
+    # every clip comes out at the same level, whatever it had: 1 s windows inside each clip have equal RMS
     stream = np.concatenate([a for _, _, a in chained])
     rms = [float(np.sqrt(np.mean(stream[i : i + 16_000] ** 2))) for i in range(16_000, len(stream) - 16_000, 48_000 - 800)]
     assert max(rms) / min(rms) < 1.1
