@@ -128,18 +128,18 @@ CHAIN_FADE_S = 0.05  # crossfade between chained short clips
 
 def _chain(clips: list[np.ndarray], fade: int) -> np.ndarray:
     """Short clips ([T_i] each) one after another, each at the same RMS, crossfaded by ``fade`` samples -> [T]."""
-    out = np.zeros(0, np.float32)
+    out = np.zeros(sum(len(c) for c in clips), np.float32)  # the length without overlaps; trimmed at the end
+    pos = 0
     for clip in clips:
         rms = float(np.sqrt(np.mean(clip.astype(np.float64) ** 2)))
         clip = (clip / rms * 0.1).astype(np.float32) if rms > 0 else clip.astype(np.float32)
-        f = min(fade, len(out), len(clip))
+        f = min(fade, pos, len(clip))
         if f > 0:
             ramp = np.linspace(0.0, 1.0, f, dtype=np.float32)
-            head = out[-f:] * (1.0 - ramp) + clip[:f] * ramp
-            out = np.concatenate([out[:-f], head, clip[f:]])
-        else:
-            out = np.concatenate([out, clip])
-    return out
+            out[pos - f : pos] = out[pos - f : pos] * (1.0 - ramp) + clip[:f] * ramp
+        out[pos : pos + len(clip) - f] = clip[f:]
+        pos += len(clip) - f
+    return out[:pos]
 
 
 def _safe(name: str) -> str:
