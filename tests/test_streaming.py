@@ -90,20 +90,54 @@ def _check_stream(engine: StreamingEnhancer, x: np.ndarray, v: np.ndarray | None
 # --- the model step --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("synthesis", ["overlap", "hop"])
 @pytest.mark.parametrize("block", BLOCK_SIZES)
-def test_tasnet_step_equals_offline(block):
-    model = _model("tasnet", TASNET)
+def test_tasnet_step_equals_offline(block, synthesis):
+    model = _model("tasnet", {**TASNET, "synthesis": synthesis})
     x, _ = _inputs(SECONDS * 16000, 0)
     offline = _offline(model, x, None)  # [2, T]
     _check_stream(StreamingEnhancer(model, block=block, backend="torch"), x, None, offline)
 
 
+@pytest.mark.parametrize("synthesis", ["overlap", "hop"])
 @pytest.mark.parametrize("block", BLOCK_SIZES)
-def test_avnet_step_equals_offline(block):
-    model = _model("avnet", AVNET)
+def test_avnet_step_equals_offline(block, synthesis):
+    model = _model("avnet", {**AVNET, "synthesis": synthesis})
     x, v = _inputs(SECONDS * 16000, 6)
     offline = _offline(model, x, v)  # [1, T]
     _check_stream(StreamingEnhancer(model, block=block, backend="torch"), x, v, offline)
+
+
+def test_hop_synthesis_has_no_delay_and_no_future():
+    """With "hop" synthesis the stream is not late and an output sample never hears past the end of its hop."""
+    model = _model("avnet", {**AVNET, "synthesis": "hop"})
+    assert model.stream_delay == 0 and model.lookahead == 7  # hop 8: at most the rest of the hop
+    engine = StreamingEnhancer(model, block=640, backend="torch")
+    assert engine.latency_samples == 640 and engine.latency_ms == 40.0
+    overlap = _model("avnet", AVNET)
+    assert overlap.stream_delay == 8 and StreamingEnhancer(overlap, block=640, backend="torch").latency_ms == 40.5
+    x, v = _inputs(16000, 6)
+    cut = 8000  # a hop boundary
+    changed = x.copy()
+    changed[cut:] += 1.0
+    a, b = _offline(model, x, v)[0], _offline(model, changed, v)[0]
+    assert np.array_equal(a[:cut], b[:cut]) and not np.allclose(a[cut : cut + 8], b[cut : cut + 8])
+    a, b = _offline(overlap, x, v)[0], _offline(overlap, changed, v)[0]
+    assert not np.array_equal(a[cut - 8 : cut], b[cut - 8 : cut])  # overlap-add: the hop before hears the next frame
+
+
+def test_hop_decoder_loads_an_overlap_checkpoint_folded():
+    """An "overlap" model's weights load into a "hop" one (fine-tuning to no delay): the decoder's two halves summed."""
+    overlap = _model("tasnet", TASNET)
+    hop = build_model("tasnet", {**TASNET, "synthesis": "hop"})
+    hop.load_state_dict(overlap.state_dict())
+    w = overlap.decoder.weight.detach()
+    assert torch.equal(hop.decoder.weight.detach(), w[..., :8] + w[..., 8:])
+    assert torch.equal(hop.encoder.weight, overlap.encoder.weight)
+    with pytest.raises(RuntimeError, match="size mismatch"):  # another basis size is refused, not folded
+        build_model("tasnet", {**TASNET, "synthesis": "hop", "kernel_size": 8}).load_state_dict(overlap.state_dict())
+    with pytest.raises(ConfigError, match="synthesis"):
+        build_model("tasnet", {**TASNET, "synthesis": "none"})
 
 
 def test_step_state_has_fixed_size():
@@ -168,13 +202,17 @@ def test_engine_process_and_describe():
 # --- ONNX ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "block"), [("tasnet", 160), ("avnet", 640), ("avnet", 320), ("avnet", 160)])
-def test_onnx_step_equals_torch(name, block):
+@pytest.mark.parametrize(
+    ("name", "block", "synthesis"),
+    [("tasnet", 160, "overlap"), ("avnet", 640, "overlap"), ("avnet", 320, "overlap"), ("avnet", 160, "overlap"),
+     ("tasnet", 320, "hop"), ("avnet", 640, "hop")],
+)
+def test_onnx_step_equals_torch(name, block, synthesis):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from avse.streaming.export import OnnxStep
 
-    model = _model(name, TASNET if name == "tasnet" else AVNET)
+    model = _model(name, {**(TASNET if name == "tasnet" else AVNET), "synthesis": synthesis})
     x, v = _inputs(200 * block, model.visual_channels)
     ours, theirs = TorchStep(model, block), OnnxStep(model, block)
     err = 0.0
@@ -207,7 +245,7 @@ def test_shipped_av_causal_streams_as_offline(shipped, block):
     model, x, v, offline = shipped
     engine = StreamingEnhancer(model, block=block, backend="torch")
     _check_stream(engine, x, v, offline)
-    assert engine.latency_samples == block + model.cfg.stride  # 640 -> 656 samples, 41 ms
+    assert engine.latency_samples == block + model.stream_delay  # the block, plus one hop with "overlap" synthesis
 
 
 def test_shipped_av_causal_onnx_engine(shipped):
@@ -215,7 +253,7 @@ def test_shipped_av_causal_onnx_engine(shipped):
     pytest.importorskip("onnxruntime")
     model, x, v, offline = shipped
     engine = StreamingEnhancer(model, block=320, backend="onnx")
-    assert engine.describe()["backend"] == "onnx" and engine.latency_ms == 21.0
+    assert engine.describe()["backend"] == "onnx" and engine.latency_ms == 1000.0 * (320 + model.stream_delay) / 16000
     _check_stream(engine, x, v, offline)
     auto = StreamingEnhancer(model, block=640)
     assert auto.describe()["backend"] in ("torch", "onnx")

@@ -16,13 +16,19 @@ from avse.models.tasnet import (
     blocks_state,
     check_output_form,
     check_stream_block,
+    check_synthesis,
+    decode,
     decode_step,
+    delayed_input,
     encode,
+    make_decoder,
     mask_activation,
     output_form,
     run_blocks,
     run_blocks_step,
     stream_front,
+    synthesis_delay,
+    synthesis_lookahead,
     temporal_blocks,
     temporal_norm,
 )
@@ -74,9 +80,11 @@ class AVNetConfig:
     mask_activation: str = "sigmoid"
     visual_norm: str = "none"  # VISUAL_NORMS
     output: str = "direct"  # "direct" | "residual"
+    synthesis: str = "overlap"  # "overlap" | "hop": avse.models.tasnet.make_decoder
 
     def __post_init__(self) -> None:
         check_output_form(self.output, 1)
+        check_synthesis(self.synthesis)
         if self.visual_norm not in VISUAL_NORMS:
             raise ConfigError(f"visual_norm must be one of {', '.join(VISUAL_NORMS)}, got {self.visual_norm!r}")
         if min(self.visual_channels, self.visual_hidden) < 1:
@@ -120,6 +128,7 @@ class AVNetConfig:
             n_repeats=self.n_repeats,
             causal=self.causal,
             mask_activation=self.mask_activation,
+            synthesis=self.synthesis,
         )
 
 
@@ -201,7 +210,7 @@ class AVNet(SeparationModel):
         self.fusion = nn.Conv1d(cfg.bottleneck + cfg.visual_hidden, cfg.bottleneck, 1)
         self.av_blocks = temporal_blocks(acfg, dilations[cfg.fusion_block :])
         self.mask_head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.skip, cfg.n_filters, 1))
-        self.decoder = nn.ConvTranspose1d(cfg.n_filters, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
+        self.decoder = make_decoder(cfg.n_filters, cfg.kernel_size, cfg.stride, cfg.synthesis)
 
     @property
     def n_outputs(self) -> int:
@@ -215,8 +224,8 @@ class AVNet(SeparationModel):
 
     @property
     def lookahead(self) -> int | None:
-        """Samples of future audio an output sample may depend on when causal (the encoder window minus one)."""
-        return self.cfg.kernel_size - 1 if self.cfg.causal else None
+        """Samples of future audio an output sample may depend on when causal: ``tasnet.synthesis_lookahead``."""
+        return synthesis_lookahead(self.cfg.kernel_size, self.cfg.synthesis) if self.cfg.causal else None
 
     @property
     def video_lookahead(self) -> int | None:
@@ -261,8 +270,8 @@ class AVNet(SeparationModel):
         y = self.fusion(torch.cat([y, v], dim=1))  # [B, Bn, K]
         y, skips = run_blocks(self.av_blocks, y, skips)
         mask = mask_activation(self.mask_head(skips), cfg.mask_activation)  # [B, N, K]
-        out = self.decoder(mask * w)  # [B, 1, T']
-        return output_form(out[:, :, left : left + t], mixture, cfg.output)[:, 0]  # [B, T]
+        out = decode(self.decoder, mask * w, left, t)  # [B, T]
+        return output_form(out[:, None], mixture, cfg.output)[:, 0]  # [B, T]
 
     # --- streaming (causal, "nearest" upsampling) --------------------------------------------------------
 
@@ -273,9 +282,9 @@ class AVNet(SeparationModel):
 
     @property
     def stream_delay(self) -> int:
-        """Samples by which ``stream_step``'s output lags its input: the encoder hop (the decoder's overlap)."""
+        """Samples by which ``stream_step``'s output lags its input: ``tasnet.synthesis_delay`` (one hop, or none)."""
         self.check_stream_block(self.cfg.stride)
-        return self.cfg.stride
+        return synthesis_delay(self.cfg.kernel_size, self.cfg.synthesis)
 
     def check_stream_block(self, block_size: int) -> None:
         """ConfigError unless the model streams and ``block_size`` is a multiple of the hop dividing 640 (one video frame)."""
@@ -303,12 +312,13 @@ class AVNet(SeparationModel):
         self.check_stream_block(cfg.stride)
         state = {
             "enc": like.new_zeros(batch_size, cfg.stride),
-            "dec": like.new_zeros(batch_size, 1, cfg.stride),
             "frames": like.new_zeros(batch_size),
             "in_norm": like.new_zeros(batch_size, 2),
             "phase": torch.zeros(batch_size, dtype=torch.int64, device=like.device),
             "visual": like.new_zeros(batch_size, cfg.visual_hidden, 1),
         }
+        if cfg.synthesis == "overlap":
+            state["dec"] = like.new_zeros(batch_size, 1, cfg.stride)
         state.update(blocks_state(self.audio_blocks, batch_size, like, "audio"))
         state.update(blocks_state(self.av_blocks, batch_size, like, "av"))
         if cfg.visual_norm == "utterance":
@@ -370,7 +380,9 @@ class AVNet(SeparationModel):
         y = self.fusion(torch.cat([y, v], dim=1))  # [B, Bn, K]
         y, skips = run_blocks_step(self.av_blocks, y, skips, state, new, "av", frames)
         mask = mask_activation(self.mask_head(skips), cfg.mask_activation)  # [B, N, K]
-        out, dec = decode_step(self.decoder, mask * w, state["dec"][:, 0])  # [B, H], [B, hop]
-        new.update(dec=dec[:, None], frames=frames + w.shape[-1], phase=(phase + h) % SAMPLES_PER_FRAME)
-        mix = torch.cat([state["enc"], block], dim=-1)[:, :h]  # [B, H] the input samples the output lines up with
+        out, dec = decode_step(self.decoder, mask * w, state["dec"][:, 0] if "dec" in state else None)  # [B, H]
+        if dec is not None:
+            new["dec"] = dec[:, None]  # [B, 1, hop]
+        new.update(frames=frames + w.shape[-1], phase=(phase + h) % SAMPLES_PER_FRAME)
+        mix = delayed_input(block, state["enc"], dec is not None)  # [B, H] the input samples the output lines up with
         return output_form(out[:, None], mix, cfg.output), new  # [B, 1, H]

@@ -16,6 +16,10 @@ MASK_ACTIVATIONS = ("sigmoid", "relu")
 #: how the decoded masks become the output: as they are; the mixture minus them (one source);
 #: or projected so the sources sum to the mixture (two or more sources)
 OUTPUT_FORMS = ("direct", "residual", "consistent")
+#: how the decoder turns encoder frames back into samples: each frame's whole window, overlap-added
+#: with its neighbours (a streaming output one hop late); or only the last hop of each frame's
+#: window, no overlap (a streaming output with no delay: the latency is the block alone)
+SYNTHESIS_FORMS = ("overlap", "hop")
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,11 @@ class TasNetConfig:
     causal: bool = False
     mask_activation: str = "sigmoid"
     output: str = "direct"  # OUTPUT_FORMS; see output_form
+    synthesis: str = "overlap"  # SYNTHESIS_FORMS; see make_decoder
 
     def __post_init__(self) -> None:
         check_output_form(self.output, self.n_sources)
+        check_synthesis(self.synthesis)
         if min(self.n_sources, self.n_filters, self.bottleneck, self.hidden, self.skip, self.n_blocks, self.n_repeats) < 1:
             raise ConfigError("Conv-TasNet sizes must all be >= 1")
         if self.kernel_size < 2 or self.kernel_size % 2:
@@ -179,13 +185,59 @@ def temporal_blocks(cfg: TasNetConfig, dilations: list[int], last_residual: bool
 def encode(encoder: nn.Conv1d, mixture: Tensor, win: int, hop: int) -> tuple[Tensor, int]:
     """Pad ``mixture [B, T]`` so every sample is covered by two frames and encode it -> (``w [B, N, K]``, left pad).
 
-    The decoder output ``[..., left : left + T]`` lines up with the input again.
+    ``decode`` lines the decoder's output up with the input again.
     """
     t = mixture.shape[-1]
     left = win - hop  # every sample is covered by two frames
     right = -(t + left - win) % hop if t + left >= win else win - t - left
     x = F.pad(mixture[:, None], (left, right))  # [B, 1, T'] with (T' - L) % hop == 0
     return F.relu(encoder(x)), left  # [B, N, K]
+
+
+def check_synthesis(form: str) -> None:
+    """ConfigError unless ``form`` is one of SYNTHESIS_FORMS."""
+    if form not in SYNTHESIS_FORMS:
+        raise ConfigError(f"synthesis must be one of {', '.join(SYNTHESIS_FORMS)}, got {form!r}")
+
+
+def make_decoder(n_filters: int, win: int, hop: int, synthesis: str) -> nn.ConvTranspose1d:
+    """The decoder of ``encode``'s frames: a transposed conv from ``[B, N, K]`` to ``[B, 1, T']``.
+
+    ``"overlap"``: a ``win``-sample basis per frame, overlap-added at ``hop``
+    (Conv-TasNet's). ``"hop"``: a ``hop``-sample basis that writes only the
+    last hop of the frame's window, so every output sample is final as soon
+    as the input up to the end of its hop is in. Built as ``"hop"``, the
+    decoder also loads an ``"overlap"`` checkpoint's ``win``-sample weights,
+    folded to one hop (the two halves summed: the two frames that overlap-add
+    onto a hop, taken as one), which is how a trained model is fine-tuned to
+    the shorter synthesis.
+    """
+    check_synthesis(synthesis)
+    size = win if synthesis == "overlap" else hop
+    decoder = nn.ConvTranspose1d(n_filters, 1, size, stride=hop, bias=False)
+    if synthesis == "hop":
+        decoder._register_load_state_dict_pre_hook(_fold_decoder, with_module=True)
+    return decoder
+
+
+def _fold_decoder(decoder: nn.ConvTranspose1d, state_dict: dict, prefix: str, *args: object) -> None:
+    """Load hook of a ``"hop"`` decoder: a weight ``[N, 1, 2 hop]`` (an overlap decoder's) becomes ``[N, 1, hop]``, halves summed."""
+    key = f"{prefix}weight"
+    w = state_dict.get(key)
+    hop = decoder.stride[0]
+    if isinstance(w, Tensor) and w.dim() == 3 and w.shape[-1] == 2 * hop:
+        state_dict[key] = w[..., :hop] + w[..., hop:]
+
+
+def decode(decoder: nn.ConvTranspose1d, src: Tensor, left: int, t: int) -> Tensor:
+    """``make_decoder``'s decoder on ``src [B', N, K]`` -> ``[B', T]`` lined up with ``encode``'s input of T samples.
+
+    ``left`` is ``encode``'s left pad; a ``"hop"`` decoder writes frame k at
+    samples ``[k hop, k hop + hop)``, which are already the input's.
+    """
+    out = decoder(src)[:, 0]  # [B', T']
+    start = 0 if decoder.kernel_size[0] == decoder.stride[0] else left
+    return out[:, start : start + t]
 
 
 def run_blocks(blocks: nn.ModuleList, y: Tensor, skips: Tensor) -> tuple[Tensor, Tensor]:
@@ -246,14 +298,17 @@ def stream_front(
     return w, y, skips, new
 
 
-def decode_step(decoder: nn.ConvTranspose1d, src: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
+def decode_step(decoder: nn.ConvTranspose1d, src: Tensor, tail: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """Streaming decoder: ``src [B', N, K]`` (K frames) and the overlap-add ``tail [B', hop]`` -> (``[B', K hop]``, new tail).
 
-    The output is the decoder's output ``hop`` samples behind the input: with
-    ``encode_step``'s framing, sample j of a block's output is input sample
-    ``j - hop`` of the stream.
+    An ``"overlap"`` decoder's output is ``hop`` samples behind the input:
+    with ``encode_step``'s framing, sample j of a block's output is input
+    sample ``j - hop`` of the stream. A ``"hop"`` decoder (``tail`` None) has
+    no overlap to carry: sample j is input sample j, and the new tail is None.
     """
-    y = decoder(src)[:, 0]  # [B', (K + 1) hop]
+    y = decoder(src)[:, 0]  # [B', (K + 1) hop] or, "hop", [B', K hop]
+    if tail is None:
+        return y, None
     hop = tail.shape[-1]
     n = y.shape[-1] - hop
     out = torch.cat([y[:, :hop] + tail, y[:, hop:n]], dim=-1)  # [B', K hop]
@@ -266,6 +321,21 @@ def check_stream_block(block_size: int, hop: int, causal: bool, name: str) -> No
         raise ConfigError(f"model {name} is not causal (causal: false), so it has no streaming implementation")
     if block_size < hop or block_size % hop:
         raise ConfigError(f"the streaming block must be a positive multiple of the encoder hop {hop}, got {block_size}")
+
+
+def synthesis_delay(win: int, synthesis: str) -> int:
+    """Samples a streaming output lags its input: the decoder's overlap (``win - hop``, one hop) or, ``"hop"``, none."""
+    return win // 2 if synthesis == "overlap" else 0
+
+
+def synthesis_lookahead(win: int, synthesis: str) -> int:
+    """Samples of future input a causal model's output sample may depend on: the encoder window minus one, or the hop minus one."""
+    return win - 1 if synthesis == "overlap" else win // 2 - 1
+
+
+def delayed_input(block: Tensor, tail: Tensor, overlap: bool) -> Tensor:
+    """The input samples ``[B, H]`` a streaming block's output lines up with: one hop back (``tail [B, hop]`` first) or the block."""
+    return torch.cat([tail, block], dim=-1)[:, : block.shape[-1]] if overlap else block
 
 
 def check_output_form(form: str, n_sources: int) -> None:
@@ -314,7 +384,7 @@ class ConvTasNet(SeparationModel):
         self.bottleneck = nn.Conv1d(cfg.n_filters, cfg.bottleneck, 1)
         self.blocks = temporal_blocks(cfg, [2**x for _ in range(cfg.n_repeats) for x in range(cfg.n_blocks)])
         self.mask_head = nn.Sequential(nn.PReLU(), nn.Conv1d(cfg.skip, cfg.n_sources * cfg.n_filters, 1))
-        self.decoder = nn.ConvTranspose1d(cfg.n_filters, 1, cfg.kernel_size, stride=cfg.stride, bias=False)
+        self.decoder = make_decoder(cfg.n_filters, cfg.kernel_size, cfg.stride, cfg.synthesis)
 
     @property
     def n_outputs(self) -> int:
@@ -323,8 +393,8 @@ class ConvTasNet(SeparationModel):
 
     @property
     def lookahead(self) -> int | None:
-        """Samples of future input an output sample may depend on when causal (the encoder window minus one)."""
-        return self.cfg.kernel_size - 1 if self.cfg.causal else None
+        """Samples of future input an output sample may depend on when causal: see ``synthesis_lookahead``."""
+        return synthesis_lookahead(self.cfg.kernel_size, self.cfg.synthesis) if self.cfg.causal else None
 
     def forward(self, mixture: Tensor) -> Tensor:
         """mixture ``[B, T]`` float -> estimates ``[B, S, T]`` (S = ``n_sources``)."""
@@ -338,8 +408,8 @@ class ConvTasNet(SeparationModel):
         masks = self.mask_head(skips).view(b, cfg.n_sources, cfg.n_filters, -1)  # [B, S, N, K]
         masks = mask_activation(masks, cfg.mask_activation)
         src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
-        out = self.decoder(src)  # [B * S, 1, T']
-        return output_form(out[:, 0, left : left + t].reshape(b, cfg.n_sources, t), mixture, cfg.output)  # [B, S, T]
+        out = decode(self.decoder, src, left, t)  # [B * S, T]
+        return output_form(out.reshape(b, cfg.n_sources, t), mixture, cfg.output)  # [B, S, T]
 
     # --- streaming (causal only) ---------------------------------------------------------------------
 
@@ -350,9 +420,9 @@ class ConvTasNet(SeparationModel):
 
     @property
     def stream_delay(self) -> int:
-        """Samples by which ``stream_step``'s output lags its input: the encoder hop (the decoder's overlap)."""
+        """Samples by which ``stream_step``'s output lags its input: see ``synthesis_delay``."""
         check_stream_block(self.cfg.stride, self.cfg.stride, self.cfg.causal, type(self).__name__)
-        return self.cfg.stride
+        return synthesis_delay(self.cfg.kernel_size, self.cfg.synthesis)
 
     def check_stream_block(self, block_size: int) -> None:
         """ConfigError unless causal and ``block_size`` is a positive multiple of the encoder hop."""
@@ -362,17 +432,18 @@ class ConvTasNet(SeparationModel):
         """The streaming state before the first block (flat dict of tensors, fixed sizes; causal only).
 
         ``enc [B, hop]`` encoder input tail; ``dec [B, S, hop]`` decoder
-        overlap-add tail; ``frames [B]`` encoder frames so far; ``in_norm [B, 2]``
+        overlap-add tail (``"overlap"`` synthesis only); ``frames [B]`` encoder frames so far; ``in_norm [B, 2]``
         and ``blocks.{i}.*`` the cumulative norms' sums and the depthwise conv histories.
         """
         self.check_stream_block(self.cfg.stride)
         cfg, like = self.cfg, self.encoder.weight
         state = {
             "enc": like.new_zeros(batch_size, cfg.stride),
-            "dec": like.new_zeros(batch_size, cfg.n_sources, cfg.stride),
             "frames": like.new_zeros(batch_size),
             "in_norm": like.new_zeros(batch_size, 2),
         }
+        if cfg.synthesis == "overlap":
+            state["dec"] = like.new_zeros(batch_size, cfg.n_sources, cfg.stride)
         state.update(blocks_state(self.blocks, batch_size, like, "blocks"))
         return state
 
@@ -380,10 +451,12 @@ class ConvTasNet(SeparationModel):
         """Streaming: audio ``block [B, H]`` (H a multiple of the hop; ``visual`` must be None) and state -> (``[B, S, H]``, state).
 
         The output is ``stream_delay`` samples behind: over a stream, output
-        sample j equals ``forward``'s sample j - hop (the first hop samples come
-        before the stream's start; ``forward`` on a finite input lacks the
-        encoder frame past its end, so its last hop samples match ``forward``
-        on the input followed by zeros).
+        sample j equals ``forward``'s sample j - delay. With ``"overlap"``
+        synthesis (delay = hop) the first hop samples come before the stream's
+        start, and ``forward`` on a finite input lacks the encoder frame past
+        its end, so its last hop samples match ``forward`` on the input
+        followed by zeros; with ``"hop"`` synthesis (no delay) every block's
+        output is ``forward``'s on the same samples.
         """
         cfg = self.cfg
         if visual is not None:
@@ -395,8 +468,10 @@ class ConvTasNet(SeparationModel):
         y, skips = run_blocks_step(self.blocks, y, skips, state, new, "blocks", frames)
         masks = mask_activation(self.mask_head(skips).view(b, cfg.n_sources, cfg.n_filters, -1), cfg.mask_activation)
         src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
-        out, dec = decode_step(self.decoder, src, state["dec"].reshape(b * cfg.n_sources, -1))  # [B * S, H]
-        new["dec"] = dec.reshape(b, cfg.n_sources, -1)
+        tail = state["dec"].reshape(b * cfg.n_sources, -1) if "dec" in state else None
+        out, dec = decode_step(self.decoder, src, tail)  # [B * S, H]
+        if dec is not None:
+            new["dec"] = dec.reshape(b, cfg.n_sources, -1)
         new["frames"] = frames + w.shape[-1]
-        mix = torch.cat([state["enc"], block], dim=-1)[:, :h]  # [B, H] the input samples the output lines up with
+        mix = delayed_input(block, state["enc"], dec is not None)  # [B, H] the input samples the output lines up with
         return output_form(out.reshape(b, cfg.n_sources, h), mix, cfg.output), new  # [B, S, H]
