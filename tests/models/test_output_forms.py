@@ -84,3 +84,20 @@ def test_avnet_with_utterance_norm_ignores_a_constant_lip_offset():
         torch.testing.assert_close(model(x, v), model(x, v + 0.3), atol=1e-5, rtol=0)
     with pytest.raises(ConfigError, match="visual_norm"):
         AVNetConfig(visual_norm="frame", **TINY_AV)
+
+
+def test_hop_decoder_fit_recovers_a_hop_decoder():
+    """HopDecoderFit on outputs a hop decoder wrote (in encode's framing) gives back that decoder's weight."""
+    from avse.models.tasnet import HopDecoderFit, make_decoder
+
+    torch.manual_seed(0)
+    hop = make_decoder(12, 8, 4, "hop")
+    fitter = HopDecoderFit(12, 4)
+    for _ in range(3):
+        src = torch.rand(2, 12, 50)  # [B, N, K]
+        out = torch.zeros(2, 1, 51 * 4)
+        with torch.no_grad():
+            out[:, :, 4:] = hop(src)  # frame k's hop at samples [(k + 1) hop, (k + 2) hop)
+        fitter.add(src, out)
+    assert fitter.frames == 300
+    torch.testing.assert_close(fitter.solve(ridge=0.0), hop.weight.detach(), atol=1e-4, rtol=1e-4)

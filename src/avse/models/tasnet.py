@@ -229,6 +229,43 @@ def _fold_decoder(decoder: nn.ConvTranspose1d, state_dict: dict, prefix: str, *a
         state_dict[key] = w[..., :hop] + w[..., hop:]
 
 
+class HopDecoderFit:
+    """The least-squares ``"hop"`` decoder that reproduces a trained ``"overlap"`` decoder, hop by hop.
+
+    Folding an overlap decoder's halves (``make_decoder``) is a rough start:
+    the hop it writes also needs the next frame, which a hop decoder does not
+    see. Fitted instead on what the model decodes from real inputs, a hop
+    decoder starts from nearly the overlap model's output. ``add(src, out)``
+    with the overlap decoder's input ``src [B, N, K]`` and output ``out [B, 1,
+    (K + 1) hop]`` (``encode``'s framing: frame k's hop is output samples
+    ``[(k + 1) hop, (k + 2) hop)``); ``solve()`` -> the weight ``[N, 1, hop]``.
+    """
+
+    def __init__(self, n_filters: int, hop: int):
+        self.hop = hop
+        self.xtx = torch.zeros(n_filters, n_filters, dtype=torch.float64)
+        self.xty = torch.zeros(n_filters, hop, dtype=torch.float64)
+        self.frames = 0
+
+    def add(self, src: Tensor, out: Tensor) -> None:
+        """Accumulate one batch: ``src [B, N, K]`` (the masked encodings) and the overlap decoder's ``out [B, 1, (K + 1) hop]``."""
+        b, n, k = src.shape
+        y = out[:, 0, self.hop : (k + 1) * self.hop].reshape(b * k, self.hop).double()  # [B K, hop]
+        x = src.transpose(1, 2).reshape(b * k, n).double()  # [B K, N]
+        self.xtx += x.T @ x
+        self.xty += x.T @ y
+        self.frames += b * k
+
+    def solve(self, ridge: float = 1e-6) -> Tensor:
+        """The fitted decoder weight float32 ``[N, 1, hop]`` (ridge: relative to the mean frame energy)."""
+        if self.frames == 0:
+            raise ConfigError("no frames were added to fit a hop decoder on")
+        n = self.xtx.shape[0]
+        lam = ridge * float(self.xtx.diagonal().mean()) + 1e-12
+        w = torch.linalg.solve(self.xtx + lam * torch.eye(n, dtype=torch.float64), self.xty)  # [N, hop]
+        return w.float()[:, None, :]
+
+
 def decode(decoder: nn.ConvTranspose1d, src: Tensor, left: int, t: int) -> Tensor:
     """``make_decoder``'s decoder on ``src [B', N, K]`` -> ``[B', T]`` lined up with ``encode``'s input of T samples.
 

@@ -324,15 +324,17 @@ def cosine_factor(step: int, total: int, floor: float) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def warm_start(model: torch.nn.Module, model_name: str, source: str) -> None:
+def warm_start(model: torch.nn.Module, model_name: str, source: str) -> dict[str, Any]:
     """Load the weights of ``source`` (a shipped model name, an avse checkpoint path, or a run folder) into ``model``.
 
     A run folder (what ``fit`` wrote) gives its best checkpoint: the
     ``epoch*.avse.pt`` kept by validation loss. The checkpoint must hold the same model (``model_name``) with the same
     layers and sizes; options that add or remove no weights (output form,
     lip normalisation, dropout) may differ, which is how a shipped model is
-    fine-tuned with a new recipe. Raises ConfigError naming the checkpoint
-    when it does not fit.
+    fine-tuned with a new recipe. A model with ``"hop"`` synthesis also loads
+    an ``"overlap"`` model (its decoder folded; ``fit`` then refits it).
+    Raises ConfigError naming the checkpoint when it does not fit. Returns
+    the checkpoint (``read_checkpoint``'s dict).
     """
     from avse.api import model_path  # the shipped names live with the inference API
     from avse.models.checkpoint import read_checkpoint
@@ -352,6 +354,50 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str) -> None:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
         raise ConfigError(f"init_from {path}: its weights do not fit the recipe's model ({first_line(err, with_type=False)})") from None
+    return ckpt
+
+
+#: training batches (each used as mixtures and as clean targets) a hop decoder is fitted on
+HOP_FIT_BATCHES = 40
+
+
+def refit_hop_decoder(model: torch.nn.Module, source: Mapping[str, Any], dm: pl.LightningDataModule, batches: int = HOP_FIT_BATCHES) -> int | None:
+    """After ``warm_start`` from an ``"overlap"`` model into a ``"hop"`` one: fit the hop decoder by least squares.
+
+    ``source`` is the checkpoint ``warm_start`` returned. The source model runs
+    on ``batches`` training batches of ``dm`` (its mixtures, and its clean
+    targets, so that clean speech is reproduced too) and the hop decoder is
+    fitted to give, from the same masked encodings, the output the overlap
+    decoder gave (``tasnet.HopDecoderFit``). Returns the number of frames
+    fitted on, or None when there was nothing to refit (no hop decoder, or the
+    source already had one).
+    """
+    from avse.models.tasnet import HopDecoderFit
+
+    cfg = getattr(model, "cfg", None)
+    if getattr(cfg, "synthesis", "overlap") != "hop" or source["config"].get("synthesis", "overlap") != "overlap":
+        return None
+    teacher = build_model(source["model"], source["config"])
+    teacher.load_state_dict(source["state_dict"])
+    teacher.eval()
+    fitter = HopDecoderFit(teacher.decoder.in_channels, teacher.decoder.stride[0])
+    seen: dict[str, Tensor] = {}
+    hook = teacher.decoder.register_forward_hook(lambda _m, i, o: seen.update(src=i[0], out=o))
+    dm.setup("fit")
+    try:
+        with torch.inference_mode():
+            for n, batch in enumerate(dm.train_dataloader()):
+                if n >= batches:
+                    break
+                visual = batch["features"].transpose(1, 2) if teacher.audio_visual else None
+                for x in (batch["mixture"], batch["target"]):
+                    teacher.estimates(x, visual)
+                    fitter.add(seen["src"], seen["out"])  # [B S, N, K], [B S, 1, (K + 1) hop]
+    finally:
+        hook.remove()
+    with torch.no_grad():
+        model.decoder.weight.copy_(fitter.solve())
+    return fitter.frames
 
 
 def run_folder_last(out_dir: Path, resume: bool) -> Path:
@@ -416,7 +462,9 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
     if source == "speakers" and module.audio_visual:
         raise ConfigError(f"model {cfg.model!r} is audio-visual; the two-known-speakers data has audio only (use e.g. tasnet)")
     if cfg.init_from is not None and not resume:
-        warm_start(module.model, cfg.model, cfg.init_from)
+        source_ckpt = warm_start(module.model, cfg.model, cfg.init_from)
+        if source == "corpus":
+            refit_hop_decoder(module.model, source_ckpt, dm)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once the config holds together
     for folder in (out_dir, out_dir / "audio_cache"):  # what a run killed while writing left
         remove_stale_parts(folder)
