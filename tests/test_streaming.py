@@ -112,6 +112,7 @@ def test_hop_synthesis_has_no_delay_and_no_future():
     """With "hop" synthesis the stream is not late and an output sample never hears past the end of its hop."""
     model = _model("avnet", {**AVNET, "synthesis": "hop"})
     assert model.stream_delay == 0 and model.lookahead == 7  # hop 8: at most the rest of the hop
+    assert model.video_lookahead == 0 and _model("avnet", AVNET).video_lookahead == 1
     engine = StreamingEnhancer(model, block=640, backend="torch")
     assert engine.latency_samples == 640 and engine.latency_ms == 40.0
     overlap = _model("avnet", AVNET)
@@ -124,6 +125,11 @@ def test_hop_synthesis_has_no_delay_and_no_future():
     assert np.array_equal(a[:cut], b[:cut]) and not np.allclose(a[cut : cut + 8], b[cut : cut + 8])
     a, b = _offline(overlap, x, v)[0], _offline(overlap, changed, v)[0]
     assert not np.array_equal(a[cut - 8 : cut], b[cut - 8 : cut])  # overlap-add: the hop before hears the next frame
+    frame = 640 * 10  # and no video frame past a sample's own: change frame 10, samples before it stay
+    other = v.copy()
+    other[10:] += 1.0
+    a, b = _offline(model, x, v)[0], _offline(model, x, other)[0]
+    assert np.array_equal(a[:frame], b[:frame]) and not np.allclose(a[frame:], b[frame:])
 
 
 def test_hop_decoder_loads_an_overlap_checkpoint_folded():

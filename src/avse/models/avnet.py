@@ -47,7 +47,10 @@ class AVNetConfig:
     ``visual_channels`` is Dv of the ``visual [B, Dv, F]`` input (a visual
     frontend's output or raw per-frame lip features, transposed). In causal
     mode an output sample t depends on audio up to ``t + kernel_size - 1`` and
-    on video frames up to ``t // 640 + 1`` (at most one frame of lookahead).
+    on video frames up to ``t // 640 + 1`` (at most one frame of lookahead);
+    with ``synthesis="hop"`` (``avse.models.tasnet.make_decoder``) on audio up
+    to the end of t's encoder hop and, with "nearest" upsampling, on no later
+    video frame than t's own.
     With ``lips_blocks > 0`` the visual input first passes a LipsFrontend
     (avse.models.visual: a temporal-conv net at 25 fps, ``visual_hidden``
     channels, causal when the model is), giving the fusion lip context of
@@ -229,8 +232,15 @@ class AVNet(SeparationModel):
 
     @property
     def video_lookahead(self) -> int | None:
-        """Video frames past the current one an output sample may depend on when causal."""
-        return 1 if self.cfg.causal else None
+        """Video frames past the current one an output sample may depend on when causal.
+
+        One with overlap-add synthesis (a frame's last samples hear the next
+        encoder frame, which may lie in the next video frame) or "linear"
+        upsampling; none with "hop" synthesis and "nearest" upsampling.
+        """
+        if not self.cfg.causal:
+            return None
+        return 0 if self.cfg.synthesis == "hop" and self.cfg.upsample == "nearest" else 1
 
     def _drop_visual(self, visual: Tensor) -> Tensor:
         """visual [B, Dv, F] with each item zeroed with probability ``visual_dropout`` (train mode only)."""
