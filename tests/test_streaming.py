@@ -90,7 +90,7 @@ def _check_stream(engine: StreamingEnhancer, x: np.ndarray, v: np.ndarray | None
 # --- the model step --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("synthesis", ["overlap", "hop"])
+@pytest.mark.parametrize("synthesis", ["overlap", "causal", "hop"])
 @pytest.mark.parametrize("block", BLOCK_SIZES)
 def test_tasnet_step_equals_offline(block, synthesis):
     model = _model("tasnet", {**TASNET, "synthesis": synthesis})
@@ -99,7 +99,7 @@ def test_tasnet_step_equals_offline(block, synthesis):
     _check_stream(StreamingEnhancer(model, block=block, backend="torch"), x, None, offline)
 
 
-@pytest.mark.parametrize("synthesis", ["overlap", "hop"])
+@pytest.mark.parametrize("synthesis", ["overlap", "causal", "hop"])
 @pytest.mark.parametrize("block", BLOCK_SIZES)
 def test_avnet_step_equals_offline(block, synthesis):
     model = _model("avnet", {**AVNET, "synthesis": synthesis})
@@ -108,9 +108,10 @@ def test_avnet_step_equals_offline(block, synthesis):
     _check_stream(StreamingEnhancer(model, block=block, backend="torch"), x, v, offline)
 
 
-def test_hop_synthesis_has_no_delay_and_no_future():
-    """With "hop" synthesis the stream is not late and an output sample never hears past the end of its hop."""
-    model = _model("avnet", {**AVNET, "synthesis": "hop"})
+@pytest.mark.parametrize("synthesis", ["causal", "hop"])
+def test_causal_and_hop_synthesis_have_no_delay_and_no_future(synthesis):
+    """With "causal" or "hop" synthesis the stream is not late and an output sample never hears past the end of its hop."""
+    model = _model("avnet", {**AVNET, "synthesis": synthesis})
     assert model.stream_delay == 0 and model.lookahead == 7  # hop 8: at most the rest of the hop
     assert model.video_lookahead == 0 and _model("avnet", AVNET).video_lookahead == 1
     engine = StreamingEnhancer(model, block=640, backend="torch")
@@ -133,13 +134,16 @@ def test_hop_synthesis_has_no_delay_and_no_future():
 
 
 def test_hop_decoder_loads_an_overlap_checkpoint_folded():
-    """An "overlap" model's weights load into a "hop" one (fine-tuning to no delay): the decoder's two halves summed."""
+    """An "overlap" model's weights load into a "hop" one: the decoder's two halves summed (a "causal" one takes them as they are)."""
     overlap = _model("tasnet", TASNET)
     hop = build_model("tasnet", {**TASNET, "synthesis": "hop"})
     hop.load_state_dict(overlap.state_dict())
     w = overlap.decoder.weight.detach()
     assert torch.equal(hop.decoder.weight.detach(), w[..., :8] + w[..., 8:])
     assert torch.equal(hop.encoder.weight, overlap.encoder.weight)
+    causal = build_model("tasnet", {**TASNET, "synthesis": "causal"})
+    causal.load_state_dict(overlap.state_dict())
+    assert torch.equal(causal.decoder.weight, overlap.decoder.weight)
     with pytest.raises(RuntimeError, match="size mismatch"):  # another basis size is refused, not folded
         build_model("tasnet", {**TASNET, "synthesis": "hop", "kernel_size": 8}).load_state_dict(overlap.state_dict())
     with pytest.raises(ConfigError, match="synthesis"):
@@ -211,7 +215,7 @@ def test_engine_process_and_describe():
 @pytest.mark.parametrize(
     ("name", "block", "synthesis"),
     [("tasnet", 160, "overlap"), ("avnet", 640, "overlap"), ("avnet", 320, "overlap"), ("avnet", 160, "overlap"),
-     ("tasnet", 320, "hop"), ("avnet", 640, "hop")],
+     ("tasnet", 320, "hop"), ("avnet", 640, "hop"), ("tasnet", 160, "causal"), ("avnet", 640, "causal")],
 )
 def test_onnx_step_equals_torch(name, block, synthesis):
     pytest.importorskip("onnx")

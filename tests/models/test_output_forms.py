@@ -86,18 +86,21 @@ def test_avnet_with_utterance_norm_ignores_a_constant_lip_offset():
         AVNetConfig(visual_norm="frame", **TINY_AV)
 
 
-def test_hop_decoder_fit_recovers_a_hop_decoder():
-    """HopDecoderFit on outputs a hop decoder wrote (in encode's framing) gives back that decoder's weight."""
-    from avse.models.tasnet import HopDecoderFit, make_decoder
+@pytest.mark.parametrize("synthesis", ["hop", "causal"])
+def test_decoder_fit_recovers_the_decoder_that_wrote_the_output(synthesis):
+    """DecoderFit on outputs a "hop" or "causal" decoder wrote (put in encode's framing) gives back that decoder's weight."""
+    from avse.models.tasnet import DecoderFit, make_decoder
 
     torch.manual_seed(0)
-    hop = make_decoder(12, 8, 4, "hop")
-    fitter = HopDecoderFit(12, 4)
+    hop = make_decoder(12, 8, 4, synthesis)
+    fitter = DecoderFit(12, 4, synthesis)
     for _ in range(3):
         src = torch.rand(2, 12, 50)  # [B, N, K]
         out = torch.zeros(2, 1, 51 * 4)
         with torch.no_grad():
-            out[:, :, 4:] = hop(src)  # frame k's hop at samples [(k + 1) hop, (k + 2) hop)
+            out[:, :, 4:] = hop(src)[..., : 50 * 4]  # hop k of the output at samples [(k + 1) hop, (k + 2) hop)
         fitter.add(src, out)
     assert fitter.frames == 300
     torch.testing.assert_close(fitter.solve(ridge=0.0), hop.weight.detach(), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="fitted"):
+        DecoderFit(12, 4, "overlap")

@@ -181,22 +181,23 @@ def test_cosine_schedule_reaches_lr_min_and_resumes_in_place(tiny_corpus, tmp_pa
     assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-4)
 
 
-def test_hop_stage_refits_the_decoder_to_the_overlap_model(tiny_corpus, tmp_path):
-    """init_from an "overlap" run into a "hop" recipe: the hop decoder is fitted by least squares, not just folded."""
+@pytest.mark.parametrize("synthesis", ["hop", "causal"])
+def test_low_latency_stage_refits_the_decoder_to_the_overlap_model(tiny_corpus, tmp_path, synthesis):
+    """init_from an "overlap" run into a "hop" or "causal" recipe: the decoder is fitted by least squares."""
     from avse.models import build_model
-    from avse.training.module import refit_hop_decoder, warm_start
+    from avse.training.module import refit_decoder, warm_start
 
     first = fit(_config(tiny_corpus, max_steps=2), tmp_path / "overlap")
     teacher, _ = load_checkpoint(first)
-    hop_cfg = {**SMALL_AVNET, "synthesis": "hop"}
+    hop_cfg = {**SMALL_AVNET, "synthesis": synthesis}
     folded = build_model("avnet", hop_cfg)
     ckpt = warm_start(folded, "avnet", str(first))
     refitted = build_model("avnet", hop_cfg)
     refitted.load_state_dict(folded.state_dict())
     dm = AvseDataModule(root=str(tiny_corpus), segment_frames=10, batch_size=1, val_segment_frames=10)
-    assert refit_hop_decoder(refitted, ckpt, dm, batches=4) > 0
+    assert refit_decoder(refitted, ckpt, dm, batches=4) > 0
     assert not torch.equal(refitted.decoder.weight, folded.decoder.weight)
-    assert refit_hop_decoder(refitted, {**ckpt, "config": hop_cfg}, dm) is None  # a hop source: nothing to refit
+    assert refit_decoder(refitted, {**ckpt, "config": hop_cfg}, dm) is None  # a hop source: nothing to refit
     # on the corpus' mixtures the refitted hop model is nearer the overlap model than the folded one
     batch = next(iter(dm.train_dataloader()))
     visual = batch["features"].transpose(1, 2)
@@ -207,4 +208,4 @@ def test_hop_stage_refits_the_decoder_to_the_overlap_model(tiny_corpus, tmp_path
     assert err_fit < 0.5 * err_fold, (float(err_fit), float(err_fold))
     # and fit() does it by itself for a hop recipe that starts from an overlap run
     path = fit(_config(tiny_corpus, model_config=hop_cfg, init_from=str(first), max_steps=1), tmp_path / "hop")
-    assert load_checkpoint(path)[1]["config"]["synthesis"] == "hop"
+    assert load_checkpoint(path)[1]["config"]["synthesis"] == synthesis

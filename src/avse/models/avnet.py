@@ -48,7 +48,7 @@ class AVNetConfig:
     frontend's output or raw per-frame lip features, transposed). In causal
     mode an output sample t depends on audio up to ``t + kernel_size - 1`` and
     on video frames up to ``t // 640 + 1`` (at most one frame of lookahead);
-    with ``synthesis="hop"`` (``avse.models.tasnet.make_decoder``) on audio up
+    with ``synthesis`` "causal" or "hop" (``avse.models.tasnet.make_decoder``) on audio up
     to the end of t's encoder hop and, with "nearest" upsampling, on no later
     video frame than t's own.
     With ``lips_blocks > 0`` the visual input first passes a LipsFrontend
@@ -83,7 +83,7 @@ class AVNetConfig:
     mask_activation: str = "sigmoid"
     visual_norm: str = "none"  # VISUAL_NORMS
     output: str = "direct"  # "direct" | "residual"
-    synthesis: str = "overlap"  # "overlap" | "hop": avse.models.tasnet.make_decoder
+    synthesis: str = "overlap"  # "overlap" | "causal" | "hop": avse.models.tasnet.make_decoder
 
     def __post_init__(self) -> None:
         check_output_form(self.output, 1)
@@ -236,11 +236,11 @@ class AVNet(SeparationModel):
 
         One with overlap-add synthesis (a frame's last samples hear the next
         encoder frame, which may lie in the next video frame) or "linear"
-        upsampling; none with "hop" synthesis and "nearest" upsampling.
+        upsampling; none with "causal" or "hop" synthesis and "nearest" upsampling.
         """
         if not self.cfg.causal:
             return None
-        return 0 if self.cfg.synthesis == "hop" and self.cfg.upsample == "nearest" else 1
+        return 0 if self.cfg.synthesis != "overlap" and self.cfg.upsample == "nearest" else 1
 
     def _drop_visual(self, visual: Tensor) -> Tensor:
         """visual [B, Dv, F] with each item zeroed with probability ``visual_dropout`` (train mode only)."""
@@ -280,7 +280,7 @@ class AVNet(SeparationModel):
         y = self.fusion(torch.cat([y, v], dim=1))  # [B, Bn, K]
         y, skips = run_blocks(self.av_blocks, y, skips)
         mask = mask_activation(self.mask_head(skips), cfg.mask_activation)  # [B, N, K]
-        out = decode(self.decoder, mask * w, left, t)  # [B, T]
+        out = decode(self.decoder, mask * w, left, t, cfg.synthesis)  # [B, T]
         return output_form(out[:, None], mixture, cfg.output)[:, 0]  # [B, T]
 
     # --- streaming (causal, "nearest" upsampling) --------------------------------------------------------
@@ -327,7 +327,7 @@ class AVNet(SeparationModel):
             "phase": torch.zeros(batch_size, dtype=torch.int64, device=like.device),
             "visual": like.new_zeros(batch_size, cfg.visual_hidden, 1),
         }
-        if cfg.synthesis == "overlap":
+        if cfg.synthesis != "hop":  # an overlap-add tail
             state["dec"] = like.new_zeros(batch_size, 1, cfg.stride)
         state.update(blocks_state(self.audio_blocks, batch_size, like, "audio"))
         state.update(blocks_state(self.av_blocks, batch_size, like, "av"))
@@ -394,5 +394,5 @@ class AVNet(SeparationModel):
         if dec is not None:
             new["dec"] = dec[:, None]  # [B, 1, hop]
         new.update(frames=frames + w.shape[-1], phase=(phase + h) % SAMPLES_PER_FRAME)
-        mix = delayed_input(block, state["enc"], dec is not None)  # [B, H] the input samples the output lines up with
+        mix = delayed_input(block, state["enc"], cfg.synthesis == "overlap")  # [B, H] the input samples the output lines up with
         return output_form(out[:, None], mix, cfg.output), new  # [B, 1, H]

@@ -16,10 +16,11 @@ MASK_ACTIVATIONS = ("sigmoid", "relu")
 #: how the decoded masks become the output: as they are; the mixture minus them (one source);
 #: or projected so the sources sum to the mixture (two or more sources)
 OUTPUT_FORMS = ("direct", "residual", "consistent")
-#: how the decoder turns encoder frames back into samples: each frame's whole window, overlap-added
-#: with its neighbours (a streaming output one hop late); or only the last hop of each frame's
-#: window, no overlap (a streaming output with no delay: the latency is the block alone)
-SYNTHESIS_FORMS = ("overlap", "hop")
+#: how the decoder turns encoder frames back into samples (see make_decoder): each frame's whole
+#: window overlap-added where the frame was analysed (a streaming output one hop late); the same
+#: written one hop later, so that no sample waits for a later frame ("causal": no delay); or only
+#: the last hop of each frame's window, no overlap (no delay)
+SYNTHESIS_FORMS = ("overlap", "causal", "hop")
 
 
 @dataclass(frozen=True)
@@ -203,17 +204,25 @@ def check_synthesis(form: str) -> None:
 def make_decoder(n_filters: int, win: int, hop: int, synthesis: str) -> nn.ConvTranspose1d:
     """The decoder of ``encode``'s frames: a transposed conv from ``[B, N, K]`` to ``[B, 1, T']``.
 
-    ``"overlap"``: a ``win``-sample basis per frame, overlap-added at ``hop``
-    (Conv-TasNet's). ``"hop"``: a ``hop``-sample basis that writes only the
-    last hop of the frame's window, so every output sample is final as soon
-    as the input up to the end of its hop is in. Built as ``"hop"``, the
-    decoder also loads an ``"overlap"`` checkpoint's ``win``-sample weights,
-    folded to one hop (the two halves summed: the two frames that overlap-add
-    onto a hop, taken as one), which is how a trained model is fine-tuned to
-    the shorter synthesis.
+    Frame k is analysed on input samples ``[k hop - hop, k hop + hop)``.
+
+    - ``"overlap"`` (Conv-TasNet's): a ``win``-sample basis per frame written
+      back on the same samples and overlap-added at ``hop``. Sample n needs the
+      frame after its own, so a streaming output is one hop late.
+    - ``"causal"``: the same basis written one hop later, on ``[k hop, k hop +
+      2 hop)``. Sample n is the overlap-add of its own frame and the frame
+      before, so it is final as soon as the input up to the end of its hop is in
+      (no delay), and frame boundaries stay smooth.
+    - ``"hop"``: a ``hop``-sample basis that writes only ``[k hop, k hop + hop)``,
+      no overlap (no delay). Built as ``"hop"``, the decoder also loads an
+      ``"overlap"`` checkpoint's ``win``-sample weights, folded to one hop (the
+      two halves summed).
+
+    A model trained with ``"overlap"`` is moved to another synthesis by
+    ``DecoderFit`` (least squares), then trained on.
     """
     check_synthesis(synthesis)
-    size = win if synthesis == "overlap" else hop
+    size = hop if synthesis == "hop" else win
     decoder = nn.ConvTranspose1d(n_filters, 1, size, stride=hop, bias=False)
     if synthesis == "hop":
         decoder._register_load_state_dict_pre_hook(_fold_decoder, with_module=True)
@@ -229,51 +238,62 @@ def _fold_decoder(decoder: nn.ConvTranspose1d, state_dict: dict, prefix: str, *a
         state_dict[key] = w[..., :hop] + w[..., hop:]
 
 
-class HopDecoderFit:
-    """The least-squares ``"hop"`` decoder that reproduces a trained ``"overlap"`` decoder, hop by hop.
+class DecoderFit:
+    """The least-squares ``"causal"`` or ``"hop"`` decoder that reproduces a trained ``"overlap"`` decoder, hop by hop.
 
-    Folding an overlap decoder's halves (``make_decoder``) is a rough start:
-    the hop it writes also needs the next frame, which a hop decoder does not
-    see. Fitted instead on what the model decodes from real inputs, a hop
-    decoder starts from nearly the overlap model's output. ``add(src, out)``
-    with the overlap decoder's input ``src [B, N, K]`` and output ``out [B, 1,
-    (K + 1) hop]`` (``encode``'s framing: frame k's hop is output samples
-    ``[(k + 1) hop, (k + 2) hop)``); ``solve()`` -> the weight ``[N, 1, hop]``.
+    An overlap decoder's hop also draws on the next frame, which the other two
+    do not see; fitted on what the model decodes from real inputs, their
+    decoder starts from nearly the overlap model's output. Hop m of the output
+    (samples ``[m hop, m hop + hop)``) is, for ``"hop"``, ``A^T s_m`` and, for
+    ``"causal"``, ``A^T s_m + B^T s_{m-1}`` (s the masked encodings);
+    ``A`` (and ``B``) are fitted. ``add(src, out)`` with the overlap decoder's
+    input ``src [B, N, K]`` and output ``out [B, 1, (K + 1) hop]`` (whose hop m
+    is ``out[(m + 1) hop : (m + 2) hop]``); ``solve()`` -> the new decoder's
+    weight, ``[N, 1, hop]`` ("hop") or ``[N, 1, 2 hop]`` ("causal").
     """
 
-    def __init__(self, n_filters: int, hop: int):
-        self.hop = hop
-        self.xtx = torch.zeros(n_filters, n_filters, dtype=torch.float64)
-        self.xty = torch.zeros(n_filters, hop, dtype=torch.float64)
+    def __init__(self, n_filters: int, hop: int, synthesis: str):
+        if synthesis not in ("causal", "hop"):
+            raise ConfigError(f"a decoder is fitted for 'causal' or 'hop' synthesis, got {synthesis!r}")
+        self.hop, self.synthesis, self.n_filters = hop, synthesis, n_filters
+        width = n_filters * (2 if synthesis == "causal" else 1)
+        self.xtx = torch.zeros(width, width, dtype=torch.float64)
+        self.xty = torch.zeros(width, hop, dtype=torch.float64)
         self.frames = 0
 
     def add(self, src: Tensor, out: Tensor) -> None:
         """Accumulate one batch: ``src [B, N, K]`` (the masked encodings) and the overlap decoder's ``out [B, 1, (K + 1) hop]``."""
         b, n, k = src.shape
         y = out[:, 0, self.hop : (k + 1) * self.hop].reshape(b * k, self.hop).double()  # [B K, hop]
-        x = src.transpose(1, 2).reshape(b * k, n).double()  # [B K, N]
+        x = src.transpose(1, 2)  # [B, K, N]
+        if self.synthesis == "causal":  # this frame and the one before (zeros before the first)
+            x = torch.cat([x, F.pad(x, (0, 0, 1, 0))[:, :k]], dim=-1)  # [B, K, 2N]
+        x = x.reshape(b * k, -1).double()
         self.xtx += x.T @ x
         self.xty += x.T @ y
         self.frames += b * k
 
     def solve(self, ridge: float = 1e-6) -> Tensor:
-        """The fitted decoder weight float32 ``[N, 1, hop]`` (ridge: relative to the mean frame energy)."""
+        """The fitted decoder weight, float32 (ridge: relative to the mean frame energy)."""
         if self.frames == 0:
-            raise ConfigError("no frames were added to fit a hop decoder on")
+            raise ConfigError("no frames were added to fit a decoder on")
         n = self.xtx.shape[0]
         lam = ridge * float(self.xtx.diagonal().mean()) + 1e-12
-        w = torch.linalg.solve(self.xtx + lam * torch.eye(n, dtype=torch.float64), self.xty)  # [N, hop]
-        return w.float()[:, None, :]
+        w = torch.linalg.solve(self.xtx + lam * torch.eye(n, dtype=torch.float64), self.xty).float()  # [N or 2N, hop]
+        if self.synthesis == "hop":
+            return w[:, None, :]  # [N, 1, hop]
+        return torch.cat([w[: self.n_filters], w[self.n_filters :]], dim=-1)[:, None, :]  # [N, 1, 2 hop]: own frame, then the next hop
 
 
-def decode(decoder: nn.ConvTranspose1d, src: Tensor, left: int, t: int) -> Tensor:
+def decode(decoder: nn.ConvTranspose1d, src: Tensor, left: int, t: int, synthesis: str) -> Tensor:
     """``make_decoder``'s decoder on ``src [B', N, K]`` -> ``[B', T]`` lined up with ``encode``'s input of T samples.
 
-    ``left`` is ``encode``'s left pad; a ``"hop"`` decoder writes frame k at
-    samples ``[k hop, k hop + hop)``, which are already the input's.
+    ``left`` is ``encode``'s left pad: an ``"overlap"`` decoder writes frame k
+    where it was analysed, from sample ``k hop - hop`` on; the others from
+    sample ``k hop`` on.
     """
     out = decoder(src)[:, 0]  # [B', T']
-    start = 0 if decoder.kernel_size[0] == decoder.stride[0] else left
+    start = left if synthesis == "overlap" else 0
     return out[:, start : start + t]
 
 
@@ -340,8 +360,10 @@ def decode_step(decoder: nn.ConvTranspose1d, src: Tensor, tail: Tensor | None) -
 
     An ``"overlap"`` decoder's output is ``hop`` samples behind the input:
     with ``encode_step``'s framing, sample j of a block's output is input
-    sample ``j - hop`` of the stream. A ``"hop"`` decoder (``tail`` None) has
-    no overlap to carry: sample j is input sample j, and the new tail is None.
+    sample ``j - hop`` of the stream. A ``"causal"`` decoder's (frames written
+    one hop later) is not: sample j is input sample j. A ``"hop"`` decoder
+    (``tail`` None) has no overlap to carry: sample j is input sample j, and
+    the new tail is None.
     """
     y = decoder(src)[:, 0]  # [B', (K + 1) hop] or, "hop", [B', K hop]
     if tail is None:
@@ -361,12 +383,12 @@ def check_stream_block(block_size: int, hop: int, causal: bool, name: str) -> No
 
 
 def synthesis_delay(win: int, synthesis: str) -> int:
-    """Samples a streaming output lags its input: the decoder's overlap (``win - hop``, one hop) or, ``"hop"``, none."""
+    """Samples a streaming output lags its input: one hop with ``"overlap"`` synthesis, else none."""
     return win // 2 if synthesis == "overlap" else 0
 
 
 def synthesis_lookahead(win: int, synthesis: str) -> int:
-    """Samples of future input a causal model's output sample may depend on: the encoder window minus one, or the hop minus one."""
+    """Samples of future input a causal model's output sample may depend on: the encoder window minus one ("overlap"), else the hop minus one."""
     return win - 1 if synthesis == "overlap" else win // 2 - 1
 
 
@@ -445,7 +467,7 @@ class ConvTasNet(SeparationModel):
         masks = self.mask_head(skips).view(b, cfg.n_sources, cfg.n_filters, -1)  # [B, S, N, K]
         masks = mask_activation(masks, cfg.mask_activation)
         src = (masks * w[:, None]).reshape(b * cfg.n_sources, cfg.n_filters, -1)  # [B * S, N, K]
-        out = decode(self.decoder, src, left, t)  # [B * S, T]
+        out = decode(self.decoder, src, left, t, cfg.synthesis)  # [B * S, T]
         return output_form(out.reshape(b, cfg.n_sources, t), mixture, cfg.output)  # [B, S, T]
 
     # --- streaming (causal only) ---------------------------------------------------------------------
@@ -469,7 +491,7 @@ class ConvTasNet(SeparationModel):
         """The streaming state before the first block (flat dict of tensors, fixed sizes; causal only).
 
         ``enc [B, hop]`` encoder input tail; ``dec [B, S, hop]`` decoder
-        overlap-add tail (``"overlap"`` synthesis only); ``frames [B]`` encoder frames so far; ``in_norm [B, 2]``
+        overlap-add tail (not with ``"hop"`` synthesis); ``frames [B]`` encoder frames so far; ``in_norm [B, 2]``
         and ``blocks.{i}.*`` the cumulative norms' sums and the depthwise conv histories.
         """
         self.check_stream_block(self.cfg.stride)
@@ -479,7 +501,7 @@ class ConvTasNet(SeparationModel):
             "frames": like.new_zeros(batch_size),
             "in_norm": like.new_zeros(batch_size, 2),
         }
-        if cfg.synthesis == "overlap":
+        if cfg.synthesis != "hop":  # an overlap-add tail
             state["dec"] = like.new_zeros(batch_size, cfg.n_sources, cfg.stride)
         state.update(blocks_state(self.blocks, batch_size, like, "blocks"))
         return state
@@ -492,8 +514,8 @@ class ConvTasNet(SeparationModel):
         synthesis (delay = hop) the first hop samples come before the stream's
         start, and ``forward`` on a finite input lacks the encoder frame past
         its end, so its last hop samples match ``forward`` on the input
-        followed by zeros; with ``"hop"`` synthesis (no delay) every block's
-        output is ``forward``'s on the same samples.
+        followed by zeros; with ``"causal"`` or ``"hop"`` synthesis (no delay)
+        every block's output is ``forward``'s on the same samples.
         """
         cfg = self.cfg
         if visual is not None:
@@ -510,5 +532,5 @@ class ConvTasNet(SeparationModel):
         if dec is not None:
             new["dec"] = dec.reshape(b, cfg.n_sources, -1)
         new["frames"] = frames + w.shape[-1]
-        mix = delayed_input(block, state["enc"], dec is not None)  # [B, H] the input samples the output lines up with
+        mix = delayed_input(block, state["enc"], cfg.synthesis == "overlap")  # [B, H] the input samples the output lines up with
         return output_form(out.reshape(b, cfg.n_sources, h), mix, cfg.output), new  # [B, S, H]

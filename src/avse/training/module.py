@@ -331,8 +331,8 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str) -> dict[str
     ``epoch*.avse.pt`` kept by validation loss. The checkpoint must hold the same model (``model_name``) with the same
     layers and sizes; options that add or remove no weights (output form,
     lip normalisation, dropout) may differ, which is how a shipped model is
-    fine-tuned with a new recipe. A model with ``"hop"`` synthesis also loads
-    an ``"overlap"`` model (its decoder folded; ``fit`` then refits it).
+    fine-tuned with a new recipe. A model with ``"causal"`` or ``"hop"``
+    synthesis also loads an ``"overlap"`` model (``fit`` then refits its decoder).
     Raises ConfigError naming the checkpoint when it does not fit. Returns
     the checkpoint (``read_checkpoint``'s dict).
     """
@@ -357,30 +357,31 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str) -> dict[str
     return ckpt
 
 
-#: training batches (each used as mixtures and as clean targets) a hop decoder is fitted on
-HOP_FIT_BATCHES = 40
+#: training batches (each used as mixtures and as clean targets) a new decoder is fitted on
+DECODER_FIT_BATCHES = 40
 
 
-def refit_hop_decoder(model: torch.nn.Module, source: Mapping[str, Any], dm: pl.LightningDataModule, batches: int = HOP_FIT_BATCHES) -> int | None:
-    """After ``warm_start`` from an ``"overlap"`` model into a ``"hop"`` one: fit the hop decoder by least squares.
+def refit_decoder(model: torch.nn.Module, source: Mapping[str, Any], dm: pl.LightningDataModule, batches: int = DECODER_FIT_BATCHES) -> int | None:
+    """After ``warm_start`` from an ``"overlap"`` model into a ``"causal"`` or ``"hop"`` one: fit its decoder by least squares.
 
     ``source`` is the checkpoint ``warm_start`` returned. The source model runs
     on ``batches`` training batches of ``dm`` (its mixtures, and its clean
-    targets, so that clean speech is reproduced too) and the hop decoder is
+    targets, so that clean speech is reproduced too) and the new decoder is
     fitted to give, from the same masked encodings, the output the overlap
-    decoder gave (``tasnet.HopDecoderFit``). Returns the number of frames
-    fitted on, or None when there was nothing to refit (no hop decoder, or the
-    source already had one).
+    decoder gave (``tasnet.DecoderFit``). Returns the number of frames
+    fitted on, or None when there was nothing to refit (an overlap model, or a
+    source that was not one).
     """
-    from avse.models.tasnet import HopDecoderFit
+    from avse.models.tasnet import DecoderFit
 
     cfg = getattr(model, "cfg", None)
-    if getattr(cfg, "synthesis", "overlap") != "hop" or source["config"].get("synthesis", "overlap") != "overlap":
+    synthesis = getattr(cfg, "synthesis", "overlap")
+    if synthesis == "overlap" or source["config"].get("synthesis", "overlap") != "overlap":
         return None
     teacher = build_model(source["model"], source["config"])
     teacher.load_state_dict(source["state_dict"])
     teacher.eval()
-    fitter = HopDecoderFit(teacher.decoder.in_channels, teacher.decoder.stride[0])
+    fitter = DecoderFit(teacher.decoder.in_channels, teacher.decoder.stride[0], synthesis)
     seen: dict[str, Tensor] = {}
     hook = teacher.decoder.register_forward_hook(lambda _m, i, o: seen.update(src=i[0], out=o))
     dm.setup("fit")
@@ -464,7 +465,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
     if cfg.init_from is not None and not resume:
         source_ckpt = warm_start(module.model, cfg.model, cfg.init_from)
         if source == "corpus":
-            refit_hop_decoder(module.model, source_ckpt, dm)
+            refit_decoder(module.model, source_ckpt, dm)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once the config holds together
     for folder in (out_dir, out_dir / "audio_cache"):  # what a run killed while writing left
         remove_stale_parts(folder)
