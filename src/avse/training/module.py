@@ -381,9 +381,10 @@ def refit_decoder(model: torch.nn.Module, source: Mapping[str, Any], dm: pl.Ligh
     teacher = build_model(source["model"], source["config"])
     teacher.load_state_dict(source["state_dict"])
     teacher.eval()
-    fitter = DecoderFit(teacher.decoder.in_channels, teacher.decoder.stride[0], synthesis)
+    source_decoder = cast(torch.nn.ConvTranspose1d, teacher.decoder)
+    fitter = DecoderFit(source_decoder.in_channels, source_decoder.stride[0], synthesis)
     seen: dict[str, Tensor] = {}
-    hook = teacher.decoder.register_forward_hook(lambda _m, i, o: seen.update(src=i[0], out=o))
+    hook = source_decoder.register_forward_hook(lambda _m, i, o: seen.update(src=i[0], out=o))
     dm.setup("fit")
     try:
         with torch.inference_mode():
@@ -397,7 +398,7 @@ def refit_decoder(model: torch.nn.Module, source: Mapping[str, Any], dm: pl.Ligh
     finally:
         hook.remove()
     with torch.no_grad():
-        model.decoder.weight.copy_(fitter.solve())
+        cast(torch.nn.ConvTranspose1d, model.decoder).weight.copy_(fitter.solve())
     return fitter.frames
 
 
