@@ -49,8 +49,8 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
 
     Stages chain: configs/pretrained/NAME.yaml -> configs/real/NAME.yaml (init_from runs/NAME) ->
     configs/real/NAME_refine.yaml (base NAME.yaml, init_from runs/real_NAME) [-> configs/real/NAME_noise.yaml (base
-    NAME_refine.yaml, init_from runs/real_NAME_refine's last checkpoint)] [-> configs/real/NAME_nodelay.yaml (base
-    NAME_noise.yaml, the decoder's synthesis changed, which loads the earlier weights folded)]. Run folders exist
+    NAME_refine.yaml, init_from runs/real_NAME_refine's last checkpoint)] [-> configs/real/NAME_nodelay.yaml or
+    NAME_clean.yaml (base NAME_noise.yaml: the decoder's synthesis changed, or more clean items)]. Run folders exist
     only where the stages were trained; the shipped model of the same name came out of that chain, so its weights
     must fit.
     """
@@ -63,7 +63,9 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     cfg = override(TrainConfig(), load_recipe(path))
     if cfg.init_from is None:
         pytest.skip("recipe trains from scratch")
-    stem = path.stem.removesuffix("_nodelay").removesuffix("_refine").removesuffix("_noise")
+    stem = path.stem
+    for suffix in ("_clean", "_nodelay", "_refine", "_noise"):
+        stem = stem.removesuffix(suffix)
     model = build_model(cfg.model, cfg.model_config)
     if cfg.init_from.startswith("runs/"):
         base = yaml.safe_load(path.read_text()).get("base")
