@@ -49,8 +49,9 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
 
     Stages chain: configs/pretrained/NAME.yaml -> configs/real/NAME.yaml (init_from runs/NAME) ->
     configs/real/NAME_refine.yaml (base NAME.yaml, init_from runs/real_NAME) [-> configs/real/NAME_noise.yaml (base
-    NAME_refine.yaml, init_from runs/real_NAME_refine's last checkpoint)] [-> configs/real/NAME_nodelay.yaml or
-    NAME_clean.yaml (base NAME_noise.yaml: the decoder's synthesis changed, or more clean items)]. Run folders exist
+    NAME_refine.yaml, init_from runs/real_NAME_refine's last checkpoint)] [-> configs/real/NAME_nodelay.yaml (base
+    NAME_noise.yaml, the decoder's synthesis changed)] [-> configs/real/NAME_clean.yaml (more clean items; base
+    NAME_noise.yaml, or NAME.yaml where stage 2 shipped)]. Run folders exist
     only where the stages were trained; the shipped model of the same name came out of that chain, so its weights
     must fit.
     """
