@@ -39,8 +39,10 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         values["real_test_speakers"] = tuple(args.real_test_speaker or ())
         if args.real_fraction is not None:
             values["real_fraction"] = args.real_fraction
-    elif args.real_fraction is not None or args.real_dev_speaker or args.real_test_speaker:
-        raise AvseError("--real-fraction, --real-dev-speaker and --real-test-speaker need --real-speech DIR")
+        if args.real_split is not None:
+            values["real_split_fractions"] = tuple(args.real_split)
+    elif args.real_fraction is not None or args.real_dev_speaker or args.real_test_speaker or args.real_split is not None:
+        raise AvseError("--real-fraction, --real-split, --real-dev-speaker and --real-test-speaker need --real-speech DIR")
     cfg = synth_config(args.preset, **values)
     summary = synthesize_corpus(args.root, cfg, jobs=args.jobs, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -340,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "from their aligned phones) and maskers, speakers disjoint across splits")
     s.add_argument("--real-fraction", type=float, metavar="F",
                    help="share of every split's targets and maskers that are real recordings, in [0, 1) (default: 0.5)")
+    s.add_argument("--real-split", type=float, nargs=3, metavar=("TRAIN", "DEV", "TEST"),
+                   help="shares of the real speakers' recorded seconds for train, dev and test (default: 0.6 0.2 0.2; "
+                        "1 0 0 puts every real voice in train, for a model judged on other real recordings)")
     s.add_argument("--real-dev-speaker", action="append", metavar="NAME", help="put this real speaker in dev (repeatable)")
     s.add_argument("--real-test-speaker", action="append", metavar="NAME", help="put this real speaker in test (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -111,3 +111,60 @@ def test_p_clean_items_are_the_target_alone_and_p_clean_zero_changes_nothing(tin
     assert not np.any(item["interferer"].numpy())
     with pytest.raises(ConfigError, match="p_clean"):
         DynamicMixDataset(tiny_corpus, "dev", p_clean=1.5)
+
+
+def test_change_speed_scales_pitch_and_length():
+    from avse.data.datasets import change_speed, speed_length
+
+    sr = 16000
+    x = np.sin(2 * np.pi * 200.0 * np.arange(sr) / sr)  # 1 s at 200 Hz
+    for factor in (0.85, 1.0, 1.15):
+        y = change_speed(x, factor)
+        assert len(y) == speed_length(len(x), factor)
+        assert abs(len(y) - len(x) / factor) <= 1
+        spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        f0 = np.argmax(spec) * sr / len(y)
+        assert abs(f0 - 200.0 * factor) < 2.0
+    assert change_speed(x, 1.0) is x
+
+
+def test_stretch_frames_follows_the_audio_and_keeps_dtype():
+    from avse.data.datasets import stretch_frames
+
+    lips = np.arange(20, dtype=np.float32)[:, None, None] * np.ones((1, 40, 2), np.float32)  # frame k holds k
+    out = stretch_frames(lips, 0.8, 25)  # slower: 25 frames show the clip's 20
+    np.testing.assert_allclose(out[:, 0, 0], np.minimum(np.arange(25) * 0.8, 19), atol=1e-5)
+    crops = np.arange(10, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)
+    fast = stretch_frames(crops, 1.25, 8)
+    assert fast.dtype == np.uint8
+    np.testing.assert_array_equal(fast[:, 0, 0], np.rint(np.arange(8) * 1.25).clip(0, 9))
+
+
+def test_speed_perturbed_items_stay_aligned_and_p_speed_zero_changes_nothing(tiny_corpus):
+    from avse.data.datasets import change_speed
+
+    base = DynamicMixDataset(tiny_corpus, "dev", seed=5, p_speech=1.0, snr_speech=(0, 0))
+    off = DynamicMixDataset(tiny_corpus, "dev", seed=5, p_speech=1.0, snr_speech=(0, 0), p_speed=0.0, speed=(0.8, 1.2))
+    a, b = base[0], off[0]
+    assert np.array_equal(a["mixture"].numpy(), b["mixture"].numpy())
+    assert "speed" not in b["info"]
+    slow = DynamicMixDataset(tiny_corpus, "dev", seed=5, p_speech=1.0, snr_speech=(0, 0), p_speed=1.0, speed=(0.9, 0.9))
+    for i in range(len(slow)):
+        item = slow[i]
+        assert item["info"]["speed"] == pytest.approx(0.9)
+        assert item["info"]["speed_interferer"] == pytest.approx(0.9)
+        n = item["mixture"].shape[0]
+        assert n % 640 == 0 and item["lips"].shape[0] == n // 640
+        t, x = item["target"].double(), item["interferer"].double()
+        assert abs(float(10 * torch.log10(t.pow(2).sum() / x.pow(2).sum()))) < 1e-3
+        torch.testing.assert_close(item["mixture"], item["target"] + item["interferer"], rtol=0, atol=1e-6)
+    # the target is the clean utterance played at 0.9, and its lips are stretched with it
+    item, ref = slow[0], base[0]
+    want = change_speed(ref["target"].double().numpy(), 0.9)
+    got = item["target"].double().numpy()[: len(want) - 64]
+    assert abs(np.corrcoef(got, want[: len(got)])[0, 1]) > 0.999
+    np.testing.assert_allclose(item["lips"][30].numpy(), ref["lips"][27].numpy(), atol=1e-5)  # frame 30 shows 27
+    with pytest.raises(ConfigError, match="speed"):
+        DynamicMixDataset(tiny_corpus, "dev", p_speed=1.0, speed=(1.2, 0.8))
+    with pytest.raises(ConfigError, match="p_speed"):
+        DynamicMixDataset(tiny_corpus, "dev", p_speed=2.0)

@@ -146,6 +146,17 @@ def test_real_speakers_are_split_disjointly_and_pinned(imported):
         synth_config("tiny", real_fraction=1.0)
 
 
+def test_real_split_one_zero_zero_puts_every_real_voice_in_train(imported, tmp_path, capsys):
+    items = load_real_speech(imported)
+    splits = real_speaker_splits(items, synth_config("tiny", real_speech=str(imported), real_split_fractions=(1.0, 0.0, 0.0)))
+    assert set(splits.values()) == {"train"} and set(splits) == {"anna", "bert", "carl", "dora"}
+    with pytest.raises(SystemExit):  # three shares or nothing
+        main(["synth", str(tmp_path / "x"), "--real-speech", str(imported), "--real-split", "1", "0"])
+    capsys.readouterr()
+    assert main(["synth", str(tmp_path / "x"), "--real-split", "1", "0", "0"]) == 2
+    assert "need --real-speech" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_plan_with_real_speech(imported):
     cfg = synth_config("tiny", real_speech=str(imported), real_fraction=0.5)
     plan = plan_speech(cfg)

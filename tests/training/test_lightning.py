@@ -49,6 +49,26 @@ def test_features_are_lip_features_of_the_cropped_frames(tiny_corpus):
     assert batch["mixture"].shape == (2, 6400) and batch["features"].shape == (2, 10, 82)
 
 
+def test_speed_perturbed_features_are_the_stretched_lip_features(tiny_corpus):
+    from avse.data.datasets import frames_for, stretch_frames
+
+    dm = AvseDataModule(tiny_corpus, segment_frames=10, batch_size=2, p_speed=1.0, speed=(0.8, 1.2))
+    dm.setup("fit")
+    factors = set()
+    for i in range(len(dm.train_set)):
+        item = dm.train_set[i]
+        speed, start = item["info"]["speed"], item["info"]["start_frame"]
+        factors.add(speed)
+        lm = read_landmarks(target_landmarks_path(tiny_corpus, "train", item["info"]["target"]))
+        n0 = frames_for(int(dm.train_set.base.targets[i]["nsamples"]))
+        full = np.nan_to_num(lip_features(lm))
+        full = np.concatenate([full, np.repeat(full[-1:], max(0, n0 - len(full)), 0)])[:n0]
+        stretched = stretch_frames(full, speed, len(full) * 2)
+        np.testing.assert_allclose(item["features"].numpy(), stretched[start : start + 10], atol=1e-5)
+    assert len(factors) > 1 and all(0.8 <= f <= 1.2 for f in factors)
+    assert dm.val_set.base.p_speed == 0.0  # validation is never perturbed
+
+
 def test_train_draws_follow_the_epoch_and_validation_is_fixed(tiny_corpus):
     dm = AvseDataModule(tiny_corpus, segment_frames=10, batch_size=1)
     dm.setup("fit")

@@ -51,7 +51,8 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     configs/real/NAME_refine.yaml (base NAME.yaml, init_from runs/real_NAME) [-> configs/real/NAME_noise.yaml (base
     NAME_refine.yaml, init_from runs/real_NAME_refine's last checkpoint)] [-> configs/real/NAME_nodelay.yaml (base
     NAME_noise.yaml, the decoder's synthesis changed)] [-> configs/real/NAME_clean.yaml (more clean items; base
-    NAME_noise.yaml, or NAME.yaml where stage 2 shipped)]. Run folders exist
+    NAME_noise.yaml, or NAME.yaml where stage 2 shipped)] [-> configs/real/NAME_speed.yaml (speed-perturbed voices) or
+    NAME_voices.yaml (every real voice in train); base NAME_clean.yaml, from one of its checkpoints]. Run folders exist
     only where the stages were trained; the shipped model of the same name came out of that chain, so its weights
     must fit.
     """
@@ -65,7 +66,7 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     if cfg.init_from is None:
         pytest.skip("recipe trains from scratch")
     stem = path.stem
-    for suffix in ("_clean", "_nodelay", "_refine", "_noise"):
+    for suffix in ("_speed", "_voices", "_clean", "_nodelay", "_refine", "_noise"):
         stem = stem.removesuffix(suffix)
     model = build_model(cfg.model, cfg.model_config)
     if cfg.init_from.startswith("runs/"):
@@ -77,7 +78,8 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
             assert {k: v for k, v in first["model_config"].items() if k != "synthesis"} == {
                 k: v for k, v in cfg.model_config.items() if k != "synthesis"
             }
-            assert cfg.init_from in (f"runs/real_{Path(base).stem}", f"runs/real_{Path(base).stem}/last.avse.pt")
+            run = f"runs/real_{Path(base).stem}"
+            assert cfg.init_from == run or (cfg.init_from.startswith(f"{run}/") and cfg.init_from.endswith(".avse.pt"))
         else:  # stage 1 starts from the pretrained recipe's run
             first = load_recipe(CONFIGS / "pretrained" / f"{stem}.yaml")
             assert first["model"] == cfg.model and cfg.init_from == f"runs/{stem}"

@@ -46,6 +46,69 @@ def align_visual(lips: np.ndarray, n_frames: int, pre_frames: int = 0) -> np.nda
     return np.concatenate([lips, np.repeat(lips[-1:], n_frames - len(lips), axis=0)], axis=0)
 
 
+SPEED_STEPS = 100  # speed factors are multiples of 1/SPEED_STEPS (resample_poly's up/down ratio)
+
+
+def speed_ratio(factor: float) -> tuple[int, int]:
+    """The (up, down) integers of a speed change by ``factor``, factor rounded to 1/SPEED_STEPS; ConfigError outside [0.5, 2]."""
+    if not 0.5 <= factor <= 2.0:
+        raise ConfigError(f"speed factor must be in [0.5, 2], got {factor!r}")
+    down = int(round(factor * SPEED_STEPS))
+    g = np.gcd(SPEED_STEPS, down)
+    return SPEED_STEPS // int(g), down // int(g)
+
+
+def check_speed_range(name: str, rng_: Sequence[float]) -> tuple[float, float]:
+    """Validate a speed-factor range (low, high) within [0.5, 2] -> (low, high); ConfigError otherwise."""
+    try:
+        lo, hi = (float(v) for v in rng_)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected (low, high) speed factors, got {rng_!r}") from None
+    if not (0.5 <= lo <= hi <= 2.0):
+        raise ConfigError(f"{name}: speed factors must satisfy 0.5 <= low <= high <= 2, got ({lo}, {hi})")
+    return lo, hi
+
+
+def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play audio [T] ``factor`` times as fast -> [ceil(T / factor)]: tempo, pitch and formants all scale by ``factor``.
+
+    The speed perturbation of speech recognition (resampling, then reading
+    at the old rate): a voice at 0.9 sounds like a longer vocal tract and a
+    lower voice, at 1.1 like a shorter one. The factor is rounded to
+    1/SPEED_STEPS; 1.0 returns ``x`` unchanged.
+    """
+    up, down = speed_ratio(factor)
+    if up == down:
+        return x
+    from scipy.signal import resample_poly
+
+    return resample_poly(np.asarray(x, dtype=np.float64), up, down)
+
+
+def speed_length(n_samples: int, factor: float) -> int:
+    """The length of :func:`change_speed` of ``n_samples`` samples: ``ceil(n_samples * up / down)``."""
+    up, down = speed_ratio(factor)
+    return n_samples if up == down else -(-n_samples * up // down)
+
+
+def stretch_frames(frames: np.ndarray, factor: float, n_frames: int) -> np.ndarray:
+    """The video frames [N, ...] of a clip played ``factor`` times as fast -> [n_frames, ...].
+
+    Output frame k shows the clip at its frame ``k * factor`` (with the factor
+    rounded as :func:`change_speed` rounds it): float arrays (lips, features)
+    are interpolated linearly, others (uint8 crops) take the nearest frame.
+    Positions past the end repeat the last frame.
+    """
+    up, down = speed_ratio(factor)
+    pos = np.clip(np.arange(n_frames, dtype=np.float64) * down / up, 0, len(frames) - 1)  # [n_frames]
+    if not np.issubdtype(frames.dtype, np.floating):
+        return frames[np.rint(pos).astype(np.int64)]
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(frames) - 1)
+    w = (pos - lo).reshape((-1,) + (1,) * (frames.ndim - 1))
+    return (frames[lo] * (1 - w) + frames[hi] * w).astype(frames.dtype)
+
+
 def scene_pre_frames(scene: Mapping[str, Any]) -> int:
     """The scene's ``pre_samples`` (lead-in before the target) in video frames; ConfigError unless a whole number."""
     pre = int(scene.get("pre_samples", 0))
@@ -158,6 +221,14 @@ class DynamicMixDataset(Dataset):
     (start_frame 0 without cropping). ``p_clean`` is the probability that an
     item is the target alone (interferer all zeros, "type" ``"clean"``): a
     model trained with it learns to leave clean speech alone.
+
+    ``p_speed`` and ``speed`` perturb the voices' speed (:func:`change_speed`:
+    tempo, pitch and formants together, so that a few recorded speakers
+    stand for many): the target (with its lips, :func:`stretch_frames`) and a
+    speech interferer are each, with probability ``p_speed``, played at a
+    factor drawn uniformly from ``speed``, independently. ``info`` then also
+    holds ``"speed"`` (the target's factor) and ``"speed_interferer"``;
+    ``p_speed`` = 0 changes nothing else.
     """
 
     def __init__(
@@ -174,12 +245,17 @@ class DynamicMixDataset(Dataset):
         cache: str | Path | None = None,
         crops: bool = False,
         p_clean: float = 0.0,
+        p_speed: float = 0.0,
+        speed: Sequence[float] = (0.85, 1.15),
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
+        check_speed_range("speed", speed)
         if not 0.0 <= p_speech <= 1.0:
             raise ConfigError(f"p_speech must be in [0, 1], got {p_speech}")
         if not 0.0 <= p_clean <= 1.0:
             raise ConfigError(f"p_clean must be in [0, 1], got {p_clean}")
+        if not 0.0 <= p_speed <= 1.0:
+            raise ConfigError(f"p_speed must be in [0, 1], got {p_speed}")
         if segment_frames is not None and segment_frames < 1:
             raise ConfigError(f"segment_frames must be >= 1 (or None for whole utterances), got {segment_frames}")
         self.root = Path(root)
@@ -193,6 +269,7 @@ class DynamicMixDataset(Dataset):
         self.snr = {"speech": tuple(snr_speech), "noise": tuple(snr_noise)}
         self.p_speech = p_speech
         self.p_clean = float(p_clean)
+        self.p_speed, self.speed = float(p_speed), (float(speed[0]), float(speed[1]))
         self.h = None if speech_weight is None else load_speech_weight(speech_weight)
         self.segment_frames = segment_frames
         self.seed = seed
@@ -231,19 +308,49 @@ class DynamicMixDataset(Dataset):
             return False
         return bool(np.random.default_rng(item_seed(self.seed, f"clean:{self.epoch}:{index}")).random() < self.p_clean)
 
+    def speeds(self, index: int) -> tuple[float, float]:
+        """The speed factors (target, speech interferer) of item ``index`` in the current epoch (1.0: unchanged; their own draw)."""
+        if self.p_speed <= 0.0:
+            return 1.0, 1.0
+        rng = np.random.default_rng(item_seed(self.seed, f"speed:{self.epoch}:{index}"))
+        draws = rng.random(2) < self.p_speed
+        factors = rng.uniform(*self.speed, 2)
+        s_t, s_i = (float(f) if on else 1.0 for f, on in zip(factors, draws))
+        rounded = [speed_ratio(s) for s in (s_t, s_i)]
+        return tuple(d / u for u, d in rounded)  # type: ignore[return-value]
+
+    def _interferer(self, d: dict[str, Any], n: int, factor: float) -> np.ndarray:
+        """The interferer of draw ``d`` for a target of ``n`` samples, at ``factor`` speed, ramped -> float64 [n]."""
+        path = interferer_wav_path(self.root, self.dataset, d["type"], d["name"])
+        left = int(self.pools[d["type"]].by_name[d["name"]]["nsamples"]) - d["offset"]
+        if factor == 1.0 and n <= left:
+            return apply_ramp(read_wav64(path, d["offset"], n))
+        up, down = speed_ratio(factor)
+        x = read_wav64(path, d["offset"], min(left, -(-n * down // up) + 1))  # enough for n samples at this speed
+        x = apply_ramp(change_speed(x, factor)[:n])
+        return np.pad(x, (0, n - len(x)))  # a slowed or lengthened one may run out: silence after its ramp
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         t = self.targets[index]
         d = self.draw(index)
+        s_t, s_i = self.speeds(index)
         target = read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
+        visual = self.visual(t["wavfile"])
+        if s_t != 1.0:  # the voice and its lips played at s_t
+            n0 = frames_for(len(target))
+            target = change_speed(target, s_t)
+            visual = {k: stretch_frames(align_visual(v, n0), s_t, frames_for(len(target))) for k, v in visual.items()}
         if self._clean(index):
             d = {**d, "type": "clean", "name": "", "offset": 0, "SNR": float("inf")}
             mixed, noise = target.copy(), np.zeros_like(target)
         else:
-            noise = apply_ramp(read_wav64(interferer_wav_path(self.root, self.dataset, d["type"], d["name"]), d["offset"], len(target)))
+            noise = self._interferer(d, len(target), s_i if d["type"] == "speech" else 1.0)
             mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
         scale = peak_scale([mixed, target, noise], self.peak)
         info = {"target": t["wavfile"], "type": d["type"], "name": d["name"], "offset": d["offset"], "SNR": d["SNR"], "start_frame": 0}
-        item = _item(mixed * scale, target * scale, noise * scale, self.visual(t["wavfile"]), 0, info)
+        if self.p_speed > 0.0:
+            info.update(speed=s_t, speed_interferer=s_i if d["type"] == "speech" else 1.0)
+        item = _item(mixed * scale, target * scale, noise * scale, visual, 0, info)
         if self.segment_frames is not None:
             n_frames = item["lips"].shape[0]
             seg = min(self.segment_frames, n_frames)

@@ -11,7 +11,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from avse.data.datasets import DynamicMixDataset, align_visual, frames_for, target_lip_features
+from avse.data.datasets import (
+    DynamicMixDataset,
+    align_visual,
+    check_speed_range,
+    frames_for,
+    speed_length,
+    stretch_frames,
+    target_lip_features,
+)
 from avse.data.metadata import target_speech_list_path
 from avse.data.scenes import check_snr_range
 from avse.errors import ConfigError, MetadataError
@@ -56,8 +64,11 @@ class LipFeatureDataset(Dataset):
     def _features(self, item: dict[str, Any], index: int) -> torch.Tensor:
         """The item's lip features [F, 82] from the target's landmark file, cut as its lips were."""
         feats = target_lip_features(self.base.root, self.base.dataset, item["info"]["target"])  # [N, 82]
-        n_full = frames_for(int(self.base.targets[index]["nsamples"]))
-        feats = align_visual(feats, n_full)  # [F_full, 82], as the lips were aligned
+        n_samples = int(self.base.targets[index]["nsamples"])
+        feats = align_visual(feats, frames_for(n_samples))  # [F_full, 82], as the lips were aligned
+        speed = float(item["info"].get("speed", 1.0))
+        if speed != 1.0:  # the target was played at this speed, its lips stretched with it
+            feats = stretch_frames(feats, speed, frames_for(speed_length(n_samples, speed)))
         start = int(item["info"]["start_frame"])
         n = item["lips"].shape[0]
         feats = align_visual(feats[start : start + n], n)  # [F, 82]
@@ -135,7 +146,9 @@ class AvseDataModule(EpochDataModule):
     fresh workers and resumed runs draw that epoch's mixtures). ``p_clean``:
     the share of training items that are the target alone (do no harm);
     ``visual_augment``: augment the training items' lip features (True for the
-    defaults of ``avse.training.augment.LipAugment``, or a mapping of its fields).
+    defaults of ``avse.training.augment.LipAugment``, or a mapping of its fields);
+    ``p_speed`` / ``speed``: speed perturbation of the training items' voices
+    (see DynamicMixDataset).
     """
 
     def __init__(
@@ -155,6 +168,8 @@ class AvseDataModule(EpochDataModule):
         crops: bool = False,
         p_clean: float = 0.0,
         visual_augment: bool | dict[str, Any] = False,
+        p_speed: float = 0.0,
+        speed: Sequence[float] = (0.85, 1.15),
     ):
         super().__init__()
         self.root = Path(root)
@@ -169,12 +184,13 @@ class AvseDataModule(EpochDataModule):
                 raise ConfigError(f"data.{name} must be >= 1 (or null for whole utterances), got {value!r}")
         if batch_size < 1 or num_workers < 0:
             raise ConfigError(f"data.batch_size must be >= 1 and data.num_workers >= 0, got {batch_size!r} and {num_workers!r}")
-        for name, share in (("p_speech", p_speech), ("p_clean", p_clean)):
+        for name, share in (("p_speech", p_speech), ("p_clean", p_clean), ("p_speed", p_speed)):
             if not 0.0 <= share <= 1.0:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {share!r}")
         check_snr_range("data.snr_speech", snr_speech)
         check_snr_range("data.snr_noise", snr_noise)
         self.p_clean = float(p_clean)
+        self.p_speed, self.speed = float(p_speed), check_speed_range("data.speed", speed)
         if isinstance(visual_augment, dict):
             try:
                 fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in visual_augment.items()}
@@ -205,6 +221,8 @@ class AvseDataModule(EpochDataModule):
                 cache=self.cache,
                 crops=self.crops,
                 p_clean=self.p_clean if train else 0.0,
+                p_speed=self.p_speed if train else 0.0,
+                speed=self.speed,
             ),
             augment=self.augment if train else None,
         )
