@@ -41,8 +41,10 @@ def _cmd_synth(args: argparse.Namespace) -> None:
             values["real_fraction"] = args.real_fraction
         if args.real_split is not None:
             values["real_split_fractions"] = tuple(args.real_split)
-    elif args.real_fraction is not None or args.real_dev_speaker or args.real_test_speaker or args.real_split is not None:
-        raise AvseError("--real-fraction, --real-split, --real-dev-speaker and --real-test-speaker need --real-speech DIR")
+        values["real_masker_reuse"] = bool(args.real_masker_reuse)
+    elif (args.real_fraction, args.real_split) != (None, None) or args.real_dev_speaker or args.real_test_speaker or args.real_masker_reuse:
+        raise AvseError("--real-fraction, --real-split, --real-masker-reuse, --real-dev-speaker and --real-test-speaker "
+                        "need --real-speech DIR")
     cfg = synth_config(args.preset, **values)
     summary = synthesize_corpus(args.root, cfg, jobs=args.jobs, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -345,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--real-split", type=float, nargs=3, metavar=("TRAIN", "DEV", "TEST"),
                    help="shares of the real speakers' recorded seconds for train, dev and test (default: 0.6 0.2 0.2; "
                         "1 0 0 puts every real voice in train, for a model judged on other real recordings)")
+    s.add_argument("--real-masker-reuse", action="store_true",
+                   help="real maskers also chain recordings that are targets, so that every real speaker is a masker "
+                        "as often as any other (default: only the recordings that are not targets)")
     s.add_argument("--real-dev-speaker", action="append", metavar="NAME", help="put this real speaker in dev (repeatable)")
     s.add_argument("--real-test-speaker", action="append", metavar="NAME", help="put this real speaker in test (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

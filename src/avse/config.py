@@ -41,6 +41,9 @@ class SynthConfig:
     real_fraction: float = 0.5
     real_split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     real_masker_seconds: float = 8.0
+    # Real maskers also chain the recordings that are targets of the same split, so that a speaker
+    # with aligned lines is a masker as often as any other (False: only the recordings left over).
+    real_masker_reuse: bool = False
     real_dev_speakers: tuple[str, ...] = ()  # real speakers put in dev whatever their size (the rest: greedily)
     real_test_speakers: tuple[str, ...] = ()  # real speakers put in test
     # H.264 quality per speaker, drawn from this range (compression varies like real uploads)

@@ -174,6 +174,24 @@ def test_plan_with_real_speech(imported):
     assert any(t.role == "masker" and t.speaker == "dora" for t in real)  # untranscribed: masker only
 
 
+def test_real_masker_reuse_makes_target_speakers_maskers_too(imported):
+    def roles(cfg):
+        out: dict[str, set[str]] = {}
+        for t in plan_speech(cfg):
+            if t.real is not None:
+                out.setdefault(t.speaker, set()).add(t.role)
+        return out
+
+    plain = roles(synth_config("tiny", real_speech=str(imported), real_fraction=0.5))
+    assert plain["anna"] == plain["bert"] == {"target"}  # both of their lines are targets: none left over
+    reuse_cfg = synth_config("tiny", real_speech=str(imported), real_fraction=0.5, real_masker_reuse=True)
+    reuse = roles(reuse_cfg)
+    assert all(reuse[s] == {"target", "masker"} for s in ("anna", "bert", "carl"))
+    targets = [t for t in plan_speech(reuse_cfg) if t.real is not None and t.role == "target"]
+    assert [t.id for t in targets] == [t.id for t in plan_speech(synth_config("tiny", real_speech=str(imported), real_fraction=0.5))
+                                       if t.real is not None and t.role == "target"]  # the targets are unchanged
+
+
 def test_synth_with_real_speech_makes_targets_with_faces(imported, tmp_path):
     cfg = synth_config("tiny", real_speech=str(imported), train_speakers=(1, 1), dev_speakers=(1, 1), test_speakers=(1, 1),
                        utterances_per_speaker=(1, 1, 1), noises_per_split=(1, 1, 1), noise_seconds=3.0, real_masker_seconds=3.0)

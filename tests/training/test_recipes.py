@@ -66,7 +66,7 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     if cfg.init_from is None:
         pytest.skip("recipe trains from scratch")
     stem = path.stem
-    for suffix in ("_speed", "_voices", "_clean", "_nodelay", "_refine", "_noise"):
+    for suffix in ("_speed", "_voices", "_reuse", "_clean", "_nodelay", "_refine", "_noise"):
         stem = stem.removesuffix(suffix)
     model = build_model(cfg.model, cfg.model_config)
     if cfg.init_from.startswith("runs/"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +166,9 @@ def plan_real_speech(cfg: SynthConfig, tts: list[SpeechTask]) -> list[SpeechTask
             uid = f"real_{e['id']}"
             tasks.append(SpeechTask(uid, split, "target", e["speaker"], None, item_seed(cfg.seed, e["speaker"]),
                                     e["transcript"], item_seed(cfg.seed, uid), src))
-        # Maskers: the other recordings, one speaker at a time in turn, chained up to real_masker_seconds.
-        used = {e["id"] for e in chosen}
+        # Maskers: the other recordings (or, with real_masker_reuse, all of them), one speaker at a time in
+        # turn, chained up to real_masker_seconds.
+        used = set() if cfg.real_masker_reuse else {e["id"] for e in chosen}
         by_speaker: dict[str, list[dict[str, Any]]] = {}
         for e in pool:
             if e["id"] not in used:
@@ -473,7 +474,11 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
             old = json.loads(cfg_path.read_text())
         except json.JSONDecodeError:
             raise MetadataError(cfg_path, "not valid JSON; remove it only if this folder holds no corpus") from None
-        if old.get("config") != cfg_record["config"]:
+        old_cfg = old.get("config")
+        if isinstance(old_cfg, dict):  # options added since that corpus was made had their defaults then
+            added = {f.name: f.default for f in fields(SynthConfig) if f.name not in old_cfg and f.default is not MISSING}
+            old_cfg = {**old_cfg, **json.loads(json.dumps(added))}
+        if old_cfg != cfg_record["config"]:
             raise ConfigError(f"{root}: holds a corpus made with another configuration; use a new folder")
         if old.get("voices") != cfg_record["voices"]:
             raise ConfigError(f"{root}: holds a corpus made with other TTS voices (other engines installed?); use a new folder")
