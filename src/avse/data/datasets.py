@@ -316,8 +316,8 @@ class DynamicMixDataset(Dataset):
         draws = rng.random(2) < self.p_speed
         factors = rng.uniform(*self.speed, 2)
         s_t, s_i = (float(f) if on else 1.0 for f, on in zip(factors, draws))
-        rounded = [speed_ratio(s) for s in (s_t, s_i)]
-        return tuple(d / u for u, d in rounded)  # type: ignore[return-value]
+        (up_t, down_t), (up_i, down_i) = speed_ratio(s_t), speed_ratio(s_i)
+        return down_t / up_t, down_i / up_i  # as rounded by change_speed
 
     def _interferer(self, d: dict[str, Any], n: int, factor: float) -> np.ndarray:
         """The interferer of draw ``d`` for a target of ``n`` samples, at ``factor`` speed, ramped -> float64 [n]."""
