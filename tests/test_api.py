@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from avse.api import Enhancer, Separator, load_model, model_path, to_mono
+from avse.api import Enhancer, Separator, load_model, model_path, output_levels_db, to_mono
 from avse.errors import ConfigError, MediaError, NoFaceError
 from avse.inference import (
     InferenceConfig,
@@ -392,6 +392,14 @@ def test_separator_blind_outputs_and_info(ckpts):
     assert y.shape == (2, 40000) and y.dtype == np.float32
     assert sep.last_info["mode"] == "blind" and sep.last_info["names"] == ["source0", "source1"]
     assert sep.last_info["chunks"] == 4
+    x = speechlike(40000)
+    levels = [10 * np.log10(np.mean(o.astype(np.float64) ** 2) / np.mean(x.astype(np.float64) ** 2)) for o in y]
+    np.testing.assert_allclose(sep.last_info["levels_db"], levels, atol=0.06)
+
+
+def test_output_levels_against_the_input():
+    x = np.sin(np.arange(16000) / 5.0).astype(np.float32)
+    assert output_levels_db(np.stack([x, 0.1 * x, np.zeros_like(x)]), x) == [0.0, -20.0, -120.0]
 
 
 def test_known_speakers_name_the_outputs(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -176,7 +177,8 @@ def test_separate_audio_file_gives_two_sources(shipped, tmp_path, capsys):
     src = tmp_path / "mix.wav"
     sf.write(str(src), speechlike(24000), 16000)
     assert main(["separate", str(src), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
-    assert "blind" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "blind" in out and re.search(r"levels against the input: source0 [+-]\d+\.\d dB", out)
     assert _listing(tmp_path / "sep") == ["source0.wav", "source1.wav"]
     assert all(sf.info(str(tmp_path / "sep" / n)).frames == 24000 for n in ("source0.wav", "source1.wav"))
 

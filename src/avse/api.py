@@ -159,6 +159,16 @@ def _from_16k(x: np.ndarray, sr: int, n: int) -> np.ndarray:
     return np.pad(y, pad)
 
 
+#: an output this far (dB) below the input holds next to nothing: `avse separate` says so
+SILENT_OUTPUT_DB = -30.0
+
+
+def output_levels_db(outputs: np.ndarray, audio: np.ndarray) -> list[float]:
+    """Each output's RMS level against the input's: outputs [S, T], audio [T] -> S values in dB (rounded to 0.1; -120 floor)."""
+    ref = float(np.mean(np.square(audio, dtype=np.float64))) + 1e-20
+    return [round(max(10.0 * np.log10(float(np.mean(np.square(o, dtype=np.float64))) / ref + 1e-12), -120.0), 1) for o in outputs]
+
+
 def _clip_protect(y: np.ndarray) -> tuple[np.ndarray, float]:
     """Scale ``y`` (any shape) down so that max|y| <= 1 -> (y, gain applied; 1.0 when none was needed)."""
     peak = float(np.max(np.abs(y))) if y.size else 0.0
@@ -415,7 +425,9 @@ class Separator:
         outputs (permutation arbitrary but kept consistent across chunks, or
         the fixed order of a known-speakers model). ``last_info``: mode
         ("audio-visual" / "blind" / "known-speakers"), names (one per output:
-        face0.., source0.., or the speakers), reason, faces, model, chunks,
+        face0.., source0.., or the speakers), levels_db (each output's level
+        against the input's; an output more than ``SILENT_OUTPUT_DB`` below it
+        is near silent: one voice, not two), reason, faces, model, chunks,
         seconds, seconds_frontend, seconds_model, clip_gain.
         """
         x = to_mono(audio)
@@ -455,6 +467,7 @@ class Separator:
             info.update(mode="known-speakers" if known else "blind", model=binfo["name"], names=names)
         y, clip_gain = _clip_protect(_from_16k(est, sr, x.shape[0]))
         t2 = time.perf_counter()
+        info["levels_db"] = output_levels_db(y / clip_gain, x)
         info.update(reason=None if faces else reason, chunks=n_chunks)
         info.update(seconds_frontend=round(t1 - t0, 3), seconds_model=round(t2 - t1, 3), clip_gain=round(clip_gain, 4))
         self.last_info = info
@@ -619,6 +632,7 @@ __all__ = [
     "enhance_file",
     "load_model",
     "model_path",
+    "output_levels_db",
     "read_input_audio",
     "separate_file",
     "to_mono",

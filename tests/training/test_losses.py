@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from avse.errors import ConfigError
-from avse.training.losses import neg_si_sdr, pairwise_neg_si_sdr, pit_neg_si_sdr, reorder
+from avse.training.losses import neg_si_sdr, pairwise_neg_si_sdr, pit_neg_si_sdr, reorder, silent_source_loss
 
 # zero-mean, mutually orthogonal, |t|^2 = |n|^2 = 4
 T = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
@@ -97,3 +97,36 @@ def test_max_db_saturates_near_perfect_estimates_and_leaves_poor_ones_alone():
     torch.testing.assert_close(neg_si_sdr(poor, t, max_db=30.0), neg_si_sdr(poor, t), atol=0.01, rtol=0)
     loss, _ = pit_neg_si_sdr(torch.stack([t, t], 1), torch.stack([t, t], 1), max_db=20.0)
     torch.testing.assert_close(loss, torch.full((3,), -20.0), atol=1e-3, rtol=0)
+
+
+def test_silent_source_loss_values():
+    x = torch.randn(2, 4000, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(silent_source_loss(x, x, max_db=30.0), torch.full((2,), 10 * math.log10(1 + 1e-3)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(silent_source_loss(torch.zeros_like(x), x, max_db=30.0), torch.full((2,), -30.0), atol=1e-4, rtol=0)
+    half = silent_source_loss(0.1 * x, x, max_db=40.0)  # an output 20 dB below the input
+    torch.testing.assert_close(half, torch.full((2,), 10 * math.log10(0.01 + 1e-4)), atol=1e-4, rtol=0)
+    with pytest.raises(ConfigError, match="shapes differ"):
+        silent_source_loss(x, x[:, :10])
+
+
+def test_pit_with_a_silent_reference_wants_the_talker_whole_and_the_other_output_silent():
+    """A clean item (the target alone): the output paired with the silent reference is scored by its energy."""
+    g = torch.Generator().manual_seed(5)
+    s = torch.randn(2, 4000, generator=g)
+    targets = torch.stack([s, torch.zeros_like(s)], 1)  # [B, 2, T]: the second talker is absent
+    whole = torch.stack([torch.zeros_like(s), s], 1)  # the talker in output 1, output 0 silent
+    halves = torch.stack([0.5 * s, 0.5 * s], 1)  # split in two (SI-SDR alone would call this perfect)
+    loss_whole, perm = pit_neg_si_sdr(whole, targets, max_db=30.0, mixture=s)
+    loss_halves, _ = pit_neg_si_sdr(halves, targets, max_db=30.0, mixture=s)
+    assert perm.tolist() == [[1, 0], [1, 0]]  # target 0 is matched by output 1
+    torch.testing.assert_close(loss_whole, torch.full((2,), -30.0), atol=1e-3, rtol=0)
+    assert (loss_halves > loss_whole + 10).all()  # (-30 + 10 log10(0.25 + 1e-3)) / 2 = about -18 dB against -30
+    # without the mixture, SI-SDR finds either half a perfect copy of the talker: the reason for the silent-source loss
+    plain = pairwise_neg_si_sdr(halves, targets, max_db=30.0)
+    assert (plain[:, :, 0] < -29).all()
+    # a two-talker item is scored exactly as without the mixture
+    two = torch.randn(2, 2, 4000, generator=g)
+    est = two + 0.1 * torch.randn(2, 2, 4000, generator=g)
+    torch.testing.assert_close(pit_neg_si_sdr(est, two, max_db=30.0, mixture=two.sum(1))[0], pit_neg_si_sdr(est, two, max_db=30.0)[0])
+    with pytest.raises(ConfigError, match="mixture must be"):
+        pit_neg_si_sdr(est, two, mixture=two)

@@ -1,4 +1,4 @@
-"""Separation losses: negative scale-invariant SDR and its permutation-invariant (PIT) form."""
+"""Separation losses: negative scale-invariant SDR, its permutation-invariant (PIT) form, and a loss for silent sources."""
 
 from __future__ import annotations
 
@@ -34,16 +34,53 @@ def neg_si_sdr(estimate: Tensor, target: Tensor, eps: float = 1e-8, max_db: floa
     return -10.0 * torch.log10(ratio)
 
 
-def pairwise_neg_si_sdr(estimates: Tensor, targets: Tensor, eps: float = 1e-8, max_db: float | None = None) -> Tensor:
-    """``estimates [B, S, T]``, ``targets [B, S, T]`` -> ``[B, S_est, S_tgt]``: neg SI-SDR of every pairing."""
+#: a reference this far (dB) below the mixture counts as silent (a clean item's missing second talker)
+SILENT_DB = -60.0
+
+
+def silent_source_loss(estimate: Tensor, mixture: Tensor, eps: float = 1e-8, max_db: float | None = None) -> Tensor:
+    """Loss of an output whose reference is silent: ``estimate [..., T]``, ``mixture [..., T]`` -> ``[...]`` dB.
+
+    SI-SDR is undefined for a silent reference, so the output's energy is
+    scored against the mixture's instead: 10 log10((|e|^2 + tau |x|^2) /
+    |x|^2), tau = 10^(-max_db / 10) (30 dB when None). It is 0 dB when the
+    output holds as much as the whole input and falls to -max_db as the output
+    falls silent, the same floor a perfect estimate reaches under
+    ``neg_si_sdr``'s saturation (the thresholded loss of MixIT, Wisdom et al., 2020).
+    """
+    if estimate.shape != mixture.shape:
+        raise ConfigError(f"estimate {tuple(estimate.shape)} and mixture {tuple(mixture.shape)} shapes differ")
+    tau = 10.0 ** (-(30.0 if max_db is None else max_db) / 10.0)
+    mix_power = mixture.pow(2).sum(-1) + eps  # [...]
+    return 10.0 * torch.log10((estimate.pow(2).sum(-1) + tau * mix_power) / mix_power)
+
+
+def pairwise_neg_si_sdr(
+    estimates: Tensor, targets: Tensor, eps: float = 1e-8, max_db: float | None = None, mixture: Tensor | None = None
+) -> Tensor:
+    """``estimates [B, S, T]``, ``targets [B, S, T]`` -> ``[B, S_est, S_tgt]``: neg SI-SDR of every pairing.
+
+    With ``mixture [B, T]``, a target more than ``SILENT_DB`` below the mixture
+    (the absent second talker of a clean item) is scored by
+    ``silent_source_loss`` instead: the output paired with it should be silent.
+    """
     if estimates.dim() != 3 or estimates.shape != targets.shape:
         raise ConfigError(f"expected estimates and targets [B, S, T] of one shape, got {tuple(estimates.shape)} and {tuple(targets.shape)}")
     est, tgt = torch.broadcast_tensors(estimates[:, :, None], targets[:, None])  # [B, S, S, T]
-    return neg_si_sdr(est, tgt, eps, max_db)
+    loss = neg_si_sdr(est, tgt, eps, max_db)  # [B, S, S]
+    if mixture is None:
+        return loss
+    if mixture.shape != (estimates.shape[0], estimates.shape[-1]):
+        raise ConfigError(f"mixture must be [B, T] = {[estimates.shape[0], estimates.shape[-1]]}, got {list(mixture.shape)}")
+    silent = targets.pow(2).sum(-1) <= 10.0 ** (SILENT_DB / 10.0) * mixture.pow(2).sum(-1, keepdim=True)  # [B, S]
+    if not bool(silent.any()):
+        return loss
+    quiet = silent_source_loss(estimates, mixture[:, None].expand_as(estimates), eps, max_db)  # [B, S_est]
+    return torch.where(silent[:, None, :], quiet[:, :, None], loss)  # [B, S_est, S_tgt]
 
 
 def pit_neg_si_sdr(
-    estimates: Tensor, targets: Tensor, eps: float = 1e-8, max_db: float | None = None
+    estimates: Tensor, targets: Tensor, eps: float = 1e-8, max_db: float | None = None, mixture: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Permutation-invariant neg SI-SDR over all S! pairings (fine for small S).
 
@@ -51,8 +88,9 @@ def pit_neg_si_sdr(
     ``loss`` is the mean over sources of the neg SI-SDR of the best pairing,
     and ``estimates[b, perm[b, j]]`` is the estimate paired with ``targets[b, j]``
     (so ``reorder(estimates, perm)`` lines the estimates up with the targets).
+    ``mixture [B, T]``: silent targets are scored as in ``pairwise_neg_si_sdr``.
     """
-    pair = pairwise_neg_si_sdr(estimates, targets, eps, max_db)  # [B, S, S]
+    pair = pairwise_neg_si_sdr(estimates, targets, eps, max_db, mixture)  # [B, S, S]
     n_src = pair.shape[1]
     perms = torch.tensor(list(itertools.permutations(range(n_src))), device=pair.device)  # [P, S]
     tgt_idx = torch.arange(n_src, device=pair.device)  # [S]

@@ -52,8 +52,13 @@ class PermutationTask(Task):
     """Blind separation: the best order of the outputs is found per item (permutation-invariant SI-SDR)."""
 
     def loss(self, est: Tensor, batch: Mapping[str, Tensor], max_db: float | None = None) -> tuple[Tensor, Tensor]:
-        """est ``[B, S, T]`` -> (PIT loss ``[B]``, estimates reordered to the references ``[B, S, T]``)."""
-        loss, perm = pit_neg_si_sdr(est, self.references(batch), max_db=max_db)  # [B], [B, S]
+        """est ``[B, S, T]`` -> (PIT loss ``[B]``, estimates reordered to the references ``[B, S, T]``).
+
+        A silent reference (the target alone, ``p_clean``) is scored by the
+        energy of its output against the mixture's (``silent_source_loss``):
+        the separator learns to give one talker whole and leave the other output silent.
+        """
+        loss, perm = pit_neg_si_sdr(est, self.references(batch), max_db=max_db, mixture=batch.get("mixture"))  # [B], [B, S]
         return loss, torch.gather(est, 1, perm[..., None].expand(-1, -1, est.shape[-1]))
 
     def output_names(self, speakers: list[str]) -> list[str] | None:
