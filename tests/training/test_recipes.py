@@ -52,7 +52,9 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     NAME_refine.yaml, init_from runs/real_NAME_refine's last checkpoint)] [-> configs/real/NAME_nodelay.yaml (base
     NAME_noise.yaml, the decoder's synthesis changed)] [-> configs/real/NAME_clean.yaml (more clean items; base
     NAME_noise.yaml, or NAME.yaml where stage 2 shipped)] [-> configs/real/NAME_speed.yaml (speed-perturbed voices) or
-    NAME_voices.yaml (every real voice in train); base NAME_clean.yaml, from one of its checkpoints]. Run folders exist
+    NAME_voices.yaml (every real voice in train); base NAME_clean.yaml, from one of its checkpoints] [->
+    configs/real/NAME_quiet.yaml (more clean items again) or NAME_clean.yaml (clean items for a separator); base
+    NAME_voices.yaml, from its last checkpoint]. Run folders exist
     only where the stages were trained; the shipped model of the same name came out of that chain, so its weights
     must fit.
     """
@@ -66,7 +68,7 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     if cfg.init_from is None:
         pytest.skip("recipe trains from scratch")
     stem = path.stem
-    for suffix in ("_speed", "_voices", "_reuse", "_clean", "_nodelay", "_refine", "_noise"):
+    for suffix in ("_quiet", "_speed", "_voices", "_reuse", "_clean", "_nodelay", "_refine", "_noise"):
         stem = stem.removesuffix(suffix)
     model = build_model(cfg.model, cfg.model_config)
     if cfg.init_from.startswith("runs/"):
