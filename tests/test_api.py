@@ -397,6 +397,24 @@ def test_separator_blind_outputs_and_info(ckpts):
     np.testing.assert_allclose(sep.last_info["levels_db"], levels, atol=0.06)
 
 
+def test_outputs_that_add_up_to_the_input_keep_their_levels():
+    """A separator with mixture consistency gives one voice whole and a near-silent output: no gain lifts that one."""
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class OneVoice(ConvTasNet):
+        def forward(self, mixture):  # [B, T] -> [B, 2, T]: all of it, and a trace
+            return torch.stack([0.999 * mixture, 0.001 * mixture], 1)
+
+    x = speechlike(40000)
+    config = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4)
+    for output, second_db in (("consistent", -60.0), ("direct", 0.0)):
+        model = OneVoice(TasNetConfig(**TINY_AUDIO, n_sources=2, output=output))
+        sep = Separator(model, av=None, config=config)
+        y = sep.separate(x, 16000)
+        assert sep.last_info["levels_db"][1] == pytest.approx(second_db, abs=0.2), output  # "direct": fitted onto the mixture
+    np.testing.assert_allclose(y[0] + y[1], 2 * x, atol=1e-3)  # without consistency both were lifted to the input's level
+
+
 def test_output_levels_against_the_input():
     x = np.sin(np.arange(16000) / 5.0).astype(np.float32)
     assert output_levels_db(np.stack([x, 0.1 * x, np.zeros_like(x)]), x) == [0.0, -20.0, -120.0]

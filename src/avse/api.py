@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -457,12 +458,14 @@ class Separator:
         else:
             if not self._blind:
                 raise ConfigError(f"no usable face ({reason}) and no blind separation model was given")
-            _, binfo, fn = self._blind.get()
+            bmodel, binfo, fn = self._blind.get()
             if binfo["audio_visual"] or binfo["n_outputs"] < 2:
                 raise ConfigError(f"model {binfo['name']!r} is not a blind separator (an audio-only model with 2+ outputs)")
             speakers = list((binfo.get("extra") or {}).get("speakers") or [])
             known = len(speakers) == binfo["n_outputs"]
-            est, n_chunks = run_chunked(fn, x16, None, self.config, align=not known, progress=self.progress)
+            # outputs that add up to the input are on its scale: a fitted gain would lift a near-silent one
+            config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
+            est, n_chunks = run_chunked(fn, x16, None, config, align=not known, progress=self.progress)
             names = [str(s) for s in speakers] if known else [f"source{i}" for i in range(est.shape[0])]
             info.update(mode="known-speakers" if known else "blind", model=binfo["name"], names=names)
         y, clip_gain = _clip_protect(_from_16k(est, sr, x.shape[0]))

@@ -74,6 +74,12 @@ class SeparationModel(nn.Module):
         return bool(getattr(self.cfg, "causal", False))
 
     @property
+    def sums_to_input(self) -> bool:
+        """Whether the estimates add up to the mixture by construction (``output: consistent``): they are on the
+        input's scale already, so inference does not fit their gains (a near-silent output would be scaled up)."""
+        return getattr(self.cfg, "output", None) == "consistent"
+
+    @property
     def lookahead(self) -> int | None:
         """Samples of future audio an output sample may depend on; None when the model is not causal."""
         return None
