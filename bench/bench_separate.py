@@ -1,13 +1,13 @@
 """Blind two-talker separation on the synthetic test scenes with a competing talker: SI-SDRi of both voices.
 
-    python bench/bench_separate.py [--root data/models] [--model separate]
+    python bench/bench_separate.py [--root data/models] [--model separate] [--name separate]
 
 Uses the test scenes that bench_models.py builds (run it first). Each mixture of
 a target and a competing talker goes through ``avse.api.Separator`` without video
 (the blind model); its two outputs are paired with the two voices in the order
 that gives the higher mean SI-SDR (the output order of a blind model is
 arbitrary), and the SI-SDR improvement of each voice is reported. Writes
-bench/results/separate.json.
+bench/results/NAME.json (default separate.json).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default="data/models")
     p.add_argument("--model", default="separate", help="a shipped name or a checkpoint path")
+    p.add_argument("--name", default="separate", help="results name: bench/results/NAME.json")
     args = p.parse_args()
     from avse.api import Separator
     from avse.audio.io import load_audio
@@ -54,7 +55,7 @@ def main() -> None:
         "mean_si_sdri_competing_db": float(g[:, 1].mean()),
         "share_both_improved": float(np.mean(np.all(g > 0, axis=1))),
     }
-    save("separate", result)
+    save(args.name, result)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -138,10 +140,14 @@ def test_stretch_frames_follows_the_audio_and_keeps_dtype():
     fast = stretch_frames(crops, 1.25, 8)
     assert fast.dtype == np.uint8
     np.testing.assert_array_equal(fast[:, 0, 0], np.rint(np.arange(8) * 1.25).clip(0, 9))
+    gap = lips.copy()
+    gap[5] = np.nan  # a frame without a face stays one frame: its neighbours hit exactly are copied, not mixed with it
+    out = stretch_frames(gap, 1.0, 20)
+    assert np.isnan(out[5]).all() and np.isfinite(np.delete(out, 5, axis=0)).all()
 
 
 def test_speed_perturbed_items_stay_aligned_and_p_speed_zero_changes_nothing(tiny_corpus):
-    from avse.data.datasets import change_speed
+    from avse.data.datasets import change_speed, speed_length
 
     base = DynamicMixDataset(tiny_corpus, "dev", seed=5, p_speech=1.0, snr_speech=(0, 0))
     off = DynamicMixDataset(tiny_corpus, "dev", seed=5, p_speech=1.0, snr_speech=(0, 0), p_speed=0.0, speed=(0.8, 1.2))
@@ -164,6 +170,21 @@ def test_speed_perturbed_items_stay_aligned_and_p_speed_zero_changes_nothing(tin
     got = item["target"].double().numpy()[: len(want) - 64]
     assert abs(np.corrcoef(got, want[: len(got)])[0, 1]) > 0.999
     np.testing.assert_allclose(item["lips"][30].numpy(), ref["lips"][27].numpy(), atol=1e-5)  # frame 30 shows 27
+    # a slowed target with a sped-up talker needs more of the talker's recording: the draw asks the pool for it
+    mixed = DynamicMixDataset(tiny_corpus, "dev", seed=5, p_speech=1.0, snr_speech=(0, 0), p_speed=1.0, speed=(0.8, 1.25))
+    pool, asked = mixed.pools["speech"], []
+    draw_from_pool = pool.draw
+    pool.draw = lambda rng, n, *a: asked.append(n) or draw_from_pool(rng, n, *a)  # type: ignore[method-assign]
+    needs = []
+    for epoch, i in itertools.product(range(8), range(len(mixed))):
+        mixed.set_epoch(epoch)
+        (s_t, s_i), d = mixed.speeds(i), mixed.draw(i)
+        played = speed_length(int(mixed.targets[i]["nsamples"]), s_t)
+        assert asked[-1] == pytest.approx(played * s_i, abs=2)  # the talker's samples behind the played target
+        left = int(pool.by_name[d["name"]]["nsamples"]) - d["offset"]
+        assert left >= played * s_i
+        needs.append(asked[-1] / mixed.targets[i]["nsamples"])
+    assert max(needs) > 1.1 and min(needs) < 0.9  # more and less than the target's own length
     with pytest.raises(ConfigError, match="speed"):
         DynamicMixDataset(tiny_corpus, "dev", p_speed=1.0, speed=(1.2, 0.8))
     with pytest.raises(ConfigError, match="p_speed"):

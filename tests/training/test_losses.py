@@ -130,3 +130,7 @@ def test_pit_with_a_silent_reference_wants_the_talker_whole_and_the_other_output
     torch.testing.assert_close(pit_neg_si_sdr(est, two, max_db=30.0, mixture=two.sum(1))[0], pit_neg_si_sdr(est, two, max_db=30.0)[0])
     with pytest.raises(ConfigError, match="mixture must be"):
         pit_neg_si_sdr(est, two, mixture=two)
+    # a silent crop (mixture and both references silent) keeps the plain loss: no level to score against
+    quiet = torch.zeros(1, 2, 4000)
+    out = torch.full((1, 2, 4000), 1e-3)
+    torch.testing.assert_close(pit_neg_si_sdr(out, quiet, max_db=30.0, mixture=quiet.sum(1))[0], pit_neg_si_sdr(out, quiet, max_db=30.0)[0])

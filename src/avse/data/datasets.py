@@ -106,7 +106,8 @@ def stretch_frames(frames: np.ndarray, factor: float, n_frames: int) -> np.ndarr
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, len(frames) - 1)
     w = (pos - lo).reshape((-1,) + (1,) * (frames.ndim - 1))
-    return (frames[lo] * (1 - w) + frames[hi] * w).astype(frames.dtype)
+    mixed = np.where(w > 0, frames[lo] * (1 - w) + frames[hi] * w, frames[lo])  # a frame hit exactly is copied (NaN stays put)
+    return mixed.astype(frames.dtype)
 
 
 def scene_pre_frames(scene: Mapping[str, Any]) -> int:
@@ -285,12 +286,21 @@ class DynamicMixDataset(Dataset):
         return len(self.targets)
 
     def draw(self, index: int) -> dict[str, Any]:
-        """The interferer, offset and SNR of item ``index`` in the current epoch (no audio read)."""
+        """The interferer, offset and SNR of item ``index`` in the current epoch (no audio read).
+
+        The interferer is long enough for the target as it is played
+        (``speeds``): a slowed target lasts longer, and a sped-up talker uses
+        more of their recording per second.
+        """
         t = self.targets[index]
         rng = np.random.default_rng(item_seed(self.seed, f"{self.epoch}:{index}"))
+        s_t, s_i = self.speeds(index)
+        n = speed_length(int(t["nsamples"]), s_t)  # the target's length as played
+        up, down = speed_ratio(s_i)
         first = "speech" if rng.random() < self.p_speech else "noise"
         for kind in (first, "noise" if first == "speech" else "speech"):
-            pick = self.pools[kind].draw(rng, int(t["nsamples"]), t["speaker"], set())
+            need = n if kind == "noise" or up == down else -(-n * down // up) + 1  # as _interferer reads it
+            pick = self.pools[kind].draw(rng, need, t["speaker"], set())
             if pick is not None:
                 lo, hi = self.snr[kind]
                 return {
@@ -300,7 +310,7 @@ class DynamicMixDataset(Dataset):
                     "SNR": float(rng.uniform(lo, hi)),
                     "crop": int(rng.integers(1 << 31)),
                 }
-        raise InterfererTooShortError(f"{t['wavfile']}: no interferer of {self.dataset} is at least {t['nsamples']} samples long")
+        raise InterfererTooShortError(f"{t['wavfile']}: no interferer of {self.dataset} is at least {n} samples long")
 
     def _clean(self, index: int) -> bool:
         """Whether item ``index`` of the current epoch is the target alone (its own draw: p_clean = 0 changes nothing)."""

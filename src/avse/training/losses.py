@@ -45,8 +45,8 @@ def silent_source_loss(estimate: Tensor, mixture: Tensor, eps: float = 1e-8, max
     scored against the mixture's instead: 10 log10((|e|^2 + tau |x|^2) /
     |x|^2), tau = 10^(-max_db / 10) (30 dB when None). It is 0 dB when the
     output holds as much as the whole input and falls to -max_db as the output
-    falls silent, the same floor a perfect estimate reaches under
-    ``neg_si_sdr``'s saturation (the thresholded loss of MixIT, Wisdom et al., 2020).
+    falls silent: with the same ``max_db``, the floor a perfect estimate reaches
+    under ``neg_si_sdr``'s saturation (the thresholded loss of MixIT, Wisdom et al., 2020).
     """
     if estimate.shape != mixture.shape:
         raise ConfigError(f"estimate {tuple(estimate.shape)} and mixture {tuple(mixture.shape)} shapes differ")
@@ -63,6 +63,7 @@ def pairwise_neg_si_sdr(
     With ``mixture [B, T]``, a target more than ``SILENT_DB`` below the mixture
     (the absent second talker of a clean item) is scored by
     ``silent_source_loss`` instead: the output paired with it should be silent.
+    An all-silent mixture keeps the plain loss.
     """
     if estimates.dim() != 3 or estimates.shape != targets.shape:
         raise ConfigError(f"expected estimates and targets [B, S, T] of one shape, got {tuple(estimates.shape)} and {tuple(targets.shape)}")
@@ -72,7 +73,9 @@ def pairwise_neg_si_sdr(
         return loss
     if mixture.shape != (estimates.shape[0], estimates.shape[-1]):
         raise ConfigError(f"mixture must be [B, T] = {[estimates.shape[0], estimates.shape[-1]]}, got {list(mixture.shape)}")
-    silent = targets.pow(2).sum(-1) <= 10.0 ** (SILENT_DB / 10.0) * mixture.pow(2).sum(-1, keepdim=True)  # [B, S]
+    mix_power = mixture.pow(2).sum(-1, keepdim=True)  # [B, 1]
+    # a silent mixture (a crop of silence) has no level to score against: such items keep the plain loss
+    silent = (targets.pow(2).sum(-1) <= 10.0 ** (SILENT_DB / 10.0) * mix_power) & (mix_power > eps)  # [B, S]
     if not bool(silent.any()):
         return loss
     quiet = silent_source_loss(estimates, mixture[:, None].expand_as(estimates), eps, max_db)  # [B, S_est]
