@@ -98,6 +98,23 @@ def test_same_seed_same_bytes_and_resume_remakes_only_what_is_missing(tiny_corpu
     assert _digest(other) == want
 
 
+def test_an_item_whose_plan_changed_is_made_again(corpus_copy):
+    """A record made from another plan (e.g. a copied corpus made again with other options) is not kept."""
+    from avse.data.synth import WORK_DIR
+
+    noise = json.loads((corpus_copy / "metadata" / "masker_noise_list.json").read_text())[0]
+    record = corpus_copy / WORK_DIR / f"{noise['ID']}.json"
+    entry = json.loads(record.read_text())
+    assert len(entry["_plan"]) == 16
+    record.write_text(json.dumps({**entry, "_plan": "0" * 16}))  # made from something else
+    assert synthesize_corpus(corpus_copy, synth_config("tiny"), jobs=1, progress=False)["made_now"] == 1
+    assert json.loads(record.read_text())["_plan"] == entry["_plan"]
+    del entry["_plan"]  # a record of an older run, without a plan: kept
+    record.write_text(json.dumps(entry))
+    assert synthesize_corpus(corpus_copy, synth_config("tiny"), jobs=1, progress=False)["made_now"] == 0
+    assert "_plan" not in json.loads((corpus_copy / "metadata" / "masker_noise_list.json").read_text())[0]
+
+
 def test_other_config_in_same_root_is_refused(corpus_copy):
     with pytest.raises(ConfigError, match="another configuration"):
         synthesize_corpus(corpus_copy, synth_config("tiny", seed=5), progress=False)

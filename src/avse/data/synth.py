@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -336,17 +337,27 @@ def _scratch(root: Path) -> Path:
     return root / WORK_DIR / "tmp"
 
 
-def _record(root: Path, item_id: str, entry: dict[str, Any], outputs: list[Path]) -> None:
-    """Write the completion record of an item: its list entry and the size of each output file (under ``_files``)."""
+def task_plan(task: SpeechTask | NoiseTask) -> str:
+    """A fingerprint of what an item is made from: its task (text, voice, seeds, and the ids and phones of the real
+    recordings behind it; not their paths). An item whose plan changed since it was made, such as a real masker chained
+    from other recordings after the real speakers were split anew, is made again on a resume."""
+    if isinstance(task, SpeechTask) and task.real is not None:
+        task = replace(task, real=replace(task.real, wavs=()))  # where the import lies is not what the item is
+    return hashlib.sha1(repr(task).encode()).hexdigest()[:16]
+
+
+def _record(root: Path, task: SpeechTask | NoiseTask, entry: dict[str, Any], outputs: list[Path]) -> None:
+    """Write the completion record of an item: its list entry, the size of each output file (under ``_files``) and its
+    plan (``_plan``, ``task_plan``)."""
     sizes = {str(p.relative_to(root)): p.stat().st_size for p in outputs}
-    write_json(_record_path(root, item_id), {**entry, "_files": sizes})
+    write_json(_record_path(root, task.id), {**entry, "_files": sizes, "_plan": task_plan(task)})
 
 
 def _run_speech(args: tuple[str, SpeechTask, SynthConfig]) -> dict[str, Any]:
     root, task, cfg = Path(args[0]), args[1], args[2]
     with scratch_dir(_scratch(root)):
         entry = make_speech(root, task, cfg)
-    _record(root, task.id, entry, list(_speech_paths(root, task).values()))
+    _record(root, task, entry, list(_speech_paths(root, task).values()))
     return entry
 
 
@@ -361,18 +372,20 @@ def _init_noise_worker(voices: dict[str, list[np.ndarray]]) -> None:
 def _run_noise(args: tuple[str, NoiseTask]) -> dict[str, Any]:
     root, task = Path(args[0]), args[1]
     entry = make_noise(root, task, _BABBLE_VOICES.get(task.split, []))
-    _record(root, task.id, entry, [interferer_wav_path(root, task.split, "noise", task.id)])
+    _record(root, task, entry, [interferer_wav_path(root, task.split, "noise", task.id)])
     return entry
 
 
-def _done(root: Path, item_id: str, outputs: list[Path]) -> dict[str, Any] | None:
+def _done(root: Path, task: SpeechTask | NoiseTask, outputs: list[Path]) -> dict[str, Any] | None:
     """The list entry of an item an earlier run completed, or None when it must be made (again).
 
-    Made: its record exists and every output has the size recorded when it
-    was written (a file truncated or replaced since is noticed). Records
-    without sizes (older runs) need only the outputs to exist.
+    Made: its record exists, every output has the size recorded when it
+    was written (a file truncated or replaced since is noticed), and it was
+    made from the same plan (``task_plan``; a corpus copied and made again
+    with other options keeps only what has not changed). Records without
+    sizes or plans (older runs) need only the outputs to exist.
     """
-    rec = _record_path(root, item_id)
+    rec = _record_path(root, task.id)
     if not rec.exists() or not all(p.is_file() for p in outputs):
         return None
     try:
@@ -380,6 +393,9 @@ def _done(root: Path, item_id: str, outputs: list[Path]) -> dict[str, Any] | Non
     except json.JSONDecodeError:
         return None
     if not isinstance(entry, dict):
+        return None
+    plan = entry.pop("_plan", None)
+    if plan is not None and plan != task_plan(task):
         return None
     sizes = entry.pop("_files", None)
     if sizes is not None:
@@ -494,7 +510,7 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     real = _make_real_noises(root, cfg, noise_files)
     todo, entries = [], {}
     for t in speech:
-        rec = _done(root, t.id, list(_speech_paths(root, t).values()))
+        rec = _done(root, t, list(_speech_paths(root, t).values()))
         if rec is None:
             todo.append((str(root), t, cfg))
         else:
@@ -511,7 +527,7 @@ def synthesize_corpus(root: str | Path, cfg: SynthConfig, jobs: int = 1, progres
     noises = plan_noise(cfg)
     ntodo, noise_entries = [], {}
     for nt in noises:
-        rec = _done(root, nt.id, [interferer_wav_path(root, nt.split, "noise", nt.id)])
+        rec = _done(root, nt, [interferer_wav_path(root, nt.split, "noise", nt.id)])
         if rec is None:
             ntodo.append((str(root), nt))
         else:
