@@ -317,6 +317,13 @@ def test_blind_separation_job_gives_two_voices(tmp_path):
     assert res.mode == "blind" and [o.name for o in res.outputs] == ["source0", "source1"]
     for o in res.outputs:
         assert load_audio(o.wav, None)[0].shape[0] == 16000 and o.mp4 is None
+    from avse.web.app import facts_markdown
+
+    x = load_audio(wav, 16000)[0]
+    for o, db in zip(res.outputs, res.facts["levels_db"]):  # each output's level against the input's, as written
+        y = load_audio(o.wav, None)[0]
+        assert db == pytest.approx(10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean(x.astype(np.float64) ** 2)), abs=0.2)
+    assert "**Levels against the input:** source0 " in facts_markdown(res, Analysis(video=False, seconds=1.0))
 
 
 @pytest.mark.skipif(not HAS_DNSMOS, reason="DNSMOS models not in ../shared/models/dnsmos")

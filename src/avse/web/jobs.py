@@ -331,7 +331,7 @@ def run_job(
             scores[o.name] = _dnsmos(scorer, v)
         stages["DNSMOS"] = time.perf_counter() - t
     report("done", 1.0)
-    for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain"):
+    for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db"):
         if key in info:
             facts[key] = info[key]
     return JobResult(task=task, model=str(info.get("model", model)), mode=str(info.get("mode")), reason=info.get("reason"),
