@@ -1,0 +1,74 @@
+"""Paired differences between two methods of one bench_real.py run: mean, 95 % interval and share of inputs improved.
+
+    python bench/paired.py bench/results/real_separate_clean.json separate sep-clean-last [--json]
+
+Two methods scored on the same inputs differ by less than their own intervals
+suggest: each input's difficulty cancels. For every condition of the run
+(two-talker, noise, clean; all SNRs together) and every metric both methods have,
+the difference B - A per input, its mean with a 95 % Student-t interval, and the
+share of inputs where B is higher. ``--json`` writes
+bench/results/paired_RUN_A_B.json as well. The README's "paired" numbers come from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save  # noqa: E402
+
+METRICS = ("si_sdri", "pesq_wb", "stoi", "dnsmos_ovrl")
+
+
+def paired(rows: list[dict], a: str, b: str) -> dict[str, dict[str, dict[str, float]]]:
+    """bench_real rows -> {condition: {metric: {mean, ci95, n, share_better}}} of method ``b`` minus method ``a``."""
+    from scipy import stats
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for cond in dict.fromkeys(r["condition"] for r in rows):
+        for metric in METRICS:
+            diffs = []
+            for r in rows:
+                ma, mb = r["methods"].get(a, {}), r["methods"].get(b, {})
+                va, vb = ma.get(metric), mb.get(metric)
+                if r["condition"] == cond and va is not None and vb is not None and math.isfinite(va) and math.isfinite(vb):
+                    diffs.append(vb - va)
+            if len(diffs) < 2:
+                continue
+            d = np.asarray(diffs, dtype=np.float64)
+            half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+            out.setdefault(cond, {})[metric] = {"mean": float(d.mean()), "ci95": half, "n": len(d),
+                                                "share_better": float(np.mean(d > 0))}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a bench_real.py results file (bench/results/NAME.json)")
+    ap.add_argument("a", help="the method to compare against")
+    ap.add_argument("b", help="the method compared")
+    ap.add_argument("--json", action="store_true", help="also write bench/results/paired_RUN_A_B.json")
+    args = ap.parse_args()
+    data = json.loads(args.run.read_text())
+    rows = data["rows"]
+    known = set().union(*(r["methods"] for r in rows)) if rows else set()
+    for m in (args.a, args.b):
+        if m not in known:
+            raise SystemExit(f"{args.run}: no method {m!r} (has: {', '.join(sorted(known))})")
+    result = paired(rows, args.a, args.b)
+    print(f"{args.b} minus {args.a} ({args.run.name}), paired over the same inputs:")
+    for cond, metrics in result.items():
+        for metric, v in metrics.items():
+            print(f"  {cond:10s} {metric:12s} {v['mean']:+.3f} ± {v['ci95']:.3f}  (n={v['n']}, higher on {v['share_better']:.0%})")
+    if args.json:
+        save(f"paired_{args.run.stem}_{args.a}_{args.b}", {"run": args.run.name, "a": args.a, "b": args.b, "paired": result})
+
+
+if __name__ == "__main__":
+    main()
