@@ -28,22 +28,21 @@ METRICS = ("si_sdri", "pesq_wb", "stoi", "dnsmos_ovrl")
 
 def paired(rows: list[dict], a: str, b: str) -> dict[str, dict[str, dict[str, float]]]:
     """bench_real rows -> {condition: {metric: {mean, ci95, n, share_better}}} of method ``b`` minus method ``a``."""
-    from scipy import stats
+    from avse.evaluation.run import mean_ci
 
     out: dict[str, dict[str, dict[str, float]]] = {}
     for cond in dict.fromkeys(r["condition"] for r in rows):
         for metric in METRICS:
             diffs = []
             for r in rows:
-                ma, mb = r["methods"].get(a, {}), r["methods"].get(b, {})
-                va, vb = ma.get(metric), mb.get(metric)
-                if r["condition"] == cond and va is not None and vb is not None and math.isfinite(va) and math.isfinite(vb):
+                va, vb = r["methods"].get(a, {}).get(metric), r["methods"].get(b, {}).get(metric)
+                if r["condition"] == cond and va is not None and vb is not None:
                     diffs.append(vb - va)
-            if len(diffs) < 2:
+            ci = mean_ci(diffs)  # non-finite differences are left out there
+            if ci["ci_low"] is None:
                 continue
-            d = np.asarray(diffs, dtype=np.float64)
-            half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-            out.setdefault(cond, {})[metric] = {"mean": float(d.mean()), "ci95": half, "n": len(d),
+            d = np.asarray([x for x in diffs if math.isfinite(x)])
+            out.setdefault(cond, {})[metric] = {"mean": ci["mean"], "ci95": ci["mean"] - ci["ci_low"], "n": ci["n"],
                                                 "share_better": float(np.mean(d > 0))}
     return out
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from avse.api import Enhancer, Separator, load_model, model_path, output_levels_db, to_mono
+from avse.api import Enhancer, Separator, levels_line, load_model, model_path, output_levels_db, to_mono
 from avse.errors import ConfigError, MediaError, NoFaceError
 from avse.inference import (
     InferenceConfig,
@@ -419,6 +419,7 @@ def test_outputs_that_add_up_to_the_input_keep_their_levels():
 def test_output_levels_against_the_input():
     x = np.sin(np.arange(16000) / 5.0).astype(np.float32)
     assert output_levels_db(np.stack([x, 0.1 * x, np.zeros_like(x)]), x) == [0.0, -20.0, -120.0]
+    assert levels_line(["a", "b", "c"], [0.0, -20.0, -120.0]) == "a +0.0 dB, b -20.0 dB, c -120.0 dB (near silent)"
 
 
 def test_known_speakers_name_the_outputs(tmp_path):

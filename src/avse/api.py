@@ -170,6 +170,11 @@ def output_levels_db(outputs: np.ndarray, audio: np.ndarray) -> list[float]:
     return [round(max(10.0 * np.log10(float(np.mean(np.square(o, dtype=np.float64))) / ref + 1e-12), -120.0), 1) for o in outputs]
 
 
+def levels_line(names: Sequence[str], levels_db: Sequence[float]) -> str:
+    """``"source0 -1.6 dB, source1 -31.2 dB (near silent)"``: each output's level (``output_levels_db``) by name."""
+    return ", ".join(f"{n} {db:+.1f} dB" + (" (near silent)" if db < SILENT_OUTPUT_DB else "") for n, db in zip(names, levels_db))
+
+
 def _clip_protect(y: np.ndarray) -> tuple[np.ndarray, float]:
     """Scale ``y`` (any shape) down so that max|y| <= 1 -> (y, gain applied; 1.0 when none was needed)."""
     peak = float(np.max(np.abs(y))) if y.size else 0.0
@@ -635,6 +640,7 @@ __all__ = [
     "enhance_file",
     "load_model",
     "model_path",
+    "levels_line",
     "output_levels_db",
     "read_input_audio",
     "separate_file",

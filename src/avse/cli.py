@@ -284,15 +284,14 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
 
 
 def _cmd_separate(args: argparse.Namespace) -> None:
-    from avse.api import SILENT_OUTPUT_DB, separate_file
+    from avse.api import levels_line, separate_file
 
     av = None if args.av_model == "none" else args.av_model
     res = separate_file(args.input, args.out, model=args.model, av=av, chunk_seconds=args.chunk, progress=not args.quiet)
     why = f" ({res['reason']})" if res["reason"] else ""
     print(f"separated {res['seconds']:.1f} s into {len(res['names'])} voice(s), {res['mode']} with model "
           f"{res['model']!r}{why}: {', '.join(res['names'])}")
-    levels = [f"{n} {db:+.1f} dB" + (" (near silent)" if db < SILENT_OUTPUT_DB else "") for n, db in zip(res["names"], res["levels_db"])]
-    print("levels against the input: " + ", ".join(levels))
+    print("levels against the input: " + levels_line(res["names"], res["levels_db"]))
     print("written: " + ", ".join(res["outputs"]))
 
 

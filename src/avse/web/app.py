@@ -124,11 +124,9 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
     if "face_coverage" in res.facts:
         lines.append(f"**Face detected on:** {res.facts['face_coverage']:.0%} of the frames")
     if "levels_db" in res.facts:
-        from avse.api import SILENT_OUTPUT_DB
+        from avse.api import levels_line
 
-        levels = [f"{o.name} {db:+.1f} dB" + (" (near silent: one voice, not two)" if db < SILENT_OUTPUT_DB else "")
-                  for o, db in zip(res.outputs, res.facts["levels_db"])]
-        lines.append("**Levels against the input:** " + ", ".join(levels))
+        lines.append("**Levels against the input:** " + levels_line([o.name for o in res.outputs], res.facts["levels_db"]))
     stages = " | ".join(f"{k} {v:.2f} s" for k, v in res.stages.items())
     lines.append(f"**Stages:** {stages} ({res.facts.get('chunks', '?')} model chunk(s), {analysis.seconds:.1f} s of input)")
     if res.dnsmos:
