@@ -1,6 +1,6 @@
 """Talking-face generation, measured: sync, lip shape, image quality and identity against real videos.
 
-    python bench/bench_talk.py [--model PATH] [--expert PATH] [--cache data/talk_faces]
+    python bench/bench_talk.py [--model PATH] [--expert PATH] [--judge PATH] [--cache data/talk_faces]
                                [--real ../shared/data/real] [--synthetic 24] [--no-landmarks]
 
 Two sets:
@@ -16,6 +16,9 @@ and the driving frames (upper face, head pose) are the clip's frames. Methods:
 - ours: the talking-face generator.
 Measures per clip, then means with 95 % intervals:
 - LSE-D (lower is better) and LSE-C (higher is better) from avse's lip-sync expert;
+- with ``--judge``, LSE-D and LSE-C again from a second expert that the generator never
+  trained against (``configs/talking/sync_judge.yaml``): the generator's sync loss uses the
+  shipped expert, so that expert over-rates it;
 - lip distance: MediaPipe's 40 lip points on the generated vs the real crops (pixels of the
   96-pixel crop, position removed; lower is better);
 - PSNR and SSIM of the lower face against the real frames; identity: cosine of LBP-histogram
@@ -40,6 +43,9 @@ HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
 METHODS = ("real", "still", "energy", "ours")
 MEASURES = ("lse_d", "lse_c", "lip_distance", "psnr", "ssim", "identity")
+JUDGED = ("judge_lse_d", "judge_lse_c")  # with --judge
+BETTER = {"lse_d": "lower", "lse_c": "higher", "judge_lse_d": "lower", "judge_lse_c": "higher", "lip_distance": "lower",
+          "psnr": "higher", "ssim": "higher", "identity": "higher"}
 LOWER = 48  # rows of the 96-pixel crop from which PSNR and SSIM are taken (the lower face)
 
 
@@ -73,13 +79,16 @@ def real_clips(real: Path, cache: Path) -> list[tuple[str, np.ndarray, np.ndarra
 
 
 def measure(expert, faces: np.ndarray, real: np.ndarray, audio: np.ndarray, real_lips: np.ndarray | None,
-            landmarks: bool) -> dict:
-    """All measures of one method's crops ``faces`` [N, 96, 96, 3] against the real crops."""
+            landmarks: bool, judge=None) -> dict:
+    """All measures of one method's crops ``faces`` [N, 96, 96, 3] against the real crops (``judge``: a second expert)."""
     from avse.talking.expert import lse
     from avse.talking.metrics import identity_similarity, lip_distance, lip_landmarks, psnr, ssim
 
     r = lse(expert, faces, audio)
     out = {"lse_d": float(r["lse_d"]), "lse_c": float(r["lse_c"]), "offset": int(r["offset_frames"])}
+    if judge is not None:
+        j = lse(judge, faces, audio)
+        out.update(judge_lse_d=float(j["lse_d"]), judge_lse_c=float(j["lse_c"]), judge_offset=int(j["offset_frames"]))
     out["psnr"] = psnr(faces[:, LOWER:], real[:, LOWER:])
     out["ssim"] = ssim(faces[:, LOWER:], real[:, LOWER:])
     out["identity"] = identity_similarity(faces, real)
@@ -95,17 +104,24 @@ def beats(d: dict, m: str, lower: bool) -> bool | None:
     return bool(o < min(a, b)) if lower else bool(o > max(a, b))
 
 
-def plot(summary: dict, path: Path) -> None:
+def closer(d: dict, m: str) -> bool | None:
+    """Whether "ours" is nearer to the real videos than both baselines (still, energy) on measure m: |mean - real's mean|."""
+    r, o, a, b = (d[k][m]["mean"] for k in ("real", "ours", "still", "energy"))
+    if None in (r, o, a, b):
+        return None
+    return bool(abs(o - r) < min(abs(a - r), abs(b - r)))
+
+
+def plot(summary: dict, path: Path, measures: tuple[str, ...] = MEASURES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sets = list(summary)
-    fig, axes = plt.subplots(len(sets), len(MEASURES), figsize=(3.0 * len(MEASURES), 2.8 * len(sets)), squeeze=False)
-    better = {"lse_d": "lower", "lse_c": "higher", "lip_distance": "lower", "psnr": "higher", "ssim": "higher", "identity": "higher"}
+    fig, axes = plt.subplots(len(sets), len(measures), figsize=(3.0 * len(measures), 2.8 * len(sets)), squeeze=False)
     for i, s in enumerate(sets):
-        for j, m in enumerate(MEASURES):
+        for j, m in enumerate(measures):
             ax = axes[i][j]
             means = [summary[s][k][m]["mean"] for k in METHODS]
             cis = [summary[s][k][m]["ci95"] or 0.0 for k in METHODS]
@@ -113,7 +129,7 @@ def plot(summary: dict, path: Path) -> None:
             vals = [np.nan if v is None else v for v in means]
             ax.bar(xs, vals, yerr=cis, color=["#777", "#bbb", "#9cf", "#f80"], capsize=3)
             ax.set_xticks(xs, METHODS, fontsize=8)
-            ax.set_title(f"{s}: {m} ({better[m]} better)", fontsize=8)
+            ax.set_title(f"{s}: {m} ({BETTER[m]} better)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -137,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="talking-face checkpoint (default: the shipped one)")
     ap.add_argument("--expert", help="lip-sync expert checkpoint (default: the shipped one)")
+    ap.add_argument("--judge", help="a second lip-sync expert that the generator never trained against: LSE from it too")
     ap.add_argument("--cache", type=Path, default=Path("data/talk_faces"))
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--landmarks-cache", type=Path, default=Path("/tmp/avse_bench_sync_expert"),
@@ -155,6 +172,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     expert = SyncExpert.from_pretrained(args.expert).eval()
+    judge = SyncExpert.from_pretrained(args.judge).eval() if args.judge else None
+    measures = MEASURES + (JUDGED if judge is not None else ())
     talk = TalkingFace.from_pretrained(args.model)
     sets: dict[str, list] = {}
     if args.synthetic > 0 and (args.cache / "test").is_dir():
@@ -166,7 +185,7 @@ def main() -> None:
     items, summary, sheet_rows = [], {}, []
     gen_seconds, gen_frames = 0.0, 0
     for set_name, clips in sets.items():
-        per: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MEASURES} for k in METHODS}
+        per: dict[str, dict[str, list[float]]] = {k: {m: [] for m in measures} for k in METHODS}
         for name, real, audio in clips:
             n = len(real)
             t0 = time.perf_counter()
@@ -177,22 +196,23 @@ def main() -> None:
             real_lips = None if args.no_landmarks else lip_landmarks(real)
             row = {"clip": name, "frames": n}
             for k, faces in outs.items():
-                row[k] = measure(expert, faces, real, audio, real_lips, not args.no_landmarks)
-                for m in MEASURES:
+                row[k] = measure(expert, faces, real, audio, real_lips, not args.no_landmarks, judge)
+                for m in measures:
                     per[k][m].append(row[k][m])
             items.append(row)
             print(f"{name}: " + "  ".join(f"{k} D {row[k]['lse_d']:.2f} C {row[k]['lse_c']:.2f}" for k in METHODS), flush=True)
             if len([r for r in sheet_rows if r[0].startswith(set_name)]) < 3:
                 sheet_rows.append((name, real[0], ours, real))
-        summary[set_name] = {k: {m: mean_ci(per[k][m]) for m in MEASURES} for k in METHODS}
-    goal = {s: {"lse_d": beats(d, "lse_d", True), "lse_c": beats(d, "lse_c", False),
-                "lip_distance": beats(d, "lip_distance", True)} for s, d in summary.items()}
+        summary[set_name] = {k: {m: mean_ci(per[k][m]) for m in measures} for k in METHODS}
+    sync = ("lse_d", "lse_c", "lip_distance") + (JUDGED if judge is not None else ())
+    goal = {s: {m: beats(d, m, BETTER[m] == "lower") for m in sync} for s, d in summary.items()}
+    nearer = {s: {m: closer(d, m) for m in sync if m != "lip_distance"} for s, d in summary.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(summary, RESULTS / f"{args.out}.png")
+    plot(summary, RESULTS / f"{args.out}.png", measures)
     sheet(sheet_rows, RESULTS / f"{args.out}_sheet.png")
     save(args.out, {
-        "model": args.model or "shipped", "expert": args.expert or "shipped", "summary": summary,
-        "ours_beats_both_baselines": goal,
+        "model": args.model or "shipped", "expert": args.expert or "shipped", "judge": args.judge, "summary": summary,
+        "ours_beats_both_baselines": goal, "ours_nearer_to_real_than_both_baselines": nearer,
         "ms_per_generated_frame_one_core": round(1000 * gen_seconds / max(gen_frames, 1), 1),
         "items": items,
     })

@@ -222,3 +222,34 @@ def test_cli_sync_method_expert(tmp_path, capsys):
     assert main(["sync", str(video), "--method", "expert"]) == 0
     out = capsys.readouterr().out
     assert "LSE-D" in out and "LSE-C" in out and "audio offset" in out
+
+
+EXPERT_RECIPES = sorted((Path(__file__).resolve().parents[2] / "configs" / "talking").glob("sync_*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERT_RECIPES, ids=lambda p: p.name)
+def test_expert_recipe_is_a_train_config_whose_expert_builds(path):
+    from avse.talking.expert import Config
+    from avse.talking.expert_data import _train_config
+    from avse.training.recipe import load_recipe
+
+    cfg = _train_config(load_recipe(path))
+    net = SyncExpert(Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.expert.items()}))
+    a, v = net.embed_audio(torch.randn(2, 80, 16)), net.embed_video(torch.rand(2, 5, 48, 96))
+    assert a.shape == v.shape == (2, cfg.expert.get("embed_dim", 128))
+    assert torch.allclose(v.norm(dim=-1), torch.ones(2), atol=1e-4)
+
+
+def test_judge_recipes_are_not_the_shipped_experts():
+    """The measuring expert must not share the generator's expert's seed or its widths (its errors are its own)."""
+    from avse.talking.expert_data import _train_config
+    from avse.training.recipe import load_recipe
+
+    folder = EXPERT_RECIPES[0].parent
+    for stage in ("", "_refine"):
+        judge = _train_config(load_recipe(folder / f"sync_judge{stage}.yaml"))
+        shipped_recipe = _train_config(load_recipe(folder / f"sync_expert{stage}.yaml"))
+        assert judge.seed != shipped_recipe.seed
+        assert judge.expert.get("video_channels") != shipped_recipe.expert.get("video_channels")
+        assert judge.max_epochs == shipped_recipe.max_epochs or stage == ""
+    assert "sync_judge/" in _train_config(load_recipe(folder / "sync_judge_refine.yaml")).init_from
