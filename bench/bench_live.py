@@ -34,6 +34,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -332,8 +333,14 @@ class Steal:
 WARMUP_S = 3.0
 
 
-def thread_ticks(pid: int | None) -> dict[str, tuple[str, int]]:
-    """A process's live threads -> {thread id: (kind, CPU clock ticks of user + system time)}; kind: "mediapipe", "decoder" (FFmpeg's "av:..." threads) or "python" (the rest)."""
+def thread_ticks(pid: int | None, names: dict[int, str] | None = None) -> dict[str, tuple[str, int]]:
+    """A process's live threads -> {thread id: (kind, CPU clock ticks of user + system time)}.
+
+    kind: "mediapipe", "decoder" (FFmpeg's "av:..." threads) or "python" (the rest); with
+    ``names`` (native thread id -> name, e.g. this process's Python threads) a named
+    thread's name, and "native" for the threads no Python thread owns (JACK's process
+    thread, onnxruntime's, the interpreter's helpers).
+    """
     out: dict[str, tuple[str, int]] = {}
     if pid is None:
         return out
@@ -349,6 +356,8 @@ def thread_ticks(pid: int | None) -> dict[str, tuple[str, int]]:
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
         kind = "mediapipe" if name.startswith("mediapipe") else "decoder" if name.startswith("av:") else "python"
+        if names is not None:
+            kind = names.get(int(tid), "native")
         out[tid] = (kind, int(fields[11]) + int(fields[12]))  # utime + stime
     return out
 
@@ -374,6 +383,7 @@ class Counts:
         self.blocks = session.processor.blocks_timed
         self.busy_s = session.processor.busy_s
         self.cpu_audio = time.process_time()  # this process is the audio process (the sound card runs elsewhere)
+        self.audio_threads = thread_ticks(os.getpid(), {t.native_id: t.name for t in threading.enumerate() if t.native_id})
         cam = session.camera
         self.cpu_lips, self.wall_lips = (cam.cpu_s, cam.cpu_wall_s) if cam is not None else (0.0, 0.0)
         self.lip_threads = thread_ticks(cam._proc.pid if cam is not None and cam._proc is not None else None)
@@ -442,6 +452,10 @@ def run(args, model, server: str, camera: Path | None) -> dict:
         "realtime_worker": session.processor.realtime,
     }
     out["cpu_total_percent"] = round(out["cpu_audio_percent"] + out["cpu_lips_percent"], 1)
+    # the audio process's CPU by thread, % of one core: "avse-engine" (resampling, lip frames, the model), "MainThread"
+    # (this bench's loop), "avse-lips-rx" (lip frames from the lip process), "native" (JACK's process thread, which runs
+    # the audio callback, and other threads without a Python name)
+    out["cpu_audio_threads_percent"] = thread_share(a.audio_threads, b.audio_threads, el, out["cpu_audio_percent"])
     out["xruns_total"] = out["server_xruns"] + out["underruns"] + out["missed_cycles"]
     out["warmup_xruns"] = a.server_xruns + a.underruns + a.missed
     # times in s from the count's start (negative: in the warm-up)
