@@ -251,5 +251,4 @@ def test_judge_recipes_are_not_the_shipped_experts():
         shipped_recipe = _train_config(load_recipe(folder / f"sync_expert{stage}.yaml"))
         assert judge.seed != shipped_recipe.seed
         assert judge.expert.get("video_channels") != shipped_recipe.expert.get("video_channels")
-        assert judge.max_epochs == shipped_recipe.max_epochs or stage == ""
     assert "sync_judge/" in _train_config(load_recipe(folder / "sync_judge_refine.yaml")).init_from
