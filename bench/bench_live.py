@@ -399,7 +399,8 @@ def run(args, model, server: str, camera: Path | None) -> dict:
     from avse.streaming.live import LiveSession
 
     engine = StreamingEnhancer(model, block=args.block, backend=args.backend, video=camera is not None, max_video_wait_ms=0.0)
-    session = LiveSession(engine, jack=True, server=server, camera=camera, connect=False, headroom_ms=args.headroom, loop_camera=True)
+    session = LiveSession(engine, jack=True, server=server, camera=camera, connect=False, headroom_ms=args.headroom, loop_camera=True,
+                          idle_poll=not args.no_idle_poll)
     session.start()
     io = PlayRecord(server, speech(args.seconds + WARMUP_S + 4), "avse:in", "avse:out")
     t_io = time.monotonic()
@@ -450,6 +451,7 @@ def run(args, model, server: str, camera: Path | None) -> dict:
         "underruns": b.underruns - a.underruns,
         "missed_cycles": b.missed - a.missed,
         "realtime_worker": session.processor.realtime,
+        "idle_poll": st["idle_poll"],  # whether idle cores polled (/dev/cpu_dma_latency held at 0)
     }
     out["cpu_total_percent"] = round(out["cpu_audio_percent"] + out["cpu_lips_percent"], 1)
     # the audio process's CPU by thread, % of one core: "avse-engine" (resampling, lip frames, the model), "MainThread"
@@ -488,6 +490,7 @@ def main() -> int:
     parser.add_argument("--camera-format", default="both", choices=["h264", "yuyv", "both"],
                         help="the camera file: H.264 (decoding costs what a compressed stream costs) or raw YUYV 4:2:2 (as a USB webcam sends)")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--no-idle-poll", action="store_true", help="let idle cores halt (as avse live --no-idle-poll)")
     parser.add_argument("--only-video", action="store_true", help="only the runs with video, one per --camera-format (e.g. a long xrun run)")
     args = parser.parse_args()
 

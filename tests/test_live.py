@@ -490,3 +490,43 @@ def test_camera_file_must_exist():
 
     with pytest.raises(Exception, match="no such video file"):
         CameraSource("/nonexistent/clip.mp4")
+
+
+def test_idle_poll_holds_the_request_while_acquired_and_gives_it_back(tmp_path):
+    """IdlePoll writes 0 (int32) into the PM QoS device and keeps it open until released; no access: False, nothing held."""
+    import struct
+
+    from avse.streaming.audio_io import IdlePoll
+
+    fake = tmp_path / "cpu_dma_latency"
+    fake.write_bytes(b"")
+    hold = IdlePoll(fake)
+    assert hold.acquire() and hold.held
+    assert hold.acquire()  # a second call keeps the one request
+    assert struct.unpack("i", fake.read_bytes()) == (0,)
+    fd = hold._fd
+    hold.release()
+    assert not hold.held
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed: the kernel drops the request with the last close
+    hold.release()  # idempotent
+    assert not IdlePoll(tmp_path / "missing" / "cpu_dma_latency").acquire()
+
+
+@pytest.mark.skipif(not os.access("/dev/cpu_dma_latency", os.W_OK), reason="no write access to /dev/cpu_dma_latency")
+def test_idle_poll_on_the_real_device_sets_and_restores_the_latency():
+    """While held the kernel reads back 0 µs from the device; after release the value before (the system's own)."""
+    import struct
+
+    from avse.streaming.audio_io import CPU_DMA_LATENCY, IdlePoll
+
+    def current() -> int:
+        with open(CPU_DMA_LATENCY, "rb") as f:
+            return struct.unpack("i", f.read(4))[0]
+
+    before = current()
+    hold = IdlePoll()
+    assert hold.acquire()
+    assert current() == 0
+    hold.release()
+    assert current() == before

@@ -299,7 +299,8 @@ def _cmd_live(args: argparse.Namespace) -> None:
     from avse.streaming.live import run_live
 
     run_live(args.model, jack=args.device is None, device=args.device, camera=args.camera, record=args.record,
-             block=args.block, backend=args.backend, seconds=args.seconds, headroom_ms=args.headroom, connect=not args.no_connect)
+             block=args.block, backend=args.backend, seconds=args.seconds, headroom_ms=args.headroom, connect=not args.no_connect,
+             idle_poll=not args.no_idle_poll)
 
 
 def _cmd_ui(args: argparse.Namespace) -> None:
@@ -450,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--headroom", type=float, default=20.0, metavar="MS", help="extra output buffer for the model's time per block (default: %(default)s)")
     lv.add_argument("--seconds", type=_positive_seconds, help="stop after this long (default: run until Ctrl-C)")
     lv.add_argument("--no-connect", action="store_true", help="JACK: do not connect to the sound card's ports")
+    lv.add_argument("--no-idle-poll", action="store_true",
+                    help="let idle cores halt (saves power; by default, where allowed, they poll while avse live runs: a block costs less)")
     lv.set_defaults(func=_cmd_live)
 
     ui = sub.add_parser("ui", help="the browser UI: upload, check the face, enhance or separate, listen, download")

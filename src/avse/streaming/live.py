@@ -13,7 +13,7 @@ import numpy as np
 
 from avse import SAMPLE_RATE
 from avse.errors import ConfigError, MediaError
-from avse.streaming.audio_io import MAIN_PRIORITY, JackAudio, LiveProcessor, SoundDeviceAudio, try_realtime
+from avse.streaming.audio_io import MAIN_PRIORITY, IdlePoll, JackAudio, LiveProcessor, SoundDeviceAudio, try_realtime
 from avse.streaming.camera import LipProcess, LipQueue
 from avse.streaming.engine import StreamingEnhancer
 
@@ -59,6 +59,7 @@ class LiveSession:
         connect: bool = True,
         loop_camera: bool = False,
         period: int = 320,
+        idle_poll: bool = True,
     ):
         if camera is not None and not isinstance(camera, int) and not Path(camera).is_file():  # before the model loads
             raise MediaError(camera, "no such video file (for --camera give a device number or a video file)")
@@ -83,6 +84,7 @@ class LiveSession:
         self.t_start = 0.0
         self._cpu0 = 0.0
         self._policy: tuple[int, os.sched_param] | None = None
+        self.idle_poll = IdlePoll() if idle_poll else None
 
 
     def start(self) -> LiveSession:
@@ -91,8 +93,13 @@ class LiveSession:
         The calling thread is then put under SCHED_FIFO (priority 1, when the
         system allows it) until ``stop()``: it takes the GIL now and then (the
         status line), and a thread holding the GIL must not wait behind other
-        processes while the audio callback waits for it.
+        processes while the audio callback waits for it. With ``idle_poll``
+        (the default) the CPUs are kept out of deep idle states until
+        ``stop()`` where the system allows it (``IdlePoll``; ``status()`` says
+        whether it took effect).
         """
+        if self.idle_poll is not None:
+            self.idle_poll.acquire()
         if self.camera is not None:
             self.camera.start()
         self._policy = _thread_policy()
@@ -107,6 +114,8 @@ class LiveSession:
         try:
             self.audio.stop()
         finally:
+            if self.idle_poll is not None:
+                self.idle_poll.release()
             if self.camera is not None:
                 self.camera.stop()
             if self._policy is not None:
@@ -141,6 +150,7 @@ class LiveSession:
             "xruns": self.audio.xruns,
             "underruns": p.fifo.underruns,
             "video": "none" if self.lips is None else p.fader.mode,
+            "idle_poll": self.idle_poll is not None and self.idle_poll.held,
         }
         if self.lips is not None and self.camera is not None:
             lip_ms = np.array(self.camera.ms, np.float64)
@@ -185,6 +195,7 @@ def run_live(
     headroom_ms: float = 20.0,
     connect: bool = True,
     stream: TextIO | None = None,
+    idle_poll: bool = True,
 ) -> dict[str, Any]:
     """Run live enhancement until Ctrl-C (or ``seconds``), printing a status line to ``stream`` (default stdout).
 
@@ -196,13 +207,17 @@ def run_live(
 
     out = stream or sys.stdout
     session = LiveSession(model, jack=jack, device=device, camera=camera, block=block, backend=backend,
-                          record=record is not None, headroom_ms=headroom_ms, connect=connect)
+                          record=record is not None, headroom_ms=headroom_ms, connect=connect, idle_poll=idle_poll)
     print(f"avse live: {session.engine.name}, {session.processor.describe()['backend']} backend, "
           f"{session.processor.sample_rate} Hz server, period {session.processor.period}, "
           f"latency {session.processor.latency_ms:.1f} ms; Ctrl-C stops", file=out)
     tty = out.isatty()
     last_print = 0.0
     session.start()
+    if session.idle_poll is not None:
+        print("avse live: idle cores poll while this runs (/dev/cpu_dma_latency at 0 us)" if session.idle_poll.held else
+              "avse live: idle cores may halt between blocks (no write access to /dev/cpu_dma_latency; "
+              "as root a block costs less)", file=out)
     try:
         while seconds is None or time.monotonic() - session.t_start < seconds:
             time.sleep(0.25)
