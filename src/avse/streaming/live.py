@@ -100,11 +100,16 @@ class LiveSession:
         """
         if self.idle_poll is not None:
             self.idle_poll.acquire()
-        if self.camera is not None:
-            self.camera.start()
-        self._policy = _thread_policy()
-        try_realtime(MAIN_PRIORITY)
-        self.audio.start()
+        try:
+            if self.camera is not None:
+                self.camera.start()
+            self._policy = _thread_policy()
+            try_realtime(MAIN_PRIORITY)
+            self.audio.start()
+        except BaseException:
+            if self.idle_poll is not None:
+                self.idle_poll.release()  # nothing runs: the cores may halt again
+            raise
         self.t_start = time.monotonic()
         self._cpu0 = time.process_time()
         return self
