@@ -91,6 +91,12 @@ def speed_length(n_samples: int, factor: float) -> int:
     return n_samples if up == down else -(-n_samples * up // down)
 
 
+def speed_source_length(n_samples: int, factor: float) -> int:
+    """Samples of a recording to read for ``n_samples`` of it played at ``factor`` speed: ``ceil(n_samples * down / up) + 1``."""
+    up, down = speed_ratio(factor)
+    return -(-n_samples * down // up) + 1
+
+
 def stretch_frames(frames: np.ndarray, factor: float, n_frames: int) -> np.ndarray:
     """The video frames [N, ...] of a clip played ``factor`` times as fast -> [n_frames, ...].
 
@@ -299,7 +305,7 @@ class DynamicMixDataset(Dataset):
         up, down = speed_ratio(s_i)
         first = "speech" if rng.random() < self.p_speech else "noise"
         for kind in (first, "noise" if first == "speech" else "speech"):
-            need = n if kind == "noise" or up == down else -(-n * down // up) + 1  # as _interferer reads it
+            need = n if kind == "noise" or up == down else speed_source_length(n, s_i)  # as _interferer reads it
             pick = self.pools[kind].draw(rng, need, t["speaker"], set())
             if pick is not None:
                 lo, hi = self.snr[kind]
@@ -335,8 +341,7 @@ class DynamicMixDataset(Dataset):
         left = int(self.pools[d["type"]].by_name[d["name"]]["nsamples"]) - d["offset"]
         if factor == 1.0 and n <= left:
             return apply_ramp(read_wav64(path, d["offset"], n))
-        up, down = speed_ratio(factor)
-        x = read_wav64(path, d["offset"], min(left, -(-n * down // up) + 1))  # enough for n samples at this speed
+        x = read_wav64(path, d["offset"], min(left, speed_source_length(n, factor)))  # enough for n samples at this speed
         x = apply_ramp(change_speed(x, factor)[:n])
         return np.pad(x, (0, n - len(x)))  # a slowed or lengthened one may run out: silence after its ramp
 
