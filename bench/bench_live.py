@@ -355,9 +355,10 @@ def thread_ticks(pid: int | None, names: dict[int, str] | None = None) -> dict[s
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        kind = "mediapipe" if name.startswith("mediapipe") else "decoder" if name.startswith("av:") else "python"
         if names is not None:
             kind = names.get(int(tid), "native")
+        else:
+            kind = "mediapipe" if name.startswith("mediapipe") else "decoder" if name.startswith("av:") else "python"
         out[tid] = (kind, int(fields[11]) + int(fields[12]))  # utime + stime
     return out
 
