@@ -44,6 +44,18 @@ def wait(mode: str, seconds: float) -> None:
             pass
 
 
+def cpu_per_block(run, n: int, block: int, mode: str) -> list[float]:
+    """``run(i)`` for every block start i of ``n`` samples, the gap before each spent as ``mode`` -> CPU s of each call."""
+    gap = 0.9 * block / 16000
+    cpu = []
+    for i in range(0, n - block + 1, block):
+        wait(mode, gap)
+        t0 = time.thread_time()
+        run(i)
+        cpu.append(time.thread_time() - t0)
+    return cpu
+
+
 def summary(cpu_s: list[float], block: int, skip: int = 20) -> dict:
     """CPU seconds per block -> p50 / mean ms and % of one core (the first ``skip`` blocks left out: warm-up)."""
     ms = 1e3 * np.asarray(cpu_s[skip:])
@@ -72,20 +84,17 @@ def main() -> int:
     result: dict = {"model": args.model, "seconds": args.seconds, "blocks": {}}
     for block in (640, 320):
         engine = StreamingEnhancer(args.model, block=block, backend="onnx")
-        gap = 0.9 * block / 16000
         rows: dict = {}
+
+        def push(i: int, engine: StreamingEnhancer = engine, block: int = block) -> None:
+            engine.push(audio[i : i + block], frames[i // 640 : i // 640 + 1] if i % 640 == 0 else None)
+
         for mode in MODES:
             poll = IdlePoll() if mode == "sleep_idle_poll" else None
             held = poll.acquire() if poll is not None else None
             try:
                 engine.reset()
-                cpu = []
-                for i in range(0, n - block + 1, block):
-                    wait(mode, gap)
-                    lip = frames[i // 640 : i // 640 + 1] if i % 640 == 0 else None
-                    t0 = time.thread_time()
-                    engine.push(audio[i : i + block], lip)
-                    cpu.append(time.thread_time() - t0)
+                cpu = cpu_per_block(push, n, block, mode)
             finally:
                 if poll is not None:
                     poll.release()
@@ -94,12 +103,7 @@ def main() -> int:
         step = OnnxStep(engine.model, block)
         for mode in ("back_to_back", "sleep"):
             step.reset()
-            cpu = []
-            for i in range(0, n - block + 1, block):
-                wait(mode, gap)
-                t0 = time.thread_time()
-                step(audio[i : i + block], frames[i // 640])
-                cpu.append(time.thread_time() - t0)
+            cpu = cpu_per_block(lambda i, step=step, block=block: step(audio[i : i + block], frames[i // 640]), n, block, mode)
             rows[f"step_only_{mode}"] = summary(cpu, block)
             print(f"block {block}, ONNX step alone, {mode}: {rows[f'step_only_{mode}']}", flush=True)
         result["blocks"][str(block)] = rows
