@@ -1,6 +1,6 @@
 """Live I/O through a real JACK server (dummy backend): end-to-end latency, time per block with and without video, xruns.
 
-    python bench/bench_live.py [--model av-causal] [--backend auto] [--seconds 60] [--clip VIDEO] [--camera-format both]
+    python bench/bench_live.py [--model av-causal] [--backend auto] [--seconds 60] [--clip VIDEO] [--camera-format both] [--record] [--preview]
 
 1. Latency, at 16 kHz with periods 320 and 256: an impulse train is played
    into avse:in and recorded from avse:out by two other JACK clients, by
@@ -23,6 +23,12 @@
    underruns + missed cycles) with their times, and the CPU time the
    hypervisor took away meanwhile (``steal`` in /proc/stat; a virtual
    machine's stalls show there).
+
+``--record``: the runs with video also record it (the camera's frames
+encoded as captured, then written with the enhanced audio as ``avse live
+--record out.mp4`` does; its CPU shows in the lip process's, the time to
+write the file and its bit rate apart). ``--preview``: they also show the
+preview window (a display is needed: Xvfb will do).
 
 Writes bench/results/live.json (keeping runs of other lengths and blocks already there;
 a run with another block than 640 is named with it, e.g. video_60s_block320).
@@ -400,8 +406,10 @@ def run(args, model, server: str, camera: Path | None) -> dict:
     from avse.streaming.live import LiveSession
 
     engine = StreamingEnhancer(model, block=args.block, backend=args.backend, video=camera is not None, max_video_wait_ms=0.0)
+    frames_path = None if camera is None or not args.record else Path(camera).parent / "frames.mp4"
     session = LiveSession(engine, jack=True, server=server, camera=camera, connect=False, headroom_ms=args.headroom, loop_camera=True,
-                          idle_poll=not args.no_idle_poll)
+                          idle_poll=not args.no_idle_poll, record=frames_path is not None, record_video=frames_path,
+                          preview=args.preview and camera is not None)
     session.start()
     io = PlayRecord(server, speech(args.seconds + WARMUP_S + 4), "avse:in", "avse:out")
     t_io = time.monotonic()
@@ -477,6 +485,15 @@ def run(args, model, server: str, camera: Path | None) -> dict:
         # conversion, the frame loop, MediaPipe's Python side, the pipe to the audio process; "ended": threads
         # that ended during the count, e.g. the decoder's, which a looped file starts anew each time round)
         out["cpu_lips_threads_percent"] = thread_share(a.lip_threads, b.lip_threads, el, out["cpu_lips_percent"])
+        if args.preview:
+            out["preview_frames"] = st["preview_frames"]
+        if frames_path is not None:  # the session's video written as `avse live --record out.mp4` writes it, timed
+            recording = frames_path.parent / "session.mp4"
+            t0 = time.monotonic()
+            session.save_recording(recording)
+            out.update(record_frames=st["record_frames"], record_dropped=st["record_dropped"],
+                       record_write_s=round(time.monotonic() - t0, 2),
+                       record_mbit_per_s=round(8e-6 * recording.stat().st_size / (time.monotonic() - session.t_start), 2))
     return out
 
 
@@ -493,6 +510,8 @@ def main() -> int:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--no-idle-poll", action="store_true", help="let idle cores halt (as avse live --no-idle-poll)")
     parser.add_argument("--only-video", action="store_true", help="only the runs with video, one per --camera-format (e.g. a long xrun run)")
+    parser.add_argument("--record", action="store_true", help="runs with video record it (as avse live --record out.mp4)")
+    parser.add_argument("--preview", action="store_true", help="runs with video show the preview window (as avse live --preview; needs DISPLAY)")
     args = parser.parse_args()
 
     import torch
@@ -526,6 +545,8 @@ def main() -> int:
         for label, cam in runs:
             with dummy_jack_server(f"avse-bench-{uuid.uuid4().hex[:6]}", 16000, 320) as name:
                 key = f"{label}_{args.seconds:g}s" + ("" if args.block == 640 else f"_block{args.block}")
+                if cam is not None:
+                    key += "_record" * args.record + "_preview" * args.preview
                 result[key] = {"model": args.model, "block": args.block, **run(args, model, name, cam)}
                 print(key, result[key], flush=True)
     save("live", result)

@@ -300,7 +300,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
 
     run_live(args.model, jack=args.device is None, device=args.device, camera=args.camera, record=args.record,
              block=args.block, backend=args.backend, seconds=args.seconds, headroom_ms=args.headroom, connect=not args.no_connect,
-             idle_poll=not args.no_idle_poll)
+             idle_poll=not args.no_idle_poll, preview=args.preview)
 
 
 def _cmd_ui(args: argparse.Namespace) -> None:
@@ -445,7 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a PortAudio device (number or name; `python -m sounddevice` lists them) instead of JACK")
     lv.add_argument("--camera", type=lambda t: int(t) if t.isdigit() else t, metavar="0|FILE",
                     help="a camera number or a video file played as a camera (default: none, audio-only input)")
-    lv.add_argument("--record", metavar="OUT.wav", help="write the enhanced audio here (16 kHz wav) when stopped")
+    lv.add_argument("--record", metavar="OUT.wav|OUT.mp4",
+                    help="when stopped, write the enhanced audio here (a .wav), or the camera's video with the enhanced audio in sync "
+                         "(.mp4, .mkv or .mov; needs --camera)")
+    lv.add_argument("--preview", action="store_true",
+                    help="show a window with the camera frame, the face box and the mouth crop the lips are read from (needs --camera)")
     lv.add_argument("--block", type=int, default=640, choices=[160, 320, 640], help="model block in samples at 16 kHz (default: %(default)s)")
     lv.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="step backend (default: %(default)s, the faster here)")
     lv.add_argument("--headroom", type=float, default=20.0, metavar="MS", help="extra output buffer for the model's time per block (default: %(default)s)")

@@ -225,6 +225,7 @@ class LiveProcessor:
         self.prefill = min_prefill(engine.block, self.period, self.down, self.up) + self.headroom
         self.fifo = OutputFifo(self.prefill, capacity=max(8 * self.sample_rate, 16 * self.period))
         self.recording: list[np.ndarray] | None = [] if record else None
+        self.record_anchors: list[tuple[int, float]] = []  # (server position, capture time) of each cycle, when recording
         self._queue: deque[tuple[np.ndarray, float]] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -373,6 +374,8 @@ class LiveProcessor:
     def _process(self, x: np.ndarray, t: float) -> None:
         t0 = time.perf_counter()
         self._anchor = (self.in_samples, t)
+        if self.recording is not None:
+            self.record_anchors.append(self._anchor)
         self.in_samples += x.shape[0]
         x16 = self.down.push(x)  # [d]
         self.model_in += x16.shape[0]
@@ -395,6 +398,14 @@ class LiveProcessor:
             return np.zeros(0, np.float32)
         y = np.concatenate(self.recording)
         return y[self.engine.delay :]
+
+    def recorded_clock(self) -> tuple[float, float]:
+        """When ``recorded()``'s sample 0 was captured (monotonic s) and the sound card's rate over the nominal one (``audio_clock``)."""
+        from avse.streaming.record import audio_clock
+
+        t0, ratio = audio_clock(np.array(self.record_anchors, np.float64), self.sample_rate)
+        # recorded() sample j is 16 kHz stream sample j, which came from server position (j - down filter's delay) * r
+        return t0 - float(self.down.delay) * float(self.ratio) / (self.sample_rate * ratio), ratio
 
 
 class JackAudio:

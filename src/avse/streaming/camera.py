@@ -43,12 +43,15 @@ class CameraSource:
     the newest frame is kept for the consumer: a frame not taken before the next
     arrives is dropped (counted in ``dropped``). ``get(timeout)`` -> (stamp,
     frame uint8 [H, W, 3] RGB, index) or None; ``finished`` once a file ends
-    (``loop``: start it again) or the camera fails.
+    (``loop``: start it again) or the camera fails. ``tap(stamp, frame)``, when
+    given, sees every captured frame in the capturing thread (a recorder; it
+    must not wait).
     """
 
-    def __init__(self, source: int | str | Path, loop: bool = False):
+    def __init__(self, source: int | str | Path, loop: bool = False, tap: Callable[[float, np.ndarray], None] | None = None):
         self.source = source
         self.loop = loop
+        self.tap = tap
         self.device = source if isinstance(source, int) else None
         self.path = None if isinstance(source, int) else Path(source)
         self.is_file = self.path is not None
@@ -80,6 +83,8 @@ class CameraSource:
 
     def _put(self, frame: np.ndarray) -> None:
         stamp = time.monotonic()
+        if self.tap is not None:
+            self.tap(stamp, frame)
         with self._cond:
             if self._slot is not None:
                 self.dropped += 1
@@ -168,10 +173,15 @@ class LipWorker:
     features (the causal part of gap filling). Each result goes to
     ``sink(LipFrame)``. ``detector``: a ready detector (tests), else one is made.
     The thread asks for SCHED_FIFO at ``priority`` (0: never), below the engine's.
+    ``preview``: a PreviewWindow shown each frame with the face box and the
+    mouth crop (``avse.streaming.preview.preview_image``).
     """
 
-    def __init__(self, camera: CameraSource, sink: Callable[[LipFrame], None], hold: int = 2, detector: Any = None, priority: int = 2):
+    def __init__(self, camera: CameraSource, sink: Callable[[LipFrame], None], hold: int = 2, detector: Any = None, priority: int = 2,
+                 preview: Any = None):
         self.camera = camera
+        self.preview = preview
+        self.landmarks: dict[str, np.ndarray] | None = None  # the followed face's landmarks in the last frame (None: no face)
         self.priority = int(priority)
         self.realtime = False
         self.sink = sink
@@ -211,9 +221,23 @@ class LipWorker:
 
         det = largest_face(self.detector.detect(frame), previous)
         if det is None:
+            self.landmarks = None
             return None, None
-        feats, valid = visual_stream(to_landmark_dict(det.mesh[None]))  # [1, 82], [1]
+        self.landmarks = to_landmark_dict(det.mesh[None])  # each [1, ...]
+        feats, valid = visual_stream(self.landmarks)  # [1, 82], [1]
         return (feats[0] if bool(valid[0]) else None), det.box
+
+    def show(self, frame: np.ndarray, box: np.ndarray | None, held: bool, ms: float) -> None:
+        """Draw frame uint8 [H, W, 3] with the face ``box`` [4] (or None) and the mouth crop of ``landmarks`` in the preview."""
+        from avse.streaming.preview import preview_image
+        from avse.video.roi import mouth_crop
+
+        crop = None
+        if self.landmarks is not None and box is not None:
+            with contextlib.suppress(ConfigError):  # a mesh with non-finite points: no crop this frame
+                crop = mouth_crop(frame, self.landmarks)
+        text = f"face: {'held' if held else 'yes'}, lips {ms:.0f} ms" if box is not None else "face: none (audio-only)"
+        self.preview.show(preview_image(frame, box, crop, held=held, text=text))
 
     def _run(self) -> None:
         from avse.streaming.audio_io import try_realtime
@@ -233,17 +257,23 @@ class LipWorker:
             feats, box = self.features(frame, box)
             self.ms.append(1e3 * (time.perf_counter() - t0))
             self.processed += 1
-            if feats is not None:
+            found = feats is not None
+            if found:
                 self.faces += 1
                 last, missed = feats, 0
             else:
                 missed += 1
                 feats = last if missed <= self.hold else None
             self.sink(LipFrame(stamp, feats, index))
+            if self.preview is not None and not self.preview.closed:
+                self.show(frame, box, held=not found and feats is not None, ms=self.ms[-1])
 
 
-def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int) -> None:
-    """The lip process: camera + LipWorker threads here, each LipFrame and (every 0.5 s) the counts sent through ``conn``."""
+def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int, preview: bool = False, record: str | None = None) -> None:
+    """The lip process: camera + LipWorker threads here, each LipFrame and (every 0.5 s) the counts sent through ``conn``.
+
+    ``preview``: a PreviewWindow here; ``record``: a FrameRecorder writing every captured frame to that path.
+    """
     import sys
 
     # MediaPipe imports sounddevice when it can; its PortAudio would join the JACK server as one more client,
@@ -257,9 +287,19 @@ def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int) -> No
 
     camera: CameraSource | None = None
     worker: LipWorker | None = None
+    window: Any = None
+    recorder: Any = None
     try:
-        camera = CameraSource(source, loop=loop)
-        worker = LipWorker(camera, lambda f: send("frame", f.stamp, f.features, f.index), hold=hold)
+        if preview:
+            from avse.streaming.preview import PreviewWindow
+
+            window = PreviewWindow().start()
+        if record is not None:
+            from avse.streaming.record import FrameRecorder
+
+            recorder = FrameRecorder(record).start()
+        camera = CameraSource(source, loop=loop, tap=None if recorder is None else recorder.add)
+        worker = LipWorker(camera, lambda f: send("frame", f.stamp, f.features, f.index), hold=hold, preview=window)
         worker.start()
         send("ready")
         cpu0, t0 = time.process_time(), time.monotonic()  # this process's CPU time, all threads, from the camera's start on
@@ -269,7 +309,9 @@ def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int) -> No
             send("stats", {"captured": camera.captured, "dropped": camera.dropped, "processed": worker.processed,
                            "faces": worker.faces, "ms": list(worker.ms), "started": camera.started,
                            "finished": done, "error": camera.error, "realtime": worker.realtime,
-                           "cpu_s": time.process_time() - cpu0, "cpu_wall_s": time.monotonic() - t0})
+                           "cpu_s": time.process_time() - cpu0, "cpu_wall_s": time.monotonic() - t0,
+                           "preview_shown": None if window is None else window.shown,
+                           "record": None if recorder is None else _record_stats(recorder)})
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass
     except BaseException as err:  # reported to the parent
@@ -280,6 +322,16 @@ def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int) -> No
             camera.stop()
         if worker is not None:
             worker.stop()
+        if window is not None:
+            window.stop()
+        if recorder is not None:
+            recorder.stop()  # the file is complete once the parent reads this
+            with contextlib.suppress(OSError, ValueError):
+                send("recorded", _record_stats(recorder))
+
+
+def _record_stats(recorder: Any) -> dict[str, Any]:
+    return {"t0": recorder.t0, "frames": recorder.frames, "dropped": recorder.dropped, "error": recorder.error}
 
 
 class LipProcess:
@@ -295,15 +347,26 @@ class LipProcess:
     started, finished, error, and ``cpu_s``: the process's CPU seconds since
     the camera started, all its threads, over ``cpu_wall_s`` seconds of real
     time) arrive every 0.5 s; ``cpu_share``: the two's ratio.
+
+    ``preview``: a window there with the frame, the face box and the mouth
+    crop (``preview_shown`` counts what it drew). ``record``: every captured
+    frame written to that path (H.264, stamped; ``record_stats``: t0, the
+    first frame's capture time, frames, dropped, error; final once
+    ``stop()`` returns).
     """
 
-    def __init__(self, source: int | str | Path, sink: Callable[[LipFrame], None], loop: bool = False, hold: int = 2):
+    def __init__(self, source: int | str | Path, sink: Callable[[LipFrame], None], loop: bool = False, hold: int = 2,
+                 preview: bool = False, record: str | Path | None = None):
         if not isinstance(source, int) and not Path(source).is_file():
             raise MediaError(source, "no such video file (for --camera give a device number or a video file)")
         self.source = source if isinstance(source, int) else str(source)
         self.sink = sink
         self.loop = loop
         self.hold = hold
+        self.preview = bool(preview)
+        self.record = None if record is None else str(record)
+        self.preview_shown = 0
+        self.record_stats: dict[str, Any] | None = None
         self.captured = self.dropped = self.processed = self.faces = 0
         self.ms: list[float] = []
         self.cpu_s = 0.0
@@ -324,7 +387,7 @@ class LipProcess:
 
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_lip_process_main, args=(self.source, self.loop, child, self.hold),
+        self._proc = ctx.Process(target=_lip_process_main, args=(self.source, self.loop, child, self.hold, self.preview, self.record),
                                  name="avse-lips", daemon=True)
         self._proc.start()
         child.close()
@@ -355,6 +418,10 @@ class LipProcess:
                     self.error = st["error"] or self.error
                     self.finished = st["finished"]
                     self.cpu_s, self.cpu_wall_s = st["cpu_s"], st["cpu_wall_s"]
+                    self.preview_shown = st["preview_shown"] or 0
+                    self.record_stats = st["record"]
+                elif msg[0] == "recorded":
+                    self.record_stats = msg[1]
                 elif msg[0] == "error":
                     self.error = msg[1]
         except (EOFError, OSError):
@@ -366,12 +433,12 @@ class LipProcess:
         return self.cpu_s / self.cpu_wall_s if self.cpu_wall_s > 0 else 0.0
 
     def stop(self) -> None:
-        """Ask the process to stop, wait for it (terminate it after 5 s) and for the receiver."""
+        """Ask the process to stop, wait for it (terminate it after 5 s; 60 s while it finishes a recording) and for the receiver."""
         if self._conn is not None:
             with contextlib.suppress(OSError):
                 self._conn.send("stop")
         if self._proc is not None:
-            self._proc.join(5)
+            self._proc.join(5 if self.record is None else 60)
             if self._proc.is_alive():
                 self._proc.terminate()
                 self._proc.join(5)

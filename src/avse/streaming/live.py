@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,6 +43,12 @@ class LiveSession:
     at its own pace, or None (no video: the model's audio-only input).
     The camera and the lip front end run in a child process (``LipProcess``).
     ``start()`` / ``stop()``; ``status()`` a dict, ``status_line()`` one line.
+
+    ``record``: keep the enhanced audio (``processor.recorded()``);
+    ``record_video``: a path where the camera's frames are written as they
+    are captured (with ``record``; ``save_recording`` puts the two together).
+    ``preview``: a window with the camera frame, the face box and the mouth
+    crop (needs a camera and a display).
     """
 
     def __init__(
@@ -60,9 +67,17 @@ class LiveSession:
         loop_camera: bool = False,
         period: int = 320,
         idle_poll: bool = True,
+        preview: bool = False,
+        record_video: str | Path | None = None,
     ):
         if camera is not None and not isinstance(camera, int) and not Path(camera).is_file():  # before the model loads
             raise MediaError(camera, "no such video file (for --camera give a device number or a video file)")
+        if (preview or record_video is not None) and camera is None:
+            raise ConfigError(f"{'--preview' if preview else 'recording video'} needs --camera")
+        if preview:
+            from avse.streaming.preview import check_display
+
+            check_display()
         if isinstance(model, StreamingEnhancer):
             self.engine = model
         else:
@@ -70,7 +85,9 @@ class LiveSession:
         if camera is not None and not self.engine.audio_visual:
             raise ConfigError(f"model {self.engine.name!r} is audio-only: leave out --camera, or use an audio-visual model (av-causal)")
         self.lips = LipQueue() if camera is not None and self.engine.video else None
-        self.camera = LipProcess(camera, self.lips.put, loop=loop_camera) if self.lips is not None and camera is not None else None
+        self.camera = (LipProcess(camera, self.lips.put, loop=loop_camera, preview=preview, record=record_video)
+                       if self.lips is not None and camera is not None else None)
+        self.record_video = None if self.camera is None or record_video is None else Path(record_video)
 
         def make(rate: int, per: int) -> LiveProcessor:
             return LiveProcessor(self.engine, rate, per, lips=self.lips, headroom_ms=headroom_ms, record=record)
@@ -173,7 +190,43 @@ class LiveSession:
                 skew_ms=self.lips.skew_ms(),
                 camera_error=self.camera.error,
             )
+            if self.camera.preview:
+                out["preview_frames"] = self.camera.preview_shown
+            if self.camera.record is not None:
+                rs = self.camera.record_stats or {}
+                out.update(record_frames=rs.get("frames", 0), record_dropped=rs.get("dropped", 0), record_error=rs.get("error"))
         return out
+
+    def save_recording(self, path: str | Path) -> str:
+        """Write what was recorded to ``path``, atomically, after ``stop()`` -> a one-line description of it.
+
+        A .wav: the enhanced 16 kHz audio. A video (.mp4, .mkv, .mov): the
+        camera's frames (copied as recorded, at their capture times) with the
+        enhanced audio on their clock (``record.mux_recording``; the audio's
+        capture times, fitted over the session, decide where it lies), so the
+        lips in the file move with the voice. ConfigError when nothing was
+        recorded, MediaError when the frames could not be written.
+        """
+        from avse.audio.io import save_wav
+        from avse.streaming.record import mux_recording, record_kind
+
+        kind = record_kind(path, camera=self.record_video is not None)
+        y = self.processor.recorded()
+        if y.size == 0:
+            raise ConfigError(f"{path}: no audio was recorded (the session ended before its first block)")
+        if kind == "audio":
+            save_wav(path, y, SAMPLE_RATE)
+            return f"{path} ({y.size / SAMPLE_RATE:.1f} s of audio)"
+        assert self.record_video is not None and self.camera is not None
+        rs = self.camera.record_stats or {}
+        if rs.get("error"):
+            raise MediaError(path, f"the camera's frames could not be recorded ({rs['error']})")
+        if not rs.get("frames") or rs.get("t0") is None or not self.record_video.is_file():
+            raise MediaError(path, "no camera frame was recorded")
+        t0, ratio = self.processor.recorded_clock()
+        start = mux_recording(self.record_video, rs["t0"], y, t0, path, rate_ratio=ratio)
+        return (f"{path} ({y.size / SAMPLE_RATE:.1f} s of audio from {start:+.2f} s, {rs['frames']} camera frames, "
+                f"{rs.get('dropped', 0)} dropped)")
 
     def status_line(self) -> str:
         """One terminal line: time, latency, CPU load, face / video mode, A/V skew, xruns."""
@@ -186,6 +239,36 @@ class LiveSession:
                 face += f", A/V skew {skew:+.0f} ms"
         return (f"avse live {s['seconds']:7.1f} s | latency {s['latency_ms']:.1f} ms | cpu {s['cpu_percent']:.0f}% "
                 f"(all {s['cpu_total_percent']:.0f}%, server {s['server_load_percent']:.0f}%) | {face} | xruns {s['xruns'] + s['underruns']}")
+
+
+@contextlib.contextmanager
+def camera_frames_file(record: str | Path | None, camera: Any) -> Iterator[Path | None]:
+    """A hidden file beside ``record`` for the camera's frames while a video is recorded (removed after), else None.
+
+    Checks ``record`` first (``record.record_kind``): a bad suffix, a video
+    with no camera, or a folder that cannot be made fails here, before anything starts.
+    """
+    import tempfile
+
+    from avse.errors import OutputPathError
+    from avse.streaming.record import record_kind
+    from avse.utils.fs import check_output_folder
+
+    if record is None or record_kind(record, camera=camera is not None) != "video":
+        yield None
+        return
+    record = Path(record)
+    check_output_folder(record)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{record.stem}.", suffix=".camera.mp4", dir=record.parent)
+    except OSError as err:
+        raise OutputPathError(f"{record}: cannot write there ({err.strerror})") from None
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def run_live(
@@ -201,50 +284,52 @@ def run_live(
     connect: bool = True,
     stream: TextIO | None = None,
     idle_poll: bool = True,
+    preview: bool = False,
 ) -> dict[str, Any]:
     """Run live enhancement until Ctrl-C (or ``seconds``), printing a status line to ``stream`` (default stdout).
 
-    With ``record`` the enhanced 16 kHz audio is written there (16-bit wav,
-    atomically) when the session ends, Ctrl-C included; KeyboardInterrupt is
-    raised again after that. Returns the last status plus ``describe()``.
+    With ``record`` the session is written there when it ends, Ctrl-C
+    included (KeyboardInterrupt is raised again after that), atomically: a
+    .wav gets the enhanced 16 kHz audio, a video (.mp4, .mkv, .mov; needs
+    ``camera``) the camera's frames with the enhanced audio in sync
+    (``LiveSession.save_recording``; the frames wait in a hidden file beside
+    it meanwhile, ``camera_frames_file``). ``preview``: a window with the
+    frame, face box and mouth crop. Returns the last status plus ``describe()``.
     """
-    from avse.audio.io import save_wav
-
     out = stream or sys.stdout
-    session = LiveSession(model, jack=jack, device=device, camera=camera, block=block, backend=backend,
-                          record=record is not None, headroom_ms=headroom_ms, connect=connect, idle_poll=idle_poll)
-    print(f"avse live: {session.engine.name}, {session.processor.describe()['backend']} backend, "
-          f"{session.processor.sample_rate} Hz server, period {session.processor.period}, "
-          f"latency {session.processor.latency_ms:.1f} ms; Ctrl-C stops", file=out)
-    tty = out.isatty()
-    last_print = 0.0
-    session.start()
-    if session.idle_poll is not None:
-        print("avse live: idle cores poll while this runs (/dev/cpu_dma_latency at 0 us)" if session.idle_poll.held else
-              "avse live: idle cores may halt between blocks (no write access to /dev/cpu_dma_latency; "
-              "as root a block costs less)", file=out)
-    try:
-        while seconds is None or time.monotonic() - session.t_start < seconds:
-            time.sleep(0.25)
-            session.check()
-            now = time.monotonic()
+    with camera_frames_file(record, camera) as frames_path:
+        session = LiveSession(model, jack=jack, device=device, camera=camera, block=block, backend=backend,
+                              record=record is not None, headroom_ms=headroom_ms, connect=connect, idle_poll=idle_poll,
+                              preview=preview, record_video=frames_path)
+        print(f"avse live: {session.engine.name}, {session.processor.describe()['backend']} backend, "
+              f"{session.processor.sample_rate} Hz server, period {session.processor.period}, "
+              f"latency {session.processor.latency_ms:.1f} ms; Ctrl-C stops", file=out)
+        tty = out.isatty()
+        last_print = 0.0
+        session.start()
+        if session.idle_poll is not None:
+            print("avse live: idle cores poll while this runs (/dev/cpu_dma_latency at 0 us)" if session.idle_poll.held else
+                  "avse live: idle cores may halt between blocks (no write access to /dev/cpu_dma_latency; "
+                  "as root a block costs less)", file=out)
+        try:
+            while seconds is None or time.monotonic() - session.t_start < seconds:
+                time.sleep(0.25)
+                session.check()
+                now = time.monotonic()
+                if tty:
+                    print("\r" + session.status_line() + "   ", end="", file=out, flush=True)
+                elif now - last_print >= 5.0:
+                    print(session.status_line(), file=out, flush=True)
+                    last_print = now
+        finally:
+            session.stop()
             if tty:
-                print("\r" + session.status_line() + "   ", end="", file=out, flush=True)
-            elif now - last_print >= 5.0:
-                print(session.status_line(), file=out, flush=True)
-                last_print = now
-    finally:
-        session.stop()
-        if tty:
-            print(file=out)
-        print(session.status_line().replace("avse live", "avse live: stopped at", 1), file=out, flush=True)
-        result = dict(session.status(), describe=session.processor.describe())
-        if record is not None:
-            y = session.processor.recorded()
-            if y.size:
-                save_wav(record, y, SAMPLE_RATE)
-                print(f"written: {record} ({y.size / SAMPLE_RATE:.1f} s)", file=out)
+                print(file=out)
+            print(session.status_line().replace("avse live", "avse live: stopped at", 1), file=out, flush=True)
+            result = dict(session.status(), describe=session.processor.describe())
+            if record is not None and session.processor.recorded().size:
+                print(f"written: {session.save_recording(record)}", file=out)
     return result
 
 
-__all__ = ["LiveSession", "run_live", "streaming_description"]
+__all__ = ["LiveSession", "camera_frames_file", "run_live", "streaming_description"]

@@ -429,10 +429,13 @@ def remux(
     layout: str = "mono",
     start: float = 0.0,
     bit_rate: int = 64_000,
+    video_scale: float = 1.0,
 ) -> None:
     """Write ``dst``: the first video stream of ``src`` copied packet for packet, plus ``audio`` as AAC, atomically.
 
-    Video packets (compressed bytes and timestamps) are copied unchanged;
+    Video packets (compressed bytes and timestamps) are copied unchanged
+    (``video_scale``: their timestamps multiplied by it, rounded: another
+    clock's seconds, e.g. a recording's camera put on its sound card's);
     other streams are dropped; mp4/mov outputs get faststart. ``audio`` is
     None (no audio track), samples float32 [T] mono, or an iterable of chunks
     float32 [C, n] planar (C = 1 for "mono", 2 for "stereo" ``layout``),
@@ -479,6 +482,11 @@ def remux(
                     for packet in container.demux(stream):
                         if packet.dts is None and packet.size == 0:
                             continue  # the demuxer's end-of-stream marker
+                        if video_scale != 1.0:
+                            if packet.pts is not None:
+                                packet.pts = round(packet.pts * video_scale)
+                            if packet.dts is not None:
+                                packet.dts = round(packet.dts * video_scale)
                         stamp = packet.dts if packet.dts is not None else packet.pts
                         if oas is not None and stamp is not None and packet.time_base is not None:
                             audio_until(float(stamp * packet.time_base) + INTERLEAVE_SECONDS)  # keep the two interleaved
