@@ -455,9 +455,9 @@ def test_separator_refuses_models_of_the_wrong_kind(ckpts):
 
 
 def test_has_video_tells_videos_from_audio(blank_video, tmp_path):
-    from avse.video.io import has_video
-
     import soundfile as sf
+
+    from avse.video.io import has_video
 
     sf.write(str(tmp_path / "a.wav"), speechlike(800), 16000)
     assert has_video(blank_video) and not has_video(tmp_path / "a.wav")

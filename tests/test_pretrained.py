@@ -20,7 +20,7 @@ def test_shipped_model_is_there_small_and_of_its_kind(name):
     assert count_parameters(model) < 500_000
     assert info["audio_visual"] == name.startswith("av")
     assert info["n_outputs"] == (2 if name == "separate" else 1)
-    assert getattr(model.cfg, "causal") == (name == "av-causal")
+    assert model.cfg.causal == (name == "av-causal")
 
 
 def test_shipped_separator_splits_two_synthetic_talkers(tiny_corpus):

@@ -9,8 +9,8 @@ import pytest
 
 from avse.data.face import blink_schedule, draw_landmarks, render_face, style_for_speaker
 from avse.data.visemes import OPEN, lip_trajectory, phone_targets
-from avse.video.landmarks import LANDMARK_KEYS, LIP_INDEX, mouth_opening, read_landmarks, write_landmarks
 from avse.errors import ConfigError, MediaError
+from avse.video.landmarks import LANDMARK_KEYS, LIP_INDEX, mouth_opening, read_landmarks, write_landmarks
 
 FPS = 25
 # a sentence-like phone sequence: closed, open, rounded, labiodental, spread, ... (symbol, duration)

@@ -8,11 +8,11 @@ import pytest
 from avse.data.visemes import (
     BILABIALS,
     JAW,
-    K,
     OPEN,
     PHONES,
     ROUND,
     SPREAD,
+    K,
     closure_envelope,
     lip_trajectory,
     normalize_phone,
@@ -20,8 +20,8 @@ from avse.data.visemes import (
     phone_to_viseme,
     viseme_targets,
 )
-from avse.video.landmarks import LIP_INDEX, mouth_opening
 from avse.errors import ConfigError
+from avse.video.landmarks import LIP_INDEX, mouth_opening
 
 CONTRACT_PHONES = (
     "aa ae ah ao aw ay b ch d dh eh er ey f g hh ih iy jh k l m n ng ow oy p r s sh t th uh uw v w y z zh pau"

@@ -53,9 +53,9 @@ def reference_checkpoint_shapes(relu_type: str = "swish") -> dict[str, tuple[int
     s[f"{f}.transition0.prelu.weight"] = (512,)
     n = 512
     for b in range(1, 5):
-        for l in range(1, 4):
-            p = f"{f}.denseblock{b}.denselayer{l}"
-            cin = n + (l - 1) * 384
+        for layer in range(1, 4):
+            p = f"{f}.denseblock{b}.denselayer{layer}"
+            cin = n + (layer - 1) * 384
             for k_idx, k in enumerate((3, 5, 7)):
                 s[f"{p}.cbcr0_se_{k_idx}.fc.0.weight"] = (cin // 16, cin)
                 s[f"{p}.cbcr0_se_{k_idx}.fc.2.weight"] = (cin, cin // 16)

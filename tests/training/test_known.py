@@ -16,8 +16,6 @@ pytest.importorskip("lightning")
 
 from torch.utils.data import DataLoader  # noqa: E402
 
-from avse.errors import ConfigError, MediaError  # noqa: E402
-from avse.models import load_checkpoint  # noqa: E402
 from avse.data import known as kn  # noqa: E402
 from avse.data.known import (  # noqa: E402
     FRAME,
@@ -30,6 +28,8 @@ from avse.data.known import (  # noqa: E402
     speech_starts,
     split_recordings,
 )
+from avse.errors import ConfigError, MediaError  # noqa: E402
+from avse.models import load_checkpoint  # noqa: E402
 from avse.training.known import KnownSpeakersDataModule  # noqa: E402
 from avse.training.losses import neg_si_sdr  # noqa: E402
 from avse.training.module import SeparationModule, fit  # noqa: E402

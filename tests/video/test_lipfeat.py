@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avse.data.face import render_face, style_for_speaker
-from avse.data.visemes import JAW, K, OPEN, ROUND, SPREAD
+from avse.data.visemes import JAW, OPEN, ROUND, SPREAD, K
 from avse.errors import ConfigError
 from avse.video.landmarks import LIP_INDEX, mouth_opening
 from avse.video.lipfeat import FEATURE_NAMES, N_FEATURES, clean_frames, eye_frame, lip_features, visual_stream

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from avse.data.face import render_face, style_for_speaker
-from avse.data.visemes import JAW, K, OPEN
+from avse.data.visemes import JAW, OPEN, K
 from avse.errors import ConfigError
 from avse.video.roi import (
     CROP_SIZE,

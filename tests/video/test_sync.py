@@ -229,7 +229,7 @@ def _lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> int:
     """The lag l maximising sum_t a[t] b[t + l] (b late: l > 0)."""
     n = min(len(a), len(b))
     lags = np.arange(-max_lag, max_lag + 1)
-    scores = [np.dot(a[max(0, -l) : n - max(0, l)], b[max(0, l) : n - max(0, -l)]) for l in lags]
+    scores = [np.dot(a[max(0, -k) : n - max(0, k)], b[max(0, k) : n - max(0, -k)]) for k in lags]
     return int(lags[int(np.argmax(scores))])
 
 
