@@ -80,8 +80,8 @@ def test_audio_clock_recovers_a_sound_cards_drift_and_ignores_short_or_absurd_fi
         audio_clock(np.zeros((0, 2)), sr)
 
 
-def test_preview_image_draws_the_box_the_crop_and_the_text():
-    from avse.streaming.preview import FACE_COLOUR, HELD_COLOUR, preview_image
+def test_preview_image_draws_the_box_the_points_the_crop_and_the_text():
+    from avse.streaming.preview import FACE_COLOUR, HELD_COLOUR, POINT_COLOUR, UNUSABLE_COLOUR, preview_image
 
     frame = np.full((960, 1280, 3), 60, np.uint8)
     crop = np.tile(np.arange(96, dtype=np.uint8)[None, :] * 2, (96, 1))  # [96, 96] a gray ramp
@@ -93,8 +93,14 @@ def test_preview_image_draws_the_box_the_crop_and_the_text():
     assert np.array_equal(inset, np.repeat(np.repeat(crop, 2, 0), 2, 1))
     bar = img[-22:].max(axis=2)
     assert bar.min() == 0 and bar.max() > 200 and (bar > 200).mean() < 0.3  # white text on a black bar
-    held = preview_image(frame, np.array([400.0, 200.0, 800.0, 700.0]), None, held=True)
+    held = preview_image(frame, np.array([400.0, 200.0, 800.0, 700.0]), None, state="held")
     assert tuple(held[250, 200]) == HELD_COLOUR and tuple(held[10, 600]) == (60, 60, 60)  # no crop drawn
+    unusable = preview_image(frame, np.array([400.0, 200.0, 800.0, 700.0]), state="unusable")
+    assert tuple(unusable[250, 200]) == UNUSABLE_COLOUR
+    lips = np.array([[500.0, 500.0], [620.0, 540.0], [np.nan, np.nan]])  # frame pixels; a missing point is skipped
+    dotted = preview_image(frame, points=lips)
+    assert tuple(dotted[250, 250]) == POINT_COLOUR and tuple(dotted[270, 310]) == POINT_COLOUR
+    assert (dotted == POINT_COLOUR).all(-1).sum() < 30  # two small dots, nothing else
     bare = preview_image(frame[:240, :320])
     assert bare.shape == (480, 640, 3) and (bare == 60).all()  # a small frame: scaled up, nothing drawn
     with pytest.raises(ConfigError):
@@ -189,10 +195,12 @@ def _start_xvfb(tmp_path: Path, monkeypatch, request) -> Path:
                             pass_fds=(wfd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(wfd)
     request.addfinalizer(lambda: (proc.terminate(), proc.wait(10)))
+    import select
+
     with os.fdopen(rfd) as r:
-        display = r.readline().strip()
+        display = r.readline().strip() if select.select([r], [], [], 20)[0] else ""
     if not display:
-        pytest.skip("Xvfb did not start")
+        pytest.skip("Xvfb did not start within 20 s")
     monkeypatch.setenv("DISPLAY", f":{display}")
     return fbdir / "Xvfb_screen0"
 
@@ -383,7 +391,7 @@ def test_live_session_records_a_video_whose_lips_and_voice_stay_in_sync(numbered
     assert y is not None and np.abs(y).max() > 0.05
     lag = _lag(y, audio, max_lag=16000)
     audio_offset = lag / 16000  # clip time minus file time, for the voice
-    assert abs(video_offset - audio_offset) < 0.025, (video_offset, audio_offset)  # in sync within 25 ms
+    assert abs(video_offset - audio_offset) < 0.010, (video_offset, audio_offset)  # in sync within 10 ms (here: about 1 ms)
     if display is not None:
         assert st["preview_frames"] > 50
         assert shot is not None and (shot == FACE_COLOUR).all(-1).sum() > 100  # the face box, on the screen
@@ -393,3 +401,97 @@ def _has_onnx() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def test_a_recorder_killed_midway_leaves_frames_that_can_still_be_used(tmp_path):
+    """The frames file is a fragmented mp4: a process that dies while recording leaves its whole fragments readable."""
+    import sys
+
+    from avse.streaming.record import KEY_INTERVAL, mux_recording
+
+    frames_path = tmp_path / "frames.mp4"
+    code = (
+        "import os, sys, time\n"
+        "import numpy as np\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "from test_live_record import mark\n"
+        "from avse.streaming.record import FrameRecorder\n"
+        "rec = FrameRecorder(sys.argv[1], max_queue=1000).start()\n"
+        "for i in range(130):\n"
+        "    rec.add(10.0 + 0.04 * i, mark(np.full((96, 176, 3), 90, np.uint8), i))\n"
+        "while rec.frames < 130:\n"
+        "    time.sleep(0.01)\n"
+        "os._exit(0)  # no stop(): the file is never closed\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(frames_path), str(Path(__file__).parent)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    times, frames = decoded_frames(frames_path)
+    whole = 2 * KEY_INTERVAL  # 130 frames: two whole fragments, the rest was still in the encoder
+    assert len(frames) >= whole and [read_mark(f) for f in frames] == list(range(len(frames)))
+    out = tmp_path / "out.mp4"
+    mux_recording(frames_path, 10.0, np.zeros(16000 * 5, np.float32) + 0.01, 10.0, out)
+    assert len(decoded_frames(out)[1]) == len(frames)
+
+
+def test_the_record_path_may_not_be_the_camera_file(tmp_path):
+    from avse.errors import OutputPathError
+    from avse.streaming.live import camera_frames_file
+
+    clip = tmp_path / "talk.mp4"
+    clip.write_bytes(b"not read")
+    with pytest.raises(OutputPathError, match="overwrite the --camera file"), camera_frames_file(tmp_path / "." / "talk.mp4", clip):
+        pass
+    with camera_frames_file(tmp_path / "out.mp4", clip) as frames:
+        assert frames is not None and frames.parent == tmp_path and frames.name.startswith(".out.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.mp4"]  # the hidden frames file is gone
+
+
+def test_recorded_clock_puts_sample_zero_before_the_first_cycle_by_the_resamplers_delay():
+    """At 48 kHz the 16 kHz stream's sample 0 came through the down-sampler: it was captured 24 samples (1.5 ms) earlier."""
+    from avse.api import load_model
+    from avse.streaming import StreamingEnhancer
+    from avse.streaming.audio_io import LiveProcessor
+
+    engine = StreamingEnhancer(load_model("av-causal")[0], block=640, backend="torch", video=False)
+    proc = LiveProcessor(engine, 48000, 960, record=True)
+    proc.record_anchors = [(k * 960, 200.0 + k * 0.02) for k in range(100)]
+    proc._anchor = proc.record_anchors[0]
+    t0, ratio = proc.recorded_clock()
+    assert ratio == 1.0
+    assert float(proc.down.delay) == 24
+    assert t0 == pytest.approx(200.0 - 24 / 16000, abs=1e-9)
+    assert t0 == pytest.approx(proc._time_of(0), abs=1e-9)  # the time the lip frames are matched by, too
+
+
+@pytest.mark.slow
+def test_run_live_records_a_video_and_leaves_only_it(numbered_clip, tmp_path, monkeypatch):
+    """`avse live --camera clip --record out.mp4 --seconds 3`, as the command runs it: one file written, nothing else left."""
+    import io
+
+    pytest.importorskip("jack")
+    from avse.streaming.audio_io import dummy_jack_server
+    from avse.streaming.live import run_live
+
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2)")
+    clip, _ = numbered_clip
+    out_dir = tmp_path / "out"
+    out = out_dir / "live.mp4"
+    text = io.StringIO()
+    try:
+        with dummy_jack_server(f"avse-runlive-{os.getpid()}", 16000, 320) as server:
+            monkeypatch.setenv("JACK_DEFAULT_SERVER", server)
+            st = run_live("av-causal", camera=clip, record=out, seconds=3.0, connect=False, headroom_ms=60.0, stream=text)
+    except ConfigError as err:
+        if "jackd" in str(err):
+            pytest.skip(f"jackd cannot be started here: {err}")
+        raise
+    assert f"written: {out}" in text.getvalue() and "camera frames" in text.getvalue()
+    assert [p.name for p in out_dir.iterdir()] == ["live.mp4"]  # the hidden frames file is gone
+    times, frames = decoded_frames(out)
+    # the file camera starts before the audio, but a loaded machine may take a second to open and decode it
+    assert len(frames) >= 40 and st["record_frames"] == len(frames) and st["record_error"] is None, (len(frames), st)
+    from avse.video.shift import video_audio
+
+    y = video_audio(out)
+    assert y is not None and y.shape[0] > 2.5 * 16000

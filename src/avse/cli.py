@@ -447,9 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a camera number or a video file played as a camera (default: none, audio-only input)")
     lv.add_argument("--record", metavar="OUT.wav|OUT.mp4",
                     help="when stopped, write the enhanced audio here (a .wav), or the camera's video with the enhanced audio in sync "
-                         "(.mp4, .mkv or .mov; needs --camera)")
+                         "(.mp4, .m4v, .mkv or .mov; needs --camera)")
     lv.add_argument("--preview", action="store_true",
-                    help="show a window with the camera frame, the face box and the mouth crop the lips are read from (needs --camera)")
+                    help="show a window with the camera frame, the face box, its lip points and a mouth crop (needs --camera and a display)")
     lv.add_argument("--block", type=int, default=640, choices=[160, 320, 640], help="model block in samples at 16 kHz (default: %(default)s)")
     lv.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="step backend (default: %(default)s, the faster here)")
     lv.add_argument("--headroom", type=float, default=20.0, metavar="MS", help="extra output buffer for the model's time per block (default: %(default)s)")

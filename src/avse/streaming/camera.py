@@ -38,8 +38,10 @@ class LipFrame:
 class CameraSource:
     """Frames from a camera (``source`` an int: OpenCV device index) or a video file played at its own pace.
 
-    A thread reads frames and stamps each with ``time.monotonic()`` when it is
-    captured (a file: when its timestamp comes, counted from ``start()``). Only
+    A thread reads frames and stamps each with its capture time on the
+    ``time.monotonic()`` clock (a camera: the driver's buffer timestamp where
+    it gives one, ``capture_stamp``, else when the frame is read; a file:
+    when its timestamp comes, counted from ``start()``). Only
     the newest frame is kept for the consumer: a frame not taken before the next
     arrives is dropped (counted in ``dropped``). ``get(timeout)`` -> (stamp,
     frame uint8 [H, W, 3] RGB, index) or None; ``finished`` once a file ends
@@ -81,8 +83,8 @@ class CameraSource:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _put(self, frame: np.ndarray) -> None:
-        stamp = time.monotonic()
+    def _put(self, frame: np.ndarray, stamp: float | None = None) -> None:
+        stamp = time.monotonic() if stamp is None else stamp
         if self.tap is not None:
             self.tap(stamp, frame)
         with self._cond:
@@ -143,11 +145,28 @@ class CameraSource:
         try:
             while not self._stop.is_set():
                 ok, bgr = cap.read()
+                now = time.monotonic()
                 if not ok:
                     raise MediaError(f"camera {self.source}", "stopped delivering frames")
-                self._put(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                self._put(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), capture_stamp(cap.get(cv2.CAP_PROP_POS_MSEC), now))
         finally:
             cap.release()
+
+
+MAX_DRIVER_AGE = 0.5  # s: a driver timestamp older than this when the frame is read is not taken as its capture time
+
+
+def capture_stamp(driver_ms: float, now: float) -> float:
+    """A camera frame's capture time (monotonic s) from the driver's buffer timestamp ``driver_ms`` (ms), read at ``now``.
+
+    Linux's V4L2 stamps each buffer on the monotonic clock when the frame was
+    captured, and OpenCV reports it as CAP_PROP_POS_MSEC: that stamp is used
+    when it lies within ``MAX_DRIVER_AGE`` before ``now``, so the camera's
+    own delay does not put the lips late. Otherwise (no stamp, another clock,
+    a position in a file) the frame counts as captured when it was read.
+    """
+    t = float(driver_ms) / 1000.0
+    return t if now - MAX_DRIVER_AGE <= t <= now else now
 
 
 def largest_face(dets: list[Any], previous: np.ndarray | None) -> Any | None:
@@ -227,17 +246,25 @@ class LipWorker:
         feats, valid = visual_stream(self.landmarks)  # [1, 82], [1]
         return (feats[0] if bool(valid[0]) else None), det.box
 
-    def show(self, frame: np.ndarray, box: np.ndarray | None, held: bool, ms: float) -> None:
-        """Draw frame uint8 [H, W, 3] with the face ``box`` [4] (or None) and the mouth crop of ``landmarks`` in the preview."""
+    def show(self, frame: np.ndarray, box: np.ndarray | None, state: str, ms: float) -> None:
+        """Draw frame uint8 [H, W, 3] in the preview: the face ``box`` [4] (or None) in the colour of ``state``, the lips, a mouth crop.
+
+        ``state``: "face" (this frame's lip features go to the model), "held"
+        (the last ones, over a missed frame), "unusable" (a face, but no
+        usable features: the model runs audio-only), "none" (no face).
+        """
         from avse.streaming.preview import preview_image
         from avse.video.roi import mouth_crop
 
-        crop = None
+        crop = points = None
         if self.landmarks is not None and box is not None:
+            points = self.landmarks["lips"][0]  # [40, 2]
             with contextlib.suppress(ConfigError):  # a mesh with non-finite points: no crop this frame
                 crop = mouth_crop(frame, self.landmarks)
-        text = f"face: {'held' if held else 'yes'}, lips {ms:.0f} ms" if box is not None else "face: none (audio-only)"
-        self.preview.show(preview_image(frame, box, crop, held=held, text=text))
+        text = {"face": f"face: yes, lips {ms:.0f} ms", "held": "face: missed, last lips held",
+                "unusable": "face: lips unusable (audio-only)", "none": "face: none (audio-only)"}[state]
+        shown = "face" if state == "none" else state  # no box is drawn then
+        self.preview.show(preview_image(frame, None if state == "none" else box, crop, points, state=shown, text=text))
 
     def _run(self) -> None:
         from avse.streaming.audio_io import try_realtime
@@ -266,7 +293,8 @@ class LipWorker:
                 feats = last if missed <= self.hold else None
             self.sink(LipFrame(stamp, feats, index))
             if self.preview is not None and not self.preview.closed:
-                self.show(frame, box, held=not found and feats is not None, ms=self.ms[-1])
+                state = "face" if found else "held" if feats is not None else "unusable" if box is not None else "none"
+                self.show(frame, box, state, ms=self.ms[-1])
 
 
 def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int, preview: bool = False, record: str | None = None) -> None:
@@ -285,53 +313,54 @@ def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int, previ
         with lock:  # the lip thread and this one both send
             conn.send(msg)
 
-    camera: CameraSource | None = None
-    worker: LipWorker | None = None
-    window: Any = None
-    recorder: Any = None
-    try:
-        if preview:
-            from avse.streaming.preview import PreviewWindow
+    with contextlib.ExitStack() as cleanup:  # every part stopped, in reverse order, even if one's stop fails
+        try:
+            recorder: Any = None
+            window: Any = None
+            if record is not None:
+                from avse.streaming.record import FrameRecorder
 
-            window = PreviewWindow().start()
-        if record is not None:
-            from avse.streaming.record import FrameRecorder
+                recorder = FrameRecorder(record).start()
+                cleanup.callback(_finish_recording, recorder, send)  # last: after the camera stopped delivering
+            if preview:
+                from avse.streaming.preview import PreviewWindow
 
-            recorder = FrameRecorder(record).start()
-        camera = CameraSource(source, loop=loop, tap=None if recorder is None else recorder.add)
-        worker = LipWorker(camera, lambda f: send("frame", f.stamp, f.features, f.index), hold=hold, preview=window)
-        worker.start()
-        send("ready")
-        cpu0, t0 = time.process_time(), time.monotonic()  # this process's CPU time, all threads, from the camera's start on
-        camera.start()
-        while not conn.poll(0.5):
-            done = camera.finished and worker._thread is not None and not worker._thread.is_alive()
-            send("stats", {"captured": camera.captured, "dropped": camera.dropped, "processed": worker.processed,
-                           "faces": worker.faces, "ms": list(worker.ms), "started": camera.started,
-                           "finished": done, "error": camera.error, "realtime": worker.realtime,
-                           "cpu_s": time.process_time() - cpu0, "cpu_wall_s": time.monotonic() - t0,
-                           "preview_shown": None if window is None else window.shown,
-                           "record": None if recorder is None else _record_stats(recorder)})
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        pass
-    except BaseException as err:  # reported to the parent
-        with contextlib.suppress(OSError):
-            send("error", f"{type(err).__name__}: {err}")
-    finally:
-        if camera is not None:
-            camera.stop()
-        if worker is not None:
-            worker.stop()
-        if window is not None:
-            window.stop()
-        if recorder is not None:
-            recorder.stop()  # the file is complete once the parent reads this
-            with contextlib.suppress(OSError, ValueError):
-                send("recorded", _record_stats(recorder))
+                window = PreviewWindow().start()
+                cleanup.callback(window.stop)
+            camera = CameraSource(source, loop=loop, tap=None if recorder is None else recorder.add)
+            cleanup.callback(camera.stop)
+            worker = LipWorker(camera, lambda f: send("frame", f.stamp, f.features, f.index), hold=hold, preview=window)
+            worker.start()
+            cleanup.callback(worker.stop)
+            send("ready")
+            cpu0, t0 = time.process_time(), time.monotonic()  # this process's CPU time, all threads, from the camera's start on
+            camera.start()
+            while not conn.poll(0.5):
+                done = camera.finished and worker._thread is not None and not worker._thread.is_alive()
+                send("stats", {"captured": camera.captured, "dropped": camera.dropped, "processed": worker.processed,
+                               "faces": worker.faces, "ms": list(worker.ms), "started": camera.started,
+                               "finished": done, "error": camera.error, "realtime": worker.realtime,
+                               "cpu_s": time.process_time() - cpu0, "cpu_wall_s": time.monotonic() - t0,
+                               "preview_shown": None if window is None else window.shown,
+                               "record": None if recorder is None else _record_stats(recorder)})
+        except (EOFError, BrokenPipeError, KeyboardInterrupt):
+            pass
+        except BaseException as err:  # reported to the parent
+            with contextlib.suppress(OSError):
+                send("error", f"{type(err).__name__}: {err}")
+
+
+def _finish_recording(recorder: Any, send: Callable[..., None]) -> None:
+    """Stop the recorder (its file closed) and tell the parent, with ``final`` set: the counts will not change."""
+    recorder.stop()
+    with contextlib.suppress(OSError, ValueError):
+        send("recorded", dict(_record_stats(recorder), final=True))
 
 
 def _record_stats(recorder: Any) -> dict[str, Any]:
-    return {"t0": recorder.t0, "frames": recorder.frames, "dropped": recorder.dropped, "error": recorder.error}
+    """A FrameRecorder's counts for the parent: t0, frames, dropped, error, complete; ``final`` False (still recording)."""
+    return {"t0": recorder.t0, "frames": recorder.frames, "dropped": recorder.dropped, "error": recorder.error,
+            "complete": recorder.complete, "final": False}
 
 
 class LipProcess:
@@ -351,8 +380,9 @@ class LipProcess:
     ``preview``: a window there with the frame, the face box and the mouth
     crop (``preview_shown`` counts what it drew). ``record``: every captured
     frame written to that path (H.264, stamped; ``record_stats``: t0, the
-    first frame's capture time, frames, dropped, error; final once
-    ``stop()`` returns).
+    first frame's capture time, frames, dropped, error, complete (the file
+    closed), and ``final``: True once the process finished the recording,
+    before ``stop()`` returns, unless the process died first).
     """
 
     def __init__(self, source: int | str | Path, sink: Callable[[LipFrame], None], loop: bool = False, hold: int = 2,
@@ -547,4 +577,4 @@ class FaceFader:
         return "audio-visual" if self.gain >= 1.0 else "audio-only" if self.gain <= 0.0 else "fading"
 
 
-__all__ = ["FRAME_S", "CameraSource", "FaceFader", "LipFrame", "LipProcess", "LipQueue", "LipWorker", "largest_face"]
+__all__ = ["FRAME_S", "CameraSource", "capture_stamp", "FaceFader", "LipFrame", "LipProcess", "LipQueue", "LipWorker", "largest_face"]

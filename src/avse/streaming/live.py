@@ -205,7 +205,10 @@ class LiveSession:
         enhanced audio on their clock (``record.mux_recording``; the audio's
         capture times, fitted over the session, decide where it lies), so the
         lips in the file move with the voice. ConfigError when nothing was
-        recorded, MediaError when the frames could not be written.
+        recorded. When the frames cannot be written (the encoder failed, no
+        frame came, the lip process died and left nothing readable), the
+        enhanced audio is still written, beside ``path`` as a .wav, and then
+        MediaError says so.
         """
         from avse.audio.io import save_wav
         from avse.streaming.record import mux_recording, record_kind
@@ -219,17 +222,25 @@ class LiveSession:
             return f"{path} ({y.size / SAMPLE_RATE:.1f} s of audio)"
         assert self.record_video is not None and self.camera is not None
         rs = self.camera.record_stats or {}
-        if rs.get("error"):
-            raise MediaError(path, f"the camera's frames could not be recorded ({rs['error']})")
-        if not rs.get("frames") or rs.get("t0") is None or not self.record_video.is_file():
-            raise MediaError(path, "no camera frame was recorded")
-        t0, ratio = self.processor.recorded_clock()
-        start = mux_recording(self.record_video, rs["t0"], y, t0, path, rate_ratio=ratio)
-        return (f"{path} ({y.size / SAMPLE_RATE:.1f} s of audio from {start:+.2f} s, {rs['frames']} camera frames, "
-                f"{rs.get('dropped', 0)} dropped)")
+        problem = rs.get("error")
+        if problem is None and (not rs.get("frames") or rs.get("t0") is None or not self.record_video.is_file()):
+            problem = "no camera frame was recorded"
+        if problem is None:
+            t0, ratio = self.processor.recorded_clock()
+            try:
+                start = mux_recording(self.record_video, rs["t0"], y, t0, path, rate_ratio=ratio)
+            except MediaError as err:
+                problem = str(err)
+            else:
+                cut = "" if rs.get("final") and rs.get("complete") else "; the lip process ended early: the video stops at its last whole fragment"
+                return (f"{path} ({y.size / SAMPLE_RATE:.1f} s of audio from {start:+.2f} s, {rs['frames']} camera frames, "
+                        f"{rs.get('dropped', 0)} dropped{cut})")
+        fallback = unused_path(Path(path).with_suffix(".wav"))
+        save_wav(fallback, y, SAMPLE_RATE)
+        raise MediaError(path, f"the video could not be written ({problem}); the enhanced audio is in {fallback}")
 
     def status_line(self) -> str:
-        """One terminal line: time, latency, CPU load, face / video mode, A/V skew, xruns."""
+        """One terminal line: time, latency, CPU load, face / video mode, A/V skew, xruns, and a video recording's trouble if any."""
         s = self.status()
         face = "no camera"
         if s["video"] != "none":
@@ -237,8 +248,23 @@ class LiveSession:
             skew = s["skew_ms"]["mean"]
             if skew == skew:  # not NaN
                 face += f", A/V skew {skew:+.0f} ms"
+        rec = ""
+        if s.get("record_error"):
+            rec = " | recording video FAILED"
+        elif s.get("record_dropped"):
+            rec = f" | recording dropped {s['record_dropped']} frames"
         return (f"avse live {s['seconds']:7.1f} s | latency {s['latency_ms']:.1f} ms | cpu {s['cpu_percent']:.0f}% "
-                f"(all {s['cpu_total_percent']:.0f}%, server {s['server_load_percent']:.0f}%) | {face} | xruns {s['xruns'] + s['underruns']}")
+                f"(all {s['cpu_total_percent']:.0f}%, server {s['server_load_percent']:.0f}%) | {face} | xruns {s['xruns'] + s['underruns']}{rec}")
+
+
+def unused_path(path: Path) -> Path:
+    """``path`` if nothing is there, else the first of NAME.1.SUFFIX, NAME.2.SUFFIX, ... that is free."""
+    k = 0
+    candidate = path
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.stem}.{k}{path.suffix}")
+    return candidate
 
 
 @contextlib.contextmanager
@@ -246,7 +272,8 @@ def camera_frames_file(record: str | Path | None, camera: Any) -> Iterator[Path 
     """A hidden file beside ``record`` for the camera's frames while a video is recorded (removed after), else None.
 
     Checks ``record`` first (``record.record_kind``): a bad suffix, a video
-    with no camera, or a folder that cannot be made fails here, before anything starts.
+    with no camera, the camera's own file, or a folder that cannot be made
+    fails here, before anything starts.
     """
     import tempfile
 
@@ -254,6 +281,8 @@ def camera_frames_file(record: str | Path | None, camera: Any) -> Iterator[Path 
     from avse.streaming.record import record_kind
     from avse.utils.fs import check_output_folder
 
+    if record is not None and camera is not None and not isinstance(camera, int) and Path(record).resolve() == Path(camera).resolve():
+        raise OutputPathError(f"{record}: --record would overwrite the --camera file")
     if record is None or record_kind(record, camera=camera is not None) != "video":
         yield None
         return
@@ -327,9 +356,9 @@ def run_live(
                 print(file=out)
             print(session.status_line().replace("avse live", "avse live: stopped at", 1), file=out, flush=True)
             result = dict(session.status(), describe=session.processor.describe())
-            if record is not None and session.processor.recorded().size:
+            if record is not None and session.processor.recording:  # no block ran: nothing to write
                 print(f"written: {session.save_recording(record)}", file=out)
     return result
 
 
-__all__ = ["LiveSession", "camera_frames_file", "run_live", "streaming_description"]
+__all__ = ["LiveSession", "camera_frames_file", "run_live", "streaming_description", "unused_path"]

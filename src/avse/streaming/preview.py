@@ -1,4 +1,4 @@
-"""The live preview: a window showing the camera frame, the followed face's box and the mouth crop the lips are read from."""
+"""The live preview: a window showing the camera frame, the followed face's box, its lip points and a mouth crop."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from avse.errors import ConfigError
 
 FACE_COLOUR = (40, 220, 60)  # RGB: the face box while its lips are read
 HELD_COLOUR = (250, 170, 30)  # the box while the last features are held (the mesh missed this frame)
+UNUSABLE_COLOUR = (230, 50, 50)  # a face whose lip features cannot be used (the model runs audio-only)
+POINT_COLOUR = (255, 255, 0)  # the lip points the model's features come from
+STATE_COLOURS = {"face": FACE_COLOUR, "held": HELD_COLOUR, "unusable": UNUSABLE_COLOUR}
 INSET_SCALE = 2  # the 96 x 96 mouth crop is shown at twice its size
 
 
@@ -27,16 +30,21 @@ def preview_image(
     frame: np.ndarray,
     box: np.ndarray | None = None,
     crop: np.ndarray | None = None,
-    held: bool = False,
+    points: np.ndarray | None = None,
+    state: str = "face",
     text: str = "",
     width: int = 640,
 ) -> np.ndarray:
     """What the preview window shows -> uint8 [h, w, 3] RGB.
 
-    ``frame`` uint8 [H, W, 3] RGB, scaled to ``width`` pixels wide; ``box`` float [4] x0, y0, x1, y1 in frame pixels (None: no face),
-    drawn green, amber when ``held`` (features carried over from an earlier
-    frame); ``crop`` uint8 [96, 96] gray, the mouth crop, drawn at twice its
-    size in the top right corner (None: none); ``text`` written at the bottom.
+    ``frame`` uint8 [H, W, 3] RGB, scaled to ``width`` pixels wide; ``box``
+    float [4] x0, y0, x1, y1 in frame pixels (None: no face), drawn in the
+    colour of ``state``: "face" green (its lips are read), "held" amber (the
+    last features carried over a missed frame), "unusable" red (a face whose
+    lip features cannot be used); ``points`` float [P, 2] x, y in frame
+    pixels (the lip points), drawn as dots; ``crop`` uint8 [96, 96] gray, the
+    mouth crop, drawn at twice its size in the top right corner (None:
+    none); ``text`` written at the bottom.
     """
     frame = np.asarray(frame)
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -49,7 +57,11 @@ def preview_image(
     h, w = img.shape[:2]
     if box is not None and np.isfinite(box).all():
         x0, y0, x1, y1 = (int(round(float(v) * scale)) for v in box)
-        cv2.rectangle(img, (x0, y0), (x1, y1), HELD_COLOUR if held else FACE_COLOUR, 2)
+        cv2.rectangle(img, (x0, y0), (x1, y1), STATE_COLOURS[state], 2)
+    if points is not None:
+        for x, y in np.asarray(points, np.float64).reshape(-1, 2):
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.circle(img, (int(round(x * scale)), int(round(y * scale))), 1, POINT_COLOUR, -1)
     if crop is not None:
         size = crop.shape[0] * INSET_SCALE
         if size + 8 <= min(h, w):
@@ -153,4 +165,4 @@ class PreviewWindow:
                 pass
 
 
-__all__ = ["PreviewWindow", "check_display", "preview_image"]
+__all__ = ["STATE_COLOURS", "PreviewWindow", "check_display", "preview_image"]
