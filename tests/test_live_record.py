@@ -495,3 +495,51 @@ def test_run_live_records_a_video_and_leaves_only_it(numbered_clip, tmp_path, mo
 
     y = video_audio(out)
     assert y is not None and y.shape[0] > 2.5 * 16000
+
+
+def test_capture_stamp_takes_the_drivers_time_only_when_it_is_on_this_clock():
+    from avse.streaming.camera import capture_stamp
+
+    now = 1234.5
+    assert capture_stamp(1000 * (now - 0.06), now) == pytest.approx(now - 0.06)  # V4L2: captured 60 ms before it was read
+    assert capture_stamp(0.0, now) == now  # no stamp
+    assert capture_stamp(1000 * (now - 3.0), now) == now  # too old to be this frame's: another clock
+    assert capture_stamp(1000 * (now + 0.5), now) == now  # in the future: another clock
+    assert capture_stamp(1.7e12, now) == now  # wall-clock milliseconds
+
+
+@pytest.mark.slow
+def test_a_failed_video_still_writes_the_enhanced_audio(numbered_clip, tmp_path, monkeypatch):
+    """The frames cannot be written (their folder does not exist): the session's audio goes to a .wav beside the output."""
+    pytest.importorskip("jack")
+    from avse.errors import MediaError
+    from avse.streaming.audio_io import dummy_jack_server
+    from avse.streaming.live import LiveSession
+
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2)")
+    clip, _ = numbered_clip
+    try:
+        with dummy_jack_server(f"avse-recfail-{os.getpid()}", 16000, 320) as server:
+            monkeypatch.setenv("JACK_DEFAULT_SERVER", server)
+            session = LiveSession("av-causal", jack=True, server=server, camera=clip, record=True,
+                                  record_video=tmp_path / "missing" / "frames.mp4", connect=False, headroom_ms=60.0)
+            session.start()
+            try:
+                time.sleep(2.5)
+            finally:
+                session.stop()
+    except ConfigError as err:
+        if "jackd" in str(err):
+            pytest.skip(f"jackd cannot be started here: {err}")
+        raise
+    st = session.status()
+    assert st["record_error"] and "recording video FAILED" in session.status_line()
+    (tmp_path / "out.wav").write_bytes(b"someone's file")  # taken: the audio goes to the next free name
+    with pytest.raises(MediaError, match=r"the video could not be written .*out\.1\.wav"):
+        session.save_recording(tmp_path / "out.mp4")
+    import soundfile as sf
+
+    y, sr = sf.read(tmp_path / "out.1.wav")
+    assert sr == 16000 and y.shape[0] > 16000
+    assert not (tmp_path / "out.mp4").exists() and (tmp_path / "out.wav").read_bytes() == b"someone's file"
