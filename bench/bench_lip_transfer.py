@@ -1,7 +1,8 @@
 """Which visual stream carries over from rendered faces to real ones: lips -> speech envelope, trained on synthetic, tested on real.
 
     python bench/bench_lip_transfer.py [--root data/models] [--cache CACHE] [--real ../shared/data/real] [--steps 1500]
-        [--train-limit N] [--light-asd CKPT] [--light-asd-talkset CKPT] [--folds 5] [--variants KEY ...] [--out NAME]
+        [--train-limit N] [--light-asd CKPT] [--light-asd-talkset CKPT] [--folds 5] [--seeds 1] [--variants KEY ...]
+        [--out NAME]
 
 A separation model can only use the lips if what it learned from rendered faces
 still means the same on real ones. This measures that directly and cheaply: a
@@ -42,6 +43,8 @@ With ``--folds K`` (default 5; 0 = off) each variant's head is also fitted on
 the real clips themselves, K folds with the talkers held out (real -> real):
 the ceiling for what that visual stream can tell about the envelope of a new
 real talker with this head, against which the synthetic -> real number is read.
+With ``--seeds N`` every head is trained N times (seeds 0..N-1) and each r is
+averaged over them (23 clips make one seed's mean noisy).
 
 Writes bench/results/NAME.json (``--out``, default lip_transfer).
 """
@@ -73,12 +76,13 @@ def envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
 
 
 def split_entries(root: Path, split: str, limit: int | None = None, seed: int = 0) -> list[dict]:
-    """The targets of ``split`` (speech-list entries), or a fixed random ``limit`` of them (file order kept)."""
+    """The targets of ``split`` (speech-list entries), or a fixed random ``limit`` of them (file order kept; the first
+    ``limit`` of one seeded permutation, so a smaller limit takes a subset of a larger one's items)."""
     from avse.data.metadata import load_speech_list, target_speech_list_path
 
     entries = [e for e in load_speech_list(target_speech_list_path(root)) if e["dataset"] == split]
     if limit is not None and limit < len(entries):
-        keep = np.sort(np.random.default_rng(seed).choice(len(entries), limit, replace=False))
+        keep = np.sort(np.random.default_rng(seed).permutation(len(entries))[:limit])
         entries = [entries[i] for i in keep]
     return entries
 
@@ -294,14 +298,14 @@ def real_folds(talkers: list[str], k: int, seed: int = 0) -> list[int]:
 
 
 def real_to_real(feats: list[np.ndarray], envs: list[np.ndarray], other_env: list[np.ndarray], folds: list[int],
-                 variant: str, steps: int) -> tuple[list[float], list[float]]:
+                 variant: str, steps: int, seed: int = 0) -> tuple[list[float], list[float]]:
     """The same head fitted on the real clips of all folds but one, scored on that one, for every fold
     -> (r per clip, r against the other clip's envelope per clip)."""
     r = [float("nan")] * len(feats)
     r_other = [float("nan")] * len(feats)
     for f in sorted(set(folds)):
         held = [i for i, g in enumerate(folds) if g == f]
-        net = train([(feats[i], envs[i]) for i, g in enumerate(folds) if g != f], variant, steps)
+        net = train([(feats[i], envs[i]) for i, g in enumerate(folds) if g != f], variant, steps, seed)
         for i, a, b in zip(held, correlations(net, [feats[i] for i in held], [envs[i] for i in held], variant),
                            correlations(net, [feats[i] for i in held], [other_env[i] for i in held], variant)):
             r[i], r_other[i] = a, b
@@ -322,6 +326,7 @@ def main() -> None:
                     help="Light-ASD checkpoint fine-tuned on TalkSet for the light_asd_talkset variants (default: %(default)s)")
     ap.add_argument("--embed-cache", type=Path, default=Path("/tmp/avse_light_asd"), help="where Light-ASD embeddings are cached")
     ap.add_argument("--folds", type=int, default=5, help="real -> real folds by talker (0: skip)")
+    ap.add_argument("--seeds", type=int, default=1, help="train each head with seeds 0..N-1; r averaged over them")
     ap.add_argument("--variants", nargs="+", default=None,
                     help="only these, as SOURCE:VARIANT (landmarks:raw, light_asd:norm, ...), or a lip variant (raw) or a "
                          "Light-ASD source (light_asd = light_asd:raw)")
@@ -384,32 +389,42 @@ def main() -> None:
     for src, variant in variants:
         tr, dev, real_feats = sources[src]
         t1 = time.perf_counter()
-        net = train(tr, variant, args.steps)
         key = f"{src}:{variant}"
-        r_dev = correlations(net, [f for f, _ in dev], [e for _, e in dev], variant)
-        r_real = correlations(net, real_feats, real_env, variant)
-        r_other = correlations(net, real_feats, other_env, variant)
+        runs: dict[str, list] = {"dev": [], "real": [], "other": [], "rr": [], "rr_other": []}  # per seed: r per item
+        for seed in range(args.seeds):
+            net = train(tr, variant, args.steps, seed)
+            runs["dev"].append(correlations(net, [f for f, _ in dev], [e for _, e in dev], variant))
+            runs["real"].append(correlations(net, real_feats, real_env, variant))
+            runs["other"].append(correlations(net, real_feats, other_env, variant))
+            if folds is not None:
+                rr, rr_other = real_to_real(real_feats, real_env, other_env, folds, variant, args.steps, seed)
+                runs["rr"].append(rr)
+                runs["rr_other"].append(rr_other)
+        r_real = np.mean(runs["real"], axis=0)  # [clips], mean over seeds
+        r_other = np.mean(runs["other"], axis=0)
         results[key] = {
-            "synthetic_dev_r": float(np.mean(r_dev)),
+            "synthetic_dev_r": float(np.mean(runs["dev"])),
             "real_r": float(np.mean(r_real)),
             "real_r_other_talker": float(np.mean(r_other)),
             "real_own_beats_other": float(np.mean(np.greater(r_real, r_other))),
-            "real_r_per_clip": [round(r, 3) for r in r_real],
+            "real_r_per_clip": [round(float(r), 3) for r in r_real],
         }
+        if args.seeds > 1:
+            results[key]["per_seed"] = {name: [round(float(np.mean(r)), 4) for r in rs] for name, rs in runs.items() if rs}
         line = (f"{key:28s} synthetic dev r={results[key]['synthetic_dev_r']:.3f}  real r={results[key]['real_r']:.3f}  "
                 f"(other talker {results[key]['real_r_other_talker']:.3f}, own > other on "
                 f"{results[key]['real_own_beats_other']:.0%})")
         if folds is not None:
-            rr, rr_other = real_to_real(real_feats, real_env, other_env, folds, variant, args.steps)
+            rr = np.mean(runs["rr"], axis=0)
             results[key].update({
                 "real_to_real_r": float(np.mean(rr)),
-                "real_to_real_r_other_talker": float(np.mean(rr_other)),
-                "real_to_real_r_per_clip": [round(r, 3) for r in rr],
+                "real_to_real_r_other_talker": float(np.mean(runs["rr_other"])),
+                "real_to_real_r_per_clip": [round(float(r), 3) for r in rr],
             })
-            line += f"  real->real r={np.mean(rr):.3f} (other {np.mean(rr_other):.3f})"
+            line += f"  real->real r={np.mean(rr):.3f} (other {np.mean(runs['rr_other']):.3f})"
         results[key]["seconds"] = round(time.perf_counter() - t1, 1)
         print(line, flush=True)
-    save(args.out, {"root": str(args.root), "steps": args.steps, "train_items": len(train_entries),
+    save(args.out, {"root": str(args.root), "steps": args.steps, "seeds": args.seeds, "train_items": len(train_entries),
                     "train_limit": args.train_limit, "dev_items": len(dev_entries), "clips": len(clips),
                     "real_folds": args.folds if folds is not None else None, "light_asd_features": extraction,
                     "results": results, "seconds": round(time.perf_counter() - t0, 1)})
