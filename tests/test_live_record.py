@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +324,26 @@ class _ClockPlayer:
         self.client.close()
 
 
+@contextlib.contextmanager
+def _jack_server(tag: str, rate: int, monkeypatch) -> Iterator[str]:
+    """A running ``jackd -d dummy`` at ``rate`` (20 ms periods) as the default server -> its name; skips where none can start."""
+    pytest.importorskip("jack")
+    from avse.streaming.audio_io import dummy_jack_server
+
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2)")
+    cm = dummy_jack_server(f"avse-{tag}-{os.getpid()}-{rate}", rate, rate // 50)
+    try:
+        server = cm.__enter__()
+    except ConfigError as err:
+        pytest.skip(f"jackd cannot be started here: {err}")
+    try:
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", server)
+        yield server
+    finally:
+        cm.__exit__(None, None, None)
+
+
 def _lag(y: np.ndarray, x: np.ndarray, max_lag: int) -> int:
     """The lag L (samples, |L| <= max_lag) at which y[t] best matches x[t + L] (normalised cross-correlation)."""
     n = y.shape[0] + x.shape[0]
@@ -334,47 +356,36 @@ def _lag(y: np.ndarray, x: np.ndarray, max_lag: int) -> int:
 @pytest.mark.parametrize("rate", [16000, 48000], ids=["16k", "48k"])
 def test_live_session_records_a_video_whose_lips_and_voice_stay_in_sync(numbered_clip, rate, tmp_path, monkeypatch, request):
     """Camera = a numbered talking-face clip, microphone = its own audio played by the clock: the recorded file is in sync."""
-    pytest.importorskip("jack")
     from scipy.signal import resample_poly
 
-    from avse.streaming.audio_io import dummy_jack_server
     from avse.streaming.live import LiveSession
     from avse.streaming.preview import FACE_COLOUR
 
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (Debian package jackd2)")
     clip, audio = numbered_clip
     display = None
     if shutil.which("Xvfb") is not None:  # with a display, the preview runs too and is checked on the screen
         display = _start_xvfb(tmp_path, monkeypatch, request)
-    name = f"avse-rec-{os.getpid()}-{rate}"
     x = audio if rate == 16000 else resample_poly(audio, rate // 16000, 1).astype(np.float32)
     frames_path = tmp_path / "frames.mp4"
-    try:
-        with dummy_jack_server(name, rate, rate // 50) as server:
-            monkeypatch.setenv("JACK_DEFAULT_SERVER", server)
-            session = LiveSession("av-causal", jack=True, server=server, camera=clip, record=True, record_video=frames_path,
-                                  connect=False, headroom_ms=60.0, backend="onnx" if _has_onnx() else "torch",
-                                  preview=display is not None)
-            session.start()
-            player = _ClockPlayer(server, x, f"{session.audio.client.name}:in")
-            shot = None
-            try:
-                while session.camera.started is None and time.monotonic() - session.t_start < 10:
-                    time.sleep(0.05)
-                player.start = session.camera.started
-                while not session.camera.finished and time.monotonic() - session.t_start < 30:
-                    time.sleep(0.25)
-                    session.check()
-                    if display is not None and shot is None and session.camera.preview_shown > 50:
-                        shot = screen(display)
-            finally:
-                session.stop()
-                player.close()
-    except ConfigError as err:
-        if "jackd" in str(err):
-            pytest.skip(f"jackd cannot be started here: {err}")
-        raise
+    with _jack_server("rec", rate, monkeypatch) as server:
+        session = LiveSession("av-causal", jack=True, server=server, camera=clip, record=True, record_video=frames_path,
+                              connect=False, headroom_ms=60.0, backend="onnx" if _has_onnx() else "torch",
+                              preview=display is not None)
+        session.start()
+        player = _ClockPlayer(server, x, f"{session.audio.client.name}:in")
+        shot = None
+        try:
+            while session.camera.started is None and time.monotonic() - session.t_start < 10:
+                time.sleep(0.05)
+            player.start = session.camera.started
+            while not session.camera.finished and time.monotonic() - session.t_start < 30:
+                time.sleep(0.25)
+                session.check()
+                if display is not None and shot is None and session.camera.preview_shown > 50:
+                    shot = screen(display)
+        finally:
+            session.stop()
+            player.close()
     st = session.status()
     assert st["record_frames"] >= 150 and st["record_error"] is None, st
     out = tmp_path / "session.mp4"
@@ -468,24 +479,14 @@ def test_run_live_records_a_video_and_leaves_only_it(numbered_clip, tmp_path, mo
     """`avse live --camera clip --record out.mp4 --seconds 3`, as the command runs it: one file written, nothing else left."""
     import io
 
-    pytest.importorskip("jack")
-    from avse.streaming.audio_io import dummy_jack_server
     from avse.streaming.live import run_live
 
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (Debian package jackd2)")
     clip, _ = numbered_clip
     out_dir = tmp_path / "out"
     out = out_dir / "live.mp4"
     text = io.StringIO()
-    try:
-        with dummy_jack_server(f"avse-runlive-{os.getpid()}", 16000, 320) as server:
-            monkeypatch.setenv("JACK_DEFAULT_SERVER", server)
-            st = run_live("av-causal", camera=clip, record=out, seconds=3.0, connect=False, headroom_ms=60.0, stream=text)
-    except ConfigError as err:
-        if "jackd" in str(err):
-            pytest.skip(f"jackd cannot be started here: {err}")
-        raise
+    with _jack_server("runlive", 16000, monkeypatch):
+        st = run_live("av-causal", camera=clip, record=out, seconds=3.0, connect=False, headroom_ms=60.0, stream=text)
     assert f"written: {out}" in text.getvalue() and "camera frames" in text.getvalue()
     assert [p.name for p in out_dir.iterdir()] == ["live.mp4"]  # the hidden frames file is gone
     times, frames = decoded_frames(out)
@@ -511,28 +512,18 @@ def test_capture_stamp_takes_the_drivers_time_only_when_it_is_on_this_clock():
 @pytest.mark.slow
 def test_a_failed_video_still_writes_the_enhanced_audio(numbered_clip, tmp_path, monkeypatch):
     """The frames cannot be written (their folder does not exist): the session's audio goes to a .wav beside the output."""
-    pytest.importorskip("jack")
     from avse.errors import MediaError
-    from avse.streaming.audio_io import dummy_jack_server
     from avse.streaming.live import LiveSession
 
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (Debian package jackd2)")
     clip, _ = numbered_clip
-    try:
-        with dummy_jack_server(f"avse-recfail-{os.getpid()}", 16000, 320) as server:
-            monkeypatch.setenv("JACK_DEFAULT_SERVER", server)
-            session = LiveSession("av-causal", jack=True, server=server, camera=clip, record=True,
-                                  record_video=tmp_path / "missing" / "frames.mp4", connect=False, headroom_ms=60.0)
-            session.start()
-            try:
-                time.sleep(2.5)
-            finally:
-                session.stop()
-    except ConfigError as err:
-        if "jackd" in str(err):
-            pytest.skip(f"jackd cannot be started here: {err}")
-        raise
+    with _jack_server("recfail", 16000, monkeypatch) as server:
+        session = LiveSession("av-causal", jack=True, server=server, camera=clip, record=True,
+                              record_video=tmp_path / "missing" / "frames.mp4", connect=False, headroom_ms=60.0)
+        session.start()
+        try:
+            time.sleep(2.5)
+        finally:
+            session.stop()
     st = session.status()
     assert st["record_error"] and "recording video FAILED" in session.status_line()
     (tmp_path / "out.wav").write_bytes(b"someone's file")  # taken: the audio goes to the next free name
