@@ -47,8 +47,8 @@ class LiveSession:
     ``record``: keep the enhanced audio (``processor.recorded()``);
     ``record_video``: a path where the camera's frames are written as they
     are captured (with ``record``; ``save_recording`` puts the two together).
-    ``preview``: a window with the camera frame, the face box and the mouth
-    crop (needs a camera and a display).
+    ``preview``: a window with the camera frame, the face box, its lip
+    points and a mouth crop (needs a camera and a display).
     """
 
     def __init__(
@@ -323,7 +323,7 @@ def run_live(
     ``camera``) the camera's frames with the enhanced audio in sync
     (``LiveSession.save_recording``; the frames wait in a hidden file beside
     it meanwhile, ``camera_frames_file``). ``preview``: a window with the
-    frame, face box and mouth crop. Returns the last status plus ``describe()``.
+    frame, face box, lip points and a mouth crop. Returns the last status plus ``describe()``.
     """
     out = stream or sys.stdout
     with camera_frames_file(record, camera) as frames_path:
