@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from avse.errors import ConfigError
+from tests.test_live import _backend
 
 # --- frames that carry their own number ---------------------------------------------------------------
 
@@ -369,7 +370,7 @@ def test_live_session_records_a_video_whose_lips_and_voice_stay_in_sync(numbered
     frames_path = tmp_path / "frames.mp4"
     with _jack_server("rec", rate, monkeypatch) as server:
         session = LiveSession("av-causal", jack=True, server=server, camera=clip, record=True, record_video=frames_path,
-                              connect=False, headroom_ms=60.0, backend="onnx" if _has_onnx() else "torch",
+                              connect=False, headroom_ms=60.0, backend=_backend(),
                               preview=display is not None)
         session.start()
         player = _ClockPlayer(server, x, f"{session.audio.client.name}:in")
@@ -407,11 +408,6 @@ def test_live_session_records_a_video_whose_lips_and_voice_stay_in_sync(numbered
         assert st["preview_frames"] > 50
         assert shot is not None and (shot == FACE_COLOUR).all(-1).sum() > 100  # the face box, on the screen
 
-
-def _has_onnx() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
 def test_a_recorder_killed_midway_leaves_frames_that_can_still_be_used(tmp_path):

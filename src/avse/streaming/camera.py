@@ -263,8 +263,7 @@ class LipWorker:
                 crop = mouth_crop(frame, self.landmarks)
         text = {"face": f"face: yes, lips {ms:.0f} ms", "held": "face: missed, last lips held",
                 "unusable": "face: lips unusable (audio-only)", "none": "face: none (audio-only)"}[state]
-        shown = "face" if state == "none" else state  # no box is drawn then
-        self.preview.show(preview_image(frame, None if state == "none" else box, crop, points, state=shown, text=text))
+        self.preview.show(preview_image(frame, box, crop, points, state=state, text=text))  # "none": no box to colour
 
     def _run(self) -> None:
         from avse.streaming.audio_io import try_realtime

@@ -41,7 +41,7 @@ def preview_image(
     float [4] x0, y0, x1, y1 in frame pixels (None: no face), drawn in the
     colour of ``state``: "face" green (its lips are read), "held" amber (the
     last features carried over a missed frame), "unusable" red (a face whose
-    lip features cannot be used); ``points`` float [P, 2] x, y in frame
+    lip features cannot be used; "none" goes with no box); ``points`` float [P, 2] x, y in frame
     pixels (the lip points), drawn as dots; ``crop`` uint8 [96, 96] gray, the
     mouth crop, drawn at twice its size in the top right corner (None:
     none); ``text`` written at the bottom.

@@ -103,6 +103,8 @@ class FrameRecorder:
     def _run(self) -> None:
         import av
 
+        from avse.video.io import yuv420_frame
+
         first = self._next()
         if first is None:
             self.complete = True  # stopped before any frame: no file
@@ -122,24 +124,13 @@ class FrameRecorder:
                     stamp, frame = item
                     pts = max(last + 1, round((stamp - t0) / TIME_BASE))  # strictly increasing, whatever the stamps
                     last = pts
-                    out.mux(stream.encode(_yuv_frame(frame[:h, :w], pts)))
+                    out.mux(stream.encode(yuv420_frame(frame[:h, :w], pts, TIME_BASE)))
                     self.frames += 1
                     item = self._next()
                 out.mux(stream.encode(None))
             self.complete = True
         except (av.error.FFmpegError, OSError, ValueError) as err:
             self.error = f"{type(err).__name__}: {err}"
-
-
-def _yuv_frame(frame: np.ndarray, pts: int):  # -> av.VideoFrame
-    """uint8 [H, W, 3] RGB (even H and W) -> a yuv420p VideoFrame stamped ``pts`` (in TIME_BASE)."""
-    import av
-    import cv2
-
-    yuv = np.asarray(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420), np.uint8)  # [H * 3 / 2, W]
-    vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-    vf.pts, vf.time_base = pts, TIME_BASE
-    return vf
 
 
 def audio_clock(anchors: np.ndarray, sample_rate: int) -> tuple[float, float]:

@@ -371,17 +371,25 @@ def write_video(
                 for i in range(n):
                     if ast is not None:  # interleave: the audio up to the end of this video frame
                         audio_until(min(pcm.shape[0], math.ceil((i + 1) / rate * sample_rate)))
-                    # RGB -> YUV 4:2:0 (BT.601, limited range), as FFmpeg would do it.
-                    yuv = cv2.cvtColor(frames[i], cv2.COLOR_RGB2YUV_I420)  # [H * 3 / 2, W]
-                    vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-                    vf.pts, vf.time_base = i, 1 / rate
-                    out.mux(vs.encode(vf))
+                    out.mux(vs.encode(yuv420_frame(frames[i], i, 1 / rate)))
                 out.mux(vs.encode(None))
                 if ast is not None:
                     audio_until(pcm.shape[0])
                     out.mux(ast.encode(None))
         except av.error.FFmpegError as err:
             raise MediaError(path, f"cannot write video ({err})") from None
+
+
+def yuv420_frame(frame: np.ndarray, pts: int, time_base: Fraction):  # -> av.VideoFrame
+    """uint8 [H, W, 3] RGB (even H and W) -> a yuv420p VideoFrame stamped ``pts`` in ``time_base``.
+
+    RGB -> YUV 4:2:0 as FFmpeg would do it (BT.601, limited range).
+    """
+    av = _av()
+    yuv = np.asarray(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420), np.uint8)  # [H * 3 / 2, W]
+    vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+    vf.pts, vf.time_base = pts, time_base
+    return vf
 
 
 def _encode_aac(out, stream, samples: np.ndarray, pts: int, sample_rate: int, layout: str) -> None:
