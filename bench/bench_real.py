@@ -50,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
 DNSMOS_DIR = HERE.parents[1] / "shared" / "models" / "dnsmos"
 PEERS_PY = HERE / "peers" / ".venv" / "bin" / "python"
+LIGHT_ASD = HERE.parents[1] / "shared" / "models" / "light_asd" / "finetuning_TalkSet.model"
 PEERS = ("dfn3", "gtcrn", "rnnoise", "nsnet2")
 SHIPPED = ("av", "av-causal", "audio", "separate")
 TWO_TALKER_SNRS = (-5.0, 0.0, 5.0)
@@ -60,12 +61,14 @@ PEAK = 0.9
 
 @dataclass
 class Clip:
-    """One real dev clip after the front end: its talker, 16 kHz audio [T] and lip features [F, 82]."""
+    """One real dev clip after the front end: its talker, 16 kHz audio [T], lip features [F, 82] and, when a model
+    reads them, Light-ASD embeddings [F, 128]."""
 
     name: str
     talker: str
     audio: np.ndarray
     features: np.ndarray
+    light_asd: np.ndarray | None = None
 
 
 @dataclass
@@ -79,8 +82,8 @@ class Item:
     other: str | None
     mixture: np.ndarray
     reference: np.ndarray
-    face: np.ndarray  # the target's lip features [F, 82]
-    other_face: np.ndarray | None  # the other talker's, fitted to F frames (two-talker only)
+    face: dict[str, np.ndarray]  # the target's visual streams: {"lip_features": [F, 82] (, "light_asd": [F, 128])}
+    other_face: dict[str, np.ndarray] | None  # the other talker's, fitted to F frames (two-talker only)
 
 
 def talker_of(path: Path) -> str:
@@ -120,6 +123,31 @@ def load_clips(real: Path, cache: Path) -> list[Clip]:
     return clips
 
 
+def add_light_asd(clips: list[Clip], real: Path, enh, cache: Path) -> None:
+    """Each clip's Light-ASD embeddings as ``avse enhance`` gives them to a model on that stream (the front end's
+    landmarks, its A/V shift applied; ``enh.visual_input`` of such a model's Enhancer), cached in ``cache`` as npy."""
+    paths = sorted((real / "grid").glob("*.mpg")) + sorted((real / "av").glob("*/*.mp4"))
+    cache.mkdir(parents=True, exist_ok=True)
+    for p, c in zip(paths, clips, strict=True):
+        key = cache / f"{p.parent.name}_{p.stem}.npy"
+        if key.is_file():
+            c.light_asd = np.load(key)
+            continue
+        feats, why, _ = enh.visual_input(p, c.audio)
+        if feats is None:
+            raise SystemExit(f"{p}: {why}")
+        if len(feats) != len(c.features):
+            raise SystemExit(f"{p}: {len(feats)} Light-ASD frames for {len(c.features)} lip-feature frames")
+        np.save(key, feats)
+        c.light_asd = feats
+
+
+def streams(c: Clip, n: int | None = None) -> dict[str, np.ndarray]:
+    """A clip's visual streams, fitted to ``n`` frames when given."""
+    out = {"lip_features": c.features} | ({"light_asd": c.light_asd} if c.light_asd is not None else {})
+    return out if n is None else {k: fit(v, n) for k, v in out.items()}
+
+
 def partners(clips: list[Clip], seed: int = 0) -> list[int]:
     """A fixed derangement: clip i's interferer is another talker's clip (seeded shuffle, then a cyclic shift)."""
     rng = np.random.default_rng(seed)
@@ -157,39 +185,46 @@ def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool) -
         n, f = len(c.audio), len(c.features)
         for snr in snrs2:
             m, r = mix(c.audio, fit(o.audio, n), snr)
-            items.append(Item(f"2t_{snr:+.0f}_{i:02d}", "two-talker", snr, c.name, o.name, m, r, c.features,
-                              fit(o.features, f)))
+            items.append(Item(f"2t_{snr:+.0f}_{i:02d}", "two-talker", snr, c.name, o.name, m, r, streams(c),
+                              streams(o, f)))
     for i, c in enumerate(clips):
         for k, (nname, z) in enumerate(sorted(noises.items())):
             start = int(np.random.default_rng(1000 * i + k).integers(0, max(1, len(z) - len(c.audio))))
             seg = fit(z[start:], len(c.audio))
             for snr in ((0.0,) if quick else NOISE_SNRS):
                 m, r = mix(c.audio, seg, snr)
-                items.append(Item(f"nz_{nname}_{snr:+.0f}_{i:02d}", "noise", snr, c.name, nname, m, r, c.features, None))
+                items.append(Item(f"nz_{nname}_{snr:+.0f}_{i:02d}", "noise", snr, c.name, nname, m, r, streams(c), None))
     for i, c in enumerate(clips):
         s = PEAK / max(float(np.abs(c.audio).max()), 1e-9)
         a = (c.audio * s).astype(np.float32)
-        items.append(Item(f"clean_{i:02d}", "clean", None, c.name, None, a, a, c.features, None))
+        items.append(Item(f"clean_{i:02d}", "clean", None, c.name, None, a, a, streams(c), None))
     return items
 
 
-def model_methods(specs: dict[str, str]) -> dict[str, Callable[[Item, str], np.ndarray]]:
-    """Shipped or given models -> method(item, visual) -> estimate [T]; visual is "target", "other" or "zero"."""
+def model_methods(specs: dict[str, str], light_asd: Path | None = None) -> dict[str, Callable[[Item, str], np.ndarray]]:
+    """Shipped or given models -> method(item, visual) -> estimate [T]; visual is "target", "other" or "zero".
+    ``light_asd``: the Light-ASD checkpoint a model on its embeddings needs. An Enhancer's method carries it as
+    ``.enhancer``."""
     from avse.api import Enhancer, Separator, load_model
 
     out: dict[str, Callable[[Item, str], np.ndarray]] = {}
     for name, spec in specs.items():
         model, info = load_model(spec)
         if info["n_outputs"] == 1:
-            enh = Enhancer((model, info), fallback=None)
+            enh = Enhancer((model, info), fallback=None, light_asd=light_asd)
 
             def run(item: Item, visual: str, enh: Enhancer = enh) -> np.ndarray:
                 if not enh.audio_visual:
                     return enh.enhance(item.mixture, SR)
-                face = {"target": item.face, "other": item.other_face, "zero": np.zeros_like(item.face)}[visual]
+                stream = enh.visual_stream
+                if stream not in item.face:
+                    raise SystemExit(f"model {enh.info['name']!r} reads {stream}: give --light-asd")
+                own = item.face[stream]
+                face = {"target": own, "other": (item.other_face or {}).get(stream), "zero": np.zeros_like(own)}[visual]
                 return enh.enhance(item.mixture, SR, video=face)
 
             run.audio_visual = enh.audio_visual  # type: ignore[attr-defined]
+            run.enhancer = enh  # type: ignore[attr-defined]
         else:
             sep = Separator((model, info), av=None)
 
@@ -357,6 +392,8 @@ def main() -> None:
     ap.add_argument("--dnsmos", type=Path, default=DNSMOS_DIR, help="DNSMOS model folder (skipped when absent)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the front-end cache and peer files")
     ap.add_argument("--quick", action="store_true", help="0 dB only (a third of the items)")
+    ap.add_argument("--light-asd", type=Path, default=LIGHT_ASD,
+                    help="Light-ASD checkpoint, for models on its embeddings (default: %(default)s)")
     ap.add_argument("--name", default="real", help="results name: bench/results/NAME.json and NAME.png")
     args = ap.parse_args()
 
@@ -371,11 +408,13 @@ def main() -> None:
     t0 = time.perf_counter()
     clips = load_clips(args.real, work / "frontend")
     noises = {p.stem: load_audio(p, SR)[0] for p in sorted((args.real / "noise").glob("*.wav"))}
+    specs = dict(s.split("=", 1) for s in args.models) if args.models else {m: m for m in SHIPPED}
+    models = model_methods(specs, args.light_asd if args.light_asd.is_file() else None)
+    asd = [fn.enhancer for fn in models.values() if getattr(getattr(fn, "enhancer", None), "visual_stream", None) == "light_asd"]
+    if asd:
+        add_light_asd(clips, args.real, asd[0], work / f"light_asd_{args.light_asd.stem}")
     items = build_items(clips, noises, args.quick)
     print(f"{len(clips)} clips, {len(items)} items, front end {time.perf_counter() - t0:.0f} s", flush=True)
-
-    specs = dict(s.split("=", 1) for s in args.models) if args.models else {m: m for m in SHIPPED}
-    models = model_methods(specs)
     av_models = [m for m, fn in models.items() if getattr(fn, "audio_visual", False)]
     dnsmos = None
     if args.dnsmos.is_dir():

@@ -489,3 +489,49 @@ def test_output_names_must_be_plain_file_names():
     for bad in ("", "../x", "a/b", ".hidden"):
         with pytest.raises(ConfigError, match="cannot be a file name"):
             check_file_stem(bad)
+
+
+def test_a_light_asd_model_reads_the_encoders_embeddings_of_the_video(tiny_corpus, tmp_path, monkeypatch):
+    """A model with visual_stream "light_asd" gets the Light-ASD embeddings of the face crops the front end's landmarks
+    place: enhancing the video equals enhancing with those embeddings given. Without the checkpoint it is a one-line
+    error before any work; lip features do not fit it; per-face separation refuses it."""
+    _need_mediapipe()
+    from avse.api import enhance_file
+    from avse.models.light_asd import embed_video, load_visual_encoder
+    from avse.video.frontend import process
+    from tests.models.test_light_asd import light_asd_checkpoint
+
+    monkeypatch.delenv("AVSE_LIGHT_ASD", raising=False)
+    weights = light_asd_checkpoint(tmp_path / "asd.model")
+    cfg = dict(TINY_AV, visual_channels=128, visual_stream="light_asd")
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "asd.avse.pt", build_model("avnet", cfg), "avnet", make_config("avnet", cfg))
+    video = sorted((tiny_corpus / "dev" / "targets_video").glob("*.mp4"))[0]
+    front = process(video)
+    audio = front.audio
+    enh = Enhancer(path, fallback=None, light_asd=weights)
+    assert enh.visual_stream == "light_asd"
+    y = enh.enhance(audio, 16000, video=video)
+    assert enh.last_info["mode"] == "audio-visual" and enh.last_info.get("lips_shifted_frames", 0) == 0
+    emb = embed_video(video, front.landmarks, load_visual_encoder(weights))
+    scale = float(np.abs(y).max())
+    assert scale > 0
+    assert np.abs(y - enh.enhance(audio, 16000, video=emb)).max() <= 1e-4 * scale
+    other = np.random.default_rng(0).normal(size=emb.shape).astype(np.float32)  # the model does read the stream
+    assert np.abs(y - enh.enhance(audio, 16000, video=other)).max() > 1e-2 * scale
+    with pytest.raises(ConfigError, match=r"\[F, 128\]"):
+        enh.enhance(audio, 16000, video=front.features)
+    with pytest.raises(ConfigError, match="needs the video file"):
+        enh.enhance(audio, 16000, video=front)
+    with pytest.raises(ConfigError, match="--light-asd"):
+        Enhancer(path, fallback=None).enhance(audio, 16000, video=video)
+    out = tmp_path / "out" / "y.wav"
+    out.parent.mkdir()
+    with pytest.raises(ConfigError, match="--light-asd"):
+        enhance_file(video, out, model=path, fallback=None)
+    assert not any(out.parent.iterdir())
+    monkeypatch.setenv("AVSE_LIGHT_ASD", str(tmp_path / "missing.model"))
+    with pytest.raises(MediaError, match="no such Light-ASD checkpoint"):
+        enhance_file(video, out, model=path, fallback=None)
+    with pytest.raises(ConfigError, match="Light-ASD"):
+        Separator(None, av=path).separate(audio, 16000, video=video)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -229,6 +230,10 @@ class Enhancer:
     (``InferenceConfig``), so memory follows the chunk length, not the file's.
     ``progress``: a tqdm bar of the chunks (True) or a callback
     ``(chunks done, chunks in all)`` (``avse.inference.run_chunked``).
+    A model trained on Light-ASD embeddings (``visual_stream`` "light_asd")
+    needs ``light_asd``, the path of a released Light-ASD checkpoint (default:
+    the environment variable AVSE_LIGHT_ASD), whose visual encoder turns the
+    video's face crops into its visual stream.
     """
 
     def __init__(
@@ -237,6 +242,7 @@ class Enhancer:
         fallback: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = None,
         config: InferenceConfig = InferenceConfig(),
         progress: Progress = False,
+        light_asd: str | Path | None = None,
     ):
         self._main = _Slot(model)
         self.model, self.info, _ = self._main.get()
@@ -247,6 +253,9 @@ class Enhancer:
         self.config = config
         self.progress = progress
         self.last_info: dict[str, Any] = {}
+        self.visual_stream = getattr(getattr(self.model, "cfg", None), "visual_stream", "lip_features") if self.audio_visual else None
+        self._light_asd_path = light_asd if light_asd is not None else os.environ.get("AVSE_LIGHT_ASD") or None
+        self._light_asd: Any = None
 
     @classmethod
     def from_pretrained(
@@ -255,15 +264,45 @@ class Enhancer:
         fallback: str | Path | None = "audio",
         config: InferenceConfig = InferenceConfig(),
         progress: Progress = False,
+        light_asd: str | Path | None = None,
     ) -> Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)."""
-        return cls(name_or_path, fallback, config=config, progress=progress)
+        return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd)
+
+    def light_asd_encoder(self) -> Any:
+        """The frozen Light-ASD visual encoder a "light_asd" model reads (loaded once); ConfigError or MediaError
+        when no checkpoint was given or it is missing (call it early to fail before any work)."""
+        if self._light_asd is None:
+            from avse.models.light_asd import load_visual_encoder
+
+            if self._light_asd_path is None:
+                raise ConfigError(f"model {self.info['name']!r} reads Light-ASD embeddings: give the Light-ASD checkpoint "
+                                  "with --light-asd FILE (or AVSE_LIGHT_ASD)")
+            path = Path(self._light_asd_path)
+            if not path.is_file():
+                raise MediaError(path, "no such Light-ASD checkpoint")
+            self._light_asd = load_visual_encoder(path)
+        return self._light_asd
+
+    def _stream(self, front: Any, video_path: Path | None) -> np.ndarray:
+        """The model's visual stream of a front-end result: its lip features, or the Light-ASD embeddings [N, 128]
+        of the face crops the same landmarks place on ``video_path``'s frames."""
+        if self.visual_stream != "light_asd":
+            return front.features
+        if video_path is None:
+            raise ConfigError("a Light-ASD model needs the video file (its frames) or the embeddings [F, 128], "
+                              "not a front-end result")
+        from avse.models.light_asd import embed_video
+
+        return embed_video(video_path, front.landmarks, self.light_asd_encoder())
 
     def visual_input(self, video: Any, audio16: np.ndarray, face: Face = None) -> tuple[np.ndarray | None, str | None, dict]:
         """The visual stream ``enhance`` gives the model -> (features float32 [F, D] or None, why not, facts).
 
         ``video``: a path (the front end runs on it with ``audio16``, float32
-        [T] at 16 kHz), a FrontEndResult or features [F, D]; ``face`` as in
+        [T] at 16 kHz), a FrontEndResult or features [F, D] (the model's
+        visual stream: lip features, or Light-ASD embeddings for a "light_asd"
+        model, which needs the path rather than a FrontEndResult); ``face`` as in
         ``enhance``. None and the reason when the face is missing or detected
         on too few frames; facts: face choice, coverage, A/V offset, shift.
         """
@@ -271,13 +310,15 @@ class Enhancer:
 
         n_feat = self.model.visual_channels
         facts: dict[str, Any] = {}
+        path = None
         if isinstance(video, (str, Path)):
+            path = Path(video)
             try:
                 video = process(video, audio=audio16, choose=face)
             except NoFaceError as err:
                 return None, f"no face in the video: {err}", facts
         if isinstance(video, FrontEndResult):
-            feats, finite = _features_array(video.features, n_feat)
+            feats, finite = _features_array(self._stream(video, path), n_feat)
             coverage = min(finite, _coverage_from_flags(video.landmarks.get("flags"), feats.shape[0]))
             rep = video.report
             facts = {"face": {k: rep[k] for k in ("track", "choice", "n_tracks") if k in rep}}
@@ -446,6 +487,9 @@ class Separator:
             av_model, av_info, av_fn = self._av.get()
             if not av_info["audio_visual"]:
                 raise ConfigError(f"model {av_info['name']!r} is not audio-visual")
+            if getattr(getattr(av_model, "cfg", None), "visual_stream", "lip_features") != "lip_features":
+                raise ConfigError(f"model {av_info['name']!r} reads Light-ASD embeddings; per-face separation runs on "
+                                  "lip features (use it with avse enhance --face)")
             faces, reason, info["faces"] = self._faces(video, av_model.visual_channels)
         elif video is not None:
             reason = "no audio-visual model was given"
@@ -542,6 +586,7 @@ def enhance_file(
     face: Face = None,
     chunk_seconds: float | None = None,
     progress: Progress = False,
+    light_asd: str | Path | None = None,
 ) -> dict[str, Any]:
     """Enhance a video or audio file -> OUT.wav (16-bit PCM, 16 kHz mono) and, for a video, OUT.mp4.
 
@@ -550,7 +595,8 @@ def enhance_file(
     audio-only model. ``audio`` replaces the video's own track (it must start
     with the first video frame). ``out`` ends in .wav or .mp4; the other file
     takes the same stem. OUT.mp4 is the input's video stream copied (no
-    re-encoding) with the enhanced audio as AAC. The wav is always at 16 kHz,
+    re-encoding) with the enhanced audio as AAC. ``light_asd``: the Light-ASD
+    checkpoint a model on its embeddings needs (``Enhancer``). The wav is always at 16 kHz,
     the rate the models work at (nothing above 8 kHz survives them). Both files
     are written atomically, together, only when everything succeeded; an
     output that is an input is refused (OutputPathError). Returns the
@@ -575,7 +621,9 @@ def enhance_file(
     outputs = [wav] + ([mp4] if mp4 else [])
     _check_outputs(outputs, [src] + ([Path(audio)] if audio else []))
     cfg = _config(chunk_seconds)
-    enhancer = Enhancer.from_pretrained(model, fallback=fallback, config=cfg, progress=progress)
+    enhancer = Enhancer.from_pretrained(model, fallback=fallback, config=cfg, progress=progress, light_asd=light_asd)
+    if video and enhancer.visual_stream == "light_asd":
+        enhancer.light_asd_encoder()  # no checkpoint for the model's visual stream: fail before any work
     x = _read_input(src, audio, video)
     y = enhancer.enhance(x, SAMPLE_RATE, video=src if video else None, face=face)
     with contextlib.ExitStack() as stack:

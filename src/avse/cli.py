@@ -121,7 +121,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     from avse.utils.fs import parse_shard
 
     report = prepare(args.root, args.out, jobs=args.jobs, shard=parse_shard(args.shard), smooth_window=args.smooth, progress=not args.quiet,
-                     detect=args.detect, faces=args.faces)
+                     detect=args.detect, faces=args.faces, light_asd=args.light_asd)
     print(json.dumps(report, indent=2))
     if report["failed"]:
         raise AvseError(f"{len(report['failed'])} utterance(s) failed, the rest is cached; see {Path(args.out) / 'failures.json'}")
@@ -270,7 +270,7 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
     from avse.api import enhance_file
 
     res = enhance_file(args.input, args.out, audio=args.audio, model=args.model, face=args.face,
-                       chunk_seconds=args.chunk, progress=not args.quiet)
+                       chunk_seconds=args.chunk, progress=not args.quiet, light_asd=args.light_asd)
     if res["mode"] == "audio-visual":
         rule = res.get("face", {}).get("choice")
         face = {"only": "the only face", "largest": "the largest face", "audio": "the face whose lips follow the sound",
@@ -386,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="detect faces even where the corpus has ground-truth landmarks (train on the front end's lips)")
     pr.add_argument("--faces", action="store_true",
                     help="also store aligned 96x96 RGB face crops (the talking-face models' frames)")
+    pr.add_argument("--light-asd", metavar="FILE",
+                    help="also store the embeddings of this Light-ASD checkpoint's visual encoder (for models on them)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=_cmd_prepare)
 
@@ -477,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--model", default="av", help="a shipped model (av, av-causal, audio) or a checkpoint path (default: %(default)s)")
     en.add_argument("--face", type=_face, help="which face: an index (left to right) or a box x0,y0,x1,y1 (default: the talker)")
     en.add_argument("--chunk", type=_positive_seconds, metavar="SECONDS", help="chunk length for long inputs (default: 10)")
+    en.add_argument("--light-asd", metavar="FILE",
+                    help="a Light-ASD checkpoint, for a model trained on its embeddings (default: $AVSE_LIGHT_ASD)")
     en.add_argument("--quiet", action="store_true", help="no progress bar")
     en.set_defaults(func=_cmd_enhance)
 

@@ -17,6 +17,7 @@ from avse.plots import contact_sheet
 from avse.video.io import iter_grid_frames, read_video, write_video
 from avse.video.landmarks import read_landmarks
 from avse.video.roi import crop_centroid_px, mouth_crops
+from tests.models.test_light_asd import light_asd_checkpoint
 
 GRID = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "grid"
 
@@ -137,3 +138,37 @@ def test_detect_caches_the_front_ends_lips_of_a_synthetic_corpus(tiny_corpus, ca
         # the face mesh finds the drawn lips a few pixels off the renderer's points, not exactly on them
         err = np.abs(d["lips"] - g["lips"]).mean()
         assert 0.0 < err < 6.0
+
+
+def test_light_asd_embeddings_are_cached_and_read_as_the_visual_stream(tiny_corpus, cache, tmp_path):
+    """``prepare --light-asd`` adds the encoder's embeddings of the crops the landmarks place, made again for a cache
+    that lacks them; a dataset on the "light_asd" stream reads them as its features, cut as the lips are."""
+    from avse.models.light_asd import embed_video, load_visual_encoder
+
+    weights = light_asd_checkpoint(tmp_path / "asd.model")
+    with pytest.raises(MediaError, match="no such Light-ASD checkpoint"):
+        prepare(tiny_corpus, tmp_path / "x", progress=False, light_asd=tmp_path / "missing.model")
+    out = tmp_path / "cache"
+    shutil.copytree(cache, out)
+    report = prepare(tiny_corpus, out, jobs=1, progress=False, light_asd=weights)
+    assert report["made_now"] == 5 and report["failed"] == {}
+    assert prepare(tiny_corpus, out, jobs=1, progress=False, light_asd=weights)["made_now"] == 0
+    _, utts = discover(tiny_corpus)
+    enc = load_visual_encoder(weights)
+    for u in utts:
+        c = load_cached(cache_path(out, u.id, u.split))
+        assert c["light_asd"].shape == (len(c["lips"]), 128) and c["light_asd"].dtype == np.float32
+        assert np.allclose(c["light_asd"], embed_video(u.video, c, enc), atol=1e-5)
+        assert c["light_asd"].std(0).mean() > 0  # the frames differ
+    ds = DynamicMixDataset(tiny_corpus, "dev", cache=out, segment_frames=20, seed=0, visual_stream="light_asd")
+    item = ds[0]
+    full = load_cached(cache_path(out, item["info"]["target"], "dev"))["light_asd"]
+    start = item["info"]["start_frame"]
+    assert item["features"].shape == (20, 128)
+    assert np.allclose(item["features"].numpy(), full[start : start + 20])
+    with pytest.raises(ConfigError, match="cache"):
+        DynamicMixDataset(tiny_corpus, "dev", visual_stream="light_asd")
+    with pytest.raises(ConfigError, match="visual stream"):
+        DynamicMixDataset(tiny_corpus, "dev", cache=out, visual_stream="pixels")
+    with pytest.raises(MediaError):  # a cache without the embeddings
+        DynamicMixDataset(tiny_corpus, "dev", cache=cache, visual_stream="light_asd")[0]

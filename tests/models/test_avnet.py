@@ -273,3 +273,15 @@ def test_overfits_when_video_picks_the_target():
     assert final < losses[0] - 10.0
     assert final < neg_si_sdr(mixture, targets).mean().item() - 3.0  # better than returning the mixture
     assert swapped > final + 10.0  # the wrong lips give the wrong talker
+
+
+def test_the_visual_stream_is_named_and_light_asd_takes_128_channels():
+    from avse.errors import ConfigError
+    from avse.models.avnet import AVNetConfig
+
+    assert AVNetConfig().visual_stream == "lip_features"
+    assert AVNetConfig(visual_channels=128, visual_stream="light_asd").visual_channels == 128
+    with pytest.raises(ConfigError, match="visual_channels=82"):
+        AVNetConfig(visual_stream="light_asd")
+    with pytest.raises(ConfigError, match="visual_stream must be one of"):
+        AVNetConfig(visual_stream="pixels")

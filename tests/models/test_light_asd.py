@@ -24,6 +24,16 @@ from avse.video.roi import STABLE_POINTS, transform_points
 WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "models" / "light_asd"
 
 
+def light_asd_checkpoint(path: Path) -> Path:
+    """A checkpoint in the released layout (the ASD wrapper's state dict) holding a seeded random visual encoder."""
+    from avse.models.light_asd import PREFIX
+
+    torch.manual_seed(0)
+    enc = LightASDVisualEncoder()
+    torch.save({f"{PREFIX}{k}": v for k, v in enc.state_dict().items()} | {"model.other.weight": torch.zeros(1)}, path)
+    return path
+
+
 def _random_encoder() -> LightASDVisualEncoder:
     torch.manual_seed(0)
     enc = LightASDVisualEncoder()
@@ -103,3 +113,31 @@ def test_not_a_light_asd_checkpoint(tmp_path):
     torch.save({"encoder.weight": torch.zeros(2)}, path)
     with pytest.raises(ConfigError):
         visual_state_dict(path)
+    path.write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="not a readable Light-ASD checkpoint"):
+        visual_state_dict(path)
+
+
+def test_frames_without_a_face_embed_as_zero_rows(tmp_path):
+    """Missing landmarks (NaN) give the visual stream's "no face" rows; the other frames are embedded from crops placed
+    by the gap-filled landmarks, as the whole clip would be."""
+    from avse.models.light_asd import embed_frames
+
+    enc = _random_encoder()
+    rng = np.random.default_rng(0)
+    n = 12
+    frames = [rng.integers(0, 255, (160, 200, 3), dtype=np.uint8) for _ in range(n)]
+    eyes = np.array([[70.0, 60], [90, 60], [110, 60], [130, 60]])
+    lm = {"lips": np.tile(rng.uniform(80, 120, (40, 2)), (n, 1, 1)), "eyes": np.tile(eyes, (n, 1, 1)),
+          "nose": np.tile([100.0, 80], (n, 1)), "face_box": np.tile([60.0, 30, 140, 130], (n, 1))}
+    whole = embed_frames(frames, lm, enc)
+    assert whole.shape == (n, 128) and np.all(whole.any(1))
+    gappy = {k: v.copy() for k, v in lm.items()}
+    for k in gappy:
+        gappy[k][4:6] = np.nan
+    out = embed_frames(frames, gappy, enc)
+    assert not out[4:6].any()
+    keep = np.r_[0:4, 6:n]  # the head does not move, so the filled landmarks place the same crops everywhere
+    assert np.allclose(out[keep], whole[keep], atol=1e-5)
+    none = {k: np.full_like(v, np.nan) for k, v in lm.items()}
+    assert not embed_frames(frames, none, enc).any()

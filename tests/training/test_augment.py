@@ -66,3 +66,29 @@ def test_warp_and_motion_gain_keep_the_mean_shape_and_change_the_timing():
     np.testing.assert_allclose(out.mean(0), f.mean(0), atol=0.03)  # the resting shape stays where it was
     gain = np.std(out[:, 80]) / np.std(f[:, 80])
     assert 0.4 < gain < 1.6
+
+
+def test_other_streams_get_the_temporal_augmentations_only():
+    """An embedding stream (Light-ASD, 128 a frame) is moved in time, never changed in value: every output row is a
+    blend of two neighbouring input rows (or one of them), and no-face rows stay zero."""
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(60, 128)).astype(np.float32)
+    f[10:14] = 0.0
+    cfg = LipAugment(p_smooth=0.0, p_fps=1.0, p_drop=0.2)
+    out = augment_lip_features(f, np.random.default_rng(5), cfg)
+    assert out.shape == f.shape and out.dtype == np.float32
+    assert not np.allclose(out, f)
+    for row in out:
+        if not row.any():
+            continue
+        # row = (1 - w) f[k] + w f[k + 1] for some k and w in [0, 1]
+        ok = False
+        for k in range(len(f) - 1):
+            d = f[k + 1] - f[k]
+            w = float(np.dot(row - f[k], d) / max(np.dot(d, d), 1e-12))
+            if -1e-4 <= w <= 1 + 1e-4 and np.allclose(row, f[k] + w * d, atol=1e-4):
+                ok = True
+                break
+        assert ok
+    assert (~out.any(1)).sum() >= 2  # the no-face gap is still there
+    assert np.array_equal(augment_lip_features(f, np.random.default_rng(5), cfg), out)  # seeded

@@ -88,10 +88,43 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
         shipped, _ = load_model(stem.replace("_", "-"))
         model.load_state_dict(shipped.state_dict())  # strict: the same layers and sizes
         return
-    warm_start(model, cfg.model, cfg.init_from)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    warm_start(model, cfg.model, cfg.init_from, cfg.init_skip)
     shipped, _ = load_model(cfg.init_from)
-    for (name, a), b in zip(model.state_dict().items(), shipped.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+    theirs = shipped.state_dict()
+    for name, a in model.state_dict().items():  # every weight the shipped model's, but those init_skip names
+        if name.startswith(tuple(cfg.init_skip)):
+            assert torch.equal(a, fresh[name]), name
+        else:
+            assert torch.equal(a, theirs[name]), name
+
+
+def test_warm_start_skip_keeps_the_named_new_layers_and_loads_the_rest():
+    """A model on another visual stream (128 inputs instead of 82) starts from "av": only its input layer is new."""
+    import torch
+
+    from avse.api import model_path
+    from avse.errors import ConfigError
+    from avse.models.checkpoint import read_checkpoint
+    from avse.training.module import warm_start
+
+    av = read_checkpoint(model_path("av"))
+    cfg = {**av["config"], "visual_channels": 128, "visual_stream": "light_asd"}
+    model = build_model("avnet", cfg)
+    with pytest.raises(ConfigError, match="do not fit"):
+        warm_start(model, "avnet", "av")
+    with pytest.raises(ConfigError, match="names no weight"):
+        warm_start(model, "avnet", "av", ["visual_frontend.no_such_layer"])
+    model = build_model("avnet", cfg)  # the failed loads above may have copied some weights in
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    warm_start(model, "avnet", "av", ["visual_frontend.in_proj"])
+    state = model.state_dict()
+    new = [k for k in state if not torch.equal(state[k], av["state_dict"].get(k, torch.empty(0)))]
+    assert sorted(new) == ["visual_frontend.in_proj.bias", "visual_frontend.in_proj.weight"]  # both kept fresh
+    assert torch.equal(state["visual_frontend.in_proj.bias"], fresh["visual_frontend.in_proj.bias"])
+    assert torch.equal(state["visual_frontend.in_proj.weight"], fresh["visual_frontend.in_proj.weight"])
+    with pytest.raises(ConfigError, match="init_skip"):
+        TrainConfig(init_skip=["visual_frontend.in_proj"])
 
 
 def test_warm_start_refuses_another_model():

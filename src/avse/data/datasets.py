@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avse import SAMPLES_PER_FRAME
+from avse import SAMPLES_PER_FRAME, VISUAL_STREAMS
 from avse.audio.wav16 import read_wav64
 from avse.data.metadata import (
     interferer_wav_path,
@@ -156,14 +156,23 @@ def _item(
 
 
 class _Visual:
-    """The target's visual stream: lip landmarks from the corpus, or features + lips (+ crops when asked) from a cache."""
+    """The target's visual stream: lip landmarks from the corpus, or features + lips (+ crops when asked) from a cache.
 
-    def __init__(self, root: Path, dataset: str, cache: str | Path | None, crops: bool = False):
+    ``stream`` "light_asd" reads the cache's Light-ASD embeddings (``avse prepare --light-asd``) as the
+    item's ``features`` instead of its lip features.
+    """
+
+    def __init__(self, root: Path, dataset: str, cache: str | Path | None, crops: bool = False, stream: str = "lip_features"):
         self.root, self.dataset = root, dataset
         self.cache = None if cache is None else Path(cache)
         if crops and self.cache is None:
             raise ConfigError("mouth crops come from a preprocessing cache: give cache= (an `avse prepare` folder)")
+        if stream not in VISUAL_STREAMS:
+            raise ConfigError(f"visual stream must be one of {', '.join(VISUAL_STREAMS)}, got {stream!r}")
+        if stream == "light_asd" and self.cache is None:
+            raise ConfigError("Light-ASD embeddings come from a preprocessing cache: give cache= (made by avse prepare --light-asd)")
         self.crops = crops
+        self.key = "features" if stream == "lip_features" else "light_asd"
 
     def __call__(self, name: str) -> dict[str, np.ndarray]:
         if self.cache is None:
@@ -171,9 +180,9 @@ class _Visual:
             return {"lips": lips.astype(np.float32)}
         from avse.data.prepare import cache_path, load_cached
 
-        keys = ("lips", "features", "crops") if self.crops else ("lips", "features")
+        keys = ("lips", self.key, "crops") if self.crops else ("lips", self.key)
         c = load_cached(cache_path(self.cache, name, self.dataset), keys=keys)
-        out = {"lips": c["lips"].astype(np.float32), "features": c["features"].astype(np.float32)}
+        out = {"lips": c["lips"].astype(np.float32), "features": c[self.key].astype(np.float32)}
         if self.crops:
             out["crops"] = c["crops"]
         return out
@@ -192,12 +201,13 @@ class SceneDataset(Dataset):
     every item, so that the default collate batches them).
     """
 
-    def __init__(self, root: str | Path, dataset: str, cache: str | Path | None = None, crops: bool = False):
+    def __init__(self, root: str | Path, dataset: str, cache: str | Path | None = None, crops: bool = False,
+                 visual_stream: str = "lip_features"):
         self.root = Path(root)
         self.dataset = dataset
         self.scenes = load_scenes(scenes_path(root, dataset))
         self.dir = scenes_dir(root, dataset)
-        self.visual = _Visual(self.root, dataset, cache, crops)
+        self.visual = _Visual(self.root, dataset, cache, crops, visual_stream)
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -224,6 +234,7 @@ class DynamicMixDataset(Dataset):
     peaks at ``peak``. ``cache`` adds features (and ``crops`` the crops) as in SceneDataset. ``segment_frames`` crops a random window of that many
     video frames (audio and lips together); shorter utterances are padded to it
     (silent audio, the last video frame repeated), so that items batch. Items are dicts as in SceneDataset,
+    ``visual_stream`` "light_asd" makes ``features`` the cache's Light-ASD embeddings [F, 128].
     ``info`` holding ``{"target", "type", "name", "offset", "SNR", "start_frame"}``
     (start_frame 0 without cropping). ``p_clean`` is the probability that an
     item is the target alone (interferer all zeros, "type" ``"clean"``): a
@@ -254,6 +265,7 @@ class DynamicMixDataset(Dataset):
         p_clean: float = 0.0,
         p_speed: float = 0.0,
         speed: Sequence[float] = (0.85, 1.15),
+        visual_stream: str = "lip_features",
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         check_speed_range("speed", speed)
@@ -282,7 +294,7 @@ class DynamicMixDataset(Dataset):
         self.seed = seed
         self.peak = peak
         self.epoch = 0
-        self.visual = _Visual(self.root, dataset, cache, crops)
+        self.visual = _Visual(self.root, dataset, cache, crops, visual_stream)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose mixtures are drawn (reproducible per epoch)."""

@@ -78,7 +78,22 @@ def cache_path(out: str | Path, utt_id: str, split: str) -> Path:
     return Path(out) / split / f"{utt_id}.npz"
 
 
-def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None, faces: bool = False) -> dict[str, Any]:
+_ENCODERS: dict[str, Any] = {}  # Light-ASD visual encoders by checkpoint path, loaded once per process
+
+
+def _light_asd_encoder(path: str | Path) -> Any:
+    from avse.models.light_asd import load_visual_encoder
+
+    key = str(Path(path).resolve())
+    if key not in _ENCODERS:
+        if not Path(path).is_file():
+            raise MediaError(path, "no such Light-ASD checkpoint")
+        _ENCODERS[key] = load_visual_encoder(path)
+    return _ENCODERS[key]
+
+
+def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None, faces: bool = False,
+                light_asd: str | Path | None = None) -> dict[str, Any]:
     """Run the front end on one utterance and write its cache file; returns its manifest record.
 
     The cache file (compressed npz) holds crops uint8 [N, 96, 96] (grayscale
@@ -88,7 +103,10 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None, fac
     video's timeline (zero-padded or cut to whole frames) and the A/V sync
     estimate (NaN offset when the clip is too short to tell). With ``faces`` it also holds
     faces uint8 [N, 96, 96, 3]: RGB face crops aligned on eyes and nose
-    (``avse.video.roi.face_matrices``), the talking-face models' frames.
+    (``avse.video.roi.face_matrices``), the talking-face models' frames. With ``light_asd`` (a Light-ASD
+    checkpoint) it also holds light_asd float32 [N, 128]: the embeddings of its frozen visual encoder on face
+    crops placed by the same landmarks (``avse.models.light_asd.embed_video``), the visual stream of models
+    with ``visual_stream: light_asd``.
     """
     from avse.audio.io import load_audio
     from avse.video.frontend import process
@@ -123,6 +141,10 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None, fac
             arrays["faces"] = face_crops(iter_grid_frames(utt.video, max_frames=n), face_matrices(lm))  # [N, 96, 96, 3]
         except ConfigError as err:
             raise MediaError(utt.video, str(err)) from None
+    if light_asd is not None:
+        from avse.models.light_asd import embed_video
+
+        arrays["light_asd"] = embed_video(utt.video, lm, _light_asd_encoder(light_asd))  # [N, 128]
     path = cache_path(out, utt.id, utt.split)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         # cast: mypy cannot know that no key is savez_compressed's own ``allow_pickle``
@@ -147,6 +169,15 @@ def prepare_one(utt: Utterance, out: Path, smooth_window: int | None = None, fac
     }
 
 
+def _holds(path: Path, key: str) -> bool:
+    """Whether the cache file ``path`` (an npz) holds the array ``key``."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return f"{key}.npy" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _record_path(out: Path, utt: Utterance) -> Path:
     return out / RECORDS / utt.split / f"{utt.id}.json"
 
@@ -155,10 +186,10 @@ def _failure_path(out: Path, utt: Utterance) -> Path:
     return out / RECORDS / "failed" / utt.split / f"{utt.id}.json"
 
 
-def _work(args: tuple[Utterance, str, int | None, bool]) -> tuple[str, dict[str, Any] | None, str | None]:
-    utt, out, smooth, faces = args
+def _work(args: tuple[Utterance, str, int | None, bool, str | None]) -> tuple[str, dict[str, Any] | None, str | None]:
+    utt, out, smooth, faces, light_asd = args
     try:
-        rec = prepare_one(utt, Path(out), smooth, faces)
+        rec = prepare_one(utt, Path(out), smooth, faces, light_asd)
     except AvseError as err:
         write_json(_failure_path(Path(out), utt), {"id": utt.id, "error": str(err)})
         return utt.id, None, str(err)
@@ -176,14 +207,16 @@ def prepare(
     progress: bool = True,
     detect: bool = False,
     faces: bool = False,
+    light_asd: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build (or resume) the preprocessing cache of every utterance under ``root`` into ``out``.
 
     ``detect``: run face detection and the face mesh even where the corpus has
     ground-truth landmarks (a synthetic corpus), so that the cache holds the
     lips the front end gives on real videos, with its errors, not the
-    renderer's exact points. ``faces``: also store aligned RGB face crops
-    (see ``prepare_one``).
+    renderer's exact points. ``faces``: also store aligned RGB face crops;
+    ``light_asd``: a Light-ASD checkpoint, also store its embeddings (see
+    ``prepare_one``; a cache file without them is made again).
 
     Utterance k (in id order) belongs to shard k % N. Items whose cache file
     exists are skipped. Failures do not stop the run: each is reported with its
@@ -203,10 +236,13 @@ def prepare(
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     ensure_dir(out)
     mine = [u for k, u in enumerate(items) if k % n == i]
-    todo = [u for u in mine if not (cache_path(out, u.id, u.split).exists() and _record_path(out, u).exists())]
+    if light_asd is not None:
+        _light_asd_encoder(light_asd)  # a missing or foreign checkpoint fails here, before any work
+    todo = [u for u in mine if not (cache_path(out, u.id, u.split).exists() and _record_path(out, u).exists()
+                                    and (light_asd is None or _holds(cache_path(out, u.id, u.split), "light_asd")))]
     failures: dict[str, str] = {}
     bar = tqdm(total=len(todo), desc="prepare", unit="utt", disable=not progress or not todo)
-    args = [(u, str(out), smooth_window, faces) for u in todo]
+    args = [(u, str(out), smooth_window, faces, None if light_asd is None else str(light_asd)) for u in todo]
     results: Iterator[tuple[str, dict[str, Any] | None, str | None]]
     for split in {u.split for u in mine}:
         if (out / split).is_dir():  # temp files an interrupted run of this shard left behind

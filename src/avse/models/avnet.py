@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from avse import SAMPLE_RATE, SAMPLES_PER_FRAME
+from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VISUAL_STREAMS
 from avse.errors import ConfigError
 from avse.models.base import SeparationModel
 from avse.models.registry import register_model
@@ -61,7 +61,9 @@ class AVNetConfig:
     each visual channel's mean over the frames with a face (a running mean
     when causal) before anything else sees it, so a talker's resting mouth
     shape and a detector's constant bias do not reach the model, only the
-    movement. ``output`` is the output form of ``avse.models.tasnet.output_form``
+    movement. ``visual_stream`` says what the visual input is (VISUAL_STREAMS),
+    so that inference and training feed the stream the model learned from;
+    "light_asd" needs ``visual_channels`` 128. ``output`` is the output form of ``avse.models.tasnet.output_form``
     (``"direct"`` or ``"residual"``).
     """
 
@@ -82,6 +84,7 @@ class AVNetConfig:
     causal: bool = False
     mask_activation: str = "sigmoid"
     visual_norm: str = "none"  # VISUAL_NORMS
+    visual_stream: str = "lip_features"  # VISUAL_STREAMS
     output: str = "direct"  # "direct" | "residual"
     synthesis: str = "overlap"  # "overlap" | "causal" | "hop": avse.models.tasnet.make_decoder
 
@@ -90,6 +93,10 @@ class AVNetConfig:
         check_synthesis(self.synthesis)
         if self.visual_norm not in VISUAL_NORMS:
             raise ConfigError(f"visual_norm must be one of {', '.join(VISUAL_NORMS)}, got {self.visual_norm!r}")
+        if self.visual_stream not in VISUAL_STREAMS:
+            raise ConfigError(f"visual_stream must be one of {', '.join(VISUAL_STREAMS)}, got {self.visual_stream!r}")
+        if self.visual_stream == "light_asd" and self.visual_channels != 128:
+            raise ConfigError(f"visual_stream 'light_asd' gives 128 channels a frame, got visual_channels={self.visual_channels}")
         if min(self.visual_channels, self.visual_hidden) < 1:
             raise ConfigError("visual_channels and visual_hidden must be >= 1")
         if self.lips_blocks < 0:

@@ -128,7 +128,10 @@ class LightASDVisualEncoder(nn.Module):
 def visual_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A released Light-ASD checkpoint (a state dict of the whole ASD wrapper) -> the visual encoder's entries,
     the prefix ``model.visualEncoder.`` (and any ``module.``) stripped."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails in many ways on foreign or truncated files
+        raise ConfigError(f"{path}: not a readable Light-ASD checkpoint ({type(err).__name__})") from None
     if not isinstance(state, Mapping):
         raise ConfigError(f"{path}: not a state dict")
     out = {}
@@ -185,5 +188,33 @@ def crops(frames: Iterable[Any], landmarks: Mapping[str, Any]) -> np.ndarray:
     return out
 
 
-__all__ = ["CROP", "EMBED_DIM", "LightASDVisualEncoder", "VisualBlock", "crop_matrices", "crops",
-           "load_visual_encoder", "reference_crop", "visual_state_dict"]
+def embed_frames(frames: Iterable[Any], landmarks: Mapping[str, Any], encoder: LightASDVisualEncoder) -> np.ndarray:
+    """frames (uint8 [H, W, 3] RGB, one per landmark frame) and their landmarks -> embeddings float32 [N, 128].
+
+    Frames without a face (all-NaN lips in ``landmarks``) get an all-zero row, the
+    visual stream's "no face" (``avse.video.lipfeat``); the crops of the others
+    are placed from gap-filled landmarks as :func:`crops` places them.
+    """
+    from avse.video.track import fill_gaps
+
+    lips = np.asarray(landmarks["lips"], dtype=np.float64)
+    missing = ~np.isfinite(lips).all(axis=(1, 2))  # [N]
+    if missing.all():
+        return np.zeros((len(lips), EMBED_DIM), dtype=np.float32)
+    filled = fill_gaps(landmarks) if missing.any() else landmarks
+    out = encoder.embed(crops(frames, filled))  # [N, 128]
+    out[missing] = 0.0
+    return out
+
+
+def embed_video(video: str | Path, landmarks: Mapping[str, Any], encoder: LightASDVisualEncoder) -> np.ndarray:
+    """A video file's frames on the 25 fps grid (``avse.video.io.iter_grid_frames``) and one landmark set per frame
+    -> Light-ASD embeddings float32 [N, 128] (:func:`embed_frames`), N = the landmarks' frame count."""
+    from avse.video.io import iter_grid_frames
+
+    n = len(landmarks["lips"])
+    return embed_frames(iter_grid_frames(video, max_frames=n), landmarks, encoder)
+
+
+__all__ = ["CROP", "EMBED_DIM", "LightASDVisualEncoder", "VisualBlock", "crop_matrices", "crops", "embed_frames",
+           "embed_video", "load_visual_encoder", "reference_crop", "visual_state_dict"]

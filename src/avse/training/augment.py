@@ -72,17 +72,8 @@ def resample_positions(n: int, fps: float, target_fps: float = 25.0) -> np.ndarr
     return np.clip(cam * target_fps / fps, 0, n - 1)
 
 
-def augment_lip_features(features: np.ndarray, rng: np.random.Generator, cfg: LipAugment = LipAugment()) -> np.ndarray:
-    """Lip features float32 [F, 82] (``avse.video.lipfeat`` columns) -> augmented float32 [F, 82].
-
-    Frames without a face (all-zero rows) stay all-zero. Geometric changes act
-    on the 40 lip points (columns 0-79, centred on the mouth, in eye
-    distances) and keep opening (80) and width (81) consistent with them.
-    """
-    f = np.array(features, dtype=np.float64, copy=True)
-    if f.ndim != 2 or f.shape[1] != N_FEATURES or len(f) == 0:
-        return np.asarray(features, dtype=np.float32)
-    valid = np.any(f != 0, axis=1)  # [F]
+def _augment_lip_shape(f: np.ndarray, valid: np.ndarray, rng: np.random.Generator, cfg: LipAugment) -> np.ndarray:
+    """Lip features float64 [F, 82] -> the same with scaled, rotated, jittered lip points and a varying motion gain."""
     pts = f[:, :N_POINT_COLUMNS].reshape(len(f), -1, 2)  # [F, 40, 2]
     sx, sy = rng.uniform(*cfg.scale_x), rng.uniform(*cfg.scale_y)
     a = np.deg2rad(rng.normal(0.0, cfg.rotate_deg))
@@ -97,6 +88,26 @@ def augment_lip_features(features: np.ndarray, rng: np.random.Generator, cfg: Li
         gain = lo_g + (hi_g - lo_g) * (smooth_curve(len(f), rng) + 1) / 2  # [F]
         mean = f[valid].mean(0)
         f = mean + (f - mean) * gain[:, None]
+    return f
+
+
+def augment_lip_features(features: np.ndarray, rng: np.random.Generator, cfg: LipAugment = LipAugment()) -> np.ndarray:
+    """A visual stream float32 [F, D] -> augmented float32 [F, D].
+
+    Frames without a face (all-zero rows) stay all-zero. Lip features
+    (D = 82, ``avse.video.lipfeat`` columns) get every augmentation: the
+    geometric ones act on the 40 lip points (columns 0-79, centred on the
+    mouth, in eye distances) and keep opening (80) and width (81) consistent
+    with them, and the motion gain scales their movement. Any other stream
+    (e.g. Light-ASD embeddings, D = 128) gets the temporal ones only: time warp,
+    camera rates, shifts, dropped frames and smoothing.
+    """
+    f = np.array(features, dtype=np.float64, copy=True)
+    if f.ndim != 2 or len(f) == 0:
+        return np.asarray(features, dtype=np.float32)
+    valid = np.any(f != 0, axis=1)  # [F]
+    if f.shape[1] == N_FEATURES:
+        f = _augment_lip_shape(f, valid, rng, cfg)
     pos = np.arange(len(f), dtype=np.float64)  # [F] where each output frame looks, in frames
     if cfg.warp_frames > 0:
         pos = np.clip(pos + cfg.warp_frames * smooth_curve(len(f), rng, period=40.0), 0, len(f) - 1)

@@ -148,7 +148,8 @@ class AvseDataModule(EpochDataModule):
     ``visual_augment``: augment the training items' lip features (True for the
     defaults of ``avse.training.augment.LipAugment``, or a mapping of its fields);
     ``p_speed`` / ``speed``: speed perturbation of the training items' voices
-    (see DynamicMixDataset).
+    (see DynamicMixDataset). ``visual_stream`` (the model's, set by ``fit``):
+    "light_asd" makes ``features`` the cache's Light-ASD embeddings [B, F, 128].
     """
 
     def __init__(
@@ -170,6 +171,7 @@ class AvseDataModule(EpochDataModule):
         visual_augment: bool | dict[str, Any] = False,
         p_speed: float = 0.0,
         speed: Sequence[float] = (0.85, 1.15),
+        visual_stream: str = "lip_features",
     ):
         super().__init__()
         self.root = Path(root)
@@ -200,7 +202,10 @@ class AvseDataModule(EpochDataModule):
         else:
             self.augment = LipAugment() if visual_augment else None
         self.train_split, self.val_split = train_split, val_split
-        self.cache, self.crops = cache, bool(crops)
+        if visual_stream == "light_asd" and cache is None:
+            raise ConfigError("a model on Light-ASD embeddings trains from a cache that holds them: set data.cache "
+                              "(avse prepare CORPUS CACHE --light-asd WEIGHTS)")
+        self.cache, self.crops, self.visual_stream = cache, bool(crops), visual_stream
         self.segment_frames, self.val_segment_frames = segment_frames, val_segment_frames
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.snr_speech, self.snr_noise = tuple(snr_speech), tuple(snr_noise)
@@ -223,6 +228,7 @@ class AvseDataModule(EpochDataModule):
                 p_clean=self.p_clean if train else 0.0,
                 p_speed=self.p_speed if train else 0.0,
                 speed=self.speed,
+                visual_stream=self.visual_stream,
             ),
             augment=self.augment if train else None,
         )

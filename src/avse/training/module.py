@@ -9,7 +9,7 @@ import math
 import signal
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -294,6 +294,7 @@ class TrainConfig:
     seed: int = 0
     loss_max_db: float | None = None  # SI-SDR saturates softly here (e.g. 30 with clean training items)
     init_from: str | None = None  # a shipped model name or an .avse.pt: start from its weights (not on resume)
+    init_skip: list[str] = field(default_factory=list)  # weights (name prefixes) init_from leaves at their new init
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
@@ -313,6 +314,8 @@ class TrainConfig:
         need(self.num_nodes >= 1, "num_nodes", ">= 1")
         need(math.isfinite(self.limit_val_batches) and self.limit_val_batches >= 0, "limit_val_batches", "a number >= 0")
         need(self.loss_max_db is None or math.isfinite(self.loss_max_db), "loss_max_db", "a finite number or null")
+        if self.init_skip and self.init_from is None:
+            raise ConfigError("init_skip names weights init_from leaves out: set init_from too")
 
 
 DATA_MODULES = ("corpus", "speakers")
@@ -324,7 +327,7 @@ def cosine_factor(step: int, total: int, floor: float) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def warm_start(model: torch.nn.Module, model_name: str, source: str) -> dict[str, Any]:
+def warm_start(model: torch.nn.Module, model_name: str, source: str, skip: Sequence[str] = ()) -> dict[str, Any]:
     """Load the weights of ``source`` (a shipped model name, an avse checkpoint path, or a run folder) into ``model``.
 
     A run folder (what ``fit`` wrote) gives its best checkpoint: the
@@ -333,7 +336,10 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str) -> dict[str
     lip normalisation, dropout) may differ, which is how a shipped model is
     fine-tuned with a new recipe. A model with ``"causal"`` or ``"hop"``
     synthesis also loads an ``"overlap"`` model (``fit`` then refits its decoder).
-    Raises ConfigError naming the checkpoint when it does not fit. Returns
+    ``skip``: name prefixes of weights that are not loaded but keep the new
+    model's initialisation (e.g. ``visual_frontend.in_proj`` for a new visual
+    input); every prefix must name at least one weight of the model, and all
+    other weights must fit. Raises ConfigError naming the checkpoint when it does not fit. Returns
     the checkpoint (``read_checkpoint``'s dict).
     """
     from avse.api import model_path  # the shipped names live with the inference API
@@ -350,8 +356,21 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str) -> dict[str
     ckpt = read_checkpoint(path)
     if ckpt["model"] != model_name:
         raise ConfigError(f"init_from {path}: holds model {ckpt['model']!r}, the recipe trains {model_name!r}")
+    skip = tuple(skip)
+    own = model.state_dict()
+    for prefix in skip:
+        if not any(k.startswith(prefix) for k in own):
+            raise ConfigError(f"init_skip: {prefix!r} names no weight of the model")
+    kept = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(skip)} if skip else ckpt["state_dict"]
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        if skip:
+            wanted = {k: v for k, v in own.items() if not k.startswith(skip)}
+            missing, extra = sorted(set(wanted) - set(kept)), sorted(set(kept) - set(wanted))
+            if missing or extra:
+                raise RuntimeError(f"missing {missing[:3]}, unexpected {extra[:3]}")
+            model.load_state_dict({**own, **kept})
+        else:
+            model.load_state_dict(kept)
     except RuntimeError as err:
         raise ConfigError(f"init_from {path}: its weights do not fit the recipe's model ({first_line(err, with_type=False)})") from None
     return ckpt
@@ -464,7 +483,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
     if source == "speakers" and module.audio_visual:
         raise ConfigError(f"model {cfg.model!r} is audio-visual; the two-known-speakers data has audio only (use e.g. tasnet)")
     if cfg.init_from is not None and not resume:
-        source_ckpt = warm_start(module.model, cfg.model, cfg.init_from)
+        source_ckpt = warm_start(module.model, cfg.model, cfg.init_from, cfg.init_skip)
         if source == "corpus":
             refit_decoder(module.model, source_ckpt, dm)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once the config holds together
@@ -551,7 +570,11 @@ def _data_module(cfg: TrainConfig, out_dir: Path, source: str) -> tuple[pl.Light
     if source == "corpus":
         from avse.training.data import AvseDataModule
 
-        return AvseDataModule(**_check_options("AvseDataModule (a corpus)", AvseDataModule, cfg.data)), None
+        data = _check_options("AvseDataModule (a corpus)", AvseDataModule, cfg.data)
+        if "visual_stream" in data:
+            raise ConfigError("data.visual_stream is the model's: set model_config.visual_stream")
+        stream = cfg.model_config.get("visual_stream", "lip_features")
+        return AvseDataModule(**data, visual_stream=stream), None
     from avse.training.known import KnownSpeakersDataModule
 
     if "speaker_a" not in cfg.data or "speaker_b" not in cfg.data:
