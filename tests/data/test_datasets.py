@@ -189,3 +189,25 @@ def test_speed_perturbed_items_stay_aligned_and_p_speed_zero_changes_nothing(tin
         DynamicMixDataset(tiny_corpus, "dev", p_speed=1.0, speed=(1.2, 0.8))
     with pytest.raises(ConfigError, match="p_speed"):
         DynamicMixDataset(tiny_corpus, "dev", p_speed=2.0)
+
+
+def test_noise_augment_changes_only_the_noise_and_none_changes_nothing(tiny_corpus):
+    """With noise augmentation the noise items draw the same target, interferer, SNR and window; the target is the
+    same and the noise differs, at the same SNR. Speech interferers are not touched."""
+    from avse.data.noise import NoiseAugment
+    from avse.evaluation.metrics import si_sdr
+
+    kw = dict(segment_frames=None, seed=0, snr_noise=(0.0, 0.0), snr_speech=(0.0, 0.0))
+    plain = DynamicMixDataset(tiny_corpus, "dev", **kw)
+    aug = DynamicMixDataset(tiny_corpus, "dev", noise_augment=NoiseAugment(p_layer=1.0, p_reverb=1.0, p_eq=1.0), **kw)
+    kinds = set()
+    for i in range(len(plain)):
+        a, b = plain[i], aug[i]
+        assert a["info"] == b["info"]
+        kinds.add(a["info"]["type"])
+        ta, tb = a["target"].numpy(), b["target"].numpy()
+        assert np.allclose(ta / np.abs(ta).max(), tb / np.abs(tb).max(), atol=1e-6)
+        same = np.allclose(a["interferer"].numpy(), b["interferer"].numpy())
+        assert same == (a["info"]["type"] == "speech")
+        assert abs(si_sdr(b["mixture"].numpy(), tb) - si_sdr(a["mixture"].numpy(), ta)) < 1.0  # still about 0 dB
+    assert "noise" in kinds

@@ -117,3 +117,67 @@ def test_fetched_noise_gives_a_hundred_train_items_of_sound():
     assert all(16_000 <= len(a) < 16 * 16_000 for _, _, a in segs)  # a part shorter than two segments is one
     assert all(float(np.sqrt(np.mean(a**2))) > 1e-3 for _, _, a in segs)  # sound, not silence
     assert {n.split("_dev")[0] for s, n, _ in segs if s == "dev"} >= {"real_noise_lincity", "real_noise_minetest"}
+
+
+def test_synthetic_rir_decays_at_its_rt60_and_highs_decay_faster():
+    from avse.data.noise import synthetic_rir
+
+    rt60 = 0.5
+    h = synthetic_rir(rt60, np.random.default_rng(0))
+    assert len(h) == int(1.2 * rt60 * 16000) and abs(np.sum(h**2) - 1) < 1e-9
+    # Schroeder integral: the energy decay curve falls 60 dB in about rt60 (fit from -5 to -25 dB, as T20 does)
+    edc = 10 * np.log10(np.cumsum((h**2)[::-1])[::-1] / np.sum(h**2))
+    t = np.arange(len(h)) / 16000
+    sel = (edc < -5) & (edc > -25)
+    slope = np.polyfit(t[sel], edc[sel], 1)[0]  # dB/s
+    assert 0.3 < -60 / slope < 0.6  # the low band dominates the energy; the high band decays twice as fast
+    spec_early = np.abs(np.fft.rfft(h[:800], 4096)) ** 2
+    spec_late = np.abs(np.fft.rfft(h[3200:4000], 4096)) ** 2
+    f = np.fft.rfftfreq(4096, 1 / 16000)
+    hi_share = lambda s: s[f > 3000].sum() / s.sum()  # noqa: E731
+    assert hi_share(spec_late) < 0.5 * hi_share(spec_early)
+
+
+def test_random_eq_is_smooth_and_bounded():
+    from avse.data.noise import random_eq
+
+    x = np.random.default_rng(0).standard_normal(64000)
+    y = random_eq(x, np.random.default_rng(1), 10.0)
+    f = np.fft.rfftfreq(len(x), 1 / 16000)
+    g = 20 * np.log10(np.abs(np.fft.rfft(y)) / np.abs(np.fft.rfft(x)))
+    band = (f > 60) & (f < 7900)
+    assert np.all(np.abs(g[band]) <= 10.0 + 1e-6) and g[band].max() - g[band].min() > 3.0
+    assert np.array_equal(random_eq(x, np.random.default_rng(1), 0.0), x)
+
+
+def test_augment_noise_layers_reverberates_and_equalises_by_its_draws_only():
+    from avse.data.noise import NoiseAugment, augment_noise
+
+    rng = np.random.default_rng(0)
+    x = np.zeros(32000)
+    x[::4000] = 1.0  # clicks: reverb shows as energy between them
+    calls = []
+
+    def layer():
+        calls.append(1)
+        return rng.standard_normal(32000)
+
+    none = NoiseAugment(p_layer=0.0, p_reverb=0.0, p_eq=0.0)
+    assert np.array_equal(augment_noise(x, np.random.default_rng(3), none, layer), x) and not calls
+    rev = augment_noise(x, np.random.default_rng(3), NoiseAugment(p_layer=0.0, p_reverb=1.0, p_eq=0.0, rt60=(0.4, 0.4)))
+    gaps = np.ones(32000, bool)
+    gaps[::4000] = False
+    assert np.sum(rev[gaps] ** 2) > 0.3 * np.sum(rev**2)  # the tails between the clicks
+    both = augment_noise(x, np.random.default_rng(3), NoiseAugment(p_layer=1.0, p_reverb=0.0, p_eq=0.0, layer_db=(0.0, 0.0)), layer)
+    assert len(calls) == 1 and np.isclose(np.sum((both - x) ** 2), np.sum(x**2), rtol=1e-6)  # the layer at the same RMS
+    a = augment_noise(x, np.random.default_rng(5), NoiseAugment())
+    assert np.array_equal(a, augment_noise(x, np.random.default_rng(5), NoiseAugment())) and a.shape == x.shape
+
+
+def test_noise_augment_checks_its_ranges():
+    from avse.data.noise import NoiseAugment
+    from avse.errors import ConfigError
+
+    for bad in ({"p_reverb": 1.5}, {"rt60": (1.0, 0.5)}, {"rt60": (0.0, 0.5)}, {"eq_db": -1.0}, {"layer_db": (0.0, -5.0)}):
+        with pytest.raises(ConfigError):
+            NoiseAugment(**bad)

@@ -26,6 +26,7 @@ from avse.data.metadata import (
     target_wav_path,
 )
 from avse.data.mixing import apply_ramp, load_speech_weight, mix_scene, peak_scale
+from avse.data.noise import NoiseAugment, augment_noise
 from avse.data.scenes import InterfererPool, check_snr_range
 from avse.errors import ConfigError, InterfererTooShortError
 from avse.utils.seeding import item_seed
@@ -235,6 +236,8 @@ class DynamicMixDataset(Dataset):
     video frames (audio and lips together); shorter utterances are padded to it
     (silent audio, the last video frame repeated), so that items batch. Items are dicts as in SceneDataset,
     ``visual_stream`` "light_asd" makes ``features`` the cache's Light-ASD embeddings [F, 128].
+    ``noise_augment`` (an ``avse.data.noise.NoiseAugment``) passes noise interferers through a
+    room and a microphone (``augment_noise``; its own draws, so None changes nothing else).
     ``info`` holding ``{"target", "type", "name", "offset", "SNR", "start_frame"}``
     (start_frame 0 without cropping). ``p_clean`` is the probability that an
     item is the target alone (interferer all zeros, "type" ``"clean"``): a
@@ -266,6 +269,7 @@ class DynamicMixDataset(Dataset):
         p_speed: float = 0.0,
         speed: Sequence[float] = (0.85, 1.15),
         visual_stream: str = "lip_features",
+        noise_augment: NoiseAugment | None = None,
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         check_speed_range("speed", speed)
@@ -295,6 +299,7 @@ class DynamicMixDataset(Dataset):
         self.peak = peak
         self.epoch = 0
         self.visual = _Visual(self.root, dataset, cache, crops, visual_stream)
+        self.noise_augment = noise_augment
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose mixtures are drawn (reproducible per epoch)."""
@@ -357,6 +362,21 @@ class DynamicMixDataset(Dataset):
         x = apply_ramp(change_speed(x, factor)[:n])
         return np.pad(x, (0, n - len(x)))  # a slowed or lengthened one may run out: silence after its ramp
 
+    def _augment_noise(self, index: int, noise: np.ndarray, speaker: str, name: str) -> np.ndarray:
+        """The noise of item ``index`` through ``augment_noise`` (its own draw), a second noise of the split
+        (not ``name``) under it when the draw says so -> float64 [T], ramped."""
+        assert self.noise_augment is not None
+        rng = np.random.default_rng(item_seed(self.seed, f"noise_augment:{self.epoch}:{index}"))
+        layer_rng = np.random.default_rng(item_seed(self.seed, f"noise_layer:{self.epoch}:{index}"))
+
+        def layer() -> np.ndarray:
+            pick = self.pools["noise"].draw(layer_rng, len(noise), speaker, {("noise", name)})
+            if pick is None:
+                return np.zeros_like(noise)
+            return self._interferer({"type": "noise", "name": pick["name"], "offset": int(pick["offset"])}, len(noise), 1.0)
+
+        return apply_ramp(augment_noise(noise, rng, self.noise_augment, layer))
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         t = self.targets[index]
         d = self.draw(index)
@@ -372,6 +392,8 @@ class DynamicMixDataset(Dataset):
             mixed, noise = target.copy(), np.zeros_like(target)
         else:
             noise = self._interferer(d, len(target), s_i if d["type"] == "speech" else 1.0)
+            if self.noise_augment is not None and d["type"] == "noise":
+                noise = self._augment_noise(index, noise, t["speaker"], d["name"])
             mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)
         scale = peak_scale([mixed, target, noise], self.peak)
         info = {"target": t["wavfile"], "type": d["type"], "name": d["name"], "offset": d["offset"], "SNR": d["SNR"], "start_frame": 0}

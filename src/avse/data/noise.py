@@ -1,9 +1,11 @@
-"""Noise generators for the synthetic corpus: coloured, babble, hum, music-like, bursts, real files."""
+"""Noise for the corpus and for training: generators (coloured, babble, hum, music-like, bursts), real files, and the
+room and microphone augmentation of noise in dynamic mixing."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +123,112 @@ def generate_noise(kind: str, n: int, rng: np.random.Generator, voices: list[np.
     if kind == "bursts":
         return bursts(n, rng)
     raise ValueError(f"unknown noise class {kind!r}; expected one of {NOISE_CLASSES}")
+
+
+@dataclass(frozen=True)
+class NoiseAugment:
+    """How the noise of a training mixture is changed (each drawn per item) before it is mixed at its SNR.
+
+    Generated and game-recorded noises are dry, close and band-limited; the noise of a real recording
+    reaches the microphone through a room, from several sources at once, through a microphone and
+    codec with their own response. So:
+
+    - ``p_layer``: probability of adding a second noise of the split under the first, ``layer_db``
+      (range) below it: a scene is rarely one source;
+    - ``p_reverb``: probability of convolving the noise with a synthetic room response
+      (:func:`synthetic_rir`, RT60 drawn in ``rt60``) mixed with its dry self at a
+      direct-to-reverberant ratio drawn in ``drr_db``;
+    - ``p_eq``: probability of a smooth random response (:func:`random_eq`), up to ``eq_db`` either way.
+    """
+
+    p_layer: float = 0.5
+    layer_db: tuple[float, float] = (-10.0, 0.0)
+    p_reverb: float = 0.6
+    rt60: tuple[float, float] = (0.15, 1.0)
+    drr_db: tuple[float, float] = (-6.0, 6.0)
+    p_eq: float = 0.6
+    eq_db: float = 10.0
+
+    def __post_init__(self) -> None:
+        from avse.errors import ConfigError
+
+        for name in ("p_layer", "p_reverb", "p_eq"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"noise_augment.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("layer_db", "rt60", "drr_db"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ConfigError(f"noise_augment.{name} must be a range [low, high], got {getattr(self, name)!r}")
+        if not 0.05 <= self.rt60[0]:
+            raise ConfigError(f"noise_augment.rt60 must start at 0.05 s or more, got {self.rt60!r}")
+        if not 0.0 <= self.eq_db:
+            raise ConfigError(f"noise_augment.eq_db must be >= 0, got {self.eq_db!r}")
+
+
+def synthetic_rir(rt60: float, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """A room's late response: Gaussian noise under an exponential decay reaching -60 dB at ``rt60`` s, high
+    frequencies decaying faster (air and walls absorb them more) -> float64 [n], unit energy, n = 1.2 rt60 s.
+
+    The tail is split into two bands (a one-pole low-pass at about 1.5 kHz and the rest); the upper band
+    decays with half the RT60.
+    """
+    n = max(16, int(1.2 * rt60 * sr))
+    t = np.arange(n) / sr
+    from scipy.signal import lfilter
+
+    tail = rng.standard_normal(n)
+    a = np.exp(-2 * np.pi * 1500.0 / sr)
+    low = lfilter([1 - a], [1, -a], tail)  # one-pole low-pass
+    high = tail - low
+    decay = 6.908 / rt60  # ln(1000): -60 dB of amplitude at rt60
+    h = low * np.exp(-decay * t) + high * np.exp(-2 * decay * t)
+    return h / (np.sqrt(np.sum(h**2)) + 1e-12)
+
+
+def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:
+    """x [T] through a smooth random magnitude response: gains drawn in [-max_db, max_db] at 7 log-spaced knots
+    from 60 Hz to 8 kHz, interpolated over log frequency -> float64 [T] (zero phase, FFT domain)."""
+    n = len(x)
+    if n < 2 or max_db <= 0:
+        return np.asarray(x, dtype=np.float64)
+    knots = np.geomspace(60.0, SAMPLE_RATE / 2, 7)
+    gains = rng.uniform(-max_db, max_db, len(knots))
+    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    g_db = np.interp(np.log(np.maximum(f, 1.0)), np.log(knots), gains)
+    return np.fft.irfft(np.fft.rfft(x) * 10 ** (g_db / 20), n)
+
+
+def augment_noise(noise: np.ndarray, rng: np.random.Generator, cfg: NoiseAugment,
+                  layer: Callable[[], np.ndarray] | None = None) -> np.ndarray:
+    """A training noise [T] -> the same noise as a room and a microphone would give it, float64 [T].
+
+    ``layer``: gives a second noise [T], called only when the draw adds one under the first
+    (``cfg.layer_db`` below it by RMS; :class:`NoiseAugment`). Every draw is made whether or not it
+    is used, so the result depends only on ``rng``'s state and ``cfg``. The level is not kept: the
+    mixture sets it.
+    """
+    x = np.asarray(noise, dtype=np.float64)
+    n = len(x)
+    u = rng.random(3)
+    layer_gain_db = rng.uniform(*cfg.layer_db)
+    rt60, drr = rng.uniform(*cfg.rt60), rng.uniform(*cfg.drr_db)
+    rir_seed = int(rng.integers(1 << 31))
+    eq_seed = int(rng.integers(1 << 31))
+    if layer is not None and u[0] < cfg.p_layer:
+        y = np.asarray(layer(), dtype=np.float64)[:n]
+        rx, ry = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
+        if rx > 0 and ry > 0:
+            x = x + y * (rx / ry) * 10 ** (layer_gain_db / 20)
+    if u[1] < cfg.p_reverb and n > 0:
+        from scipy.signal import fftconvolve
+
+        wet = fftconvolve(x, synthetic_rir(rt60, np.random.default_rng(rir_seed)))[:n]
+        rd, rw = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(wet**2))
+        if rw > 0:  # dry and wet at the drawn direct-to-reverberant ratio
+            x = x * 10 ** (drr / 20) + wet * (rd / rw)
+    if u[2] < cfg.p_eq:
+        x = random_eq(x, np.random.default_rng(eq_seed), cfg.eq_db)
+    return x
 
 
 CHAIN_FADE_S = 0.05  # crossfade between chained short clips

@@ -21,6 +21,7 @@ from avse.data.datasets import (
     target_lip_features,
 )
 from avse.data.metadata import target_speech_list_path
+from avse.data.noise import NoiseAugment
 from avse.data.scenes import check_snr_range
 from avse.errors import ConfigError, MetadataError
 from avse.training.augment import LipAugment, augment_lip_features
@@ -150,6 +151,9 @@ class AvseDataModule(EpochDataModule):
     ``p_speed`` / ``speed``: speed perturbation of the training items' voices
     (see DynamicMixDataset). ``visual_stream`` (the model's, set by ``fit``):
     "light_asd" makes ``features`` the cache's Light-ASD embeddings [B, F, 128].
+    ``noise_augment``: pass the training items' noises through a room and a
+    microphone (True for the defaults of ``avse.data.noise.NoiseAugment``, or a
+    mapping of its fields).
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class AvseDataModule(EpochDataModule):
         p_speed: float = 0.0,
         speed: Sequence[float] = (0.85, 1.15),
         visual_stream: str = "lip_features",
+        noise_augment: bool | dict[str, Any] = False,
     ):
         super().__init__()
         self.root = Path(root)
@@ -201,6 +206,15 @@ class AvseDataModule(EpochDataModule):
                 raise ConfigError(f"visual_augment: {err}") from None
         else:
             self.augment = LipAugment() if visual_augment else None
+        self.noise_augment: NoiseAugment | None = None
+        if isinstance(noise_augment, dict):
+            try:
+                fields = {k: tuple(v) if isinstance(v, list) else v for k, v in noise_augment.items()}
+                self.noise_augment = NoiseAugment(**fields)
+            except TypeError as err:
+                raise ConfigError(f"noise_augment: {err}") from None
+        elif noise_augment:
+            self.noise_augment = NoiseAugment()
         self.train_split, self.val_split = train_split, val_split
         if visual_stream == "light_asd" and cache is None:
             raise ConfigError("a model on Light-ASD embeddings trains from a cache that holds them: set data.cache "
@@ -229,6 +243,7 @@ class AvseDataModule(EpochDataModule):
                 p_speed=self.p_speed if train else 0.0,
                 speed=self.speed,
                 visual_stream=self.visual_stream,
+                noise_augment=self.noise_augment if train else None,
             ),
             augment=self.augment if train else None,
         )
