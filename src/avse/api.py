@@ -278,10 +278,7 @@ class Enhancer:
             if self._light_asd_path is None:
                 raise ConfigError(f"model {self.info['name']!r} reads Light-ASD embeddings: give the Light-ASD checkpoint "
                                   "with --light-asd FILE (or AVSE_LIGHT_ASD)")
-            path = Path(self._light_asd_path)
-            if not path.is_file():
-                raise MediaError(path, "no such Light-ASD checkpoint")
-            self._light_asd = load_visual_encoder(path)
+            self._light_asd = load_visual_encoder(self._light_asd_path)
         return self._light_asd
 
     def _stream(self, front: Any, video_path: Path | None) -> np.ndarray:

@@ -86,8 +86,6 @@ def _light_asd_encoder(path: str | Path) -> Any:
 
     key = str(Path(path).resolve())
     if key not in _ENCODERS:
-        if not Path(path).is_file():
-            raise MediaError(path, "no such Light-ASD checkpoint")
         _ENCODERS[key] = load_visual_encoder(path)
     return _ENCODERS[key]
 

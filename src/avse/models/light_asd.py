@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from avse.errors import ConfigError
+from avse.errors import ConfigError, MediaError
 from avse.utils.signal import centred_mean
 from avse.video.roi import HALF_WINDOW, STABLE_POINTS, _numbered, _points, estimate_similarity
 
@@ -127,7 +127,10 @@ class LightASDVisualEncoder(nn.Module):
 
 def visual_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A released Light-ASD checkpoint (a state dict of the whole ASD wrapper) -> the visual encoder's entries,
-    the prefix ``model.visualEncoder.`` (and any ``module.``) stripped."""
+    the prefix ``model.visualEncoder.`` (and any ``module.``) stripped. MediaError when there is no such file,
+    ConfigError when it is not a Light-ASD checkpoint."""
+    if not Path(path).is_file():
+        raise MediaError(path, "no such Light-ASD checkpoint")
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways on foreign or truncated files
