@@ -181,3 +181,31 @@ def test_noise_augment_checks_its_ranges():
     for bad in ({"p_reverb": 1.5}, {"rt60": (1.0, 0.5)}, {"rt60": (0.0, 0.5)}, {"eq_db": -1.0}, {"layer_db": (0.0, -5.0)}):
         with pytest.raises(ConfigError):
             NoiseAugment(**bad)
+
+
+def test_impacts_are_decaying_resonances_at_the_drawn_rate():
+    from avse.data.noise import impacts
+
+    x = impacts(16000 * 20, np.random.default_rng(0), rate_hz=2.0)
+    assert x.dtype == np.float32 and abs(np.abs(x).max() - 0.8) < 1e-6
+    assert np.array_equal(x, impacts(16000 * 20, np.random.default_rng(0), rate_hz=2.0))
+    env = np.abs(x).reshape(-1, 160).max(1)  # 10 ms peaks
+    onsets = np.flatnonzero((env[1:] > 0.05) & (env[1:] > 4 * env[:-1] + 1e-6))
+    assert 15 <= len(onsets) <= 70  # about 40 events in 20 s, some merged or buried
+    f = np.fft.rfftfreq(len(x), 1 / 16000)
+    p = np.abs(np.fft.rfft(x)) ** 2
+    assert p[f > 1000].sum() > 0.5 * p.sum()  # struck hard objects ring high
+    assert not impacts(16000, np.random.default_rng(0), rate_hz=0.0).any()
+
+
+def test_impacts_join_the_noise_only_when_asked_and_leave_the_other_draws_alone():
+    from avse.data.noise import NoiseAugment, augment_noise
+
+    x = np.random.default_rng(0).standard_normal(32000) * 0.1
+    base = NoiseAugment(p_layer=0.0)
+    plain = augment_noise(x, np.random.default_rng(7), base)
+    assert np.array_equal(plain, augment_noise(x, np.random.default_rng(7), NoiseAugment(p_layer=0.0, impacts_db=(0.0, 0.0))))
+    hit = augment_noise(x, np.random.default_rng(7), NoiseAugment(p_layer=0.0, p_reverb=0.0, p_eq=0.0, p_impacts=1.0,
+                                                                    impacts_db=(0.0, 0.0)))
+    extra = hit - x
+    assert np.isclose(np.sqrt(np.mean(extra**2)), np.sqrt(np.mean(x**2)), rtol=1e-6)  # at the noise's own RMS

@@ -138,7 +138,9 @@ class NoiseAugment:
     - ``p_reverb``: probability of convolving the noise with a synthetic room response
       (:func:`synthetic_rir`, RT60 drawn in ``rt60``) mixed with its dry self at a
       direct-to-reverberant ratio drawn in ``drr_db``;
-    - ``p_eq``: probability of a smooth random response (:func:`random_eq`), up to ``eq_db`` either way.
+    - ``p_eq``: probability of a smooth random response (:func:`random_eq`), up to ``eq_db`` either way;
+    - ``p_impacts``: probability of adding struck objects (:func:`impacts`: dishes, cutlery, doors,
+      keys), ``impacts_db`` (range) against the noise, before the room. Off by default.
     """
 
     p_layer: float = 0.5
@@ -148,14 +150,16 @@ class NoiseAugment:
     drr_db: tuple[float, float] = (-6.0, 6.0)
     p_eq: float = 0.6
     eq_db: float = 10.0
+    p_impacts: float = 0.0
+    impacts_db: tuple[float, float] = (-10.0, 5.0)
 
     def __post_init__(self) -> None:
         from avse.errors import ConfigError
 
-        for name in ("p_layer", "p_reverb", "p_eq"):
+        for name in ("p_layer", "p_reverb", "p_eq", "p_impacts"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"noise_augment.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("layer_db", "rt60", "drr_db"):
+        for name in ("layer_db", "rt60", "drr_db", "impacts_db"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
                 raise ConfigError(f"noise_augment.{name} must be a range [low, high], got {getattr(self, name)!r}")
@@ -163,6 +167,33 @@ class NoiseAugment:
             raise ConfigError(f"noise_augment.rt60 must start at 0.05 s or more, got {self.rt60!r}")
         if not 0.0 <= self.eq_db:
             raise ConfigError(f"noise_augment.eq_db must be >= 0, got {self.eq_db!r}")
+
+
+def impacts(n: int, rng: np.random.Generator, rate_hz: float | None = None) -> np.ndarray:
+    """Struck hard objects (dishes, cutlery, glass, doors, keys) at random times -> float32 [n], peak 0.8.
+
+    Events come at ``rate_hz`` on average (Poisson; drawn in 0.5-6 Hz when None), each a few
+    decaying resonances (modal synthesis: 2-8 modes, frequencies log-uniform in 300-7500 Hz, decay
+    times 5-400 ms) struck by a click of 0.5-3 ms, at levels spread over 20 dB.
+    """
+    rate = float(rng.uniform(0.5, 6.0)) if rate_hz is None else float(rate_hz)
+    out = np.zeros(n, dtype=np.float64)
+    k = int(rng.poisson(rate * n / SAMPLE_RATE))
+    for start in np.sort(rng.integers(0, max(1, n), k)):
+        length = min(int(0.6 * SAMPLE_RATE), n - int(start))
+        if length <= 0:
+            continue
+        t = np.arange(length) / SAMPLE_RATE
+        ev = np.zeros(length)
+        for _ in range(int(rng.integers(2, 9))):
+            f = np.exp(rng.uniform(np.log(300.0), np.log(7500.0)))
+            tau = np.exp(rng.uniform(np.log(0.005), np.log(0.4))) / 6.908  # -60 dB after the drawn time
+            ev += rng.uniform(0.2, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) * np.exp(-t / tau)
+        click = int(rng.uniform(0.0005, 0.003) * SAMPLE_RATE)
+        ev[:click] += rng.standard_normal(click) * rng.uniform(0.2, 1.0)
+        ev /= np.abs(ev).max() + 1e-12
+        out[start : start + length] += ev * 10 ** (rng.uniform(-20.0, 0.0) / 20)
+    return _normalize(out) if k else out.astype(np.float32)
 
 
 def synthetic_rir(rt60: float, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -214,6 +245,13 @@ def augment_noise(noise: np.ndarray, rng: np.random.Generator, cfg: NoiseAugment
     rt60, drr = rng.uniform(*cfg.rt60), rng.uniform(*cfg.drr_db)
     rir_seed = int(rng.integers(1 << 31))
     eq_seed = int(rng.integers(1 << 31))
+    # the draws of later options come after the first ones, so that they leave those unchanged when off
+    hit, impacts_db, impacts_seed = rng.random(), rng.uniform(*cfg.impacts_db), int(rng.integers(1 << 31))
+    if hit < cfg.p_impacts and n > 0:
+        y = impacts(n, np.random.default_rng(impacts_seed)).astype(np.float64)
+        rx, ry = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
+        if ry > 0:
+            x = x + y * (max(rx, 1e-4) / ry) * 10 ** (impacts_db / 20)
     if layer is not None and u[0] < cfg.p_layer:
         y = np.asarray(layer(), dtype=np.float64)[:n]
         rx, ry = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
