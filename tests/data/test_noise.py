@@ -196,6 +196,9 @@ def test_impacts_are_decaying_resonances_at_the_drawn_rate():
     p = np.abs(np.fft.rfft(x)) ** 2
     assert p[f > 1000].sum() > 0.5 * p.sum()  # struck hard objects ring high
     assert not impacts(16000, np.random.default_rng(0), rate_hz=0.0).any()
+    for seed in range(20):  # many events in very short noises: some start in the last samples
+        y = impacts(64, np.random.default_rng(seed), rate_hz=5000.0)
+        assert y.shape == (64,) and np.isfinite(y).all()
 
 
 def test_impacts_join_the_noise_only_when_asked_and_leave_the_other_draws_alone():
