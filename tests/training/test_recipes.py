@@ -68,25 +68,33 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     if cfg.init_from is None:
         pytest.skip("recipe trains from scratch")
     stem = path.stem
-    for suffix in ("_quiet", "_speed", "_voices", "_reuse", "_clean", "_nodelay", "_refine", "_noise"):
+    for suffix in ("_control", "_lips", "_light_asd", "_room", "_impacts", "_quiet", "_speed", "_voices", "_reuse",
+                   "_clean", "_nodelay", "_refine", "_noise"):
         stem = stem.removesuffix(suffix)
     model = build_model(cfg.model, cfg.model_config)
     if cfg.init_from.startswith("runs/"):
         base = yaml.safe_load(path.read_text()).get("base")
-        if base is not None:  # stage 2 starts from its base recipe's run
+        if base is not None:  # stage 2 starts from its base recipe's run (or, a variant, from where its base started)
             first = load_recipe(path.parent / base)
             assert first["model"] == cfg.model
-            # the same layers; only the decoder's synthesis may change (an overlap decoder loads folded into a hop one)
-            assert {k: v for k, v in first["model_config"].items() if k != "synthesis"} == {
-                k: v for k, v in cfg.model_config.items() if k != "synthesis"
+            # the same layers; only the decoder's synthesis may change (an overlap decoder loads folded into a hop
+            # one), and the visual input where init_skip leaves its layer new
+            free = {"synthesis"} | ({"visual_channels", "visual_stream"} if cfg.init_skip else set())
+            assert {k: v for k, v in first["model_config"].items() if k not in free} == {
+                k: v for k, v in cfg.model_config.items() if k not in free
             }
-            run = f"runs/real_{Path(base).stem}"
-            assert cfg.init_from == run or (cfg.init_from.startswith(f"{run}/") and cfg.init_from.endswith(".avse.pt"))
+            runs = {f"runs/real_{Path(base).stem}", str(first.get("init_from"))}
+            assert any(cfg.init_from == run or (cfg.init_from.startswith(f"{run}/") and cfg.init_from.endswith(".avse.pt"))
+                       or cfg.init_from == run for run in runs), cfg.init_from
         else:  # stage 1 starts from the pretrained recipe's run
             first = load_recipe(CONFIGS / "pretrained" / f"{stem}.yaml")
             assert first["model"] == cfg.model and cfg.init_from == f"runs/{stem}"
-        shipped, _ = load_model(stem.replace("_", "-"))
-        model.load_state_dict(shipped.state_dict())  # strict: the same layers and sizes
+        name = stem.replace("_", "-")
+        if cfg.init_skip:  # the shipped model's weights fit all but the new layers
+            warm_start(model, cfg.model, name, cfg.init_skip)
+        else:
+            shipped, _ = load_model(name)
+            model.load_state_dict(shipped.state_dict())  # strict: the same layers and sizes
         return
     fresh = {k: v.clone() for k, v in model.state_dict().items()}
     warm_start(model, cfg.model, cfg.init_from, cfg.init_skip)
