@@ -203,10 +203,10 @@ def synthetic_rir(rt60: float, rng: np.random.Generator, sr: int = SAMPLE_RATE) 
     The tail is split into two bands (a one-pole low-pass at about 1.5 kHz and the rest); the upper band
     decays with half the RT60.
     """
-    n = max(16, int(1.2 * rt60 * sr))
-    t = np.arange(n) / sr
     from scipy.signal import lfilter
 
+    n = max(16, int(1.2 * rt60 * sr))
+    t = np.arange(n) / sr
     tail = rng.standard_normal(n)
     a = np.exp(-2 * np.pi * 1500.0 / sr)
     low = lfilter([1 - a], [1, -a], tail)  # one-pole low-pass
