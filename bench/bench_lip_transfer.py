@@ -60,7 +60,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
-from bench_real import REAL, load_clips, partners  # noqa: E402
+from bench_real import REAL, clip_paths, load_clips, partners  # noqa: E402
 
 SEGMENT = 50  # frames per training window (2 s)
 LIGHT_ASD = REAL.parents[1] / "models" / "light_asd"  # ../shared/models/light_asd: the released checkpoints
@@ -187,11 +187,6 @@ def light_asd_split(root: Path, split: str, entries: list[dict], encoders: dict,
     return out
 
 
-def real_paths(real: Path) -> list[Path]:
-    """The real clips in ``bench_real.load_clips``'s order."""
-    return sorted((real / "grid").glob("*.mpg")) + sorted((real / "av").glob("*/*.mp4"))
-
-
 def light_asd_real(real: Path, n_frames: list[int], encoders: dict, cache: Path, timer: Timer) -> dict[str, list[np.ndarray]]:
     """Light-ASD embeddings of each real clip, on the front end's landmarks and moved by its A/V shift as the lip
     features are (``Enhancer.visual_input``) -> {encoder name: [float32 [F, 128] per clip]}; cached per clip."""
@@ -199,7 +194,7 @@ def light_asd_real(real: Path, n_frames: list[int], encoders: dict, cache: Path,
     from avse.video.frontend import process
 
     out: dict[str, list] = {name: [] for name in encoders}
-    for p, n in zip(real_paths(real), n_frames):
+    for p, n in zip(clip_paths(real), n_frames):
         files = {name: cache / name / "real" / f"{p.parent.name}_{p.stem}.npy" for name in encoders}
         want = [name for name, f in files.items() if not f.is_file()]
         embs = {name: np.load(f) for name, f in files.items() if name not in want}

@@ -95,12 +95,17 @@ def talker_of(path: Path) -> str:
     return f"{path.parent.name}/{stem}"
 
 
+def clip_paths(real: Path) -> list[Path]:
+    """The dev clips in the benchmark's order: REAL/grid/*.mpg, then REAL/av/*/*.mp4, each sorted."""
+    return sorted((real / "grid").glob("*.mpg")) + sorted((real / "av").glob("*/*.mp4"))
+
+
 def load_clips(real: Path, cache: Path) -> list[Clip]:
     """Front end on every dev clip (cached in ``cache`` as npz) -> clips sorted by path."""
     from avse.api import Enhancer
     from avse.video.frontend import process
 
-    paths = sorted((real / "grid").glob("*.mpg")) + sorted((real / "av").glob("*/*.mp4"))
+    paths = clip_paths(real)
     enh = None
     clips = []
     cache.mkdir(parents=True, exist_ok=True)
@@ -126,9 +131,8 @@ def load_clips(real: Path, cache: Path) -> list[Clip]:
 def add_light_asd(clips: list[Clip], real: Path, enh, cache: Path) -> None:
     """Each clip's Light-ASD embeddings as ``avse enhance`` gives them to a model on that stream (the front end's
     landmarks, its A/V shift applied; ``enh.visual_input`` of such a model's Enhancer), cached in ``cache`` as npy."""
-    paths = sorted((real / "grid").glob("*.mpg")) + sorted((real / "av").glob("*/*.mp4"))
     cache.mkdir(parents=True, exist_ok=True)
-    for p, c in zip(paths, clips, strict=True):
+    for p, c in zip(clip_paths(real), clips, strict=True):
         key = cache / f"{p.parent.name}_{p.stem}.npy"
         if key.is_file():
             c.light_asd = np.load(key)

@@ -1,4 +1,4 @@
-"""Light-ASD's visual encoder (frozen, for measurements): 112 x 112 grayscale face crops -> one 128-vector per frame.
+"""Light-ASD's visual encoder (frozen, the user's weights): 112 x 112 grayscale face crops -> one 128-vector per frame, the visual stream of models with ``visual_stream: light_asd``.
 
 Light-ASD (Liao et al., CVPR 2023, "A Light Weight Model for Active Speaker
 Detection"; MIT licence) is an active-speaker detector trained on real faces

@@ -131,6 +131,17 @@ class EpochDataModule(pl.LightningDataModule):
         return self._train_loader()
 
 
+def _options(name: str, cls: Any, value: bool | dict[str, Any]) -> Any:
+    """A recipe's augmentation option -> ``cls()`` for True, ``cls(**value)`` for a mapping of its fields (lists as
+    tuples), None for False; ConfigError naming ``name`` for an unknown field."""
+    if isinstance(value, dict):
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+        except TypeError as err:
+            raise ConfigError(f"{name}: {err}") from None
+    return cls() if value else None
+
+
 class AvseDataModule(EpochDataModule):
     """Train on dynamic mixtures of ``train_split`` (new draws every epoch), validate on fixed draws of ``val_split``.
 
@@ -198,23 +209,8 @@ class AvseDataModule(EpochDataModule):
         check_snr_range("data.snr_noise", snr_noise)
         self.p_clean = float(p_clean)
         self.p_speed, self.speed = float(p_speed), check_speed_range("data.speed", speed)
-        if isinstance(visual_augment, dict):
-            try:
-                fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in visual_augment.items()}
-                self.augment: LipAugment | None = LipAugment(**fields)
-            except TypeError as err:
-                raise ConfigError(f"visual_augment: {err}") from None
-        else:
-            self.augment = LipAugment() if visual_augment else None
-        self.noise_augment: NoiseAugment | None = None
-        if isinstance(noise_augment, dict):
-            try:
-                fields = {k: tuple(v) if isinstance(v, list) else v for k, v in noise_augment.items()}
-                self.noise_augment = NoiseAugment(**fields)
-            except TypeError as err:
-                raise ConfigError(f"noise_augment: {err}") from None
-        elif noise_augment:
-            self.noise_augment = NoiseAugment()
+        self.augment: LipAugment | None = _options("visual_augment", LipAugment, visual_augment)
+        self.noise_augment: NoiseAugment | None = _options("noise_augment", NoiseAugment, noise_augment)
         self.train_split, self.val_split = train_split, val_split
         if visual_stream == "light_asd" and cache is None:
             raise ConfigError("a model on Light-ASD embeddings trains from a cache that holds them: set data.cache "

@@ -361,16 +361,10 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str, skip: Seque
     for prefix in skip:
         if not any(k.startswith(prefix) for k in own):
             raise ConfigError(f"init_skip: {prefix!r} names no weight of the model")
-    kept = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(skip)} if skip else ckpt["state_dict"]
+    fresh = {k: v for k, v in own.items() if k.startswith(skip)}  # none without skip: str.startswith(()) is False
+    kept = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(skip)}
     try:
-        if skip:
-            wanted = {k: v for k, v in own.items() if not k.startswith(skip)}
-            missing, extra = sorted(set(wanted) - set(kept)), sorted(set(kept) - set(wanted))
-            if missing or extra:
-                raise RuntimeError(f"missing {missing[:3]}, unexpected {extra[:3]}")
-            model.load_state_dict({**own, **kept})
-        else:
-            model.load_state_dict(kept)
+        model.load_state_dict({**fresh, **kept})  # strict: every other weight from the checkpoint, at its size
     except RuntimeError as err:
         raise ConfigError(f"init_from {path}: its weights do not fit the recipe's model ({first_line(err, with_type=False)})") from None
     return ckpt
