@@ -241,11 +241,52 @@ needs_fillets = pytest.mark.skipif(not (FILLETS / "script").is_dir(), reason=f"n
 @needs_fillets
 def test_fillets_transcripts_parse_and_name_the_lead_voices():
     kinds, items, skipped = discover(DEBIAN, ("cs", "nl"))
+    items = [i for i in items if i.id.startswith("fillets-")]  # not the word games' Czech and Dutch voices, if fetched
     assert kinds[0] == "fillets-ng" and len(items) > 3000
     speakers = {i.speaker for i in items}
     assert {"fillets-cs-big", "fillets-cs-small", "fillets-nl-big", "fillets-nl-small"} <= speakers
     assert all(i.transcript for i in items)
-    assert sum(skipped.values()) < 100
+    assert sum(v for k, v in skipped.items() if k != "the same file in another language folder") < 100
+
+
+def _make_debian_voices(root: Path) -> Path:
+    """A tree as scripts/fetch_real_speech --more-voices unpacks it: word games and asterisk prompt voices."""
+    share = root / "debian" / "usr" / "share"
+    words = [synthesize(t, Voice("espeak", "en-us", "m3")).audio for t in ("apple", "banana", "cherry")]
+    sf.write(str(_mk(share / "klettres/en/alpha/A.ogg")), words[0], SAMPLE_RATE)
+    sf.write(str(_mk(share / "klettres/en_GB/syllab/ba.wav")), words[1], SAMPLE_RATE)
+    _mk(share / "klettres/icons/hicolor/x.png").write_bytes(b"\x89PNG")
+    sf.write(str(_mk(share / "ktuberling/sounds/sr/ear.ogg")), words[2], SAMPLE_RATE)
+    _mk(share / "ktuberling/sounds/sr@latin/ear.ogg").write_bytes((share / "ktuberling/sounds/sr/ear.ogg").read_bytes())
+    (share / "ktuberling/sounds/sr.soundtheme").write_text("<theme/>")
+    sf.write(str(_mk(share / "asterisk/sounds/fr/digits/1.wav")), words[0], SAMPLE_RATE)
+    sf.write(str(_mk(share / "asterisk/sounds/it_IT_f_Menardi/hello.wav")), words[1], SAMPLE_RATE)
+    _mk(share / "asterisk/sounds/digits").mkdir()
+    (share / "asterisk/sounds/digits/fr").symlink_to("../fr/digits")  # as asterisk-prompt-fr-armelle links it
+    return root / "debian"
+
+
+def _mk(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_word_games_and_prompt_voices_are_maskers_one_speaker_per_language(tmp_path):
+    src = _make_debian_voices(tmp_path)
+    kinds, items, skipped = discover(src)
+    assert kinds == ["asterisk", "klettres", "ktuberling"]
+    assert sorted((i.speaker, i.language) for i in items) == [
+        ("asterisk-Menardi", "it"), ("asterisk-fr", "fr"),  # a linked folder is not read twice
+        ("klettres-en", "en"), ("klettres-en_GB", "en-gb"), ("ktuberling-sr", "sr")]
+    assert skipped == {"the same file in another language folder": 1}  # sr@latin ships sr's files again
+    assert all(i.transcript is None for i in items)
+    _, only_en, _ = discover(src, ("en",))
+    assert {i.speaker for i in only_en} == {"klettres-en", "klettres-en_GB"}
+    with pytest.warns(UserWarning, match="1 the same file in another language folder"):
+        summary = import_speech(src, tmp_path / "out", jobs=1, progress=False)
+    assert summary["imported"] == 5 and summary["kinds"] == kinds
+    entries = load_real_speech(tmp_path / "out")
+    assert all(e["phones"] is None and (tmp_path / "out" / e["wavfile"]).is_file() for e in entries)
 
 
 @needs_fillets

@@ -1,4 +1,4 @@
-"""Import real recordings (fillets-ng dialogue, asterisk prompts, a user's folder) as 16 kHz wavs with aligned phones.
+"""Import real recordings (fillets-ng dialogue, asterisk prompts, word games' voices, a user's folder) as 16 kHz wavs.
 
 ``import_speech(src, out)`` recognises what ``src`` holds by its layout:
 
@@ -11,8 +11,14 @@
   fonts (``font_white``, ``font_lightgrey``, ...) serve several minor characters;
   each is kept as one speaker all the same: merging voices can only make a
   speaker-disjoint split stricter, splitting one voice in two could break it.
-- asterisk prompts (``asterisk-core-sounds-LANG-g722``): one voice per folder
-  ``sounds/LANG_REGION_SEX_NAME/``, no transcripts (maskers only).
+- asterisk prompts (``asterisk-core-sounds-LANG-g722``, ``asterisk-prompt-*``):
+  one voice per folder ``sounds/LANG_REGION_SEX_NAME/`` (or ``sounds/LANG/``
+  for the prompt packages), no transcripts (maskers only).
+- the voices of two word games, no transcripts (maskers only), one speaker per
+  language folder: KLettres (``klettres-data``: letters and syllables,
+  ``klettres/LANG/{alpha,syllab}/``) and KTuberling (``ktuberling-data``:
+  words, ``ktuberling/sounds/LANG/``), Ogg, Opus or wav files. A file whose bytes another language
+  folder already holds (Serbian is shipped four times) is imported once.
 - anything else: a folder of recordings (wav/flac/ogg, searched recursively),
   the speaker being each file's parent folder and the transcript an optional
   same-name ``.txt`` beside it.
@@ -52,6 +58,8 @@ PEAK_LIMIT = 0.99  # a decoded recording louder than full scale is scaled down t
 
 FILLETS = Path("usr/share/games/fillets-ng")
 ASTERISK = Path("usr/share/asterisk/sounds")
+GAME_SUFFIXES = (".ogg", ".opus", ".wav", ".flac")
+WORD_GAMES = {"klettres": Path("usr/share/klettres"), "ktuberling": Path("usr/share/ktuberling/sounds")}
 _MULTI_VOICE_FONTS = frozenset({"both"})  # two characters at once: not one speaker
 
 
@@ -182,6 +190,16 @@ def _asterisk_root(src: Path) -> Path | None:
     return None
 
 
+def _word_game_root(src: Path, game: str) -> Path | None:
+    for cand in (src / WORD_GAMES[game], src):
+        if not cand.is_dir() or (cand.name if game == "klettres" else cand.parent.name) != game:
+            continue
+        pattern = "*/*/*" if game == "klettres" else "*/*"
+        if any(f.suffix.lower() in GAME_SUFFIXES for f in cand.glob(pattern)):
+            return cand
+    return None
+
+
 def _safe_id(text: str) -> str:
     out = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")
     return out or "item"
@@ -263,6 +281,42 @@ def asterisk_items(root: Path, languages: tuple[str, ...] | None) -> list[Source
     return items
 
 
+def _game_language(folder: str) -> str:
+    """A word game's language folder -> an espeak-ng-style name: "en_GB" -> "en-gb", "sr@latin" -> "sr"."""
+    return folder.split("@")[0].replace("_", "-").lower()
+
+
+def word_game_items(root: Path, game: str, languages: tuple[str, ...] | None, skipped: dict[str, int]) -> list[SourceItem]:
+    """The recorded voices of a word game's tree ``root`` ("klettres" or "ktuberling", see the module docstring)."""
+    import hashlib
+
+    items: list[SourceItem] = []
+    seen: set[str] = set()
+    for lang_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        lang = _game_language(lang_dir.name)
+        if languages is not None and lang not in languages and lang.split("-")[0] not in languages:
+            continue
+        files = sorted(f for f in lang_dir.glob("*/*" if game == "klettres" else "*") if f.suffix.lower() in GAME_SUFFIXES)
+        for f in files:
+            digest = hashlib.sha1(f.read_bytes()).hexdigest()
+            if digest in seen:
+                skipped["the same file in another language folder"] = skipped.get("the same file in another language folder", 0) + 1
+                continue
+            seen.add(digest)
+            rel = f.relative_to(lang_dir).with_suffix("")
+            items.append(
+                SourceItem(
+                    id=_safe_id(f"{game}-{lang_dir.name}-{'_'.join(rel.parts)}"),
+                    path=f,
+                    speaker=_safe_id(f"{game}-{lang_dir.name.split('@')[0]}"),
+                    language=lang,
+                    transcript=None,
+                    source=str(f.relative_to(root)),
+                )
+            )
+    return items
+
+
 def folder_items(src: Path, language: str) -> list[SourceItem]:
     """A user's recordings under ``src`` (wav/flac/ogg, recursively): speaker = parent folder, transcript = same-name .txt."""
     items = []
@@ -286,9 +340,9 @@ def folder_items(src: Path, language: str) -> list[SourceItem]:
 def discover(src: str | Path, languages: tuple[str, ...] | None = None) -> tuple[list[str], list[SourceItem], dict[str, int]]:
     """What ``src`` holds -> (kinds found, e.g. ["fillets-ng", "asterisk"], items, counts of files skipped already).
 
-    fillets-ng and asterisk trees are recognised by their layout (as unpacked
-    by scripts/fetch_real_speech, or their own folders); anything else is a
-    folder of recordings in ``languages[0]`` (default "en-us").
+    fillets-ng, asterisk, KLettres and KTuberling trees are recognised by their
+    layout (as unpacked by scripts/fetch_real_speech, or their own folders);
+    anything else is a folder of recordings in ``languages[0]`` (default "en-us").
     """
     src = Path(src)
     if not src.is_dir():
@@ -303,6 +357,11 @@ def discover(src: str | Path, languages: tuple[str, ...] | None = None) -> tuple
     if ast is not None:
         kinds.append("asterisk")
         items += asterisk_items(ast, languages)
+    for game in WORD_GAMES:
+        root = _word_game_root(src, game)
+        if root is not None:
+            kinds.append(game)
+            items += word_game_items(root, game, languages, skipped)
     if not kinds:
         kinds.append("folder")
         items = folder_items(src, languages[0] if languages else "en-us")
