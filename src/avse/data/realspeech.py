@@ -34,6 +34,7 @@ end_s]``, ARPAbet or ``pau``, contiguous over the recording). Unusable files
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import warnings
@@ -288,8 +289,6 @@ def _game_language(folder: str) -> str:
 
 def word_game_items(root: Path, game: str, languages: tuple[str, ...] | None, skipped: dict[str, int]) -> list[SourceItem]:
     """The recorded voices of a word game's tree ``root`` ("klettres" or "ktuberling", see the module docstring)."""
-    import hashlib
-
     items: list[SourceItem] = []
     seen: set[str] = set()
     for lang_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
