@@ -60,7 +60,8 @@ PEAK_LIMIT = 0.99  # a decoded recording louder than full scale is scaled down t
 FILLETS = Path("usr/share/games/fillets-ng")
 ASTERISK = Path("usr/share/asterisk/sounds")
 GAME_SUFFIXES = (".ogg", ".opus", ".wav", ".flac")
-WORD_GAMES = {"klettres": Path("usr/share/klettres"), "ktuberling": Path("usr/share/ktuberling/sounds")}
+# word game -> (its tree under a Debian root, where a language folder keeps its recordings)
+WORD_GAMES = {"klettres": (Path("usr/share/klettres"), "*/*"), "ktuberling": (Path("usr/share/ktuberling/sounds"), "*")}
 _MULTI_VOICE_FONTS = frozenset({"both"})  # two characters at once: not one speaker
 
 
@@ -192,13 +193,19 @@ def _asterisk_root(src: Path) -> Path | None:
 
 
 def _word_game_root(src: Path, game: str) -> Path | None:
-    for cand in (src / WORD_GAMES[game], src):
-        if not cand.is_dir() or (cand.name if game == "klettres" else cand.parent.name) != game:
+    tree, files = WORD_GAMES[game]
+    tail = tree.parts[2:]  # ("klettres",) or ("ktuberling", "sounds")
+    for cand in (src / tree, src):
+        if not cand.is_dir() or cand.parts[-len(tail):] != tail:
             continue
-        pattern = "*/*/*" if game == "klettres" else "*/*"
-        if any(f.suffix.lower() in GAME_SUFFIXES for f in cand.glob(pattern)):
+        if any(f.suffix.lower() in GAME_SUFFIXES for f in cand.glob(f"*/{files}")):
             return cand
     return None
+
+
+def _wanted(lang: str, languages: tuple[str, ...] | None) -> bool:
+    """Whether a recording in ``lang`` is asked for: every one when ``languages`` is None, else by full or base name."""
+    return languages is None or lang in languages or lang.split("-")[0] in languages
 
 
 def _safe_id(text: str) -> str:
@@ -262,7 +269,7 @@ def asterisk_items(root: Path, languages: tuple[str, ...] | None) -> list[Source
     items = []
     for voice_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         lang = _asterisk_language(voice_dir.name)
-        if languages is not None and lang not in languages and lang.split("-")[0] not in languages:
+        if not _wanted(lang, languages):
             continue
         name = voice_dir.name.split("_")[-1]
         for f in sorted(voice_dir.rglob("*")):
@@ -293,10 +300,9 @@ def word_game_items(root: Path, game: str, languages: tuple[str, ...] | None, sk
     seen: set[str] = set()
     for lang_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         lang = _game_language(lang_dir.name)
-        if languages is not None and lang not in languages and lang.split("-")[0] not in languages:
+        if not _wanted(lang, languages):
             continue
-        files = sorted(f for f in lang_dir.glob("*/*" if game == "klettres" else "*") if f.suffix.lower() in GAME_SUFFIXES)
-        for f in files:
+        for f in sorted(f for f in lang_dir.glob(WORD_GAMES[game][1]) if f.suffix.lower() in GAME_SUFFIXES):
             digest = hashlib.sha1(f.read_bytes()).hexdigest()
             if digest in seen:
                 skipped["the same file in another language folder"] = skipped.get("the same file in another language folder", 0) + 1
