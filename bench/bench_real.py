@@ -15,7 +15,8 @@ Dev set: every clip of REAL/grid (*.mpg) and REAL/av (*/ *.mp4), 23 clips of abo
     looped when short) at 0 and 5 dB.
 (c) clean: each clip alone (do no harm).
 
-Methods: unprocessed, noisereduce, the shipped models (``separate`` scored on the
+Methods: unprocessed, noisereduce, the shipped models (the enhancers with the
+attenuation limit ``avse enhance`` applies, ``--atten-lim``; ``separate`` scored on the
 better of its two outputs, an oracle choice), and the offline peers of
 bench/peers (DeepFilterNet3, GTCRN, RNNoise, NSNet2) run in their own environment
 (``bash bench/peers/setup``); a missing peer is skipped. With DeepFilterNet3 there,
@@ -45,6 +46,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save  # noqa: E402
+
+from avse.config import ATTEN_LIM_DB  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
@@ -205,9 +208,11 @@ def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool) -
     return items
 
 
-def model_methods(specs: dict[str, str], light_asd: Path | None = None) -> dict[str, Callable[[Item, str], np.ndarray]]:
+def model_methods(specs: dict[str, str], light_asd: Path | None = None,
+                  atten_lim_db: float | None = None) -> dict[str, Callable[[Item, str], np.ndarray]]:
     """Shipped or given models -> method(item, visual) -> estimate [T]; visual is "target", "other" or "zero".
-    ``light_asd``: the Light-ASD checkpoint a model on its embeddings needs. An Enhancer's method carries it as
+    ``light_asd``: the Light-ASD checkpoint a model on its embeddings needs; ``atten_lim_db``: the enhancers'
+    attenuation limit (``avse.api.Enhancer``; None: the product's default). An Enhancer's method carries it as
     ``.enhancer``."""
     from avse.api import Enhancer, Separator, load_model
 
@@ -215,7 +220,8 @@ def model_methods(specs: dict[str, str], light_asd: Path | None = None) -> dict[
     for name, spec in specs.items():
         model, info = load_model(spec)
         if info["n_outputs"] == 1:
-            enh = Enhancer((model, info), fallback=None, light_asd=light_asd)
+            enh = Enhancer((model, info), fallback=None, light_asd=light_asd,
+                           atten_lim_db=ATTEN_LIM_DB if atten_lim_db is None else atten_lim_db)
 
             def run(item: Item, visual: str, enh: Enhancer = enh) -> np.ndarray:
                 if not enh.audio_visual:
@@ -399,6 +405,8 @@ def main() -> None:
     ap.add_argument("--light-asd", type=Path, default=LIGHT_ASD,
                     help="Light-ASD checkpoint, for models on its embeddings (default: %(default)s)")
     ap.add_argument("--name", default="real", help="results name: bench/results/NAME.json and NAME.png")
+    ap.add_argument("--atten-lim", type=float, default=ATTEN_LIM_DB, metavar="DB",
+                    help="the models' attenuation limit in dB, as avse enhance applies it (default: %(default)g; 0: none)")
     args = ap.parse_args()
 
     import torch
@@ -413,7 +421,7 @@ def main() -> None:
     clips = load_clips(args.real, work / "frontend")
     noises = {p.stem: load_audio(p, SR)[0] for p in sorted((args.real / "noise").glob("*.wav"))}
     specs = dict(s.split("=", 1) for s in args.models) if args.models else {m: m for m in SHIPPED}
-    models = model_methods(specs, args.light_asd if args.light_asd.is_file() else None)
+    models = model_methods(specs, args.light_asd if args.light_asd.is_file() else None, args.atten_lim)
     asd = [fn.enhancer for fn in models.values() if getattr(getattr(fn, "enhancer", None), "visual_stream", None) == "light_asd"]
     if asd:
         add_light_asd(clips, args.real, asd[0], work / f"light_asd_{args.light_asd.stem}")
@@ -464,7 +472,8 @@ def main() -> None:
     plot(summary, ["unprocessed", "noisereduce", *models, *peer_out, *staged], png)
     brief = {k: {m: {x: round(v[x]["mean"], 3) for x in ("si_sdri", "pesq_wb", "stoi", "dnsmos_ovrl")
                      if x in v and v[x]["mean"] is not None} for m, v in s.items()} for k, s in summary.items()}
-    save(args.name, {"clips": len(clips), "items": len(items), "models": specs, "peers": sorted(peer_out),
+    save(args.name, {"clips": len(clips), "items": len(items), "models": specs, "atten_lim_db": args.atten_lim,
+                     "peers": sorted(peer_out),
                      "dnsmos": dnsmos is not None, "seconds": round(time.perf_counter() - t0, 1),
                      "means": brief, "visual_contribution": contribution, "summary": summary, "rows": rows})
     print(f"plot: {png}")

@@ -1,7 +1,7 @@
 """Talking-face generation, measured: sync, lip shape, image quality and identity against real videos.
 
-    python bench/bench_talk.py [--model PATH] [--expert PATH] [--judge PATH] [--cache data/talk_faces]
-                               [--real ../shared/data/real] [--synthetic 24] [--no-landmarks]
+    python bench/bench_talk.py [--model PATH] [--expert PATH] [--judge PATH] [--light-asd PATH]
+                               [--cache data/talk_faces] [--real ../shared/data/real] [--synthetic 24] [--no-landmarks]
 
 Two sets:
 - synthetic: held-out speakers of the preprocessing cache's test split (``avse prepare
@@ -19,6 +19,10 @@ Measures per clip, then means with 95 % intervals:
 - with ``--judge``, LSE-D and LSE-C again from a second expert that the generator never
   trained against (``configs/talking/sync_judge.yaml``): the generator's sync loss uses the
   shipped expert, so that expert over-rates it;
+- with ``--light-asd`` (a released Light-ASD checkpoint; by default the AVA one in
+  ../shared/models/light_asd when it is there), the mean "speaking" logit of an active-speaker
+  detector trained on real faces (``avse.models.light_asd.LightASD``), face crops and speech
+  together (higher: more like a face that speaks this speech);
 - lip distance: MediaPipe's 40 lip points on the generated vs the real crops (pixels of the
   96-pixel crop, position removed; lower is better);
 - PSNR and SSIM of the lower face against the real frames; identity: cosine of LBP-histogram
@@ -41,10 +45,12 @@ from _common import RESULTS, save  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
+LIGHT_ASD = HERE.parents[1] / "shared" / "models" / "light_asd" / "pretrain_AVA_CVPR.model"
 METHODS = ("real", "still", "energy", "ours")
 MEASURES = ("lse_d", "lse_c", "lip_distance", "psnr", "ssim", "identity")
 JUDGED = ("judge_lse_d", "judge_lse_c")  # with --judge
-BETTER = {"lse_d": "lower", "lse_c": "higher", "judge_lse_d": "lower", "judge_lse_c": "higher", "lip_distance": "lower",
+DETECTED = ("asd",)  # with --light-asd
+BETTER = {"asd": "higher", "lse_d": "lower", "lse_c": "higher", "judge_lse_d": "lower", "judge_lse_c": "higher", "lip_distance": "lower",
           "psnr": "higher", "ssim": "higher", "identity": "higher"}
 LOWER = 48  # rows of the 96-pixel crop from which PSNR and SSIM are taken (the lower face)
 
@@ -79,8 +85,9 @@ def real_clips(real: Path, cache: Path) -> list[tuple[str, np.ndarray, np.ndarra
 
 
 def measure(expert, faces: np.ndarray, real: np.ndarray, audio: np.ndarray, real_lips: np.ndarray | None,
-            landmarks: bool, judge=None) -> dict:
-    """All measures of one method's crops ``faces`` [N, 96, 96, 3] against the real crops (``judge``: a second expert)."""
+            landmarks: bool, judge=None, detector=None) -> dict:
+    """All measures of one method's crops ``faces`` [N, 96, 96, 3] against the real crops (``judge``: a second expert;
+    ``detector``: a Light-ASD detector)."""
     from avse.talking.expert import lse
     from avse.talking.metrics import identity_similarity, lip_distance, lip_landmarks, psnr, ssim
 
@@ -89,6 +96,10 @@ def measure(expert, faces: np.ndarray, real: np.ndarray, audio: np.ndarray, real
     if judge is not None:
         j = lse(judge, faces, audio)
         out.update(judge_lse_d=float(j["lse_d"]), judge_lse_c=float(j["lse_c"]), judge_offset=int(j["offset_frames"]))
+    if detector is not None:
+        from avse.models.light_asd import crops_from_faces
+
+        out["asd"] = float(detector.scores(crops_from_faces(faces), audio).mean())
     out["psnr"] = psnr(faces[:, LOWER:], real[:, LOWER:])
     out["ssim"] = ssim(faces[:, LOWER:], real[:, LOWER:])
     out["identity"] = identity_similarity(faces, real)
@@ -154,6 +165,8 @@ def main() -> None:
     ap.add_argument("--model", help="talking-face checkpoint (default: the shipped one)")
     ap.add_argument("--expert", help="lip-sync expert checkpoint (default: the shipped one)")
     ap.add_argument("--judge", help="a second lip-sync expert that the generator never trained against: LSE from it too")
+    ap.add_argument("--light-asd", type=Path, default=LIGHT_ASD,
+                    help="Light-ASD checkpoint: its speaking score too (default: %(default)s, skipped when absent)")
     ap.add_argument("--cache", type=Path, default=Path("data/talk_faces"))
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--landmarks-cache", type=Path, default=Path("/tmp/avse_bench_sync_expert"),
@@ -173,7 +186,12 @@ def main() -> None:
     torch.set_num_threads(1)
     expert = SyncExpert.from_pretrained(args.expert).eval()
     judge = SyncExpert.from_pretrained(args.judge).eval() if args.judge else None
-    measures = MEASURES + (JUDGED if judge is not None else ())
+    detector = None
+    if args.light_asd.is_file():
+        from avse.models.light_asd import load_detector
+
+        detector = load_detector(args.light_asd)
+    measures = MEASURES + (JUDGED if judge is not None else ()) + (DETECTED if detector is not None else ())
     talk = TalkingFace.from_pretrained(args.model)
     sets: dict[str, list] = {}
     if args.synthetic > 0 and (args.cache / "test").is_dir():
@@ -196,7 +214,7 @@ def main() -> None:
             real_lips = None if args.no_landmarks else lip_landmarks(real)
             row = {"clip": name, "frames": n}
             for k, faces in outs.items():
-                row[k] = measure(expert, faces, real, audio, real_lips, not args.no_landmarks, judge)
+                row[k] = measure(expert, faces, real, audio, real_lips, not args.no_landmarks, judge, detector)
                 for m in measures:
                     per[k][m].append(row[k][m])
             items.append(row)
@@ -204,14 +222,15 @@ def main() -> None:
             if len([r for r in sheet_rows if r[0].startswith(set_name)]) < 3:
                 sheet_rows.append((name, real[0], ours, real))
         summary[set_name] = {k: {m: mean_ci(per[k][m]) for m in measures} for k in METHODS}
-    sync = ("lse_d", "lse_c", "lip_distance") + (JUDGED if judge is not None else ())
+    sync = ("lse_d", "lse_c", "lip_distance") + (JUDGED if judge is not None else ()) + (DETECTED if detector is not None else ())
     goal = {s: {m: beats(d, m, BETTER[m] == "lower") for m in sync} for s, d in summary.items()}
     nearer = {s: {m: closer(d, m) for m in sync if m != "lip_distance"} for s, d in summary.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot(summary, RESULTS / f"{args.out}.png", measures)
     sheet(sheet_rows, RESULTS / f"{args.out}_sheet.png")
     save(args.out, {
-        "model": args.model or "shipped", "expert": args.expert or "shipped", "judge": args.judge, "summary": summary,
+        "model": args.model or "shipped", "expert": args.expert or "shipped", "judge": args.judge,
+        "light_asd": str(args.light_asd) if detector is not None else None, "summary": summary,
         "ours_beats_both_baselines": goal, "ours_nearer_to_real_than_both_baselines": nearer,
         "ms_per_generated_frame_one_core": round(1000 * gen_seconds / max(gen_frames, 1), 1),
         "items": items,

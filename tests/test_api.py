@@ -138,7 +138,7 @@ class _Triple(SeparationModel):
 
 def test_output_is_clip_protected_and_says_so():
     x = 0.5 * speechlike(16000) / np.max(np.abs(speechlike(16000)))  # peak 0.5, so 3x peaks at 1.5
-    enh = Enhancer(_Triple(), config=InferenceConfig(match_gain=False))
+    enh = Enhancer(_Triple(), config=InferenceConfig(match_gain=False), atten_lim_db=None)
     y = enh.enhance(x, 16000)
     assert enh.last_info["clip_gain"] == pytest.approx(1 / 1.5, abs=1e-4)  # reported to 4 decimals
     assert np.max(np.abs(y)) == pytest.approx(1.0, rel=1e-5)
@@ -268,7 +268,7 @@ def test_best_permutation_picks_the_correlated_order():
 
 def test_one_chunk_is_the_model_with_its_least_squares_gain(ckpts):
     x, f = speechlike(32000), features(50)
-    enh = Enhancer(ckpts["av"])
+    enh = Enhancer(ckpts["av"], atten_lim_db=None)  # the model's estimate as it is
     y = enh.enhance(x, 16000, video=f)
     raw = model_fn(enh.model)(x, f)[0]
     g = float(np.dot(x, raw) / np.dot(raw, raw))
@@ -436,7 +436,7 @@ def test_one_output_per_face_with_an_av_model(ckpts):
     sep = Separator(ckpts["separate"], av=ckpts["av"])
     y = sep.separate(x, 16000, video=[fa, fb])
     assert y.shape == (2, 32000) and sep.last_info["names"] == ["face0", "face1"]
-    enh = Enhancer(ckpts["av"])
+    enh = Enhancer(ckpts["av"], atten_lim_db=None)  # a face's voice has no input mixed back: it would carry the others
     np.testing.assert_allclose(y[1], enh.enhance(x, 16000, video=fb), atol=1e-6)
 
 
@@ -535,3 +535,23 @@ def test_a_light_asd_model_reads_the_encoders_embeddings_of_the_video(tiny_corpu
         enhance_file(video, out, model=path, fallback=None)
     with pytest.raises(ConfigError, match="Light-ASD"):
         Separator(None, av=path).separate(audio, 16000, video=video)
+
+
+def test_attenuation_limit_mixes_the_input_back_in(ckpts):
+    """The default limit (20 dB) is the model's estimate with the input mixed back in 20 dB down; 0 or None is the
+    estimate as it is; anything else than a number of dB >= 0 is refused."""
+    from avse.api import mix_back_gain
+    from avse.config import ATTEN_LIM_DB
+
+    x = speechlike(16000)
+    raw = Enhancer(ckpts["audio"], atten_lim_db=None).enhance(x, 16000)
+    np.testing.assert_allclose(Enhancer(ckpts["audio"], atten_lim_db=0).enhance(x, 16000), raw, atol=1e-7)
+    limited = Enhancer(ckpts["audio"]).enhance(x, 16000)
+    assert ATTEN_LIM_DB == 20.0 and mix_back_gain(ATTEN_LIM_DB) == pytest.approx(0.1)
+    np.testing.assert_allclose(limited, raw + 0.1 * (x - raw), atol=1e-6)
+    assert np.abs(limited - raw).max() > 1e-3  # the limit does something
+    six = Enhancer(ckpts["audio"], atten_lim_db=6.0).enhance(x, 16000)
+    np.testing.assert_allclose(six, raw + 10 ** (-6 / 20) * (x - raw), atol=1e-6)
+    for bad in (-3.0, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="attenuation limit"):
+            Enhancer(ckpts["audio"], atten_lim_db=bad)

@@ -268,3 +268,20 @@ def test_shipped_av_causal_onnx_engine(shipped):
     auto = StreamingEnhancer(model, block=640)
     assert auto.describe()["backend"] in ("torch", "onnx")
     assert set(auto.describe()["backend_choice"]["median_ms"]) == {"torch", "onnx"}
+
+
+def test_engine_attenuation_limit_mixes_the_input_back_on_its_clock():
+    """With an attenuation limit the stream is the model's stream with the input, ``delay`` late, mixed back in
+    (whatever the push sizes); a separator's outputs are left as they are."""
+    model = _model("tasnet", {**TASNET, "n_sources": 1, "output": "direct"})
+    x, _ = _inputs(16000, 0)
+    raw = StreamingEnhancer(model, block=160, backend="torch").process(x, chunk=333)
+    limited = StreamingEnhancer(model, block=160, backend="torch", atten_lim_db=20.0)
+    assert limited.describe()["mix_back"] == pytest.approx(0.1)
+    y = limited.process(x, chunk=1000)
+    np.testing.assert_allclose(y, raw + 0.1 * (x - raw), atol=1e-6)
+    pushed = np.concatenate([limited.push(x[i : i + 777]) for i in range(0, len(x), 777)] + [limited.flush()])
+    np.testing.assert_allclose(pushed[limited.delay : limited.delay + len(x)], y, atol=1e-6)
+    assert np.all(pushed[: limited.delay] == 0)  # the stream's first delay samples stay silent
+    two = _model("tasnet", {**TASNET, "n_sources": 2})
+    assert two.n_outputs == 2 and StreamingEnhancer(two, block=160, backend="torch", atten_lim_db=20.0).mix_back == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ import numpy as np
 from torch import nn
 
 from avse import SAMPLE_RATE, VIDEO_FPS
+from avse.config import ATTEN_LIM_DB
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
 from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, run_chunked
 from avse.models.base import SeparationModel
@@ -219,6 +221,17 @@ def shift_frames(features: np.ndarray, shift: int) -> np.ndarray:
     return features[idx]
 
 
+def mix_back_gain(atten_lim_db: float | None) -> float:
+    """An attenuation limit L in dB (None or 0: none) -> the gain 10^(-L/20) at which the input is mixed back in
+    (0.0 for none). ConfigError unless L is a positive finite number, 0 or None."""
+    if atten_lim_db is None or atten_lim_db == 0:
+        return 0.0
+    lim = float(atten_lim_db)
+    if not math.isfinite(lim) or lim < 0:
+        raise ConfigError(f"attenuation limit must be a positive number of dB (or 0 for none), got {atten_lim_db}")
+    return 10.0 ** (-lim / 20.0)
+
+
 class Enhancer:
     """Pull one talker's voice out of a recording, with their lips when a video is given.
 
@@ -230,6 +243,11 @@ class Enhancer:
     (``InferenceConfig``), so memory follows the chunk length, not the file's.
     ``progress``: a tqdm bar of the chunks (True) or a callback
     ``(chunks done, chunks in all)`` (``avse.inference.run_chunked``).
+    ``atten_lim_db``: the most the input is ever turned down, in dB: the
+    output is ``y + 10^(-L/20) (x - y)``, the model's estimate y with the
+    input x mixed back in (default ``ATTEN_LIM_DB``; None or 0: no limit, the
+    model's estimate as it is). What the model removes stays at least L dB
+    down, and what it wrongly changes in clean speech is L dB smaller.
     A model trained on Light-ASD embeddings (``visual_stream`` "light_asd")
     needs ``light_asd``, the path of a released Light-ASD checkpoint (default:
     the environment variable AVSE_LIGHT_ASD), whose visual encoder turns the
@@ -243,8 +261,10 @@ class Enhancer:
         config: InferenceConfig = InferenceConfig(),
         progress: Progress = False,
         light_asd: str | Path | None = None,
+        atten_lim_db: float | None = ATTEN_LIM_DB,
     ):
         self._main = _Slot(model)
+        self.mix_back = mix_back_gain(atten_lim_db)
         self.model, self.info, _ = self._main.get()
         if self.info["n_outputs"] != 1:
             raise ConfigError(f"model {self.info['name']!r} has {self.info['n_outputs']} outputs; use Separator for it")
@@ -265,9 +285,10 @@ class Enhancer:
         config: InferenceConfig = InferenceConfig(),
         progress: Progress = False,
         light_asd: str | Path | None = None,
+        atten_lim_db: float | None = ATTEN_LIM_DB,
     ) -> Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)."""
-        return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd)
+        return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd, atten_lim_db=atten_lim_db)
 
     def light_asd_encoder(self) -> Any:
         """The frozen Light-ASD visual encoder a "light_asd" model reads (loaded once); ConfigError or MediaError
@@ -380,7 +401,8 @@ class Enhancer:
             if self.audio_visual:
                 reason = f"{reason}; no fallback model, so {self.info['name']!r} ran with a blank visual stream"
         out, n_chunks = run_chunked(fn, x16, feats, self.config, align=False, progress=self.progress)
-        y, clip_gain = _clip_protect(_from_16k(out[0], sr, x.shape[0]))
+        y16 = out[0] if self.mix_back == 0.0 else out[0] + self.mix_back * (x16[: out.shape[-1]] - out[0])
+        y, clip_gain = _clip_protect(_from_16k(y16, sr, x.shape[0]))
         t2 = time.perf_counter()
         info.update(reason=reason, chunks=n_chunks, seconds_frontend=round(t1 - t0, 3), seconds_model=round(t2 - t1, 3))
         info["clip_gain"] = round(clip_gain, 4)
@@ -584,6 +606,7 @@ def enhance_file(
     chunk_seconds: float | None = None,
     progress: Progress = False,
     light_asd: str | Path | None = None,
+    atten_lim_db: float | None = ATTEN_LIM_DB,
 ) -> dict[str, Any]:
     """Enhance a video or audio file -> OUT.wav (16-bit PCM, 16 kHz mono) and, for a video, OUT.mp4.
 
@@ -593,7 +616,8 @@ def enhance_file(
     with the first video frame). ``out`` ends in .wav or .mp4; the other file
     takes the same stem. OUT.mp4 is the input's video stream copied (no
     re-encoding) with the enhanced audio as AAC. ``light_asd``: the Light-ASD
-    checkpoint a model on its embeddings needs (``Enhancer``). The wav is always at 16 kHz,
+    checkpoint a model on its embeddings needs and ``atten_lim_db`` the attenuation limit (both as for
+    ``Enhancer``). The wav is always at 16 kHz,
     the rate the models work at (nothing above 8 kHz survives them). Both files
     are written atomically, together, only when everything succeeded; an
     output that is an input is refused (OutputPathError). Returns the
@@ -618,7 +642,8 @@ def enhance_file(
     outputs = [wav] + ([mp4] if mp4 else [])
     _check_outputs(outputs, [src] + ([Path(audio)] if audio else []))
     cfg = _config(chunk_seconds)
-    enhancer = Enhancer.from_pretrained(model, fallback=fallback, config=cfg, progress=progress, light_asd=light_asd)
+    enhancer = Enhancer.from_pretrained(model, fallback=fallback, config=cfg, progress=progress, light_asd=light_asd,
+                                        atten_lim_db=atten_lim_db)
     if video and enhancer.visual_stream == "light_asd":
         enhancer.light_asd_encoder()  # no checkpoint for the model's visual stream: fail before any work
     x = _read_input(src, audio, video)

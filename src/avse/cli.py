@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from avse import __version__
-from avse.config import SYNTH_PRESETS
+from avse.config import ATTEN_LIM_DB, SYNTH_PRESETS
 from avse.errors import AvseError
 
 
@@ -266,11 +266,23 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _atten_lim(text: str) -> float:
+    """--atten-lim: a number of dB >= 0 (0: no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of dB >= 0 (0: no limit), got {text!r}")
+    return value
+
+
 def _cmd_enhance(args: argparse.Namespace) -> None:
     from avse.api import enhance_file
 
     res = enhance_file(args.input, args.out, audio=args.audio, model=args.model, face=args.face,
-                       chunk_seconds=args.chunk, progress=not args.quiet, light_asd=args.light_asd)
+                       chunk_seconds=args.chunk, progress=not args.quiet, light_asd=args.light_asd,
+                       atten_lim_db=args.atten_lim)
     if res["mode"] == "audio-visual":
         rule = res.get("face", {}).get("choice")
         face = {"only": "the only face", "largest": "the largest face", "audio": "the face whose lips follow the sound",
@@ -300,7 +312,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
 
     run_live(args.model, jack=args.device is None, device=args.device, camera=args.camera, record=args.record,
              block=args.block, backend=args.backend, seconds=args.seconds, headroom_ms=args.headroom, connect=not args.no_connect,
-             idle_poll=not args.no_idle_poll, preview=args.preview)
+             idle_poll=not args.no_idle_poll, preview=args.preview, atten_lim_db=args.atten_lim)
 
 
 def _cmd_ui(args: argparse.Namespace) -> None:
@@ -459,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--no-connect", action="store_true", help="JACK: do not connect to the sound card's ports")
     lv.add_argument("--no-idle-poll", action="store_true",
                     help="let idle cores halt (saves power; by default, where allowed, they poll while avse live runs: a block costs less)")
+    lv.add_argument("--atten-lim", type=_atten_lim, default=ATTEN_LIM_DB, metavar="DB",
+                    help="never turn the input down by more than DB (as for avse enhance; default: %(default)g, 0: no limit)")
     lv.set_defaults(func=_cmd_live)
 
     ui = sub.add_parser("ui", help="the browser UI: upload, check the face, enhance or separate, listen, download")
@@ -481,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--chunk", type=_positive_seconds, metavar="SECONDS", help="chunk length for long inputs (default: 10)")
     en.add_argument("--light-asd", metavar="FILE",
                     help="a Light-ASD checkpoint, for a model trained on its embeddings (default: $AVSE_LIGHT_ASD)")
+    en.add_argument("--atten-lim", type=_atten_lim, default=ATTEN_LIM_DB, metavar="DB",
+                    help="never turn anything down by more than DB dB: the input is mixed back in at -DB dB "
+                         "(default: %(default)g; 0: no limit, the model's output as it is)")
     en.add_argument("--quiet", action="store_true", help="no progress bar")
     en.set_defaults(func=_cmd_enhance)
 

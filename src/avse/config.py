@@ -13,6 +13,8 @@ from typing import Any
 from avse.errors import ConfigError
 
 SPLITS = ("train", "dev", "test")
+#: the default attenuation limit of enhancement (dB): the input is mixed back in this far below the model's output
+ATTEN_LIM_DB = 20.0
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,10 @@ class StreamingEnhancer:
     models); False: all-zero frames ("no video"), no waiting. ``backend``:
     "torch", "onnx", or "auto" (time both on this machine, keep the faster;
     ``describe()`` says which). ``threads``: onnxruntime's intra-op threads
-    (torch uses the process's setting).
+    (torch uses the process's setting). ``atten_lim_db``: for a one-output
+    model, the input mixed back in that far below the output (the offline
+    ``avse.api.Enhancer``'s attenuation limit, on the same ``delay``-late
+    clock); None (default here) or 0: the model's output as it is.
     """
 
     def __init__(
@@ -141,7 +144,10 @@ class StreamingEnhancer:
         video: bool | None = None,
         threads: int = 1,
         max_video_wait_ms: float = 80.0,
+        atten_lim_db: float | None = None,
     ):
+        from avse.api import mix_back_gain
+
         name = str(model) if isinstance(model, (str, Path)) else type(model).__name__
         if isinstance(model, (str, Path)):
             from avse.api import load_model
@@ -162,6 +168,7 @@ class StreamingEnhancer:
         self.video = self.audio_visual if video is None else bool(video) and self.audio_visual
         self.max_video_wait = int(round(max_video_wait_ms * model.sample_rate / 1000))
         self.sample_rate = model.sample_rate
+        self.mix_back = mix_back_gain(atten_lim_db) if self.n_outputs == 1 else 0.0
         self.choice: dict[str, Any] = {"backend": backend, "why": "given"}
         if backend == "auto":
             self.step, self.choice = pick_backend(model, block, threads)
@@ -202,6 +209,7 @@ class StreamingEnhancer:
             "n_outputs": self.n_outputs,
             "audio_visual": self.audio_visual,
             "video": self.video,
+            "mix_back": self.mix_back,
         }
 
     # --- the stream ----------------------------------------------------------------------------------
@@ -213,6 +221,8 @@ class StreamingEnhancer:
         self._consumed = 0  # input samples run through the model
         self._pushed = 0  # input samples received
         self._emitted = 0  # output samples returned
+        self._dry = np.zeros(0, np.float32)  # input from sample _dry_start on, kept to be mixed back (mix_back > 0)
+        self._dry_start = 0
         self._frames: deque[np.ndarray] = deque()  # [Dv] each: frames _frames_in - len(_frames) .. _frames_in - 1
         self._frames_in = 0  # video frames received
         self._last_frame: np.ndarray | None = None
@@ -253,8 +263,21 @@ class StreamingEnhancer:
         head = self.delay - self._emitted
         if head > 0:
             y[:, :head] = 0.0
+        if self.mix_back > 0.0 and y.shape[-1]:
+            y = y + self.mix_back * (self._dry_for(self._emitted - self.delay, y.shape[-1])[None] - y)
         self._emitted += y.shape[-1]
         return y[0] if self.n_outputs == 1 else y
+
+    def _dry_for(self, start: int, n: int) -> np.ndarray:
+        """Input samples start .. start + n - 1 (zeros before the stream and past what was pushed) -> float32 [n];
+        what comes before start + n is then dropped."""
+        out = np.zeros(n, np.float32)
+        lo, hi = max(start, self._dry_start), min(start + n, self._dry_start + self._dry.shape[0])
+        if hi > lo:
+            out[lo - start : hi - start] = self._dry[lo - self._dry_start : hi - self._dry_start]
+        cut = min(max(0, start + n - self._dry_start), self._dry.shape[0])
+        self._dry, self._dry_start = self._dry[cut:], self._dry_start + cut
+        return out
 
     def push(self, audio: np.ndarray, frames: np.ndarray | None = None) -> np.ndarray:
         """Feed ``audio`` float [n] (16 kHz, any n) and the next video ``frames`` [f, Dv] (or None) -> the ready output.
@@ -273,6 +296,8 @@ class StreamingEnhancer:
             self._frames_in += clean.shape[0]
         self._audio = np.concatenate([self._audio, x])
         self._pushed += x.shape[0]
+        if self.mix_back > 0.0:
+            self._dry = np.concatenate([self._dry, x])
         return self._emit(self._run(final=False))
 
     def flush(self) -> np.ndarray:

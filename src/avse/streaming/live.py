@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from avse import SAMPLE_RATE
+from avse.config import ATTEN_LIM_DB
 from avse.errors import ConfigError, MediaError
 from avse.streaming.audio_io import MAIN_PRIORITY, IdlePoll, JackAudio, LiveProcessor, SoundDeviceAudio, try_realtime
 from avse.streaming.camera import LipProcess, LipQueue
@@ -69,6 +70,7 @@ class LiveSession:
         idle_poll: bool = True,
         preview: bool = False,
         record_video: str | Path | None = None,
+        atten_lim_db: float | None = ATTEN_LIM_DB,
     ):
         if camera is not None and not isinstance(camera, int) and not Path(camera).is_file():  # before the model loads
             raise MediaError(camera, "no such video file (for --camera give a device number or a video file)")
@@ -81,7 +83,8 @@ class LiveSession:
         if isinstance(model, StreamingEnhancer):
             self.engine = model
         else:
-            self.engine = StreamingEnhancer(model, block=block, backend=backend, video=camera is not None, max_video_wait_ms=0.0)
+            self.engine = StreamingEnhancer(model, block=block, backend=backend, video=camera is not None, max_video_wait_ms=0.0,
+                                            atten_lim_db=atten_lim_db)
         if camera is not None and not self.engine.audio_visual:
             raise ConfigError(f"model {self.engine.name!r} is audio-only: leave out --camera, or use an audio-visual model (av-causal)")
         self.lips = LipQueue() if camera is not None and self.engine.video else None
@@ -314,6 +317,7 @@ def run_live(
     stream: TextIO | None = None,
     idle_poll: bool = True,
     preview: bool = False,
+    atten_lim_db: float | None = ATTEN_LIM_DB,
 ) -> dict[str, Any]:
     """Run live enhancement until Ctrl-C (or ``seconds``), printing a status line to ``stream`` (default stdout).
 
@@ -323,13 +327,14 @@ def run_live(
     ``camera``) the camera's frames with the enhanced audio in sync
     (``LiveSession.save_recording``; the frames wait in a hidden file beside
     it meanwhile, ``camera_frames_file``). ``preview``: a window with the
-    frame, face box, lip points and a mouth crop. Returns the last status plus ``describe()``.
+    frame, face box, lip points and a mouth crop. ``atten_lim_db``: the attenuation limit, as for
+    ``avse.api.Enhancer``. Returns the last status plus ``describe()``.
     """
     out = stream or sys.stdout
     with camera_frames_file(record, camera) as frames_path:
         session = LiveSession(model, jack=jack, device=device, camera=camera, block=block, backend=backend,
                               record=record is not None, headroom_ms=headroom_ms, connect=connect, idle_poll=idle_poll,
-                              preview=preview, record_video=frames_path)
+                              preview=preview, record_video=frames_path, atten_lim_db=atten_lim_db)
         print(f"avse live: {session.engine.name}, {session.processor.describe()['backend']} backend, "
               f"{session.processor.sample_rate} Hz server, period {session.processor.period}, "
               f"latency {session.processor.latency_ms:.1f} ms; Ctrl-C stops", file=out)

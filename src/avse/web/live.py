@@ -32,9 +32,10 @@ class BrowserLive:
     """
 
     def __init__(self, model: str = "av-causal", block: int = 640, backend: str = "auto"):
+        from avse.config import ATTEN_LIM_DB
         from avse.streaming import StreamingEnhancer
 
-        self.engine = StreamingEnhancer(model, block=block, backend=backend, video=False)
+        self.engine = StreamingEnhancer(model, block=block, backend=backend, video=False, atten_lim_db=ATTEN_LIM_DB)
         self.resampler: Any = None
         self.sr_in: int | None = None
         self.seconds_in = 0.0
