@@ -76,8 +76,26 @@ PREFIX = "model.visualEncoder."
 EMBED_DIM = 128
 
 
-class VisualBlock(nn.Module):
+class _Block(nn.Module):
+    """Two branches (a conv named ``first`` -> a temporal conv ``t``), k = 3 and 5, summed, then a 1 x 1 mix; each
+    conv followed by batch norm and ReLU. Subclasses make the convs (``{first}_k``, ``t_k``, ``last`` and their
+    ``bn_`` norms, the released checkpoints' names)."""
+
+    first = ""
+
+    def _branch(self, x: Tensor, k: int) -> Tensor:
+        y = torch.relu(getattr(self, f"bn_{self.first}_{k}")(getattr(self, f"{self.first}_{k}")(x)))
+        return torch.relu(getattr(self, f"bn_t_{k}")(getattr(self, f"t_{k}")(y)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C_in, ...] -> [B, C_out, ...] (VisualBlock: [B, C, T, H, W]; AudioBlock: [B, C, 13, A])."""
+        return torch.relu(self.bn_last(self.last(self._branch(x, 3) + self._branch(x, 5))))
+
+
+class VisualBlock(_Block):
     """Two (spatial 1 x k x k -> temporal k x 1 x 1) branches, k = 3 and 5, summed, then a 1 x 1 x 1 mix."""
+
+    first = "s"
 
     def __init__(self, c_in: int, c_out: int, down: bool = False):
         super().__init__()
@@ -90,14 +108,6 @@ class VisualBlock(nn.Module):
             setattr(self, f"bn_t_{k}", nn.BatchNorm3d(c_out, eps=1e-3, momentum=0.01))
         self.last = nn.Conv3d(c_out, c_out, 1, bias=False)
         self.bn_last = nn.BatchNorm3d(c_out, eps=1e-3, momentum=0.01)
-
-    def _branch(self, x: Tensor, k: int) -> Tensor:
-        y = torch.relu(getattr(self, f"bn_s_{k}")(getattr(self, f"s_{k}")(x)))
-        return torch.relu(getattr(self, f"bn_t_{k}")(getattr(self, f"t_{k}")(y)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x [B, C_in, T, H, W] -> [B, C_out, T, H', W']."""
-        return torch.relu(self.bn_last(self.last(self._branch(x, 3) + self._branch(x, 5))))
 
 
 class LightASDVisualEncoder(nn.Module):
@@ -290,8 +300,10 @@ def mfcc(audio: np.ndarray, sr: int = 16000) -> np.ndarray:
     return cep.astype(np.float32)
 
 
-class AudioBlock(nn.Module):
+class AudioBlock(_Block):
     """Two (k x 1 over the coefficients -> 1 x k over time) branches, k = 3 and 5, summed, then a 1 x 1 mix."""
+
+    first = "m"
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
@@ -303,14 +315,6 @@ class AudioBlock(nn.Module):
             setattr(self, f"bn_t_{k}", nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01))
         self.last = nn.Conv2d(c_out, c_out, 1, bias=False)
         self.bn_last = nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01)
-
-    def _branch(self, x: Tensor, k: int) -> Tensor:
-        y = torch.relu(getattr(self, f"bn_m_{k}")(getattr(self, f"m_{k}")(x)))
-        return torch.relu(getattr(self, f"bn_t_{k}")(getattr(self, f"t_{k}")(y)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x [B, C_in, 13, A] -> [B, C_out, 13, A]."""
-        return torch.relu(self.bn_last(self.last(self._branch(x, 3) + self._branch(x, 5))))
 
 
 class LightASDAudioEncoder(nn.Module):
