@@ -1,6 +1,7 @@
 """Real voices in real noise, per noise and SNR: where a model's gain in recorded noise comes from.
 
     python bench/bench_real_noise.py [--models NAME=PATH ...] [--snrs 0 5] [--corpus data/real_models] [--name real_noise]
+                                     [--atten-lim 20]
 
 Speech: the 23 real dev clips (as ``bench_real.py`` reads them: each clip's own audio)
 and the 6 CMU ARCTIC utterances of ``REAL/speech``. Noise: each file of ``REAL/noise``
@@ -11,7 +12,7 @@ targets) and one noise set (its generated and recorded test noises, one per utte
 turn), so that the gap between the noises a model was trained on and real ones is a
 number. Every model runs audio only (an
 audio-visual model gets no video), so that the numbers say what the audio path does
-with a noise it was not trained on. Prints and writes the mean SI-SDRi with a 95 %
+with a noise it was not trained on (with ``avse enhance``'s attenuation limit, ``--atten-lim``). Prints and writes the mean SI-SDRi with a 95 %
 interval per (speech set, noise, SNR) and method, and the mean over the real voices in
 the real noises: bench/results/NAME.json.
 """
@@ -27,6 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 from bench_real import REAL, SR, fit, load_clips, mix  # noqa: E402
+
+from avse.config import ATTEN_LIM_DB  # noqa: E402
 
 
 def mean_ci(x: list[float]) -> dict[str, float | None]:
@@ -46,6 +49,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/avse_bench_real"), help="bench_real's front-end cache")
     ap.add_argument("--corpus", type=Path, help="also the test split's voices and noises of this corpus")
     ap.add_argument("--name", default="real_noise")
+    ap.add_argument("--atten-lim", type=float, default=ATTEN_LIM_DB, metavar="DB",
+                    help="the models' attenuation limit in dB, as avse enhance applies it (default: %(default)g; 0: none)")
     args = ap.parse_args()
 
     import torch
@@ -70,7 +75,7 @@ def main() -> None:
         noises["corpus test noises"] = [load_audio(p, SR)[0] for p in sorted((test / "interferers" / "noise").glob("*.wav"))]
     real_noises = [n for n in noises if n != "corpus test noises"]
     specs = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.models)
-    models = {name: Enhancer(spec, fallback=None) for name, spec in specs.items()}
+    models = {name: Enhancer(spec, fallback=None, atten_lim_db=args.atten_lim) for name, spec in specs.items()}
     table: dict[str, dict] = {}
     every: dict[str, list[float]] = {m: [] for m in models}
     for set_name, speech in sets.items():
@@ -93,7 +98,7 @@ def main() -> None:
                 print(key, {k: v["mean"] for k, v in table[key].items()}, flush=True)
     overall = {name: mean_ci(g) for name, g in every.items()}
     print("real voices in real noise:", {k: v["mean"] for k, v in overall.items()}, flush=True)
-    save(args.name, {"models": specs, "snrs_db": args.snrs, "noises": sorted(noises), "per_condition": table,
+    save(args.name, {"models": specs, "atten_lim_db": args.atten_lim, "snrs_db": args.snrs, "noises": sorted(noises), "per_condition": table,
                      "overall_si_sdri": overall})
 
 
