@@ -546,7 +546,9 @@ def test_attenuation_limit_mixes_the_input_back_in(ckpts):
     x = speechlike(16000)
     raw = Enhancer(ckpts["audio"], atten_lim_db=None).enhance(x, 16000)
     np.testing.assert_allclose(Enhancer(ckpts["audio"], atten_lim_db=0).enhance(x, 16000), raw, atol=1e-7)
-    limited = Enhancer(ckpts["audio"]).enhance(x, 16000)
+    enh = Enhancer(ckpts["audio"])
+    limited = enh.enhance(x, 16000)
+    assert enh.last_info["atten_lim_db"] == 20.0
     assert ATTEN_LIM_DB == 20.0 and mix_back_gain(ATTEN_LIM_DB) == pytest.approx(0.1)
     np.testing.assert_allclose(limited, raw + 0.1 * (x - raw), atol=1e-6)
     assert np.abs(limited - raw).max() > 1e-3  # the limit does something

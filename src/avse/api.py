@@ -265,6 +265,7 @@ class Enhancer:
     ):
         self._main = _Slot(model)
         self.mix_back = mix_back_gain(atten_lim_db)
+        self.atten_lim_db = float(atten_lim_db) if self.mix_back > 0.0 and atten_lim_db is not None else None
         self.model, self.info, _ = self._main.get()
         if self.info["n_outputs"] != 1:
             raise ConfigError(f"model {self.info['name']!r} has {self.info['n_outputs']} outputs; use Separator for it")
@@ -372,7 +373,7 @@ class Enhancer:
         says what happened: mode ("audio-visual" / "audio-only"), reason (why
         audio-only, or None), model, chunks, seconds (input length),
         seconds_frontend, seconds_model, clip_gain (< 1 when the output was
-        scaled down to peak 1), plus face facts when the front end ran.
+        scaled down to peak 1), atten_lim_db (None: no limit), plus face facts when the front end ran.
         """
         x = to_mono(audio)
         x16 = _to_16k(x, sr)
@@ -406,6 +407,7 @@ class Enhancer:
         t2 = time.perf_counter()
         info.update(reason=reason, chunks=n_chunks, seconds_frontend=round(t1 - t0, 3), seconds_model=round(t2 - t1, 3))
         info["clip_gain"] = round(clip_gain, 4)
+        info["atten_lim_db"] = self.atten_lim_db
         self.last_info = info
         return y
 
