@@ -264,8 +264,7 @@ class Enhancer:
         atten_lim_db: float | None = ATTEN_LIM_DB,
     ):
         self._main = _Slot(model)
-        self.mix_back = mix_back_gain(atten_lim_db)
-        self.atten_lim_db = float(atten_lim_db) if self.mix_back > 0.0 and atten_lim_db is not None else None
+        self.set_atten_lim(atten_lim_db)
         self.model, self.info, _ = self._main.get()
         if self.info["n_outputs"] != 1:
             raise ConfigError(f"model {self.info['name']!r} has {self.info['n_outputs']} outputs; use Separator for it")
@@ -290,6 +289,11 @@ class Enhancer:
     ) -> Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)."""
         return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd, atten_lim_db=atten_lim_db)
+
+    def set_atten_lim(self, atten_lim_db: float | None) -> None:
+        """Change the attenuation limit (dB; None or 0: none) for the next ``enhance`` calls."""
+        self.mix_back = mix_back_gain(atten_lim_db)
+        self.atten_lim_db = float(atten_lim_db) if self.mix_back > 0.0 and atten_lim_db is not None else None
 
     def light_asd_encoder(self) -> Any:
         """The frozen Light-ASD visual encoder a "light_asd" model reads (loaded once); ConfigError or MediaError

@@ -593,3 +593,22 @@ def test_server_removes_its_work_folder(ui_server, browser, talk_clip):
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert not work[0].exists()
+
+
+def test_enhance_job_takes_the_attenuation_limit(tmp_path):
+    """The page's limit reaches the enhancer: 0 gives the model's output, the default mixes the input back in 20 dB
+    down; the facts say which."""
+    from avse.audio.io import load_audio
+    from avse.web.app import facts_markdown
+    from avse.web.jobs import TASKS, Analysis, Engine, run_job
+
+    wav = _wav(tmp_path / "input.wav", 1.0)
+    label = next(k for k, v in TASKS.items() if v == ("enhance", "audio"))
+    engine, analysis = Engine(), Analysis(video=False, seconds=1.0)
+    raw = run_job(engine, label, wav, analysis, tmp_path / "raw", atten_lim_db=0)
+    limited = run_job(engine, label, wav, analysis, tmp_path / "limited")
+    x = load_audio(wav, 16000)[0]
+    y0, y1 = (load_audio(r.outputs[0].wav, None)[0] for r in (raw, limited))
+    np.testing.assert_allclose(y1, y0 + 0.1 * (x - y0), atol=2e-4)  # 16-bit wav files
+    assert raw.facts["atten_lim_db"] is None and limited.facts["atten_lim_db"] == 20.0
+    assert "none" in facts_markdown(raw, analysis) and "20 dB" in facts_markdown(limited, analysis)

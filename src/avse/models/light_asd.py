@@ -82,6 +82,8 @@ class _Block(nn.Module):
     ``bn_`` norms, the released checkpoints' names)."""
 
     first = ""
+    last: nn.Module
+    bn_last: nn.Module
 
     def _branch(self, x: Tensor, k: int) -> Tensor:
         y = torch.relu(getattr(self, f"bn_{self.first}_{k}")(getattr(self, f"{self.first}_{k}")(x)))

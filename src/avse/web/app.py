@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from avse.config import ATTEN_LIM_DB
 from avse.errors import AvseError, ConfigError
 from avse.web.jobs import TASKS, Analysis, Engine, JobResult, analyse, run_job
 from avse.web.session import AUDIO_SUFFIXES, VIDEO_SUFFIXES, UiConfig, WorkArea, accept_upload, exposure_warning, user_message
@@ -121,6 +122,10 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
             fix = f"; the lips were moved by {shifted} frame(s) onto the sound" if shifted else ""
             lines.append(f"**A/V offset found:** {off:+.0f} ms (positive: audio late), confidence "
                          f"{res.facts.get('av_confidence', 0):.2f}, {rel}{fix}")
+    if res.task == "enhance":
+        lim = res.facts.get("atten_lim_db")
+        lines.append(f"**Attenuation limit:** {lim:g} dB (the input mixed back in at -{lim:g} dB)" if lim else
+                     "**Attenuation limit:** none (the model's output as it is)")
     if "face_coverage" in res.facts:
         lines.append(f"**Face detected on:** {res.facts['face_coverage']:.0%} of the frames")
     if "levels_db" in res.facts:
@@ -228,8 +233,10 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
             return gr.update()
         return AUTO if face.chosen else str(face.track)
 
-    def on_run(label: str, pick: str | None, request: gr.Request, progress: Any = gr.Progress()) -> list[Any]:
-        """Run: the job on the session's upload, the progress bar fed by its stages, then the results."""
+    def on_run(label: str, pick: str | None, atten_lim: float | None, request: gr.Request,
+               progress: Any = gr.Progress()) -> list[Any]:
+        """Run: the job on the session's upload (``atten_lim``: the enhancer's attenuation limit in dB, empty or 0 for
+        none), the progress bar fed by its stages, then the results."""
         state = None
         try:
             state, folder = server.session(sid(request))
@@ -241,7 +248,7 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
             for old in folder.glob("run*"):
                 shutil.rmtree(old, ignore_errors=True)  # the previous results: one set per session
             res = run_job(server.engine, label, state.path, state.analysis, out_dir, face_track=track,
-                          on_stage=lambda stage, frac: progress(frac, desc=stage))
+                          on_stage=lambda stage, frac: progress(frac, desc=stage), atten_lim_db=atten_lim)
         except Exception as err:
             msg = user_message(err, state.names if state else None)
             if not isinstance(err, AvseError):
@@ -312,6 +319,8 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
                     face_list = gr.Markdown(elem_id="face-list")
                     pick = gr.Radio(label="Whose voice (click a face or choose here)", choices=[], elem_id="face-pick", visible=False)
                     task = gr.Radio(choices=task_labels, value=task_labels[0], label="Task and model", elem_id="task")
+                    atten_lim = gr.Number(value=ATTEN_LIM_DB, minimum=0, label="Enhance: turn nothing down by more "
+                                          "than (dB; 0: no limit, the model's output as it is)", elem_id="atten-lim")
                     run = gr.Button("Run", variant="primary", elem_id="run")
                 with gr.Column(scale=2):
                     in_video = gr.Video(label="Input video", elem_id="in-video", interactive=False, height=300)
@@ -340,7 +349,7 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
         upload.upload(on_upload, [upload], [upload, status, faces, face_list, pick, *tail], **common)
         example.change(on_example, [example], [upload, status, faces, face_list, pick, *tail], **common)
         faces.select(on_face_selected, None, [pick], api_visibility="private", queue=False)
-        run.click(on_run, [task, pick], [status, *tail], **common)
+        run.click(on_run, [task, pick, atten_lim], [status, *tail], **common)
         mic.stream(on_live, [mic], [live_out, live_status], stream_every=0.25, time_limit=600, concurrency_id="live",
                    concurrency_limit=2, api_visibility="private")
         mic.stop_recording(on_live_stop, None, [live_status], api_visibility="private")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from avse import SAMPLE_RATE, VIDEO_FPS
+from avse.config import ATTEN_LIM_DB
 from avse.errors import ConfigError, NoFaceError
 
 #: the UI's tasks: (label, task, model); "separate" runs the blind two-talker model or the AV model once per face
@@ -213,8 +214,11 @@ def run_job(
     out_dir: Path,
     face_track: int | None = None,
     on_stage: StageFn | None = None,
+    atten_lim_db: float | None = ATTEN_LIM_DB,
 ) -> JobResult:
     """Run the task ``label`` (a key of TASKS) on the upload at ``path`` -> JobResult, files under ``out_dir``.
+
+    ``atten_lim_db``: the enhancer's attenuation limit (``avse.api.Enhancer``; separation mixes nothing back).
 
     Stages, each reported to ``on_stage(name, fraction done)`` and timed:
     "reading", "front end" (the analysis's is reused, and its time reported
@@ -274,6 +278,7 @@ def run_job(
     if task == "enhance":
         enhancer = runner
         enhancer.progress = chunk_done
+        enhancer.set_atten_lim(atten_lim_db)
         if analysis.video and fe is None:
             video: Any = path  # no face at upload: the enhancer says why it runs audio-only
         else:
@@ -331,7 +336,7 @@ def run_job(
             scores[o.name] = _dnsmos(scorer, v)
         stages["DNSMOS"] = time.perf_counter() - t
     report("done", 1.0)
-    for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db"):
+    for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db", "atten_lim_db"):
         if key in info:
             facts[key] = info[key]
     return JobResult(task=task, model=str(info.get("model", model)), mode=str(info.get("mode")), reason=info.get("reason"),
