@@ -151,9 +151,10 @@ class LightASDVisualEncoder(nn.Module):
         return out
 
 
-def _entries(path: str | Path, prefix: str) -> dict[str, Tensor]:
-    """The entries of a released Light-ASD checkpoint whose key starts with ``prefix`` (after any ``module.``), the
-    prefix stripped. MediaError when there is no such file, ConfigError when it is not a Light-ASD checkpoint."""
+def _entries(path: str | Path, prefixes: Mapping[str, str]) -> dict[str, Tensor]:
+    """A released Light-ASD checkpoint, read once -> its entries whose key (after any ``module.``) starts with a
+    prefix of ``prefixes``, that prefix replaced by its value. MediaError when there is no such file, ConfigError
+    when it is not a Light-ASD checkpoint (unreadable, or a prefix with no entries)."""
     if not Path(path).is_file():
         raise MediaError(path, "no such Light-ASD checkpoint")
     try:
@@ -162,13 +163,13 @@ def _entries(path: str | Path, prefix: str) -> dict[str, Tensor]:
         raise ConfigError(f"{path}: not a readable Light-ASD checkpoint ({type(err).__name__})") from None
     if not isinstance(state, Mapping):
         raise ConfigError(f"{path}: not a state dict")
-    out = {}
-    for key, value in state.items():
-        key = key.replace("module.", "")
-        if key.startswith(prefix):
-            out[key[len(prefix):]] = value
-    if not out:
-        raise ConfigError(f"{path}: no {prefix}* entries (not a Light-ASD checkpoint?)")
+    out: dict[str, Tensor] = {}
+    for prefix, new in prefixes.items():
+        found = {new + k[len(prefix):]: v for k, v in ((k.replace("module.", ""), v) for k, v in state.items())
+                 if k.startswith(prefix)}
+        if not found:
+            raise ConfigError(f"{path}: no {prefix}* entries (not a Light-ASD checkpoint?)")
+        out |= found
     return out
 
 
@@ -176,7 +177,7 @@ def visual_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A released Light-ASD checkpoint (a state dict of the whole ASD wrapper) -> the visual encoder's entries,
     the prefix ``model.visualEncoder.`` (and any ``module.``) stripped. MediaError when there is no such file,
     ConfigError when it is not a Light-ASD checkpoint."""
-    return _entries(path, PREFIX)
+    return _entries(path, {PREFIX: ""})
 
 
 def load_visual_encoder(path: str | Path) -> LightASDVisualEncoder:
@@ -386,10 +387,7 @@ class LightASD(nn.Module):
 
 def load_detector(path: str | Path) -> LightASD:
     """The whole Light-ASD detector of a released checkpoint (strict key match), frozen, in eval mode."""
-    state = {f"visual.{k}": v for k, v in visual_state_dict(path).items()}
-    state |= {f"audio.{k}": v for k, v in _entries(path, "model.audioEncoder.").items()}
-    state |= {k: v for k, v in _entries(path, "model.GRU.").items()}
-    state |= {f"fc.{k}": v for k, v in _entries(path, "lossAV.FC.").items()}
+    state = _entries(path, {PREFIX: "visual.", "model.audioEncoder.": "audio.", "model.GRU.": "", "lossAV.FC.": "fc."})
     det = LightASD()
     det.load_state_dict(state, strict=True)
     for p in det.parameters():
