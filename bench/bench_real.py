@@ -209,19 +209,18 @@ def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool) -
 
 
 def model_methods(specs: dict[str, str], light_asd: Path | None = None,
-                  atten_lim_db: float | None = None) -> dict[str, Callable[[Item, str], np.ndarray]]:
+                  atten_lim_db: float | None = ATTEN_LIM_DB) -> dict[str, Callable[[Item, str], np.ndarray]]:
     """Shipped or given models -> method(item, visual) -> estimate [T]; visual is "target", "other" or "zero".
     ``light_asd``: the Light-ASD checkpoint a model on its embeddings needs; ``atten_lim_db``: the enhancers'
-    attenuation limit (``avse.api.Enhancer``; None: the product's default). An Enhancer's method carries it as
-    ``.enhancer``."""
+    attenuation limit (``avse.api.Enhancer``: default the product's, None or 0 none). An Enhancer's method carries
+    it as ``.enhancer``."""
     from avse.api import Enhancer, Separator, load_model
 
     out: dict[str, Callable[[Item, str], np.ndarray]] = {}
     for name, spec in specs.items():
         model, info = load_model(spec)
         if info["n_outputs"] == 1:
-            enh = Enhancer((model, info), fallback=None, light_asd=light_asd,
-                           atten_lim_db=ATTEN_LIM_DB if atten_lim_db is None else atten_lim_db)
+            enh = Enhancer((model, info), fallback=None, light_asd=light_asd, atten_lim_db=atten_lim_db)
 
             def run(item: Item, visual: str, enh: Enhancer = enh) -> np.ndarray:
                 if not enh.audio_visual:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from avse import SAMPLE_RATE, VIDEO_FPS
-from avse.config import ATTEN_LIM_DB
+from avse.config import ATTEN_LIM_DB, check_atten_lim
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
 from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, run_chunked
 from avse.models.base import SeparationModel
@@ -224,12 +223,8 @@ def shift_frames(features: np.ndarray, shift: int) -> np.ndarray:
 def mix_back_gain(atten_lim_db: float | None) -> float:
     """An attenuation limit L in dB (None or 0: none) -> the gain 10^(-L/20) at which the input is mixed back in
     (0.0 for none). ConfigError unless L is a positive finite number, 0 or None."""
-    if atten_lim_db is None or atten_lim_db == 0:
-        return 0.0
-    lim = float(atten_lim_db)
-    if not math.isfinite(lim) or lim < 0:
-        raise ConfigError(f"attenuation limit must be a positive number of dB (or 0 for none), got {atten_lim_db}")
-    return 10.0 ** (-lim / 20.0)
+    lim = check_atten_lim(atten_lim_db)
+    return 0.0 if lim is None else 10.0 ** (-lim / 20.0)
 
 
 class Enhancer:
@@ -293,7 +288,7 @@ class Enhancer:
     def set_atten_lim(self, atten_lim_db: float | None) -> None:
         """Change the attenuation limit (dB; None or 0: none) for the next ``enhance`` calls."""
         self.mix_back = mix_back_gain(atten_lim_db)
-        self.atten_lim_db = float(atten_lim_db) if self.mix_back > 0.0 and atten_lim_db is not None else None
+        self.atten_lim_db = check_atten_lim(atten_lim_db)
 
     def light_asd_encoder(self) -> Any:
         """The frozen Light-ASD visual encoder a "light_asd" model reads (loaded once); ConfigError or MediaError

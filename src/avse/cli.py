@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from avse import __version__
-from avse.config import ATTEN_LIM_DB, SYNTH_PRESETS
-from avse.errors import AvseError
+from avse.config import ATTEN_LIM_DB, SYNTH_PRESETS, check_atten_lim
+from avse.errors import AvseError, ConfigError
 
 
 def _jobs_default() -> int:
@@ -269,12 +269,10 @@ def _positive_seconds(text: str) -> float:
 def _atten_lim(text: str) -> float:
     """--atten-lim: a number of dB >= 0 (0: no limit)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value >= 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a number of dB >= 0 (0: no limit), got {text!r}")
-    return value
+        check_atten_lim(float(text))
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(f"expected a number of dB >= 0 (0: no limit), got {text!r}") from None
+    return float(text)
 
 
 def _cmd_enhance(args: argparse.Namespace) -> None:

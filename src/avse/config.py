@@ -17,6 +17,17 @@ SPLITS = ("train", "dev", "test")
 ATTEN_LIM_DB = 20.0
 
 
+def check_atten_lim(atten_lim_db: float | None) -> float | None:
+    """An attenuation limit in dB -> the limit as a float, or None for none (None or 0). ConfigError unless it is a
+    finite number >= 0."""
+    if atten_lim_db is None:
+        return None
+    lim = float(atten_lim_db)
+    if not math.isfinite(lim) or lim < 0:
+        raise ConfigError(f"attenuation limit must be a positive number of dB (or 0 for none), got {atten_lim_db}")
+    return lim or None
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """What ``avse synth`` makes: speakers, utterances and noises per split."""
