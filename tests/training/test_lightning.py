@@ -170,6 +170,26 @@ def test_last_checkpoint_is_the_last_even_when_validation_got_worse(tiny_corpus,
     assert best == ["epoch000-step0000002.ckpt"]  # the first validation stays the best
 
 
+def test_keep_checkpoints_keeps_every_validation_and_warm_start_takes_the_best(tiny_corpus, tmp_path):
+    """keep_checkpoints -1: one epoch file per validation; a run folder as init_from gives the lowest val/loss."""
+    from avse.models import build_model
+    from avse.training.module import _val_loss, warm_start
+
+    out = tmp_path / "all"
+    fit(_config(tiny_corpus, max_steps=6, keep_checkpoints=-1), out)  # 2 steps per epoch: validations at 2, 4, 6
+    kept = sorted(p.name for p in out.glob("epoch*.avse.pt"))
+    assert kept == ["epoch000-step0000002.avse.pt", "epoch001-step0000004.avse.pt", "epoch002-step0000006.avse.pt"]
+    losses = {p: _val_loss(p) for p in out.glob("epoch*.avse.pt")}
+    assert all(np.isfinite(v) for v in losses.values())
+    best = min(losses, key=losses.get)
+    fresh = build_model("avnet", SMALL_AVNET)
+    warm_start(fresh, "avnet", str(out))
+    for key, value in load_checkpoint(best)[0].state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value)
+    with pytest.raises(ConfigError, match="keep_checkpoints"):
+        fit(_config(tiny_corpus, keep_checkpoints=0), tmp_path / "bad")
+
+
 @pytest.mark.slow
 def test_fit_ddp_two_cpu_processes(tiny_corpus, tmp_path):
     cfg = _config(tiny_corpus, accelerator="cpu", devices=2, strategy="ddp_spawn")

@@ -69,7 +69,7 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
         pytest.skip("recipe trains from scratch")
     stem = path.stem
     for suffix in ("_control", "_lips", "_light_asd", "_room", "_impacts", "_quiet", "_speed", "_more_voices", "_voices",
-                   "_reuse", "_clean", "_nodelay", "_refine", "_noise", "_continue", "_denoise"):
+                   "_reuse", "_clean", "_nodelay", "_refine", "_noise", "_continue", "_long", "_denoise"):
         stem = stem.removesuffix(suffix)
     model = build_model(cfg.model, cfg.model_config)
     if cfg.init_from.startswith("runs/"):

@@ -295,6 +295,7 @@ class TrainConfig:
     loss_max_db: float | None = None  # SI-SDR saturates softly here (e.g. 30 with clean training items)
     init_from: str | None = None  # a shipped model name or an .avse.pt: start from its weights (not on resume)
     init_skip: list[str] = field(default_factory=list)  # weights (name prefixes) init_from leaves at their new init
+    keep_checkpoints: int = 1  # the k best by val/loss kept as epochNNN-stepNNNNNNN; -1: every validation's
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
@@ -314,6 +315,7 @@ class TrainConfig:
         need(self.num_nodes >= 1, "num_nodes", ">= 1")
         need(math.isfinite(self.limit_val_batches) and self.limit_val_batches >= 0, "limit_val_batches", "a number >= 0")
         need(self.loss_max_db is None or math.isfinite(self.loss_max_db), "loss_max_db", "a finite number or null")
+        need(self.keep_checkpoints == -1 or self.keep_checkpoints >= 1, "keep_checkpoints", "-1 (all) or >= 1")
         if self.init_skip and self.init_from is None:
             raise ConfigError("init_skip names weights init_from leaves out: set init_from too")
 
@@ -327,11 +329,19 @@ def cosine_factor(step: int, total: int, floor: float) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def _val_loss(path: Path) -> float:
+    """The validation loss an avse checkpoint written by ``fit`` recorded (inf when it has none)."""
+    from avse.models.checkpoint import read_checkpoint
+
+    loss = read_checkpoint(path).get("extra", {}).get("metrics", {}).get("val/loss")
+    return float(loss) if loss is not None and math.isfinite(float(loss)) else math.inf
+
+
 def warm_start(model: torch.nn.Module, model_name: str, source: str, skip: Sequence[str] = ()) -> dict[str, Any]:
     """Load the weights of ``source`` (a shipped model name, an avse checkpoint path, or a run folder) into ``model``.
 
     A run folder (what ``fit`` wrote) gives its best checkpoint: the
-    ``epoch*.avse.pt`` kept by validation loss. The checkpoint must hold the same model (``model_name``) with the same
+    ``epoch*.avse.pt`` kept by validation loss (of several, kept by ``keep_checkpoints``, the lowest). The checkpoint must hold the same model (``model_name``) with the same
     layers and sizes; options that add or remove no weights (output form,
     lip normalisation, dropout) may differ, which is how a shipped model is
     fine-tuned with a new recipe. A model with ``"causal"`` or ``"hop"``
@@ -348,9 +358,9 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str, skip: Seque
     run = Path(source)
     if run.is_dir():
         best = sorted(run.glob("epoch*" + AVSE_SUFFIX))
-        if len(best) != 1:
-            raise ConfigError(f"init_from {run}: a run folder holds one best checkpoint (epoch*{AVSE_SUFFIX}); found {len(best)}")
-        path = best[0]
+        if not best:
+            raise ConfigError(f"init_from {run}: a run folder holds its best checkpoints (epoch*{AVSE_SUFFIX}); found 0")
+        path = best[0] if len(best) == 1 else min(best, key=_val_loss)
     else:
         path = model_path(source)
     ckpt = read_checkpoint(path)
@@ -489,7 +499,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
         auto_insert_metric_name=False,
         monitor="val/loss",
         mode="min",
-        save_top_k=1,
+        save_top_k=cfg.keep_checkpoints,
     )
     # no monitor: saved after every validation (or epoch), whatever the score, under one name
     latest = ModelCheckpoint(dirpath=out_dir, filename="last", save_top_k=1, enable_version_counter=False)
