@@ -447,6 +447,20 @@ def test_separator_falls_back_to_blind_without_faces(ckpts, blank_video):
     assert y.shape == (2, 16000) and sep.last_info["mode"] == "blind" and "no face" in sep.last_info["reason"]
 
 
+def test_separator_assign_modes(ckpts):
+    """Feature arrays carry no face crops: "auto" runs the audio-visual model per face and says why; "sync" refuses."""
+    with pytest.raises(ConfigError, match="assign must be one of"):
+        Separator(ckpts["separate"], av=ckpts["av"], assign="lips")
+    with pytest.raises(ConfigError, match="give a blind model"):
+        Separator(None, av=ckpts["av"], assign="sync")
+    sep = Separator(ckpts["separate"], av=ckpts["av"])
+    y = sep.separate(speechlike(16000), 16000, video=[features(25), features(25)])
+    assert y.shape == (2, 16000) and sep.last_info["mode"] == "audio-visual"
+    assert "video file" in sep.last_info["assign_reason"] and "assignment" not in sep.last_info
+    with pytest.raises(ConfigError, match="assign 'sync': the faces' crops need the video file"):
+        Separator(ckpts["separate"], av=ckpts["av"], assign="sync").separate(speechlike(16000), 16000, video=[features(25)] * 2)
+
+
 def test_separator_refuses_models_of_the_wrong_kind(ckpts):
     with pytest.raises(ConfigError, match="not a blind separator"):
         Separator(ckpts["av"], av=None).separate(speechlike(8000), 16000)

@@ -245,7 +245,65 @@ def test_separate_two_grid_talkers_side_by_side(shipped, tmp_path, capsys):
     mix = 0.5 * (video_audio(clip)[: n * 640] + video_audio(other)[: n * 640])
     video = tmp_path / "two.mp4"
     write_video(video, np.concatenate([a.frames[:n], b.frames[:n]], axis=2), audio=mix, preset="ultrafast")
-    assert main(["separate", str(video), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
+    assert main(["separate", str(video), "-o", str(tmp_path / "sep"), "--quiet", "--assign", "av"]) == 0
     out = capsys.readouterr().out
     assert "2 voice(s), audio-visual" in out and "face0, face1" in out
     assert _listing(tmp_path / "sep") == ["face0.mp4", "face0.wav", "face1.mp4", "face1.wav"]
+
+
+def _side_by_side(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Two real GRID talkers side by side, their voices mixed at 0 dB -> (video, left voice [T], right voice [T])."""
+    from avse.video.io import read_video, write_video
+    from avse.video.shift import video_audio
+
+    clip = _grid_clip()
+    other = sorted(REAL_GRID.glob("*.mpg"))[-1]
+    a, b = read_video(clip, with_audio=False), read_video(other, with_audio=False)
+    n = min(len(a.frames), len(b.frames))
+    left, right = video_audio(clip)[: n * 640], video_audio(other)[: n * 640]
+    right = right * np.sqrt(np.sum(left**2) / np.sum(right**2))
+    video = tmp_path / "two.mp4"
+    write_video(video, np.concatenate([a.frames[:n], b.frames[:n]], axis=2), audio=0.45 * (left + right), preset="ultrafast")
+    return video, 0.45 * left, 0.45 * right
+
+
+@pytest.mark.slow
+def test_separate_gives_two_real_faces_their_voices_by_lip_sync(tmp_path, capsys):
+    """The shipped models: the blind separator's outputs go to the faces whose lips they follow."""
+    from avse.api import PRETRAINED_DIR
+    from avse.audio.io import load_audio
+    from avse.evaluation.metrics import si_sdr
+
+    if not (PRETRAINED_DIR / "separate.avse.pt").is_file():
+        pytest.skip("no shipped separate model")
+    video, left, right = _side_by_side(tmp_path)
+    assert main(["separate", str(video), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 voice(s), blind, by lip sync" in out and "face0 <- source" in out
+    mix = left + right
+    for name, own, other in (("face0", left, right), ("face1", right, left)):
+        y = load_audio(tmp_path / "sep" / f"{name}.wav", sample_rate=16000)[0]
+        m = min(len(y), len(own))
+        assert si_sdr(y[:m], own[:m]) > si_sdr(mix[:m], own[:m]) + 3.0  # its own voice, clearer than in the mixture
+        assert si_sdr(y[:m], own[:m]) > si_sdr(y[:m], other[:m]) + 10.0  # and not the other face's
+
+
+@pytest.mark.slow
+def test_separate_by_faces_when_the_blind_model_hears_one_voice(tmp_path):
+    """A blind model that leaves one output near silent heard one voice: "auto" runs the audio-visual model per face."""
+    import torch
+
+    from avse.api import Separator
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class OneVoice(ConvTasNet):
+        def forward(self, mixture):  # [B, T] -> [B, 2, T]: all of it, and a trace
+            return torch.stack([0.999 * mixture, 0.001 * mixture], 1)
+
+    video, left, right = _side_by_side(tmp_path)
+    blind = OneVoice(TasNetConfig(n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1,
+                                  n_sources=2, output="consistent"))
+    sep = Separator(blind, av="av")
+    y = sep.separate(left + right, 16000, video=video)
+    assert y.shape[0] == 2 and sep.last_info["mode"] == "audio-visual"
+    assert "heard one voice" in sep.last_info["assign_reason"]

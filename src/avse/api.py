@@ -20,6 +20,7 @@ from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, run_chu
 from avse.models.base import SeparationModel
 from avse.video.faces import face_features
 from avse.video.io import has_video, mux_audio
+from avse.video.lipfeat import N_FEATURES
 
 #: where the shipped models live
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -164,6 +165,8 @@ def _from_16k(x: np.ndarray, sr: int, n: int) -> np.ndarray:
 
 #: an output this far (dB) below the input holds next to nothing: `avse separate` says so
 SILENT_OUTPUT_DB = -30.0
+#: how ``Separator`` gives a video's faces their voices (see its docstring)
+ASSIGN_MODES = ("auto", "sync", "av")
 
 
 def output_levels_db(outputs: np.ndarray, audio: np.ndarray) -> list[float]:
@@ -425,6 +428,14 @@ class Separator:
     audio-visual model run once per face when a video is given (None: never).
     Both load on first use when given by name or path. ``progress`` as for
     ``Enhancer`` (with a video, the chunks of every face are counted in turn).
+
+    ``assign`` says how a video file's faces get their voices: ``"av"`` runs the
+    audio-visual model once per face; ``"sync"`` runs the blind model and gives each
+    face the output its lips agree with best (the sync expert's LSE-C,
+    ``avse.talking.expert.assign_sources``); ``"auto"`` (the default) is "sync" when two
+    or more faces are usable, the blind model has at least as many outputs and none of
+    them is near silent (one voice, not two), else "av". ``sync_expert``: the expert "sync"
+    uses (a SyncExpert, or its checkpoint path; None: the shipped one).
     """
 
     def __init__(
@@ -433,11 +444,20 @@ class Separator:
         av: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = "av",
         config: InferenceConfig = InferenceConfig(),
         progress: Progress = False,
+        assign: str = "auto",
+        sync_expert: str | Path | nn.Module | None = None,
     ):
         if model is None and av is None:
             raise ConfigError("a Separator needs a blind model, an audio-visual model or both")
+        if assign not in ASSIGN_MODES:
+            raise ConfigError(f"assign must be one of {', '.join(ASSIGN_MODES)}, got {assign!r}")
+        if assign == "sync" and model is None:
+            raise ConfigError("assign 'sync' gives a blind model's outputs to the faces: give a blind model")
         self._blind = _Slot(model)
         self._av = _Slot(av)
+        self.assign = assign
+        self._sync_expert = sync_expert
+        self._landmarks: dict[str, dict[str, np.ndarray]] = {}  # each face's track, for its crops (``_faces``)
         self.config = config
         self.progress = progress
         self.last_info: dict[str, Any] = {}
@@ -449,12 +469,15 @@ class Separator:
         av: str | Path | None = "av",
         config: InferenceConfig = InferenceConfig(),
         progress: Progress = False,
+        assign: str = "auto",
     ) -> Separator:
         """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths)."""
-        return cls(name_or_path, av, config=config, progress=progress)
+        return cls(name_or_path, av, config=config, progress=progress, assign=assign)
 
     def _faces(self, video: Any, n_feat: int) -> tuple[list[tuple[str, np.ndarray]], str | None, list[dict]]:
-        """video -> ([(name, features [F, D])] of the usable faces, why none, facts per face)."""
+        """video -> ([(name, features [F, D])] of the usable faces, why none, facts per face).
+
+        For a video file, ``self._landmarks`` maps each face's name to its track's landmarks."""
         from avse.video.frontend import FrontEndResult
 
         if isinstance(video, (str, Path)):
@@ -463,6 +486,7 @@ class Separator:
             except NoFaceError as err:
                 return [], f"no face in the video: {err}", []
             items = [(f"face{f.index}", f.features, f.coverage, {"box": list(f.box)}) for f in found]
+            self._landmarks = {f"face{f.index}": f.landmarks for f in found}
         elif isinstance(video, FrontEndResult):
             cov = _coverage_from_flags(video.landmarks.get("flags"), len(video.features))
             items = [("face0", video.features, cov, {})]
@@ -481,6 +505,50 @@ class Separator:
         why = None if faces else f"no face was detected on at least {self.config.min_face_coverage:.0%} of the frames"
         return faces, why, facts
 
+    def _assign_by_sync(self, x16: np.ndarray, video: Any, faces: list[tuple[str, np.ndarray]],
+                        info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
+        """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
+        ``info["assign_reason"]``) when ``assign`` "auto" finds it does not apply. Fills ``info`` as ``separate`` says."""
+        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_sources
+        from avse.video.io import iter_grid_frames
+        from avse.video.roi import face_crops, face_matrices
+
+        strict = self.assign == "sync"
+
+        def skip(why: str) -> tuple[np.ndarray, int] | None:
+            if strict:
+                raise ConfigError(f"assign 'sync': {why}")
+            info["assign_reason"] = why
+            return None
+
+        if not isinstance(video, (str, Path)):
+            return skip("the faces' crops need the video file")
+        if not self._blind:
+            return skip("no blind model was given")
+        if len(faces) < 2 and not strict:
+            return skip("one usable face: the audio-visual model extracts its voice")
+        bmodel, binfo, fn = self._blind.get()
+        if binfo["audio_visual"] or binfo["n_outputs"] < len(faces):
+            return skip(f"model {binfo['name']!r} is not a blind separator with {len(faces)}+ outputs")
+        given = self._sync_expert if self._sync_expert is not None else PRETRAINED_DIR / f"{MODEL_NAME}.avse.pt"
+        if not isinstance(given, nn.Module) and not Path(given).is_file():
+            return skip("the sync expert is not installed")
+        config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
+        est, n_chunks = run_chunked(fn, x16, None, config, align=True, progress=self.progress)
+        levels = output_levels_db(est, x16)
+        if min(levels) < SILENT_OUTPUT_DB and not strict:
+            return skip(f"the blind model heard one voice (an output {min(levels):+.1f} dB under the input)")
+        expert = given if isinstance(given, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", given))
+        self._sync_expert = expert  # loaded once
+        crops = []
+        for name, _ in faces:
+            lm = self._landmarks[name]
+            crops.append(face_crops(iter_grid_frames(Path(video), max_frames=len(lm["lips"])), face_matrices(lm)))
+        order, scores = assign_sources(crops, est, expert)
+        info.update(mode="blind, by lip sync", model=binfo["name"], names=[name for name, _ in faces],
+                    assignment={"sources": order, "lse_c": np.round(scores, 4).tolist()})
+        return est[order], n_chunks
+
     def separate(self, audio: np.ndarray, sr: int, video: Any = None) -> np.ndarray:
         """Separate ``audio`` -> float32 [S, T] at ``sr`` (each source at its level in the input, peak <= 1).
 
@@ -488,10 +556,14 @@ class Separator:
         resampled at the edges). With a ``video`` (a file: every face is
         tracked once; a FrontEndResult or features [F, 82]: one face; a list
         of feature arrays: one per face) and an audio-visual model, S is the
-        number of usable faces, left to right. Otherwise the blind model's S
+        number of usable faces, left to right: each face's voice from the
+        blind model's outputs by lip sync or from the audio-visual model, as
+        ``assign`` says (``last_info``: "assignment" holds the chosen output of
+        each face and the LSE-C of every face and output, "assign_reason" why
+        "auto" did not assign). Otherwise the blind model's S
         outputs (permutation arbitrary but kept consistent across chunks, or
         the fixed order of a known-speakers model). ``last_info``: mode
-        ("audio-visual" / "blind" / "known-speakers"), names (one per output:
+        ("audio-visual" / "blind, by lip sync" / "blind" / "known-speakers"), names (one per output:
         face0.., source0.., or the speakers), levels_db (each output's level
         against the input's; an output more than ``SILENT_OUTPUT_DB`` below it
         is near silent: one voice, not two), reason, faces, model, chunks,
@@ -503,6 +575,7 @@ class Separator:
         t0 = time.perf_counter()
         faces: list[tuple[str, np.ndarray]] = []
         reason = None
+        self._landmarks = {}
         if video is not None and self._av:
             av_model, av_info, av_fn = self._av.get()
             if not av_info["audio_visual"]:
@@ -511,13 +584,18 @@ class Separator:
                 raise ConfigError(f"model {av_info['name']!r} reads Light-ASD embeddings; per-face separation runs on "
                                   "lip features (use it with avse enhance --face)")
             faces, reason, info["faces"] = self._faces(video, av_model.visual_channels)
+        elif video is not None and self.assign == "sync":
+            faces, reason, info["faces"] = self._faces(video, N_FEATURES)
         elif video is not None:
             reason = "no audio-visual model was given"
         else:
             reason = "no video was given"
         t1 = time.perf_counter()
         n_chunks = 0
-        if faces:
+        assigned = self._assign_by_sync(x16, video, faces, info) if faces and self.assign != "av" else None
+        if assigned is not None:
+            est, n_chunks = assigned
+        elif faces:
             outs = []
             for _, feats in faces:
                 out, n_chunks = run_chunked(av_fn, x16, feats, self.config, progress=self.progress)
@@ -664,11 +742,13 @@ def separate_file(
     av: str | Path | None = "av",
     chunk_seconds: float | None = None,
     progress: Progress = False,
+    assign: str = "auto",
 ) -> dict[str, Any]:
     """Separate a video or audio file into OUT_DIR/NAME.wav (16 kHz, 16-bit) (+ NAME.mp4 for a video input).
 
-    A video with tracked faces gives face0, face1, ... (left to right: the
-    audio-visual model once per face); an audio file or a video without a
+    A video with tracked faces gives face0, face1, ... (left to right: the blind
+    model's outputs given to the faces by lip sync, or the audio-visual model
+    once per face, as ``assign`` says; see ``Separator``); an audio file or a video without a
     usable face gives the blind model's source0, source1 (or a
     known-speakers model's names). All files are written atomically and
     together; outputs that are the input are refused. Returns the
@@ -683,7 +763,7 @@ def separate_file(
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputPathError(f"{out_dir}: output folder is a file")
     video = has_video(src)
-    separator = Separator.from_pretrained(model, av=av, config=_config(chunk_seconds), progress=progress)
+    separator = Separator.from_pretrained(model, av=av, config=_config(chunk_seconds), progress=progress, assign=assign)
     x = _read_input(src, None, video)
     y = separator.separate(x, SAMPLE_RATE, video=src if video else None)
     names = [check_file_stem(str(n), "output name") for n in separator.last_info["names"]]

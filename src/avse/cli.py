@@ -297,10 +297,17 @@ def _cmd_separate(args: argparse.Namespace) -> None:
     from avse.api import levels_line, separate_file
 
     av = None if args.av_model == "none" else args.av_model
-    res = separate_file(args.input, args.out, model=args.model, av=av, chunk_seconds=args.chunk, progress=not args.quiet)
+    res = separate_file(args.input, args.out, model=args.model, av=av, chunk_seconds=args.chunk, progress=not args.quiet,
+                        assign=args.assign)
     why = f" ({res['reason']})" if res["reason"] else ""
     print(f"separated {res['seconds']:.1f} s into {len(res['names'])} voice(s), {res['mode']} with model "
           f"{res['model']!r}{why}: {', '.join(res['names'])}")
+    if "assignment" in res:
+        a = res["assignment"]
+        print("lip sync (LSE-C of each face with each output): " + "; ".join(
+            f"{n} <- source{k} ({', '.join(f'{c:.3f}' for c in row)})" for n, k, row in zip(res["names"], a["sources"], a["lse_c"])))
+    elif res.get("assign_reason"):
+        print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
     print("levels against the input: " + levels_line(res["names"], res["levels_db"]))
     print("written: " + ", ".join(res["outputs"]))
 
@@ -505,6 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder: face0.wav, face1.wav, ... (+ .mp4 for a video) or source0.wav, source1.wav")
     se.add_argument("--model", default="separate", help="blind separation model: a shipped name or a checkpoint path (default: %(default)s)")
     se.add_argument("--av-model", default="av", help="audio-visual model run once per face; 'none' to ignore faces (default: %(default)s)")
+    se.add_argument("--assign", choices=("auto", "sync", "av"), default="auto",
+                    help="how faces get their voices: the blind model's outputs by lip sync (sync), the audio-visual "
+                         "model once per face (av), or sync when two or more faces are seen and both outputs hold "
+                         "a voice (auto, the default)")
     se.add_argument("--chunk", type=_positive_seconds, metavar="SECONDS", help="chunk length for long inputs (default: 10)")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
     se.set_defaults(func=_cmd_separate)

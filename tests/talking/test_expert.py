@@ -177,6 +177,37 @@ def test_shipped_expert_finds_a_shift_of_a_synthetic_clip(tiny_corpus):
 
 
 @shipped
+def test_assign_sources_gives_each_face_its_own_voice(tiny_corpus):
+    """Two drawn talkers of the tiny corpus and their voices in swapped order: each face gets its own back."""
+    from avse.audio.io import load_audio
+    from avse.data.metadata import load_speech_list, target_speech_list_path
+    from avse.talking.expert import assign_sources
+    from avse.video.io import iter_grid_frames
+    from avse.video.landmarks import read_landmarks
+    from avse.video.roi import face_crops, face_matrices
+
+    items = sorted(load_speech_list(target_speech_list_path(tiny_corpus)), key=lambda e: -e["nsamples"])[:2]
+    faces, voices = [], []
+    for e in items:
+        split, uid = e["dataset"], e["wavfile"]
+        lm = read_landmarks(tiny_corpus / split / "targets_landmarks" / f"{uid}.npz")
+        n = len(lm["lips"])
+        faces.append(face_crops(iter_grid_frames(tiny_corpus / split / "targets_video" / f"{uid}.mp4", max_frames=n),
+                                face_matrices(lm)))
+        voices.append(load_audio(tiny_corpus / split / "targets" / f"{uid}.wav")[0])
+    n = min(len(f) for f in faces)
+    t = n * 640
+    sources = np.stack([np.pad(v[:t], (0, t - len(v[:t]))) for v in voices[::-1]])  # [2, T]: B's voice, then A's
+    order, scores = assign_sources(faces, sources)
+    assert order == [1, 0], scores
+    assert scores.shape == (2, 2) and scores[0, 1] > scores[0, 0] and scores[1, 0] > scores[1, 1]
+    with pytest.raises(ConfigError):
+        assign_sources(faces, sources[:1])  # more faces than sources
+    with pytest.raises(ConfigError):
+        assign_sources([faces[0][:8]], sources)  # too short for the expert
+
+
+@shipped
 @pytest.mark.skipif(not TEST_CACHE.is_dir(), reason="no face cache (data/talk_faces/test)")
 def test_shipped_expert_on_cached_test_clips():
     from avse.data.prepare import load_cached

@@ -231,10 +231,26 @@ def clip_embeddings(expert: SyncExpert, faces: np.ndarray | Tensor, audio: np.nd
     faces: aligned face crops (see ``mouth_frames``) of N frames; audio: [T] float at 16 kHz,
     sample 0 at the start of frame 0 (cut or padded with silence to N * 640). No gradients.
     """
+    v = video_embeddings(expert, faces, batch)
+    return v, audio_embeddings(expert, audio, v.shape[0], batch)
+
+
+def video_embeddings(expert: SyncExpert, faces: np.ndarray | Tensor, batch: int = 256) -> Tensor:
+    """Aligned face crops of N frames (see ``mouth_frames``) -> video embeddings [N, D], one per frame. No gradients."""
     mouths = mouth_frames(faces)  # [N, 48, 96]
     if mouths.ndim != 3:
         raise ConfigError(f"faces must hold one clip [N, ...], got {tuple(mouths.shape)}")
     n = mouths.shape[0]
+    dev = next(expert.parameters()).device
+    with torch.no_grad():
+        vid = stack_windows(mouths)  # [N, 5, 48, 96]
+        v = torch.cat([expert.embed_video(vid[i : i + batch].to(dev)) for i in range(0, n, batch)])
+    return v.cpu()
+
+
+def audio_embeddings(expert: SyncExpert, audio: np.ndarray | Tensor, n: int, batch: int = 256) -> Tensor:
+    """Speech [T] at 16 kHz, sample 0 at the start of frame 0 (cut or padded with silence to n * 640) -> audio
+    embeddings [n, D], one per video frame. No gradients."""
     wav = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, Tensor) else audio).float()
     if wav.ndim != 1:
         raise ConfigError(f"audio must be mono [T], got shape {tuple(wav.shape)}")
@@ -242,10 +258,8 @@ def clip_embeddings(expert: SyncExpert, faces: np.ndarray | Tensor, audio: np.nd
     dev = next(expert.parameters()).device
     with torch.no_grad():
         wins = audio_windows(wav, n_frames=n)  # [N, 80, 16]
-        vid = stack_windows(mouths)  # [N, 5, 48, 96]
-        v = torch.cat([expert.embed_video(vid[i : i + batch].to(dev)) for i in range(0, n, batch)])
         a = torch.cat([expert.embed_audio(wins[i : i + batch].to(dev)) for i in range(0, n, batch)])
-    return v.cpu(), a.cpu()
+    return a.cpu()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,6 +365,38 @@ def estimate_offset_expert(faces: np.ndarray | Tensor, audio: np.ndarray | Tenso
     )
 
 
+def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None = None,
+                   max_offset: int = 15) -> tuple[list[int], np.ndarray]:
+    """Which separated voice belongs to which face: the assignment whose lips and speech agree best.
+
+    faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``),
+    on the timeline of ``sources``: float [S, T] at 16 kHz (S >= F, e.g. a blind separator's outputs).
+    Each pair is scored by LSE-C (``lse``: how clearly one A/V offset stands out; a face with speech
+    that is not its own gives a flat distance curve); the assignment is the one-to-one choice of
+    outputs with the largest sum of scores. Returns (order: the source index of each face [F],
+    scores float64 [F, S]). ``expert`` defaults to the shipped one. The search is narrowed on short
+    clips as in ``estimate_offset_expert``; fewer than 10 frames or F > S: ConfigError.
+    """
+    from itertools import permutations
+
+    src = np.asarray(sources, dtype=np.float32)
+    if src.ndim != 2 or not faces or len(faces) > src.shape[0]:
+        raise ConfigError(f"assign_sources needs sources [S, T] and 1..S face clips, got {src.shape} and {len(faces)} faces")
+    expert = SyncExpert.from_pretrained() if expert is None else expert
+    n = min(len(f) for f in faces)
+    if n < 10:
+        raise ConfigError(f"the sync expert needs at least 10 frames, got {n}")
+    max_offset = int(min(max_offset, n - 5))
+    heard = [audio_embeddings(expert, s, n) for s in src]
+    scores = np.zeros((len(faces), src.shape[0]))
+    for i, f in enumerate(faces):
+        v = video_embeddings(expert, f[:n])
+        for j, a in enumerate(heard):
+            scores[i, j] = lse_from_embeddings(v, a, max_offset)["lse_c"]
+    best = max(permutations(range(src.shape[0]), len(faces)), key=lambda p: sum(scores[i, j] for i, j in enumerate(p)))
+    return list(best), scores
+
+
 def train_expert(config: dict[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
     """Train a sync expert from a recipe dict into ``out`` -> best checkpoint; see ``avse.talking.expert_data.train_expert``."""
     from avse.talking.expert_data import train_expert as _train
@@ -360,7 +406,8 @@ def train_expert(config: dict[str, Any], out: str | Path, resume: bool = False, 
 
 __all__ = [
     "train_expert",
-    "RELIABLE_LSE_C", "estimate_offset_expert",
+    "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources",
     "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
+    "video_embeddings", "audio_embeddings",
     "sync_loss", "offset_distances", "lse", "lse_from_embeddings",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,16 @@ class FaceFeatures:
 
     ``index`` orders the faces left to right (0 = leftmost, as ``--face N``);
     ``coverage`` is the share of frames where the face was detected (the rest
-    interpolated or held); ``box`` its mean x0, y0, x1, y1 in pixels.
+    interpolated or held); ``box`` its mean x0, y0, x1, y1 in pixels; ``landmarks`` the track's
+    gap-filled, smoothed landmark dict (lips [N, 40, 2], eyes [N, 4, 2], nose [N, 2], face_box
+    [N, 4]; pixels), from which ``avse.video.roi.face_matrices`` places its aligned crops.
     """
 
     index: int
     features: np.ndarray
     coverage: float
     box: tuple[float, float, float, float]
+    landmarks: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def face_features(video: str | Path, max_faces: int = 4) -> list[FaceFeatures]:
@@ -61,7 +64,7 @@ def face_features(video: str | Path, max_faces: int = 4) -> list[FaceFeatures]:
         lm: dict[str, Any] = to_landmark_dict(mesh)
         lm = smooth(fill_gaps(lm))
         x0, y0, x1, y1 = (round(float(v), 1) for v in tr.boxes.mean(axis=0))  # boxes [K, 4]
-        faces.append(FaceFeatures(i, visual_stream(lm)[0], tr.n_frames / max(n, 1), (x0, y0, x1, y1)))
+        faces.append(FaceFeatures(i, visual_stream(lm)[0], tr.n_frames / max(n, 1), (x0, y0, x1, y1), lm))
     return faces
 
 
