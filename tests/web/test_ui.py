@@ -612,3 +612,14 @@ def test_enhance_job_takes_the_attenuation_limit(tmp_path):
     np.testing.assert_allclose(y1, y0 + 0.1 * (x - y0), atol=2e-4)  # 16-bit wav files
     assert raw.facts["atten_lim_db"] is None and limited.facts["atten_lim_db"] == 20.0
     assert "none" in facts_markdown(raw, analysis) and "20 dB" in facts_markdown(limited, analysis)
+
+
+def test_facts_say_which_output_each_face_got_by_lip_sync(tmp_path):
+    from avse.web.app import facts_markdown
+    from avse.web.jobs import Analysis, JobResult, Output
+
+    outs = [Output(f"face{i}", tmp_path / f"face{i}.wav", None, 1.0) for i in range(2)]
+    res = JobResult(task="separate", model="separate", mode="blind, by lip sync", reason=None, input_wav=tmp_path / "in.wav",
+                    outputs=outs, figures={}, stages={}, facts={"assignment": {"sources": [1, 0], "lse_c": [[0.02, 0.05], [0.06, 0.01]]}})
+    text = facts_markdown(res, Analysis(video=True, seconds=1.0))
+    assert "given to the faces by lip sync: face0 <- output 1 (LSE-C 0.050), face1 <- output 0 (LSE-C 0.060)" in text

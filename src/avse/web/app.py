@@ -109,6 +109,10 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
             lines.append(f"**Mode:** audio-visual, model `{res.model}` once per face: {', '.join(o.name for o in res.outputs)}")
         else:
             lines.append(f"**Mode:** audio-visual with model `{res.model}`, the lips of track {res.facts.get('track')} ({rule})")
+    elif "assignment" in res.facts:
+        a = res.facts["assignment"]
+        given = ", ".join(f"{o.name} <- output {k} (LSE-C {row[k]:.3f})" for o, k, row in zip(res.outputs, a["sources"], a["lse_c"]))
+        lines.append(f"**Mode:** blind model `{res.model}`, its voices given to the faces by lip sync: {given}")
     else:
         why = f": {res.reason}" if res.reason else ""
         lines.append(f"**Mode:** {res.mode.upper()} with model `{res.model}`{why}")

@@ -16,7 +16,8 @@ from avse import SAMPLE_RATE, VIDEO_FPS
 from avse.config import ATTEN_LIM_DB
 from avse.errors import ConfigError, NoFaceError
 
-#: the UI's tasks: (label, task, model); "separate" runs the blind two-talker model or the AV model once per face
+#: the UI's tasks: (label, task, model); "separate" gives two faces the blind two-talker model's voices by lip sync,
+#: runs the AV model once per face otherwise, and the blind model alone without faces
 TASKS: dict[str, tuple[str, str]] = {
     "enhance: audio-visual (av)": ("enhance", "av"),
     "enhance: causal audio-visual (av-causal)": ("enhance", "av-causal"),
@@ -188,7 +189,7 @@ class Engine:
         return self._enhancers[model]
 
     def separator(self) -> Any:
-        """The avse.api.Separator (blind "separate" model; "av" once per face)."""
+        """The avse.api.Separator (blind "separate" model, given to two faces by lip sync; "av" once per face)."""
         from avse.api import Separator
 
         if self._separator is None:
@@ -336,7 +337,8 @@ def run_job(
             scores[o.name] = _dnsmos(scorer, v)
         stages["DNSMOS"] = time.perf_counter() - t
     report("done", 1.0)
-    for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db", "atten_lim_db"):
+    for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db", "atten_lim_db",
+                "assignment", "assign_reason"):
         if key in info:
             facts[key] = info[key]
     return JobResult(task=task, model=str(info.get("model", model)), mode=str(info.get("mode")), reason=info.get("reason"),
