@@ -26,7 +26,6 @@ import argparse
 import sys
 import tempfile
 import time
-from itertools import permutations
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +37,6 @@ HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
 SNRS = (-5.0, 0.0, 5.0)
 SR = 16000
-
-
-def assign(scores: np.ndarray) -> list[int]:
-    """Scores [F, S] (higher: face f and output s agree) -> the one-to-one choice with the largest sum [F]."""
-    return list(max(permutations(range(scores.shape[1]), scores.shape[0]), key=lambda p: sum(scores[i, j] for i, j in enumerate(p))))
 
 
 def main() -> None:
@@ -65,7 +59,7 @@ def main() -> None:
     from avse.api import SILENT_OUTPUT_DB, Enhancer, Separator, output_levels_db
     from avse.evaluation.metrics import si_sdr
     from avse.evaluation.run import mean_ci
-    from avse.talking.expert import SyncExpert, assign_sources
+    from avse.talking.expert import SyncExpert, assign_sources, best_assignment
 
     torch.set_num_threads(2)
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
@@ -101,7 +95,7 @@ def main() -> None:
         if detector is not None:
             with torch.no_grad():
                 asd = np.array([[float(detector.scores(crops_from_faces(f), y).mean()) for y in outs] for f in faces])
-            k = assign(asd)[0]
+            k = best_assignment(asd)[0]
             est["blind, by Light-ASD"] = outs[k]
             row["chosen"]["blind, by Light-ASD"] = k
             row["light_asd"] = np.round(asd, 4).tolist()

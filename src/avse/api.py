@@ -14,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from avse import SAMPLE_RATE, VIDEO_FPS
-from avse.config import ATTEN_LIM_DB, check_atten_lim
+from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, check_atten_lim
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
 from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, run_chunked
 from avse.models.base import SeparationModel
@@ -165,8 +165,6 @@ def _from_16k(x: np.ndarray, sr: int, n: int) -> np.ndarray:
 
 #: an output this far (dB) below the input holds next to nothing: `avse separate` says so
 SILENT_OUTPUT_DB = -30.0
-#: how ``Separator`` gives a video's faces their voices (see its docstring)
-ASSIGN_MODES = ("auto", "sync", "av")
 
 
 def output_levels_db(outputs: np.ndarray, audio: np.ndarray) -> list[float]:
@@ -419,6 +417,10 @@ class Enhancer:
 # ---------------------------------------------------------------------------------------------
 
 
+#: one usable face of a video: its name, its lip features [F, D] and, from a video file, its track's landmarks
+_Face = tuple[str, np.ndarray, "dict[str, np.ndarray] | None"]
+
+
 class Separator:
     """Split a recording into voices: one per tracked face (audio-visual model), or a blind model's sources.
 
@@ -457,7 +459,6 @@ class Separator:
         self._av = _Slot(av)
         self.assign = assign
         self._sync_expert = sync_expert
-        self._landmarks: dict[str, dict[str, np.ndarray]] = {}  # each face's track, for its crops (``_faces``)
         self.config = config
         self.progress = progress
         self.last_info: dict[str, Any] = {}
@@ -474,38 +475,39 @@ class Separator:
         """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths)."""
         return cls(name_or_path, av, config=config, progress=progress, assign=assign)
 
-    def _faces(self, video: Any, n_feat: int) -> tuple[list[tuple[str, np.ndarray]], str | None, list[dict]]:
-        """video -> ([(name, features [F, D])] of the usable faces, why none, facts per face).
+    def _faces(self, video: Any, n_feat: int) -> tuple[list[_Face], str | None, list[dict]]:
+        """video -> ([(name, features [F, D], landmarks)] of the usable faces, why none, facts per face).
 
-        For a video file, ``self._landmarks`` maps each face's name to its track's landmarks."""
+        landmarks: the face's track (``FaceFeatures.landmarks``) for a video file, else None."""
         from avse.video.frontend import FrontEndResult
 
+        items: list[tuple[str, Any, float, dict[str, Any], dict[str, np.ndarray] | None]]
         if isinstance(video, (str, Path)):
             try:
                 found = face_features(video)
             except NoFaceError as err:
                 return [], f"no face in the video: {err}", []
-            items = [(f"face{f.index}", f.features, f.coverage, {"box": list(f.box)}) for f in found]
-            self._landmarks = {f"face{f.index}": f.landmarks for f in found}
+            items = [(f"face{f.index}", f.features, f.coverage, {"box": list(f.box)}, f.landmarks) for f in found]
         elif isinstance(video, FrontEndResult):
             cov = _coverage_from_flags(video.landmarks.get("flags"), len(video.features))
-            items = [("face0", video.features, cov, {})]
+            items = [("face0", video.features, cov, {}, None)]
         elif isinstance(video, np.ndarray):
-            items = [("face0", video, 1.0, {})]
+            items = [("face0", video, 1.0, {}, None)]
         else:
-            items = [(f"face{i}", f, 1.0, {}) for i, f in enumerate(video)]
-        faces, facts = [], []
-        for name, feats, cov, extra in items:
+            items = [(f"face{i}", f, 1.0, {}, None) for i, f in enumerate(video)]
+        faces: list[_Face] = []
+        facts = []
+        for name, feats, cov, extra, landmarks in items:
             arr, finite = _features_array(feats, n_feat)
             cov = min(cov, finite)
             usable = cov >= self.config.min_face_coverage
             facts.append({"name": name, "coverage": round(cov, 3), "used": usable, **extra})
             if usable:
-                faces.append((name, arr))
+                faces.append((name, arr, landmarks))
         why = None if faces else f"no face was detected on at least {self.config.min_face_coverage:.0%} of the frames"
         return faces, why, facts
 
-    def _assign_by_sync(self, x16: np.ndarray, video: Any, faces: list[tuple[str, np.ndarray]],
+    def _assign_by_sync(self, x16: np.ndarray, video: Any, faces: list[_Face],
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
         """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
         ``info["assign_reason"]``) when ``assign`` "auto" finds it does not apply. Fills ``info`` as ``separate`` says."""
@@ -521,7 +523,7 @@ class Separator:
             info["assign_reason"] = why
             return None
 
-        if not isinstance(video, (str, Path)):
+        if not isinstance(video, (str, Path)) or any(lm is None for _, _, lm in faces):
             return skip("the faces' crops need the video file")
         if not self._blind:
             return skip("no blind model was given")
@@ -540,12 +542,11 @@ class Separator:
             return skip(f"the blind model heard one voice (an output {min(levels):+.1f} dB under the input)")
         expert = given if isinstance(given, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", given))
         self._sync_expert = expert  # loaded once
-        crops = []
-        for name, _ in faces:
-            lm = self._landmarks[name]
-            crops.append(face_crops(iter_grid_frames(Path(video), max_frames=len(lm["lips"])), face_matrices(lm)))
-        order, scores = assign_sources(crops, est, expert)
-        info.update(mode="blind, by lip sync", model=binfo["name"], names=[name for name, _ in faces],
+        tracks = [cast("dict[str, np.ndarray]", lm) for _, _, lm in faces]
+        n = min(len(lm["lips"]) for lm in tracks)
+        mats = np.stack([face_matrices(lm)[:n] for lm in tracks])  # [F, N, 2, 3]: every face cut in one pass
+        order, scores = assign_sources(list(face_crops(iter_grid_frames(Path(video), max_frames=n), mats)), est, expert)
+        info.update(mode="blind, by lip sync", model=binfo["name"], names=[name for name, _, _ in faces],
                     assignment={"sources": order, "lse_c": np.round(scores, 4).tolist()})
         return est[order], n_chunks
 
@@ -573,9 +574,8 @@ class Separator:
         x16 = _to_16k(x, sr)
         info: dict[str, Any] = {"reason": None, "seconds": x.shape[0] / sr}
         t0 = time.perf_counter()
-        faces: list[tuple[str, np.ndarray]] = []
+        faces: list[_Face] = []
         reason = None
-        self._landmarks = {}
         if video is not None and self._av:
             av_model, av_info, av_fn = self._av.get()
             if not av_info["audio_visual"]:
@@ -597,11 +597,11 @@ class Separator:
             est, n_chunks = assigned
         elif faces:
             outs = []
-            for _, feats in faces:
+            for _, feats, _ in faces:
                 out, n_chunks = run_chunked(av_fn, x16, feats, self.config, progress=self.progress)
                 outs.append(out[0])
             est = np.stack(outs)  # [S, T16]
-            info.update(mode="audio-visual", model=av_info["name"], names=[name for name, _ in faces])
+            info.update(mode="audio-visual", model=av_info["name"], names=[name for name, _, _ in faces])
         else:
             if not self._blind:
                 raise ConfigError(f"no usable face ({reason}) and no blind separation model was given")

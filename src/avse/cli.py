@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from avse import __version__
-from avse.config import ATTEN_LIM_DB, SYNTH_PRESETS, check_atten_lim
+from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, SYNTH_PRESETS, check_atten_lim
 from avse.errors import AvseError, ConfigError
 
 
@@ -512,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder: face0.wav, face1.wav, ... (+ .mp4 for a video) or source0.wav, source1.wav")
     se.add_argument("--model", default="separate", help="blind separation model: a shipped name or a checkpoint path (default: %(default)s)")
     se.add_argument("--av-model", default="av", help="audio-visual model run once per face; 'none' to ignore faces (default: %(default)s)")
-    se.add_argument("--assign", choices=("auto", "sync", "av"), default="auto",
+    se.add_argument("--assign", choices=ASSIGN_MODES, default="auto",
                     help="how faces get their voices: the blind model's outputs by lip sync (sync), the audio-visual "
                          "model once per face (av), or sync when two or more faces are seen and both outputs hold "
                          "a voice (auto, the default)")

@@ -17,6 +17,10 @@ SPLITS = ("train", "dev", "test")
 ATTEN_LIM_DB = 20.0
 
 
+#: how ``avse.api.Separator`` (and ``avse separate --assign``) gives a video's faces their voices
+ASSIGN_MODES = ("auto", "sync", "av")
+
+
 def check_atten_lim(atten_lim_db: float | None) -> float | None:
     """An attenuation limit in dB -> the limit as a float, or None for none (None or 0). ConfigError unless it is a
     finite number >= 0."""

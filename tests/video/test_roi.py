@@ -210,3 +210,26 @@ def test_contact_sheet_writes_a_png(tmp_path):
     assert not list(tmp_path.glob(".*part*"))
     with pytest.raises(ConfigError):
         contact_sheet(tmp_path / "bad.png", crops.astype(np.float32))
+
+
+def test_face_crops_of_several_tracks_read_the_frames_once():
+    """Matrices [K, N, 2, 3] give each track's crops [K, N, ...], the same as one call per track, from one pass."""
+    from avse.video.roi import face_crops
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 60, 80, 3), dtype=np.uint8)
+    mats = np.zeros((2, 4, 2, 3))
+    mats[..., 0, 0] = mats[..., 1, 1] = 1.0
+    mats[0, :, 0, 2], mats[1, :, 1, 2] = -5.0, -12.0  # two shifted crops of every frame
+    read = []
+
+    def once():
+        for f in frames:
+            read.append(1)
+            yield f
+
+    both = face_crops(once(), mats, size=32)
+    assert both.shape == (2, 4, 32, 32, 3) and len(read) == 4
+    for k in range(2):
+        np.testing.assert_array_equal(both[k], face_crops(frames, mats[k], size=32))
+    assert not np.array_equal(both[0], both[1])

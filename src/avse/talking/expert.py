@@ -377,8 +377,6 @@ def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExp
     scores float64 [F, S]). ``expert`` defaults to the shipped one. The search is narrowed on short
     clips as in ``estimate_offset_expert``; fewer than 10 frames or F > S: ConfigError.
     """
-    from itertools import permutations
-
     src = np.asarray(sources, dtype=np.float32)
     if src.ndim != 2 or not faces or len(faces) > src.shape[0]:
         raise ConfigError(f"assign_sources needs sources [S, T] and 1..S face clips, got {src.shape} and {len(faces)} faces")
@@ -393,8 +391,16 @@ def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExp
         v = video_embeddings(expert, f[:n])
         for j, a in enumerate(heard):
             scores[i, j] = lse_from_embeddings(v, a, max_offset)["lse_c"]
-    best = max(permutations(range(src.shape[0]), len(faces)), key=lambda p: sum(scores[i, j] for i, j in enumerate(p)))
-    return list(best), scores
+    return best_assignment(scores), scores
+
+
+def best_assignment(scores: np.ndarray) -> list[int]:
+    """Scores [F, S] (F <= S; higher: face f and output s agree better) -> the one-to-one choice of an output
+    for each face with the largest sum of scores [F] (every choice tried: F and S are a few)."""
+    from itertools import permutations
+
+    f, s = scores.shape
+    return list(max(permutations(range(s), f), key=lambda p: sum(scores[i, j] for i, j in enumerate(p))))
 
 
 def train_expert(config: dict[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
@@ -406,7 +412,7 @@ def train_expert(config: dict[str, Any], out: str | Path, resume: bool = False, 
 
 __all__ = [
     "train_expert",
-    "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources",
+    "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources", "best_assignment",
     "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
     "video_embeddings", "audio_embeddings",
     "sync_loss", "offset_distances", "lse", "lse_from_embeddings",

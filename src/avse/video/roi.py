@@ -306,16 +306,20 @@ def face_crops(
     """frames (uint8 [N, H, W, 3] RGB, or an iterable of frames / (t, frame) pairs) and
     matrices [N, 2, 3] (``face_matrices``) -> aligned face crops uint8 [N, size, size, 3] RGB.
 
-    Bilinear, borders replicated; frames are read one at a time.
+    matrices [K, N, 2, 3] (K faces of the same frames) -> [K, N, size, size, 3], the frames read
+    once for all of them. Bilinear, borders replicated; frames are read one at a time.
     """
     mats = np.asarray(matrices, dtype=np.float64)
-    out = np.empty((len(mats), size, size, 3), dtype=np.uint8)
-    for i, frame in _numbered(frames, len(mats)):
+    many = mats.ndim == 4
+    mats = mats if many else mats[None]
+    out = np.empty((mats.shape[0], mats.shape[1], size, size, 3), dtype=np.uint8)
+    for i, frame in _numbered(frames, mats.shape[1]):
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-        cv2.warpAffine(frame, mats[i], (size, size), dst=out[i], flags=cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-    return out
+        for k in range(mats.shape[0]):
+            cv2.warpAffine(frame, mats[k, i], (size, size), dst=out[k, i], flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return out if many else out[0]
 
 
 __all__ = [
