@@ -4,20 +4,27 @@
 
 The real dev set's two-talker mixtures (``bench_real.py``: each clip's audio with another
 talker's clip at -5, 0 and +5 dB), now with *both* faces given, as ``avse separate`` has them
-on a video of two talkers. For the target's face, its voice by:
+on a video of two talkers, and the same pairs *taking turns*: the target's clip, then the
+other's (each at the same level), each face still (its last or first frame held) while the
+other talks. For the target's face, its voice by:
 
 - ``av per face``: the shipped ``av`` run with the target's lips (``avse separate --assign av``;
   no attenuation limit, as ``avse separate`` mixes nothing back);
-- ``blind, by lip sync``: the shipped ``separate``, its outputs given to the two faces by the
-  sync expert's LSE-C (``avse.talking.expert.assign_sources``; ``--assign sync``);
-- ``auto``: what ``avse separate`` does by default: lip sync, unless an output of the blind
-  model is near silent (then ``av per face``);
-- ``blind, by Light-ASD`` (with ``--light-asd``): the same outputs given by Light-ASD's mean
-  "speaking" logit instead (``avse.models.light_asd``, the user's checkpoint), for comparison;
-- ``blind, oracle``: the better output, the ceiling of any assignment.
+- ``blind, whole clip``: the shipped ``separate``, its outputs given to the two faces once for
+  the whole clip by the sync expert's LSE-C (``avse.talking.expert.assign_sources``);
+- ``blind, over time``: the same outputs given window by window
+  (``avse.talking.expert.assign_over_time``; ``--assign sync``);
+- ``auto``: what ``avse separate`` does by default: over time, unless an output of the blind
+  model is near silent and the pairing never changes (then ``av per face``);
+- ``blind, by Light-ASD`` (with ``--light-asd``, mixtures only): the outputs given by
+  Light-ASD's mean "speaking" logit instead (``avse.models.light_asd``, the user's checkpoint);
+- ``blind, oracle`` (mixtures only): the better output, the ceiling of a whole-clip assignment.
 
-SI-SDRi of the target's voice with 95 % intervals per SNR, and how often an assignment chose
-the better output. Writes bench/results/NAME.json and NAME.png.
+SI-SDRi of the target's voice (in turns: the target's turn, then silence) with 95 % intervals
+per condition, and how often an assignment chose the better output. It also measures what a
+2 s window of lip sync tells (``window_calibration``: the windowed LSE-C of each face with its
+own speech and with another clip's, the basis of ``avse.talking.expert.SWITCH_COST``).
+Writes bench/results/NAME.json and NAME.png.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
 SNRS = (-5.0, 0.0, 5.0)
 SR = 16000
+SAMPLES_PER_FRAME = 640
 
 
 def main() -> None:
@@ -59,7 +67,7 @@ def main() -> None:
     from avse.api import SILENT_OUTPUT_DB, Enhancer, Separator, output_levels_db
     from avse.evaluation.metrics import si_sdr
     from avse.evaluation.run import mean_ci
-    from avse.talking.expert import SyncExpert, assign_sources, best_assignment
+    from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, route_sources
 
     torch.set_num_threads(2)
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
@@ -73,53 +81,120 @@ def main() -> None:
         from avse.models.light_asd import crops_from_faces, load_detector
 
         detector = load_detector(args.light_asd)
-    methods = ["av per face", "blind, by lip sync", "auto"] + (["blind, by Light-ASD"] if detector else []) + ["blind, oracle"]
+    mixed_methods = ["av per face", "blind, whole clip", "blind, over time", "auto"] + (["blind, by Light-ASD"] if detector else []) + ["blind, oracle"]
+    turn_methods = ["av per face", "blind, whole clip", "blind, over time", "auto"]
     rows = []
     t0 = time.perf_counter()
-    jobs = [(snr, i) for snr in SNRS for i in range(len(clips))]
+    jobs = [(snr, i) for snr in SNRS for i in range(len(clips))] + [(TURNS, i) for i in range(len(clips))]
     for snr, i in tqdm(jobs, desc="mixtures"):
         c, o = clips[i], clips[pair[i]]
-        n = len(c.audio)
-        mixture, ref = br.mix(c.audio, br.fit(o.audio, n), snr)
+        if snr == TURNS:
+            mixture, ref, faces, lips = turns(c, o, crops[i], crops[pair[i]])
+        else:
+            n = len(c.audio)
+            mixture, ref = br.mix(c.audio, br.fit(o.audio, n), snr)
+            faces = [crops[i], br.fit(crops[pair[i]], len(crops[i]))]  # the target's face, then the other's
+            lips = c.features
         base = si_sdr(mixture, ref)
         outs = blind.separate(mixture, SR)  # [2, T]
         sdr = [si_sdr(y, ref) for y in outs]
-        faces = [crops[i], br.fit(crops[pair[i]], len(crops[i]))]  # the target's face, then the other's
-        order, lse_c = assign_sources(faces, outs, expert)
-        row = {"snr": snr, "target": c.name, "other": o.name, "lse_c": np.round(lse_c, 4).tolist(),
-               "blind_si_sdri": [round(s - base, 3) for s in sdr], "better": int(np.argmax(sdr))}
-        est = {"av per face": av.enhance(mixture, SR, video=c.features), "blind, by lip sync": outs[order[0]]}
-        silent = min(output_levels_db(outs, mixture)) < SILENT_OUTPUT_DB
-        est["auto"] = est["av per face"] if silent else est["blind, by lip sync"]
-        row["chosen"] = {"blind, by lip sync": order[0]}
-        if detector is not None:
-            with torch.no_grad():
-                asd = np.array([[float(detector.scores(crops_from_faces(f), y).mean()) for y in outs] for f in faces])
-            k = best_assignment(asd)[0]
-            est["blind, by Light-ASD"] = outs[k]
-            row["chosen"]["blind, by Light-ASD"] = k
-            row["light_asd"] = np.round(asd, 4).tolist()
-        est["blind, oracle"] = outs[row["better"]]
-        row["si_sdri"] = {m: round(si_sdr(est[m], ref) - base, 3) for m in methods}
+        res = assign_over_time(faces, outs, expert)
+        over_time = route_sources(outs, res["plan"])[0] if len(res["segments"]) > 1 else outs[res["segments"][0][1][0]]
+        row = {"snr": snr, "target": c.name, "other": o.name, "lse_c": np.round(res["lse_c"], 4).tolist(),
+               "turns": [[int(f), p] for f, p in res["segments"]],
+               "blind_si_sdri": [round(x - base, 3) for x in sdr], "better": int(np.argmax(sdr))}
+        est = {"av per face": av.enhance(mixture, SR, video=lips), "blind, whole clip": outs[res["order"][0]],
+               "blind, over time": over_time}
+        silent = min(output_levels_db(outs, mixture)) < SILENT_OUTPUT_DB and len(res["segments"]) == 1
+        est["auto"] = est["av per face"] if silent else over_time
+        row["chosen"] = {"blind, whole clip": res["order"][0]}
+        if snr != TURNS:
+            if detector is not None:
+                with torch.no_grad():
+                    asd = np.array([[float(detector.scores(crops_from_faces(f), y).mean()) for y in outs] for f in faces])
+                k = best_assignment(asd)[0]
+                est["blind, by Light-ASD"] = outs[k]
+                row["chosen"]["blind, by Light-ASD"] = k
+                row["light_asd"] = np.round(asd, 4).tolist()
+            est["blind, oracle"] = outs[row["better"]]
+        methods = turn_methods if snr == TURNS else mixed_methods
+        row["si_sdri"] = {m: round(si_sdr(br.fit(est[m], len(ref)), ref) - base, 3) for m in methods}
         row["one_voice"] = bool(silent)
         rows.append(row)
     summary: dict = {}
-    for snr in SNRS:
+    for snr in SNRS + (TURNS,):
         rs = [r for r in rows if r["snr"] == snr]
-        s = summary[f"{snr:+.0f} dB"] = {}
-        for m in methods:
+        s = summary[TURNS if snr == TURNS else f"{snr:+.0f} dB"] = {}
+        for m in rs[0]["si_sdri"]:
             ci = mean_ci([r["si_sdri"][m] for r in rs])
             s[m] = {"si_sdri": round(ci["mean"], 3), "ci95": round(ci["mean"] - ci["ci_low"], 3), "n": ci["n"]}
-            if m in rs[0]["chosen"]:
+            if m in rs[0]["chosen"] and snr != TURNS:
                 s[m]["chose_better"] = round(float(np.mean([r["chosen"][m] == r["better"] for r in rs])), 3)
         s["auto"]["used_av"] = int(sum(r["one_voice"] for r in rs))
-    result = {"clips": len(clips), "mixtures": len(rows), "methods": methods, "seconds": round(time.perf_counter() - t0, 1),
-              "summary": summary, "rows": rows}
+        s["blind, over time"]["changed_pairing"] = int(sum(len(r["turns"]) > 1 for r in rs))
+    result = {"clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
+              "summary": summary, "window_calibration": window_calibration(clips, crops, pair, expert), "rows": rows}
     save(args.name, result)
-    plot(summary, methods, RESULTS / f"{args.name}.png")
+    plot(summary, mixed_methods, RESULTS / f"{args.name}.png")
     for snr, s in summary.items():
         print(snr, "  ".join(f"{m}: {v['si_sdri']:+.2f} ± {v['ci95']:.2f}" + (f" ({v['chose_better']:.0%})" if "chose_better" in v else "")
                              for m, v in s.items()))
+    print("windowed LSE-C (2 s):", result["window_calibration"])
+
+
+TURNS = "turns"
+
+
+def turns(c, o, faces_c: np.ndarray, faces_o: np.ndarray) -> tuple:
+    """Two talkers taking turns: c's clip, then o's, each at the same level; each face held still while the other
+    talks -> (audio [T], c's voice then silence [T], the two faces' crops [N, 96, 96, 3], c's lip features [N, 82])."""
+    import bench_real as br
+
+    na, nb = len(faces_c), len(faces_o)
+    xa = br.fit(c.audio, na * SAMPLES_PER_FRAME)
+    xb = br.fit(o.audio, nb * SAMPLES_PER_FRAME)
+    xb = xb * (np.std(xa) / (np.std(xb) + 1e-8))
+    mixture = np.concatenate([xa, xb]).astype(np.float32)
+    ref = np.concatenate([xa, np.zeros_like(xb)]).astype(np.float32)
+    face_c = np.concatenate([faces_c, np.repeat(faces_c[-1:], nb, axis=0)])
+    face_o = np.concatenate([np.repeat(faces_o[:1], na, axis=0), faces_o])
+    feats = br.fit(c.features, na)
+    lips = np.concatenate([feats, np.repeat(feats[-1:], nb, axis=0)])
+    return mixture, ref, [face_c, face_o], lips
+
+
+def window_calibration(clips, crops, pair, expert) -> dict:
+    """Windowed LSE-C (2 s windows every 1 s, at each clip's own A/V offset) of every real clip's face with its own
+    speech and with its partner's -> percentiles of both and of their difference, per window."""
+    import bench_real as br
+
+    from avse.talking.expert import (
+        ASSIGN_HOP,
+        ASSIGN_WINDOW,
+        audio_embeddings,
+        lse_from_embeddings,
+        video_embeddings,
+        window_confidence,
+    )
+
+    own, other = [], []
+    for i, c in enumerate(clips):
+        n = len(crops[i])
+        v = video_embeddings(expert, crops[i])
+        a = audio_embeddings(expert, c.audio, n)
+        b = audio_embeddings(expert, br.fit(clips[pair[i]].audio, len(c.audio)), n)
+        offset = lse_from_embeddings(v, a, 15)["offset_frames"]
+        starts = list(range(0, n - ASSIGN_WINDOW + 1, ASSIGN_HOP))
+        own += list(window_confidence(v, a, offset, 15, starts, ASSIGN_WINDOW))
+        other += list(window_confidence(v, b, offset, 15, starts, ASSIGN_WINDOW))
+    own_a, other_a = np.array(own), np.array(other)
+    pct = (5, 10, 50, 90, 95)
+
+    def q(x: np.ndarray) -> dict:
+        return {f"p{p}": round(float(np.percentile(x, p)), 4) for p in pct}
+
+    return {"windows": len(own), "own": q(own_a), "other": q(other_a), "own_minus_other": q(own_a - other_a),
+            "own_above_other": round(float(np.mean(own_a > other_a)), 3)}
 
 
 def plot(summary: dict, methods: list[str], path: Path) -> None:
@@ -134,11 +209,13 @@ def plot(summary: dict, methods: list[str], path: Path) -> None:
     w = 0.8 / len(methods)
     for k, m in enumerate(methods):
         x = np.arange(len(snrs)) + (k - (len(methods) - 1) / 2) * w
-        ax.bar(x, [summary[s][m]["si_sdri"] for s in snrs], w, yerr=[summary[s][m]["ci95"] for s in snrs], label=m, capsize=3)
+        have = [s for s in snrs if m in summary[s]]  # the turns have no Light-ASD or oracle bar
+        xs = [x[snrs.index(s)] for s in have]
+        ax.bar(xs, [summary[s][m]["si_sdri"] for s in have], w, yerr=[summary[s][m]["ci95"] for s in have], label=m, capsize=3)
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(np.arange(len(snrs)), [f"target at {s}" for s in snrs])
+    ax.set_xticks(np.arange(len(snrs)), [("taking turns" if s == TURNS else f"target at {s}") for s in snrs])
     ax.set_ylabel("SI-SDRi of the target's voice (dB)")
-    ax.set_title("Real two-talker mixtures, both faces seen (23 real clips)")
+    ax.set_title("Two real talkers, both faces seen (23 real clips)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -289,6 +289,39 @@ def test_separate_gives_two_real_faces_their_voices_by_lip_sync(tmp_path, capsys
 
 
 @pytest.mark.slow
+def test_separate_gives_real_faces_their_own_turns(tmp_path, capsys):
+    """Two real GRID talkers side by side taking turns (each face still while the other talks): each face's output
+    holds its own turn and little of the other's."""
+    from avse.api import PRETRAINED_DIR
+    from avse.audio.io import load_audio
+    from avse.evaluation.metrics import si_sdr
+    from avse.video.io import read_video, write_video
+    from avse.video.shift import video_audio
+
+    if not (PRETRAINED_DIR / "separate.avse.pt").is_file():
+        pytest.skip("no shipped separate model")
+    clip, other = _grid_clip(), sorted(REAL_GRID.glob("*.mpg"))[-1]
+    a, b = read_video(clip, with_audio=False).frames, read_video(other, with_audio=False).frames
+    na, nb = len(a), len(b)
+    first, second = video_audio(clip)[: na * 640], video_audio(other)[: nb * 640]
+    first, second = np.pad(first, (0, na * 640 - len(first))), np.pad(second, (0, nb * 640 - len(second)))
+    second = second * np.sqrt(np.sum(first**2) / np.sum(second**2))
+    left = np.concatenate([a, np.repeat(a[-1:], nb, axis=0)])
+    right = np.concatenate([np.repeat(b[:1], na, axis=0), b])
+    video = tmp_path / "turns.mp4"
+    own = {"face0": np.concatenate([first, 0 * second]) * 0.45, "face1": np.concatenate([0 * first, second]) * 0.45}
+    write_video(video, np.concatenate([left, right], axis=2), audio=own["face0"] + own["face1"], preset="ultrafast")
+    assert main(["separate", str(video), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "blind, by lip sync" in out
+    mix = own["face0"] + own["face1"]
+    for name in ("face0", "face1"):
+        y = load_audio(tmp_path / "sep" / f"{name}.wav", sample_rate=16000)[0]
+        m = min(len(y), len(mix))
+        assert si_sdr(y[:m], own[name][:m]) > si_sdr(mix[:m], own[name][:m]) + 3.0, name
+
+
+@pytest.mark.slow
 def test_separate_by_faces_when_the_blind_model_hears_one_voice(tmp_path):
     """A blind model that leaves one output near silent heard one voice: "auto" runs the audio-visual model per face."""
     import torch

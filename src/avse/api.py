@@ -434,9 +434,10 @@ class Separator:
     ``assign`` says how a video file's faces get their voices: ``"av"`` runs the
     audio-visual model once per face; ``"sync"`` runs the blind model and gives each
     face the output its lips agree with best (the sync expert's LSE-C,
-    ``avse.talking.expert.assign_sources``); ``"auto"`` (the default) is "sync" when two
-    or more faces are usable, the blind model has at least as many outputs and none of
-    them is near silent (one voice, not two), else "av". ``sync_expert``: the expert "sync"
+    ``avse.talking.expert.assign_over_time``: window by window, so talkers who take turns
+    keep their own turns); ``"auto"`` (the default) is "sync" when two or more faces are
+    usable, the blind model has at least as many outputs and, unless the pairing changes
+    over time, none of them is near silent (one voice, not two), else "av". ``sync_expert``: the expert "sync"
     uses (a SyncExpert, or its checkpoint path; None: the shipped one).
     """
 
@@ -511,7 +512,7 @@ class Separator:
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
         """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
         ``info["assign_reason"]``) when ``assign`` "auto" finds it does not apply. Fills ``info`` as ``separate`` says."""
-        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_sources
+        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_over_time, route_sources
         from avse.video.io import iter_grid_frames
         from avse.video.roi import face_crops, face_matrices
 
@@ -537,18 +538,23 @@ class Separator:
             return skip("the sync expert is not installed")
         config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
         est, n_chunks = run_chunked(fn, x16, None, config, align=True, progress=self.progress)
-        levels = output_levels_db(est, x16)
-        if min(levels) < SILENT_OUTPUT_DB and not strict:
-            return skip(f"the blind model heard one voice (an output {min(levels):+.1f} dB under the input)")
         expert = given if isinstance(given, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", given))
         self._sync_expert = expert  # loaded once
         tracks = [cast("dict[str, np.ndarray]", lm) for _, _, lm in faces]
         n = min(len(lm["lips"]) for lm in tracks)
         mats = np.stack([face_matrices(lm)[:n] for lm in tracks])  # [F, N, 2, 3]: every face cut in one pass
-        order, scores = assign_sources(list(face_crops(iter_grid_frames(Path(video), max_frames=n), mats)), est, expert)
+        crops = list(face_crops(iter_grid_frames(Path(video), max_frames=n), mats))
+        res = assign_over_time(crops, est, expert)
+        turns = [{"start_s": round(first / VIDEO_FPS, 2), "sources": pairing} for first, pairing in res["segments"]]
+        quietest = min(output_levels_db(est, x16))
+        if quietest < SILENT_OUTPUT_DB and len(turns) == 1 and not strict:
+            # one voice all along while two faces are seen: the blind model did not split the talkers
+            return skip(f"the blind model heard one voice (an output {quietest:+.1f} dB under the input)")
         info.update(mode="blind, by lip sync", model=binfo["name"], names=[name for name, _, _ in faces],
-                    assignment={"sources": order, "lse_c": np.round(scores, 4).tolist()})
-        return est[order], n_chunks
+                    assignment={"sources": res["order"], "lse_c": np.round(res["lse_c"], 4).tolist(), "turns": turns})
+        if len(turns) == 1:
+            return est[turns[0]["sources"]], n_chunks
+        return route_sources(est, res["plan"]), n_chunks
 
     def separate(self, audio: np.ndarray, sr: int, video: Any = None) -> np.ndarray:
         """Separate ``audio`` -> float32 [S, T] at ``sr`` (each source at its level in the input, peak <= 1).
@@ -559,8 +565,10 @@ class Separator:
         of feature arrays: one per face) and an audio-visual model, S is the
         number of usable faces, left to right: each face's voice from the
         blind model's outputs by lip sync or from the audio-visual model, as
-        ``assign`` says (``last_info``: "assignment" holds the chosen output of
-        each face and the LSE-C of every face and output, "assign_reason" why
+        ``assign`` says (``last_info``: "assignment" holds the whole clip's
+        choice of output for each face ("sources"), the LSE-C of every face and
+        output, and "turns": [{start_s, sources}] where the pairing changes (talkers
+        who take turns); "assign_reason" why
         "auto" did not assign). Otherwise the blind model's S
         outputs (permutation arbitrary but kept consistent across chunks, or
         the fixed order of a known-speakers model). ``last_info``: mode

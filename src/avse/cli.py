@@ -306,6 +306,9 @@ def _cmd_separate(args: argparse.Namespace) -> None:
         a = res["assignment"]
         print("lip sync (LSE-C of each face with each output): " + "; ".join(
             f"{n} <- source{k} ({', '.join(f'{c:.3f}' for c in row)})" for n, k, row in zip(res["names"], a["sources"], a["lse_c"])))
+        if len(a.get("turns", [])) > 1:
+            print("turns: " + "; ".join(f"from {t['start_s']:.1f} s " + ", ".join(f"{n} <- source{k}" for n, k in zip(res["names"], t["sources"]))
+                                        for t in a["turns"]))
     elif res.get("assign_reason"):
         print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
     print("levels against the input: " + levels_line(res["names"], res["levels_db"]))

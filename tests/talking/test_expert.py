@@ -207,6 +207,76 @@ def test_assign_sources_gives_each_face_its_own_voice(tiny_corpus):
         assign_sources([faces[0][:8]], sources)  # too short for the expert
 
 
+def test_route_sources_cross_fades_where_the_pairing_changes():
+    from avse.talking.expert import route_sources
+
+    n, t = 40, 40 * 640
+    sources = np.stack([np.full(t, 1.0), np.full(t, 2.0)]).astype(np.float32)  # [2, T]
+    plan = np.zeros((n, 2), dtype=int)
+    plan[:, 1] = 1
+    plan[20:] = [1, 0]  # the faces swap outputs at frame 20
+    y = route_sources(sources, plan)
+    assert y.shape == (2, t) and y.dtype == np.float32
+    assert np.allclose(y[0, : 17 * 640], 1.0) and np.allclose(y[0, 23 * 640 :], 2.0)
+    assert np.allclose(y[1, : 17 * 640], 2.0) and np.allclose(y[1, 23 * 640 :], 1.0)
+    fade = y[0, 17 * 640 : 23 * 640]
+    assert np.all(np.diff(fade) >= -1e-6) and 1.0 < fade[len(fade) // 2] < 2.0  # a ramp, not a jump
+    assert np.allclose(y.sum(axis=0), 3.0)  # nothing lost or doubled on the way
+
+
+def test_window_confidence_rejects_a_window_shorter_than_the_search():
+    from avse.talking.expert import window_confidence
+
+    v = F.normalize(torch.randn(60, 8), dim=-1)
+    with pytest.raises(ConfigError):
+        window_confidence(v, v, 0, 15, [0], 10)
+    with pytest.raises(ConfigError):
+        window_confidence(v, v, 16, 15, [0], 50)
+    own = window_confidence(v, v, 0, 15, [0, 10], 50)  # the same embeddings: distance 0 at offset 0
+    assert own.shape == (2,) and np.all(own > 0.5)
+
+
+@shipped
+def test_assign_over_time_follows_talkers_who_take_turns(tiny_corpus):
+    """Two drawn talkers taking turns, both turns in one output as a blind separator leaves them: each face gets
+    that output during its own turn and the quiet one during the other's."""
+    from avse.audio.io import load_audio
+    from avse.data.metadata import load_speech_list, target_speech_list_path
+    from avse.talking.expert import assign_over_time, route_sources
+    from avse.video.io import iter_grid_frames
+    from avse.video.landmarks import read_landmarks
+    from avse.video.roi import face_crops, face_matrices
+
+    items = sorted(load_speech_list(target_speech_list_path(tiny_corpus)), key=lambda e: -e["nsamples"])[:2]
+    faces, voices = [], []
+    for e in items:
+        split, uid = e["dataset"], e["wavfile"]
+        lm = read_landmarks(tiny_corpus / split / "targets_landmarks" / f"{uid}.npz")
+        n = len(lm["lips"])
+        faces.append(face_crops(iter_grid_frames(tiny_corpus / split / "targets_video" / f"{uid}.mp4", max_frames=n),
+                                face_matrices(lm)))
+        v = load_audio(tiny_corpus / split / "targets" / f"{uid}.wav")[0][: n * 640]
+        voices.append(np.pad(v, (0, n * 640 - len(v))))
+    na, nb = len(faces[0]), len(faces[1])
+    assert na + nb >= 100, "the tiny corpus' two longest clips are too short for turns"
+    face_a = np.concatenate([faces[0], np.repeat(faces[0][-1:], nb, axis=0)])  # still while B talks
+    face_b = np.concatenate([np.repeat(faces[1][:1], na, axis=0), faces[1]])
+    talk = np.concatenate(voices)
+    rng = np.random.default_rng(0)
+    sources = np.stack([talk, 1e-3 * rng.standard_normal(len(talk))]).astype(np.float32)  # both turns in output 0
+    res = assign_over_time([face_a, face_b], sources)
+    plan = res["plan"]
+    assert plan.shape == (na + nb, 2) and len(res["segments"]) >= 2, res["segments"]
+    margin = 30  # frames around the change of talker where a 2 s window sees both
+    assert np.mean(plan[: na - margin, 0] == 0) >= 0.9 and np.mean(plan[na + margin :, 1] == 0) >= 0.9, res["segments"]
+    y = route_sources(sources, plan)
+    own_a = np.sum(y[0, : (na - margin) * 640] ** 2) / np.sum(talk[: (na - margin) * 640] ** 2)
+    own_b = np.sum(y[1, (na + margin) * 640 :] ** 2) / np.sum(talk[(na + margin) * 640 :] ** 2)
+    assert own_a > 0.8 and own_b > 0.8  # each face has its own turn's speech
+    short = assign_over_time([faces[0][:60], faces[1][:60]], sources[:, : 60 * 640])  # under window + hop: one pairing
+    assert len(short["segments"]) == 1 and (short["plan"] == short["order"]).all()
+
+
 @shipped
 @pytest.mark.skipif(not TEST_CACHE.is_dir(), reason="no face cache (data/talk_faces/test)")
 def test_shipped_expert_on_cached_test_clips():

@@ -394,6 +394,132 @@ def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExp
     return best_assignment(scores), scores
 
 
+#: frames in one window of ``assign_over_time`` (2 s at 25 fps) and the hop between windows (1 s)
+ASSIGN_WINDOW = 50
+ASSIGN_HOP = 25
+#: what a change of assignment between two windows costs in ``assign_over_time``, in units of summed window
+#: LSE-C. Measured with the shipped expert on the real dev clips (``bench/bench_assign.py --calibrate``): a face
+#: with another clip's speech scores a 2 s window at most about this much above its own (see the README)
+SWITCH_COST = 0.05
+
+
+def window_confidence(v: Tensor, a: Tensor, offset: int, max_offset: int, starts: list[int], width: int) -> np.ndarray:
+    """Windowed LSE-C at a fixed offset: per-frame embeddings v [N, D] (video), a [N, D] (audio), window
+    starts [W] (frames) of ``width`` frames -> float64 [W]. For each window, the median over offsets
+    -max_offset..max_offset of the window's mean distance minus its mean distance at ``offset`` (the
+    clip's A/V offset, found on the whole clip: a 2 s window is too short to search for it)."""
+    n = v.shape[0]
+    if a.shape != v.shape or not -max_offset <= offset <= max_offset or width <= max_offset:
+        raise ConfigError(f"window_confidence: v {tuple(v.shape)}, a {tuple(a.shape)}, offset {offset}, "
+                          f"max_offset {max_offset}, width {width}")
+    vv, aa = v.double(), a.double()
+    d = torch.full((2 * max_offset + 1, n), float("nan"), dtype=torch.float64)
+    for k, o in enumerate(range(-max_offset, max_offset + 1)):
+        t0, t1 = max(0, -o), min(n, n - o)
+        if t1 > t0:
+            d[k, t0:t1] = (vv[t0:t1] - aa[t0 + o : t1 + o]).norm(dim=-1)
+    dn = d.numpy()
+    out = np.empty(len(starts))
+    for i, s in enumerate(starts):
+        with np.errstate(invalid="ignore"):
+            m = np.nanmean(dn[:, s : s + width], axis=1)  # [2 max_offset + 1]
+        out[i] = np.nanmedian(m) - m[offset + max_offset]
+    return out
+
+
+def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None = None,
+                     max_offset: int = 15, window: int = ASSIGN_WINDOW, hop: int = ASSIGN_HOP,
+                     switch_cost: float = SWITCH_COST) -> dict[str, Any]:
+    """Which separated voice belongs to which face, window by window: for talkers who take turns.
+
+    A blind separator does not keep a talker in one output when talkers take turns: it may put
+    both turns in the same output. So the pairing of faces and outputs is chosen per 2 s window
+    (``window`` frames every ``hop``) by the windowed LSE-C of each face and output
+    (``window_confidence`` at the face's A/V offset, found against the sum of the outputs), and a
+    Viterbi path over the windows picks the sequence of one-to-one pairings with the largest sum
+    of scores, each change costing ``switch_cost``. Talkers who overlap all along keep one pairing.
+
+    faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``),
+    on the timeline of ``sources``: float [S, T] at 16 kHz (S >= F). Returns dict(
+    order: the whole clip's pairing [F] (``assign_sources``), lse_c: float64 [F, S] (the whole
+    clip's), plan: int [N, F] (the source of each face at each frame), segments: list of
+    (first frame, pairing [F]) where the pairing changes, window_scores: float64 [W, F, S]).
+    Clips shorter than ``window + hop`` frames keep the whole clip's pairing.
+    """
+    from itertools import permutations
+
+    src = np.asarray(sources, dtype=np.float32)
+    if src.ndim != 2 or not faces or len(faces) > src.shape[0]:
+        raise ConfigError(f"assign_over_time needs sources [S, T] and 1..S face clips, got {src.shape} and {len(faces)} faces")
+    expert = SyncExpert.from_pretrained() if expert is None else expert
+    n = min(len(f) for f in faces)
+    if n < 10:
+        raise ConfigError(f"the sync expert needs at least 10 frames, got {n}")
+    max_offset = int(min(max_offset, n - 5))
+    heard = [audio_embeddings(expert, s, n) for s in src]
+    mixture = audio_embeddings(expert, src.sum(axis=0), n)
+    seen = [video_embeddings(expert, f[:n]) for f in faces]
+    whole = np.array([[lse_from_embeddings(v, a, max_offset)["lse_c"] for a in heard] for v in seen])
+    order = best_assignment(whole)
+    f_n, s_n = len(faces), src.shape[0]
+    if n < window + hop or window <= max_offset:
+        return {"order": order, "lse_c": whole, "plan": np.tile(np.array(order), (n, 1)),
+                "segments": [(0, order)], "window_scores": whole[None]}
+    starts = list(range(0, n - window + 1, hop))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    scores = np.zeros((len(starts), f_n, s_n))
+    for i, v in enumerate(seen):
+        offset = lse_from_embeddings(v, mixture, max_offset)["offset_frames"]
+        for j, a in enumerate(heard):
+            scores[:, i, j] = window_confidence(v, a, offset, max_offset, starts, window)
+    states = list(permutations(range(s_n), f_n))
+    gain = np.array([[sum(sc[i, p[i]] for i in range(f_n)) for p in states] for sc in scores])  # [W, P]
+    total, back = gain[0].copy(), np.zeros(gain.shape, dtype=int)
+    for w in range(1, len(starts)):
+        stay = total[:, None] - switch_cost * (1 - np.eye(len(states)))  # [from, to]
+        back[w] = stay.argmax(axis=0)
+        total = stay.max(axis=0) + gain[w]
+    path = [int(total.argmax())]
+    for w in range(len(starts) - 1, 0, -1):
+        path.append(int(back[w, path[-1]]))
+    path.reverse()
+    plan = np.empty((n, f_n), dtype=int)
+    segments: list[tuple[int, list[int]]] = []
+    for w, k in enumerate(path):
+        first = 0 if w == 0 else (starts[w - 1] + starts[w] + window) // 2  # midway between the windows' centres
+        plan[first:] = states[k]
+        if not segments or segments[-1][1] != list(states[k]):
+            segments.append((first, list(states[k])))
+    return {"order": order, "lse_c": whole, "plan": plan, "segments": segments, "window_scores": scores}
+
+
+def route_sources(sources: np.ndarray, plan: np.ndarray, fade_frames: int = 5) -> np.ndarray:
+    """Each face's voice from ``assign_over_time``'s plan: sources [S, T] at 16 kHz and plan int [N, F] -> [F, T].
+
+    At frame t face f gets source plan[t, f]; where the plan changes, the two sources cross-fade
+    over ``fade_frames`` frames (0.2 s). Samples after the last frame follow its pairing."""
+    src = np.asarray(sources, dtype=np.float32)
+    n, f_n = plan.shape
+    t_n = src.shape[1]
+    weights = np.zeros((f_n, src.shape[0], n), dtype=np.float32)
+    for f in range(f_n):
+        weights[f, plan[:, f], np.arange(n)] = 1.0
+    if fade_frames > 1:
+        k = np.ones(fade_frames, dtype=np.float32) / fade_frames
+        pad = fade_frames // 2
+        padded = np.pad(weights, ((0, 0), (0, 0), (pad, fade_frames - 1 - pad)), mode="edge")
+        weights = np.apply_along_axis(lambda x: np.convolve(x, k, mode="valid"), 2, padded)
+    centres = (np.arange(n) + 0.5) * SAMPLES_PER_FRAME
+    t = np.arange(t_n)
+    out = np.zeros((f_n, t_n), dtype=np.float32)
+    for f in range(f_n):
+        for s in range(src.shape[0]):
+            w = np.interp(t, centres, weights[f, s])
+            out[f] += w.astype(np.float32) * src[s]
+    return out
+
+
 def best_assignment(scores: np.ndarray) -> list[int]:
     """Scores [F, S] (F <= S; higher: face f and output s agree better) -> the one-to-one choice of an output
     for each face with the largest sum of scores [F] (every choice tried: F and S are a few)."""
@@ -413,6 +539,7 @@ def train_expert(config: dict[str, Any], out: str | Path, resume: bool = False, 
 __all__ = [
     "train_expert",
     "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources", "best_assignment",
+    "ASSIGN_WINDOW", "ASSIGN_HOP", "SWITCH_COST", "window_confidence", "assign_over_time", "route_sources",
     "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
     "video_embeddings", "audio_embeddings",
     "sync_loss", "offset_distances", "lse", "lse_from_embeddings",

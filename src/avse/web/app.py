@@ -113,6 +113,9 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
         a = res.facts["assignment"]
         given = ", ".join(f"{o.name} <- output {k} (LSE-C {row[k]:.3f})" for o, k, row in zip(res.outputs, a["sources"], a["lse_c"]))
         lines.append(f"**Mode:** blind model `{res.model}`, its voices given to the faces by lip sync: {given}")
+        if len(a.get("turns", [])) > 1:
+            lines.append(f"**Turns:** the pairing changes {len(a['turns']) - 1} time(s), at "
+                         + ", ".join(f"{t['start_s']:.1f} s" for t in a["turns"][1:]))
     else:
         why = f": {res.reason}" if res.reason else ""
         lines.append(f"**Mode:** {res.mode.upper()} with model `{res.model}`{why}")
