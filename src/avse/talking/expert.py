@@ -437,14 +437,15 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     (``window`` frames every ``hop``) by the windowed LSE-C of each face and output
     (``window_confidence`` at the face's A/V offset, found against the sum of the outputs), and a
     Viterbi path over the windows picks the sequence of one-to-one pairings with the largest sum
-    of scores, each change costing ``switch_cost``. Talkers who overlap all along keep one pairing.
+    of scores, each change costing ``switch_cost``. Where the path never changes, the pairing is the
+    whole clip's (``assign_sources``: each face and output at its own best offset), as it is for
+    clips shorter than ``window + hop`` frames. Talkers who overlap all along keep one pairing.
 
     faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``),
     on the timeline of ``sources``: float [S, T] at 16 kHz (S >= F). Returns dict(
     order: the whole clip's pairing [F] (``assign_sources``), lse_c: float64 [F, S] (the whole
     clip's), plan: int [N, F] (the source of each face at each frame), segments: list of
     (first frame, pairing [F]) where the pairing changes, window_scores: float64 [W, F, S]).
-    Clips shorter than ``window + hop`` frames keep the whole clip's pairing.
     """
     from itertools import permutations
 
@@ -484,6 +485,9 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     for w in range(len(starts) - 1, 0, -1):
         path.append(int(back[w, path[-1]]))
     path.reverse()
+    if len(set(path)) == 1:  # one pairing all along: judged on the whole clip, each pair at its own best offset
+        return {"order": order, "lse_c": whole, "plan": np.tile(np.array(order), (n, 1)),
+                "segments": [(0, order)], "window_scores": scores}
     plan = np.empty((n, f_n), dtype=int)
     segments: list[tuple[int, list[int]]] = []
     for w, k in enumerate(path):
