@@ -288,18 +288,12 @@ def test_separate_gives_two_real_faces_their_voices_by_lip_sync(tmp_path, capsys
         assert si_sdr(y[:m], own[:m]) > si_sdr(y[:m], other[:m]) + 10.0  # and not the other face's
 
 
-@pytest.mark.slow
-def test_separate_gives_real_faces_their_own_turns(tmp_path, capsys):
-    """Two real GRID talkers side by side taking turns (each face still while the other talks): each face's output
-    holds its own turn and little of the other's."""
-    from avse.api import PRETRAINED_DIR
-    from avse.audio.io import load_audio
-    from avse.evaluation.metrics import si_sdr
+def _turns(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """Two real GRID talkers side by side taking turns, each face still while the other talks -> (video, each face's
+    own voice: its turn, then silence [T])."""
     from avse.video.io import read_video, write_video
     from avse.video.shift import video_audio
 
-    if not (PRETRAINED_DIR / "separate.avse.pt").is_file():
-        pytest.skip("no shipped separate model")
     clip, other = _grid_clip(), sorted(REAL_GRID.glob("*.mpg"))[-1]
     a, b = read_video(clip, with_audio=False).frames, read_video(other, with_audio=False).frames
     na, nb = len(a), len(b)
@@ -311,14 +305,54 @@ def test_separate_gives_real_faces_their_own_turns(tmp_path, capsys):
     video = tmp_path / "turns.mp4"
     own = {"face0": np.concatenate([first, 0 * second]) * 0.45, "face1": np.concatenate([0 * first, second]) * 0.45}
     write_video(video, np.concatenate([left, right], axis=2), audio=own["face0"] + own["face1"], preset="ultrafast")
+    return video, own
+
+
+@pytest.mark.slow
+def test_separate_gives_real_faces_their_own_turns(tmp_path, capsys):
+    """Two real talkers taking turns: with the shipped models each face's output holds its own turn."""
+    from avse.api import PRETRAINED_DIR
+    from avse.audio.io import load_audio
+    from avse.evaluation.metrics import si_sdr
+
+    if not (PRETRAINED_DIR / "separate.avse.pt").is_file():
+        pytest.skip("no shipped separate model")
+    video, own = _turns(tmp_path)
     assert main(["separate", str(video), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "blind, by lip sync" in out
+    assert "blind, by lip sync" in capsys.readouterr().out
     mix = own["face0"] + own["face1"]
     for name in ("face0", "face1"):
         y = load_audio(tmp_path / "sep" / f"{name}.wav", sample_rate=16000)[0]
         m = min(len(y), len(mix))
         assert si_sdr(y[:m], own[name][:m]) > si_sdr(mix[:m], own[name][:m]) + 3.0, name
+
+
+@pytest.mark.slow
+def test_separate_follows_turns_when_the_blind_model_keeps_both_in_one_output(tmp_path):
+    """A blind model that puts both turns in its first output (as the shipped one often does): the pairing changes
+    with the turn, so each real face gets the output during its own turn and the quiet one during the other's."""
+    import torch
+
+    from avse.api import Separator
+    from avse.evaluation.metrics import si_sdr
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class BothInOne(ConvTasNet):
+        def forward(self, mixture):  # [B, T] -> [B, 2, T]: all of it, and a trace
+            return torch.stack([0.999 * mixture, 0.001 * mixture], 1)
+
+    video, own = _turns(tmp_path)
+    blind = BothInOne(TasNetConfig(n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1,
+                                   n_sources=2, output="consistent"))
+    mix = own["face0"] + own["face1"]
+    sep = Separator(blind, av="av")
+    y = sep.separate(mix, 16000, video=video)
+    turns = sep.last_info["assignment"]["turns"]
+    assert sep.last_info["mode"] == "blind, by lip sync" and len(turns) == 2, turns
+    assert turns[0]["sources"] == [0, 1] and turns[1]["sources"] == [1, 0] and 2.0 < turns[1]["start_s"] < 4.5, turns
+    for k, name in enumerate(("face0", "face1")):
+        m = min(y.shape[1], len(mix))
+        assert si_sdr(y[k, :m], own[name][:m]) > si_sdr(mix[:m], own[name][:m]) + 10.0, name
 
 
 @pytest.mark.slow

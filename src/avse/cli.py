@@ -304,11 +304,14 @@ def _cmd_separate(args: argparse.Namespace) -> None:
           f"{res['model']!r}{why}: {', '.join(res['names'])}")
     if "assignment" in res:
         a = res["assignment"]
-        print("lip sync (LSE-C of each face with each output): " + "; ".join(
-            f"{n} <- source{k} ({', '.join(f'{c:.3f}' for c in row)})" for n, k, row in zip(res["names"], a["sources"], a["lse_c"])))
-        if len(a.get("turns", [])) > 1:
+        if len(a.get("turns", [])) > 1:  # the pairing changes: the whole clip's is not what was written
+            print("lip sync (LSE-C of each face with each output, whole clip): " + "; ".join(
+                f"{n} ({', '.join(f'{c:.3f}' for c in row)})" for n, row in zip(res["names"], a["lse_c"])))
             print("turns: " + "; ".join(f"from {t['start_s']:.1f} s " + ", ".join(f"{n} <- source{k}" for n, k in zip(res["names"], t["sources"]))
                                         for t in a["turns"]))
+        else:
+            print("lip sync (LSE-C of each face with each output): " + "; ".join(
+                f"{n} <- source{k} ({', '.join(f'{c:.3f}' for c in row)})" for n, k, row in zip(res["names"], a["sources"], a["lse_c"])))
     elif res.get("assign_reason"):
         print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
     print("levels against the input: " + levels_line(res["names"], res["levels_db"]))
@@ -516,9 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--model", default="separate", help="blind separation model: a shipped name or a checkpoint path (default: %(default)s)")
     se.add_argument("--av-model", default="av", help="audio-visual model run once per face; 'none' to ignore faces (default: %(default)s)")
     se.add_argument("--assign", choices=ASSIGN_MODES, default="auto",
-                    help="how faces get their voices: the blind model's outputs by lip sync (sync), the audio-visual "
-                         "model once per face (av), or sync when two or more faces are seen and both outputs hold "
-                         "a voice (auto, the default)")
+                    help="how faces get their voices: the blind model's outputs by lip sync, window by window so "
+                         "talkers who take turns keep their turns (sync), the audio-visual model once per face (av), or "
+                         "sync when two or more faces are seen and the outputs hold two voices (auto, the default)")
     se.add_argument("--chunk", type=_positive_seconds, metavar="SECONDS", help="chunk length for long inputs (default: 10)")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
     se.set_defaults(func=_cmd_separate)

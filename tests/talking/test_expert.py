@@ -222,6 +222,12 @@ def test_route_sources_cross_fades_where_the_pairing_changes():
     fade = y[0, 17 * 640 : 23 * 640]
     assert np.all(np.diff(fade) >= -1e-6) and 1.0 < fade[len(fade) // 2] < 2.0  # a ramp, not a jump
     assert np.allclose(y.sum(axis=0), 3.0)  # nothing lost or doubled on the way
+    for extra in (-1000, 1000):  # sources shorter or longer than the frames: the ends keep the nearest frame's pairing
+        z = route_sources(sources[:, : t + extra] if extra < 0 else np.pad(sources, ((0, 0), (0, extra)), mode="edge"), plan)
+        assert z.shape == (2, t + extra) and np.allclose(z[0, -500:], 2.0) and np.allclose(z[0, :500], 1.0)
+    three = np.concatenate([sources, np.full((1, t), 5.0, dtype=np.float32)])  # one face, three outputs
+    one = route_sources(three, np.where(np.arange(n) < 20, 2, 0)[:, None])
+    assert one.shape == (1, t) and np.allclose(one[0, :640], 5.0) and np.allclose(one[0, -640:], 1.0)
 
 
 def test_window_confidence_rejects_a_window_shorter_than_the_search():
@@ -273,8 +279,12 @@ def test_assign_over_time_follows_talkers_who_take_turns(tiny_corpus):
     own_a = np.sum(y[0, : (na - margin) * 640] ** 2) / np.sum(talk[: (na - margin) * 640] ** 2)
     own_b = np.sum(y[1, (na + margin) * 640 :] ** 2) / np.sum(talk[(na + margin) * 640 :] ** 2)
     assert own_a > 0.8 and own_b > 0.8  # each face has its own turn's speech
-    short = assign_over_time([faces[0][:60], faces[1][:60]], sources[:, : 60 * 640])  # under window + hop: one pairing
-    assert len(short["segments"]) == 1 and (short["plan"] == short["order"]).all()
+    # one talker and a listener who never speaks: the talker keeps the voice all along
+    listener = np.repeat(faces[1][:1], na, axis=0)
+    alone = assign_over_time([faces[0], listener], np.stack([voices[0], 1e-3 * rng.standard_normal(na * 640)]).astype(np.float32))
+    assert len(alone["segments"]) == 1 and alone["order"] == [0, 1], alone["segments"]
+    short = assign_over_time([faces[0][:60], faces[1][:60]], sources[:, : 60 * 640])  # under window + hop: no windows
+    assert len(short["segments"]) == 1 and short["window_scores"].shape == (0, 2, 2)
 
 
 @shipped

@@ -625,4 +625,6 @@ def test_facts_say_which_output_each_face_got_by_lip_sync(tmp_path):
     assert "given to the faces by lip sync: face0 <- output 1 (LSE-C 0.050), face1 <- output 0 (LSE-C 0.060)" in text
     assert "Turns" not in text
     res.facts["assignment"]["turns"] = [{"start_s": 0.0, "sources": [1, 0]}, {"start_s": 3.2, "sources": [0, 1]}]
-    assert "the pairing changes 1 time(s), at 3.2 s" in facts_markdown(res, Analysis(video=True, seconds=1.0))
+    text = facts_markdown(res, Analysis(video=True, seconds=1.0))
+    assert "turn by turn" in text and "face0 <- output 1 (LSE-C" not in text
+    assert "the pairing changes 1 time(s): from 0.0 s face0 <- output 1, face1 <- output 0; from 3.2 s face0 <- output 0" in text

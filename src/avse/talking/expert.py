@@ -401,7 +401,7 @@ ASSIGN_HOP = 25
 #: about what a face scores with another clip's speech in 1 window of 20. Measured with the shipped expert on the
 #: real dev clips (``bench/bench_assign.py``, its ``window_calibration``): 2 s windows of a face with another
 #: clip's speech score a median -0.002 and a 95th percentile 0.048; with its own speech a median 0.056, higher
-#: than with the other speech in 94 % of windows
+#: than with the other speech in 93 % of windows
 SWITCH_COST = 0.05
 
 
@@ -447,7 +447,8 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     on the timeline of ``sources``: float [S, T] at 16 kHz (S >= F). Returns dict(
     order: the whole clip's pairing [F] (``assign_sources``), lse_c: float64 [F, S] (the whole
     clip's), plan: int [N, F] (the source of each face at each frame), segments: list of
-    (first frame, pairing [F]) where the pairing changes, window_scores: float64 [W, F, S]).
+    (first frame, pairing [F]) where the pairing changes, window_scores: float64 [W, F, S], W = 0
+    for a clip too short for windows). ``window`` must exceed ``max_offset`` (ConfigError).
     """
     from itertools import permutations
 
@@ -465,9 +466,9 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     whole = np.array([[lse_from_embeddings(v, a, max_offset)["lse_c"] for a in heard] for v in seen])
     order = best_assignment(whole)
     f_n, s_n = len(faces), src.shape[0]
-    if n < window + hop or window <= max_offset:
+    if n < window + hop:
         return {"order": order, "lse_c": whole, "plan": np.tile(np.array(order), (n, 1)),
-                "segments": [(0, order)], "window_scores": whole[None]}
+                "segments": [(0, order)], "window_scores": np.zeros((0, f_n, s_n))}
     starts = list(range(0, n - window + 1, hop))
     if starts[-1] + window < n:
         starts.append(n - window)
@@ -476,6 +477,8 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
         offset = lse_from_embeddings(v, mixture, max_offset)["offset_frames"]
         for j, a in enumerate(heard):
             scores[:, i, j] = window_confidence(v, a, offset, max_offset, starts, window)
+    if not np.isfinite(scores).all():
+        raise ConfigError("assign_over_time: the sync expert gave non-finite scores (a non-finite output or face)")
     states = list(permutations(range(s_n), f_n))
     gain = np.array([[sum(sc[i, p[i]] for i in range(f_n)) for p in states] for sc in scores])  # [W, P]
     total, back = gain[0].copy(), np.zeros(gain.shape, dtype=int)

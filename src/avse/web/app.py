@@ -111,11 +111,15 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
             lines.append(f"**Mode:** audio-visual with model `{res.model}`, the lips of track {res.facts.get('track')} ({rule})")
     elif "assignment" in res.facts:
         a = res.facts["assignment"]
-        given = ", ".join(f"{o.name} <- output {k} (LSE-C {row[k]:.3f})" for o, k, row in zip(res.outputs, a["sources"], a["lse_c"]))
-        lines.append(f"**Mode:** blind model `{res.model}`, its voices given to the faces by lip sync: {given}")
-        if len(a.get("turns", [])) > 1:
-            lines.append(f"**Turns:** the pairing changes {len(a['turns']) - 1} time(s), at "
-                         + ", ".join(f"{t['start_s']:.1f} s" for t in a["turns"][1:]))
+        turns = a.get("turns", [])
+        if len(turns) > 1:  # the pairing changes: say each turn's, not the whole clip's
+            lines.append(f"**Mode:** blind model `{res.model}`, its voices given to the faces by lip sync, turn by turn")
+            lines.append(f"**Turns:** the pairing changes {len(turns) - 1} time(s): " + "; ".join(
+                f"from {t['start_s']:.1f} s " + ", ".join(f"{o.name} <- output {k}" for o, k in zip(res.outputs, t["sources"]))
+                for t in turns))
+        else:
+            given = ", ".join(f"{o.name} <- output {k} (LSE-C {row[k]:.3f})" for o, k, row in zip(res.outputs, a["sources"], a["lse_c"]))
+            lines.append(f"**Mode:** blind model `{res.model}`, its voices given to the faces by lip sync: {given}")
     else:
         why = f": {res.reason}" if res.reason else ""
         lines.append(f"**Mode:** {res.mode.upper()} with model `{res.model}`{why}")
