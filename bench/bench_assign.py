@@ -14,8 +14,9 @@ other talks. For the target's face, its voice by:
   the whole clip by the sync expert's LSE-C (``avse.talking.expert.assign_sources``);
 - ``blind, over time``: the same outputs given window by window
   (``avse.talking.expert.assign_over_time``; ``--assign sync``);
-- ``auto``: what ``avse separate`` does by default: over time, unless an output of the blind
-  model is near silent and the pairing never changes (then ``av per face``);
+- ``auto``: what ``avse separate`` does by default: over time, unless the blind model missed a
+  talker (``avse.talking.expert.missed_talker``: an output near silent, the pairing never
+  changes, and the face given that output speaks; then ``av per face``);
 - ``blind, by Light-ASD`` (with ``--light-asd``, mixtures only): the outputs given by
   Light-ASD's mean "speaking" logit instead (``avse.models.light_asd``, the user's checkpoint);
 - ``blind, oracle`` (mixtures only): the better output, the ceiling of a whole-clip assignment.
@@ -23,7 +24,9 @@ other talks. For the target's face, its voice by:
 SI-SDRi of the target's voice (in turns: the target's turn, then silence) with 95 % intervals
 per condition, and how often an assignment chose the better output. It also measures what a
 2 s window of lip sync tells (``window_calibration``: the windowed LSE-C of each face with its
-own speech and with another clip's, the basis of ``avse.talking.expert.SWITCH_COST``).
+own speech and with another clip's, the basis of ``avse.talking.expert.SWITCH_COST``), and
+what a listener gets (``one_talker``: each clip alone, the other face held still beside it:
+the talker's output SI-SDR, the listener's output level, how often the pairing changed).
 Writes bench/results/NAME.json and NAME.png.
 """
 
@@ -64,10 +67,10 @@ def main() -> None:
     from bench_sync_expert import real_clips
     from tqdm import tqdm
 
-    from avse.api import SILENT_OUTPUT_DB, Enhancer, Separator, output_levels_db
+    from avse.api import Enhancer, Separator, output_levels_db
     from avse.evaluation.metrics import si_sdr
     from avse.evaluation.run import mean_ci
-    from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, route_sources
+    from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, missed_talker, route_sources
 
     torch.set_num_threads(2)
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
@@ -105,7 +108,7 @@ def main() -> None:
                "blind_si_sdri": [round(x - base, 3) for x in sdr], "better": int(np.argmax(sdr))}
         est = {"av per face": av.enhance(mixture, SR, video=lips), "blind, whole clip": outs[res["order"][0]],
                "blind, over time": over_time}
-        silent = min(output_levels_db(outs, mixture)) < SILENT_OUTPUT_DB and len(res["segments"]) == 1
+        silent = missed_talker(output_levels_db(outs, mixture), res) is not None
         est["auto"] = est["av per face"] if silent else over_time
         row["chosen"] = {"blind, whole clip": res["order"][0]}
         if snr != TURNS:
@@ -132,13 +135,16 @@ def main() -> None:
                 s[m]["chose_better"] = round(float(np.mean([r["chosen"][m] == r["better"] for r in rs])), 3)
         s["auto"]["used_av"] = int(sum(r["one_voice"] for r in rs))
         s["blind, over time"]["changed_pairing"] = int(sum(len(r["turns"]) > 1 for r in rs))
+    one = one_talker(clips, crops, pair, blind, av, expert)
     result = {"clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
-              "summary": summary, "window_calibration": window_calibration(clips, crops, pair, expert), "rows": rows}
+              "summary": summary, "one_talker": one["summary"], "window_calibration": window_calibration(clips, crops, pair, expert),
+              "rows": rows, "one_talker_rows": one["rows"]}
     save(args.name, result)
     plot(summary, mixed_methods, RESULTS / f"{args.name}.png")
     for snr, s in summary.items():
         print(snr, "  ".join(f"{m}: {v['si_sdri']:+.2f} ± {v['ci95']:.2f}" + (f" ({v['chose_better']:.0%})" if "chose_better" in v else "")
                              for m, v in s.items()))
+    print("one talker, the other face listening:", result["one_talker"])
     print("windowed LSE-C (2 s):", result["window_calibration"])
 
 
@@ -161,6 +167,39 @@ def turns(c, o, faces_c: np.ndarray, faces_o: np.ndarray) -> tuple:
     feats = br.fit(c.features, na)
     lips = np.concatenate([feats, np.repeat(feats[-1:], nb, axis=0)])
     return mixture, ref, [face_c, face_o], lips
+
+
+def one_talker(clips, crops, pair, blind, av, expert) -> dict:
+    """Each real clip alone (clean), its face beside another clip's face held still (a listener): what each face
+    gets. Per method (``av per face``, ``blind, over time``, ``auto``): the talker's output SI-SDR against the clean
+    clip, the listener's output level against the input (dB; lower is better), and how often the pairing changed."""
+    import bench_real as br
+
+    from avse.api import output_levels_db
+    from avse.evaluation.metrics import si_sdr
+    from avse.talking.expert import assign_over_time, missed_talker, route_sources
+
+    rows = []
+    for i, c in enumerate(clips):
+        x = br.fit(c.audio, len(crops[i]) * SAMPLES_PER_FRAME)
+        faces = [crops[i], np.repeat(crops[pair[i]][:1], len(crops[i]), axis=0)]
+        outs = blind.separate(x, SR)
+        res = assign_over_time(faces, outs, expert)
+        over_time = route_sources(outs, res["plan"]) if len(res["segments"]) > 1 else outs[res["segments"][0][1]]
+        still = np.repeat(c.features[-1:], len(c.features), axis=0)  # the listener's lips: one frame held
+        per_face = np.stack([av.enhance(x, SR, video=c.features), av.enhance(x, SR, video=still)])
+        silent = missed_talker(output_levels_db(outs, x), res) is not None
+        est = {"av per face": per_face, "blind, over time": over_time, "auto": per_face if silent else over_time}
+        rows.append({"target": c.name, "changed_pairing": len(res["segments"]) > 1, "used_av": bool(silent),
+                     **{m: {"talker_si_sdr": round(si_sdr(br.fit(y[0], len(x)), x), 2),
+                            "listener_db": round(output_levels_db(y[1:2], x)[0], 1)} for m, y in est.items()}})
+    summary = {m: {"talker_si_sdr_mean": round(float(np.mean([r[m]["talker_si_sdr"] for r in rows])), 2),
+                   "listener_db_median": round(float(np.median([r[m]["listener_db"] for r in rows])), 1),
+                   "listener_under_-20_db": int(sum(r[m]["listener_db"] < -20 for r in rows))}
+               for m in ("av per face", "blind, over time", "auto")}
+    summary["changed_pairing"] = int(sum(r["changed_pairing"] for r in rows))
+    summary["auto_used_av"] = int(sum(r["used_av"] for r in rows))
+    return {"summary": summary, "rows": rows}
 
 
 def window_calibration(clips, crops, pair, expert) -> dict:

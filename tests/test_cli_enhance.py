@@ -356,21 +356,38 @@ def test_separate_follows_turns_when_the_blind_model_keeps_both_in_one_output(tm
 
 
 @pytest.mark.slow
-def test_separate_by_faces_when_the_blind_model_hears_one_voice(tmp_path):
-    """A blind model that leaves one output near silent heard one voice: "auto" runs the audio-visual model per face."""
+def test_separate_one_voice_goes_to_the_talker_and_silence_to_the_listener(tmp_path, monkeypatch):
+    """A blind model that hears one voice, on a real talker beside a listener (a face held still): the talker gets
+    the voice and the listener the near-silent output. Where the face left with that output does speak
+    (``missed_talker``), "auto" runs the audio-visual model per face instead."""
     import torch
 
-    from avse.api import Separator
+    import avse.talking.expert as expert_mod
+    from avse.api import SILENT_OUTPUT_DB, Separator, output_levels_db
+    from avse.evaluation.metrics import si_sdr
     from avse.models.tasnet import ConvTasNet, TasNetConfig
+    from avse.video.io import read_video, write_video
+    from avse.video.shift import video_audio
 
     class OneVoice(ConvTasNet):
         def forward(self, mixture):  # [B, T] -> [B, 2, T]: all of it, and a trace
             return torch.stack([0.999 * mixture, 0.001 * mixture], 1)
 
-    video, left, right = _side_by_side(tmp_path)
+    clip, other = _grid_clip(), sorted(REAL_GRID.glob("*.mpg"))[-1]
+    a, b = read_video(clip, with_audio=False).frames, read_video(other, with_audio=False).frames
+    n = min(len(a), len(b))
+    voice = 0.5 * video_audio(clip)[: n * 640]
+    video = tmp_path / "listener.mp4"
+    write_video(video, np.concatenate([a[:n], np.repeat(b[:1], n, axis=0)], axis=2), audio=voice, preset="ultrafast")
     blind = OneVoice(TasNetConfig(n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1,
                                   n_sources=2, output="consistent"))
     sep = Separator(blind, av="av")
-    y = sep.separate(left + right, 16000, video=video)
+    y = sep.separate(voice, 16000, video=video)
+    assert sep.last_info["mode"] == "blind, by lip sync" and sep.last_info["assignment"]["sources"] == [0, 1]
+    m = min(y.shape[1], len(voice))
+    assert si_sdr(y[0, :m], voice[:m]) > 20.0
+    assert output_levels_db(y[1:2], voice)[0] < SILENT_OUTPUT_DB  # the listener: near silent, not the talker's voice
+    monkeypatch.setattr(expert_mod, "missed_talker", lambda levels, res: "face 1 speaks in another output")
+    y = sep.separate(voice, 16000, video=video)
     assert y.shape[0] == 2 and sep.last_info["mode"] == "audio-visual"
-    assert "heard one voice" in sep.last_info["assign_reason"]
+    assert sep.last_info["assign_reason"] == "face 1 speaks in another output"

@@ -436,8 +436,9 @@ class Separator:
     face the output its lips agree with best (the sync expert's LSE-C,
     ``avse.talking.expert.assign_over_time``: window by window, so talkers who take turns
     keep their own turns); ``"auto"`` (the default) is "sync" when two or more faces are
-    usable, the blind model has at least as many outputs and, unless the pairing changes
-    over time, none of them is near silent (one voice, not two), else "av". ``sync_expert``: the expert "sync"
+    usable, the blind model has at least as many outputs and it did not miss a talker
+    (``avse.talking.expert.missed_talker``: an output near silent, though the face given it
+    speaks), else "av". ``sync_expert``: the expert "sync"
     uses (a SyncExpert, or its checkpoint path; None: the shipped one).
     """
 
@@ -512,7 +513,7 @@ class Separator:
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
         """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
         ``info["assign_reason"]``) when ``assign`` "auto" finds it does not apply. Fills ``info`` as ``separate`` says."""
-        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_over_time, route_sources
+        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_over_time, missed_talker, route_sources
         from avse.video.io import iter_grid_frames
         from avse.video.roi import face_crops, face_matrices
 
@@ -546,10 +547,9 @@ class Separator:
         crops = list(face_crops(iter_grid_frames(Path(video), max_frames=n), mats))
         res = assign_over_time(crops, est, expert)
         turns = [{"start_s": round(first / VIDEO_FPS, 2), "sources": pairing} for first, pairing in res["segments"]]
-        quietest = min(output_levels_db(est, x16))
-        if quietest < SILENT_OUTPUT_DB and len(turns) == 1 and not strict:
-            # one voice all along while two faces are seen: the blind model did not split the talkers
-            return skip(f"the blind model heard one voice (an output {quietest:+.1f} dB under the input)")
+        missed = missed_talker(output_levels_db(est, x16), res)
+        if missed is not None and not strict:
+            return skip(missed)
         info.update(mode="blind, by lip sync", model=binfo["name"], names=[name for name, _, _ in faces],
                     assignment={"sources": res["order"], "lse_c": np.round(res["lse_c"], 4).tolist(), "turns": turns})
         if len(turns) == 1:

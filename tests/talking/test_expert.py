@@ -230,6 +230,21 @@ def test_route_sources_cross_fades_where_the_pairing_changes():
     assert one.shape == (1, t) and np.allclose(one[0, :640], 5.0) and np.allclose(one[0, -640:], 1.0)
 
 
+def test_missed_talker_only_when_the_face_left_with_silence_speaks():
+    from avse.talking.expert import RELIABLE_LSE_C, missed_talker
+
+    def result(lse_c, segments=((0, [0, 1]),)):
+        return {"order": [0, 1], "lse_c": np.array(lse_c), "segments": list(segments)}
+
+    listener = result([[0.10, 0.01], [0.01, 0.00]])  # face 1 (given output 1) scores nothing anywhere: it listens
+    assert missed_talker([-1.0, -45.0], listener) is None
+    talking = result([[0.10, 0.01], [RELIABLE_LSE_C + 0.01, 0.00]])  # face 1 clearly speaks in output 0
+    why = missed_talker([-1.0, -45.0], talking)
+    assert why is not None and "face 1" in why and "-45.0 dB" in why
+    assert missed_talker([-1.0, -12.0], talking) is None  # both outputs hold sound: two voices heard
+    assert missed_talker([-1.0, -45.0], result(talking["lse_c"], ((0, [0, 1]), (50, [1, 0])))) is None  # turns
+
+
 def test_window_confidence_rejects_a_window_shorter_than_the_search():
     from avse.talking.expert import window_confidence
 

@@ -503,6 +503,29 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     return {"order": order, "lse_c": whole, "plan": plan, "segments": segments, "window_scores": scores}
 
 
+def missed_talker(levels_db: list[float], result: dict[str, Any]) -> str | None:
+    """Did the blind model miss a talker? -> why (one line), or None when ``assign_over_time``'s pairing stands.
+
+    levels_db: each output's level against the input's (``avse.api.output_levels_db``), [S];
+    result: ``assign_over_time``'s. An output near silent (under ``avse.api.SILENT_OUTPUT_DB``) means
+    the blind model heard one voice. That is right when one face talks and the other listens: the
+    listener's near-silent output is its due. It is a miss when the pairing never changes and the
+    face given the near-silent output clearly speaks what another output holds (whole-clip LSE-C at
+    or above ``RELIABLE_LSE_C``): two talkers, one voice heard.
+    """
+    from avse.api import SILENT_OUTPUT_DB
+
+    quiet = int(np.argmin(levels_db))
+    if levels_db[quiet] >= SILENT_OUTPUT_DB or len(result["segments"]) > 1 or quiet not in result["order"]:
+        return None
+    face = result["order"].index(quiet)
+    heard = max(float(c) for k, c in enumerate(result["lse_c"][face]) if k != quiet)
+    if heard < RELIABLE_LSE_C:
+        return None
+    return (f"the blind model heard one voice (an output {levels_db[quiet]:+.1f} dB under the input) while face {face}, "
+            f"left with it, speaks in another (LSE-C {heard:.3f})")
+
+
 def route_sources(sources: np.ndarray, plan: np.ndarray, fade_frames: int = 5) -> np.ndarray:
     """Each face's voice from ``assign_over_time``'s plan: sources [S, T] at 16 kHz and plan int [N, F] -> [F, T].
 
@@ -548,7 +571,7 @@ def train_expert(config: dict[str, Any], out: str | Path, resume: bool = False, 
 __all__ = [
     "train_expert",
     "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources", "best_assignment",
-    "ASSIGN_WINDOW", "ASSIGN_HOP", "SWITCH_COST", "window_confidence", "assign_over_time", "route_sources",
+    "ASSIGN_WINDOW", "ASSIGN_HOP", "SWITCH_COST", "window_confidence", "assign_over_time", "route_sources", "missed_talker",
     "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
     "video_embeddings", "audio_embeddings",
     "sync_loss", "offset_distances", "lse", "lse_from_embeddings",
