@@ -176,28 +176,35 @@ def test_shipped_expert_finds_a_shift_of_a_synthetic_clip(tiny_corpus):
     assert np.mean(np.abs(errors) <= 1) >= 2 / 3, errors
 
 
-@shipped
-def test_assign_sources_gives_each_face_its_own_voice(tiny_corpus):
-    """Two drawn talkers of the tiny corpus and their voices in swapped order: each face gets its own back."""
+def _two_drawn_talkers(corpus: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The two longest clips of a corpus -> (aligned face crops [N, 96, 96, 3], voices [N * 640] on the frames)."""
     from avse.audio.io import load_audio
     from avse.data.metadata import load_speech_list, target_speech_list_path
-    from avse.talking.expert import assign_sources
     from avse.video.io import iter_grid_frames
     from avse.video.landmarks import read_landmarks
     from avse.video.roi import face_crops, face_matrices
 
-    items = sorted(load_speech_list(target_speech_list_path(tiny_corpus)), key=lambda e: -e["nsamples"])[:2]
     faces, voices = [], []
-    for e in items:
+    for e in sorted(load_speech_list(target_speech_list_path(corpus)), key=lambda e: -e["nsamples"])[:2]:
         split, uid = e["dataset"], e["wavfile"]
-        lm = read_landmarks(tiny_corpus / split / "targets_landmarks" / f"{uid}.npz")
+        lm = read_landmarks(corpus / split / "targets_landmarks" / f"{uid}.npz")
         n = len(lm["lips"])
-        faces.append(face_crops(iter_grid_frames(tiny_corpus / split / "targets_video" / f"{uid}.mp4", max_frames=n),
+        faces.append(face_crops(iter_grid_frames(corpus / split / "targets_video" / f"{uid}.mp4", max_frames=n),
                                 face_matrices(lm)))
-        voices.append(load_audio(tiny_corpus / split / "targets" / f"{uid}.wav")[0])
+        v = load_audio(corpus / split / "targets" / f"{uid}.wav")[0][: n * 640]
+        voices.append(np.pad(v, (0, n * 640 - len(v))))
+    return faces, voices
+
+
+@shipped
+def test_assign_sources_gives_each_face_its_own_voice(tiny_corpus):
+    """Two drawn talkers of the tiny corpus and their voices in swapped order: each face gets its own back."""
+    from avse.talking.expert import assign_sources
+
+    faces, voices = _two_drawn_talkers(tiny_corpus)
     n = min(len(f) for f in faces)
     t = n * 640
-    sources = np.stack([np.pad(v[:t], (0, t - len(v[:t]))) for v in voices[::-1]])  # [2, T]: B's voice, then A's
+    sources = np.stack([v[:t] for v in voices[::-1]])  # [2, T]: B's voice, then A's
     order, scores = assign_sources(faces, sources)
     assert order == [1, 0], scores
     assert scores.shape == (2, 2) and scores[0, 1] > scores[0, 0] and scores[1, 0] > scores[1, 1]
@@ -261,23 +268,9 @@ def test_window_confidence_rejects_a_window_shorter_than_the_search():
 def test_assign_over_time_follows_talkers_who_take_turns(tiny_corpus):
     """Two drawn talkers taking turns, both turns in one output as a blind separator leaves them: each face gets
     that output during its own turn and the quiet one during the other's."""
-    from avse.audio.io import load_audio
-    from avse.data.metadata import load_speech_list, target_speech_list_path
     from avse.talking.expert import assign_over_time, route_sources
-    from avse.video.io import iter_grid_frames
-    from avse.video.landmarks import read_landmarks
-    from avse.video.roi import face_crops, face_matrices
 
-    items = sorted(load_speech_list(target_speech_list_path(tiny_corpus)), key=lambda e: -e["nsamples"])[:2]
-    faces, voices = [], []
-    for e in items:
-        split, uid = e["dataset"], e["wavfile"]
-        lm = read_landmarks(tiny_corpus / split / "targets_landmarks" / f"{uid}.npz")
-        n = len(lm["lips"])
-        faces.append(face_crops(iter_grid_frames(tiny_corpus / split / "targets_video" / f"{uid}.mp4", max_frames=n),
-                                face_matrices(lm)))
-        v = load_audio(tiny_corpus / split / "targets" / f"{uid}.wav")[0][: n * 640]
-        voices.append(np.pad(v, (0, n * 640 - len(v))))
+    faces, voices = _two_drawn_talkers(tiny_corpus)
     na, nb = len(faces[0]), len(faces[1])
     assert na + nb >= 100, "the tiny corpus' two longest clips are too short for turns"
     face_a = np.concatenate([faces[0], np.repeat(faces[0][-1:], nb, axis=0)])  # still while B talks

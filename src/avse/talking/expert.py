@@ -377,21 +377,25 @@ def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExp
     scores float64 [F, S]). ``expert`` defaults to the shipped one. The search is narrowed on short
     clips as in ``estimate_offset_expert``; fewer than 10 frames or F > S: ConfigError.
     """
+    _, seen, heard, max_offset = _pair_embeddings("assign_sources", faces, sources, expert, max_offset)
+    scores = np.array([[lse_from_embeddings(v, a, max_offset)["lse_c"] for a in heard] for v in seen])
+    return best_assignment(scores), scores
+
+
+def _pair_embeddings(caller: str, faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None,
+                     max_offset: int) -> tuple[np.ndarray, list[Tensor], list[Tensor], int]:
+    """The checks and embeddings ``assign_sources`` and ``assign_over_time`` share -> (sources float32 [S, T],
+    video embeddings of each face [N, D], audio embeddings of each source [N, D], max_offset narrowed to N - 5)."""
     src = np.asarray(sources, dtype=np.float32)
     if src.ndim != 2 or not faces or len(faces) > src.shape[0]:
-        raise ConfigError(f"assign_sources needs sources [S, T] and 1..S face clips, got {src.shape} and {len(faces)} faces")
+        raise ConfigError(f"{caller} needs sources [S, T] and 1..S face clips, got {src.shape} and {len(faces)} faces")
     expert = SyncExpert.from_pretrained() if expert is None else expert
     n = min(len(f) for f in faces)
     if n < 10:
         raise ConfigError(f"the sync expert needs at least 10 frames, got {n}")
-    max_offset = int(min(max_offset, n - 5))
     heard = [audio_embeddings(expert, s, n) for s in src]
-    scores = np.zeros((len(faces), src.shape[0]))
-    for i, f in enumerate(faces):
-        v = video_embeddings(expert, f[:n])
-        for j, a in enumerate(heard):
-            scores[i, j] = lse_from_embeddings(v, a, max_offset)["lse_c"]
-    return best_assignment(scores), scores
+    seen = [video_embeddings(expert, f[:n]) for f in faces]
+    return src, seen, heard, int(min(max_offset, n - 5))
 
 
 #: frames in one window of ``assign_over_time`` (2 s at 25 fps) and the hop between windows (1 s)
@@ -452,17 +456,10 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     """
     from itertools import permutations
 
-    src = np.asarray(sources, dtype=np.float32)
-    if src.ndim != 2 or not faces or len(faces) > src.shape[0]:
-        raise ConfigError(f"assign_over_time needs sources [S, T] and 1..S face clips, got {src.shape} and {len(faces)} faces")
     expert = SyncExpert.from_pretrained() if expert is None else expert
-    n = min(len(f) for f in faces)
-    if n < 10:
-        raise ConfigError(f"the sync expert needs at least 10 frames, got {n}")
-    max_offset = int(min(max_offset, n - 5))
-    heard = [audio_embeddings(expert, s, n) for s in src]
+    src, seen, heard, max_offset = _pair_embeddings("assign_over_time", faces, sources, expert, max_offset)
+    n = seen[0].shape[0]
     mixture = audio_embeddings(expert, src.sum(axis=0), n)
-    seen = [video_embeddings(expert, f[:n]) for f in faces]
     whole = np.array([[lse_from_embeddings(v, a, max_offset)["lse_c"] for a in heard] for v in seen])
     order = best_assignment(whole)
     f_n, s_n = len(faces), src.shape[0]
