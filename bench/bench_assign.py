@@ -1,6 +1,6 @@
 """Two real talkers, both faces seen: each face's voice by lip sync from the blind separator, or by the audio-visual model.
 
-    python bench/bench_assign.py [--real ../shared/data/real] [--light-asd FILE] [--name assign]
+    python bench/bench_assign.py [--real ../shared/data/real] [--separate MODEL] [--light-asd FILE] [--name assign]
 
 The real dev set's two-talker mixtures (``bench_real.py``: each clip's audio with another
 talker's clip at -5, 0 and +5 dB), now with *both* faces given, as ``avse separate`` has them
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--landmarks-cache", type=Path, default=Path(tempfile.gettempdir()) / "avse_bench_sync_expert",
                     help="the clips' landmarks, shared with bench_sync_expert.py")
     ap.add_argument("--light-asd", type=Path, default=None, help="a Light-ASD checkpoint (e.g. pretrain_AVA_CVPR.model) to compare")
+    ap.add_argument("--separate", default="separate", help="the blind separator: a shipped name or a checkpoint path")
     ap.add_argument("--name", default="assign")
     args = ap.parse_args()
     if not (args.real / "grid").is_dir():
@@ -76,7 +77,7 @@ def main() -> None:
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
     crops = [c["faces"] for c in real_clips(args.real, args.landmarks_cache)]  # aligned face crops [N, 96, 96, 3]
     pair = br.partners(clips)
-    blind = Separator("separate", av=None)
+    blind = Separator(args.separate, av=None)
     av = Enhancer("av", fallback=None, atten_lim_db=None)
     expert = SyncExpert.from_pretrained()
     detector = None
@@ -136,7 +137,7 @@ def main() -> None:
         s["auto"]["used_av"] = int(sum(r["one_voice"] for r in rs))
         s["blind, over time"]["changed_pairing"] = int(sum(len(r["turns"]) > 1 for r in rs))
     one = one_talker(clips, crops, pair, blind, av, expert)
-    result = {"clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
+    result = {"separate": args.separate, "clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
               "summary": summary, "one_talker": one["summary"], "window_calibration": window_calibration(clips, crops, pair, expert),
               "rows": rows, "one_talker_rows": one["rows"]}
     save(args.name, result)
