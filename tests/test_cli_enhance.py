@@ -391,3 +391,22 @@ def test_separate_one_voice_goes_to_the_talker_and_silence_to_the_listener(tmp_p
     y = sep.separate(voice, 16000, video=video)
     assert y.shape[0] == 2 and sep.last_info["mode"] == "audio-visual"
     assert sep.last_info["assign_reason"] == "face 1 speaks in another output"
+
+
+def test_separate_prints_each_turns_pairing(tmp_path, monkeypatch, capsys):
+    """When the pairing changes, the CLI says each turn's pairing rather than the whole clip's."""
+    import avse.api
+
+    res = {"seconds": 6.0, "names": ["face0", "face1"], "mode": "blind, by lip sync", "model": "separate", "reason": None,
+           "levels_db": [-3.0, -4.0], "outputs": [str(tmp_path / "face0.wav"), str(tmp_path / "face1.wav")],
+           "assignment": {"sources": [1, 0], "lse_c": [[0.02, 0.05], [0.06, 0.01]],
+                          "turns": [{"start_s": 0.0, "sources": [0, 1]}, {"start_s": 3.0, "sources": [1, 0]}]}}
+    monkeypatch.setattr(avse.api, "separate_file", lambda *a, **k: res)
+    assert main(["separate", str(tmp_path / "in.mp4"), "-o", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "turns: from 0.0 s face0 <- source0, face1 <- source1; from 3.0 s face0 <- source1, face1 <- source0" in out
+    assert "whole clip" in out and "face0 <- source1 (" not in out
+    res["assignment"]["turns"] = res["assignment"]["turns"][:1]
+    assert main(["separate", str(tmp_path / "in.mp4"), "-o", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "face0 <- source1 (0.020, 0.050)" in out and "turns:" not in out
