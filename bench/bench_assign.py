@@ -71,7 +71,7 @@ def main() -> None:
     from avse.api import Enhancer, Separator, output_levels_db
     from avse.evaluation.metrics import si_sdr
     from avse.evaluation.run import mean_ci
-    from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, missed_talker, route_sources
+    from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, face_voices, missed_talker
 
     torch.set_num_threads(2)
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
@@ -103,7 +103,7 @@ def main() -> None:
         outs = blind.separate(mixture, SR)  # [2, T]
         sdr = [si_sdr(y, ref) for y in outs]
         res = assign_over_time(faces, outs, expert)
-        over_time = route_sources(outs, res["plan"])[0] if len(res["segments"]) > 1 else outs[res["segments"][0][1][0]]
+        over_time = face_voices(outs, res)[0]
         row = {"snr": snr, "target": c.name, "other": o.name, "lse_c": np.round(res["lse_c"], 4).tolist(),
                "turns": [[int(f), p] for f, p in res["segments"]],
                "blind_si_sdri": [round(x - base, 3) for x in sdr], "better": int(np.argmax(sdr))}
@@ -178,7 +178,7 @@ def one_talker(clips, crops, pair, blind, av, expert) -> dict:
 
     from avse.api import output_levels_db
     from avse.evaluation.metrics import si_sdr
-    from avse.talking.expert import assign_over_time, missed_talker, route_sources
+    from avse.talking.expert import assign_over_time, face_voices, missed_talker
 
     rows = []
     for i, c in enumerate(clips):
@@ -186,7 +186,7 @@ def one_talker(clips, crops, pair, blind, av, expert) -> dict:
         faces = [crops[i], np.repeat(crops[pair[i]][:1], len(crops[i]), axis=0)]
         outs = blind.separate(x, SR)
         res = assign_over_time(faces, outs, expert)
-        over_time = route_sources(outs, res["plan"]) if len(res["segments"]) > 1 else outs[res["segments"][0][1]]
+        over_time = face_voices(outs, res)
         still = np.repeat(c.features[-1:], len(c.features), axis=0)  # the listener's lips: one frame held
         per_face = np.stack([av.enhance(x, SR, video=c.features), av.enhance(x, SR, video=still)])
         silent = missed_talker(output_levels_db(outs, x), res) is not None

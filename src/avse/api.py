@@ -513,7 +513,7 @@ class Separator:
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
         """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
         ``info["assign_reason"]``) when ``assign`` "auto" finds it does not apply. Fills ``info`` as ``separate`` says."""
-        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_over_time, missed_talker, route_sources
+        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_over_time, face_voices, missed_talker
         from avse.video.io import iter_grid_frames
         from avse.video.roi import face_crops, face_matrices
 
@@ -552,9 +552,7 @@ class Separator:
             return skip(missed)
         info.update(mode="blind, by lip sync", model=binfo["name"], names=[name for name, _, _ in faces],
                     assignment={"sources": res["order"], "lse_c": np.round(res["lse_c"], 4).tolist(), "turns": turns})
-        if len(turns) == 1:
-            return est[turns[0]["sources"]], n_chunks
-        return route_sources(est, res["plan"]), n_chunks
+        return face_voices(est, res), n_chunks
 
     def separate(self, audio: np.ndarray, sr: int, video: Any = None) -> np.ndarray:
         """Separate ``audio`` -> float32 [S, T] at ``sr`` (each source at its level in the input, peak <= 1).

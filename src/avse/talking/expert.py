@@ -288,12 +288,24 @@ def offset_distances(v: Tensor, a: Tensor, max_offset: int) -> Tensor:
     n = v.shape[0]
     if a.shape != v.shape or max_offset < 0 or n - max_offset < 1:
         raise ConfigError(f"need v and a of one shape [N, D] with N > max_offset; got {tuple(v.shape)}, {tuple(a.shape)}, {max_offset}")
-    v, a = v.double(), a.double()
+    d = frame_distances(v, a, max_offset)
     out = torch.empty(2 * max_offset + 1, dtype=torch.float64)
     for k, o in enumerate(range(-max_offset, max_offset + 1)):
-        t0, t1 = max(0, -o), min(n, n - o)  # v[t0:t1] meets a[t0 + o:t1 + o]
-        out[k] = (v[t0:t1] - a[t0 + o : t1 + o]).norm(dim=-1).mean()
+        out[k] = d[k, max(0, -o) : min(n, n - o)].mean()  # the frames where both exist
     return out
+
+
+def frame_distances(v: Tensor, a: Tensor, max_offset: int) -> Tensor:
+    """Per-frame embeddings v [N, D], a [N, D] -> float64 [2 max_offset + 1, N]: entry [k, t] is ||v[t] - a[t + o]||
+    at offset o = k - max_offset, NaN where frame t + o does not exist."""
+    n = v.shape[0]
+    vv, aa = v.double(), a.double()
+    d = torch.full((2 * max_offset + 1, n), float("nan"), dtype=torch.float64)
+    for k, o in enumerate(range(-max_offset, max_offset + 1)):
+        t0, t1 = max(0, -o), min(n, n - o)  # v[t0:t1] meets a[t0 + o:t1 + o]
+        if t1 > t0:
+            d[k, t0:t1] = (vv[t0:t1] - aa[t0 + o : t1 + o]).norm(dim=-1)
+    return d
 
 
 def lse(expert: SyncExpert, faces: np.ndarray | Tensor, audio: np.ndarray | Tensor, max_offset: int = 15) -> dict[str, Any]:
@@ -378,8 +390,13 @@ def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExp
     clips as in ``estimate_offset_expert``; fewer than 10 frames or F > S: ConfigError.
     """
     _, seen, heard, max_offset = _pair_embeddings("assign_sources", faces, sources, expert, max_offset)
-    scores = np.array([[lse_from_embeddings(v, a, max_offset)["lse_c"] for a in heard] for v in seen])
+    scores = _lse_c_matrix(seen, heard, max_offset)
     return best_assignment(scores), scores
+
+
+def _lse_c_matrix(seen: list[Tensor], heard: list[Tensor], max_offset: int) -> np.ndarray:
+    """Video embeddings of F faces and audio embeddings of S sources ([N, D] each) -> the LSE-C of every pair [F, S]."""
+    return np.array([[lse_from_embeddings(v, a, max_offset)["lse_c"] for a in heard] for v in seen])
 
 
 def _pair_embeddings(caller: str, faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None,
@@ -414,17 +431,10 @@ def window_confidence(v: Tensor, a: Tensor, offset: int, max_offset: int, starts
     starts [W] (frames) of ``width`` frames -> float64 [W]. For each window, the median over offsets
     -max_offset..max_offset of the window's mean distance minus its mean distance at ``offset`` (the
     clip's A/V offset, found on the whole clip: a 2 s window is too short to search for it)."""
-    n = v.shape[0]
     if a.shape != v.shape or not -max_offset <= offset <= max_offset or width <= max_offset:
         raise ConfigError(f"window_confidence: v {tuple(v.shape)}, a {tuple(a.shape)}, offset {offset}, "
                           f"max_offset {max_offset}, width {width}")
-    vv, aa = v.double(), a.double()
-    d = torch.full((2 * max_offset + 1, n), float("nan"), dtype=torch.float64)
-    for k, o in enumerate(range(-max_offset, max_offset + 1)):
-        t0, t1 = max(0, -o), min(n, n - o)
-        if t1 > t0:
-            d[k, t0:t1] = (vv[t0:t1] - aa[t0 + o : t1 + o]).norm(dim=-1)
-    dn = d.numpy()
+    dn = frame_distances(v, a, max_offset).numpy()
     out = np.empty(len(starts))
     for i, s in enumerate(starts):
         with np.errstate(invalid="ignore"):
@@ -460,12 +470,16 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     src, seen, heard, max_offset = _pair_embeddings("assign_over_time", faces, sources, expert, max_offset)
     n = seen[0].shape[0]
     mixture = audio_embeddings(expert, src.sum(axis=0), n)
-    whole = np.array([[lse_from_embeddings(v, a, max_offset)["lse_c"] for a in heard] for v in seen])
+    whole = _lse_c_matrix(seen, heard, max_offset)
     order = best_assignment(whole)
     f_n, s_n = len(faces), src.shape[0]
-    if n < window + hop:
+
+    def one_pairing(window_scores: np.ndarray) -> dict[str, Any]:  # the whole clip's pairing at every frame
         return {"order": order, "lse_c": whole, "plan": np.tile(np.array(order), (n, 1)),
-                "segments": [(0, order)], "window_scores": np.zeros((0, f_n, s_n))}
+                "segments": [(0, order)], "window_scores": window_scores}
+
+    if n < window + hop:
+        return one_pairing(np.zeros((0, f_n, s_n)))
     starts = list(range(0, n - window + 1, hop))
     if starts[-1] + window < n:
         starts.append(n - window)
@@ -488,8 +502,7 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
         path.append(int(back[w, path[-1]]))
     path.reverse()
     if len(set(path)) == 1:  # one pairing all along: judged on the whole clip, each pair at its own best offset
-        return {"order": order, "lse_c": whole, "plan": np.tile(np.array(order), (n, 1)),
-                "segments": [(0, order)], "window_scores": scores}
+        return one_pairing(scores)
     plan = np.empty((n, f_n), dtype=int)
     segments: list[tuple[int, list[int]]] = []
     for w, k in enumerate(path):
@@ -549,6 +562,14 @@ def route_sources(sources: np.ndarray, plan: np.ndarray, fade_frames: int = 5) -
     return out
 
 
+def face_voices(sources: np.ndarray, result: dict[str, Any]) -> np.ndarray:
+    """Each face's voice by ``assign_over_time``'s result: sources [S, T] -> [F, T]; the whole clip's pairing
+    when it never changes, else ``route_sources`` on its plan."""
+    if len(result["segments"]) == 1:
+        return np.asarray(sources)[result["segments"][0][1]]
+    return route_sources(sources, result["plan"])
+
+
 def best_assignment(scores: np.ndarray) -> list[int]:
     """Scores [F, S] (F <= S; higher: face f and output s agree better) -> the one-to-one choice of an output
     for each face with the largest sum of scores [F] (every choice tried: F and S are a few)."""
@@ -568,8 +589,8 @@ def train_expert(config: dict[str, Any], out: str | Path, resume: bool = False, 
 __all__ = [
     "train_expert",
     "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources", "best_assignment",
-    "ASSIGN_WINDOW", "ASSIGN_HOP", "SWITCH_COST", "window_confidence", "assign_over_time", "route_sources", "missed_talker",
+    "ASSIGN_WINDOW", "ASSIGN_HOP", "SWITCH_COST", "window_confidence", "assign_over_time", "route_sources", "face_voices", "missed_talker",
     "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
     "video_embeddings", "audio_embeddings",
-    "sync_loss", "offset_distances", "lse", "lse_from_embeddings",
+    "sync_loss", "offset_distances", "frame_distances", "lse", "lse_from_embeddings",
 ]
