@@ -19,14 +19,21 @@ other talks. For the target's face, its voice by:
   changes, and the face given that output speaks; then ``av per face``);
 - ``blind, by Light-ASD`` (with ``--light-asd``, mixtures only): the outputs given by
   Light-ASD's mean "speaking" logit instead (``avse.models.light_asd``, the user's checkpoint);
-- ``blind, oracle`` (mixtures only): the better output, the ceiling of a whole-clip assignment.
+- ``blind, oracle`` (mixtures only): the better output, the ceiling of a whole-clip assignment;
+- ``blind, target's face only``: the outputs given by the target's face alone, over time, as
+  ``avse separate --assign sync`` does on a video where only the target is seen (the other talker
+  off screen).
 
 SI-SDRi of the target's voice (in turns: the target's turn, then silence) with 95 % intervals
 per condition, and how often an assignment chose the better output. It also measures what a
 2 s window of lip sync tells (``window_calibration``: the windowed LSE-C of each face with its
-own speech and with another clip's, the basis of ``avse.talking.expert.SWITCH_COST``), and
+own speech and with another clip's, the basis of ``avse.talking.expert.SWITCH_COST``), what the
+prior of a nearly synced video buys (``offset_prior``: whole-clip LSE-C with own and other clips'
+speech, the sync looked for within ``ASSIGN_NEAR`` frames of 0 or over all +-15), and
 what a listener gets (``one_talker``: each clip alone, the other face held still beside it:
-the talker's output SI-SDR, the listener's output level, how often the pairing changed).
+the talker's output SI-SDR, the listener's output level, how often the pairing changed;
+``one_talker_moving``: the same beside another clip's *moving* face, a listener whose lips move
+with words that are not in the sound, harder than a real listener who nods and smiles).
 Writes bench/results/NAME.json and NAME.png.
 """
 
@@ -85,8 +92,9 @@ def main() -> None:
         from avse.models.light_asd import crops_from_faces, load_detector
 
         detector = load_detector(args.light_asd)
-    mixed_methods = ["av per face", "blind, whole clip", "blind, over time", "auto"] + (["blind, by Light-ASD"] if detector else []) + ["blind, oracle"]
-    turn_methods = ["av per face", "blind, whole clip", "blind, over time", "auto"]
+    mixed_methods = (["av per face", "blind, whole clip", "blind, over time", "auto"] + (["blind, by Light-ASD"] if detector else [])
+                     + ["blind, target's face only", "blind, oracle"])
+    turn_methods = ["av per face", "blind, whole clip", "blind, over time", "auto", "blind, target's face only"]
     rows = []
     t0 = time.perf_counter()
     jobs = [(snr, i) for snr in SNRS for i in range(len(clips))] + [(TURNS, i) for i in range(len(clips))]
@@ -111,7 +119,9 @@ def main() -> None:
                "blind, over time": over_time}
         silent = missed_talker(output_levels_db(outs, mixture), res) is not None
         est["auto"] = est["av per face"] if silent else over_time
-        row["chosen"] = {"blind, whole clip": res["order"][0]}
+        alone = assign_over_time(faces[:1], outs, expert)  # the target's face only: the other talker off screen
+        est["blind, target's face only"] = face_voices(outs, alone)[0]
+        row["chosen"] = {"blind, whole clip": res["order"][0], "blind, target's face only": alone["order"][0]}
         if snr != TURNS:
             if detector is not None:
                 with torch.no_grad():
@@ -137,16 +147,21 @@ def main() -> None:
         s["auto"]["used_av"] = int(sum(r["one_voice"] for r in rs))
         s["blind, over time"]["changed_pairing"] = int(sum(len(r["turns"]) > 1 for r in rs))
     one = one_talker(clips, crops, pair, blind, av, expert)
+    moving = one_talker(clips, crops, pair, blind, av, expert, moving=True)
     result = {"separate": args.separate, "clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
-              "summary": summary, "one_talker": one["summary"], "window_calibration": window_calibration(clips, crops, pair, expert),
-              "rows": rows, "one_talker_rows": one["rows"]}
+              "summary": summary, "one_talker": one["summary"], "one_talker_moving": moving["summary"], "window_calibration": window_calibration(clips, crops, pair, expert),
+              "offset_prior": offset_prior(clips, crops, expert),
+              "rows": rows, "one_talker_rows": one["rows"],
+              "one_talker_moving_rows": moving["rows"]}
     save(args.name, result)
     plot(summary, mixed_methods, RESULTS / f"{args.name}.png")
     for snr, s in summary.items():
         print(snr, "  ".join(f"{m}: {v['si_sdri']:+.2f} ± {v['ci95']:.2f}" + (f" ({v['chose_better']:.0%})" if "chose_better" in v else "")
                              for m, v in s.items()))
     print("one talker, the other face listening:", result["one_talker"])
+    print("one talker, beside another clip's moving face:", result["one_talker_moving"])
     print("windowed LSE-C (2 s):", result["window_calibration"])
+    print("whole-clip LSE-C, sync looked for near 0 or anywhere:", result["offset_prior"])
 
 
 TURNS = "turns"
@@ -170,8 +185,9 @@ def turns(c, o, faces_c: np.ndarray, faces_o: np.ndarray) -> tuple:
     return mixture, ref, [face_c, face_o], lips
 
 
-def one_talker(clips, crops, pair, blind, av, expert) -> dict:
-    """Each real clip alone (clean), its face beside another clip's face held still (a listener): what each face
+def one_talker(clips, crops, pair, blind, av, expert, moving: bool = False) -> dict:
+    """Each real clip alone (clean), its face beside another clip's face held still (a listener; with ``moving``
+    that face as it moves in its own clip, looped, its lips saying words that are not in the sound): what each face
     gets. Per method (``av per face``, ``blind, over time``, ``auto``): the talker's output SI-SDR against the clean
     clip, the listener's output level against the input (dB; lower is better), and how often the pairing changed."""
     import bench_real as br
@@ -183,12 +199,14 @@ def one_talker(clips, crops, pair, blind, av, expert) -> dict:
     rows = []
     for i, c in enumerate(clips):
         x = br.fit(c.audio, len(crops[i]) * SAMPLES_PER_FRAME)
-        faces = [crops[i], np.repeat(crops[pair[i]][:1], len(crops[i]), axis=0)]
+        other = br.fit(crops[pair[i]], len(crops[i])) if moving else np.repeat(crops[pair[i]][:1], len(crops[i]), axis=0)
+        faces = [crops[i], other]
         outs = blind.separate(x, SR)
         res = assign_over_time(faces, outs, expert)
         over_time = face_voices(outs, res)
-        still = np.repeat(c.features[-1:], len(c.features), axis=0)  # the listener's lips: one frame held
-        per_face = np.stack([av.enhance(x, SR, video=c.features), av.enhance(x, SR, video=still)])
+        listener = (br.fit(clips[pair[i]].features, len(c.features)) if moving
+                    else np.repeat(c.features[-1:], len(c.features), axis=0))  # the listener's lips: moving, or one frame held
+        per_face = np.stack([av.enhance(x, SR, video=c.features), av.enhance(x, SR, video=listener)])
         silent = missed_talker(output_levels_db(outs, x), res) is not None
         est = {"av per face": per_face, "blind, over time": over_time, "auto": per_face if silent else over_time}
         rows.append({"target": c.name, "changed_pairing": len(res["segments"]) > 1, "used_av": bool(silent),
@@ -210,6 +228,7 @@ def window_calibration(clips, crops, pair, expert) -> dict:
 
     from avse.talking.expert import (
         ASSIGN_HOP,
+        ASSIGN_NEAR,
         ASSIGN_WINDOW,
         audio_embeddings,
         lse_from_embeddings,
@@ -223,7 +242,7 @@ def window_calibration(clips, crops, pair, expert) -> dict:
         v = video_embeddings(expert, crops[i])
         a = audio_embeddings(expert, c.audio, n)
         b = audio_embeddings(expert, br.fit(clips[pair[i]].audio, len(c.audio)), n)
-        offset = lse_from_embeddings(v, a, 15)["offset_frames"]
+        offset = lse_from_embeddings(v, a, 15, ASSIGN_NEAR)["offset_frames"]  # as assign_over_time finds it
         starts = list(range(0, n - ASSIGN_WINDOW + 1, ASSIGN_HOP))
         own += list(window_confidence(v, a, offset, 15, starts, ASSIGN_WINDOW))
         other += list(window_confidence(v, b, offset, 15, starts, ASSIGN_WINDOW))
@@ -235,6 +254,32 @@ def window_calibration(clips, crops, pair, expert) -> dict:
 
     return {"windows": len(own), "own": q(own_a), "other": q(other_a), "own_minus_other": q(own_a - other_a),
             "own_above_other": round(float(np.mean(own_a > other_a)), 3)}
+
+
+def offset_prior(clips, crops, expert) -> dict:
+    """Whole-clip LSE-C of every real clip's face with its own speech and with every other clip's, the sync looked
+    for over all offsets (+-15 frames) and near 0 (``avse.talking.expert.ASSIGN_NEAR``) -> percentiles of both, how
+    often own beats other (over all pairs), and each clip's own offset (the basis of ``ASSIGN_NEAR``)."""
+    import bench_real as br
+
+    from avse.talking.expert import ASSIGN_NEAR, audio_embeddings, offset_distances, video_embeddings
+
+    curves = np.empty((len(clips), len(clips), 31))  # [face, speech, offset -15..15]
+    for i in range(len(clips)):
+        n = len(crops[i])
+        v = video_embeddings(expert, crops[i])
+        for j, d in enumerate(clips):
+            curves[i, j] = offset_distances(v, audio_embeddings(expert, br.fit(d.audio, n * SAMPLES_PER_FRAME), n), 15).numpy()
+    own_offsets = [int(np.argmin(curves[i, i])) - 15 for i in range(len(clips))]
+    out: dict = {"own_offset_frames": own_offsets, "in_sync_within_near": int(sum(abs(o) <= ASSIGN_NEAR for o in own_offsets))}
+    for label, near in (("all_offsets", 15), ("near", ASSIGN_NEAR)):
+        c = np.median(curves, axis=-1) - curves[..., 15 - near : 16 + near].min(axis=-1)  # [face, speech]
+        own = np.diag(c)
+        other = c[~np.eye(len(clips), dtype=bool)]
+        out[label] = {"near": near, "own": {f"p{p}": round(float(np.percentile(own, p)), 4) for p in (10, 50)},
+                      "other": {f"p{p}": round(float(np.percentile(other, p)), 4) for p in (50, 90, 95, 99)},
+                      "own_above_other": round(float(np.mean(own[:, None] > other[None, :])), 3)}
+    return out
 
 
 def plot(summary: dict, methods: list[str], path: Path) -> None:

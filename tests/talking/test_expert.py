@@ -114,6 +114,23 @@ def test_lse_sign_on_constructed_embeddings():
     assert r["offset_frames"] == -s
 
 
+def test_lse_near_looks_for_sync_close_to_zero_only():
+    """A true match at offset +1 and a closer chance one at +9: ``near`` keeps the search by 0, the median stays."""
+    rng = np.random.default_rng(2)
+    n = 60
+    v = F.normalize(torch.from_numpy(rng.standard_normal((n, 16))).float(), dim=-1)
+    a = F.normalize(torch.from_numpy(rng.standard_normal((n, 16))).float(), dim=-1)
+    a[1:] = F.normalize(v[: n - 1] + 0.6 * a[1:], dim=-1)  # audio 1 frame late, partly matching
+    a[9:] = F.normalize(a[9:] + 4.0 * v[: n - 9], dim=-1)  # a closer match 9 frames late
+    anywhere = lse_from_embeddings(v, a, max_offset=12)
+    close = lse_from_embeddings(v, a, max_offset=12, near=3)
+    assert anywhere["offset_frames"] == 9 and close["offset_frames"] == 1
+    assert np.array_equal(anywhere["dists"], close["dists"])
+    assert close["lse_d"] == pytest.approx(close["dists"][12 + 1]) and close["lse_c"] < anywhere["lse_c"]
+    assert close["lse_c"] == pytest.approx(np.median(close["dists"]) - close["dists"][13])
+    assert lse_from_embeddings(v, a, max_offset=12, near=12)["offset_frames"] == 9  # near = max_offset: all of them
+
+
 def test_lse_on_a_clip_runs(expert):
     faces = np.random.default_rng(0).integers(0, 256, (30, 96, 96, 3), dtype=np.uint8)
     audio = np.random.default_rng(1).standard_normal(30 * 640).astype(np.float32) * 0.1
