@@ -212,3 +212,27 @@ def test_impacts_join_the_noise_only_when_asked_and_leave_the_other_draws_alone(
                                                                     impacts_db=(0.0, 0.0)))
     extra = hit - x
     assert np.isclose(np.sqrt(np.mean(extra**2)), np.sqrt(np.mean(x**2)), rtol=1e-6)  # at the noise's own RMS
+
+
+MORE_NOISE = Path(__file__).resolve().parents[2] / "data" / "real_noise_more"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MORE_NOISE / ".done" / "0ad-data").is_file(),
+                    reason=f"no {MORE_NOISE} (scripts/fetch_real_noise --more-noise data/real_noise_more)")
+def test_more_noise_holds_long_recordings_without_digital_silence():
+    import soundfile as sf
+
+    seconds: dict[str, float] = {}
+    for name in ("0ad_ambient", "0ad_sounds", "widelands"):
+        files = sorted((MORE_NOISE / name).iterdir())
+        assert files, name
+        for f in files[:: max(1, len(files) // 40)]:  # every file would take minutes: a spread of them
+            x, sr = sf.read(f, always_2d=True)
+            silent = np.abs(x).max(axis=1) < 1.0 / 32768
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], silent.astype(np.int8), [0]]))).reshape(-1, 2)
+            assert len(edges) == 0 or (edges[:, 1] - edges[:, 0]).max() <= 0.1 * sr + 1, f  # stretches cut to 0.1 s
+            assert sr >= 11_025 and (~silent).sum() >= 0.02 * sr, f  # sound, not silence
+        seconds[name] = sum(sf.info(f).duration for f in files)
+    assert seconds["0ad_ambient"] > 20 * 60 and seconds["0ad_sounds"] > 10 * 60 and seconds["widelands"] > 5 * 60
+    assert not [f for name in ("0ad_ambient", "0ad_sounds") for f in (MORE_NOISE / name).glob("*music*")]  # no music
