@@ -29,7 +29,9 @@ per condition, and how often an assignment chose the better output. It also meas
 2 s window of lip sync tells (``window_calibration``: the windowed LSE-C of each face with its
 own speech and with another clip's, the basis of ``avse.talking.expert.SWITCH_COST``), what the
 prior of a nearly synced video buys (``offset_prior``: whole-clip LSE-C with own and other clips'
-speech, the sync looked for within ``ASSIGN_NEAR`` frames of 0 or over all +-15), and
+speech, the sync looked for within ``ASSIGN_NEAR`` frames of 0 or over all +-15), what a video
+out of sync does to that (``late_sound``: the 0 dB mixtures with the sound 240 ms late, the sync
+looked for near 0, near the offset the lips give as ``avse separate`` does, or anywhere), and
 what a listener gets (``one_talker``: each clip alone, the other face held still beside it:
 the talker's output SI-SDR, the listener's output level, how often the pairing changed;
 ``one_talker_moving``: the same beside another clip's *moving* face, a listener whose lips move
@@ -82,7 +84,10 @@ def main() -> None:
 
     torch.set_num_threads(2)
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
-    crops = [c["faces"] for c in real_clips(args.real, args.landmarks_cache)]  # aligned face crops [N, 96, 96, 3]
+    found = real_clips(args.real, args.landmarks_cache)
+    crops = [c["faces"] for c in found]  # aligned face crops [N, 96, 96, 3]
+    tracks = [{"lips": c["lips"], **({"flags": c["flags"][: len(c["lips"])]} if c.get("flags") is not None else {})}
+              for c in found]  # the faces' landmarks, for the video's A/V offset
     pair = br.partners(clips)
     blind = Separator(args.separate, av=None)
     av = Enhancer("av", fallback=None, atten_lim_db=None)
@@ -146,18 +151,20 @@ def main() -> None:
                 s[m]["chose_better"] = round(float(np.mean([r["chosen"][m] == r["better"] for r in rs])), 3)
         s["auto"]["used_av"] = int(sum(r["one_voice"] for r in rs))
         s["blind, over time"]["changed_pairing"] = int(sum(len(r["turns"]) > 1 for r in rs))
+    late = late_sound(clips, crops, tracks, pair, blind, expert)
     one = one_talker(clips, crops, pair, blind, av, expert)
     moving = one_talker(clips, crops, pair, blind, av, expert, moving=True)
     result = {"separate": args.separate, "clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
-              "summary": summary, "one_talker": one["summary"], "one_talker_moving": moving["summary"], "window_calibration": window_calibration(clips, crops, pair, expert),
+              "summary": summary, "late_sound": late["summary"], "one_talker": one["summary"], "one_talker_moving": moving["summary"], "window_calibration": window_calibration(clips, crops, pair, expert),
               "offset_prior": offset_prior(clips, crops, expert),
-              "rows": rows, "one_talker_rows": one["rows"],
+              "rows": rows, "late_sound_rows": late["rows"], "one_talker_rows": one["rows"],
               "one_talker_moving_rows": moving["rows"]}
     save(args.name, result)
     plot(summary, mixed_methods, RESULTS / f"{args.name}.png")
     for snr, s in summary.items():
         print(snr, "  ".join(f"{m}: {v['si_sdri']:+.2f} ± {v['ci95']:.2f}" + (f" ({v['chose_better']:.0%})" if "chose_better" in v else "")
                              for m, v in s.items()))
+    print(f"sound {LATE_FRAMES} frames late, 0 dB:", result["late_sound"])
     print("one talker, the other face listening:", result["one_talker"])
     print("one talker, beside another clip's moving face:", result["one_talker_moving"])
     print("windowed LSE-C (2 s):", result["window_calibration"])
@@ -183,6 +190,42 @@ def turns(c, o, faces_c: np.ndarray, faces_o: np.ndarray) -> tuple:
     feats = br.fit(c.features, na)
     lips = np.concatenate([feats, np.repeat(feats[-1:], nb, axis=0)])
     return mixture, ref, [face_c, face_o], lips
+
+
+LATE_FRAMES = 6  # 240 ms: a video whose sound is well off its picture
+
+
+def late_sound(clips, crops, tracks, pair, blind, expert) -> dict:
+    """The 0 dB mixtures with both faces, the sound LATE_FRAMES frames late (as in a video out of sync): the target's
+    voice (SI-SDRi, over time) with the sync looked for near 0 (``ASSIGN_NEAR``, the offset not measured), near the
+    offset the faces' lips give (``avse.api.video_offset_frames``, as ``avse separate`` does) and over all +-15
+    frames. Also how often the lips found the offset (within a frame)."""
+    import bench_real as br
+
+    from avse.api import video_offset_frames
+    from avse.evaluation.metrics import si_sdr
+    from avse.talking.expert import assign_over_time, face_voices
+
+    rows = []
+    delay = LATE_FRAMES * SAMPLES_PER_FRAME
+    for i, c in enumerate(clips):
+        o, n = clips[pair[i]], len(crops[i])
+        mixture, ref = br.mix(c.audio, br.fit(o.audio, len(c.audio)), 0.0)
+        mixture, ref = (np.concatenate([np.zeros(delay, np.float32), y])[: len(y)] for y in (mixture, ref))
+        faces = [crops[i], br.fit(crops[pair[i]], n)]
+        lips = [tracks[i], {k: br.fit(v, n) for k, v in tracks[pair[i]].items()}]
+        found = video_offset_frames(lips, mixture)
+        base = si_sdr(mixture, ref)
+        outs = blind.separate(mixture, SR)
+        row = {"target": c.name, "found_offset": found, "si_sdri": {}}
+        for label, kw in (("near 0", {}), ("near the lips' offset", {"center": found or 0}), ("anywhere", {"near": None})):
+            y = face_voices(outs, assign_over_time(faces, outs, expert, **kw))[0]
+            row["si_sdri"][label] = round(si_sdr(br.fit(y, len(ref)), ref) - base, 3)
+        rows.append(row)
+    summary = {m: round(float(np.mean([r["si_sdri"][m] for r in rows])), 3) for m in rows[0]["si_sdri"]}
+    summary["lips_found_offset"] = int(sum(r["found_offset"] is not None and abs(r["found_offset"] - LATE_FRAMES) <= 1
+                                           for r in rows))
+    return {"summary": summary, "rows": rows}
 
 
 def one_talker(clips, crops, pair, blind, av, expert, moving: bool = False) -> dict:

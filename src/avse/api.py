@@ -421,6 +421,28 @@ class Enhancer:
 _Face = tuple[str, np.ndarray, "dict[str, np.ndarray] | None"]
 
 
+def video_offset_frames(tracks: Sequence[dict[str, np.ndarray]], audio16: np.ndarray) -> int | None:
+    """A video's A/V offset in whole frames from its faces -> the most confident reliable estimate, or None.
+
+    tracks: each face's landmarks (``lips`` [N, 40, 2], optional ``flags`` [N]) on the video's
+    timeline; audio16: float32 [T] at 16 kHz from the first frame. Each face's lips against the
+    sound (``avse.video.sync.estimate_offset``; in a mixture each face's own voice is in it); the
+    estimate with the highest confidence among the reliable ones, rounded to frames (positive: the
+    sound is late). None when no face gives a reliable estimate.
+    """
+    from avse.video.sync import estimate_offset
+
+    best = None
+    for lm in tracks:
+        try:
+            est = estimate_offset(lm["lips"], audio16, flags=lm.get("flags"))
+        except ConfigError:  # too short to tell
+            continue
+        if est.reliable and (best is None or est.confidence > best.confidence):
+            best = est
+    return None if best is None else int(round(best.offset_ms / (1000.0 / VIDEO_FPS)))
+
+
 class Separator:
     """Split a recording into voices: one per tracked face (audio-visual model), or a blind model's sources.
 
@@ -435,7 +457,8 @@ class Separator:
     audio-visual model once per face; ``"sync"`` runs the blind model and gives each
     face the output its lips agree with best (the sync expert's LSE-C,
     ``avse.talking.expert.assign_over_time``: window by window, so talkers who take turns
-    keep their own turns); ``"auto"`` (the default) is "sync" when two or more faces are
+    keep their own turns; each face's sync looked for near the video's A/V offset, measured
+    from the lips by ``video_offset_frames``, or near 0 when they cannot tell); ``"auto"`` (the default) is "sync" when two or more faces are
     usable, the blind model has at least as many outputs and it did not miss a talker
     (``avse.talking.expert.missed_talker``: an output near silent, though the face given it
     speaks), else "av". ``sync_expert``: the expert "sync"
@@ -545,13 +568,15 @@ class Separator:
         n = min(len(lm["lips"]) for lm in tracks)
         mats = np.stack([face_matrices(lm)[:n] for lm in tracks])  # [F, N, 2, 3]: every face cut in one pass
         crops = list(face_crops(iter_grid_frames(Path(video), max_frames=n), mats))
-        res = assign_over_time(crops, est, expert)
+        offset = video_offset_frames(tracks, x16)
+        res = assign_over_time(crops, est, expert, center=offset or 0)
         turns = [{"start_s": round(first / VIDEO_FPS, 2), "sources": pairing} for first, pairing in res["segments"]]
         missed = missed_talker(output_levels_db(est, x16), res)
         if missed is not None and not strict:
             return skip(missed)
         info.update(mode="blind, by lip sync", model=binfo["name"], names=[name for name, _, _ in faces],
-                    assignment={"sources": res["order"], "lse_c": np.round(res["lse_c"], 4).tolist(), "turns": turns})
+                    assignment={"sources": res["order"], "lse_c": np.round(res["lse_c"], 4).tolist(), "turns": turns,
+                                "av_offset_frames": offset})
         return face_voices(est, res), n_chunks
 
     def separate(self, audio: np.ndarray, sr: int, video: Any = None) -> np.ndarray:
@@ -565,8 +590,9 @@ class Separator:
         blind model's outputs by lip sync or from the audio-visual model, as
         ``assign`` says (``last_info``: "assignment" holds the whole clip's
         choice of output for each face ("sources"), the LSE-C of every face and
-        output, and "turns": [{start_s, sources}] where the pairing changes (talkers
-        who take turns); "assign_reason" why
+        output, "turns": [{start_s, sources}] where the pairing changes (talkers
+        who take turns) and "av_offset_frames" (the video's A/V offset the sync was
+        looked for around; None: not measured, 0 used); "assign_reason" why
         "auto" did not assign). Otherwise the blind model's S
         outputs (permutation arbitrary but kept consistent across chunks, or
         the fixed order of a known-speakers model). ``last_info``: mode

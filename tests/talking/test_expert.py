@@ -129,6 +129,26 @@ def test_lse_near_looks_for_sync_close_to_zero_only():
     assert close["lse_d"] == pytest.approx(close["dists"][12 + 1]) and close["lse_c"] < anywhere["lse_c"]
     assert close["lse_c"] == pytest.approx(np.median(close["dists"]) - close["dists"][13])
     assert lse_from_embeddings(v, a, max_offset=12, near=12)["offset_frames"] == 9  # near = max_offset: all of them
+    assert lse_from_embeddings(v, a, max_offset=12, near=2, center=8)["offset_frames"] == 9  # around a known offset
+    assert lse_from_embeddings(v, a, max_offset=12, near=2, center=40)["offset_frames"] in (10, 11, 12)  # clipped
+
+
+@shipped
+def test_video_offset_frames_reads_late_sound_from_the_lips(tiny_corpus):
+    """A drawn talker with its sound 5 frames late: the lips say +5 (within a frame); a still face says nothing."""
+    from avse.api import video_offset_frames
+    from avse.audio.io import load_audio
+    from avse.data.metadata import load_speech_list, target_speech_list_path
+    from avse.video.landmarks import read_landmarks
+
+    e = max(load_speech_list(target_speech_list_path(tiny_corpus)), key=lambda e: e["nsamples"])
+    lm = read_landmarks(tiny_corpus / e["dataset"] / "targets_landmarks" / f"{e['wavfile']}.npz")
+    voice = load_audio(tiny_corpus / e["dataset"] / "targets" / f"{e['wavfile']}.wav")[0]
+    late = np.concatenate([np.zeros(5 * 640, np.float32), voice])
+    still = {"lips": np.repeat(lm["lips"][:1], len(lm["lips"]), axis=0)}
+    assert video_offset_frames([still], late) is None
+    found = video_offset_frames([still, {"lips": lm["lips"]}], late)
+    assert found is not None and abs(found - 5) <= 1, found
 
 
 def test_lse_on_a_clip_runs(expert):

@@ -330,14 +330,19 @@ def lse(expert: SyncExpert, faces: np.ndarray | Tensor, audio: np.ndarray | Tens
     return lse_from_embeddings(v, a, max_offset)
 
 
-def lse_from_embeddings(v: Tensor, a: Tensor, max_offset: int = 15, near: int | None = None) -> dict[str, Any]:
+def lse_from_embeddings(v: Tensor, a: Tensor, max_offset: int = 15, near: int | None = None,
+                        center: int = 0) -> dict[str, Any]:
     """``lse`` on per-frame embeddings v [N, D] (video) and a [N, D] (audio) already computed.
 
-    ``near``: the minimum (LSE-D, the offset) is looked for only within -near .. near frames, a prior that the
-    clip is nearly in sync; the median (the baseline of LSE-C) stays over all offsets. None: all offsets."""
+    ``near``: the minimum (LSE-D, the offset) is looked for only within ``center`` -near .. +near frames (clipped
+    to the search), a prior on the clip's A/V offset; the median (the baseline of LSE-C) stays over all offsets.
+    None: all offsets."""
     dists = offset_distances(v, a, max_offset).numpy()
-    lo = 0 if near is None else max(0, max_offset - near)
-    k = lo + int(np.argmin(dists[lo : len(dists) - lo]))
+    lo, hi = 0, len(dists)
+    if near is not None:
+        c = int(np.clip(center, -max_offset, max_offset)) + max_offset
+        lo, hi = max(0, c - near), min(len(dists), c + near + 1)
+    k = lo + int(np.argmin(dists[lo:hi]))
     lse_d = float(dists[k])
     return {"lse_d": lse_d, "lse_c": float(np.median(dists) - lse_d), "offset_frames": k - max_offset, "dists": dists}
 
@@ -391,7 +396,7 @@ ASSIGN_NEAR = 3
 
 
 def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None = None,
-                   max_offset: int = 15, near: int | None = ASSIGN_NEAR) -> tuple[list[int], np.ndarray]:
+                   max_offset: int = 15, near: int | None = ASSIGN_NEAR, center: int = 0) -> tuple[list[int], np.ndarray]:
     """Which separated voice belongs to which face: the assignment whose lips and speech agree best.
 
     faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``),
@@ -400,19 +405,19 @@ def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExp
     that is not its own gives a flat distance curve); the assignment is the one-to-one choice of
     outputs with the largest sum of scores. Returns (order: the source index of each face [F],
     scores float64 [F, S]). ``expert`` defaults to the shipped one. Each pair's sync is looked for
-    within ``near`` frames of 0 (``ASSIGN_NEAR``; None: all of -max_offset .. max_offset, for a video
-    whose sound is further off). The search is narrowed on short clips as in
+    within ``near`` frames (``ASSIGN_NEAR``) of ``center``, the video's A/V offset in frames when known
+    (positive: the sound is late); None: all of -max_offset .. max_offset. The search is narrowed on short clips as in
     ``estimate_offset_expert``; fewer than 10 frames or F > S: ConfigError.
     """
     _, seen, heard, max_offset = _pair_embeddings("assign_sources", faces, sources, expert, max_offset)
-    scores = _lse_c_matrix(seen, heard, max_offset, near)
+    scores = _lse_c_matrix(seen, heard, max_offset, near, center)
     return best_assignment(scores), scores
 
 
-def _lse_c_matrix(seen: list[Tensor], heard: list[Tensor], max_offset: int, near: int | None) -> np.ndarray:
+def _lse_c_matrix(seen: list[Tensor], heard: list[Tensor], max_offset: int, near: int | None, center: int) -> np.ndarray:
     """Video embeddings of F faces and audio embeddings of S sources ([N, D] each) -> the LSE-C of every pair [F, S]
-    (the minimum looked for within ``near`` frames of 0, ``lse_from_embeddings``)."""
-    return np.array([[lse_from_embeddings(v, a, max_offset, near)["lse_c"] for a in heard] for v in seen])
+    (the minimum looked for within ``near`` frames of ``center``, ``lse_from_embeddings``)."""
+    return np.array([[lse_from_embeddings(v, a, max_offset, near, center)["lse_c"] for a in heard] for v in seen])
 
 
 def _pair_embeddings(caller: str, faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None,
@@ -461,7 +466,7 @@ def window_confidence(v: Tensor, a: Tensor, offset: int, max_offset: int, starts
 
 def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None = None,
                      max_offset: int = 15, window: int = ASSIGN_WINDOW, hop: int = ASSIGN_HOP,
-                     switch_cost: float = SWITCH_COST, near: int | None = ASSIGN_NEAR) -> dict[str, Any]:
+                     switch_cost: float = SWITCH_COST, near: int | None = ASSIGN_NEAR, center: int = 0) -> dict[str, Any]:
     """Which separated voice belongs to which face, window by window: for talkers who take turns.
 
     A blind separator does not keep a talker in one output when talkers take turns: it may put
@@ -472,7 +477,7 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     of scores, each change costing ``switch_cost``. Where the path never changes, the pairing is the
     whole clip's (``assign_sources``: each face and output at its own best offset), as it is for
     clips shorter than ``window + hop`` frames. Talkers who overlap all along keep one pairing.
-    Sync is looked for within ``near`` frames of 0, as in ``assign_sources``.
+    Sync is looked for within ``near`` frames of ``center``, as in ``assign_sources``.
 
     faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``),
     on the timeline of ``sources``: float [S, T] at 16 kHz (S >= F). Returns dict(
@@ -487,7 +492,7 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     src, seen, heard, max_offset = _pair_embeddings("assign_over_time", faces, sources, expert, max_offset)
     n = seen[0].shape[0]
     mixture = audio_embeddings(expert, src.sum(axis=0), n)
-    whole = _lse_c_matrix(seen, heard, max_offset, near)
+    whole = _lse_c_matrix(seen, heard, max_offset, near, center)
     order = best_assignment(whole)
     f_n, s_n = len(faces), src.shape[0]
 
@@ -502,7 +507,7 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
         starts.append(n - window)
     scores = np.zeros((len(starts), f_n, s_n))
     for i, v in enumerate(seen):
-        offset = lse_from_embeddings(v, mixture, max_offset, near)["offset_frames"]
+        offset = lse_from_embeddings(v, mixture, max_offset, near, center)["offset_frames"]
         for j, a in enumerate(heard):
             scores[:, i, j] = window_confidence(v, a, offset, max_offset, starts, window)
     if not np.isfinite(scores).all():
