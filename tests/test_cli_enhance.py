@@ -410,3 +410,19 @@ def test_separate_prints_each_turns_pairing(tmp_path, monkeypatch, capsys):
     assert main(["separate", str(tmp_path / "in.mp4"), "-o", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "face0 <- source1 (0.020, 0.050)" in out and "turns:" not in out
+
+
+def test_enhance_points_to_separate_when_the_video_has_several_faces(tmp_path, monkeypatch, capsys):
+    import avse.api
+
+    res = {"seconds": 3.0, "mode": "audio-visual", "model": "av", "reason": None, "chunks": 1, "seconds_frontend": 1.0,
+           "seconds_model": 0.5, "face": {"track": 0, "choice": "audio", "n_tracks": 3, "n_faces": 2},
+           "outputs": [str(tmp_path / "o.wav"), str(tmp_path / "o.mp4")]}
+    monkeypatch.setattr(avse.api, "enhance_file", lambda *a, **k: res)
+    assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "lips of the face whose lips follow the sound" in out and "note: 2 faces in the video" in out
+    assert "avse separate" in out
+    res["face"]["n_faces"] = 1  # one face (a brief false detection is no candidate): no note
+    assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet"]) == 0
+    assert "note:" not in capsys.readouterr().out

@@ -340,7 +340,7 @@ class Enhancer:
             feats, finite = _features_array(self._stream(video, path), n_feat)
             coverage = min(finite, _coverage_from_flags(video.landmarks.get("flags"), feats.shape[0]))
             rep = video.report
-            facts = {"face": {k: rep[k] for k in ("track", "choice", "n_tracks") if k in rep}}
+            facts = {"face": {k: rep[k] for k in ("track", "choice", "n_tracks", "n_faces") if k in rep}}
             if not np.isnan(video.sync[0]):
                 facts["av_offset_ms"] = round(video.sync[0], 1)
                 shift = int(round(video.sync[0] / (1000.0 / VIDEO_FPS))) if video.sync[2] else 0

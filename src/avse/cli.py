@@ -290,6 +290,10 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
         how = f"AUDIO-ONLY with model {res['model']!r}: {res['reason']}"
     seconds = res["seconds_frontend"] + res["seconds_model"]
     print(f"enhanced {res['seconds']:.1f} s {how}; {res['chunks']} chunk(s) in {seconds:.1f} s")
+    faces = res.get("face", {}).get("n_faces", 1)
+    if faces > 1:
+        print(f"note: {faces} faces in the video; when more than one talks, avse separate gives each face its own voice "
+              "by lip sync (on real two-talker mixtures at 0 dB +1.8 dB SI-SDRi, against -0.4 dB for this; README)")
     print("written: " + ", ".join(res["outputs"]))
 
 

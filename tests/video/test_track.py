@@ -289,6 +289,7 @@ def test_synthetic_face_matches_its_ground_truth(tiny_corpus):
     lm, report = extract_landmarks(video)
     n = len(truth["lips"])
     assert report["frames"] == n == len(lm["lips"]) and report["detected"] == n and report["n_tracks"] == 1
+    assert report["n_faces"] == 1
     assert set(lm) >= {"lips", "lip_index", "eyes", "nose", "face_box", "flags", "mesh"}
     assert lm["mesh"].shape == (n, MESH_POINTS, 2)
     err = np.linalg.norm(lm["lips"] - truth["lips"], axis=-1)  # pixels of a 224x224 video
@@ -383,7 +384,7 @@ def test_the_talker_is_the_face_that_moves_with_the_audio(tmp_path):
         path = tmp_path / "pair.mp4"
         write_video(path, np.concatenate([left.frames, right.frames], axis=2), audio=right.audio)
         lm, report = extract_landmarks(path)
-        assert report["n_tracks"] == 2 and report["choice"] == "audio"
+        assert report["n_tracks"] == 2 and report["n_faces"] == 2 and report["choice"] == "audio"
         assert np.all(lm["face_box"][:, 0] > 360)  # the right-hand face: the one speaking
         # and by hand: the index and the box pick the other face
         other, _ = extract_landmarks(path, choose=0)

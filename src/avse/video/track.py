@@ -493,7 +493,8 @@ def extract_landmarks(
     landmarks: the schema (lips [N, 40, 2], lip_index [40], eyes [N, 4, 2],
     nose [N, 2], face_box [N, 4], float32 pixels) plus flags [N] uint8
     (0 detected, 1 interpolated) and mesh [N, 478, 2] float32.
-    report: frames, detected, interpolated, n_tracks, track (the chosen id),
+    report: frames, detected, interpolated, n_tracks, n_faces (the candidates: tracks on enough frames to be
+    chosen), track (the chosen id),
     choice (index / box / audio / largest / only), agreement (per candidate,
     when the audio was used), tracks (per-track summaries), fps (25),
     source_fps, reacquired (frames of the chosen track found on a crop),
@@ -551,6 +552,7 @@ def extract_landmarks(
         "detected": int(np.sum(flags == DETECTED)),
         "interpolated": int(np.sum(flags == INTERPOLATED)),
         "n_tracks": len(tracks),
+        "n_faces": len(info["candidates"]),
         "track": chosen.id,
         "choice": info["rule"],
         **({"agreement": info["agreement"]} if "agreement" in info else {}),
