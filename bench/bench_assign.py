@@ -33,7 +33,8 @@ speech, the sync looked for within ``ASSIGN_NEAR`` frames of 0 or over all +-15)
 out of sync does to that (``late_sound``: the 0 dB mixtures with the sound 240 ms late, the sync
 looked for near 0, near the offset the lips give as ``avse separate`` does, or anywhere), and
 what a listener gets (``one_talker``: each clip alone, the other face held still beside it:
-the talker's output SI-SDR, the listener's output level, how often the pairing changed;
+the talker's output SI-SDR (the input itself counted as 60 dB), the listener's output level, how often
+the pairing changed and how often the talker was given the whole input (``one_voice``);
 ``one_talker_moving``: the same beside another clip's *moving* face, a listener whose lips move
 with words that are not in the sound, harder than a real listener who nods and smiles).
 Writes bench/results/NAME.json and NAME.png.
@@ -80,7 +81,7 @@ def main() -> None:
     from avse.api import Enhancer, Separator, output_levels_db
     from avse.evaluation.metrics import si_sdr
     from avse.evaluation.run import mean_ci
-    from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, face_voices, missed_talker
+    from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, face_voices, missed_talker, one_voice
 
     torch.set_num_threads(2)
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
@@ -116,13 +117,14 @@ def main() -> None:
         outs = blind.separate(mixture, SR)  # [2, T]
         sdr = [si_sdr(y, ref) for y in outs]
         res = assign_over_time(faces, outs, expert)
-        over_time = face_voices(outs, res)[0]
+        over_time = face_voices(outs, res, mixture)[0]  # as avse separate gives it (one voice: the whole input)
         row = {"snr": snr, "target": c.name, "other": o.name, "lse_c": np.round(res["lse_c"], 4).tolist(),
                "turns": [[int(f), p] for f, p in res["segments"]],
                "blind_si_sdri": [round(x - base, 3) for x in sdr], "better": int(np.argmax(sdr))}
         est = {"av per face": av.enhance(mixture, SR, video=lips), "blind, whole clip": outs[res["order"][0]],
                "blind, over time": over_time}
-        silent = missed_talker(output_levels_db(outs, mixture), res) is not None
+        levels = output_levels_db(outs, mixture)
+        silent = missed_talker(levels, res) is not None
         est["auto"] = est["av per face"] if silent else over_time
         alone = assign_over_time(faces[:1], outs, expert)  # the target's face only: the other talker off screen
         est["blind, target's face only"] = face_voices(outs, alone)[0]
@@ -138,7 +140,9 @@ def main() -> None:
             est["blind, oracle"] = outs[row["better"]]
         methods = turn_methods if snr == TURNS else mixed_methods
         row["si_sdri"] = {m: round(si_sdr(br.fit(est[m], len(ref)), ref) - base, 3) for m in methods}
-        row["one_voice"] = bool(silent)
+        row["used_av"] = bool(silent)
+        row["one_voice"] = one_voice(levels, res) is not None
+        row["quieter_output_db"] = round(min(levels), 1)
         rows.append(row)
     summary: dict = {}
     for snr in SNRS + (TURNS,):
@@ -149,7 +153,9 @@ def main() -> None:
             s[m] = {"si_sdri": round(ci["mean"], 3), "ci95": round(ci["mean"] - ci["ci_low"], 3), "n": ci["n"]}
             if m in rs[0]["chosen"] and snr != TURNS:
                 s[m]["chose_better"] = round(float(np.mean([r["chosen"][m] == r["better"] for r in rs])), 3)
-        s["auto"]["used_av"] = int(sum(r["one_voice"] for r in rs))
+        s["auto"]["used_av"] = int(sum(r["used_av"] for r in rs))
+        s["blind, over time"]["one_voice"] = int(sum(r["one_voice"] for r in rs))
+        s["blind, over time"]["quieter_output_db_median"] = float(np.median([r["quieter_output_db"] for r in rs]))
         s["blind, over time"]["changed_pairing"] = int(sum(len(r["turns"]) > 1 for r in rs))
     late = late_sound(clips, crops, tracks, pair, blind, expert)
     one = one_talker(clips, crops, pair, blind, av, expert)
@@ -237,7 +243,7 @@ def one_talker(clips, crops, pair, blind, av, expert, moving: bool = False) -> d
 
     from avse.api import output_levels_db
     from avse.evaluation.metrics import si_sdr
-    from avse.talking.expert import assign_over_time, face_voices, missed_talker
+    from avse.talking.expert import assign_over_time, face_voices, missed_talker, one_voice
 
     rows = []
     for i, c in enumerate(clips):
@@ -246,14 +252,16 @@ def one_talker(clips, crops, pair, blind, av, expert, moving: bool = False) -> d
         faces = [crops[i], other]
         outs = blind.separate(x, SR)
         res = assign_over_time(faces, outs, expert)
-        over_time = face_voices(outs, res)
+        over_time = face_voices(outs, res, x)
         listener = (br.fit(clips[pair[i]].features, len(c.features)) if moving
                     else np.repeat(c.features[-1:], len(c.features), axis=0))  # the listener's lips: moving, or one frame held
         per_face = np.stack([av.enhance(x, SR, video=c.features), av.enhance(x, SR, video=listener)])
-        silent = missed_talker(output_levels_db(outs, x), res) is not None
+        levels = output_levels_db(outs, x)
+        silent = missed_talker(levels, res) is not None
         est = {"av per face": per_face, "blind, over time": over_time, "auto": per_face if silent else over_time}
         rows.append({"target": c.name, "changed_pairing": len(res["segments"]) > 1, "used_av": bool(silent),
-                     **{m: {"talker_si_sdr": round(si_sdr(br.fit(y[0], len(x)), x), 2),
+                     "one_voice": one_voice(levels, res) is not None, "quieter_output_db": round(min(levels), 1),
+                     **{m: {"talker_si_sdr": round(min(si_sdr(br.fit(y[0], len(x)), x), SDR_CAP), 2),
                             "listener_db": round(output_levels_db(y[1:2], x)[0], 1)} for m, y in est.items()}})
     summary = {m: {"talker_si_sdr_mean": round(float(np.mean([r[m]["talker_si_sdr"] for r in rows])), 2),
                    "listener_db_median": round(float(np.median([r[m]["listener_db"] for r in rows])), 1),
@@ -261,7 +269,12 @@ def one_talker(clips, crops, pair, blind, av, expert, moving: bool = False) -> d
                for m in ("av per face", "blind, over time", "auto")}
     summary["changed_pairing"] = int(sum(r["changed_pairing"] for r in rows))
     summary["auto_used_av"] = int(sum(r["used_av"] for r in rows))
+    summary["one_voice"] = int(sum(r["one_voice"] for r in rows))
+    summary["quieter_output_db_median"] = float(np.median([r["quieter_output_db"] for r in rows]))
     return {"summary": summary, "rows": rows}
+
+
+SDR_CAP = 60.0  # a talker given the whole input scores the input itself: its SI-SDR is counted as 60 dB
 
 
 def window_calibration(clips, crops, pair, expert) -> dict:

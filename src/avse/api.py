@@ -536,7 +536,7 @@ class Separator:
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
         """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
         ``info["assign_reason"]``) when ``assign`` "auto" finds it does not apply. Fills ``info`` as ``separate`` says."""
-        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_over_time, face_voices, missed_talker
+        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_over_time, face_voices, missed_talker, one_voice
         from avse.video.io import iter_grid_frames
         from avse.video.roi import face_crops, face_matrices
 
@@ -571,13 +571,16 @@ class Separator:
         offset = video_offset_frames(tracks, x16)
         res = assign_over_time(crops, est, expert, center=offset or 0)
         turns = [{"start_s": round(first / VIDEO_FPS, 2), "sources": pairing} for first, pairing in res["segments"]]
-        missed = missed_talker(output_levels_db(est, x16), res)
+        levels = output_levels_db(est, x16)
+        missed = missed_talker(levels, res)
         if missed is not None and not strict:
             return skip(missed)
+        talker = one_voice(levels, res)
         info.update(mode="blind, by lip sync", model=binfo["name"], names=[name for name, _, _ in faces],
                     assignment={"sources": res["order"], "lse_c": np.round(res["lse_c"], 4).tolist(), "turns": turns,
-                                "av_offset_frames": offset})
-        return face_voices(est, res), n_chunks
+                                "av_offset_frames": offset,
+                                "one_voice": None if talker is None else faces[talker][0]})
+        return face_voices(est, res, x16), n_chunks
 
     def separate(self, audio: np.ndarray, sr: int, video: Any = None) -> np.ndarray:
         """Separate ``audio`` -> float32 [S, T] at ``sr`` (each source at its level in the input, peak <= 1).

@@ -289,6 +289,32 @@ def test_missed_talker_only_when_the_face_left_with_silence_speaks():
     assert missed_talker([-1.0, -45.0], result(talking["lse_c"], ((0, [0, 1]), (50, [1, 0])))) is None  # turns
 
 
+def test_one_voice_gives_the_talker_the_whole_input_only_beside_a_listener():
+    from avse.talking.expert import LISTENER_LSE_C, ONE_VOICE_DB, face_voices, one_voice
+
+    def result(lse_c, order=(0, 1), segments=None):
+        return {"order": list(order), "lse_c": np.array(lse_c), "segments": segments or [(0, list(order))],
+                "plan": None}
+
+    listener = result([[0.06, 0.01], [0.00, 0.005]])  # face 1 shows no sync with the quiet output 1
+    assert one_voice([-0.5, ONE_VOICE_DB - 3], listener) == 0
+    assert one_voice([ONE_VOICE_DB - 3, -0.5], result([[0.005, 0.01], [0.00, 0.06]])) == 1  # face 0 listens
+    assert one_voice([ONE_VOICE_DB - 3, -0.5], result([[0.06, 0.00], [0.005, 0.01]], order=(1, 0))) == 0
+    assert one_voice([-3.0, -6.0], listener) is None  # the quieter output holds a voice of its own
+    talking = result([[0.06, 0.01], [0.00, LISTENER_LSE_C + 0.01]])
+    assert one_voice([-0.5, -14.0], talking) is None  # its face speaks it: a quiet second talker
+    turns = result(listener["lse_c"], segments=[(0, [0, 1]), (50, [1, 0])])
+    assert one_voice([-0.5, -14.0], turns) is None  # the pairing changes: talkers who take turns
+    assert one_voice([-0.5, -14.0, -20.0], listener) is None  # two faces, two outputs only
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(1600).astype(np.float32)
+    outs = np.stack([0.9 * x, 0.1 * x])  # a lone voice, a tenth of it split off (-20 dB)
+    voices = face_voices(outs, listener, x)
+    assert np.array_equal(voices[0], x) and np.array_equal(voices[1], outs[1])
+    assert np.array_equal(face_voices(outs, listener)[0], outs[0])  # without the mixture: the outputs as paired
+    assert np.array_equal(face_voices(outs, talking, x)[0], outs[0])
+
+
 def test_window_confidence_rejects_a_window_shorter_than_the_search():
     from avse.talking.expert import window_confidence
 

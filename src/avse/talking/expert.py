@@ -584,12 +584,53 @@ def route_sources(sources: np.ndarray, plan: np.ndarray, fade_frames: int = 5) -
     return out
 
 
-def face_voices(sources: np.ndarray, result: dict[str, Any]) -> np.ndarray:
+#: ``one_voice``: the quieter of two outputs at or below this level against the input (dB) may be a listener's.
+#: Two talkers leave it higher: on the real dev set's mixtures at -5 / 0 / +5 dB a median -7.3 / -6.1 / -7.3 dB
+#: (``bench/bench_assign.py``); a talker alone beside a listener, a median -12.6 dB
+ONE_VOICE_DB = -10.0
+#: ``one_voice``: the face given that output speaks none of it below this whole-clip LSE-C: about the 90th
+#: percentile of a face with speech not its own (0.032, the sync looked for near the offset; ``offset_prior`` in
+#: ``bench/bench_assign.py``), where a face with its own speech scores a median 0.055
+LISTENER_LSE_C = 0.03
+
+
+def one_voice(levels_db: list[float], result: dict[str, Any]) -> int | None:
+    """Did the blind model hear the voice of one of two faces while the other listens? -> the talking face, or None.
+
+    levels_db: the level of each of two outputs against the input's (``avse.api.output_levels_db``), [2];
+    result: ``assign_over_time``'s for two faces. Yes when the pairing never changes, the quieter output is
+    at or below ``ONE_VOICE_DB`` and the face given it shows no sync with it (whole-clip LSE-C under
+    ``LISTENER_LSE_C``). The talker's voice is then the whole input: what the blind model put in the
+    quieter output is bits of it (a separator trained on two talkers splits a lone voice word by word).
+    """
+    if len(levels_db) != 2 or len(result["order"]) != 2 or len(result["segments"]) > 1:
+        return None
+    quiet = int(np.argmin(levels_db))
+    if levels_db[quiet] > ONE_VOICE_DB:
+        return None
+    listener = result["order"].index(quiet)
+    if float(result["lse_c"][listener][quiet]) >= LISTENER_LSE_C:
+        return None
+    return 1 - listener
+
+
+def face_voices(sources: np.ndarray, result: dict[str, Any], mixture: np.ndarray | None = None) -> np.ndarray:
     """Each face's voice by ``assign_over_time``'s result: sources [S, T] -> [F, T]; the whole clip's pairing
-    when it never changes, else ``route_sources`` on its plan."""
+    when it never changes, else ``route_sources`` on its plan. With the ``mixture`` [T] the outputs came from,
+    a talker beside a listener (``one_voice``) gets the whole mixture, the listener its quiet output."""
     if len(result["segments"]) == 1:
-        return np.asarray(sources)[result["segments"][0][1]]
-    return route_sources(sources, result["plan"])
+        voices = np.array(np.asarray(sources)[result["segments"][0][1]])
+    else:
+        voices = route_sources(sources, result["plan"])
+    if mixture is not None:
+        from avse.api import output_levels_db
+
+        talker = one_voice(output_levels_db(np.asarray(sources), mixture), result)
+        if talker is not None:
+            n = min(voices.shape[-1], len(mixture))
+            voices[talker] = 0.0
+            voices[talker, :n] = mixture[:n]
+    return voices
 
 
 def best_assignment(scores: np.ndarray) -> list[int]:
@@ -612,6 +653,7 @@ __all__ = [
     "train_expert",
     "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources", "best_assignment",
     "ASSIGN_WINDOW", "ASSIGN_HOP", "SWITCH_COST", "window_confidence", "assign_over_time", "route_sources", "face_voices", "missed_talker",
+    "one_voice", "ONE_VOICE_DB", "LISTENER_LSE_C",
     "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
     "video_embeddings", "audio_embeddings",
     "sync_loss", "offset_distances", "frame_distances", "lse", "lse_from_embeddings",
