@@ -409,7 +409,10 @@ def test_separate_prints_each_turns_pairing(tmp_path, monkeypatch, capsys):
     res["assignment"]["turns"] = res["assignment"]["turns"][:1]
     assert main(["separate", str(tmp_path / "in.mp4"), "-o", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "face0 <- source1 (0.020, 0.050)" in out and "turns:" not in out
+    assert "face0 <- source1 (0.020, 0.050)" in out and "turns:" not in out and "one voice" not in out
+    res["assignment"]["one_voice"] = "face1"
+    assert main(["separate", str(tmp_path / "in.mp4"), "-o", str(tmp_path), "--quiet"]) == 0
+    assert "one voice: face1 talks and gets the whole input" in capsys.readouterr().out
 
 
 def test_enhance_points_to_separate_when_the_video_has_several_faces(tmp_path, monkeypatch, capsys):

@@ -316,6 +316,9 @@ def _cmd_separate(args: argparse.Namespace) -> None:
         else:
             print("lip sync (LSE-C of each face with each output): " + "; ".join(
                 f"{n} <- source{k} ({', '.join(f'{c:.3f}' for c in row)})" for n, k, row in zip(res["names"], a["sources"], a["lse_c"])))
+        if a.get("one_voice"):
+            print(f"one voice: {a['one_voice']} talks and gets the whole input (the other face shows no sync with the "
+                  "quieter output)")
     elif res.get("assign_reason"):
         print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
     print("levels against the input: " + levels_line(res["names"], res["levels_db"]))

@@ -623,7 +623,10 @@ def test_facts_say_which_output_each_face_got_by_lip_sync(tmp_path):
                     outputs=outs, figures={}, stages={}, facts={"assignment": {"sources": [1, 0], "lse_c": [[0.02, 0.05], [0.06, 0.01]]}})
     text = facts_markdown(res, Analysis(video=True, seconds=1.0))
     assert "given to the faces by lip sync: face0 <- output 1 (LSE-C 0.050), face1 <- output 0 (LSE-C 0.060)" in text
-    assert "Turns" not in text
+    assert "Turns" not in text and "One voice" not in text
+    res.facts["assignment"]["one_voice"] = "face1"
+    assert "**One voice:** face1 talks and gets the whole input" in facts_markdown(res, Analysis(video=True, seconds=1.0))
+    del res.facts["assignment"]["one_voice"]
     res.facts["assignment"]["turns"] = [{"start_s": 0.0, "sources": [1, 0]}, {"start_s": 3.2, "sources": [0, 1]}]
     text = facts_markdown(res, Analysis(video=True, seconds=1.0))
     assert "turn by turn" in text and "face0 <- output 1 (LSE-C" not in text

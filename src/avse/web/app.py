@@ -120,6 +120,9 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
         else:
             given = ", ".join(f"{o.name} <- output {k} (LSE-C {row[k]:.3f})" for o, k, row in zip(res.outputs, a["sources"], a["lse_c"]))
             lines.append(f"**Mode:** blind model `{res.model}`, its voices given to the faces by lip sync: {given}")
+        if a.get("one_voice"):
+            lines.append(f"**One voice:** {a['one_voice']} talks and gets the whole input; the other face shows no sync "
+                         "with the quieter output")
     else:
         why = f": {res.reason}" if res.reason else ""
         lines.append(f"**Mode:** {res.mode.upper()} with model `{res.model}`{why}")
