@@ -78,7 +78,7 @@ def main() -> None:
     from bench_sync_expert import real_clips
     from tqdm import tqdm
 
-    from avse.api import Enhancer, Separator, output_levels_db
+    from avse.api import Enhancer, output_levels_db
     from avse.evaluation.metrics import si_sdr
     from avse.evaluation.run import mean_ci
     from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, face_voices, missed_talker, one_voice
@@ -90,7 +90,7 @@ def main() -> None:
     tracks = [{"lips": c["lips"], **({"flags": c["flags"][: len(c["lips"])]} if c.get("flags") is not None else {})}
               for c in found]  # the faces' landmarks, for the video's A/V offset
     pair = br.partners(clips)
-    blind = Separator(args.separate, av=None)
+    blind = BlindOutputs(args.separate)
     av = Enhancer("av", fallback=None, atten_lim_db=None)
     expert = SyncExpert.from_pretrained()
     detector = None
@@ -114,7 +114,7 @@ def main() -> None:
             faces = [crops[i], br.fit(crops[pair[i]], len(crops[i]))]  # the target's face, then the other's
             lips = c.features
         base = si_sdr(mixture, ref)
-        outs = blind.separate(mixture, SR)  # [2, T]
+        outs = blind(mixture)  # [2, T]
         sdr = [si_sdr(y, ref) for y in outs]
         res = assign_over_time(faces, outs, expert)
         over_time = face_voices(outs, res, mixture)[0]  # as avse separate gives it (one voice: the whole input)
@@ -180,6 +180,27 @@ def main() -> None:
 TURNS = "turns"
 
 
+class BlindOutputs:
+    """The blind separator's outputs as ``avse separate`` gets them before it gives them to the faces
+    (``Separator._assign_by_sync``: chunked, the outputs kept on the input's scale when they add up to it):
+    audio [T] at 16 kHz -> [S, T]."""
+
+    def __init__(self, spec: str):
+        from dataclasses import replace
+
+        from avse.api import load_model
+        from avse.inference import InferenceConfig, model_fn
+
+        model, _ = load_model(spec)
+        self.fn = model_fn(model)
+        self.config = replace(InferenceConfig(), match_gain=False) if model.sums_to_input else InferenceConfig()
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        from avse.inference import run_chunked
+
+        return run_chunked(self.fn, audio, None, self.config, align=True)[0]
+
+
 def turns(c, o, faces_c: np.ndarray, faces_o: np.ndarray) -> tuple:
     """Two talkers taking turns: c's clip, then o's, each at the same level; each face held still while the other
     talks -> (audio [T], c's voice then silence [T], the two faces' crops [N, 96, 96, 3], c's lip features [N, 82])."""
@@ -222,7 +243,7 @@ def late_sound(clips, crops, tracks, pair, blind, expert) -> dict:
         lips = [tracks[i], {k: br.fit(v, n) for k, v in tracks[pair[i]].items()}]
         found = video_offset_frames(lips, mixture)
         base = si_sdr(mixture, ref)
-        outs = blind.separate(mixture, SR)
+        outs = blind(mixture)
         row = {"target": c.name, "found_offset": found, "si_sdri": {}}
         for label, kw in (("near 0", {}), ("near the lips' offset", {"center": found or 0}), ("anywhere", {"near": None})):
             y = face_voices(outs, assign_over_time(faces, outs, expert, **kw))[0]
@@ -250,7 +271,7 @@ def one_talker(clips, crops, pair, blind, av, expert, moving: bool = False) -> d
         x = br.fit(c.audio, len(crops[i]) * SAMPLES_PER_FRAME)
         other = br.fit(crops[pair[i]], len(crops[i])) if moving else np.repeat(crops[pair[i]][:1], len(crops[i]), axis=0)
         faces = [crops[i], other]
-        outs = blind.separate(x, SR)
+        outs = blind(x)
         res = assign_over_time(faces, outs, expert)
         over_time = face_voices(outs, res, x)
         listener = (br.fit(clips[pair[i]].features, len(c.features)) if moving

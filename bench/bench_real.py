@@ -241,7 +241,8 @@ def model_methods(specs: dict[str, str], light_asd: Path | None = None,
                 from avse.evaluation.metrics import si_sdr
 
                 outs = sep.separate(item.mixture, SR)  # [S, T]
-                return outs[int(np.argmax([si_sdr(o, item.reference) for o in outs]))]  # the better output (oracle)
+                scores = [si_sdr(o, item.reference) if np.any(o) else -np.inf for o in outs]  # an output may be silent
+                return outs[int(np.argmax(scores))]  # the better output (oracle)
 
             run.audio_visual = False  # type: ignore[attr-defined]
         out[name] = run

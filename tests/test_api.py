@@ -402,18 +402,42 @@ def test_outputs_that_add_up_to_the_input_keep_their_levels():
     from avse.models.tasnet import ConvTasNet, TasNetConfig
 
     class OneVoice(ConvTasNet):
-        def forward(self, mixture):  # [B, T] -> [B, 2, T]: all of it, and a trace
-            return torch.stack([0.999 * mixture, 0.001 * mixture], 1)
+        def forward(self, mixture):  # [B, T] -> [B, 2, T]: most of it, and a part 16.5 dB down
+            return torch.stack([0.85 * mixture, 0.15 * mixture], 1)
 
     x = speechlike(40000)
     config = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4)
-    for output, second_db in (("consistent", -60.0), ("direct", 0.0)):
+    for output, second_db in (("consistent", -16.5), ("direct", 0.0)):
         model = OneVoice(TasNetConfig(**TINY_AUDIO, n_sources=2, output=output))
         sep = Separator(model, av=None, config=config)
         y = sep.separate(x, 16000)
         assert sep.last_info["levels_db"][1] == pytest.approx(second_db, abs=0.2), output  # "direct": fitted onto the mixture
         total = {"consistent": x, "direct": 2 * x}[output]  # without consistency both are lifted to the input's level
         np.testing.assert_allclose(y[0] + y[1], total, atol=1e-3)
+        assert "one_voice" not in sep.last_info
+
+
+def test_a_trace_split_off_one_voice_goes_back_to_it():
+    """No faces: a blind output 20 dB or more under the input is bits of the one voice, given back to the other."""
+    from avse.api import ONE_VOICE_BLIND_DB
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class Split(ConvTasNet):
+        share = 0.05  # of the input's amplitude in the second output
+
+        def forward(self, mixture):
+            return torch.stack([(1 - self.share) * mixture, self.share * mixture], 1)
+
+    x = speechlike(40000)
+    model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4))
+    y = sep.separate(x, 16000)  # the trace is 26 dB down
+    assert 20 * np.log10(Split.share) <= ONE_VOICE_BLIND_DB and sep.last_info["one_voice"] == "source0"
+    np.testing.assert_allclose(y[0], x, atol=1e-4)
+    assert not y[1].any() and sep.last_info["levels_db"] == [0.0, -120.0]
+    Split.share = 0.15  # 16.5 dB down: it may be a quiet second talker, kept
+    y = sep.separate(x, 16000)
+    assert "one_voice" not in sep.last_info and sep.last_info["levels_db"][1] == pytest.approx(-16.5, abs=0.2)
 
 
 def test_output_levels_against_the_input():

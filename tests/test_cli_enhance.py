@@ -429,3 +429,16 @@ def test_enhance_points_to_separate_when_the_video_has_several_faces(tmp_path, m
     res["face"]["n_faces"] = 1  # one face (a brief false detection is no candidate): no note
     assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_separate_says_when_one_voice_got_the_whole_input(tmp_path, monkeypatch, capsys):
+    import avse.api
+
+    res = {"seconds": 3.0, "names": ["source0", "source1"], "mode": "blind", "model": "separate", "reason": "no video was given",
+           "levels_db": [0.0, -120.0], "outputs": [str(tmp_path / "source0.wav"), str(tmp_path / "source1.wav")],
+           "one_voice": "source0"}
+    monkeypatch.setattr(avse.api, "separate_file", lambda *a, **k: res)
+    assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "one voice: the blind model split off a trace of it; source0 gets the whole input" in out
+    assert "source1 -120.0 dB (near silent)" in out

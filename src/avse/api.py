@@ -165,6 +165,11 @@ def _from_16k(x: np.ndarray, sr: int, n: int) -> np.ndarray:
 
 #: an output this far (dB) below the input holds next to nothing: `avse separate` says so
 SILENT_OUTPUT_DB = -30.0
+#: with no faces, a two-output blind separator whose quieter output is this far under the input (dB) heard one
+#: voice: that output is bits of it, given back to the louder one (``Separator``). On real clean speech the quieter
+#: output is a median 12.6 dB under the input; with two real talkers at -5 / 0 / +5 dB a median 6-7 dB
+#: (``bench/bench_assign.py``). With faces, ``avse.talking.expert.one_voice`` also asks the lips
+ONE_VOICE_BLIND_DB = -20.0
 
 
 def output_levels_db(outputs: np.ndarray, audio: np.ndarray) -> list[float]:
@@ -603,7 +608,9 @@ class Separator:
         face0.., source0.., or the speakers), levels_db (each output's level
         against the input's; an output more than ``SILENT_OUTPUT_DB`` below it
         is near silent: one voice, not two), reason, faces, model, chunks,
-        seconds, seconds_frontend, seconds_model, clip_gain.
+        seconds, seconds_frontend, seconds_model, clip_gain, and one_voice (no faces: the name of
+        the output that got the whole input because the other was ``ONE_VOICE_BLIND_DB`` or more
+        under it, that other one then silent).
         """
         x = to_mono(audio)
         x16 = _to_16k(x, sr)
@@ -650,6 +657,12 @@ class Separator:
             est, n_chunks = run_chunked(fn, x16, None, config, align=not known, progress=self.progress)
             names = [str(s) for s in speakers] if known else [f"source{i}" for i in range(est.shape[0])]
             info.update(mode="known-speakers" if known else "blind", model=binfo["name"], names=names)
+            levels = output_levels_db(est, x16)
+            if not known and len(levels) == 2 and min(levels) <= ONE_VOICE_BLIND_DB:  # one voice, bits of it split off
+                quiet = int(np.argmin(levels))
+                est[1 - quiet] += est[quiet]
+                est[quiet] = 0.0
+                info["one_voice"] = names[1 - quiet]
         y, clip_gain = _clip_protect(_from_16k(est, sr, x.shape[0]))
         t2 = time.perf_counter()
         info["levels_db"] = output_levels_db(y / clip_gain, x)

@@ -321,6 +321,8 @@ def _cmd_separate(args: argparse.Namespace) -> None:
                   "quieter output)")
     elif res.get("assign_reason"):
         print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
+    if res.get("one_voice") and "assignment" not in res:
+        print(f"one voice: the blind model split off a trace of it; {res['one_voice']} gets the whole input")
     print("levels against the input: " + levels_line(res["names"], res["levels_db"]))
     print("written: " + ", ".join(res["outputs"]))
 

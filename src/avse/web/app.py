@@ -126,6 +126,9 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
     else:
         why = f": {res.reason}" if res.reason else ""
         lines.append(f"**Mode:** {res.mode.upper()} with model `{res.model}`{why}")
+        if res.facts.get("one_voice"):
+            lines.append(f"**One voice:** the blind model split off a trace of it; {res.facts['one_voice']} gets the "
+                         "whole input")
     if "av_offset_ms" in res.facts:
         off = res.facts["av_offset_ms"]
         if off is None:

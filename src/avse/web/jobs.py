@@ -334,11 +334,11 @@ def run_job(
         report("DNSMOS", 0.92)
         scores = {"input": _dnsmos(scorer, x)}
         for o, v in zip(outputs, y):
-            scores[o.name] = _dnsmos(scorer, v)
+            scores[o.name] = _dnsmos(scorer, v) if np.any(v) else {}  # a silent output has no score
         stages["DNSMOS"] = time.perf_counter() - t
     report("done", 1.0)
     for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db", "atten_lim_db",
-                "assignment", "assign_reason"):
+                "assignment", "assign_reason", "one_voice"):
         if key in info:
             facts[key] = info[key]
     return JobResult(task=task, model=str(info.get("model", model)), mode=str(info.get("mode")), reason=info.get("reason"),
