@@ -24,6 +24,11 @@ other talks. For the target's face, its voice by:
   ``avse separate --assign sync`` does on a video where only the target is seen (the other talker
   off screen).
 
+Every assignment looks for each face's sync around the A/V offset the faces' lips give, as
+``avse separate`` does (``avse.api.video_offset_frames``; 0 when they cannot tell), and a talker
+beside a listener gets the whole input where ``avse.talking.expert.one_voice`` says so. The
+blind outputs are those ``avse separate`` hands to the assignment (``BlindOutputs``).
+
 SI-SDRi of the target's voice (in turns: the target's turn, then silence) with 95 % intervals
 per condition, and how often an assignment chose the better output. It also measures what a
 2 s window of lip sync tells (``window_calibration``: the windowed LSE-C of each face with its
@@ -78,7 +83,7 @@ def main() -> None:
     from bench_sync_expert import real_clips
     from tqdm import tqdm
 
-    from avse.api import Enhancer, output_levels_db
+    from avse.api import Enhancer, output_levels_db, video_offset_frames
     from avse.evaluation.metrics import si_sdr
     from avse.evaluation.run import mean_ci
     from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, face_voices, missed_talker, one_voice
@@ -87,8 +92,7 @@ def main() -> None:
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
     found = real_clips(args.real, args.landmarks_cache)
     crops = [c["faces"] for c in found]  # aligned face crops [N, 96, 96, 3]
-    tracks = [{"lips": c["lips"], **({"flags": c["flags"][: len(c["lips"])]} if c.get("flags") is not None else {})}
-              for c in found]  # the faces' landmarks, for the video's A/V offset
+    tracks = [c["lips"] for c in found]  # the faces' lip landmarks [N, 40, 2], for the video's A/V offset
     pair = br.partners(clips)
     blind = BlindOutputs(args.separate)
     av = Enhancer("av", fallback=None, atten_lim_db=None)
@@ -108,15 +112,20 @@ def main() -> None:
         c, o = clips[i], clips[pair[i]]
         if snr == TURNS:
             mixture, ref, faces, lips = turns(c, o, crops[i], crops[pair[i]])
+            n_a, n_b = len(crops[i]), len(crops[pair[i]])
+            seen = [np.concatenate([tracks[i], np.repeat(tracks[i][-1:], n_b, axis=0)]),
+                    np.concatenate([np.repeat(tracks[pair[i]][:1], n_a, axis=0), tracks[pair[i]]])]
         else:
             n = len(c.audio)
             mixture, ref = br.mix(c.audio, br.fit(o.audio, n), snr)
             faces = [crops[i], br.fit(crops[pair[i]], len(crops[i]))]  # the target's face, then the other's
+            seen = [tracks[i], br.fit(tracks[pair[i]], len(crops[i]))]
             lips = c.features
         base = si_sdr(mixture, ref)
         outs = blind(mixture)  # [2, T]
         sdr = [si_sdr(y, ref) for y in outs]
-        res = assign_over_time(faces, outs, expert)
+        center = video_offset_frames([{"lips": t} for t in seen], mixture)  # as avse separate finds it
+        res = assign_over_time(faces, outs, expert, center=center or 0)
         over_time = face_voices(outs, res, mixture)[0]  # as avse separate gives it (one voice: the whole input)
         row = {"snr": snr, "target": c.name, "other": o.name, "lse_c": np.round(res["lse_c"], 4).tolist(),
                "turns": [[int(f), p] for f, p in res["segments"]],
@@ -126,7 +135,8 @@ def main() -> None:
         levels = output_levels_db(outs, mixture)
         silent = missed_talker(levels, res) is not None
         est["auto"] = est["av per face"] if silent else over_time
-        alone = assign_over_time(faces[:1], outs, expert)  # the target's face only: the other talker off screen
+        center1 = video_offset_frames([{"lips": seen[0]}], mixture)
+        alone = assign_over_time(faces[:1], outs, expert, center=center1 or 0)  # the target's face only: the other off screen
         est["blind, target's face only"] = face_voices(outs, alone)[0]
         row["chosen"] = {"blind, whole clip": res["order"][0], "blind, target's face only": alone["order"][0]}
         if snr != TURNS:
@@ -158,8 +168,8 @@ def main() -> None:
         s["blind, over time"]["quieter_output_db_median"] = float(np.median([r["quieter_output_db"] for r in rs]))
         s["blind, over time"]["changed_pairing"] = int(sum(len(r["turns"]) > 1 for r in rs))
     late = late_sound(clips, crops, tracks, pair, blind, expert)
-    one = one_talker(clips, crops, pair, blind, av, expert)
-    moving = one_talker(clips, crops, pair, blind, av, expert, moving=True)
+    one = one_talker(clips, crops, tracks, pair, blind, av, expert)
+    moving = one_talker(clips, crops, tracks, pair, blind, av, expert, moving=True)
     result = {"separate": args.separate, "clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
               "summary": summary, "late_sound": late["summary"], "one_talker": one["summary"], "one_talker_moving": moving["summary"], "window_calibration": window_calibration(clips, crops, pair, expert),
               "offset_prior": offset_prior(clips, crops, expert),
@@ -240,8 +250,7 @@ def late_sound(clips, crops, tracks, pair, blind, expert) -> dict:
         mixture, ref = br.mix(c.audio, br.fit(o.audio, len(c.audio)), 0.0)
         mixture, ref = (np.concatenate([np.zeros(delay, np.float32), y])[: len(y)] for y in (mixture, ref))
         faces = [crops[i], br.fit(crops[pair[i]], n)]
-        lips = [tracks[i], {k: br.fit(v, n) for k, v in tracks[pair[i]].items()}]
-        found = video_offset_frames(lips, mixture)
+        found = video_offset_frames([{"lips": tracks[i]}, {"lips": br.fit(tracks[pair[i]], n)}], mixture)
         base = si_sdr(mixture, ref)
         outs = blind(mixture)
         row = {"target": c.name, "found_offset": found, "si_sdri": {}}
@@ -255,14 +264,14 @@ def late_sound(clips, crops, tracks, pair, blind, expert) -> dict:
     return {"summary": summary, "rows": rows}
 
 
-def one_talker(clips, crops, pair, blind, av, expert, moving: bool = False) -> dict:
+def one_talker(clips, crops, tracks, pair, blind, av, expert, moving: bool = False) -> dict:
     """Each real clip alone (clean), its face beside another clip's face held still (a listener; with ``moving``
     that face as it moves in its own clip, looped, its lips saying words that are not in the sound): what each face
     gets. Per method (``av per face``, ``blind, over time``, ``auto``): the talker's output SI-SDR against the clean
     clip, the listener's output level against the input (dB; lower is better), and how often the pairing changed."""
     import bench_real as br
 
-    from avse.api import output_levels_db
+    from avse.api import output_levels_db, video_offset_frames
     from avse.evaluation.metrics import si_sdr
     from avse.talking.expert import assign_over_time, face_voices, missed_talker, one_voice
 
@@ -271,8 +280,11 @@ def one_talker(clips, crops, pair, blind, av, expert, moving: bool = False) -> d
         x = br.fit(c.audio, len(crops[i]) * SAMPLES_PER_FRAME)
         other = br.fit(crops[pair[i]], len(crops[i])) if moving else np.repeat(crops[pair[i]][:1], len(crops[i]), axis=0)
         faces = [crops[i], other]
+        n = len(crops[i])
+        other_lips = br.fit(tracks[pair[i]], n) if moving else np.repeat(tracks[pair[i]][:1], n, axis=0)
+        center = video_offset_frames([{"lips": tracks[i]}, {"lips": other_lips}], x)
         outs = blind(x)
-        res = assign_over_time(faces, outs, expert)
+        res = assign_over_time(faces, outs, expert, center=center or 0)
         over_time = face_voices(outs, res, x)
         listener = (br.fit(clips[pair[i]].features, len(c.features)) if moving
                     else np.repeat(c.features[-1:], len(c.features), axis=0))  # the listener's lips: moving, or one frame held

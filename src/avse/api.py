@@ -463,7 +463,9 @@ class Separator:
     face the output its lips agree with best (the sync expert's LSE-C,
     ``avse.talking.expert.assign_over_time``: window by window, so talkers who take turns
     keep their own turns; each face's sync looked for near the video's A/V offset, measured
-    from the lips by ``video_offset_frames``, or near 0 when they cannot tell); ``"auto"`` (the default) is "sync" when two or more faces are
+    from the lips by ``video_offset_frames``, or near 0 when they cannot tell; a talker
+    beside a listener gets the whole input, ``avse.talking.expert.one_voice``); ``"auto"``
+    (the default) is "sync" when two or more faces are
     usable, the blind model has at least as many outputs and it did not miss a talker
     (``avse.talking.expert.missed_talker``: an output near silent, though the face given it
     speaks), else "av". ``sync_expert``: the expert "sync"
@@ -599,8 +601,9 @@ class Separator:
         ``assign`` says (``last_info``: "assignment" holds the whole clip's
         choice of output for each face ("sources"), the LSE-C of every face and
         output, "turns": [{start_s, sources}] where the pairing changes (talkers
-        who take turns) and "av_offset_frames" (the video's A/V offset the sync was
-        looked for around; None: not measured, 0 used); "assign_reason" why
+        who take turns), "av_offset_frames" (the video's A/V offset the sync was
+        looked for around; None: not measured, 0 used) and "one_voice" (the face that
+        talks beside a listener and got the whole input, or None); "assign_reason" why
         "auto" did not assign). Otherwise the blind model's S
         outputs (permutation arbitrary but kept consistent across chunks, or
         the fixed order of a known-speakers model). ``last_info``: mode

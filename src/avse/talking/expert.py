@@ -386,9 +386,9 @@ def estimate_offset_expert(faces: np.ndarray | Tensor, audio: np.ndarray | Tenso
     )
 
 
-#: ``assign_sources`` and ``assign_over_time`` look for a face's sync within this many frames of 0 (120 ms): a
-#: video's sound and picture are that close, while a face whose lips move to words that are not in a voice finds a
-#: chance dip anywhere in the +-15 frames searched. Measured with the shipped expert on the real dev clips
+#: ``assign_sources`` and ``assign_over_time`` look for a face's sync within this many frames (120 ms) of the
+#: video's A/V offset (``center``; 0 when it is not known): a video's sound and picture are that close, while a face
+#: whose lips move to words that are not in a voice finds a chance dip anywhere in the +-15 frames searched. Measured with the shipped expert on the real dev clips
 #: (``bench/bench_assign.py``, ``offset_prior``): a face with its own speech scores a median whole-clip LSE-C of
 #: 0.055 either way; with another clip's speech the 95th percentile falls from 0.057 (+-15 frames) to 0.040 (+-3),
 #: and own beats other in 92 % of pairs instead of 83 %. 20 of the 23 clips are in sync within 3 frames.
