@@ -24,8 +24,9 @@ other talks. For the target's face, its voice by:
   ``avse separate --assign sync`` does on a video where only the target is seen (the other talker
   off screen).
 
-Every assignment looks for each face's sync around the A/V offset the faces' lips give, as
-``avse separate`` does (``avse.api.video_offset_frames``; 0 when they cannot tell), and a talker
+Every assignment looks for each face's sync as ``avse separate`` does: around 0, or around the
+A/V offset the faces' lips give when it lies beyond that window (``avse.api.video_offset_frames``,
+``avse.talking.expert.window_center``), and a talker
 beside a listener gets the whole input where ``avse.talking.expert.one_voice`` says so. The
 blind outputs are those ``avse separate`` hands to the assignment (``BlindOutputs``).
 
@@ -86,7 +87,15 @@ def main() -> None:
     from avse.api import Enhancer, output_levels_db, video_offset_frames
     from avse.evaluation.metrics import si_sdr
     from avse.evaluation.run import mean_ci
-    from avse.talking.expert import SyncExpert, assign_over_time, best_assignment, face_voices, missed_talker, one_voice
+    from avse.talking.expert import (
+        SyncExpert,
+        assign_over_time,
+        best_assignment,
+        face_voices,
+        missed_talker,
+        one_voice,
+        window_center,
+    )
 
     torch.set_num_threads(2)
     clips = br.load_clips(args.real, args.cache / "frontend")  # lips as avse enhance gets them, audio
@@ -125,7 +134,7 @@ def main() -> None:
         outs = blind(mixture)  # [2, T]
         sdr = [si_sdr(y, ref) for y in outs]
         center = video_offset_frames([{"lips": t} for t in seen], mixture)  # as avse separate finds it
-        res = assign_over_time(faces, outs, expert, center=center or 0)
+        res = assign_over_time(faces, outs, expert, center=window_center(center))
         over_time = face_voices(outs, res, mixture)[0]  # as avse separate gives it (one voice: the whole input)
         row = {"snr": snr, "target": c.name, "other": o.name, "lse_c": np.round(res["lse_c"], 4).tolist(),
                "turns": [[int(f), p] for f, p in res["segments"]],
@@ -136,7 +145,7 @@ def main() -> None:
         silent = missed_talker(levels, res) is not None
         est["auto"] = est["av per face"] if silent else over_time
         center1 = video_offset_frames([{"lips": seen[0]}], mixture)
-        alone = assign_over_time(faces[:1], outs, expert, center=center1 or 0)  # the target's face only: the other off screen
+        alone = assign_over_time(faces[:1], outs, expert, center=window_center(center1))  # the target's face only: the other off screen
         est["blind, target's face only"] = face_voices(outs, alone)[0]
         row["chosen"] = {"blind, whole clip": res["order"][0], "blind, target's face only": alone["order"][0]}
         if snr != TURNS:
@@ -241,7 +250,7 @@ def late_sound(clips, crops, tracks, pair, blind, expert) -> dict:
 
     from avse.api import video_offset_frames
     from avse.evaluation.metrics import si_sdr
-    from avse.talking.expert import assign_over_time, face_voices
+    from avse.talking.expert import assign_over_time, face_voices, window_center
 
     rows = []
     delay = LATE_FRAMES * SAMPLES_PER_FRAME
@@ -254,7 +263,7 @@ def late_sound(clips, crops, tracks, pair, blind, expert) -> dict:
         base = si_sdr(mixture, ref)
         outs = blind(mixture)
         row = {"target": c.name, "found_offset": found, "si_sdri": {}}
-        for label, kw in (("near 0", {}), ("near the lips' offset", {"center": found or 0}), ("anywhere", {"near": None})):
+        for label, kw in (("near 0", {}), ("near the lips' offset", {"center": window_center(found)}), ("anywhere", {"near": None})):
             y = face_voices(outs, assign_over_time(faces, outs, expert, **kw))[0]
             row["si_sdri"][label] = round(si_sdr(br.fit(y, len(ref)), ref) - base, 3)
         rows.append(row)
@@ -273,7 +282,7 @@ def one_talker(clips, crops, tracks, pair, blind, av, expert, moving: bool = Fal
 
     from avse.api import output_levels_db, video_offset_frames
     from avse.evaluation.metrics import si_sdr
-    from avse.talking.expert import assign_over_time, face_voices, missed_talker, one_voice
+    from avse.talking.expert import assign_over_time, face_voices, missed_talker, one_voice, window_center
 
     rows = []
     for i, c in enumerate(clips):
@@ -284,7 +293,7 @@ def one_talker(clips, crops, tracks, pair, blind, av, expert, moving: bool = Fal
         other_lips = br.fit(tracks[pair[i]], n) if moving else np.repeat(tracks[pair[i]][:1], n, axis=0)
         center = video_offset_frames([{"lips": tracks[i]}, {"lips": other_lips}], x)
         outs = blind(x)
-        res = assign_over_time(faces, outs, expert, center=center or 0)
+        res = assign_over_time(faces, outs, expert, center=window_center(center))
         over_time = face_voices(outs, res, x)
         listener = (br.fit(clips[pair[i]].features, len(c.features)) if moving
                     else np.repeat(c.features[-1:], len(c.features), axis=0))  # the listener's lips: moving, or one frame held

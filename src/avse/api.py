@@ -462,8 +462,8 @@ class Separator:
     audio-visual model once per face; ``"sync"`` runs the blind model and gives each
     face the output its lips agree with best (the sync expert's LSE-C,
     ``avse.talking.expert.assign_over_time``: window by window, so talkers who take turns
-    keep their own turns; each face's sync looked for near the video's A/V offset, measured
-    from the lips by ``video_offset_frames``, or near 0 when they cannot tell; a talker
+    keep their own turns; each face's sync looked for near 0, or near the video's A/V offset
+    when the lips measure one beyond that window, ``video_offset_frames``; a talker
     beside a listener gets the whole input, ``avse.talking.expert.one_voice``); ``"auto"``
     (the default) is "sync" when two or more faces are
     usable, the blind model has at least as many outputs and it did not miss a talker
@@ -543,7 +543,15 @@ class Separator:
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
         """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
         ``info["assign_reason"]``) when ``assign`` "auto" finds it does not apply. Fills ``info`` as ``separate`` says."""
-        from avse.talking.expert import MODEL_NAME, SyncExpert, assign_over_time, face_voices, missed_talker, one_voice
+        from avse.talking.expert import (
+            MODEL_NAME,
+            SyncExpert,
+            assign_over_time,
+            face_voices,
+            missed_talker,
+            one_voice,
+            window_center,
+        )
         from avse.video.io import iter_grid_frames
         from avse.video.roi import face_crops, face_matrices
 
@@ -576,7 +584,7 @@ class Separator:
         mats = np.stack([face_matrices(lm)[:n] for lm in tracks])  # [F, N, 2, 3]: every face cut in one pass
         crops = list(face_crops(iter_grid_frames(Path(video), max_frames=n), mats))
         offset = video_offset_frames(tracks, x16)
-        res = assign_over_time(crops, est, expert, center=offset or 0)
+        res = assign_over_time(crops, est, expert, center=window_center(offset))
         turns = [{"start_s": round(first / VIDEO_FPS, 2), "sources": pairing} for first, pairing in res["segments"]]
         levels = output_levels_db(est, x16)
         missed = missed_talker(levels, res)
@@ -601,8 +609,9 @@ class Separator:
         ``assign`` says (``last_info``: "assignment" holds the whole clip's
         choice of output for each face ("sources"), the LSE-C of every face and
         output, "turns": [{start_s, sources}] where the pairing changes (talkers
-        who take turns), "av_offset_frames" (the video's A/V offset the sync was
-        looked for around; None: not measured, 0 used) and "one_voice" (the face that
+        who take turns), "av_offset_frames" (the video's A/V offset from the lips, None:
+        not measured; the sync is looked for around it when it lies beyond
+        ``avse.talking.expert.ASSIGN_NEAR``, else around 0) and "one_voice" (the face that
         talks beside a listener and got the whole input, or None); "assign_reason" why
         "auto" did not assign). Otherwise the blind model's S
         outputs (permutation arbitrary but kept consistent across chunks, or

@@ -133,6 +133,14 @@ def test_lse_near_looks_for_sync_close_to_zero_only():
     assert lse_from_embeddings(v, a, max_offset=12, near=2, center=40)["offset_frames"] in (10, 11, 12)  # clipped
 
 
+def test_window_center_moves_only_for_an_offset_beyond_the_window():
+    from avse.talking.expert import ASSIGN_NEAR, window_center
+
+    assert window_center(None) == 0 and window_center(ASSIGN_NEAR) == 0 and window_center(-ASSIGN_NEAR) == 0
+    assert window_center(ASSIGN_NEAR + 1) == ASSIGN_NEAR + 1 and window_center(-7) == -7
+    assert window_center(2, near=1) == 2
+
+
 @shipped
 def test_video_offset_frames_reads_late_sound_from_the_lips(tiny_corpus):
     """A drawn talker with its sound 5 frames late: the lips say +5 (within a frame); a still face says nothing."""

@@ -395,6 +395,14 @@ def estimate_offset_expert(faces: np.ndarray | Tensor, audio: np.ndarray | Tenso
 ASSIGN_NEAR = 3
 
 
+def window_center(offset: int | None, near: int = ASSIGN_NEAR) -> int:
+    """Where the assignment centres its sync window, given the video's A/V offset in frames as measured some other
+    way (e.g. from lip motion; None: not measured) -> 0 unless the offset lies beyond the window (|offset| > near).
+    A window at 0 already covers a small offset, and the lip-motion estimate and the expert may read a real clip a
+    frame or two apart."""
+    return 0 if offset is None or abs(offset) <= near else int(offset)
+
+
 def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None = None,
                    max_offset: int = 15, near: int | None = ASSIGN_NEAR, center: int = 0) -> tuple[list[int], np.ndarray]:
     """Which separated voice belongs to which face: the assignment whose lips and speech agree best.
@@ -653,7 +661,7 @@ __all__ = [
     "train_expert",
     "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources", "best_assignment",
     "ASSIGN_WINDOW", "ASSIGN_HOP", "SWITCH_COST", "window_confidence", "assign_over_time", "route_sources", "face_voices", "missed_talker",
-    "one_voice", "ONE_VOICE_DB", "LISTENER_LSE_C",
+    "one_voice", "ONE_VOICE_DB", "LISTENER_LSE_C", "ASSIGN_NEAR", "window_center",
     "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
     "video_embeddings", "audio_embeddings",
     "sync_loss", "offset_distances", "frame_distances", "lse", "lse_from_embeddings",
