@@ -28,7 +28,7 @@ Every assignment looks for each face's sync as ``avse separate`` does: around 0,
 A/V offset the faces' lips give when it lies beyond that window (``avse.api.video_offset_frames``,
 ``avse.talking.expert.window_center``), and a talker
 beside a listener gets the whole input where ``avse.talking.expert.one_voice`` says so. The
-blind outputs are those ``avse separate`` hands to the assignment (``BlindOutputs``).
+blind outputs are those ``avse separate`` hands to the assignment (``Separator.blind_outputs``).
 
 SI-SDRi of the target's voice (in turns: the target's turn, then silence) with 95 % intervals
 per condition, and how often an assignment chose the better output. It also measures what a
@@ -103,7 +103,7 @@ def main() -> None:
     crops = [c["faces"] for c in found]  # aligned face crops [N, 96, 96, 3]
     tracks = [c["lips"] for c in found]  # the faces' lip landmarks [N, 40, 2], for the video's A/V offset
     pair = br.partners(clips)
-    blind = BlindOutputs(args.separate)
+    blind = blind_outputs(args.separate)
     av = Enhancer("av", fallback=None, atten_lim_db=None)
     expert = SyncExpert.from_pretrained()
     detector = None
@@ -135,13 +135,14 @@ def main() -> None:
         sdr = [si_sdr(y, ref) for y in outs]
         center = video_offset_frames([{"lips": t} for t in seen], mixture)  # as avse separate finds it
         res = assign_over_time(faces, outs, expert, center=window_center(center))
-        over_time = face_voices(outs, res, mixture)[0]  # as avse separate gives it (one voice: the whole input)
+        levels = output_levels_db(outs, mixture)
+        talker = one_voice(levels, res)
+        over_time = face_voices(outs, res, mixture, talker)[0]  # as avse separate gives it (one voice: the whole input)
         row = {"snr": snr, "target": c.name, "other": o.name, "lse_c": np.round(res["lse_c"], 4).tolist(),
                "turns": [[int(f), p] for f, p in res["segments"]],
                "blind_si_sdri": [round(x - base, 3) for x in sdr], "better": int(np.argmax(sdr))}
         est = {"av per face": av.enhance(mixture, SR, video=lips), "blind, whole clip": outs[res["order"][0]],
                "blind, over time": over_time}
-        levels = output_levels_db(outs, mixture)
         silent = missed_talker(levels, res) is not None
         est["auto"] = est["av per face"] if silent else over_time
         center1 = video_offset_frames([{"lips": seen[0]}], mixture)
@@ -160,7 +161,7 @@ def main() -> None:
         methods = turn_methods if snr == TURNS else mixed_methods
         row["si_sdri"] = {m: round(si_sdr(br.fit(est[m], len(ref)), ref) - base, 3) for m in methods}
         row["used_av"] = bool(silent)
-        row["one_voice"] = one_voice(levels, res) is not None
+        row["one_voice"] = talker is not None
         row["quieter_output_db"] = round(min(levels), 1)
         rows.append(row)
     summary: dict = {}
@@ -199,25 +200,13 @@ def main() -> None:
 TURNS = "turns"
 
 
-class BlindOutputs:
-    """The blind separator's outputs as ``avse separate`` gets them before it gives them to the faces
-    (``Separator._assign_by_sync``: chunked, the outputs kept on the input's scale when they add up to it):
-    audio [T] at 16 kHz -> [S, T]."""
+def blind_outputs(spec: str):
+    """The blind separator's outputs as ``avse separate`` hands them to the faces (``Separator.blind_outputs``,
+    before its one-voice rule): -> a function audio [T] at 16 kHz -> [S, T]."""
+    from avse.api import Separator
 
-    def __init__(self, spec: str):
-        from dataclasses import replace
-
-        from avse.api import load_model
-        from avse.inference import InferenceConfig, model_fn
-
-        model, _ = load_model(spec)
-        self.fn = model_fn(model)
-        self.config = replace(InferenceConfig(), match_gain=False) if model.sums_to_input else InferenceConfig()
-
-    def __call__(self, audio: np.ndarray) -> np.ndarray:
-        from avse.inference import run_chunked
-
-        return run_chunked(self.fn, audio, None, self.config, align=True)[0]
+    sep = Separator(spec, av=None)
+    return lambda audio: sep.blind_outputs(audio)[0]
 
 
 def turns(c, o, faces_c: np.ndarray, faces_o: np.ndarray) -> tuple:
@@ -294,15 +283,16 @@ def one_talker(clips, crops, tracks, pair, blind, av, expert, moving: bool = Fal
         center = video_offset_frames([{"lips": tracks[i]}, {"lips": other_lips}], x)
         outs = blind(x)
         res = assign_over_time(faces, outs, expert, center=window_center(center))
-        over_time = face_voices(outs, res, x)
+        levels = output_levels_db(outs, x)
+        talker = one_voice(levels, res)
+        over_time = face_voices(outs, res, x, talker)
         listener = (br.fit(clips[pair[i]].features, len(c.features)) if moving
                     else np.repeat(c.features[-1:], len(c.features), axis=0))  # the listener's lips: moving, or one frame held
         per_face = np.stack([av.enhance(x, SR, video=c.features), av.enhance(x, SR, video=listener)])
-        levels = output_levels_db(outs, x)
         silent = missed_talker(levels, res) is not None
         est = {"av per face": per_face, "blind, over time": over_time, "auto": per_face if silent else over_time}
         rows.append({"target": c.name, "changed_pairing": len(res["segments"]) > 1, "used_av": bool(silent),
-                     "one_voice": one_voice(levels, res) is not None, "quieter_output_db": round(min(levels), 1),
+                     "one_voice": talker is not None, "quieter_output_db": round(min(levels), 1),
                      **{m: {"talker_si_sdr": round(min(si_sdr(br.fit(y[0], len(x)), x), SDR_CAP), 2),
                             "listener_db": round(output_levels_db(y[1:2], x)[0], 1)} for m, y in est.items()}})
     summary = {m: {"talker_si_sdr_mean": round(float(np.mean([r[m]["talker_si_sdr"] for r in rows])), 2),

@@ -31,23 +31,21 @@ def main() -> None:
     p.add_argument("--model", default="separate", help="a shipped name or a checkpoint path")
     p.add_argument("--name", default="separate", help="results name: bench/results/NAME.json")
     args = p.parse_args()
-    from bench_assign import BlindOutputs
-
-    from avse.api import ONE_VOICE_BLIND_DB, output_levels_db
+    from avse.api import ONE_VOICE_BLIND_DB, Separator, output_levels_db
     from avse.audio.io import load_audio
     from avse.data.metadata import load_scenes, scenes_dir, scenes_path
     from avse.evaluation.metrics import si_sdr
 
     root = Path(args.root)
     folder = scenes_dir(root, "test")
-    blind = BlindOutputs(args.model)
+    sep = Separator.from_pretrained(args.model, av=None)
     gains = []
     one_voice = 0
     for s in load_scenes(scenes_path(root, "test")):
         if s["interferer"]["type"] != "speech":
             continue
         mix, tgt, itf = (load_audio(folder / f"{s['scene']}_{k}.wav", 16000)[0] for k in ("mixed", "target", "interferer"))
-        est = blind(mix)[:, : len(mix)]  # [2, T]
+        est = sep.blind_outputs(mix)[0][:, : len(mix)]  # [2, T]
         refs = (tgt, itf)
         one_voice += int(min(output_levels_db(est, mix)) <= ONE_VOICE_BLIND_DB)
         pairs = [[si_sdr(est[i], refs[j]) for j in range(2)] for i in range(2)]  # [output][voice]

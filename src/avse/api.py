@@ -539,6 +539,17 @@ class Separator:
         why = None if faces else f"no face was detected on at least {self.config.min_face_coverage:.0%} of the frames"
         return faces, why, facts
 
+    def blind_outputs(self, x16: np.ndarray, align: bool = True) -> tuple[np.ndarray, int]:
+        """The blind model's outputs of audio float32 [T] at 16 kHz -> (outputs [S, T], chunks): chunked, and kept
+        on the input's scale when they add up to it (a gain fitted per chunk would lift a near-silent one).
+        ``align``: keep the outputs' order across chunks (a known-speakers model's order is fixed). ConfigError
+        when no blind model was given."""
+        if not self._blind:
+            raise ConfigError("no blind separation model was given")
+        bmodel, _, fn = self._blind.get()
+        config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
+        return run_chunked(fn, x16, None, config, align=align, progress=self.progress)
+
     def _assign_by_sync(self, x16: np.ndarray, video: Any, faces: list[_Face],
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
         """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
@@ -569,14 +580,13 @@ class Separator:
             return skip("no blind model was given")
         if len(faces) < 2 and not strict:
             return skip("one usable face: the audio-visual model extracts its voice")
-        bmodel, binfo, fn = self._blind.get()
+        _, binfo, _ = self._blind.get()
         if binfo["audio_visual"] or binfo["n_outputs"] < len(faces):
             return skip(f"model {binfo['name']!r} is not a blind separator with {len(faces)}+ outputs")
         given = self._sync_expert if self._sync_expert is not None else PRETRAINED_DIR / f"{MODEL_NAME}.avse.pt"
         if not isinstance(given, nn.Module) and not Path(given).is_file():
             return skip("the sync expert is not installed")
-        config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
-        est, n_chunks = run_chunked(fn, x16, None, config, align=True, progress=self.progress)
+        est, n_chunks = self.blind_outputs(x16)
         expert = given if isinstance(given, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", given))
         self._sync_expert = expert  # loaded once
         tracks = [cast("dict[str, np.ndarray]", lm) for _, _, lm in faces]
@@ -595,7 +605,7 @@ class Separator:
                     assignment={"sources": res["order"], "lse_c": np.round(res["lse_c"], 4).tolist(), "turns": turns,
                                 "av_offset_frames": offset,
                                 "one_voice": None if talker is None else faces[talker][0]})
-        return face_voices(est, res, x16), n_chunks
+        return face_voices(est, res, x16, talker), n_chunks
 
     def separate(self, audio: np.ndarray, sr: int, video: Any = None) -> np.ndarray:
         """Separate ``audio`` -> float32 [S, T] at ``sr`` (each source at its level in the input, peak <= 1).
@@ -659,14 +669,12 @@ class Separator:
         else:
             if not self._blind:
                 raise ConfigError(f"no usable face ({reason}) and no blind separation model was given")
-            bmodel, binfo, fn = self._blind.get()
+            _, binfo, _ = self._blind.get()
             if binfo["audio_visual"] or binfo["n_outputs"] < 2:
                 raise ConfigError(f"model {binfo['name']!r} is not a blind separator (an audio-only model with 2+ outputs)")
             speakers = list((binfo.get("extra") or {}).get("speakers") or [])
             known = len(speakers) == binfo["n_outputs"]
-            # outputs that add up to the input are on its scale: a fitted gain would lift a near-silent one
-            config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
-            est, n_chunks = run_chunked(fn, x16, None, config, align=not known, progress=self.progress)
+            est, n_chunks = self.blind_outputs(x16, align=not known)
             names = [str(s) for s in speakers] if known else [f"source{i}" for i in range(est.shape[0])]
             info.update(mode="known-speakers" if known else "blind", model=binfo["name"], names=names)
             levels = output_levels_db(est, x16)

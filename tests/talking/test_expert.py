@@ -298,6 +298,7 @@ def test_missed_talker_only_when_the_face_left_with_silence_speaks():
 
 
 def test_one_voice_gives_the_talker_the_whole_input_only_beside_a_listener():
+    from avse.api import output_levels_db
     from avse.talking.expert import LISTENER_LSE_C, ONE_VOICE_DB, face_voices, one_voice
 
     def result(lse_c, order=(0, 1), segments=None):
@@ -317,10 +318,10 @@ def test_one_voice_gives_the_talker_the_whole_input_only_beside_a_listener():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(1600).astype(np.float32)
     outs = np.stack([0.9 * x, 0.1 * x])  # a lone voice, a tenth of it split off (-20 dB)
-    voices = face_voices(outs, listener, x)
+    voices = face_voices(outs, listener, x, one_voice(output_levels_db(outs, x), listener))
     assert np.array_equal(voices[0], x) and np.array_equal(voices[1], outs[1])
     assert np.array_equal(face_voices(outs, listener)[0], outs[0])  # without the mixture: the outputs as paired
-    assert np.array_equal(face_voices(outs, talking, x)[0], outs[0])
+    assert np.array_equal(face_voices(outs, talking, x, one_voice(output_levels_db(outs, x), talking))[0], outs[0])
 
 
 def test_window_confidence_rejects_a_window_shorter_than_the_search():

@@ -622,22 +622,21 @@ def one_voice(levels_db: list[float], result: dict[str, Any]) -> int | None:
     return 1 - listener
 
 
-def face_voices(sources: np.ndarray, result: dict[str, Any], mixture: np.ndarray | None = None) -> np.ndarray:
+def face_voices(sources: np.ndarray, result: dict[str, Any], mixture: np.ndarray | None = None,
+                talker: int | None = None) -> np.ndarray:
     """Each face's voice by ``assign_over_time``'s result: sources [S, T] -> [F, T]; the whole clip's pairing
-    when it never changes, else ``route_sources`` on its plan. With the ``mixture`` [T] the outputs came from,
-    a talker beside a listener (``one_voice``) gets the whole mixture, the listener its quiet output."""
+    when it never changes, else ``route_sources`` on its plan. ``talker``: a face that talks beside a listener
+    (``one_voice``), which gets the whole ``mixture`` [T] the outputs came from; the listener keeps its quiet output."""
     if len(result["segments"]) == 1:
         voices = np.array(np.asarray(sources)[result["segments"][0][1]])
     else:
         voices = route_sources(sources, result["plan"])
-    if mixture is not None:
-        from avse.api import output_levels_db
-
-        talker = one_voice(output_levels_db(np.asarray(sources), mixture), result)
-        if talker is not None:
-            n = min(voices.shape[-1], len(mixture))
-            voices[talker] = 0.0
-            voices[talker, :n] = mixture[:n]
+    if talker is not None:
+        if mixture is None:
+            raise ConfigError("face_voices: a talker given the whole input needs the mixture")
+        n = min(voices.shape[-1], len(mixture))
+        voices[talker] = 0.0
+        voices[talker, :n] = mixture[:n]
     return voices
 
 
