@@ -115,6 +115,36 @@ def test_p_clean_items_are_the_target_alone_and_p_clean_zero_changes_nothing(tin
         DynamicMixDataset(tiny_corpus, "dev", p_clean=1.5)
 
 
+def test_p_masker_target_puts_a_masker_voice_in_the_target_place(tiny_corpus):
+    from avse.audio.wav16 import read_wav64
+    from avse.data.metadata import interferer_wav_path
+    from avse.data.mixing import apply_ramp
+
+    base = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0)
+    same = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0, p_masker_target=0.0)
+    assert np.array_equal(base[0]["mixture"].numpy(), same[0]["mixture"].numpy()) and "masker_target" not in base[0]["info"]
+    ds = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0, p_masker_target=1.0)
+    pool, kinds = ds.pools["speech"], set()
+    for i in range(len(ds)):
+        m = ds.masker_target(i)
+        if m is None:  # no masker of the split is as long as this target
+            continue
+        item = ds[i]
+        assert item["info"]["masker_target"] == m["name"] and item["target"].shape == base[i]["target"].shape
+        if item["info"]["type"] == "speech":  # never two windows of one voice (no other voice long enough: a noise)
+            assert pool.by_name[item["info"]["name"]]["speaker"] != m["speaker"]
+            kinds.add("speech")
+        n = int(ds.targets[i]["nsamples"])
+        src = apply_ramp(read_wav64(interferer_wav_path(tiny_corpus, "train", "speech", m["name"]), m["offset"], n))
+        # the target is the masker's window, ramped as every interferer is, then scaled with the mixture
+        t = item["target"].numpy().astype(np.float64)
+        assert abs(np.corrcoef(t[: len(src)], src)[0, 1]) > 0.99
+        torch.testing.assert_close(item["mixture"], item["target"] + item["interferer"], rtol=0, atol=1e-6)
+    assert kinds == {"speech"}
+    with pytest.raises(ConfigError, match="p_masker_target"):
+        DynamicMixDataset(tiny_corpus, "train", p_masker_target=-0.1)
+
+
 def test_change_speed_scales_pitch_and_length():
     from avse.data.datasets import change_speed, speed_length
 

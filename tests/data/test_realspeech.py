@@ -289,6 +289,69 @@ def test_word_games_and_prompt_voices_are_maskers_one_speaker_per_language(tmp_p
     assert all(e["phones"] is None and (tmp_path / "out" / e["wavfile"]).is_file() for e in entries)
 
 
+def _queen_archive(path: Path, entries: dict[str, bytes]) -> Path:
+    """A ``queen.1c`` as the game's talkie ships it: a QTBL table of named entries, then their bytes."""
+    import struct
+
+    head = b"QTBL" + b"CEM10\0" + b"\0\0" + b"\1" + struct.pack(">H", len(entries))
+    offset = len(head) + 21 * len(entries)
+    table, data = b"", b""
+    for name, blob in entries.items():
+        table += name.encode().ljust(12, b"\0") + b"\1" + struct.pack(">II", offset + len(data), len(blob))
+        data += blob
+    _mk(path).write_bytes(head + table + data)
+    return path
+
+
+def _mp3(text: str, voice: Voice, tmp_path: Path) -> bytes:
+    from avse.audio.io import resample
+
+    x = resample(synthesize(text, voice).audio, SAMPLE_RATE, 11025)
+    f = tmp_path / "line.mp3"
+    sf.write(str(f), x, 11025, format="MP3")
+    return f.read_bytes()
+
+
+def test_queen_talkie_lines_are_maskers_named_by_who_speaks(tmp_path):
+    hero, other = Voice("espeak", "en-us", "m3"), Voice("espeak", "en-us", "f3")
+    lines = {
+        "JOE00011.SB": _mp3("I have seen better days.", hero, tmp_path),
+        "020006J1.SB": _mp3("Where is the plane?", hero, tmp_path),
+        "020006P1.SB": _mp3("Over the hill, past the river.", other, tmp_path),
+        "1200B5P2.SB": _mp3("Nobody goes there at night.", other, tmp_path),
+        "C1A__051.SB": _mp3("Look out!", other, tmp_path),  # a cut scene: several voices, skipped
+        "ROOM1.BBK": b"\0" * 40,  # not a sound
+    }
+    src = tmp_path / "debian"
+    _queen_archive(src / "usr/share/scummvm/flight-of-the-amazon-queen/queen.1c", lines)
+    kinds, items, skipped = discover(src)
+    assert kinds == ["queen"] and skipped == {"cut-scene lines (several voices)": 1}
+    assert {i.source.split(":")[1]: i.speaker for i in items} == {
+        "JOE00011.SB": "queen-joe", "020006J1.SB": "queen-joe", "020006P1.SB": "queen-room02", "1200B5P2.SB": "queen-room12"}
+    assert all(i.transcript is None and i.language == "en" for i in items)
+    with pytest.raises(ConfigError, match="no recordings found"):  # another language: none of its lines
+        discover(src, ("cs",))
+    summary = import_speech(src, tmp_path / "out", jobs=1, progress=False)
+    assert summary["imported"] == 4
+    for e in load_real_speech(tmp_path / "out"):
+        x, sr = sf.read(str(tmp_path / "out" / e["wavfile"]))
+        assert sr == SAMPLE_RATE and e["phones"] is None
+        assert 0.6 < len(x) / SAMPLE_RATE < 4.0 and np.abs(x).max() > 0.05  # decoded speech, not silence
+
+
+def test_queen_archive_that_is_not_one_is_refused(tmp_path):
+    from avse.data.realspeech import queen_table
+
+    bad = _mk(tmp_path / "queen.1c")
+    bad.write_bytes(b"RIFF" + b"\0" * 40)
+    with pytest.raises(MetadataError, match="QTBL"):
+        queen_table(bad)
+    short = _queen_archive(tmp_path / "q2" / "queen.1c", {"JOE00011.SB": b"abc"})
+    short.write_bytes(short.read_bytes()[:-2])  # the last entry runs past the end
+    with pytest.raises(MetadataError, match="past the end"):
+        queen_table(short)
+
+
 @needs_fillets
 @pytest.mark.slow
 def test_fillets_lines_align(tmp_path):

@@ -159,6 +159,21 @@ def test_fit_writes_loadable_checkpoint_and_resumes(tiny_corpus, tmp_path):
         warm_start(fresh, "avnet", str(tmp_path / "no_run"))
 
 
+def test_masker_targets_train_a_blind_separator_and_are_refused_for_lips(tiny_corpus, tmp_path):
+    data = dict(root=str(tiny_corpus), segment_frames=10, batch_size=1, val_segment_frames=10, p_masker_target=1.0, p_speech=1.0)
+    with pytest.raises(ConfigError, match="p_masker_target.*audio-visual"):
+        fit(_config(tiny_corpus, data=data), tmp_path / "av")
+    assert not (tmp_path / "av").exists()  # refused before anything is written
+    small = dict(n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1, n_sources=2)
+    path = fit(dict(_config(tiny_corpus, data=data), model="tasnet", model_config=small, task="separate"), tmp_path / "sep")
+    assert np.isfinite(load_checkpoint(path)[1]["extra"]["metrics"]["val/loss"])
+    dm = AvseDataModule(**data)
+    dm.setup("fit")
+    assert dm.train_set is not None and dm.val_set is not None
+    assert any("masker_target" in dm.train_set[i]["info"] for i in range(len(dm.train_set)))
+    assert not any("masker_target" in dm.val_set[i]["info"] for i in range(len(dm.val_set)))  # validation: the targets
+
+
 def test_last_checkpoint_is_the_last_even_when_validation_got_worse(tiny_corpus, tmp_path):
     """With lr = 0 the validation loss never improves after the first epoch: last.ckpt must still follow the run."""
     out = tmp_path / "flat"

@@ -250,6 +250,16 @@ class DynamicMixDataset(Dataset):
     factor drawn uniformly from ``speed``, independently. ``info`` then also
     holds ``"speed"`` (the target's factor) and ``"speed_interferer"``;
     ``p_speed`` = 0 changes nothing else.
+
+    ``p_masker_target`` is the probability that the voice to keep is not the
+    item's target but a window, as long as the target, of one of the split's
+    masker speech items (its own draw), the interferer then drawn as usual but
+    never of that masker's speaker. A blind separator learns from it two
+    voices of the many masker speakers at once, where the targets are few
+    voices (real recordings with transcripts are few). The lips stay the
+    target's, so it is for models that take no visual stream; ``info`` then
+    holds ``"masker_target"`` (the masker's name), and ``p_masker_target`` = 0
+    changes nothing else.
     """
 
     def __init__(
@@ -270,6 +280,7 @@ class DynamicMixDataset(Dataset):
         speed: Sequence[float] = (0.85, 1.15),
         visual_stream: str = "lip_features",
         noise_augment: NoiseAugment | None = None,
+        p_masker_target: float = 0.0,
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         check_speed_range("speed", speed)
@@ -279,6 +290,8 @@ class DynamicMixDataset(Dataset):
             raise ConfigError(f"p_clean must be in [0, 1], got {p_clean}")
         if not 0.0 <= p_speed <= 1.0:
             raise ConfigError(f"p_speed must be in [0, 1], got {p_speed}")
+        if not 0.0 <= p_masker_target <= 1.0:
+            raise ConfigError(f"p_masker_target must be in [0, 1], got {p_masker_target}")
         if segment_frames is not None and segment_frames < 1:
             raise ConfigError(f"segment_frames must be >= 1 (or None for whole utterances), got {segment_frames}")
         self.root = Path(root)
@@ -300,6 +313,9 @@ class DynamicMixDataset(Dataset):
         self.epoch = 0
         self.visual = _Visual(self.root, dataset, cache, crops, visual_stream)
         self.noise_augment = noise_augment
+        self.p_masker_target = float(p_masker_target)
+        if self.p_masker_target > 0.0 and not speech:
+            raise ConfigError(f"p_masker_target: {root} has no masker speech in {dataset!r}")
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose mixtures are drawn (reproducible per epoch)."""
@@ -308,12 +324,13 @@ class DynamicMixDataset(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
-    def draw(self, index: int) -> dict[str, Any]:
+    def draw(self, index: int, speaker: str | None = None) -> dict[str, Any]:
         """The interferer, offset and SNR of item ``index`` in the current epoch (no audio read).
 
         The interferer is long enough for the target as it is played
         (``speeds``): a slowed target lasts longer, and a sped-up talker uses
-        more of their recording per second.
+        more of their recording per second. It is never of ``speaker``
+        (default: the target's).
         """
         t = self.targets[index]
         rng = np.random.default_rng(item_seed(self.seed, f"{self.epoch}:{index}"))
@@ -323,7 +340,7 @@ class DynamicMixDataset(Dataset):
         first = "speech" if rng.random() < self.p_speech else "noise"
         for kind in (first, "noise" if first == "speech" else "speech"):
             need = n if kind == "noise" or up == down else speed_source_length(n, s_i)  # as _interferer reads it
-            pick = self.pools[kind].draw(rng, need, t["speaker"], set())
+            pick = self.pools[kind].draw(rng, need, t["speaker"] if speaker is None else speaker, set())
             if pick is not None:
                 lo, hi = self.snr[kind]
                 return {
@@ -334,6 +351,19 @@ class DynamicMixDataset(Dataset):
                     "crop": int(rng.integers(1 << 31)),
                 }
         raise InterfererTooShortError(f"{t['wavfile']}: no interferer of {self.dataset} is at least {n} samples long")
+
+    def masker_target(self, index: int) -> dict[str, Any] | None:
+        """The masker window that replaces item ``index``'s target in the current epoch (``p_masker_target``;
+        its own draw), as ``{"name", "offset", "speaker"}``; None when the target stays (or no masker is long enough)."""
+        if self.p_masker_target <= 0.0:
+            return None
+        rng = np.random.default_rng(item_seed(self.seed, f"masker_target:{self.epoch}:{index}"))
+        if rng.random() >= self.p_masker_target:
+            return None
+        pick = self.pools["speech"].draw(rng, int(self.targets[index]["nsamples"]), "", set())
+        if pick is None:
+            return None
+        return {"name": pick["name"], "offset": int(pick["offset"]), "speaker": pick["speaker"]}
 
     def _clean(self, index: int) -> bool:
         """Whether item ``index`` of the current epoch is the target alone (its own draw: p_clean = 0 changes nothing)."""
@@ -379,9 +409,12 @@ class DynamicMixDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         t = self.targets[index]
-        d = self.draw(index)
+        m = self.masker_target(index)
+        d = self.draw(index, None if m is None else m["speaker"])
         s_t, s_i = self.speeds(index)
         target = read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
+        if m is not None:  # a masker's voice in the target's place, as long as the target
+            target = self._interferer({"type": "speech", "name": m["name"], "offset": m["offset"]}, len(target), 1.0)
         visual = self.visual(t["wavfile"])
         if s_t != 1.0:  # the voice and its lips played at s_t
             n0 = frames_for(len(target))
@@ -399,6 +432,8 @@ class DynamicMixDataset(Dataset):
         info = {"target": t["wavfile"], "type": d["type"], "name": d["name"], "offset": d["offset"], "SNR": d["SNR"], "start_frame": 0}
         if self.p_speed > 0.0:
             info.update(speed=s_t, speed_interferer=s_i if d["type"] == "speech" else 1.0)
+        if m is not None:
+            info["masker_target"] = m["name"]
         item = _item(mixed * scale, target * scale, noise * scale, visual, 0, info)
         if self.segment_frames is not None:
             n_frames = item["lips"].shape[0]

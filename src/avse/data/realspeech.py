@@ -1,4 +1,4 @@
-"""Import real recordings (fillets-ng dialogue, asterisk prompts, word games' voices, a user's folder) as 16 kHz wavs.
+"""Import real recordings (fillets-ng dialogue, asterisk prompts, word games' voices, an adventure game's talkie, a user's folder) as 16 kHz wavs.
 
 ``import_speech(src, out)`` recognises what ``src`` holds by its layout:
 
@@ -19,6 +19,14 @@
   ``klettres/LANG/{alpha,syllab}/``) and KTuberling (``ktuberling-data``:
   words, ``ktuberling/sounds/LANG/``), Ogg, Opus or wav files. A file whose bytes another language
   folder already holds (Serbian is shipped four times) is imported once.
+- Flight of the Amazon Queen (``flight-of-the-amazon-queen``, its talkie
+  release): English running speech by a cast of actors, 11 kHz MP3 inside the
+  game's ``queen.1c`` archive (a ``QTBL`` table of named entries), no
+  transcripts (maskers only). Only lines whose name says who speaks are read:
+  the hero's (``JOE*.SB`` and dialogue lines ``RRDDDDJn.SB``) are one speaker,
+  the partners' dialogue lines (``RRDDDDPn.SB``) one speaker per room ``RR``
+  (a room's partners may be several characters, merged as fillets-ng's colour
+  fonts are); cut-scene lines, which mix voices, are skipped.
 - anything else: a folder of recordings (wav/flac/ogg, searched recursively),
   the speaker being each file's parent folder and the transcript an optional
   same-name ``.txt`` beside it.
@@ -62,6 +70,10 @@ ASTERISK = Path("usr/share/asterisk/sounds")
 GAME_SUFFIXES = (".ogg", ".opus", ".wav", ".flac")
 # word game -> (its tree under a Debian root, where a language folder keeps its recordings)
 WORD_GAMES = {"klettres": (Path("usr/share/klettres"), "*/*"), "ktuberling": (Path("usr/share/ktuberling/sounds"), "*")}
+QUEEN = Path("usr/share/scummvm/flight-of-the-amazon-queen")
+QUEEN_ARCHIVE = "queen.1c"
+# hero: JOEnnnnn.SB or RRDDDDJn.SB; a dialogue partner: RRDDDDPn.SB (RR the room); anything else (cut scenes) is skipped
+_QUEEN_LINE = re.compile(r"^(?:JOE\d{5}|(?P<room>[0-9A-F]{2})[0-9A-F]{4}(?P<who>[JP])[0-9A-Z])\.SB$")
 _MULTI_VOICE_FONTS = frozenset({"both"})  # two characters at once: not one speaker
 
 
@@ -86,6 +98,7 @@ class SourceItem:
     transcript: str | None
     source: str  # path relative to the import's source folder
     extra: tuple[tuple[str, str], ...] = ()  # more fields for the list entry (e.g. the English text)
+    span: tuple[int, int] | None = None  # (offset, size) of the recording's bytes inside ``path`` (an archive)
 
 
 # ----------------------------------------------------------------------------- fillets-ng transcripts
@@ -322,6 +335,77 @@ def word_game_items(root: Path, game: str, languages: tuple[str, ...] | None, sk
     return items
 
 
+def queen_table(path: Path) -> list[tuple[str, int, int]]:
+    """The entries of a Flight of the Amazon Queen ``queen.1c`` archive -> [(name, offset, size)], offsets in the file.
+
+    Layout (big-endian): ``QTBL``, a 6-byte version, 2 bytes, a compression byte, the entry count (uint16), then
+    per entry a 12-byte NUL-padded name, a bundle byte, the offset and the size (uint32 each).
+    """
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(15)
+        if len(head) < 15 or head[:4] != b"QTBL":
+            raise MetadataError(path, "not a Flight of the Amazon Queen archive (no QTBL table at its start)")
+        (count,) = struct.unpack(">H", head[13:15])
+        table = f.read(21 * count)
+        size = f.seek(0, 2)
+    if len(table) < 21 * count:
+        raise MetadataError(path, f"truncated: its table should hold {count} entries")
+    entries = []
+    for i in range(count):
+        raw = table[21 * i : 21 * (i + 1)]
+        offset, n = struct.unpack(">II", raw[13:21])
+        if offset + n > size:
+            raise MetadataError(path, f"entry {i} runs past the end of the file")
+        entries.append((raw[:12].split(b"\0")[0].decode("ascii", "replace"), offset, n))
+    return entries
+
+
+def _queen_root(src: Path) -> Path | None:
+    for cand in (src / QUEEN, src):
+        if (cand / QUEEN_ARCHIVE).is_file():
+            return cand
+    return None
+
+
+def queen_items(root: Path, languages: tuple[str, ...] | None, skipped: dict[str, int]) -> list[SourceItem]:
+    """The spoken lines of Flight of the Amazon Queen's archive in ``root`` whose speaker the name tells (see the
+    module docstring), untranscribed; ``languages`` must admit "en" (the talkie release is English)."""
+    if not _wanted("en", languages):
+        return []
+    archive = root / QUEEN_ARCHIVE
+    items = []
+    for name, offset, size in queen_table(archive):
+        if not name.endswith(".SB"):
+            continue
+        m = _QUEEN_LINE.match(name)
+        if m is None:
+            skipped["cut-scene lines (several voices)"] = skipped.get("cut-scene lines (several voices)", 0) + 1
+            continue
+        speaker = "queen-joe" if m["who"] in (None, "J") else f"queen-room{m['room']}"
+        items.append(SourceItem(_safe_id(f"queen-{name[:-3]}"), archive, speaker, "en", None, f"{QUEEN_ARCHIVE}:{name}", span=(offset, size)))
+    return items
+
+
+def _load_span(path: Path, span: tuple[int, int]) -> np.ndarray:
+    """Decode the recording stored at ``span`` = (offset, size) of ``path`` (a sound file's bytes) -> float32 [T] at 16 kHz, mono."""
+    import io
+
+    import soundfile as sf
+
+    from avse.audio.io import resample
+
+    with open(path, "rb") as f:
+        f.seek(span[0])
+        data = f.read(span[1])
+    try:
+        x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise MediaError(path, f"cannot decode the recording at byte {span[0]}: {err}") from None
+    return resample(x.mean(axis=1), int(sr), SAMPLE_RATE).astype(np.float32)
+
+
 def folder_items(src: Path, language: str) -> list[SourceItem]:
     """A user's recordings under ``src`` (wav/flac/ogg, recursively): speaker = parent folder, transcript = same-name .txt."""
     items = []
@@ -345,7 +429,7 @@ def folder_items(src: Path, language: str) -> list[SourceItem]:
 def discover(src: str | Path, languages: tuple[str, ...] | None = None) -> tuple[list[str], list[SourceItem], dict[str, int]]:
     """What ``src`` holds -> (kinds found, e.g. ["fillets-ng", "asterisk"], items, counts of files skipped already).
 
-    fillets-ng, asterisk, KLettres and KTuberling trees are recognised by their
+    fillets-ng, asterisk, KLettres, KTuberling and Flight of the Amazon Queen trees are recognised by their
     layout (as unpacked by scripts/fetch_real_speech, or their own folders);
     anything else is a folder of recordings in ``languages[0]`` (default "en-us").
     """
@@ -367,6 +451,10 @@ def discover(src: str | Path, languages: tuple[str, ...] | None = None) -> tuple
         if root is not None:
             kinds.append(game)
             items += word_game_items(root, game, languages, skipped)
+    queen = _queen_root(src)
+    if queen is not None:
+        kinds.append("queen")
+        items += queen_items(queen, languages, skipped)
     if not kinds:
         kinds.append("folder")
         items = folder_items(src, languages[0] if languages else "en-us")
@@ -402,7 +490,7 @@ def import_one(out: Path, item: SourceItem, do_align: bool = True) -> dict[str, 
 
     record: dict[str, Any] = {"options": _options(item, do_align)}
     try:
-        audio, _ = load_audio(item.path, SAMPLE_RATE)
+        audio = _load_span(item.path, item.span) if item.span is not None else load_audio(item.path, SAMPLE_RATE)[0]
     except MediaError as err:
         record["skipped"] = "unreadable"
         record["why"] = str(err.problem)

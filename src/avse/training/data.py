@@ -164,7 +164,8 @@ class AvseDataModule(EpochDataModule):
     "light_asd" makes ``features`` the cache's Light-ASD embeddings [B, F, 128].
     ``noise_augment``: pass the training items' noises through a room and a
     microphone (True for the defaults of ``avse.data.noise.NoiseAugment``, or a
-    mapping of its fields).
+    mapping of its fields). ``p_masker_target``: the share of training items whose
+    voice to keep is a masker's (see DynamicMixDataset; models without a visual stream only).
     """
 
     def __init__(
@@ -188,6 +189,7 @@ class AvseDataModule(EpochDataModule):
         speed: Sequence[float] = (0.85, 1.15),
         visual_stream: str = "lip_features",
         noise_augment: bool | dict[str, Any] = False,
+        p_masker_target: float = 0.0,
     ):
         super().__init__()
         self.root = Path(root)
@@ -202,12 +204,12 @@ class AvseDataModule(EpochDataModule):
                 raise ConfigError(f"data.{name} must be >= 1 (or null for whole utterances), got {value!r}")
         if batch_size < 1 or num_workers < 0:
             raise ConfigError(f"data.batch_size must be >= 1 and data.num_workers >= 0, got {batch_size!r} and {num_workers!r}")
-        for name, share in (("p_speech", p_speech), ("p_clean", p_clean), ("p_speed", p_speed)):
+        for name, share in (("p_speech", p_speech), ("p_clean", p_clean), ("p_speed", p_speed), ("p_masker_target", p_masker_target)):
             if not 0.0 <= share <= 1.0:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {share!r}")
         check_snr_range("data.snr_speech", snr_speech)
         check_snr_range("data.snr_noise", snr_noise)
-        self.p_clean = float(p_clean)
+        self.p_clean, self.p_masker_target = float(p_clean), float(p_masker_target)
         self.p_speed, self.speed = float(p_speed), check_speed_range("data.speed", speed)
         self.augment: LipAugment | None = _options("visual_augment", LipAugment, visual_augment)
         self.noise_augment: NoiseAugment | None = _options("noise_augment", NoiseAugment, noise_augment)
@@ -240,6 +242,7 @@ class AvseDataModule(EpochDataModule):
                 speed=self.speed,
                 visual_stream=self.visual_stream,
                 noise_augment=self.noise_augment if train else None,
+                p_masker_target=self.p_masker_target if train else 0.0,
             ),
             augment=self.augment if train else None,
         )

@@ -486,6 +486,8 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
     )
     if source == "speakers" and module.audio_visual:
         raise ConfigError(f"model {cfg.model!r} is audio-visual; the two-known-speakers data has audio only (use e.g. tasnet)")
+    if module.audio_visual and getattr(dm, "p_masker_target", 0.0) > 0.0:
+        raise ConfigError(f"data.p_masker_target: a masker in the target's place has no lips; model {cfg.model!r} is audio-visual")
     if cfg.init_from is not None and not resume:
         source_ckpt = warm_start(module.model, cfg.model, cfg.init_from, cfg.init_skip)
         if source == "corpus":
