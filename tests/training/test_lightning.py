@@ -170,8 +170,17 @@ def test_masker_targets_train_a_blind_separator_and_are_refused_for_lips(tiny_co
     dm = AvseDataModule(**data)
     dm.setup("fit")
     assert dm.train_set is not None and dm.val_set is not None
-    assert any("masker_target" in dm.train_set[i]["info"] for i in range(len(dm.train_set)))
+    assert any(dm.train_set[i]["info"]["masker_target"] for i in range(len(dm.train_set)))
     assert not any("masker_target" in dm.val_set[i]["info"] for i in range(len(dm.val_set)))  # validation: the targets
+    base = dm.train_set.base
+    base.p_masker_target = 0.5  # items with and without a masker target batch together
+    for epoch in range(50):
+        dm.train_set.set_epoch(epoch)
+        if len({base.masker_target(i) is None for i in range(len(base))}) == 2:
+            break
+    assert len({base.masker_target(i) is None for i in range(len(base))}) == 2
+    batch = next(iter(torch.utils.data.DataLoader(dm.train_set, batch_size=len(dm.train_set))))
+    assert len(batch["info"]["masker_target"]) == len(dm.train_set)
 
 
 def test_last_checkpoint_is_the_last_even_when_validation_got_worse(tiny_corpus, tmp_path):

@@ -258,8 +258,8 @@ class DynamicMixDataset(Dataset):
     voices of the many masker speakers at once, where the targets are few
     voices (real recordings with transcripts are few). The lips stay the
     target's, so it is for models that take no visual stream; ``info`` then
-    holds ``"masker_target"`` (the masker's name), and ``p_masker_target`` = 0
-    changes nothing else.
+    holds ``"masker_target"`` (the masker's name, "" where the target stays),
+    and ``p_masker_target`` = 0 changes nothing else.
     """
 
     def __init__(
@@ -432,8 +432,8 @@ class DynamicMixDataset(Dataset):
         info = {"target": t["wavfile"], "type": d["type"], "name": d["name"], "offset": d["offset"], "SNR": d["SNR"], "start_frame": 0}
         if self.p_speed > 0.0:
             info.update(speed=s_t, speed_interferer=s_i if d["type"] == "speech" else 1.0)
-        if m is not None:
-            info["masker_target"] = m["name"]
+        if self.p_masker_target > 0.0:  # every item has the key, so that items batch
+            info["masker_target"] = "" if m is None else m["name"]
         item = _item(mixed * scale, target * scale, noise * scale, visual, 0, info)
         if self.segment_frames is not None:
             n_frames = item["lips"].shape[0]
