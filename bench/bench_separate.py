@@ -1,6 +1,7 @@
-"""Blind two-talker separation on the synthetic test scenes with a competing talker: SI-SDRi of both voices.
+"""Blind two-talker separation, on the synthetic test scenes or on real voices: SI-SDRi of both voices.
 
     python bench/bench_separate.py [--root data/models] [--model separate] [--name separate]
+    python bench/bench_separate.py --real ../shared/data/real [--model separate] [--name separate_real]
 
 Uses the test scenes that bench_models.py builds (run it first). Each mixture of
 a target and a competing talker goes through the blind model as ``avse.api.Separator``
@@ -11,6 +12,15 @@ arbitrary), and the SI-SDR improvement of each voice is reported; ``one_voice`` 
 mixtures where ``avse separate`` would give one output the whole input (the other 20 dB or
 more under it, ``avse.api.ONE_VOICE_BLIND_DB``). Writes
 bench/results/NAME.json (default separate.json).
+
+``--real DIR``: the real dev set instead (the 23 clips of ../shared/data/real, audio only, nothing
+of their faces): bench_real.py's two-talker mixtures (each clip with another talker's at -5, 0 and
++5 dB, the same pairs), scored as above per SNR with 95 % intervals, plus "better output" (the
+target's SI-SDRi from the output nearer to it, bench_real.py's oracle row); and each clip alone,
+passed through as ``avse separate`` gives it without faces (``Separator.separate``, its one-voice
+rule included): PESQ-WB and STOI of the output nearer to the clip, the quieter output's level
+against the input, and how many clips came out whole in one output. Seconds, not the half hour
+of bench_real.py: for comparing separators on real voices.
 """
 
 from __future__ import annotations
@@ -29,8 +39,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default="data/models")
     p.add_argument("--model", default="separate", help="a shipped name or a checkpoint path")
-    p.add_argument("--name", default="separate", help="results name: bench/results/NAME.json")
+    p.add_argument("--name", default=None, help="results name: bench/results/NAME.json (default separate, separate_real)")
+    p.add_argument("--real", type=Path, default=None, help="the real dev set (e.g. ../shared/data/real) instead of --root")
+    p.add_argument("--work", type=Path, default=None, help="bench_real.py's work folder (its front-end cache is reused)")
     args = p.parse_args()
+    if args.real is not None:
+        return real(args)
     from avse.api import ONE_VOICE_BLIND_DB, Separator, output_levels_db
     from avse.audio.io import load_audio
     from avse.data.metadata import load_scenes, scenes_dir, scenes_path
@@ -61,7 +75,70 @@ def main() -> None:
         "share_both_improved": float(np.mean(np.all(g > 0, axis=1))),
         "one_voice": one_voice,
     }
-    save(args.name, result)
+    save(args.name or "separate", result)
+
+
+def _pit_gains(est: np.ndarray, refs: tuple[np.ndarray, np.ndarray], mixture: np.ndarray) -> list[float]:
+    """The SI-SDR improvement of each of two voices ``refs`` from the outputs ``est`` [2, T], paired in the order
+    that gives the higher mean SI-SDR."""
+    from avse.evaluation.metrics import si_sdr
+
+    pairs = [[si_sdr(est[i], refs[j]) for j in range(2)] for i in range(2)]  # [output][voice]
+    order = (0, 1) if pairs[0][0] + pairs[1][1] >= pairs[0][1] + pairs[1][0] else (1, 0)
+    return [pairs[order[j]][j] - si_sdr(mixture, refs[j]) for j in range(2)]
+
+
+def real(args: argparse.Namespace) -> None:
+    """The ``--real`` mode (see the module docstring)."""
+    import tempfile
+
+    from bench_real import SR, build_items, load_clips
+
+    from avse.api import ONE_VOICE_BLIND_DB, Separator, output_levels_db
+    from avse.evaluation.metrics import pesq_wb, si_sdr, stoi
+    from avse.evaluation.run import mean_ci
+
+    work = args.work or Path(tempfile.gettempdir()) / "avse_bench_real"
+    items = build_items(load_clips(args.real, work / "frontend"), {}, quick=False)
+    sep = Separator.from_pretrained(args.model, av=None)
+    by_snr: dict[str, list[list[float]]] = {}
+    better: dict[str, list[float]] = {}
+    one_voice: dict[str, int] = {}
+    clean: dict[str, list[float]] = {"pesq_wb": [], "stoi": [], "quieter_db": []}
+    clean_whole = 0
+    per_item: dict[str, float] = {}  # item id -> mean SI-SDRi of both voices (two-talker) or PESQ-WB (clean), for paired comparisons
+    for it in items:
+        if it.condition == "two-talker":
+            key = f"{it.snr:+.0f} dB"
+            est = sep.blind_outputs(it.mixture)[0][:, : len(it.mixture)]  # [2, T]
+            by_snr.setdefault(key, []).append(_pit_gains(est, (it.reference, it.mixture - it.reference), it.mixture))
+            per_item[it.id] = float(np.mean(by_snr[key][-1]))
+            base = si_sdr(it.mixture, it.reference)
+            better.setdefault(key, []).append(max(si_sdr(o, it.reference) for o in est) - base)
+            one_voice[key] = one_voice.get(key, 0) + int(min(output_levels_db(est, it.mixture)) <= ONE_VOICE_BLIND_DB)
+        elif it.condition == "clean":
+            outs = sep.separate(it.mixture, SR)  # [2, T]: as avse separate gives it without faces
+            near = outs[int(np.argmax([si_sdr(o, it.reference) if np.any(o) else -np.inf for o in outs]))]
+            clean["pesq_wb"].append(pesq_wb(near, it.reference))
+            clean["stoi"].append(stoi(near, it.reference))
+            clean["quieter_db"].append(min(output_levels_db(outs, it.mixture)))
+            per_item[it.id] = clean["pesq_wb"][-1]
+            clean_whole += int(bool((sep.last_info or {}).get("one_voice")))
+    result: dict = {"model": args.model, "real": str(args.real), "two_talker": {}}
+    for key, gains in by_snr.items():
+        g = np.asarray(gains)  # [N, 2]: target, other talker
+        result["two_talker"][key] = {
+            "mixtures": len(g),
+            "si_sdri_both": mean_ci(list(g.mean(axis=1))),
+            "better_output": mean_ci(better[key]),
+            "share_both_improved": float(np.mean(np.all(g > 0, axis=1))),
+            "one_voice": one_voice[key],
+        }
+    result["two_talker_all"] = mean_ci([float(np.mean(x)) for v in by_snr.values() for x in v])
+    result["clean"] = {k: mean_ci(v) for k, v in clean.items()} | {"clips": len(clean["stoi"]), "whole": clean_whole}
+    result["clean"]["quieter_db_median"] = float(np.median(clean["quieter_db"]))
+    result["items"] = per_item
+    save(args.name or "separate_real", result)
 
 
 if __name__ == "__main__":
