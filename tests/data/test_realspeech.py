@@ -339,6 +339,24 @@ def test_queen_talkie_lines_are_maskers_named_by_who_speaks(tmp_path):
         assert 0.6 < len(x) / SAMPLE_RATE < 4.0 and np.abs(x).max() > 0.05  # decoded speech, not silence
 
 
+QUEEN_ARCHIVE = DEBIAN / "usr/share/scummvm/flight-of-the-amazon-queen/queen.1c"
+
+
+@pytest.mark.skipif(not QUEEN_ARCHIVE.is_file(), reason=f"no Amazon Queen talkie in {DEBIAN} (scripts/fetch_real_speech --games)")
+@pytest.mark.slow
+def test_the_packaged_queen_talkie_decodes_to_speech():
+    from avse.data.align import speech_span
+    from avse.data.realspeech import _load_span
+
+    _, items, skipped = discover(QUEEN_ARCHIVE.parent)
+    assert len(items) > 4000 and skipped.get("cut-scene lines (several voices)", 0) > 2000
+    assert "queen-joe" in {i.speaker for i in items} and len({i.speaker for i in items}) > 50
+    for item in items[:: len(items) // 5]:
+        assert item.span is not None
+        x = _load_span(item.path, item.span)
+        assert x.dtype == np.float32 and len(x) > 0.3 * SAMPLE_RATE and speech_span(x) is not None
+
+
 def test_queen_archive_that_is_not_one_is_refused(tmp_path):
     from avse.data.realspeech import queen_table
 
