@@ -48,7 +48,6 @@ def main() -> None:
     from avse.api import ONE_VOICE_BLIND_DB, Separator, output_levels_db
     from avse.audio.io import load_audio
     from avse.data.metadata import load_scenes, scenes_dir, scenes_path
-    from avse.evaluation.metrics import si_sdr
 
     root = Path(args.root)
     folder = scenes_dir(root, "test")
@@ -60,11 +59,8 @@ def main() -> None:
             continue
         mix, tgt, itf = (load_audio(folder / f"{s['scene']}_{k}.wav", 16000)[0] for k in ("mixed", "target", "interferer"))
         est = sep.blind_outputs(mix)[0][:, : len(mix)]  # [2, T]
-        refs = (tgt, itf)
         one_voice += int(min(output_levels_db(est, mix)) <= ONE_VOICE_BLIND_DB)
-        pairs = [[si_sdr(est[i], refs[j]) for j in range(2)] for i in range(2)]  # [output][voice]
-        order = (0, 1) if pairs[0][0] + pairs[1][1] >= pairs[0][1] + pairs[1][0] else (1, 0)
-        gains.append([pairs[order[j]][j] - si_sdr(mix, refs[j]) for j in range(2)])
+        gains.append(_pit_gains(est, (tgt, itf), mix))
     g = np.asarray(gains)  # [N, 2]: target, competing talker
     result = {
         "model": args.model,

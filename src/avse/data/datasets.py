@@ -412,9 +412,10 @@ class DynamicMixDataset(Dataset):
         m = self.masker_target(index)
         d = self.draw(index, None if m is None else m["speaker"])
         s_t, s_i = self.speeds(index)
-        target = read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
-        if m is not None:  # a masker's voice in the target's place, as long as the target
-            target = self._interferer({"type": "speech", "name": m["name"], "offset": m["offset"]}, len(target), 1.0)
+        if m is None:
+            target = read_wav64(target_wav_path(self.root, self.dataset, t["wavfile"]))
+        else:  # a masker's voice in the target's place, as long as the target
+            target = self._interferer({"type": "speech", "name": m["name"], "offset": m["offset"]}, int(t["nsamples"]), 1.0)
         visual = self.visual(t["wavfile"])
         if s_t != 1.0:  # the voice and its lips played at s_t
             n0 = frames_for(len(target))
