@@ -65,6 +65,14 @@ def _cmd_import_speech(args: argparse.Namespace) -> None:
         print(f"avse: warning: {w.message}", file=sys.stderr)
 
 
+def _cmd_add_maskers(args: argparse.Namespace) -> None:
+    from avse.data.merge import add_masker_speech
+
+    summary = add_masker_speech(args.src, args.dst, args.speaker, dataset=args.dataset)
+    print(f"{args.dst}: {summary['added']} masker recordings of {summary['speakers']} speakers added from {args.src}"
+          f" ({args.dataset}; {summary['skipped']} already there)")
+
+
 def _cmd_scenes_build(args: argparse.Namespace) -> None:
     from avse.data.scenes import build_scenes, write_scenes
 
@@ -400,6 +408,14 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--jobs", type=int, default=_jobs_default(), help="worker processes (default: %(default)s)")
     im.add_argument("--quiet", action="store_true", help="no progress bar")
     im.set_defaults(func=_cmd_import_speech)
+
+    am = sub.add_parser("add-maskers", help="add another corpus's masker speech (of some speakers) to a corpus")
+    am.add_argument("src", help="the corpus to take the masker speech from")
+    am.add_argument("dst", help="the corpus to add it to (hard links; its masker list is rewritten atomically)")
+    am.add_argument("--speaker", action="append", required=True, metavar="PATTERN",
+                    help="speakers to take, a glob pattern such as 'queen-*' (repeatable)")
+    am.add_argument("--dataset", default="train", help="the split (default: %(default)s)")
+    am.set_defaults(func=_cmd_add_maskers)
 
     f = sub.add_parser("frontend", help="run the video front end on one video: landmarks, mouth crops, features, sync")
     f.add_argument("video")

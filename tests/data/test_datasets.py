@@ -241,3 +241,87 @@ def test_noise_augment_changes_only_the_noise_and_none_changes_nothing(tiny_corp
         assert same == (a["info"]["type"] == "speech")
         assert abs(si_sdr(b["mixture"].numpy(), tb) - si_sdr(a["mixture"].numpy(), ta)) < 1.0  # still about 0 dB
     assert "noise" in kinds
+
+
+def test_bandwidth_and_match_band_cut_the_wider_voice_to_the_narrower_band():
+    from avse.data.mixing import bandwidth, lowpass, match_band
+
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal(32000)
+    narrow = lowpass(rng.standard_normal(32000), 4000.0)
+    assert bandwidth(wide) > 7500 and 4000 < bandwidth(narrow) < 5500
+    assert bandwidth(np.zeros(16000)) == 8000 and bandwidth(wide[:100]) == 8000  # nothing to measure: full band
+    a, b = match_band(wide, narrow)
+    assert np.array_equal(b, narrow) and abs(bandwidth(a) - bandwidth(narrow)) < 300  # the wide one now stops there too
+    b2, a2 = match_band(narrow, wide)  # either order
+    assert np.array_equal(b2, narrow) and np.allclose(a2, a)
+    same_a, same_b = match_band(wide, wide[::-1].copy())  # two voices of one band: untouched
+    assert np.array_equal(same_a, wide) and np.array_equal(same_b, wide[::-1])
+    # below the cut the wide voice is kept: a 1 kHz tone passes, a 7 kHz one is gone
+    t = np.arange(16000) / 16000
+    tones = np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 7000 * t)
+    cut = lowpass(tones, 4000.0)
+    spec = np.abs(np.fft.rfft(cut[2000:14000] * np.hanning(12000)))
+    f = np.fft.rfftfreq(12000, 1 / 16000)
+    assert spec[np.argmin(abs(f - 1000))] > 1000 * spec[np.argmin(abs(f - 7000))]
+
+
+def test_band_match_cuts_the_voice_mixed_with_a_narrowband_masker(corpus_copy):
+    import soundfile as sf
+
+    from avse.data.metadata import interferer_wav_path
+    from avse.data.mixing import bandwidth, lowpass
+
+    base = DynamicMixDataset(corpus_copy, "train", seed=5, p_speech=1.0)
+    same = DynamicMixDataset(corpus_copy, "train", seed=5, p_speech=1.0, band_match=False)
+    assert np.array_equal(base[0]["mixture"].numpy(), same[0]["mixture"].numpy())
+    for e in base.pools["speech"].entries:
+        path = interferer_wav_path(corpus_copy, "train", "speech", e["wavfile"])  # every masker recorded at 11 kHz, say
+        x, sr = sf.read(path)
+        sf.write(path, lowpass(x, 4000.0, sr), sr, subtype="PCM_16")
+    ds = DynamicMixDataset(corpus_copy, "train", seed=5, p_speech=1.0, band_match=True)
+    plain = DynamicMixDataset(corpus_copy, "train", seed=5, p_speech=1.0)
+    cut = 0
+    for i in range(len(ds)):
+        item, ref = ds[i], plain[i]
+        if item["info"]["type"] != "speech":
+            continue
+        t, r = item["target"].numpy().astype(np.float64), ref["target"].numpy().astype(np.float64)
+        assert bandwidth(r) > 6500 and bandwidth(t) < 5500  # the target's voice now stops where the masker's does
+        torch.testing.assert_close(item["mixture"], item["target"] + item["interferer"], rtol=0, atol=1e-6)
+        cut += 1
+    assert cut > 0
+    with pytest.raises(ConfigError, match="band_match"):
+        from avse.training.data import AvseDataModule
+
+        AvseDataModule(corpus_copy, band_match="yes")
+
+
+def test_alone_only_voices_are_never_mixed_with_another_voice(tiny_corpus):
+    base = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0, p_clean=0.5, p_masker_target=0.5)
+    speakers = sorted(base.pools["speech"].groups)
+    assert len(speakers) >= 2
+    solo = speakers[0]
+    ds = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0, p_clean=0.5, p_masker_target=0.5,
+                           alone_only=[solo + "*"])
+    assert solo not in ds.pools["speech"].groups and solo in ds.alone_pool.groups
+    seen = {"alone": 0, "mixed": 0}
+    for epoch in range(40):  # the tiny corpus: two targets, one masker of that voice as long as one of them
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            m, item = ds.masker_target(i), ds[i]
+            voice = ds.alone_pool.by_name[m["name"]]["speaker"] if m is not None else ds.targets[i]["speaker"]
+            if item["info"]["type"] == "clean":
+                seen["alone"] += voice == solo
+                continue
+            assert voice != solo  # never the voice to keep in a mixture
+            if item["info"]["type"] == "speech":
+                assert ds.alone_pool.by_name[item["info"]["name"]]["speaker"] != solo  # never the other voice
+                seen["mixed"] += 1
+    assert seen["alone"] > 0 and seen["mixed"] > 0
+    plain = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0, p_clean=0.5, p_masker_target=0.5, alone_only=())
+    assert np.array_equal(plain[1]["mixture"].numpy(), base[1]["mixture"].numpy())  # empty changes nothing
+    with pytest.raises(ConfigError, match="no masker speaker"):
+        DynamicMixDataset(tiny_corpus, "train", p_clean=0.5, p_masker_target=0.5, alone_only=["nobody-*"])
+    with pytest.raises(ConfigError, match="p_clean > 0"):
+        DynamicMixDataset(tiny_corpus, "train", p_masker_target=0.5, alone_only=[solo])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from avse.data.metadata import (
     target_speech_list_path,
     target_wav_path,
 )
-from avse.data.mixing import apply_ramp, load_speech_weight, mix_scene, peak_scale
+from avse.data.mixing import apply_ramp, load_speech_weight, match_band, mix_scene, peak_scale
 from avse.data.noise import NoiseAugment, augment_noise
 from avse.data.scenes import InterfererPool, check_snr_range
 from avse.errors import ConfigError, InterfererTooShortError
@@ -260,6 +261,18 @@ class DynamicMixDataset(Dataset):
     target's, so it is for models that take no visual stream; ``info`` then
     holds ``"masker_target"`` (the masker's name, "" where the target stays),
     and ``p_masker_target`` = 0 changes nothing else.
+
+    ``band_match``: when the interferer is a voice, the voice whose recording
+    reaches further up is cut to the other's band (:func:`avse.data.mixing.match_band`),
+    so that a separator cannot tell two voices apart by the band they were
+    recorded in (11 kHz game speech against 16 kHz recordings); False changes nothing.
+
+    ``alone_only``: glob patterns (``"queen-*"``) of masker speakers heard only
+    alone: never an interferer, and a voice to keep (``p_masker_target``) only
+    in the talker-alone items (``p_clean``), where a masker target is drawn
+    among all the split's masker speech. A separator then learns from those
+    voices to keep a lone voice whole without mixing them with another voice;
+    empty changes nothing.
     """
 
     def __init__(
@@ -281,6 +294,8 @@ class DynamicMixDataset(Dataset):
         visual_stream: str = "lip_features",
         noise_augment: NoiseAugment | None = None,
         p_masker_target: float = 0.0,
+        band_match: bool = False,
+        alone_only: Sequence[str] = (),
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         check_speed_range("speed", speed)
@@ -301,7 +316,18 @@ class DynamicMixDataset(Dataset):
             raise ConfigError(f"{root}: no targets in dataset {dataset!r}")
         speech = [e for e in load_speech_list(masker_speech_list_path(root)) if e["dataset"] == dataset]
         noise = [e for e in load_noise_list(masker_noise_list_path(root)) if e["dataset"] == dataset]
-        self.pools = {"speech": InterfererPool("speech", speech), "noise": InterfererPool("noise", noise)}
+        self.alone_only = tuple(str(p) for p in alone_only)
+        alone = [e for e in speech if any(fnmatch.fnmatchcase(str(e["speaker"]), p) for p in self.alone_only)]
+        if self.alone_only:
+            if not alone:
+                raise ConfigError(f"alone_only: no masker speaker of {dataset!r} matches {', '.join(self.alone_only)}")
+            if p_masker_target <= 0.0 or p_clean <= 0.0:
+                raise ConfigError("alone_only: those voices are heard only as a lone voice to keep, "
+                                  "which needs p_masker_target > 0 and p_clean > 0")
+        alone_names = {e["wavfile"] for e in alone}
+        mixed = [e for e in speech if e["wavfile"] not in alone_names]
+        self.pools = {"speech": InterfererPool("speech", mixed), "noise": InterfererPool("noise", noise)}
+        self.alone_pool = InterfererPool("speech", speech) if alone else self.pools["speech"]  # masker targets of lone items
         self.snr = {"speech": tuple(snr_speech), "noise": tuple(snr_noise)}
         self.p_speech = p_speech
         self.p_clean = float(p_clean)
@@ -314,7 +340,8 @@ class DynamicMixDataset(Dataset):
         self.visual = _Visual(self.root, dataset, cache, crops, visual_stream)
         self.noise_augment = noise_augment
         self.p_masker_target = float(p_masker_target)
-        if self.p_masker_target > 0.0 and not speech:
+        self.band_match = bool(band_match)
+        if self.p_masker_target > 0.0 and not mixed:
             raise ConfigError(f"p_masker_target: {root} has no masker speech in {dataset!r}")
 
     def set_epoch(self, epoch: int) -> None:
@@ -354,13 +381,15 @@ class DynamicMixDataset(Dataset):
 
     def masker_target(self, index: int) -> dict[str, Any] | None:
         """The masker window that replaces item ``index``'s target in the current epoch (``p_masker_target``;
-        its own draw), as ``{"name", "offset", "speaker"}``; None when the target stays (or no masker is long enough)."""
+        its own draw), as ``{"name", "offset", "speaker"}``; None when the target stays (or no masker is long enough).
+        A talker-alone item draws it among every masker voice, ``alone_only`` ones included."""
         if self.p_masker_target <= 0.0:
             return None
         rng = np.random.default_rng(item_seed(self.seed, f"masker_target:{self.epoch}:{index}"))
         if rng.random() >= self.p_masker_target:
             return None
-        pick = self.pools["speech"].draw(rng, int(self.targets[index]["nsamples"]), "", set())
+        pool = self.alone_pool if self._clean(index) else self.pools["speech"]
+        pick = pool.draw(rng, int(self.targets[index]["nsamples"]), "", set())
         if pick is None:
             return None
         return {"name": pick["name"], "offset": int(pick["offset"]), "speaker": pick["speaker"]}
@@ -385,7 +414,8 @@ class DynamicMixDataset(Dataset):
     def _interferer(self, d: dict[str, Any], n: int, factor: float) -> np.ndarray:
         """The interferer of draw ``d`` for a target of ``n`` samples, at ``factor`` speed, ramped -> float64 [n]."""
         path = interferer_wav_path(self.root, self.dataset, d["type"], d["name"])
-        left = int(self.pools[d["type"]].by_name[d["name"]]["nsamples"]) - d["offset"]
+        pool = self.alone_pool if d["type"] == "speech" else self.pools["noise"]  # alone_pool: every masker voice
+        left = int(pool.by_name[d["name"]]["nsamples"]) - d["offset"]
         if factor == 1.0 and n <= left:
             return apply_ramp(read_wav64(path, d["offset"], n))
         x = read_wav64(path, d["offset"], min(left, speed_source_length(n, factor)))  # enough for n samples at this speed
@@ -426,6 +456,8 @@ class DynamicMixDataset(Dataset):
             mixed, noise = target.copy(), np.zeros_like(target)
         else:
             noise = self._interferer(d, len(target), s_i if d["type"] == "speech" else 1.0)
+            if self.band_match and d["type"] == "speech":
+                target, noise = match_band(target, noise)
             if self.noise_augment is not None and d["type"] == "noise":
                 noise = self._augment_noise(index, noise, t["speaker"], d["name"])
             mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)

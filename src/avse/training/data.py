@@ -166,6 +166,8 @@ class AvseDataModule(EpochDataModule):
     microphone (True for the defaults of ``avse.data.noise.NoiseAugment``, or a
     mapping of its fields). ``p_masker_target``: the share of training items whose
     voice to keep is a masker's (see DynamicMixDataset; models without a visual stream only).
+    ``band_match``: two voices mixed are cut to the narrower one's band (see DynamicMixDataset).
+    ``alone_only``: glob patterns of masker speakers heard only alone in training (see DynamicMixDataset).
     """
 
     def __init__(
@@ -190,6 +192,8 @@ class AvseDataModule(EpochDataModule):
         visual_stream: str = "lip_features",
         noise_augment: bool | dict[str, Any] = False,
         p_masker_target: float = 0.0,
+        band_match: bool = False,
+        alone_only: Sequence[str] = (),
     ):
         super().__init__()
         self.root = Path(root)
@@ -210,6 +214,12 @@ class AvseDataModule(EpochDataModule):
         check_snr_range("data.snr_speech", snr_speech)
         check_snr_range("data.snr_noise", snr_noise)
         self.p_clean, self.p_masker_target = float(p_clean), float(p_masker_target)
+        if not isinstance(band_match, bool):
+            raise ConfigError(f"data.band_match must be true or false, got {band_match!r}")
+        self.band_match = band_match
+        if isinstance(alone_only, str) or not all(isinstance(p, str) for p in alone_only):
+            raise ConfigError(f"data.alone_only must be a list of speaker patterns, got {alone_only!r}")
+        self.alone_only = tuple(alone_only)
         self.p_speed, self.speed = float(p_speed), check_speed_range("data.speed", speed)
         self.augment: LipAugment | None = _options("visual_augment", LipAugment, visual_augment)
         self.noise_augment: NoiseAugment | None = _options("noise_augment", NoiseAugment, noise_augment)
@@ -243,6 +253,8 @@ class AvseDataModule(EpochDataModule):
                 visual_stream=self.visual_stream,
                 noise_augment=self.noise_augment if train else None,
                 p_masker_target=self.p_masker_target if train else 0.0,
+                band_match=self.band_match,
+                alone_only=self.alone_only if train else (),
             ),
             augment=self.augment if train else None,
         )
