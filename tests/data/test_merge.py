@@ -70,3 +70,17 @@ def test_cli_add_maskers(tiny_corpus, tmp_path, capsys):
     assert "masker recordings of 1 speakers added" in capsys.readouterr().out
     assert main(["add-maskers", str(src), str(dst), "--speaker", "nobody"]) != 0
     assert "no masker speech" in capsys.readouterr().err
+
+
+def test_add_masker_speech_to_a_hard_linked_copy_leaves_the_original_list(tiny_corpus, tmp_path):
+    import os
+
+    from avse.data.merge import add_masker_speech
+
+    src, base = _two_corpora(tiny_corpus, tmp_path)  # base: a corpus without spk003's maskers
+    linked = tmp_path / "linked"
+    shutil.copytree(base, linked, copy_function=os.link)  # as cp -al makes it
+    original = masker_speech_list_path(base).read_text()
+    assert add_masker_speech(src, linked, ["spk003"])["added"] > 0
+    assert masker_speech_list_path(base).read_text() == original
+    assert len(load_speech_list(masker_speech_list_path(linked))) > len(json.loads(original))

@@ -316,7 +316,11 @@ class DynamicMixDataset(Dataset):
             raise ConfigError(f"{root}: no targets in dataset {dataset!r}")
         speech = [e for e in load_speech_list(masker_speech_list_path(root)) if e["dataset"] == dataset]
         noise = [e for e in load_noise_list(masker_noise_list_path(root)) if e["dataset"] == dataset]
-        self.alone_only = tuple(str(p) for p in alone_only)
+        if alone_only is None:
+            alone_only = ()
+        if isinstance(alone_only, str) or not all(isinstance(p, str) for p in alone_only):
+            raise ConfigError(f"alone_only must be a list of speaker patterns such as ['queen-*'], got {alone_only!r}")
+        self.alone_only = tuple(alone_only)
         alone = [e for e in speech if any(fnmatch.fnmatchcase(str(e["speaker"]), p) for p in self.alone_only)]
         if self.alone_only:
             if not alone:
@@ -342,7 +346,8 @@ class DynamicMixDataset(Dataset):
         self.p_masker_target = float(p_masker_target)
         self.band_match = bool(band_match)
         if self.p_masker_target > 0.0 and not mixed:
-            raise ConfigError(f"p_masker_target: {root} has no masker speech in {dataset!r}")
+            raise ConfigError(f"alone_only: every masker speaker of {dataset!r} matches {', '.join(self.alone_only)}; "
+                              "none is left to mix" if alone else f"p_masker_target: {root} has no masker speech in {dataset!r}")
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose mixtures are drawn (reproducible per epoch)."""

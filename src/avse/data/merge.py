@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from avse.data.metadata import interferer_wav_path, load_speech_list, masker_speech_list_path
 from avse.errors import ConfigError, MetadataError
-from avse.utils.fs import ensure_dir, write_json
+from avse.utils.fs import atomic_path, ensure_dir, write_json
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -20,7 +21,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def add_masker_speech(src: str | Path, dst: str | Path, speakers: Sequence[str], dataset: str = "train") -> dict[str, int]:
     """Add ``src``'s masker speech of the speakers matching ``speakers`` (glob patterns) in ``dataset`` to ``dst``.
 
-    The wavs are hard-linked (copied across file systems) into ``dst``'s
+    The wavs are hard-linked (copied, atomically, across file systems) into ``dst``'s
     interferers/speech folder and their entries appended to its
     masker_speech_list.json, which is written last and atomically: a run
     stopped half-way leaves the list as it was, and running it again finishes
@@ -59,7 +60,10 @@ def add_masker_speech(src: str | Path, dst: str | Path, speakers: Sequence[str],
             ensure_dir(b.parent)
             try:
                 os.link(a, b)
-            except OSError:
-                shutil.copyfile(a, b)
+            except OSError as err:
+                if err.errno != errno.EXDEV:
+                    raise
+                with atomic_path(b) as tmp:  # another file system: a copy, whole or not at all
+                    shutil.copyfile(a, tmp)
     write_json(masker_speech_list_path(dst), [*have, *(e for e, _, _ in new)])
     return {"added": len(new), "skipped": skipped, "speakers": len({e["speaker"] for e, _, _ in new})}

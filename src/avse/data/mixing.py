@@ -273,20 +273,29 @@ def lowpass(x: np.ndarray, cutoff: float, sr: int = SAMPLE_RATE) -> np.ndarray:
     return sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * (2 * len(sos) + 1)))
 
 
-def match_band(a: np.ndarray, b: np.ndarray, sr: int = SAMPLE_RATE, margin: float = 250.0) -> tuple[np.ndarray, np.ndarray]:
-    """Two voices cut to the narrower one's band: a [Ta], b [Tb] -> (a', b'), float64.
+MIN_MATCHED_BAND = 3000.0  # a "voice" whose band ends lower is no voice to match (a hum, a near-silent window)
+
+
+def match_band(a: np.ndarray, b: np.ndarray, sr: int = SAMPLE_RATE, margin: float = 250.0,
+               min_band: float = MIN_MATCHED_BAND) -> tuple[np.ndarray, np.ndarray]:
+    """Two voices cut to the narrower one's band: a [T], b [T] -> (a', b'), float64.
 
     The one whose :func:`bandwidth` reaches more than ``margin`` Hz further is
     low-passed so that its band ends where the other's does (the cut-off set
     below that point by the filter's skirt, which depends on the spectrum's
-    slope: up to three cuts, each moved by the band still to remove); otherwise
-    both come back unchanged. Mixed this way, the band a voice was recorded in
-    cannot tell two voices apart (an 11 kHz recording against a 16 kHz one),
-    so a separator has to use the voices.
+    slope: up to three cuts, each moved by the band still to remove). Both come
+    back unchanged when the bands are within ``margin``, when the narrower one
+    ends under ``min_band`` (no voice's recording does; a hum or a near-silent
+    window would take the other voice's words with it) or when either is too
+    short to measure (under 512 samples). Mixed this way, the band a voice was
+    recorded in cannot tell two voices apart (an 11 kHz recording against a
+    16 kHz one), so a separator has to use the voices.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if min(len(a), len(b)) < 512:
+        return a, b
     wa, wb = bandwidth(a, sr), bandwidth(b, sr)
-    if abs(wa - wb) <= margin:
+    if abs(wa - wb) <= margin or min(wa, wb) < min_band:
         return a, b
     wide, goal = (a, wb) if wa > wb else (b, wa)
     cutoff, cut = goal / 1.1, wide

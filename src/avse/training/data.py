@@ -166,7 +166,7 @@ class AvseDataModule(EpochDataModule):
     microphone (True for the defaults of ``avse.data.noise.NoiseAugment``, or a
     mapping of its fields). ``p_masker_target``: the share of training items whose
     voice to keep is a masker's (see DynamicMixDataset; models without a visual stream only).
-    ``band_match``: two voices mixed are cut to the narrower one's band (see DynamicMixDataset).
+    ``band_match``: two voices mixed in training are cut to the narrower one's band (see DynamicMixDataset).
     ``alone_only``: glob patterns of masker speakers heard only alone in training (see DynamicMixDataset).
     """
 
@@ -253,7 +253,7 @@ class AvseDataModule(EpochDataModule):
                 visual_stream=self.visual_stream,
                 noise_augment=self.noise_augment if train else None,
                 p_masker_target=self.p_masker_target if train else 0.0,
-                band_match=self.band_match,
+                band_match=self.band_match if train else False,
                 alone_only=self.alone_only if train else (),
             ),
             augment=self.augment if train else None,
