@@ -55,7 +55,7 @@ def add_masker_speech(src: str | Path, dst: str | Path, speakers: Sequence[str],
         if b.exists() and not _same_file(a, b):
             raise ConfigError(f"{b} exists with other audio and is not in {dst}'s masker list")
         new.append((e, a, b))
-    for e, a, b in new:
+    for _e, a, b in new:
         if not b.exists():
             ensure_dir(b.parent)
             try:
