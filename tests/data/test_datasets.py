@@ -306,19 +306,19 @@ def test_alone_only_voices_are_never_mixed_with_another_voice(tiny_corpus):
     solo = speakers[0]
     ds = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0, p_clean=0.5, p_masker_target=0.5,
                            alone_only=[solo + "*"])
-    assert solo not in ds.pools["speech"].groups and solo in ds.alone_pool.groups
+    assert solo not in ds.pools["speech"].groups and solo in ds.lone_pool.groups
     seen = {"alone": 0, "mixed": 0}
     for epoch in range(40):  # the tiny corpus: two targets, one masker of that voice as long as one of them
         ds.set_epoch(epoch)
         for i in range(len(ds)):
             m, item = ds.masker_target(i), ds[i]
-            voice = ds.alone_pool.by_name[m["name"]]["speaker"] if m is not None else ds.targets[i]["speaker"]
+            voice = ds.speech_by_name[m["name"]]["speaker"] if m is not None else ds.targets[i]["speaker"]
             if item["info"]["type"] == "clean":
                 seen["alone"] += voice == solo
                 continue
             assert voice != solo  # never the voice to keep in a mixture
             if item["info"]["type"] == "speech":
-                assert ds.alone_pool.by_name[item["info"]["name"]]["speaker"] != solo  # never the other voice
+                assert ds.speech_by_name[item["info"]["name"]]["speaker"] != solo  # never the other voice
                 seen["mixed"] += 1
     assert seen["alone"] > 0 and seen["mixed"] > 0
     with pytest.raises(ConfigError, match="list of speaker patterns"):  # not its characters as patterns
@@ -329,3 +329,25 @@ def test_alone_only_voices_are_never_mixed_with_another_voice(tiny_corpus):
         DynamicMixDataset(tiny_corpus, "train", p_clean=0.5, p_masker_target=0.5, alone_only=["nobody-*"])
     with pytest.raises(ConfigError, match="p_clean > 0"):
         DynamicMixDataset(tiny_corpus, "train", p_masker_target=0.5, alone_only=[solo])
+
+
+def test_never_alone_voices_are_never_the_lone_voice(tiny_corpus):
+    base = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0, p_clean=0.5, p_masker_target=0.5)
+    mixed_only = sorted(base.pools["speech"].groups)[1]  # the masker voice long enough for both targets
+    ds = DynamicMixDataset(tiny_corpus, "train", seed=5, p_speech=1.0, p_clean=0.5, p_masker_target=0.5,
+                           never_alone=[mixed_only])
+    assert mixed_only in ds.pools["speech"].groups and mixed_only not in ds.lone_pool.groups
+    seen = {"mixed": 0, "alone_before": 0}
+    for epoch in range(40):
+        ds.set_epoch(epoch)
+        base.set_epoch(epoch)
+        for i in range(len(ds)):
+            m, b = ds.masker_target(i), base.masker_target(i)
+            if ds._clean(i):
+                assert m is None or ds.speech_by_name[m["name"]]["speaker"] != mixed_only
+                seen["alone_before"] += b is not None and b["speaker"] == mixed_only  # it was, without the option
+            elif m is not None and m["speaker"] == mixed_only:
+                seen["mixed"] += 1
+    assert seen["mixed"] > 0 and seen["alone_before"] > 0
+    with pytest.raises(ConfigError, match="same speaker"):
+        DynamicMixDataset(tiny_corpus, "train", p_clean=0.5, p_masker_target=0.5, alone_only=["spk*"], never_alone=["spk00*"])

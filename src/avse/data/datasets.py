@@ -224,6 +224,15 @@ class SceneDataset(Dataset):
         return _item(wav["mixed"], wav["target"], wav["interferer"], visual, pre, info)
 
 
+def _speaker_patterns(name: str, patterns: Sequence[str] | None) -> tuple[str, ...]:
+    """Glob patterns of speaker labels as a tuple; ConfigError for a bare string or a non-string."""
+    if patterns is None:
+        return ()
+    if isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"{name} must be a list of speaker patterns such as ['queen-*'], got {patterns!r}")
+    return tuple(patterns)
+
+
 class DynamicMixDataset(Dataset):
     """On-the-fly mixing: each access draws a new interferer, offset and SNR for a target.
 
@@ -272,7 +281,9 @@ class DynamicMixDataset(Dataset):
     in the talker-alone items (``p_clean``), where a masker target is drawn
     among all the split's masker speech. A separator then learns from those
     voices to keep a lone voice whole without mixing them with another voice;
-    empty changes nothing.
+    empty changes nothing. ``never_alone`` is the other way round: those
+    speakers are interferers and voices to keep in mixtures, never the lone
+    voice of a talker-alone item.
     """
 
     def __init__(
@@ -296,6 +307,7 @@ class DynamicMixDataset(Dataset):
         p_masker_target: float = 0.0,
         band_match: bool = False,
         alone_only: Sequence[str] = (),
+        never_alone: Sequence[str] = (),
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         check_speed_range("speed", speed)
@@ -316,22 +328,27 @@ class DynamicMixDataset(Dataset):
             raise ConfigError(f"{root}: no targets in dataset {dataset!r}")
         speech = [e for e in load_speech_list(masker_speech_list_path(root)) if e["dataset"] == dataset]
         noise = [e for e in load_noise_list(masker_noise_list_path(root)) if e["dataset"] == dataset]
-        if alone_only is None:
-            alone_only = ()
-        if isinstance(alone_only, str) or not all(isinstance(p, str) for p in alone_only):
-            raise ConfigError(f"alone_only must be a list of speaker patterns such as ['queen-*'], got {alone_only!r}")
-        self.alone_only = tuple(alone_only)
-        alone = [e for e in speech if any(fnmatch.fnmatchcase(str(e["speaker"]), p) for p in self.alone_only)]
-        if self.alone_only:
-            if not alone:
-                raise ConfigError(f"alone_only: no masker speaker of {dataset!r} matches {', '.join(self.alone_only)}")
+        self.alone_only = _speaker_patterns("alone_only", alone_only)
+        self.never_alone = _speaker_patterns("never_alone", never_alone)
+        alone, never = ([e for e in speech if any(fnmatch.fnmatchcase(str(e["speaker"]), p) for p in pats)]
+                        for pats in (self.alone_only, self.never_alone))
+        for name, pats, hits in (("alone_only", self.alone_only, alone), ("never_alone", self.never_alone, never)):
+            if not pats:
+                continue
+            if not hits:
+                raise ConfigError(f"{name}: no masker speaker of {dataset!r} matches {', '.join(pats)}")
             if p_masker_target <= 0.0 or p_clean <= 0.0:
-                raise ConfigError("alone_only: those voices are heard only as a lone voice to keep, "
-                                  "which needs p_masker_target > 0 and p_clean > 0")
-        alone_names = {e["wavfile"] for e in alone}
+                raise ConfigError(f"{name}: masker voices are the lone voice to keep only with p_masker_target > 0 "
+                                  "and p_clean > 0, so it would change nothing")
+        if {e["speaker"] for e in alone} & {e["speaker"] for e in never}:
+            raise ConfigError("alone_only and never_alone match the same speaker")
+        alone_names, never_names = {e["wavfile"] for e in alone}, {e["wavfile"] for e in never}
         mixed = [e for e in speech if e["wavfile"] not in alone_names]
         self.pools = {"speech": InterfererPool("speech", mixed), "noise": InterfererPool("noise", noise)}
-        self.alone_pool = InterfererPool("speech", speech) if alone else self.pools["speech"]  # masker targets of lone items
+        # the masker targets of talker-alone items: every masker voice but the never_alone ones
+        lone = [e for e in speech if e["wavfile"] not in never_names]
+        self.lone_pool = InterfererPool("speech", lone) if alone or never else self.pools["speech"]
+        self.speech_by_name = {e["wavfile"]: e for e in speech}
         self.snr = {"speech": tuple(snr_speech), "noise": tuple(snr_noise)}
         self.p_speech = p_speech
         self.p_clean = float(p_clean)
@@ -387,13 +404,13 @@ class DynamicMixDataset(Dataset):
     def masker_target(self, index: int) -> dict[str, Any] | None:
         """The masker window that replaces item ``index``'s target in the current epoch (``p_masker_target``;
         its own draw), as ``{"name", "offset", "speaker"}``; None when the target stays (or no masker is long enough).
-        A talker-alone item draws it among every masker voice, ``alone_only`` ones included."""
+        A talker-alone item draws it among every masker voice but the ``never_alone`` ones, ``alone_only`` ones included."""
         if self.p_masker_target <= 0.0:
             return None
         rng = np.random.default_rng(item_seed(self.seed, f"masker_target:{self.epoch}:{index}"))
         if rng.random() >= self.p_masker_target:
             return None
-        pool = self.alone_pool if self._clean(index) else self.pools["speech"]
+        pool = self.lone_pool if self._clean(index) else self.pools["speech"]
         pick = pool.draw(rng, int(self.targets[index]["nsamples"]), "", set())
         if pick is None:
             return None
@@ -419,8 +436,8 @@ class DynamicMixDataset(Dataset):
     def _interferer(self, d: dict[str, Any], n: int, factor: float) -> np.ndarray:
         """The interferer of draw ``d`` for a target of ``n`` samples, at ``factor`` speed, ramped -> float64 [n]."""
         path = interferer_wav_path(self.root, self.dataset, d["type"], d["name"])
-        pool = self.alone_pool if d["type"] == "speech" else self.pools["noise"]  # alone_pool: every masker voice
-        left = int(pool.by_name[d["name"]]["nsamples"]) - d["offset"]
+        entries = self.speech_by_name if d["type"] == "speech" else self.pools["noise"].by_name
+        left = int(entries[d["name"]]["nsamples"]) - d["offset"]
         if factor == 1.0 and n <= left:
             return apply_ramp(read_wav64(path, d["offset"], n))
         x = read_wav64(path, d["offset"], min(left, speed_source_length(n, factor)))  # enough for n samples at this speed

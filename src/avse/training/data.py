@@ -167,7 +167,8 @@ class AvseDataModule(EpochDataModule):
     mapping of its fields). ``p_masker_target``: the share of training items whose
     voice to keep is a masker's (see DynamicMixDataset; models without a visual stream only).
     ``band_match``: two voices mixed in training are cut to the narrower one's band (see DynamicMixDataset).
-    ``alone_only``: glob patterns of masker speakers heard only alone in training (see DynamicMixDataset).
+    ``alone_only``: glob patterns of masker speakers heard only alone in training, ``never_alone`` of those
+    never heard alone (see DynamicMixDataset).
     """
 
     def __init__(
@@ -194,6 +195,7 @@ class AvseDataModule(EpochDataModule):
         p_masker_target: float = 0.0,
         band_match: bool = False,
         alone_only: Sequence[str] = (),
+        never_alone: Sequence[str] = (),
     ):
         super().__init__()
         self.root = Path(root)
@@ -217,9 +219,10 @@ class AvseDataModule(EpochDataModule):
         if not isinstance(band_match, bool):
             raise ConfigError(f"data.band_match must be true or false, got {band_match!r}")
         self.band_match = band_match
-        if isinstance(alone_only, str) or not all(isinstance(p, str) for p in alone_only):
-            raise ConfigError(f"data.alone_only must be a list of speaker patterns, got {alone_only!r}")
-        self.alone_only = tuple(alone_only)
+        for name, pats in (("alone_only", alone_only), ("never_alone", never_alone)):
+            if isinstance(pats, str) or not all(isinstance(p, str) for p in pats):
+                raise ConfigError(f"data.{name} must be a list of speaker patterns, got {pats!r}")
+        self.alone_only, self.never_alone = tuple(alone_only), tuple(never_alone)
         self.p_speed, self.speed = float(p_speed), check_speed_range("data.speed", speed)
         self.augment: LipAugment | None = _options("visual_augment", LipAugment, visual_augment)
         self.noise_augment: NoiseAugment | None = _options("noise_augment", NoiseAugment, noise_augment)
@@ -255,6 +258,7 @@ class AvseDataModule(EpochDataModule):
                 p_masker_target=self.p_masker_target if train else 0.0,
                 band_match=self.band_match if train else False,
                 alone_only=self.alone_only if train else (),
+                never_alone=self.never_alone if train else (),
             ),
             augment=self.augment if train else None,
         )
