@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from torch.utils.data import Dataset
 from avse import SAMPLES_PER_FRAME, VISUAL_STREAMS
 from avse.audio.wav16 import read_wav64
 from avse.data.metadata import (
+    by_speakers,
     interferer_wav_path,
     load_noise_list,
     load_scenes,
@@ -22,6 +22,7 @@ from avse.data.metadata import (
     masker_speech_list_path,
     scenes_dir,
     scenes_path,
+    speaker_patterns,
     target_landmarks_path,
     target_speech_list_path,
     target_wav_path,
@@ -224,15 +225,6 @@ class SceneDataset(Dataset):
         return _item(wav["mixed"], wav["target"], wav["interferer"], visual, pre, info)
 
 
-def _speaker_patterns(name: str, patterns: Sequence[str] | None) -> tuple[str, ...]:
-    """Glob patterns of speaker labels as a tuple; ConfigError for a bare string or a non-string."""
-    if patterns is None:
-        return ()
-    if isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns):
-        raise ConfigError(f"{name} must be a list of speaker patterns such as ['queen-*'], got {patterns!r}")
-    return tuple(patterns)
-
-
 class DynamicMixDataset(Dataset):
     """On-the-fly mixing: each access draws a new interferer, offset and SNR for a target.
 
@@ -328,10 +320,9 @@ class DynamicMixDataset(Dataset):
             raise ConfigError(f"{root}: no targets in dataset {dataset!r}")
         speech = [e for e in load_speech_list(masker_speech_list_path(root)) if e["dataset"] == dataset]
         noise = [e for e in load_noise_list(masker_noise_list_path(root)) if e["dataset"] == dataset]
-        self.alone_only = _speaker_patterns("alone_only", alone_only)
-        self.never_alone = _speaker_patterns("never_alone", never_alone)
-        alone, never = ([e for e in speech if any(fnmatch.fnmatchcase(str(e["speaker"]), p) for p in pats)]
-                        for pats in (self.alone_only, self.never_alone))
+        self.alone_only = speaker_patterns("alone_only", alone_only)
+        self.never_alone = speaker_patterns("never_alone", never_alone)
+        alone, never = by_speakers(speech, self.alone_only), by_speakers(speech, self.never_alone)
         for name, pats, hits in (("alone_only", self.alone_only, alone), ("never_alone", self.never_alone, never)):
             if not pats:
                 continue
@@ -363,8 +354,10 @@ class DynamicMixDataset(Dataset):
         self.p_masker_target = float(p_masker_target)
         self.band_match = bool(band_match)
         if self.p_masker_target > 0.0 and not mixed:
-            raise ConfigError(f"alone_only: every masker speaker of {dataset!r} matches {', '.join(self.alone_only)}; "
-                              "none is left to mix" if alone else f"p_masker_target: {root} has no masker speech in {dataset!r}")
+            if alone:
+                raise ConfigError(f"alone_only: every masker speaker of {dataset!r} matches "
+                                  f"{', '.join(self.alone_only)}; none is left to mix")
+            raise ConfigError(f"p_masker_target: {root} has no masker speech in {dataset!r}")
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose mixtures are drawn (reproducible per epoch)."""

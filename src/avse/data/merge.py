@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import errno
-import fnmatch
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from avse.data.metadata import interferer_wav_path, load_speech_list, masker_speech_list_path
+from avse.data.metadata import by_speakers, interferer_wav_path, load_speech_list, masker_speech_list_path
 from avse.errors import ConfigError, MetadataError
 from avse.utils.fs import atomic_path, ensure_dir, write_json
 
@@ -35,8 +34,7 @@ def add_masker_speech(src: str | Path, dst: str | Path, speakers: Sequence[str],
             raise MetadataError(masker_speech_list_path(root), "missing: not a corpus (make one with avse synth)")
     if not speakers:
         raise ConfigError("add_masker_speech: no speaker patterns given")
-    pick = [e for e in load_speech_list(masker_speech_list_path(src))
-            if e["dataset"] == dataset and any(fnmatch.fnmatchcase(str(e["speaker"]), p) for p in speakers)]
+    pick = by_speakers([e for e in load_speech_list(masker_speech_list_path(src)) if e["dataset"] == dataset], speakers)
     if not pick:
         raise ConfigError(f"{src}: no masker speech of {dataset!r} by a speaker matching {', '.join(speakers)}")
     have = load_speech_list(masker_speech_list_path(dst))

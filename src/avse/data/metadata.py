@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
-from avse.errors import MetadataError
+from avse.errors import ConfigError, MetadataError
 from avse.utils.fs import file_name_problem
 
 SPLITS = ("train", "dev", "test")
@@ -277,6 +278,21 @@ def load_speech_list(path: str | Path) -> list[SpeechEntry]:
         _check_names(path, _where(i, entry, "wavfile"), entry, ("wavfile", "dataset", "speaker"))
     _check_unique(path, data, ("dataset", "wavfile"), "wavfile")
     return data
+
+
+def speaker_patterns(name: str, patterns: Sequence[str] | None) -> tuple[str, ...]:
+    """Glob patterns of speaker labels (``["queen-*"]``) as a tuple; None gives (). ConfigError naming
+    ``name`` for a bare string (whose characters would be taken for patterns) or a non-string."""
+    if patterns is None:
+        return ()
+    if isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"{name} must be a list of speaker patterns such as ['queen-*'], got {patterns!r}")
+    return tuple(patterns)
+
+
+def by_speakers(entries: Sequence[SpeechEntry], patterns: Sequence[str]) -> list[SpeechEntry]:
+    """The speech list entries whose ``speaker`` matches one of the glob ``patterns`` (case-sensitive), in order."""
+    return [e for e in entries if any(fnmatch.fnmatchcase(str(e["speaker"]), p) for p in patterns)]
 
 
 def load_noise_list(path: str | Path) -> list[NoiseEntry]:

@@ -56,7 +56,7 @@ from typing import overload
 
 import numpy as np
 from scipy import fft as sp_fft
-from scipy.signal import fftconvolve
+from scipy.signal import butter, fftconvolve, sosfiltfilt, welch
 
 from avse import SAMPLE_RATE
 from avse.audio.io import loudness
@@ -252,8 +252,6 @@ def bandwidth(x: np.ndarray, sr: int = SAMPLE_RATE, floor_db: float = BAND_FLOOR
     (its coder's low-pass), a telephone prompt under 4 kHz, a 16 kHz studio
     recording about 7.7 kHz. Welch's average of 512-sample Hann windows.
     """
-    from scipy.signal import welch
-
     x = np.asarray(x, dtype=np.float64)
     if len(x) < 512 or not np.any(x):
         return sr / 2
@@ -264,8 +262,6 @@ def bandwidth(x: np.ndarray, sr: int = SAMPLE_RATE, floor_db: float = BAND_FLOOR
 
 def lowpass(x: np.ndarray, cutoff: float, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Zero-phase low-pass of x [T] at ``cutoff`` Hz (an 8th-order Butterworth run forward and back) -> float64 [T]."""
-    from scipy.signal import butter, sosfiltfilt
-
     x = np.asarray(x, dtype=np.float64)
     if cutoff >= sr / 2 or len(x) < 64:
         return x.copy()

@@ -20,7 +20,7 @@ from avse.data.datasets import (
     stretch_frames,
     target_lip_features,
 )
-from avse.data.metadata import target_speech_list_path
+from avse.data.metadata import speaker_patterns, target_speech_list_path
 from avse.data.noise import NoiseAugment
 from avse.data.scenes import check_snr_range
 from avse.errors import ConfigError, MetadataError
@@ -219,10 +219,8 @@ class AvseDataModule(EpochDataModule):
         if not isinstance(band_match, bool):
             raise ConfigError(f"data.band_match must be true or false, got {band_match!r}")
         self.band_match = band_match
-        for name, pats in (("alone_only", alone_only), ("never_alone", never_alone)):
-            if isinstance(pats, str) or not all(isinstance(p, str) for p in pats):
-                raise ConfigError(f"data.{name} must be a list of speaker patterns, got {pats!r}")
-        self.alone_only, self.never_alone = tuple(alone_only), tuple(never_alone)
+        self.alone_only = speaker_patterns("data.alone_only", alone_only)
+        self.never_alone = speaker_patterns("data.never_alone", never_alone)
         self.p_speed, self.speed = float(p_speed), check_speed_range("data.speed", speed)
         self.augment: LipAugment | None = _options("visual_augment", LipAugment, visual_augment)
         self.noise_augment: NoiseAugment | None = _options("noise_augment", NoiseAugment, noise_augment)
