@@ -1,7 +1,7 @@
 """The real-recording benchmark: the real talking-face clips mixed with each other, put in real noise, and passed clean.
 
     python bench/bench_real.py [--real ../shared/data/real] [--models av=PATH ...] [--peers dfn3,gtcrn,...]
-                               [--dnsmos ../shared/models/dnsmos] [--quick]
+                               [--dnsmos ../shared/models/dnsmos] [--quick] [--postfilter STRENGTH]
 
 Dev set: every clip of REAL/grid (*.mpg) and REAL/av (*/ *.mp4), 23 clips of about
 22 real talkers. The front end runs once per clip (face, lip features, sync), as
@@ -16,7 +16,8 @@ Dev set: every clip of REAL/grid (*.mpg) and REAL/av (*/ *.mp4), 23 clips of abo
 (c) clean: each clip alone (do no harm).
 
 Methods: unprocessed, noisereduce, the shipped models (the enhancers with the
-attenuation limit ``avse enhance`` applies, ``--atten-lim``; ``separate`` scored on the
+attenuation limit ``avse enhance`` applies, ``--atten-lim``; with ``--postfilter`` each
+one-output model also as "NAME+pf", with ``avse enhance --postfilter``; ``separate`` scored on the
 better of its two outputs, an oracle choice), and the offline peers of
 bench/peers (DeepFilterNet3, GTCRN, RNNoise, NSNet2) run in their own environment
 (``bash bench/peers/setup``); a missing peer is skipped. With DeepFilterNet3 there,
@@ -209,18 +210,28 @@ def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool) -
 
 
 def model_methods(specs: dict[str, str], light_asd: Path | None = None,
-                  atten_lim_db: float | None = ATTEN_LIM_DB) -> dict[str, Callable[[Item, str], np.ndarray]]:
+                  atten_lim_db: float | None = ATTEN_LIM_DB,
+                  postfilter: float | None = None) -> dict[str, Callable[[Item, str], np.ndarray]]:
     """Shipped or given models -> method(item, visual) -> estimate [T]; visual is "target", "other" or "zero".
     ``light_asd``: the Light-ASD checkpoint a model on its embeddings needs; ``atten_lim_db``: the enhancers'
     attenuation limit (``avse.api.Enhancer``: default the product's, None or 0 none). An Enhancer's method carries
-    it as ``.enhancer``."""
+    it as ``.enhancer``. ``postfilter``: each one-output model is also a method "NAME+pf", with the enhancer's
+    post-filter at that strength."""
     from avse.api import Enhancer, Separator, load_model
 
     out: dict[str, Callable[[Item, str], np.ndarray]] = {}
-    for name, spec in specs.items():
-        model, info = load_model(spec)
+    runs = [(name, spec, None) for name, spec in specs.items()]
+    if postfilter:
+        runs += [(f"{name}+pf", spec, postfilter) for name, spec in specs.items()]
+    loaded: dict[str, tuple] = {}
+    for name, spec, strength in runs:
+        if spec not in loaded:
+            loaded[spec] = load_model(spec)
+        model, info = loaded[spec]
+        if strength is not None and info["n_outputs"] != 1:
+            continue
         if info["n_outputs"] == 1:
-            enh = Enhancer((model, info), fallback=None, light_asd=light_asd, atten_lim_db=atten_lim_db)
+            enh = Enhancer((model, info), fallback=None, light_asd=light_asd, atten_lim_db=atten_lim_db, postfilter=strength)
 
             def run(item: Item, visual: str, enh: Enhancer = enh) -> np.ndarray:
                 if not enh.audio_visual:
@@ -407,6 +418,8 @@ def main() -> None:
     ap.add_argument("--name", default="real", help="results name: bench/results/NAME.json and NAME.png")
     ap.add_argument("--atten-lim", type=float, default=ATTEN_LIM_DB, metavar="DB",
                     help="the models' attenuation limit in dB, as avse enhance applies it (default: %(default)g; 0: none)")
+    ap.add_argument("--postfilter", type=float, default=None, metavar="STRENGTH",
+                    help="also score each one-output model with the post-filter at this strength, as NAME+pf")
     args = ap.parse_args()
 
     import torch
@@ -421,7 +434,7 @@ def main() -> None:
     clips = load_clips(args.real, work / "frontend")
     noises = {p.stem: load_audio(p, SR)[0] for p in sorted((args.real / "noise").glob("*.wav"))}
     specs = dict(s.split("=", 1) for s in args.models) if args.models else {m: m for m in SHIPPED}
-    models = model_methods(specs, args.light_asd if args.light_asd.is_file() else None, args.atten_lim)
+    models = model_methods(specs, args.light_asd if args.light_asd.is_file() else None, args.atten_lim, args.postfilter)
     asd = [fn.enhancer for fn in models.values() if getattr(getattr(fn, "enhancer", None), "visual_stream", None) == "light_asd"]
     if asd:
         add_light_asd(clips, args.real, asd[0], work / f"light_asd_{args.light_asd.stem}")
@@ -473,6 +486,7 @@ def main() -> None:
     brief = {k: {m: {x: round(v[x]["mean"], 3) for x in ("si_sdri", "pesq_wb", "stoi", "dnsmos_ovrl")
                      if x in v and v[x]["mean"] is not None} for m, v in s.items()} for k, s in summary.items()}
     save(args.name, {"clips": len(clips), "items": len(items), "models": specs, "atten_lim_db": args.atten_lim,
+                     "postfilter": args.postfilter,
                      "peers": sorted(peer_out),
                      "dnsmos": dnsmos is not None, "seconds": round(time.perf_counter() - t0, 1),
                      "means": brief, "visual_contribution": contribution, "summary": summary, "rows": rows})

@@ -11,6 +11,7 @@ import torch
 
 from avse.api import Enhancer, Separator, levels_line, load_model, model_path, output_levels_db, to_mono
 from avse.errors import ConfigError, MediaError, NoFaceError
+from avse.evaluation.metrics import si_sdr
 from avse.inference import (
     InferenceConfig,
     best_permutation,
@@ -20,6 +21,7 @@ from avse.inference import (
     fit_frames,
     ls_gains,
     model_fn,
+    postfilter,
     run_chunked,
 )
 from avse.models import build_model, save_checkpoint
@@ -595,3 +597,49 @@ def test_attenuation_limit_mixes_the_input_back_in(ckpts):
     for bad in (-3.0, float("inf"), float("nan")):
         with pytest.raises(ConfigError, match="attenuation limit"):
             Enhancer(ckpts["audio"], atten_lim_db=bad)
+
+
+def _tone_and_noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A gated 220 Hz harmonic tone [n] and white noise [n] (float64)."""
+    t = np.arange(n) / 16000
+    tone = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 8)) * (np.sin(2 * np.pi * 1.5 * t) > 0)
+    return 0.3 * tone, 0.05 * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_postfilter_keeps_what_the_model_kept_and_turns_down_what_it_left():
+    tone, noise = _tone_and_noise(48000)
+    mix = (tone + noise).astype(np.float32)
+    np.testing.assert_allclose(postfilter(mix, mix), mix, atol=1e-5)  # nothing taken away: nothing changes
+    est = (tone + 0.3 * noise).astype(np.float32)  # a model that left 30 % of the noise
+    out = postfilter(est, mix)
+    assert out.dtype == np.float32 and out.shape == mix.shape
+    assert si_sdr(out, tone) > si_sdr(est, tone) + 3.0
+    np.testing.assert_array_equal(postfilter(est, mix, strength=0.0), est)
+    # the floor: a bin the model judged all noise is turned down by at most floor_db
+    quiet = (0.01 * noise).astype(np.float32)
+    assert 10 * np.log10(np.mean(postfilter(quiet, mix, floor_db=-20.0) ** 2) / np.mean(quiet**2)) > -20.5
+
+
+def test_postfilter_in_blocks_matches_one_block_and_refuses_bad_input():
+    tone, noise = _tone_and_noise(5 * 16000, seed=1)
+    mix, est = (tone + noise).astype(np.float32), (tone + 0.3 * noise).astype(np.float32)
+    whole = postfilter(est, mix)
+    blocks = postfilter(est, mix, block=2 * 16000, overlap=4000)  # three blocks crossfaded
+    assert np.sqrt(np.mean((blocks - whole) ** 2)) < 0.01 * np.sqrt(np.mean(whole**2))
+    with pytest.raises(ConfigError, match="same"):
+        postfilter(est, mix[:-1])
+    with pytest.raises(ConfigError, match="strength"):
+        postfilter(est, mix, strength=-1.0)
+
+
+def test_enhancer_postfilter_runs_before_the_attenuation_limit(ckpts):
+    x = speechlike(16000)
+    raw = Enhancer(ckpts["audio"], atten_lim_db=None).enhance(x, 16000)
+    enh = Enhancer(ckpts["audio"], postfilter=2.0)
+    y = enh.enhance(x, 16000)
+    assert enh.last_info["postfilter"] == 2.0
+    filtered = postfilter(raw, x.astype(np.float32), 2.0)
+    np.testing.assert_allclose(y, filtered + 0.1 * (x - filtered), atol=1e-5)
+    assert Enhancer(ckpts["audio"], postfilter=0).postfilter is None
+    with pytest.raises(ConfigError, match="post-filter"):
+        Enhancer(ckpts["audio"], postfilter=float("nan"))

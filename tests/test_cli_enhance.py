@@ -86,6 +86,22 @@ def test_enhance_audio_file_writes_a_wav_only(shipped, tmp_path, capsys):
     assert info.samplerate == 16000 and info.frames == 16000  # documented: always 16 kHz
 
 
+def test_postfilter_option_changes_the_output_and_refuses_bad_strengths(shipped, tmp_path, capsys):
+    src = tmp_path / "noisy.wav"
+    rng = np.random.default_rng(0)
+    sf.write(str(src), speechlike(32000) + 0.05 * rng.standard_normal(32000).astype(np.float32), 16000)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "plain.wav"), "--postfilter", "0", "--quiet"]) == 0
+    assert main(["enhance", str(src), "-o", str(tmp_path / "pf.wav"), "--postfilter", "2", "--quiet"]) == 0
+    plain, pf = sf.read(str(tmp_path / "plain.wav"))[0], sf.read(str(tmp_path / "pf.wav"))[0]
+    assert plain.shape == pf.shape and np.abs(plain - pf).max() > 1e-3
+    assert np.sum(pf**2) < np.sum(plain**2)  # it only ever turns down
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["enhance", str(src), "-o", str(tmp_path / "bad.wav"), "--postfilter", "-1"])
+    assert "strength" in capsys.readouterr().err
+    assert not (tmp_path / "bad.wav").exists()
+
+
 def test_audio_option_replaces_the_video_track(shipped, blank_video, tmp_path):
     _need_mediapipe()
     other = tmp_path / "other.wav"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -14,9 +15,9 @@ import numpy as np
 from torch import nn
 
 from avse import SAMPLE_RATE, VIDEO_FPS
-from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, check_atten_lim
+from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, check_atten_lim
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
-from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, run_chunked
+from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, postfilter, run_chunked
 from avse.models.base import SeparationModel
 from avse.video.faces import face_features
 from avse.video.io import has_video, mux_audio
@@ -249,6 +250,10 @@ class Enhancer:
     input x mixed back in (default ``ATTEN_LIM_DB``; None or 0: no limit, the
     model's estimate as it is). What the model removes stays at least L dB
     down, and what it wrongly changes in clean speech is L dB smaller.
+    ``postfilter``: the strength of a Wiener post-filter on the model's estimate
+    before that (``avse.inference.postfilter``: it turns down further the noise
+    the model left where it judged a time-frequency bin mostly noise; None or 0:
+    none).
     A model trained on Light-ASD embeddings (``visual_stream`` "light_asd")
     needs ``light_asd``, the path of a released Light-ASD checkpoint (default:
     the environment variable AVSE_LIGHT_ASD), whose visual encoder turns the
@@ -263,9 +268,11 @@ class Enhancer:
         progress: Progress = False,
         light_asd: str | Path | None = None,
         atten_lim_db: float | None = ATTEN_LIM_DB,
+        postfilter: float | None = None,
     ):
         self._main = _Slot(model)
         self.set_atten_lim(atten_lim_db)
+        self.set_postfilter(postfilter)
         self.model, self.info, _ = self._main.get()
         if self.info["n_outputs"] != 1:
             raise ConfigError(f"model {self.info['name']!r} has {self.info['n_outputs']} outputs; use Separator for it")
@@ -287,14 +294,22 @@ class Enhancer:
         progress: Progress = False,
         light_asd: str | Path | None = None,
         atten_lim_db: float | None = ATTEN_LIM_DB,
+        postfilter: float | None = None,
     ) -> Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)."""
-        return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd, atten_lim_db=atten_lim_db)
+        return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd, atten_lim_db=atten_lim_db,
+                   postfilter=postfilter)
 
     def set_atten_lim(self, atten_lim_db: float | None) -> None:
         """Change the attenuation limit (dB; None or 0: none) for the next ``enhance`` calls."""
         self.mix_back = mix_back_gain(atten_lim_db)
         self.atten_lim_db = check_atten_lim(atten_lim_db)
+
+    def set_postfilter(self, strength: float | None) -> None:
+        """Change the post-filter's strength (``avse.inference.postfilter``; None or 0: none) for the next ``enhance`` calls."""
+        if strength is not None and not (math.isfinite(strength) and strength >= 0.0):
+            raise ConfigError(f"the post-filter's strength must be a finite number >= 0 (0: none), got {strength}")
+        self.postfilter = strength or None
 
     def light_asd_encoder(self) -> Any:
         """The frozen Light-ASD visual encoder a "light_asd" model reads (loaded once); ConfigError or MediaError
@@ -378,7 +393,7 @@ class Enhancer:
         says what happened: mode ("audio-visual" / "audio-only"), reason (why
         audio-only, or None), model, chunks, seconds (input length),
         seconds_frontend, seconds_model, clip_gain (< 1 when the output was
-        scaled down to peak 1), atten_lim_db (None: no limit), plus face facts when the front end ran.
+        scaled down to peak 1), atten_lim_db (None: no limit), postfilter (its strength; None: off), plus face facts when the front end ran.
         """
         x = to_mono(audio)
         x16 = _to_16k(x, sr)
@@ -407,12 +422,14 @@ class Enhancer:
             if self.audio_visual:
                 reason = f"{reason}; no fallback model, so {self.info['name']!r} ran with a blank visual stream"
         out, n_chunks = run_chunked(fn, x16, feats, self.config, align=False, progress=self.progress)
-        y16 = out[0] if self.mix_back == 0.0 else out[0] + self.mix_back * (x16[: out.shape[-1]] - out[0])
+        est = out[0] if self.postfilter is None else postfilter(out[0], x16[: out.shape[-1]], self.postfilter)
+        y16 = est if self.mix_back == 0.0 else est + self.mix_back * (x16[: out.shape[-1]] - est)
         y, clip_gain = _clip_protect(_from_16k(y16, sr, x.shape[0]))
         t2 = time.perf_counter()
         info.update(reason=reason, chunks=n_chunks, seconds_frontend=round(t1 - t0, 3), seconds_model=round(t2 - t1, 3))
         info["clip_gain"] = round(clip_gain, 4)
         info["atten_lim_db"] = self.atten_lim_db
+        info["postfilter"] = self.postfilter
         self.last_info = info
         return y
 
@@ -754,6 +771,7 @@ def enhance_file(
     progress: Progress = False,
     light_asd: str | Path | None = None,
     atten_lim_db: float | None = ATTEN_LIM_DB,
+    postfilter: float | None = POSTFILTER,
 ) -> dict[str, Any]:
     """Enhance a video or audio file -> OUT.wav (16-bit PCM, 16 kHz mono) and, for a video, OUT.mp4.
 
@@ -763,8 +781,8 @@ def enhance_file(
     with the first video frame). ``out`` ends in .wav or .mp4; the other file
     takes the same stem. OUT.mp4 is the input's video stream copied (no
     re-encoding) with the enhanced audio as AAC. ``light_asd``: the Light-ASD
-    checkpoint a model on its embeddings needs and ``atten_lim_db`` the attenuation limit (both as for
-    ``Enhancer``). The wav is always at 16 kHz,
+    checkpoint a model on its embeddings needs, ``atten_lim_db`` the attenuation limit and ``postfilter`` the
+    post-filter's strength (all as for ``Enhancer``). The wav is always at 16 kHz,
     the rate the models work at (nothing above 8 kHz survives them). Both files
     are written atomically, together, only when everything succeeded; an
     output that is an input is refused (OutputPathError). Returns the
@@ -790,7 +808,7 @@ def enhance_file(
     _check_outputs(outputs, [src] + ([Path(audio)] if audio else []))
     cfg = _config(chunk_seconds)
     enhancer = Enhancer.from_pretrained(model, fallback=fallback, config=cfg, progress=progress, light_asd=light_asd,
-                                        atten_lim_db=atten_lim_db)
+                                        atten_lim_db=atten_lim_db, postfilter=postfilter)
     if video and enhancer.visual_stream == "light_asd":
         enhancer.light_asd_encoder()  # no checkpoint for the model's visual stream: fail before any work
     x = _read_input(src, audio, video)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from avse import __version__
-from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, SYNTH_PRESETS, check_atten_lim
+from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, SYNTH_PRESETS, check_atten_lim
 from avse.errors import AvseError, ConfigError
 
 
@@ -283,12 +284,23 @@ def _atten_lim(text: str) -> float:
     return float(text)
 
 
+def _strength(text: str) -> float:
+    """--postfilter: a strength >= 0 (0: none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a strength >= 0 (0: no post-filter), got {text!r}")
+    return value
+
+
 def _cmd_enhance(args: argparse.Namespace) -> None:
     from avse.api import enhance_file
 
     res = enhance_file(args.input, args.out, audio=args.audio, model=args.model, face=args.face,
                        chunk_seconds=args.chunk, progress=not args.quiet, light_asd=args.light_asd,
-                       atten_lim_db=args.atten_lim)
+                       atten_lim_db=args.atten_lim, postfilter=args.postfilter)
     if res["mode"] == "audio-visual":
         rule = res.get("face", {}).get("choice")
         face = {"only": "the only face", "largest": "the largest face", "audio": "the face whose lips follow the sound",
@@ -534,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--atten-lim", type=_atten_lim, default=ATTEN_LIM_DB, metavar="DB",
                     help="never turn anything down by more than DB dB: the input is mixed back in at -DB dB "
                          "(default: %(default)g; 0: no limit, the model's output as it is)")
+    en.add_argument("--postfilter", type=_strength, default=POSTFILTER, metavar="STRENGTH",
+                    help="a Wiener post-filter on the model's output: turns down further the noise the model left where "
+                         "it judged it mostly noise; larger is stronger (e.g. 2; default: %(default)s; 0: none)")
     en.add_argument("--quiet", action="store_true", help="no progress bar")
     en.set_defaults(func=_cmd_enhance)
 

@@ -15,6 +15,8 @@ from avse.errors import ConfigError
 SPLITS = ("train", "dev", "test")
 #: the default attenuation limit of enhancement (dB): the input is mixed back in this far below the model's output
 ATTEN_LIM_DB = 20.0
+#: the default strength of the post-filter of enhancement (``avse.inference.postfilter``; None: off)
+POSTFILTER: float | None = None
 
 
 #: how ``avse.api.Separator`` (and ``avse separate --assign``) gives a video's faces their voices

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from avse.errors import ConfigError
-from avse.training.losses import neg_si_sdr, pairwise_neg_si_sdr, pit_neg_si_sdr, reorder, silent_source_loss
+from avse.training.losses import (
+    compressed_spectral_loss,
+    neg_si_sdr,
+    pairwise_neg_si_sdr,
+    pit_neg_si_sdr,
+    reorder,
+    silent_source_loss,
+)
 
 # zero-mean, mutually orthogonal, |t|^2 = |n|^2 = 4
 T = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
@@ -134,3 +141,62 @@ def test_pit_with_a_silent_reference_wants_the_talker_whole_and_the_other_output
     quiet = torch.zeros(1, 2, 4000)
     out = torch.full((1, 2, 4000), 1e-3)
     torch.testing.assert_close(pit_neg_si_sdr(out, quiet, max_db=30.0, mixture=quiet.sum(1))[0], pit_neg_si_sdr(out, quiet, max_db=30.0)[0])
+
+
+def _speech_like(seconds: float = 1.0, sr: int = 16000) -> torch.Tensor:
+    """A 200 Hz harmonic tone gated on for the first and last quarter, silent between: [T]."""
+    t = torch.arange(int(seconds * sr), dtype=torch.float32) / sr
+    x = sum(torch.sin(2 * math.pi * 200 * k * t) / k for k in range(1, 6))
+    gate = ((t < seconds / 4) | (t > 3 * seconds / 4)).float()
+    return 0.5 * x * gate
+
+
+def test_spectral_loss_zero_on_the_target_and_level_free():
+    s = _speech_like()
+    assert compressed_spectral_loss(s, s).item() == pytest.approx(0.0, abs=1e-6)
+    assert compressed_spectral_loss(0.3 * s, s).item() == pytest.approx(0.0, abs=1e-6)  # scaled to the target first
+    g = torch.Generator().manual_seed(0)
+    noisy = s + 0.05 * torch.randn(s.shape, generator=g)
+    assert compressed_spectral_loss(3.0 * noisy, s).item() == pytest.approx(compressed_spectral_loss(noisy, s).item(), rel=1e-4)
+
+
+def test_spectral_loss_still_hears_faint_noise_that_si_sdr_calls_perfect():
+    s = _speech_like()
+    n = torch.randn(s.shape, generator=torch.Generator().manual_seed(1))
+    loud, faint = s + 0.02 * n, s + 0.002 * n  # the faint residual is 20 dB quieter
+    err = lambda e: 10 ** (neg_si_sdr(e, s).item() / 10)  # noqa: E731  error power over target power, as SI-SDR sees it
+    assert err(faint) < err(loud) / 50  # SI-SDR: about 100 times less error
+    # the compressed spectra: the faint residual still costs more than a tenth of the loud one
+    assert compressed_spectral_loss(faint, s).item() > compressed_spectral_loss(loud, s).item() / 10
+
+
+def test_spectral_loss_shapes_gradient_and_silent_target():
+    g = torch.Generator().manual_seed(2)
+    est = torch.randn(3, 2, 4000, generator=g, requires_grad=True)
+    tgt = torch.randn(3, 2, 4000, generator=g)
+    out = compressed_spectral_loss(est, tgt)
+    assert out.shape == (3, 2)
+    out.sum().backward()
+    assert est.grad is not None and torch.isfinite(est.grad).all()
+    assert compressed_spectral_loss(torch.randn(4000, generator=g), torch.zeros(4000)).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ConfigError, match="shapes differ"):
+        compressed_spectral_loss(torch.zeros(3, 100), torch.zeros(3, 101))
+
+
+def test_training_loss_adds_the_weighted_spectral_term_in_reference_order():
+    from avse.training.module import SeparationModule, TrainConfig
+
+    small = dict(n_filters=16, kernel_size=16, bottleneck=8, hidden=16, skip=8, n_blocks=2, n_repeats=1)
+    g = torch.Generator().manual_seed(3)
+    tgt, itf = torch.randn(2, 1600, generator=g), torch.randn(2, 1600, generator=g)
+    batch = {"mixture": tgt + itf, "target": tgt, "interferer": itf}
+    est = torch.stack([itf + 0.1 * tgt, tgt + 0.1 * itf], 1)  # swapped: PIT must pair them back first
+    plain = SeparationModule("tasnet", {**small, "n_sources": 2}, task="separate")
+    spectral = SeparationModule("tasnet", {**small, "n_sources": 2}, task="separate", loss_spectral=10.0)
+    base, ordered = plain._loss(est, batch)
+    total, _ = spectral._loss(est, batch)
+    refs = torch.stack([tgt, itf], 1)
+    torch.testing.assert_close(total, base + 10.0 * compressed_spectral_loss(ordered, refs).mean(-1))
+    assert torch.all(total > base)
+    with pytest.raises(ConfigError, match="loss_spectral"):
+        TrainConfig(loss_spectral=-1.0)

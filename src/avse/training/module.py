@@ -25,7 +25,7 @@ from avse.config import check_types, override
 from avse.errors import ConfigError, MediaError, OutputPathError, first_line
 from avse.models.checkpoint import save_checkpoint
 from avse.models.registry import build_model, make_config
-from avse.training.losses import neg_si_sdr
+from avse.training.losses import compressed_spectral_loss, neg_si_sdr
 from avse.training.tasks import TASKS, get_task
 from avse.utils.fs import atomic_path, check_output_folder
 from avse.utils.pool import remove_stale_parts
@@ -49,7 +49,9 @@ class SeparationModule(pl.LightningModule):
     target)``. "separate": two outputs, permutation-invariant loss over
     (target, interferer). "known": two outputs in a fixed order, output 0
     the target (speaker A), output 1 the interferer (speaker B), loss the mean
-    of their neg SI-SDRs (no permutation). Audio-visual models (the model
+    of their neg SI-SDRs (no permutation). ``loss_spectral`` > 0 adds that
+    weight times ``compressed_spectral_loss`` of the estimates (in reference
+    order) against the references. Audio-visual models (the model
     interface's ``audio_visual``) get ``batch["features"]`` [B, F, Dv]
     transposed to [B, Dv, F]. Logs ``train/loss``, ``val/loss`` and
     ``val/si_sdri`` (dB, estimate SI-SDR minus the mixture's, averaged over the
@@ -67,6 +69,7 @@ class SeparationModule(pl.LightningModule):
         weight_decay: float = 1e-2,
         speakers: list[str] | None = None,
         loss_max_db: float | None = None,
+        loss_spectral: float = 0.0,
         lr_schedule: str = "constant",
         lr_min: float = 0.0,
         schedule_steps: int = -1,
@@ -100,7 +103,11 @@ class SeparationModule(pl.LightningModule):
 
     def _loss(self, est: Tensor, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """est [B, S, T] -> (loss [B], estimates in reference order [B, S, T])."""
-        return self.task.loss(est, batch, max_db=self.hparams.get("loss_max_db"))
+        loss, est = self.task.loss(est, batch, max_db=self.hparams.get("loss_max_db"))
+        weight = float(self.hparams.get("loss_spectral") or 0.0)
+        if weight > 0.0:
+            loss = loss + weight * compressed_spectral_loss(est, self.task.references(batch)).mean(-1)  # [B]
+        return loss, est
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         """One optimisation step: mean loss over the batch."""
@@ -293,6 +300,7 @@ class TrainConfig:
     limit_val_batches: int | float = 1.0
     seed: int = 0
     loss_max_db: float | None = None  # SI-SDR saturates softly here (e.g. 30 with clean training items)
+    loss_spectral: float = 0.0  # weight of the compressed spectral distance added to the SI-SDR loss (losses.py)
     init_from: str | None = None  # a shipped model name or an .avse.pt: start from its weights (not on resume)
     init_skip: list[str] = field(default_factory=list)  # weights (name prefixes) init_from leaves at their new init
     keep_checkpoints: int = 1  # the k best by val/loss kept as epochNNN-stepNNNNNNN; -1: every validation's
@@ -315,6 +323,7 @@ class TrainConfig:
         need(self.num_nodes >= 1, "num_nodes", ">= 1")
         need(math.isfinite(self.limit_val_batches) and self.limit_val_batches >= 0, "limit_val_batches", "a number >= 0")
         need(self.loss_max_db is None or math.isfinite(self.loss_max_db), "loss_max_db", "a finite number or null")
+        need(math.isfinite(self.loss_spectral) and self.loss_spectral >= 0, "loss_spectral", "a finite number >= 0")
         need(self.keep_checkpoints == -1 or self.keep_checkpoints >= 1, "keep_checkpoints", "-1 (all) or >= 1")
         if self.init_skip and self.init_from is None:
             raise ConfigError("init_skip names weights init_from leaves out: set init_from too")
@@ -483,6 +492,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
         weight_decay=cfg.weight_decay,
         speakers=None if speakers is None else task.output_names(speakers),
         loss_max_db=cfg.loss_max_db,
+        loss_spectral=cfg.loss_spectral,
     )
     if source == "speakers" and module.audio_visual:
         raise ConfigError(f"model {cfg.model!r} is audio-visual; the two-known-speakers data has audio only (use e.g. tasnet)")
