@@ -614,6 +614,28 @@ def test_enhance_job_takes_the_attenuation_limit(tmp_path):
     assert "none" in facts_markdown(raw, analysis) and "20 dB" in facts_markdown(limited, analysis)
 
 
+def test_enhance_job_takes_the_post_filter(tmp_path):
+    """The page's post-filter strength reaches the enhancer (the output is the post-filtered estimate with the input
+    mixed back in), 0 or empty turns it off, and the facts say which."""
+    from avse.audio.io import load_audio
+    from avse.inference import postfilter
+    from avse.web.app import facts_markdown
+    from avse.web.jobs import TASKS, Analysis, Engine, run_job
+
+    wav = _wav(tmp_path / "input.wav", 1.0)
+    label = next(k for k, v in TASKS.items() if v == ("enhance", "audio"))
+    engine, analysis = Engine(), Analysis(video=False, seconds=1.0)
+    raw = run_job(engine, label, wav, analysis, tmp_path / "raw", atten_lim_db=0)
+    off = run_job(engine, label, wav, analysis, tmp_path / "off", atten_lim_db=0, postfilter=0)
+    on = run_job(engine, label, wav, analysis, tmp_path / "on", atten_lim_db=0, postfilter=2.0)
+    x = load_audio(wav, 16000)[0]
+    y_raw, y_off, y_on = (load_audio(r.outputs[0].wav, None)[0] for r in (raw, off, on))
+    np.testing.assert_allclose(y_off, y_raw, atol=1e-6)
+    np.testing.assert_allclose(y_on, postfilter(y_raw, x, 2.0), atol=2e-3)  # 16-bit wav files in between
+    assert off.facts["postfilter"] is None and on.facts["postfilter"] == 2.0
+    assert "Post-filter:** off" in facts_markdown(off, analysis) and "strength 2" in facts_markdown(on, analysis)
+
+
 def test_facts_say_which_output_each_face_got_by_lip_sync(tmp_path):
     from avse.web.app import facts_markdown
     from avse.web.jobs import Analysis, JobResult, Output

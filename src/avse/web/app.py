@@ -143,6 +143,8 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
         lim = res.facts.get("atten_lim_db")
         lines.append(f"**Attenuation limit:** {lim:g} dB (the input mixed back in at -{lim:g} dB)" if lim else
                      "**Attenuation limit:** none (the model's output as it is)")
+        strength = res.facts.get("postfilter")
+        lines.append(f"**Post-filter:** strength {strength:g}" if strength else "**Post-filter:** off")
     if "face_coverage" in res.facts:
         lines.append(f"**Face detected on:** {res.facts['face_coverage']:.0%} of the frames")
     if "levels_db" in res.facts:
@@ -250,10 +252,10 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
             return gr.update()
         return AUTO if face.chosen else str(face.track)
 
-    def on_run(label: str, pick: str | None, atten_lim: float | None, request: gr.Request,
+    def on_run(label: str, pick: str | None, atten_lim: float | None, strength: float | None, request: gr.Request,
                progress: Any = gr.Progress()) -> list[Any]:
         """Run: the job on the session's upload (``atten_lim``: the enhancer's attenuation limit in dB, empty or 0 for
-        none), the progress bar fed by its stages, then the results."""
+        none; ``strength``: its post-filter's, empty or 0 for none), the progress bar fed by its stages, then the results."""
         state = None
         try:
             state, folder = server.session(sid(request))
@@ -265,7 +267,8 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
             for old in folder.glob("run*"):
                 shutil.rmtree(old, ignore_errors=True)  # the previous results: one set per session
             res = run_job(server.engine, label, state.path, state.analysis, out_dir, face_track=track,
-                          on_stage=lambda stage, frac: progress(frac, desc=stage), atten_lim_db=atten_lim)
+                          on_stage=lambda stage, frac: progress(frac, desc=stage), atten_lim_db=atten_lim,
+                          postfilter=strength)
         except Exception as err:
             msg = user_message(err, state.names if state else None)
             if not isinstance(err, AvseError):
@@ -338,6 +341,8 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
                     task = gr.Radio(choices=task_labels, value=task_labels[0], label="Task and model", elem_id="task")
                     atten_lim = gr.Number(value=ATTEN_LIM_DB, minimum=0, label="Enhance: turn nothing down by more "
                                           "than (dB; 0: no limit, the model's output as it is)", elem_id="atten-lim")
+                    strength = gr.Number(value=0, minimum=0, label="Enhance: post-filter strength (0: off; e.g. 2 on "
+                                         "a noisy recording: less noise left, a little less clear)", elem_id="postfilter")
                     run = gr.Button("Run", variant="primary", elem_id="run")
                 with gr.Column(scale=2):
                     in_video = gr.Video(label="Input video", elem_id="in-video", interactive=False, height=300)
@@ -366,7 +371,7 @@ def build_app(cfg: UiConfig, work: WorkArea) -> Any:
         upload.upload(on_upload, [upload], [upload, status, faces, face_list, pick, *tail], **common)
         example.change(on_example, [example], [upload, status, faces, face_list, pick, *tail], **common)
         faces.select(on_face_selected, None, [pick], api_visibility="private", queue=False)
-        run.click(on_run, [task, pick, atten_lim], [status, *tail], **common)
+        run.click(on_run, [task, pick, atten_lim, strength], [status, *tail], **common)
         mic.stream(on_live, [mic], [live_out, live_status], stream_every=0.25, time_limit=600, concurrency_id="live",
                    concurrency_limit=2, api_visibility="private")
         mic.stop_recording(on_live_stop, None, [live_status], api_visibility="private")

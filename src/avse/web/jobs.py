@@ -216,10 +216,12 @@ def run_job(
     face_track: int | None = None,
     on_stage: StageFn | None = None,
     atten_lim_db: float | None = ATTEN_LIM_DB,
+    postfilter: float | None = None,
 ) -> JobResult:
     """Run the task ``label`` (a key of TASKS) on the upload at ``path`` -> JobResult, files under ``out_dir``.
 
-    ``atten_lim_db``: the enhancer's attenuation limit (``avse.api.Enhancer``; separation mixes nothing back).
+    ``atten_lim_db``: the enhancer's attenuation limit and ``postfilter`` its post-filter's strength
+    (``avse.api.Enhancer``; separation mixes nothing back and has no post-filter).
 
     Stages, each reported to ``on_stage(name, fraction done)`` and timed:
     "reading", "front end" (the analysis's is reused, and its time reported
@@ -280,6 +282,7 @@ def run_job(
         enhancer = runner
         enhancer.progress = chunk_done
         enhancer.set_atten_lim(atten_lim_db)
+        enhancer.set_postfilter(postfilter)
         if analysis.video and fe is None:
             video: Any = path  # no face at upload: the enhancer says why it runs audio-only
         else:
@@ -338,7 +341,7 @@ def run_job(
         stages["DNSMOS"] = time.perf_counter() - t
     report("done", 1.0)
     for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db", "atten_lim_db",
-                "assignment", "assign_reason", "one_voice"):
+                "postfilter", "assignment", "assign_reason", "one_voice"):
         if key in info:
             facts[key] = info[key]
     return JobResult(task=task, model=str(info.get("model", model)), mode=str(info.get("mode")), reason=info.get("reason"),
