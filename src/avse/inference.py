@@ -301,21 +301,6 @@ def model_fn(model: SeparationModel) -> ChunkFn:
     return run
 
 
-__all__ = [
-    "InferenceConfig",
-    "Progress",
-    "best_permutation",
-    "chunk_gains",
-    "chunk_spans",
-    "chunk_window",
-    "fade_in",
-    "fit_frames",
-    "ls_gains",
-    "model_fn",
-    "run_chunked",
-]
-
-
 #: the post-filter's default weight of the residual (``postfilter``)
 POSTFILTER_STRENGTH = 2.0
 #: its STFT: 32 ms Hann windows, 8 ms hop (16 kHz)
@@ -366,3 +351,19 @@ def postfilter(
         piece = _postfilter_block(estimate[s:e], mixture[s:e], strength, floor) if e - s >= POSTFILTER_FFT else estimate[s:e]
         out[s:e] += chunk_window(spans, k) * piece
     return out.astype(np.float32)
+
+
+__all__ = [
+    "InferenceConfig",
+    "Progress",
+    "best_permutation",
+    "chunk_gains",
+    "chunk_spans",
+    "chunk_window",
+    "fade_in",
+    "fit_frames",
+    "ls_gains",
+    "model_fn",
+    "postfilter",
+    "run_chunked",
+]

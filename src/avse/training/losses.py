@@ -1,4 +1,4 @@
-"""Separation losses: negative scale-invariant SDR, its permutation-invariant (PIT) form, and a loss for silent sources."""
+"""Separation losses: negative SI-SDR, its permutation-invariant (PIT) form, a silent-source loss, a compressed spectral distance."""
 
 from __future__ import annotations
 
