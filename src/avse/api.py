@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from avse import SAMPLE_RATE, VIDEO_FPS
-from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, check_atten_lim
+from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, check_atten_lim, check_postfilter
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
 from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, postfilter, run_chunked
 from avse.models.base import SeparationModel
@@ -307,9 +306,7 @@ class Enhancer:
 
     def set_postfilter(self, strength: float | None) -> None:
         """Change the post-filter's strength (``avse.inference.postfilter``; None or 0: none) for the next ``enhance`` calls."""
-        if strength is not None and not (math.isfinite(strength) and strength >= 0.0):
-            raise ConfigError(f"the post-filter's strength must be a finite number >= 0 (0: none), got {strength}")
-        self.postfilter = strength or None
+        self.postfilter = check_postfilter(strength)
 
     def light_asd_encoder(self) -> Any:
         """The frozen Light-ASD visual encoder a "light_asd" model reads (loaded once); ConfigError or MediaError
@@ -422,8 +419,9 @@ class Enhancer:
             if self.audio_visual:
                 reason = f"{reason}; no fallback model, so {self.info['name']!r} ran with a blank visual stream"
         out, n_chunks = run_chunked(fn, x16, feats, self.config, align=False, progress=self.progress)
-        est = out[0] if self.postfilter is None else postfilter(out[0], x16[: out.shape[-1]], self.postfilter)
-        y16 = est if self.mix_back == 0.0 else est + self.mix_back * (x16[: out.shape[-1]] - est)
+        mix = x16[: out.shape[-1]]
+        est = out[0] if self.postfilter is None else postfilter(out[0], mix, self.postfilter)
+        y16 = est if self.mix_back == 0.0 else est + self.mix_back * (mix - est)
         y, clip_gain = _clip_protect(_from_16k(y16, sr, x.shape[0]))
         t2 = time.perf_counter()
         info.update(reason=reason, chunks=n_chunks, seconds_frontend=round(t1 - t0, 3), seconds_model=round(t2 - t1, 3))

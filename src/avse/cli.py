@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from avse import __version__
-from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, SYNTH_PRESETS, check_atten_lim
+from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, SYNTH_PRESETS, check_atten_lim, check_postfilter
 from avse.errors import AvseError, ConfigError
 
 
@@ -287,12 +286,10 @@ def _atten_lim(text: str) -> float:
 def _strength(text: str) -> float:
     """--postfilter: a strength >= 0 (0: none)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a strength >= 0 (0: no post-filter), got {text!r}")
-    return value
+        check_postfilter(float(text))
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(f"expected a strength >= 0 (0: no post-filter), got {text!r}") from None
+    return float(text)
 
 
 def _cmd_enhance(args: argparse.Namespace) -> None:

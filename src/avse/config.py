@@ -34,6 +34,17 @@ def check_atten_lim(atten_lim_db: float | None) -> float | None:
     return lim or None
 
 
+def check_postfilter(strength: float | None) -> float | None:
+    """A post-filter strength -> the strength as a float, or None for none (None or 0). ConfigError unless it is a
+    finite number >= 0."""
+    if strength is None:
+        return None
+    value = float(strength)
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"the post-filter's strength must be a finite number >= 0 (0: none), got {strength}")
+    return value or None
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """What ``avse synth`` makes: speakers, utterances and noises per split."""

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from avse import SAMPLES_PER_FRAME, VIDEO_FPS
+from avse.config import check_postfilter
 from avse.errors import ConfigError
 from avse.models.base import SeparationModel
 
@@ -340,9 +341,7 @@ def postfilter(
     """
     if estimate.shape != mixture.shape or estimate.ndim != 1:
         raise ConfigError(f"postfilter: estimate {estimate.shape} and mixture {mixture.shape} must be the same [T]")
-    if not (math.isfinite(strength) and strength >= 0.0):
-        raise ConfigError(f"postfilter: strength must be a finite number >= 0, got {strength}")
-    if strength == 0.0 or estimate.shape[0] < POSTFILTER_FFT:
+    if check_postfilter(strength) is None or estimate.shape[0] < POSTFILTER_FFT:
         return np.asarray(estimate, dtype=np.float32)
     floor = 10.0 ** (floor_db / 20.0)
     spans = chunk_spans(estimate.shape[0], block, overlap)
