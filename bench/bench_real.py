@@ -1,7 +1,7 @@
 """The real-recording benchmark: the real talking-face clips mixed with each other, put in real noise, and passed clean.
 
     python bench/bench_real.py [--real ../shared/data/real] [--models av=PATH ...] [--peers dfn3,gtcrn,...]
-                               [--dnsmos ../shared/models/dnsmos] [--quick] [--postfilter STRENGTH]
+                               [--dnsmos ../shared/models/dnsmos] [--quick] [--postfilter STRENGTH] [--no-sync]
 
 Dev set: every clip of REAL/grid (*.mpg) and REAL/av (*/ *.mp4), 23 clips of about
 22 real talkers. The front end runs once per clip (face, lip features, sync), as
@@ -17,7 +17,12 @@ Dev set: every clip of REAL/grid (*.mpg) and REAL/av (*/ *.mp4), 23 clips of abo
 
 Methods: unprocessed, noisereduce, the shipped models (the enhancers with the
 attenuation limit ``avse enhance`` applies, ``--atten-lim``; with ``--postfilter`` each
-one-output model also as "NAME+pf", with ``avse enhance --postfilter``; ``separate`` scored on the
+one-output model also as "NAME+pf", with ``avse enhance --postfilter``; each audio-visual
+model also as "NAME+sync", as ``avse enhance`` runs it by default (``--assign auto``: the
+blind ``separate`` model's output that the face's lips follow, where a second voice is
+heard; its "blind_output" is the share of items where it was taken; the faces' crops come
+from the landmarks of ``--landmarks-cache``, shared with bench_assign.py; ``--no-sync``
+skips it), while "NAME" is the model alone; ``separate`` scored on the
 better of its two outputs, an oracle choice), and the offline peers of
 bench/peers (DeepFilterNet3, GTCRN, RNNoise, NSNet2) run in their own environment
 (``bash bench/peers/setup``); a missing peer is skipped. With DeepFilterNet3 there,
@@ -73,6 +78,7 @@ class Clip:
     audio: np.ndarray
     features: np.ndarray
     light_asd: np.ndarray | None = None
+    face_crops: np.ndarray | None = None  # aligned face crops uint8 [F, 96, 96, 3] for "NAME+sync"
 
 
 @dataclass
@@ -150,9 +156,22 @@ def add_light_asd(clips: list[Clip], real: Path, enh, cache: Path) -> None:
         c.light_asd = feats
 
 
+def add_face_crops(clips: list[Clip], real: Path, cache: Path) -> None:
+    """Each clip's aligned face crops (``avse.video.roi.face_crops`` of its tracked face, landmarks cached in
+    ``cache``), fitted to its lip-feature frames."""
+    from bench_sync_expert import real_clips
+
+    found = real_clips(real, cache)
+    for p, c, f in zip(clip_paths(real), clips, found, strict=True):
+        if f["id"] != f"{p.parent.name}/{p.stem}":
+            raise SystemExit(f"face crops of {f['id']} for clip {p}")
+        c.face_crops = fit(f["faces"], len(c.features))
+
+
 def streams(c: Clip, n: int | None = None) -> dict[str, np.ndarray]:
-    """A clip's visual streams, fitted to ``n`` frames when given."""
-    out = {"lip_features": c.features} | ({"light_asd": c.light_asd} if c.light_asd is not None else {})
+    """A clip's visual streams (and its face crops when loaded), fitted to ``n`` frames when given."""
+    out = ({"lip_features": c.features} | ({"light_asd": c.light_asd} if c.light_asd is not None else {})
+           | ({"face_crops": c.face_crops} if c.face_crops is not None else {}))
     return out if n is None else {k: fit(v, n) for k, v in out.items()}
 
 
@@ -211,27 +230,31 @@ def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool) -
 
 def model_methods(specs: dict[str, str], light_asd: Path | None = None,
                   atten_lim_db: float | None = ATTEN_LIM_DB,
-                  postfilter: float | None = None) -> dict[str, Callable[[Item, str], np.ndarray]]:
+                  postfilter: float | None = None, sync: bool = False) -> dict[str, Callable[[Item, str], np.ndarray]]:
     """Shipped or given models -> method(item, visual) -> estimate [T]; visual is "target", "other" or "zero".
     ``light_asd``: the Light-ASD checkpoint a model on its embeddings needs; ``atten_lim_db``: the enhancers'
     attenuation limit (``avse.api.Enhancer``: default the product's, None or 0 none). An Enhancer's method carries
     it as ``.enhancer``. ``postfilter``: each one-output model is also a method "NAME+pf", with the enhancer's
-    post-filter at that strength."""
+    post-filter at that strength. ``sync``: each audio-visual model is also a method "NAME+sync", with the
+    enhancer's ``assign`` "auto" (the items' faces carry their "face_crops"); "NAME" is the model alone."""
     from avse.api import Enhancer, Separator, load_model
 
     out: dict[str, Callable[[Item, str], np.ndarray]] = {}
-    runs = [(name, spec, None) for name, spec in specs.items()]
+    runs = [(name, spec, None, "av") for name, spec in specs.items()]
     if postfilter:
-        runs += [(f"{name}+pf", spec, postfilter) for name, spec in specs.items()]
+        runs += [(f"{name}+pf", spec, postfilter, "av") for name, spec in specs.items()]
+    if sync:
+        runs += [(f"{name}+sync", spec, None, "auto") for name, spec in specs.items()]
     loaded: dict[str, tuple] = {}
-    for name, spec, strength in runs:
+    for name, spec, strength, assign in runs:
         if spec not in loaded:
             loaded[spec] = load_model(spec)
         model, info = loaded[spec]
-        if strength is not None and info["n_outputs"] != 1:
+        if (strength is not None and info["n_outputs"] != 1) or (assign != "av" and not info["audio_visual"]):
             continue
         if info["n_outputs"] == 1:
-            enh = Enhancer((model, info), fallback=None, light_asd=light_asd, atten_lim_db=atten_lim_db, postfilter=strength)
+            enh = Enhancer((model, info), fallback=None, light_asd=light_asd, atten_lim_db=atten_lim_db, postfilter=strength,
+                           assign=assign)
 
             def run(item: Item, visual: str, enh: Enhancer = enh) -> np.ndarray:
                 if not enh.audio_visual:
@@ -240,8 +263,12 @@ def model_methods(specs: dict[str, str], light_asd: Path | None = None,
                 if stream not in item.face:
                     raise SystemExit(f"model {enh.info['name']!r} reads {stream}: give --light-asd")
                 own = item.face[stream]
-                face = {"target": own, "other": (item.other_face or {}).get(stream), "zero": np.zeros_like(own)}[visual]
-                return enh.enhance(item.mixture, SR, video=face)
+                seen = {"target": item.face, "other": item.other_face or {}, "zero": {}}[visual]
+                face = {"target": own, "other": seen.get(stream), "zero": np.zeros_like(own)}[visual]
+                crops = seen.get("face_crops") if enh.assign != "av" else None
+                if enh.assign != "av" and crops is None and visual != "zero":
+                    raise SystemExit(f"{item.id}: no face crops for {enh.info['name']!r} with assign {enh.assign!r}")
+                return enh.enhance(item.mixture, SR, video=face, face_crops=crops)
 
             run.audio_visual = enh.audio_visual  # type: ignore[attr-defined]
             run.enhancer = enh  # type: ignore[attr-defined]
@@ -418,6 +445,10 @@ def main() -> None:
     ap.add_argument("--name", default="real", help="results name: bench/results/NAME.json and NAME.png")
     ap.add_argument("--atten-lim", type=float, default=ATTEN_LIM_DB, metavar="DB",
                     help="the models' attenuation limit in dB, as avse enhance applies it (default: %(default)g; 0: none)")
+    ap.add_argument("--no-sync", action="store_true",
+                    help="do not score the audio-visual models as NAME+sync (avse enhance's default --assign auto)")
+    ap.add_argument("--landmarks-cache", type=Path, default=Path(tempfile.gettempdir()) / "avse_bench_sync_expert",
+                    help="the clips' landmarks for their face crops, shared with bench_assign.py")
     ap.add_argument("--postfilter", type=float, default=None, metavar="STRENGTH",
                     help="also score each one-output model with the post-filter at this strength, as NAME+pf")
     args = ap.parse_args()
@@ -434,7 +465,10 @@ def main() -> None:
     clips = load_clips(args.real, work / "frontend")
     noises = {p.stem: load_audio(p, SR)[0] for p in sorted((args.real / "noise").glob("*.wav"))}
     specs = dict(s.split("=", 1) for s in args.models) if args.models else {m: m for m in SHIPPED}
-    models = model_methods(specs, args.light_asd if args.light_asd.is_file() else None, args.atten_lim, args.postfilter)
+    models = model_methods(specs, args.light_asd if args.light_asd.is_file() else None, args.atten_lim, args.postfilter,
+                           sync=not args.no_sync)
+    if any(m.endswith("+sync") for m in models):
+        add_face_crops(clips, args.real, args.landmarks_cache)
     asd = [fn.enhancer for fn in models.values() if getattr(getattr(fn, "enhancer", None), "visual_stream", None) == "light_asd"]
     if asd:
         add_light_asd(clips, args.real, asd[0], work / f"light_asd_{args.light_asd.stem}")
@@ -461,6 +495,8 @@ def main() -> None:
         res["noisereduce"] = score(noisereduce(it.mixture, None, None, SR), it, dnsmos, base)
         for name, fn in models.items():
             res[name] = score(fn(it, "target"), it, dnsmos, base)
+            if name.endswith("+sync"):  # which output avse enhance took
+                res[name]["blind_output"] = float(fn.enhancer.last_info.get("talker", {}).get("used") == "blind")
             if name in av_models and it.condition == "two-talker":
                 from avse.evaluation.metrics import si_sdr
 

@@ -643,3 +643,64 @@ def test_enhancer_postfilter_runs_before_the_attenuation_limit(ckpts):
     assert Enhancer(ckpts["audio"], postfilter=0).postfilter is None
     with pytest.raises(ConfigError, match="post-filter"):
         Enhancer(ckpts["audio"], postfilter=float("nan"))
+
+
+# --------------------------------------------------------------------------- one face, a second voice (assign)
+
+
+def test_enhancer_takes_the_blind_output_the_lips_follow_only_when_told_so(ckpts, monkeypatch):
+    """assign "auto" asks ``talker_output``; its choice of a blind output is that output, held to the talker limit;
+    its None (and assign "av") is the audio-visual model's output; what it went by is in last_info["talker"]."""
+    import avse.talking.expert as expert_mod
+    from avse.api import TALKER_ATTEN_LIM_DB, mix_back_gain
+    from avse.talking.expert import SyncExpert
+
+    torch.manual_seed(0)
+    judge = SyncExpert().eval()
+    x, feats = speechlike(32000), features(50)
+    crops = np.random.default_rng(2).integers(0, 256, (50, 96, 96, 3), dtype=np.uint8)
+    plain = Enhancer(ckpts["av"], assign="av")
+    y_av = plain.enhance(x, 16000, video=feats)
+    assert "talker" not in plain.last_info
+    enh = Enhancer(ckpts["av"], assign="auto", separator=ckpts["separate"], sync_expert=judge)
+    seen: list[tuple] = []
+
+    def choose(k):
+        def talker_output(levels_db, voiced, lse_c):
+            seen.append((levels_db, voiced, lse_c))
+            return k, "chosen by the test"
+        return talker_output
+
+    monkeypatch.setattr(expert_mod, "talker_output", choose(None))
+    np.testing.assert_allclose(enh.enhance(x, 16000, video=feats, face_crops=crops), y_av, atol=1e-6)
+    facts = enh.last_info["talker"]
+    assert facts["used"] == "av" and facts["why"] == "chosen by the test" and len(facts["lse_c"]) == 3
+    levels, voiced, lse_c = seen[-1]
+    assert len(levels) == 2 and all(0.0 <= v <= 1.0 for v in voiced) and len(lse_c) == 3
+
+    monkeypatch.setattr(expert_mod, "talker_output", choose(1))
+    blind = Separator(ckpts["separate"], av=None).blind_outputs(x)[0][1]
+    y = enh.enhance(x, 16000, video=feats, face_crops=crops)
+    assert enh.last_info["talker"]["used"] == "blind" and TALKER_ATTEN_LIM_DB < enh.atten_lim_db
+    np.testing.assert_allclose(y, blind + mix_back_gain(TALKER_ATTEN_LIM_DB) * (x - blind), atol=1e-5)
+    enh.set_atten_lim(None)  # no limit: the blind output as it is
+    np.testing.assert_allclose(enh.enhance(x, 16000, video=feats, face_crops=crops), blind, atol=1e-5)
+
+
+def test_enhancer_assign_needs_the_face_crops_and_a_blind_two_talker_model(ckpts):
+    x, feats = speechlike(16000), features(25)
+    with pytest.raises(ConfigError, match="assign must be one of"):
+        Enhancer(ckpts["av"], assign="lips")
+    with pytest.raises(ConfigError, match="give a separator"):
+        Enhancer(ckpts["av"], assign="sync", separator=None)
+    auto = Enhancer(ckpts["av"], separator=ckpts["separate"])
+    y = auto.enhance(x, 16000, video=feats)  # lip features only: no crops to ask the sync expert with
+    assert auto.last_info["talker"] == {"used": "av", "why": "the face's crops need the video file"}
+    np.testing.assert_allclose(y, Enhancer(ckpts["av"], assign="av").enhance(x, 16000, video=feats), atol=1e-6)
+    with pytest.raises(ConfigError, match="assign 'sync': the face's crops need the video file"):
+        Enhancer(ckpts["av"], assign="sync", separator=ckpts["separate"]).enhance(x, 16000, video=feats)
+    crops = np.zeros((25, 96, 96, 3), np.uint8)
+    one = Enhancer(ckpts["av"], assign="sync", separator=ckpts["audio"])
+    with pytest.raises(ConfigError, match="not a blind two-talker separator"):
+        one.enhance(x, 16000, video=feats, face_crops=crops)
+    Enhancer(ckpts["audio"], assign="sync", separator=ckpts["separate"]).enhance(x, 16000)  # audio-only: nothing to assign

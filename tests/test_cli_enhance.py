@@ -458,3 +458,46 @@ def test_separate_says_when_one_voice_got_the_whole_input(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "one voice: the blind model split off a trace of it; source0 gets the whole input" in out
     assert "source1 -120.0 dB (near silent)" in out
+
+
+def test_enhance_assign_reaches_the_enhancer_and_its_choice_is_said(tmp_path, monkeypatch, capsys):
+    import avse.api
+
+    got: dict = {}
+    res = {"seconds": 3.0, "mode": "audio-visual", "model": "av", "reason": None, "chunks": 1, "seconds_frontend": 1.0,
+           "seconds_model": 0.5, "face": {"track": 0, "choice": "only", "n_tracks": 1, "n_faces": 1},
+           "talker": {"used": "blind", "model": "separate", "why": "a second voice (80% voiced, -4.0 dB): the lips follow output 1"},
+           "outputs": [str(tmp_path / "o.wav"), str(tmp_path / "o.mp4")]}
+    monkeypatch.setattr(avse.api, "enhance_file", lambda *a, **k: got.update(k) or res)
+    assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet"]) == 0
+    assert got["assign"] == "auto" and got["separator"] == "separate"
+    assert "the talker's voice from the blind model 'separate': a second voice" in capsys.readouterr().out
+    res["talker"] = {"used": "av", "why": "no second voice (the other output is 12% voiced: noise)"}
+    assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet", "--assign", "av",
+                 "--separator", "sep.avse.pt"]) == 0
+    assert got["assign"] == "av" and got["separator"] == "sep.avse.pt"
+    assert "from the audio-visual model: no second voice" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--assign", "lips"])
+    assert "invalid choice: 'lips'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_enhance_a_real_grid_clip_over_another_talker_asks_the_lips(tmp_path, capsys):
+    """The shipped models on a real GRID face with another GRID talker's voice mixed in at 0 dB: the front end, the
+    blind model and the sync expert all run, and the talker's voice comes from one of the two models, said aloud."""
+    from avse.api import PRETRAINED_DIR
+    from avse.audio.io import save_wav
+    from avse.video.shift import video_audio
+
+    if not (PRETRAINED_DIR / "separate.avse.pt").is_file() or not (PRETRAINED_DIR / "sync_expert.avse.pt").is_file():
+        pytest.skip("no shipped separate model or sync expert")
+    clip = _grid_clip()
+    other = sorted(REAL_GRID.glob("*.mpg"))[-1]
+    own, voice = video_audio(clip), video_audio(other)
+    voice = np.resize(voice, len(own)) * np.sqrt(np.sum(own**2) / np.sum(np.resize(voice, len(own)) ** 2))
+    save_wav(tmp_path / "mix.wav", 0.45 * (own + voice), 16000)
+    assert main(["enhance", str(clip), "--audio", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "out.wav"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"the talker's voice from (the blind model 'separate'|the audio-visual model): \S", out), out
+    assert _listing(tmp_path) == ["mix.wav", "out.mp4", "out.wav"]

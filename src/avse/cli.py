@@ -297,7 +297,8 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
 
     res = enhance_file(args.input, args.out, audio=args.audio, model=args.model, face=args.face,
                        chunk_seconds=args.chunk, progress=not args.quiet, light_asd=args.light_asd,
-                       atten_lim_db=args.atten_lim, postfilter=args.postfilter)
+                       atten_lim_db=args.atten_lim, postfilter=args.postfilter, assign=args.assign,
+                       separator=args.separator)
     if res["mode"] == "audio-visual":
         rule = res.get("face", {}).get("choice")
         face = {"only": "the only face", "largest": "the largest face", "audio": "the face whose lips follow the sound",
@@ -307,6 +308,10 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
         how = f"AUDIO-ONLY with model {res['model']!r}: {res['reason']}"
     seconds = res["seconds_frontend"] + res["seconds_model"]
     print(f"enhanced {res['seconds']:.1f} s {how}; {res['chunks']} chunk(s) in {seconds:.1f} s")
+    talker = res.get("talker")
+    if talker is not None:
+        whose = f"the blind model {talker['model']!r}" if talker["used"] == "blind" else "the audio-visual model"
+        print(f"the talker's voice from {whose}: {talker['why']}")
     faces = res.get("face", {}).get("n_faces", 1)
     if faces > 1:
         print(f"note: {faces} faces in the video; when more than one talks, avse separate gives each face its own voice "
@@ -546,6 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--postfilter", type=_strength, default=POSTFILTER, metavar="STRENGTH",
                     help="a Wiener post-filter on the model's output: turns down further the noise the model left where "
                          "it judged it mostly noise; larger is stronger (e.g. 2; default: %(default)s; 0: none)")
+    en.add_argument("--assign", choices=ASSIGN_MODES, default="auto",
+                    help="whose output the talker's voice is: the audio-visual model's (av), the blind two-talker "
+                         "model's output that the lips follow (sync), or that output only when a second voice is heard "
+                         "that is not the face's (auto, the default)")
+    en.add_argument("--separator", default="separate", metavar="MODEL",
+                    help="the blind two-talker model of --assign: a shipped name or a checkpoint path (default: %(default)s)")
     en.add_argument("--quiet", action="store_true", help="no progress bar")
     en.set_defaults(func=_cmd_enhance)
 

@@ -320,3 +320,34 @@ def test_spec_augment_edge_cases():
         spec_augment(torch.ones(10), 1, 2, 1, 2)
     with pytest.raises(ConfigError):
         spec_augment(spec, -1, 2, 1, 2)
+
+
+def _pulse_voice(n: int, rng: np.random.Generator, f0: float) -> np.ndarray:
+    """A buzz at a gliding pitch (an impulse train through two formant resonances), on for 0.3 s in every 0.5 s."""
+    from scipy.signal import lfilter
+
+    f = f0 * (1 + 0.15 * np.sin(2 * np.pi * 0.7 * np.arange(n) / 16000 + rng.uniform(0, 6)))
+    phase = np.cumsum(f / 16000)
+    x = (np.diff(np.floor(phase), prepend=0) > 0).astype(np.float64)
+    for fc in (500.0, 1500.0):
+        r, w = 0.97, 2 * np.pi * fc / 16000
+        x = lfilter([1.0], [1, -2 * r * np.cos(w), r * r], x)
+    on = (np.arange(n) % 8000) < 4800
+    return x * on
+
+
+def test_voiced_fraction_tells_one_voice_from_noise_and_babble():
+    rng = np.random.default_rng(0)
+    n = 3 * 16000
+    voice = F.voiced_fraction(_pulse_voice(n, rng, 120.0) + 0.01 * rng.standard_normal(n))
+    noise = F.voiced_fraction(rng.standard_normal(n))
+    babble = F.voiced_fraction(sum(_pulse_voice(n, rng, f0) for f0 in (95, 110, 130, 150, 175, 205, 230, 260)))
+    assert voice > 0.8 and noise < 0.05
+    assert babble < voice - 0.3  # many voices at once are no one voice
+    assert F.voiced_fraction(np.zeros(n)) == 0.0 and F.voiced_fraction(np.ones(100)) == 0.0  # silent, too short
+    whole = F.voiced_fraction(_pulse_voice(n, np.random.default_rng(1), 150.0))
+    assert F.voiced_fraction(_pulse_voice(n, np.random.default_rng(1), 150.0), block=7) == whole  # blocks: same answer
+    with pytest.raises(ConfigError):
+        F.voiced_fraction(np.zeros((2, n)))
+    with pytest.raises(ConfigError):
+        F.voiced_fraction(np.zeros(n), min_pitch_hz=300.0, max_pitch_hz=200.0)

@@ -443,3 +443,49 @@ def test_judge_recipes_are_not_the_shipped_experts():
         assert judge.seed != shipped_recipe.seed
         assert judge.expert.get("video_channels") != shipped_recipe.expert.get("video_channels")
     assert "sync_judge/" in _train_config(load_recipe(folder / "sync_judge_refine.yaml")).init_from
+
+
+def test_mouth_embeddings_in_batches_match_the_whole_clip_windowed_at_once(expert):
+    from avse.talking.expert import mouth_embeddings, video_embeddings
+
+    faces = np.random.default_rng(0).integers(0, 256, (23, 96, 96, 3), dtype=np.uint8)
+    mouths = mouth_frames(faces)
+    with torch.no_grad():
+        whole = expert.embed_video(stack_windows(mouths))  # every window at once, as before batching
+    for batch in (4, 7, 256):  # batches that cut windows at the clip's edges and inside it
+        torch.testing.assert_close(mouth_embeddings(expert, mouths, batch=batch), whole, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mouth_embeddings(expert, mouths.half()), whole, rtol=0.05, atol=0.02)  # float16 store
+    torch.testing.assert_close(video_embeddings(expert, faces), whole, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ConfigError):
+        mouth_embeddings(expert, mouths[0])
+
+
+def test_face_sync_scores_each_sound_as_assign_sources_does(expert):
+    from avse.talking.expert import assign_sources, face_sync
+
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, (40, 96, 96, 3), dtype=np.uint8)
+    sounds = rng.standard_normal((3, 40 * 640)).astype(np.float32)
+    _, scores = assign_sources([faces], sounds, expert, center=2)
+    np.testing.assert_allclose(face_sync(mouth_frames(faces), sounds, expert, center=2), scores[0], atol=1e-6)
+    with pytest.raises(ConfigError):
+        face_sync(mouth_frames(faces[:8]), sounds, expert)  # too few frames
+    with pytest.raises(ConfigError):
+        face_sync(mouth_frames(faces), sounds[0], expert)  # one sound, not [S, T]
+
+
+def test_talker_output_takes_the_blind_output_only_for_a_second_voice_that_is_not_the_face():
+    from avse.talking.expert import ONE_VOICE_DB, SECOND_VOICE_VOICED, talker_output
+
+    voice, noise = SECOND_VOICE_VOICED + 0.3, SECOND_VOICE_VOICED - 0.2
+    assert talker_output([-3.0, -5.0], [0.7, voice], [0.06, 0.01, 0.03])[0] == 0  # two talkers, the lips follow output 0
+    assert talker_output([-5.0, -3.0], [voice, 0.7], [0.01, 0.06, 0.03])[0] == 1
+    k, why = talker_output([-3.0, ONE_VOICE_DB - 1], [0.7, voice], [0.06, 0.01, 0.03])
+    assert k is None and "one voice" in why  # a lone voice with bits of it split off
+    k, why = talker_output([-3.0, -5.0], [0.7, noise], [0.06, 0.01, 0.03])
+    assert k is None and "noise" in why  # the other output is noise: the audio-visual model removes it better
+    assert talker_output([-3.0, -5.0], [noise, voice], [0.06, 0.01, 0.03])[0] == 0  # only the other output must be a voice
+    k, why = talker_output([-3.0, -5.0], [0.7, voice], [0.04, 0.01, 0.05])
+    assert k is None and "follow the input" in why  # what was taken away was the face's own speech
+    with pytest.raises(ConfigError):
+        talker_output([-3.0, -5.0], [0.7, voice], [0.06, 0.01])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -476,6 +477,7 @@ def test_browser_enhances_an_uploaded_talking_face(ui_server, browser, talk_clip
     page.screenshot(path=str(tmp_path / "result.png"), full_page=True)
     facts = page.inner_text("#facts")
     assert "Mode: audio-visual" in facts and "A/V offset" in facts and "Stages:" in facts
+    assert re.search(r"Talker's voice: from (the blind model separate|the audio-visual model): \S", facts), facts
     if HAS_DNSMOS:  # scores of the input and the output, in a table
         assert "DNSMOS\tSIG\tBAK\tOVRL\tP808" in facts and "\nenhanced\t" in facts, facts
     else:
@@ -657,3 +659,18 @@ def test_facts_say_which_output_each_face_got_by_lip_sync(tmp_path):
     text = facts_markdown(res, Analysis(video=True, seconds=1.0))
     assert "turn by turn" in text and "face0 <- output 1 (LSE-C" not in text
     assert "the pairing changes 1 time(s): from 0.0 s face0 <- output 1, face1 <- output 0; from 3.2 s face0 <- output 0" in text
+
+
+def test_facts_say_whose_output_the_talkers_voice_is(tmp_path):
+    from avse.web.app import facts_markdown
+    from avse.web.jobs import Analysis, JobResult, Output
+
+    out = [Output("enhanced", tmp_path / "enhanced.wav", None, 1.0)]
+    talker = {"used": "blind", "model": "separate", "why": "a second voice (80% voiced, -4.0 dB): the lips follow output 1"}
+    res = JobResult(task="enhance", model="av", mode="audio-visual", reason=None, input_wav=tmp_path / "in.wav",
+                    outputs=out, figures={}, stages={}, facts={"face": {"choice": "only"}, "talker": talker})
+    assert "**Talker's voice:** from the blind model `separate`: a second voice" in facts_markdown(res, Analysis(video=True, seconds=1.0))
+    res.facts["talker"] = {"used": "av", "why": "one voice (the blind model's quieter output -14.0 dB under the input)"}
+    assert "**Talker's voice:** from the audio-visual model: one voice" in facts_markdown(res, Analysis(video=True, seconds=1.0))
+    del res.facts["talker"]
+    assert "Talker's voice" not in facts_markdown(res, Analysis(video=True, seconds=1.0))

@@ -18,6 +18,8 @@ from avse.talking.audio import WINDOW, audio_windows
 from avse.utils.fs import atomic_path
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from avse.video.sync import SyncEstimate
 
 #: the checkpoint's model name
@@ -237,15 +239,23 @@ def clip_embeddings(expert: SyncExpert, faces: np.ndarray | Tensor, audio: np.nd
 
 def video_embeddings(expert: SyncExpert, faces: np.ndarray | Tensor, batch: int = 256) -> Tensor:
     """Aligned face crops of N frames (see ``mouth_frames``) -> video embeddings [N, D], one per frame. No gradients."""
-    mouths = mouth_frames(faces)  # [N, 48, 96]
-    if mouths.ndim != 3:
-        raise ConfigError(f"faces must hold one clip [N, ...], got {tuple(mouths.shape)}")
+    return mouth_embeddings(expert, mouth_frames(faces), batch)
+
+
+def mouth_embeddings(expert: SyncExpert, mouths: Tensor, batch: int = 256) -> Tensor:
+    """The gray lower faces of N frames (``mouth_frames``: float [N, 48, 96]) -> video embeddings [N, D], one per
+    frame, as ``stack_windows`` windows them (edge frames repeated), ``batch`` windows at a time: memory follows the
+    batch, not the clip. No gradients."""
+    if mouths.ndim != 3 or mouths.shape[0] < 1:
+        raise ConfigError(f"mouths must hold one clip [N, 48, 96], got {tuple(mouths.shape)}")
     n = mouths.shape[0]
     dev = next(expert.parameters()).device
+    out = []
     with torch.no_grad():
-        vid = stack_windows(mouths)  # [N, 5, 48, 96]
-        v = torch.cat([expert.embed_video(vid[i : i + batch].to(dev)) for i in range(0, n, batch)])
-    return v.cpu()
+        for i in range(0, n, batch):
+            idx = (torch.arange(i, min(i + batch, n))[:, None] + torch.arange(FRAMES) - FRAMES // 2).clamp(0, n - 1)
+            out.append(expert.embed_video(mouths[idx].float().to(dev)))  # windows [b, 5, 48, 96]
+    return torch.cat(out).cpu()
 
 
 def audio_embeddings(expert: SyncExpert, audio: np.ndarray | Tensor, n: int, batch: int = 256) -> Tensor:
@@ -602,6 +612,79 @@ ONE_VOICE_DB = -10.0
 LISTENER_LSE_C = 0.03
 
 
+def video_mouths(video: str | Path, landmarks: Mapping[str, np.ndarray], batch: int = 250) -> Tensor:
+    """One tracked face of a video file -> its ``mouth_frames``, float16 [N, 48, 96] (N = the landmarks' frames):
+    the aligned face crops (``avse.video.roi.face_crops``) are cut ``batch`` frames at a time and reduced at once,
+    so memory holds 9 KB a frame rather than a crop's 27 KB."""
+    from itertools import islice
+
+    from avse.video.io import iter_grid_frames
+    from avse.video.roi import face_crops, face_matrices
+
+    mats = face_matrices(landmarks)
+    frames = iter_grid_frames(Path(video), max_frames=len(mats))
+    out = []
+    for i in range(0, len(mats), batch):
+        chunk = list(islice(frames, batch))
+        if not chunk:
+            break
+        out.append(mouth_frames(face_crops(chunk, mats[i : i + len(chunk)])).half())
+    if not out:
+        raise MediaError(video, "no frames to cut the face from")
+    return torch.cat(out)
+
+
+def face_sync(mouths: Tensor, sounds: np.ndarray, expert: SyncExpert | None = None, max_offset: int = 15,
+              near: int | None = ASSIGN_NEAR, center: int = 0) -> np.ndarray:
+    """One face's whole-clip LSE-C with each of several sounds: mouths (``mouth_frames`` of its aligned face crops,
+    float [N, 48, 96]) and sounds float [S, T] at 16 kHz on the same timeline -> float64 [S] (higher: its lips
+    follow that sound more clearly; each sound at its own best offset within ``near`` frames of ``center``, as
+    ``assign_sources`` scores a pair). Fewer than 10 frames: ConfigError."""
+    expert = SyncExpert.from_pretrained() if expert is None else expert
+    src = np.asarray(sounds, dtype=np.float32)
+    n = int(mouths.shape[0]) if mouths.ndim == 3 else 0
+    if src.ndim != 2 or n < 10:
+        raise ConfigError(f"face_sync needs sounds [S, T] and at least 10 frames of mouths [N, 48, 96], got "
+                          f"{src.shape} and {tuple(mouths.shape)}")
+    seen = [mouth_embeddings(expert, mouths)]
+    heard = [audio_embeddings(expert, s, n) for s in src]
+    return _lse_c_matrix(seen, heard, int(min(max_offset, n - 5)), near, center)[0]
+
+
+#: ``talker_output``: the blind model's other output holds a second voice, not noise, when at least this share of
+#: its active frames is voiced (``avse.audio.features.voiced_fraction``). On the real dev set's mixtures with one
+#: face (``bench/bench_real.py``) the other output scores a median 0.64-0.69 with another talker (10th percentile
+#: 0.29-0.42) and 0.14-0.24 in a café or a kitchen (90th percentile 0.27-0.50)
+SECOND_VOICE_VOICED = 0.4
+
+
+def talker_output(levels_db: Sequence[float], voiced: Sequence[float], lse_c: Sequence[float]) -> tuple[int | None, str]:
+    """With one face seen, should its voice be a blind two-talker model's output rather than what the audio-visual
+    model makes of the input? -> (the output its lips follow, or None: the audio-visual model; why, one line).
+
+    levels_db: each of the two outputs' level against the input's (``avse.api.output_levels_db``) [2]; voiced: each
+    output's ``voiced_fraction`` [2]; lse_c: the face's whole-clip LSE-C with output 0, output 1 and the input
+    (``face_sync``) [3]. The face's output is the one its lips follow better. It is taken when all three hold:
+    the blind model heard two sounds (the quieter output above ``ONE_VOICE_DB``: a lone voice is split into a loud
+    output and bits of it); the other output is a voice (``SECOND_VOICE_VOICED``; noise the audio-visual model
+    removes better); and the lips follow the face's output at least as clearly as the input (what was taken away
+    is not their own speech). The audio-visual model extracts a real talker from another's voice poorly, the blind
+    model well (``bench/bench_real.py``: real two-talker mixtures at 0 dB +2.2 against -0.2 dB SI-SDRi).
+    """
+    if len(levels_db) != 2 or len(voiced) != 2 or len(lse_c) != 3:
+        raise ConfigError(f"talker_output needs 2 levels, 2 voiced fractions and 3 LSE-C values, got "
+                          f"{len(levels_db)}, {len(voiced)}, {len(lse_c)}")
+    k = int(np.argmax(lse_c[:2]))
+    if min(levels_db) <= ONE_VOICE_DB:
+        return None, f"one voice (the blind model's quieter output {min(levels_db):+.1f} dB under the input)"
+    if voiced[1 - k] < SECOND_VOICE_VOICED:
+        return None, f"no second voice (the other output is {voiced[1 - k]:.0%} voiced: noise)"
+    if lse_c[k] < lse_c[2]:
+        return None, f"the lips follow the input ({lse_c[2]:.3f}) more than the output ({lse_c[k]:.3f})"
+    return k, (f"a second voice ({voiced[1 - k]:.0%} voiced, {levels_db[1 - k]:+.1f} dB): the lips follow output {k} "
+               f"(LSE-C {lse_c[k]:.3f}; the input {lse_c[2]:.3f})")
+
+
 def one_voice(levels_db: list[float], result: dict[str, Any]) -> int | None:
     """Did the blind model hear the voice of one of two faces while the other listens? -> the talking face, or None.
 
@@ -660,7 +743,7 @@ __all__ = [
     "train_expert",
     "RELIABLE_LSE_C", "estimate_offset_expert", "assign_sources", "best_assignment",
     "ASSIGN_WINDOW", "ASSIGN_HOP", "SWITCH_COST", "window_confidence", "assign_over_time", "route_sources", "face_voices", "missed_talker",
-    "one_voice", "ONE_VOICE_DB", "LISTENER_LSE_C", "ASSIGN_NEAR", "window_center",
+    "one_voice", "ONE_VOICE_DB", "face_sync", "mouth_embeddings", "video_mouths", "talker_output", "SECOND_VOICE_VOICED", "LISTENER_LSE_C", "ASSIGN_NEAR", "window_center",
     "Config", "SyncExpert", "PRETRAINED", "FRAMES", "MOUTH_ROWS", "mouth_frames", "stack_windows", "clip_embeddings",
     "video_embeddings", "audio_embeddings",
     "sync_loss", "offset_distances", "frame_distances", "lse", "lse_from_embeddings",

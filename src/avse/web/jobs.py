@@ -287,7 +287,7 @@ def run_job(
             video: Any = path  # no face at upload: the enhancer says why it runs audio-only
         else:
             video = fe if analysis.video else None
-        y = enhancer.enhance(x, SAMPLE_RATE, video=video)[None]  # [1, T]
+        y = enhancer.enhance(x, SAMPLE_RATE, video=video, frames_from=path if analysis.video else None)[None]  # [1, T]
         info = dict(enhancer.last_info)
         names = ["enhanced"]
     else:
@@ -341,7 +341,7 @@ def run_job(
         stages["DNSMOS"] = time.perf_counter() - t
     report("done", 1.0)
     for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db", "atten_lim_db",
-                "postfilter", "assignment", "assign_reason", "one_voice"):
+                "postfilter", "assignment", "assign_reason", "one_voice", "talker"):
         if key in info:
             facts[key] = info[key]
     return JobResult(task=task, model=str(info.get("model", model)), mode=str(info.get("mode")), reason=info.get("reason"),
