@@ -8,9 +8,14 @@ OMP/MKL threads 1, CPU affinity {0}) and prints the real-time factor
 (goal < 0.3) and with precomputed lip features (goal < 0.1). Then, in fresh
 processes, the peak resident memory of enhancing a 10-minute input in 10 s
 chunks, next to the memory of the process before enhancing and of a 60 s
-input run as one chunk (what chunking saves); peak = VmHWM. Writes bench/results/enhance.json.
+input run as one chunk (what chunking saves); peak = VmHWM. With ``--long``, the
+peak memory and time of the whole ``avse enhance`` command on a 10-minute video
+(a GRID clip looped, its sound as ``--audio``), with ``--assign auto`` (the blind
+model and the sync expert asked too) and ``--assign av``. The real-clip rows
+also give the share of time the talker's check (``--assign auto``) took.
+Writes bench/results/enhance.json.
 
-    python bench/bench_enhance.py [--model av] [--runs 3]
+    python bench/bench_enhance.py [--model av] [--runs 3] [--long]
 
 A shipped model that is not there yet is replaced by an untrained model of
 its recipe (configs/pretrained/NAME.yaml): speed does not depend on the weights.
@@ -97,6 +102,7 @@ def rtf_on(enhancer, video: Path, runs: int) -> dict:
     first_fe, with_fe = timed(lambda: enhancer.enhance(audio, 16000, video=video), runs)
     mode = enhancer.last_info["mode"]
     frontend_s = enhancer.last_info["seconds_frontend"]
+    talker = enhancer.last_info.get("talker", {})
     _, without_fe = timed(lambda: enhancer.enhance(audio, 16000, video=front.features), runs)
     return {
         "clip": video.name,
@@ -105,6 +111,8 @@ def rtf_on(enhancer, video: Path, runs: int) -> dict:
         "rtf_with_frontend": round(with_fe / seconds, 4),
         "rtf_with_frontend_first_call": round(first_fe / seconds, 4),
         "rtf_frontend_only": round(frontend_s / seconds, 4),
+        "rtf_talker": round(talker["seconds"] / seconds, 4) if "seconds" in talker else None,
+        "talker_used": talker.get("used"),
         "rtf_without_frontend": round(without_fe / seconds, 4),
     }
 
@@ -155,14 +163,56 @@ def measure_rss(model: str, seconds: float, chunk: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def long_video_memory(minutes: float, model: str) -> dict:
+    """``avse enhance`` on a ``minutes``-long looped GRID clip, in child processes: peak RSS and seconds, with
+    ``--assign auto`` and ``--assign av``."""
+    from bench_frontend import write_long_video
+
+    from avse.audio.io import save_wav
+    from avse.video.shift import video_audio
+
+    out: dict = {"minutes": minutes}
+    with tempfile.TemporaryDirectory() as tmp:
+        video, wav = Path(tmp) / "long.mp4", Path(tmp) / "long.wav"
+        n = write_long_video(GRID[0], video, minutes)
+        audio = video_audio(GRID[0])
+        clip = audio[: len(audio) // 640 * 640]
+        save_wav(wav, np.resize(clip, n * 640), 16000)
+        for assign in ("auto", "av"):
+            cmd = [sys.executable, __file__, "--model", model, "--long-child", str(video), str(wav), assign]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise SystemExit(res.stderr)
+            out[assign] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+def long_child(model: str, video: str, wav: str, assign: str) -> None:
+    """(subprocess) ``avse enhance`` of ``video`` with ``wav`` as its sound on one core; print peak RSS and timings."""
+    one_core()
+    from avse.api import enhance_file
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        info = enhance_file(video, Path(tmp) / "out.wav", audio=wav, model=model, assign=assign)
+    talker = info.get("talker", {})
+    print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "peak_rss_mib": round(peak_rss_mib(), 1),
+                      "talker_seconds": talker.get("seconds"), "talker_used": talker.get("used")}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="av", help="a shipped model name or a checkpoint path (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="timed runs after a warm-up call (best is kept)")
+    p.add_argument("--long", action="store_true", help="also avse enhance on a 10-minute video: peak memory and time")
     p.add_argument("--rss-child", nargs=2, type=float, metavar=("SECONDS", "CHUNK"), help=argparse.SUPPRESS)
+    p.add_argument("--long-child", nargs=3, metavar=("VIDEO", "WAV", "ASSIGN"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.rss_child:
         rss_child(args.model, *args.rss_child)
+        return
+    if args.long_child:
+        long_child(args.model, *args.long_child)
         return
     one_core()
     enhancer, described = make_enhancer(args.model)
@@ -176,7 +226,8 @@ def main() -> None:
         result["grid"] = [rtf_on(enhancer, clip, args.runs) for clip in GRID]
         for row in result["grid"]:
             print(f"{row['clip']}: RTF {row['rtf_with_frontend']:.3f} with the front end "
-                  f"({row['rtf_frontend_only']:.3f} of it the front end), {row['rtf_without_frontend']:.3f} without")
+                  f"({row['rtf_frontend_only']:.3f} of it the front end, {row['rtf_talker']} the talker's check), "
+                  f"{row['rtf_without_frontend']:.3f} without")
         with tempfile.TemporaryDirectory() as tmp:
             long = tiled_video(GRID[0], 60.0, Path(tmp) / "tiled60.mp4")
             result["tiled_60s"] = rtf_on(enhancer, long, max(1, args.runs - 2))
@@ -192,6 +243,12 @@ def main() -> None:
     result["memory"] = memory
     for name, row in result["memory"].items():
         print(f"{name}: peak RSS {row['peak_rss_mib']:.0f} MiB (process before enhancing: {row['rss_before_mib']:.0f} MiB)")
+    if args.long and GRID:
+        result["long_video"] = long_video_memory(10.0, args.model)
+        for assign in ("auto", "av"):
+            row = result["long_video"][assign]
+            print(f"avse enhance, 10-minute video, --assign {assign}: peak RSS {row['peak_rss_mib']:.0f} MiB, "
+                  f"{row['seconds']:.0f} s (the talker's check {row['talker_seconds']} s)")
     save("enhance", result)
 
 

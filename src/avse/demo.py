@@ -79,7 +79,7 @@ def run_demo(out: str | Path = "avse_demo", jobs: int = 2, seed: int = DEMO_SEED
         noisy = out / f"noisy_{name}.mp4"
         write_video(noisy, clip.frames, audio=mixed)
         front = process(noisy, crops=True)
-        enhanced = enhancer.enhance(mixed, 16000, video=front)  # as `avse enhance noisy.mp4 --audio mixed.wav`
+        enhanced = enhancer.enhance(mixed, 16000, video=front, frames_from=noisy)  # as `avse enhance noisy.mp4 --audio mixed.wav`
         info = dict(enhancer.last_info)
         n = min(len(enhanced), len(target), len(mixed))
         enhanced, tgt, mix = enhanced[:n], target[:n], mixed[:n]
