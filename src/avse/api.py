@@ -175,7 +175,7 @@ ONE_VOICE_BLIND_DB = -20.0
 #: ``Enhancer``'s ``assign``: the blind model's output is held to this much attenuation (dB). A blind model sometimes
 #: splits one voice in two; held to 14 dB, the clean real dev clips that ``avse.talking.expert.talker_output`` sends
 #: its way keep PESQ-WB 4.17 / STOI 0.981 over all 23 clips (20 dB: 4.12 / 0.977), at 0.07 dB of SI-SDRi on real
-#: two-talker mixtures at 0 dB (``bench/bench_real.py``)
+#: two-talker mixtures at 0 dB (``bench/bench_real.py``; picked among 10, 14 and 20 dB on that dev set)
 TALKER_ATTEN_LIM_DB = 14.0
 
 
