@@ -666,17 +666,18 @@ def test_enhancer_takes_the_blind_output_the_lips_follow_only_when_told_so(ckpts
     seen: list[tuple] = []
 
     def choose(k):
-        def talker_output(levels_db, voiced, lse_c):
-            seen.append((levels_db, voiced, lse_c))
+        def talker_output(levels_db, lse_outputs, voiced, lse_input):  # measures everything, then decides
+            seen.append((levels_db, lse_outputs(), [voiced(0), voiced(1)], lse_input()))
             return k, "chosen by the test"
         return talker_output
 
     monkeypatch.setattr(expert_mod, "talker_output", choose(None))
     np.testing.assert_allclose(enh.enhance(x, 16000, video=feats, face_crops=crops), y_av, atol=1e-6)
     facts = enh.last_info["talker"]
-    assert facts["used"] == "av" and facts["why"] == "chosen by the test" and len(facts["lse_c"]) == 3
-    levels, voiced, lse_c = seen[-1]
-    assert len(levels) == 2 and all(0.0 <= v <= 1.0 for v in voiced) and len(lse_c) == 3
+    assert facts["used"] == "av" and facts["why"] == "chosen by the test" and len(facts["lse_c"]) == 2
+    levels, lse_c, voiced, heard = seen[-1]
+    assert len(levels) == 2 and len(lse_c) == 2 and all(0.0 <= v <= 1.0 for v in voiced) and np.isfinite(heard)
+    assert facts["levels_db"] == levels and facts["lse_c_input"] == round(heard, 4)
 
     monkeypatch.setattr(expert_mod, "talker_output", choose(1))
     blind = Separator(ckpts["separate"], av=None).blind_outputs(x)[0][1]

@@ -429,6 +429,7 @@ class Enhancer:
             MODEL_NAME,
             SyncExpert,
             face_sync,
+            mouth_embeddings,
             mouth_frames,
             talker_output,
             video_mouths,
@@ -457,23 +458,44 @@ class Enhancer:
         outs, _ = self._separator.blind_outputs(x16)
         mix = x16[: outs.shape[-1]]
         levels = output_levels_db(outs, mix)
-        voiced = [round(voiced_fraction(o), 3) for o in outs]
-        if face_crops is not None:
-            mouths = mouth_frames(face_crops)
-            offset = None
-        else:
-            lm = cast("dict[str, np.ndarray]", landmarks)
-            mouths = video_mouths(cast("str | Path", video), lm)
-            offset = video_offset_frames([lm], x16)
-        n = min(int(mouths.shape[0]), -(-mix.shape[0] // SAMPLES_PER_FRAME))
-        if n < 10:
-            return skip(f"{n} frames are too few for the sync expert")
-        lse_c = face_sync(mouths[:n], np.stack([outs[0], outs[1], mix]), expert, center=window_center(offset))
-        k, why = talker_output(levels, voiced, [float(c) for c in lse_c])
-        if k is None and self.assign == "sync":
-            k, why = int(np.argmax(lse_c[:2])), f"assign 'sync' (auto would not: {why})"
-        facts = {"used": "av" if k is None else "blind", "why": why, "model": binfo["name"], "levels_db": levels,
-                 "voiced": voiced, "lse_c": np.round(lse_c, 4).tolist(), "seconds": round(time.perf_counter() - t0, 3)}
+        facts: dict[str, Any] = {"model": binfo["name"], "levels_db": levels}
+        face: list[Any] = []  # the face's embeddings and where its sync is looked for, made once when first asked
+
+        def seen() -> tuple[Any, int]:
+            if not face:
+                if face_crops is not None:
+                    mouths, offset = mouth_frames(face_crops), None
+                else:
+                    lm = cast("dict[str, np.ndarray]", landmarks)
+                    mouths, offset = video_mouths(cast("str | Path", video), lm), video_offset_frames([lm], x16)
+                n = min(int(mouths.shape[0]), -(-mix.shape[0] // SAMPLES_PER_FRAME))
+                if n < 10:
+                    raise ConfigError(f"{n} frames are too few for the sync expert")
+                face.extend([mouth_embeddings(expert, mouths[:n]), window_center(offset)])
+            return face[0], face[1]
+
+        def lse_outputs() -> list[float]:
+            lse = [float(c) for c in face_sync(seen()[0], outs, expert, center=seen()[1])]
+            facts["lse_c"] = [round(c, 4) for c in lse]
+            return lse
+
+        def voiced(k: int) -> float:
+            v = voiced_fraction(outs[k])
+            facts["voiced"] = {f"output {k}": round(v, 3)}
+            return v
+
+        def lse_input() -> float:
+            c = float(face_sync(seen()[0], mix[None], expert, center=seen()[1])[0])
+            facts["lse_c_input"] = round(c, 4)
+            return c
+
+        try:
+            k, why = talker_output(levels, lse_outputs, voiced, lse_input)
+            if k is None and self.assign == "sync":
+                k, why = int(np.argmax(lse_outputs())), f"assign 'sync' (auto would not: {why})"
+        except ConfigError as err:  # a clip too short for the sync expert
+            return skip(str(err))
+        facts = {"used": "av" if k is None else "blind", "why": why, **facts, "seconds": round(time.perf_counter() - t0, 3)}
         return (None if k is None else outs[k]), facts
 
     def enhance(self, audio: np.ndarray, sr: int, video: Any = None, face: Face = None,

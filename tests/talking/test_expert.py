@@ -478,14 +478,40 @@ def test_talker_output_takes_the_blind_output_only_for_a_second_voice_that_is_no
     from avse.talking.expert import ONE_VOICE_DB, SECOND_VOICE_VOICED, talker_output
 
     voice, noise = SECOND_VOICE_VOICED + 0.3, SECOND_VOICE_VOICED - 0.2
-    assert talker_output([-3.0, -5.0], [0.7, voice], [0.06, 0.01, 0.03])[0] == 0  # two talkers, the lips follow output 0
-    assert talker_output([-5.0, -3.0], [voice, 0.7], [0.01, 0.06, 0.03])[0] == 1
-    k, why = talker_output([-3.0, ONE_VOICE_DB - 1], [0.7, voice], [0.06, 0.01, 0.03])
+    assert talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, voice], 0.03)[0] == 0  # two talkers, the lips follow output 0
+    assert talker_output([-5.0, -3.0], [0.01, 0.06], [voice, 0.7], 0.03)[0] == 1
+    k, why = talker_output([-3.0, ONE_VOICE_DB - 1], [0.06, 0.01], [0.7, voice], 0.03)
     assert k is None and "one voice" in why  # a lone voice with bits of it split off
-    k, why = talker_output([-3.0, -5.0], [0.7, noise], [0.06, 0.01, 0.03])
+    k, why = talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, noise], 0.03)
     assert k is None and "noise" in why  # the other output is noise: the audio-visual model removes it better
-    assert talker_output([-3.0, -5.0], [noise, voice], [0.06, 0.01, 0.03])[0] == 0  # only the other output must be a voice
-    k, why = talker_output([-3.0, -5.0], [0.7, voice], [0.04, 0.01, 0.05])
+    assert talker_output([-3.0, -5.0], [0.06, 0.01], [noise, voice], 0.03)[0] == 0  # only the other output must be a voice
+    k, why = talker_output([-3.0, -5.0], [0.04, 0.01], [0.7, voice], 0.05)
     assert k is None and "follow the input" in why  # what was taken away was the face's own speech
     with pytest.raises(ConfigError):
-        talker_output([-3.0, -5.0], [0.7, voice], [0.06, 0.01])
+        talker_output([-3.0, -5.0], [0.06], [0.7, voice], 0.03)
+    with pytest.raises(ConfigError):
+        talker_output([-3.0], [0.06, 0.01], [0.7, voice], 0.03)
+
+
+def test_talker_output_measures_only_what_its_rules_still_need():
+    from avse.talking.expert import ONE_VOICE_DB, SECOND_VOICE_VOICED, talker_output
+
+    asked: list[str] = []
+
+    def lse_outputs():
+        asked.append("lips")
+        return [0.01, 0.06]
+
+    def voiced(k):
+        asked.append(f"voiced {k}")
+        return {0: SECOND_VOICE_VOICED - 0.1, 1: 0.9}[k]
+
+    def lse_input():
+        asked.append("input")
+        return 0.02
+
+    assert talker_output([-3.0, ONE_VOICE_DB - 5], lse_outputs, voiced, lse_input)[0] is None and asked == []
+    assert talker_output([-3.0, -4.0], lse_outputs, voiced, lse_input)[0] is None  # output 0, the other, is noise
+    assert asked == ["lips", "voiced 0"]
+    asked.clear()
+    assert talker_output([-3.0, -4.0], [0.06, 0.01], lambda k: 0.9, lse_input)[0] == 0 and asked == ["input"]

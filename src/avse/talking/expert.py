@@ -18,7 +18,7 @@ from avse.talking.audio import WINDOW, audio_windows
 from avse.utils.fs import atomic_path
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from avse.video.sync import SyncEstimate
 
@@ -634,19 +634,20 @@ def video_mouths(video: str | Path, landmarks: Mapping[str, np.ndarray], batch: 
     return torch.cat(out)
 
 
-def face_sync(mouths: Tensor, sounds: np.ndarray, expert: SyncExpert | None = None, max_offset: int = 15,
+def face_sync(face: Tensor, sounds: np.ndarray, expert: SyncExpert | None = None, max_offset: int = 15,
               near: int | None = ASSIGN_NEAR, center: int = 0) -> np.ndarray:
-    """One face's whole-clip LSE-C with each of several sounds: mouths (``mouth_frames`` of its aligned face crops,
-    float [N, 48, 96]) and sounds float [S, T] at 16 kHz on the same timeline -> float64 [S] (higher: its lips
-    follow that sound more clearly; each sound at its own best offset within ``near`` frames of ``center``, as
-    ``assign_sources`` scores a pair). Fewer than 10 frames: ConfigError."""
+    """One face's whole-clip LSE-C with each of several sounds: face, its ``mouth_frames`` (float [N, 48, 96]) or
+    their ``mouth_embeddings`` ([N, D], to score more sounds later without embedding the face again), and sounds
+    float [S, T] at 16 kHz on the same timeline -> float64 [S] (higher: its lips follow that sound more clearly; each
+    sound at its own best offset within ``near`` frames of ``center``, as ``assign_sources`` scores a pair). Fewer
+    than 10 frames: ConfigError."""
     expert = SyncExpert.from_pretrained() if expert is None else expert
     src = np.asarray(sounds, dtype=np.float32)
-    n = int(mouths.shape[0]) if mouths.ndim == 3 else 0
+    n = int(face.shape[0]) if face.ndim in (2, 3) else 0
     if src.ndim != 2 or n < 10:
-        raise ConfigError(f"face_sync needs sounds [S, T] and at least 10 frames of mouths [N, 48, 96], got "
-                          f"{src.shape} and {tuple(mouths.shape)}")
-    seen = [mouth_embeddings(expert, mouths)]
+        raise ConfigError(f"face_sync needs sounds [S, T] and at least 10 frames of the face, got {src.shape} and "
+                          f"{tuple(face.shape)}")
+    seen = [face if face.ndim == 2 else mouth_embeddings(expert, face)]
     heard = [audio_embeddings(expert, s, n) for s in src]
     return _lse_c_matrix(seen, heard, int(min(max_offset, n - 5)), near, center)[0]
 
@@ -658,31 +659,39 @@ def face_sync(mouths: Tensor, sounds: np.ndarray, expert: SyncExpert | None = No
 SECOND_VOICE_VOICED = 0.4
 
 
-def talker_output(levels_db: Sequence[float], voiced: Sequence[float], lse_c: Sequence[float]) -> tuple[int | None, str]:
+def talker_output(levels_db: Sequence[float], lse_outputs: Sequence[float] | Callable[[], Sequence[float]],
+                  voiced: Sequence[float] | Callable[[int], float],
+                  lse_input: float | Callable[[], float]) -> tuple[int | None, str]:
     """With one face seen, should its voice be a blind two-talker model's output rather than what the audio-visual
     model makes of the input? -> (the output its lips follow, or None: the audio-visual model; why, one line).
 
-    levels_db: each of the two outputs' level against the input's (``avse.api.output_levels_db``) [2]; voiced: each
-    output's ``voiced_fraction`` [2]; lse_c: the face's whole-clip LSE-C with output 0, output 1 and the input
-    (``face_sync``) [3]. The face's output is the one its lips follow better. It is taken when all three hold:
-    the blind model heard two sounds (the quieter output above ``ONE_VOICE_DB``: a lone voice is split into a loud
-    output and bits of it); the other output is a voice (``SECOND_VOICE_VOICED``; noise the audio-visual model
-    removes better); and the lips follow the face's output at least as clearly as the input (what was taken away
-    is not their own speech). The audio-visual model extracts a real talker from another's voice poorly, the blind
-    model well (``bench/bench_real.py``: real two-talker mixtures at 0 dB +2.2 against -0.2 dB SI-SDRi).
+    levels_db: each of the two outputs' level against the input's (``avse.api.output_levels_db``) [2];
+    lse_outputs: the face's whole-clip LSE-C with output 0 and output 1 (``face_sync``) [2]; voiced: each output's
+    ``voiced_fraction`` [2]; lse_input: the face's LSE-C with the input. The last three may be functions (of nothing,
+    of the output's index, of nothing) that measure them: each is called only when the rules before have not decided.
+    The face's output is the one its lips follow better. It is taken when all three hold: the blind model heard two
+    sounds (the quieter output above ``ONE_VOICE_DB``: a lone voice is split into a loud output and bits of it); the
+    other output is a voice (``SECOND_VOICE_VOICED``; noise the audio-visual model removes better); and the lips
+    follow the face's output at least as clearly as the input (what was taken away is not their own speech). The
+    audio-visual model extracts a real talker from another's voice poorly, the blind model well
+    (``bench/bench_real.py``: real two-talker mixtures at 0 dB +2.2 against -0.2 dB SI-SDRi).
     """
-    if len(levels_db) != 2 or len(voiced) != 2 or len(lse_c) != 3:
-        raise ConfigError(f"talker_output needs 2 levels, 2 voiced fractions and 3 LSE-C values, got "
-                          f"{len(levels_db)}, {len(voiced)}, {len(lse_c)}")
-    k = int(np.argmax(lse_c[:2]))
+    if len(levels_db) != 2:
+        raise ConfigError(f"talker_output needs the levels of 2 outputs, got {len(levels_db)}")
     if min(levels_db) <= ONE_VOICE_DB:
         return None, f"one voice (the blind model's quieter output {min(levels_db):+.1f} dB under the input)"
-    if voiced[1 - k] < SECOND_VOICE_VOICED:
-        return None, f"no second voice (the other output is {voiced[1 - k]:.0%} voiced: noise)"
-    if lse_c[k] < lse_c[2]:
-        return None, f"the lips follow the input ({lse_c[2]:.3f}) more than the output ({lse_c[k]:.3f})"
-    return k, (f"a second voice ({voiced[1 - k]:.0%} voiced, {levels_db[1 - k]:+.1f} dB): the lips follow output {k} "
-               f"(LSE-C {lse_c[k]:.3f}; the input {lse_c[2]:.3f})")
+    lse = [float(c) for c in (lse_outputs() if callable(lse_outputs) else lse_outputs)]
+    if len(lse) != 2:
+        raise ConfigError(f"talker_output needs the LSE-C of 2 outputs, got {len(lse)}")
+    k = int(np.argmax(lse))
+    other = float(voiced(1 - k) if callable(voiced) else voiced[1 - k])
+    if other < SECOND_VOICE_VOICED:
+        return None, f"no second voice (the other output is {other:.0%} voiced: noise)"
+    heard = float(lse_input() if callable(lse_input) else lse_input)
+    if lse[k] < heard:
+        return None, f"the lips follow the input ({heard:.3f}) more than the output ({lse[k]:.3f})"
+    return k, (f"a second voice ({other:.0%} voiced, {levels_db[1 - k]:+.1f} dB): the lips follow output {k} "
+               f"(LSE-C {lse[k]:.3f}; the input {heard:.3f})")
 
 
 def one_voice(levels_db: list[float], result: dict[str, Any]) -> int | None:
