@@ -12,7 +12,9 @@ input run as one chunk (what chunking saves); peak = VmHWM. With ``--long``, the
 peak memory and time of the whole ``avse enhance`` command on a 10-minute video
 (a GRID clip looped, its sound as ``--audio``), with ``--assign auto`` (the blind
 model and the sync expert asked too) and ``--assign av``. The real-clip rows
-also give the share of time the talker's check (``--assign auto``) took.
+also give the time the talker's check (``--assign auto``) took, what it decided, what it
+takes when every measure is needed (a mixture of two talkers), and the real-time factor
+with ``--assign av`` in the same run.
 Writes bench/results/enhance.json.
 
     python bench/bench_enhance.py [--model av] [--runs 3] [--long]
@@ -103,6 +105,13 @@ def rtf_on(enhancer, video: Path, runs: int) -> dict:
     mode = enhancer.last_info["mode"]
     frontend_s = enhancer.last_info["seconds_frontend"]
     talker = enhancer.last_info.get("talker", {})
+    full = full_check_seconds(enhancer, audio, video) if enhancer.audio_visual else None
+    assign = enhancer.assign
+    enhancer.assign = "av"
+    try:
+        _, with_fe_av = timed(lambda: enhancer.enhance(audio, 16000, video=video), runs)
+    finally:
+        enhancer.assign = assign
     _, without_fe = timed(lambda: enhancer.enhance(audio, 16000, video=front.features), runs)
     return {
         "clip": video.name,
@@ -111,10 +120,35 @@ def rtf_on(enhancer, video: Path, runs: int) -> dict:
         "rtf_with_frontend": round(with_fe / seconds, 4),
         "rtf_with_frontend_first_call": round(first_fe / seconds, 4),
         "rtf_frontend_only": round(frontend_s / seconds, 4),
+        "rtf_with_frontend_assign_av": round(with_fe_av / seconds, 4),
         "rtf_talker": round(talker["seconds"] / seconds, 4) if "seconds" in talker else None,
         "talker_used": talker.get("used"),
+        "talker_why": talker.get("why"),
+        "rtf_talker_full": None if full is None else round(full / seconds, 4),
         "rtf_without_frontend": round(without_fe / seconds, 4),
     }
+
+
+def full_check_seconds(enhancer, audio: np.ndarray, video: Path) -> float | None:
+    """Seconds of the talker's check (``--assign auto``) when every measure is taken (the lips with both outputs and
+    with the input, the other output's voicing), as on a mixture of two talkers, whatever this clip holds."""
+    import avse.talking.expert as expert
+
+    real = expert.talker_output
+
+    def every_measure(levels_db, lse_outputs, voiced, lse_input):
+        lse = lse_outputs()
+        voiced(1 - int(np.argmax(lse)))
+        lse_input()
+        return None, "every measure taken"
+
+    expert.talker_output = every_measure
+    try:
+        enhancer.enhance(audio, 16000, video=video)  # the first call also loads the sync expert
+        enhancer.enhance(audio, 16000, video=video)
+    finally:
+        expert.talker_output = real
+    return enhancer.last_info.get("talker", {}).get("seconds")
 
 
 def tiled_video(clip: Path, seconds: float, out: Path) -> Path:
@@ -226,8 +260,9 @@ def main() -> None:
         result["grid"] = [rtf_on(enhancer, clip, args.runs) for clip in GRID]
         for row in result["grid"]:
             print(f"{row['clip']}: RTF {row['rtf_with_frontend']:.3f} with the front end "
-                  f"({row['rtf_frontend_only']:.3f} of it the front end, {row['rtf_talker']} the talker's check), "
-                  f"{row['rtf_without_frontend']:.3f} without")
+                  f"({row['rtf_frontend_only']:.3f} of it the front end, {row['rtf_talker']} the talker's check: "
+                  f"{row['talker_why']}; every measure taken {row['rtf_talker_full']}; --assign av "
+                  f"{row['rtf_with_frontend_assign_av']:.3f}), {row['rtf_without_frontend']:.3f} without")
         with tempfile.TemporaryDirectory() as tmp:
             long = tiled_video(GRID[0], 60.0, Path(tmp) / "tiled60.mp4")
             result["tiled_60s"] = rtf_on(enhancer, long, max(1, args.runs - 2))
