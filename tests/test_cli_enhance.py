@@ -482,6 +482,16 @@ def test_enhance_assign_reaches_the_enhancer_and_its_choice_is_said(tmp_path, mo
     assert "invalid choice: 'lips'" in capsys.readouterr().err
 
 
+def test_a_separator_that_cannot_be_loaded_stops_enhance_before_any_work(shipped, blank_video, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["enhance", str(blank_video), "-o", str(out / "a.wav"), "--separator", "nope", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown model 'nope'" in err
+    assert not out.exists()
+    assert main(["enhance", str(blank_video), "-o", str(out / "a.wav"), "--separator", "nope", "--assign", "av",
+                 "--quiet"]) == 0  # --assign av never runs it
+
+
 @pytest.mark.slow
 def test_enhance_a_real_grid_clip_over_another_talker_asks_the_lips(tmp_path, capsys):
     """The shipped models on a real GRID face with another GRID talker's voice mixed in at 0 dB: the front end, the

@@ -332,6 +332,15 @@ class Enhancer:
         return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd, atten_lim_db=atten_lim_db,
                    postfilter=postfilter, assign=assign, separator=separator)
 
+    def blind_separator(self) -> Separator | None:
+        """The Separator that runs ``assign``'s blind model (its model loaded once); None when none was given.
+        ConfigError or MediaError when the model cannot be loaded (call it early to fail before any work)."""
+        if self._separator is None and self._separator_spec is not None:
+            sep = Separator(self._separator_spec, av=None, config=self.config)
+            sep._blind.get()
+            self._separator = sep
+        return self._separator
+
     @property
     def talker_atten_lim_db(self) -> float | None:
         """The attenuation limit of the blind model's output (``assign``): ``TALKER_ATTEN_LIM_DB``, or the smaller
@@ -443,11 +452,10 @@ class Enhancer:
 
         if face_crops is None and (landmarks is None or not isinstance(video, (str, Path))):
             return skip("the face's crops need the video file")
-        if self._separator_spec is None:
+        separator = self.blind_separator()
+        if separator is None:
             return skip("no blind model was given")
-        if self._separator is None:
-            self._separator = Separator(self._separator_spec, av=None, config=self.config)
-        _, binfo, _ = self._separator._blind.get()
+        _, binfo, _ = separator._blind.get()
         if binfo["audio_visual"] or binfo["n_outputs"] != 2:
             return skip(f"model {binfo['name']!r} is not a blind two-talker separator")
         given = self._sync_expert if self._sync_expert is not None else PRETRAINED_DIR / f"{MODEL_NAME}.avse.pt"
@@ -455,7 +463,7 @@ class Enhancer:
             return skip("the sync expert is not installed")
         expert = given if isinstance(given, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", given))
         self._sync_expert = expert  # loaded once
-        outs, _ = self._separator.blind_outputs(x16)
+        outs, _ = separator.blind_outputs(x16)
         mix = x16[: outs.shape[-1]]
         levels = output_levels_db(outs, mix)
         facts: dict[str, Any] = {"model": binfo["name"], "levels_db": levels}
@@ -948,6 +956,8 @@ def enhance_file(
                                         atten_lim_db=atten_lim_db, postfilter=postfilter, assign=assign, separator=separator)
     if video and enhancer.visual_stream == "light_asd":
         enhancer.light_asd_encoder()  # no checkpoint for the model's visual stream: fail before any work
+    if video and enhancer.audio_visual and assign != "av":
+        enhancer.blind_separator()  # a separator that cannot be loaded: fail before any work
     x = _read_input(src, audio, video)
     y = enhancer.enhance(x, SAMPLE_RATE, video=src if video else None, face=face)
     with contextlib.ExitStack() as stack:
