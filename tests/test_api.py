@@ -705,3 +705,28 @@ def test_enhancer_assign_needs_the_face_crops_and_a_blind_two_talker_model(ckpts
     with pytest.raises(ConfigError, match="not a blind two-talker separator"):
         one.enhance(x, 16000, video=feats, face_crops=crops)
     Enhancer(ckpts["audio"], assign="sync", separator=ckpts["separate"]).enhance(x, 16000)  # audio-only: nothing to assign
+
+
+def test_separator_with_one_face_asks_the_check_for_a_second_voice(ckpts, monkeypatch, tmp_path):
+    """One face of a video file, assign "auto": its voice is the blind output the check takes (nothing mixed back),
+    else the audio-visual model's; the facts say which."""
+    import avse.api
+
+    x = speechlike(16000)
+    sep = Separator(ckpts["separate"], av=ckpts["av"])
+    est = np.zeros((1, 16000), np.float32)
+    blind = Separator(ckpts["separate"], av=None).blind_outputs(x)[0]
+    lm = {"lips": np.zeros((25, 40, 2))}
+    for k in (None, 1):
+        facts = {"used": "av" if k is None else "blind", "why": "chosen by the test", "model": "separate"}
+        monkeypatch.setattr(avse.api.Enhancer, "_talker",
+                            lambda self, x16, video, landmarks, crops, k=k, facts=facts: (None if k is None else blind[k], facts))
+        info: dict = {"mode": "audio-visual"}
+        out = sep._one_face(x, tmp_path / "talk.mp4", lm, est, info)
+        assert info["talker"] is facts
+        if k is None:
+            assert out is est and info["mode"] == "audio-visual"
+        else:
+            np.testing.assert_array_equal(out[0], blind[1])
+            assert out.shape == (1, 16000) and info["mode"] == "blind, by lip sync"
+    assert sep._one_face(x, tmp_path / "talk.mp4", None, est, {}) is est  # no landmarks: no crops to ask with

@@ -493,6 +493,29 @@ def test_a_separator_that_cannot_be_loaded_stops_enhance_before_any_work(shipped
 
 
 @pytest.mark.slow
+def test_separate_one_real_face_over_another_talker_asks_the_lips(tmp_path, capsys):
+    """One GRID face, another GRID talker's voice mixed in at 0 dB: avse separate gives the face one voice and says
+    whose output it is, as avse enhance's check for a second voice decides."""
+    from avse.api import PRETRAINED_DIR
+    from avse.video.io import read_video, write_video
+    from avse.video.shift import video_audio
+
+    if not (PRETRAINED_DIR / "separate.avse.pt").is_file() or not (PRETRAINED_DIR / "sync_expert.avse.pt").is_file():
+        pytest.skip("no shipped separate model or sync expert")
+    clip = _grid_clip()
+    other = sorted(REAL_GRID.glob("*.mpg"))[-1]
+    frames = read_video(clip, with_audio=False).frames
+    own, voice = video_audio(clip)[: len(frames) * 640], video_audio(other)
+    voice = np.resize(voice, len(own)) * np.sqrt(np.sum(own**2) / np.sum(np.resize(voice, len(own)) ** 2))
+    video = tmp_path / "one.mp4"
+    write_video(video, frames, audio=0.45 * (own + voice), preset="ultrafast")
+    assert main(["separate", str(video), "-o", str(tmp_path / "sep"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"one face: its voice from (the blind model 'separate'|the audio-visual model): \S", out), out
+    assert _listing(tmp_path / "sep") == ["face0.mp4", "face0.wav"]
+
+
+@pytest.mark.slow
 def test_enhance_a_real_grid_clip_over_another_talker_asks_the_lips(tmp_path, capsys):
     """The shipped models on a real GRID face with another GRID talker's voice mixed in at 0 dB: the front end, the
     blind model and the sync expert all run, and the talker's voice comes from one of the two models, said aloud."""

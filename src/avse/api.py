@@ -767,6 +767,23 @@ class Separator:
                                 "one_voice": None if talker is None else faces[talker][0]})
         return face_voices(est, res, x16, talker), n_chunks
 
+    def _one_face(self, x16: np.ndarray, video: str | Path, landmarks: dict[str, np.ndarray] | None, est: np.ndarray,
+                  info: dict[str, Any]) -> np.ndarray:
+        """One face seen (``assign`` "auto"): its voice is the blind model's output when ``avse enhance``'s check for a
+        second voice takes it (``Enhancer``'s ``assign``; ``info["talker"]`` says why), else the audio-visual model's
+        ``est`` [1, T]. Nothing is mixed back: each output of ``separate`` is one voice."""
+        if landmarks is None:
+            return est
+        check = Enhancer(self._av.get()[:2], assign="auto", separator=self._blind.get()[:2], config=self.config,
+                         sync_expert=self._sync_expert, atten_lim_db=None)
+        blind, info["talker"] = check._talker(x16, video, landmarks, None)
+        self._sync_expert = check._sync_expert  # loaded once
+        if blind is None:
+            return est
+        n = min(len(blind), est.shape[-1])
+        info.update(mode="blind, by lip sync", model=info["talker"]["model"])
+        return np.ascontiguousarray(blind[None, :n])
+
     def separate(self, audio: np.ndarray, sr: int, video: Any = None) -> np.ndarray:
         """Separate ``audio`` -> float32 [S, T] at ``sr`` (each source at its level in the input, peak <= 1).
 
@@ -826,6 +843,8 @@ class Separator:
                 outs.append(out[0])
             est = np.stack(outs)  # [S, T16]
             info.update(mode="audio-visual", model=av_info["name"], names=[name for name, _, _ in faces])
+            if len(faces) == 1 and self.assign == "auto" and self._blind and isinstance(video, (str, Path)):
+                est = self._one_face(x16, video, faces[0][2], est, info)
         else:
             if not self._blind:
                 raise ConfigError(f"no usable face ({reason}) and no blind separation model was given")

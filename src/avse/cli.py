@@ -341,6 +341,10 @@ def _cmd_separate(args: argparse.Namespace) -> None:
         if a.get("one_voice"):
             print(f"one voice: {a['one_voice']} talks and gets the whole input (the other face shows no sync with the "
                   "quieter output)")
+    elif res.get("talker"):  # one face: the check of avse enhance for a second voice
+        t = res["talker"]
+        whose = f"the blind model {t['model']!r}" if t["used"] == "blind" else "the audio-visual model"
+        print(f"one face: its voice from {whose}: {t['why']}")
     elif res.get("assign_reason"):
         print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
     if res.get("one_voice") and "assignment" not in res:

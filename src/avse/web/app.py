@@ -109,10 +109,6 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
             lines.append(f"**Mode:** audio-visual, model `{res.model}` once per face: {', '.join(o.name for o in res.outputs)}")
         else:
             lines.append(f"**Mode:** audio-visual with model `{res.model}`, the lips of track {res.facts.get('track')} ({rule})")
-            talker = res.facts.get("talker")
-            if talker is not None:
-                whose = f"the blind model `{talker['model']}`" if talker["used"] == "blind" else "the audio-visual model"
-                lines.append(f"**Talker's voice:** from {whose}: {talker['why']}")
     elif "assignment" in res.facts:
         a = res.facts["assignment"]
         turns = a.get("turns", [])
@@ -133,6 +129,10 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
         if res.facts.get("one_voice"):
             lines.append(f"**One voice:** the blind model split off a trace of it; {res.facts['one_voice']} gets the "
                          "whole input")
+    talker = res.facts.get("talker")
+    if talker is not None:  # one face: whose output its voice is (the check for a second voice)
+        whose = f"the blind model `{talker['model']}`" if talker["used"] == "blind" else "the audio-visual model"
+        lines.append(f"**Talker's voice:** from {whose}: {talker['why']}")
     if "av_offset_ms" in res.facts:
         off = res.facts["av_offset_ms"]
         if off is None:
