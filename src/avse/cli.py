@@ -573,7 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--assign", choices=ASSIGN_MODES, default="auto",
                     help="how faces get their voices: the blind model's outputs by lip sync, window by window so "
                          "talkers who take turns keep their turns (sync), the audio-visual model once per face (av), or "
-                         "sync when two or more faces are seen and the outputs hold two voices (auto, the default)")
+                         "sync when two or more faces are seen and the outputs hold two voices, and with one face the "
+                         "blind output its lips follow only when a second voice is heard, as avse enhance does (auto, "
+                         "the default)")
     se.add_argument("--chunk", type=_positive_seconds, metavar="SECONDS", help="chunk length for long inputs (default: 10)")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
     se.set_defaults(func=_cmd_separate)
