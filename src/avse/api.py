@@ -179,6 +179,17 @@ ONE_VOICE_BLIND_DB = -20.0
 TALKER_ATTEN_LIM_DB = 14.0
 
 
+def _sync_expert(given: str | Path | nn.Module | None) -> Any:
+    """The lip-sync expert a check by lip sync uses: ``given`` (a SyncExpert, or its checkpoint path; None: the shipped
+    one), loaded -> SyncExpert, or None when its file is not there."""
+    from avse.talking.expert import MODEL_NAME, SyncExpert
+
+    path = given if given is not None else PRETRAINED_DIR / f"{MODEL_NAME}.avse.pt"
+    if not isinstance(path, nn.Module) and not Path(path).is_file():
+        return None
+    return path if isinstance(path, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", path))
+
+
 def output_levels_db(outputs: np.ndarray, audio: np.ndarray) -> list[float]:
     """Each output's RMS level against the input's: outputs [S, T], audio [T] -> S values in dB (rounded to 0.1; -120 floor)."""
     ref = float(np.mean(np.square(audio, dtype=np.float64))) + 1e-20
@@ -435,8 +446,6 @@ class Enhancer:
         t0 = time.perf_counter()
         from avse.audio.features import voiced_fraction
         from avse.talking.expert import (
-            MODEL_NAME,
-            SyncExpert,
             face_sync,
             mouth_embeddings,
             mouth_frames,
@@ -458,10 +467,9 @@ class Enhancer:
         _, binfo, _ = separator._blind.get()
         if binfo["audio_visual"] or binfo["n_outputs"] != 2:
             return skip(f"model {binfo['name']!r} is not a blind two-talker separator")
-        given = self._sync_expert if self._sync_expert is not None else PRETRAINED_DIR / f"{MODEL_NAME}.avse.pt"
-        if not isinstance(given, nn.Module) and not Path(given).is_file():
+        expert = _sync_expert(self._sync_expert)
+        if expert is None:
             return skip("the sync expert is not installed")
-        expert = given if isinstance(given, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", given))
         self._sync_expert = expert  # loaded once
         outs, _ = separator.blind_outputs(x16)
         mix = x16[: outs.shape[-1]]
@@ -715,8 +723,6 @@ class Separator:
         """The blind model's outputs given to the faces by lip sync -> (est [F, T16], chunks), or None (why in
         ``info["assign_reason"]``) when ``assign`` "auto" finds it does not apply. Fills ``info`` as ``separate`` says."""
         from avse.talking.expert import (
-            MODEL_NAME,
-            SyncExpert,
             assign_over_time,
             face_voices,
             missed_talker,
@@ -743,12 +749,11 @@ class Separator:
         _, binfo, _ = self._blind.get()
         if binfo["audio_visual"] or binfo["n_outputs"] < len(faces):
             return skip(f"model {binfo['name']!r} is not a blind separator with {len(faces)}+ outputs")
-        given = self._sync_expert if self._sync_expert is not None else PRETRAINED_DIR / f"{MODEL_NAME}.avse.pt"
-        if not isinstance(given, nn.Module) and not Path(given).is_file():
+        expert = _sync_expert(self._sync_expert)
+        if expert is None:
             return skip("the sync expert is not installed")
-        est, n_chunks = self.blind_outputs(x16)
-        expert = given if isinstance(given, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", given))
         self._sync_expert = expert  # loaded once
+        est, n_chunks = self.blind_outputs(x16)
         tracks = [cast("dict[str, np.ndarray]", lm) for _, _, lm in faces]
         n = min(len(lm["lips"]) for lm in tracks)
         mats = np.stack([face_matrices(lm)[:n] for lm in tracks])  # [F, N, 2, 3]: every face cut in one pass
