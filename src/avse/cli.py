@@ -292,6 +292,12 @@ def _strength(text: str) -> float:
     return float(text)
 
 
+def _talker_source(talker: dict) -> str:
+    """The check for a second voice (``last_info["talker"]``) in words: whose output the talker's voice is, and why."""
+    whose = f"the blind model {talker['model']!r}" if talker["used"] == "blind" else "the audio-visual model"
+    return f"{whose}: {talker['why']}"
+
+
 def _cmd_enhance(args: argparse.Namespace) -> None:
     from avse.api import enhance_file
 
@@ -310,8 +316,7 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
     print(f"enhanced {res['seconds']:.1f} s {how}; {res['chunks']} chunk(s) in {seconds:.1f} s")
     talker = res.get("talker")
     if talker is not None:
-        whose = f"the blind model {talker['model']!r}" if talker["used"] == "blind" else "the audio-visual model"
-        print(f"the talker's voice from {whose}: {talker['why']}")
+        print(f"the talker's voice from {_talker_source(talker)}")
     faces = res.get("face", {}).get("n_faces", 1)
     if faces > 1:
         print(f"note: {faces} faces in the video; when more than one talks, avse separate gives each face its own voice "
@@ -342,9 +347,7 @@ def _cmd_separate(args: argparse.Namespace) -> None:
             print(f"one voice: {a['one_voice']} talks and gets the whole input (the other face shows no sync with the "
                   "quieter output)")
     elif res.get("talker"):  # one face: the check of avse enhance for a second voice
-        t = res["talker"]
-        whose = f"the blind model {t['model']!r}" if t["used"] == "blind" else "the audio-visual model"
-        print(f"one face: its voice from {whose}: {t['why']}")
+        print(f"one face: its voice from {_talker_source(res['talker'])}")
     elif res.get("assign_reason"):
         print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
     if res.get("one_voice") and "assignment" not in res:
