@@ -515,3 +515,32 @@ def test_talker_output_measures_only_what_its_rules_still_need():
     assert asked == ["lips", "voiced 0"]
     asked.clear()
     assert talker_output([-3.0, -4.0], [0.06, 0.01], lambda k: 0.9, lse_input)[0] == 0 and asked == ["input"]
+
+
+def test_video_mouths_from_the_luma_are_the_rgb_crops_mouths(tmp_path):
+    """video_mouths reads luma and warps only the crops' lower half: within a level or two of mouth_frames of the
+    RGB face crops, and the same whatever the batch."""
+    from avse.talking.expert import video_mouths
+    from avse.video.io import iter_grid_frames, write_video
+    from avse.video.roi import face_crops, face_matrices
+
+    n, h, w = 12, 120, 160
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    frames = np.empty((n, h, w, 3), np.uint8)
+    for i in range(n):  # smooth colours that move: what a codec keeps
+        frames[i, ..., 0] = 128 + 90 * np.sin(2 * np.pi * (xx / 70 + i / n))
+        frames[i, ..., 1] = 128 + 90 * np.cos(2 * np.pi * (yy / 50 - i / n))
+        frames[i, ..., 2] = 60 + 100 * (xx + yy) / (h + w)
+    video = tmp_path / "face.mp4"
+    write_video(video, frames, fps=25)
+    t = np.arange(n, dtype=np.float64)[:, None]
+    eyes = np.stack([[60.0, 50.0], [70.0, 50.0], [90.0, 50.0], [100.0, 50.0]])[None] + np.stack([t, 0.5 * t], -1)
+    nose = eyes.mean(1) + [0.0, 22.0]
+    lips = nose[:, None] + np.stack([np.linspace(-15, 15, 40), np.full(40, 15.0)], -1)[None]
+    landmarks = {"eyes": eyes, "nose": nose, "lips": lips}
+    got = video_mouths(video, landmarks)
+    assert got.shape == (n, 48, 96) and got.dtype == torch.float16
+    want = mouth_frames(face_crops(iter_grid_frames(video), face_matrices(landmarks)))
+    diff = (got.float() - want).abs() * 255
+    assert diff.mean() < 2.0 and diff.max() < 8.0, (diff.mean(), diff.max())
+    torch.testing.assert_close(video_mouths(video, landmarks, batch=5), got, rtol=0, atol=0)

@@ -70,7 +70,7 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     stem = path.stem
     suffixes = ("_control", "_lips", "_light_asd", "_room", "_impacts", "_quiet", "_speed", "_more_voices", "_more_noise", "_voices",
                 "_reuse", "_clean", "_nodelay", "_refine", "_noise", "_continue", "_long", "_denoise", "_masker_targets",
-                "_many", "_band", "_alone", "_union", "_mixed", "_spectral", "_noise_only")
+                "_many", "_band", "_alone", "_union", "_mixed", "_spectral", "_noise_only", "_deep")
     while stem.endswith(suffixes):  # a stage's name is its model's and any of these, in any order
         stem = next(stem.removesuffix(s) for s in suffixes if stem.endswith(s))
     model = build_model(cfg.model, cfg.model_config)
@@ -80,8 +80,9 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
             first = load_recipe(path.parent / base)
             assert first["model"] == cfg.model
             # the same layers; only the decoder's synthesis may change (an overlap decoder loads folded into a hop
-            # one), and the visual input where init_skip leaves its layer new
+            # one), the visual input where init_skip leaves its layer new, and the depth where init_grow adds blocks
             free = {"synthesis"} | ({"visual_channels", "visual_stream"} if cfg.init_skip else set())
+            free |= {"n_repeats"} if cfg.init_grow else set()
             assert {k: v for k, v in first["model_config"].items() if k not in free} == {
                 k: v for k, v in cfg.model_config.items() if k not in free
             }
@@ -92,8 +93,8 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
             first = load_recipe(CONFIGS / "pretrained" / f"{stem}.yaml")
             assert first["model"] == cfg.model and cfg.init_from == f"runs/{stem}"
         name = stem.replace("_", "-")
-        if cfg.init_skip:  # the shipped model's weights fit all but the new layers
-            warm_start(model, cfg.model, name, cfg.init_skip)
+        if cfg.init_skip or cfg.init_grow:  # the shipped model's weights fit all but the new layers
+            warm_start(model, cfg.model, name, cfg.init_skip, cfg.init_grow)
         else:
             shipped, _ = load_model(name)
             model.load_state_dict(shipped.state_dict())  # strict: the same layers and sizes
@@ -146,3 +147,37 @@ def test_warm_start_refuses_another_model():
         warm_start(model, "tasnet", "av")
     with pytest.raises(ConfigError, match="do not fit"):
         warm_start(model, "tasnet", "audio")
+
+
+def test_warm_start_grow_adds_repeats_that_start_as_no_ops(tmp_path):
+    """init_grow: a Conv-TasNet with more repeats of the same blocks starts out computing exactly what its checkpoint
+    did; then every new weight trains (the new blocks' skip convs get a gradient at once)."""
+    import torch
+
+    from avse.errors import ConfigError
+    from avse.models.checkpoint import save_checkpoint
+    from avse.training.module import warm_start
+
+    small = {"n_filters": 32, "kernel_size": 16, "bottleneck": 16, "hidden": 24, "skip": 16, "n_blocks": 3, "n_repeats": 1}
+    torch.manual_seed(0)
+    source = build_model("tasnet", small)
+    path = save_checkpoint(tmp_path / "small.avse.pt", source, "tasnet", small)
+    deep = build_model("tasnet", {**small, "n_repeats": 3})
+    with pytest.raises(ConfigError, match="do not fit"):
+        warm_start(deep, "tasnet", str(path))  # without grow, the new blocks are refused
+    warm_start(deep, "tasnet", str(path), grow=True)
+    source.eval(), deep.eval()
+    x = torch.randn(2, 4000)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x), source(x), rtol=0, atol=1e-6)
+    state = deep.state_dict()
+    assert torch.count_nonzero(state["blocks.2.residual.weight"]) == 0  # the old last block's new residual conv
+    assert torch.count_nonzero(state["blocks.5.skip.weight"]) == 0 and torch.count_nonzero(state["blocks.5.expand.0.weight"]) > 0
+    deep.train()
+    deep(x).pow(2).mean().backward()
+    assert deep.blocks[5].skip.weight.grad.abs().sum() > 0
+    for other in ({**small, "n_blocks": 2, "n_repeats": 3}, {**small, "n_repeats": 1}):
+        with pytest.raises(ConfigError, match="init_grow"):
+            warm_start(build_model("tasnet", other), "tasnet", str(path), grow=True)
+    with pytest.raises(ConfigError, match="init_grow"):
+        TrainConfig(init_grow=True)

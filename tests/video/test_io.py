@@ -393,3 +393,32 @@ def test_iter_grid_frames_matches_to_constant_fps(tmp_path, src_fps):
     got = np.stack(list(iter_grid_frames(path)))
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p", "yuv444p", "rgb24"])
+def test_gray_frames_are_ffmpegs_gray_conversion(tmp_path, pix_fmt):
+    """iter_frames(gray=True): the luma, uint8 [H, W], equal to FFmpeg's conversion of the same frames to gray, in
+    limited and full range and from formats whose luma is not a plane (through the conversion itself)."""
+    codec = "libx264rgb" if pix_fmt == "rgb24" else "libx264"
+    path = tmp_path / f"{pix_fmt}.mkv"
+    frames = _frames(6)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, pix_fmt
+        for img in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(path)) as c:
+        want = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    got = list(iter_frames(path, gray=True))
+    assert len(got) == len(want) == 6
+    for (_, g), w in zip(got, want):
+        assert g.shape == (48, 64) and g.dtype == np.uint8
+        np.testing.assert_array_equal(g, w)
+    rgb = np.stack([f for _, f in iter_frames(path)]).astype(np.float64)
+    luma = rgb @ np.array([0.299, 0.587, 0.114])  # BT.601 luma of the RGB conversion: within a few levels
+    assert np.abs(luma - np.stack([g for _, g in got])).mean() < 3.0
+    grid = list(iter_grid_frames(path, gray=True))
+    assert len(grid) == 6 and all(g.shape == (48, 64) for g in grid)

@@ -233,3 +233,26 @@ def test_face_crops_of_several_tracks_read_the_frames_once():
     for k in range(2):
         np.testing.assert_array_equal(both[k], face_crops(frames, mats[k], size=32))
     assert not np.array_equal(both[0], both[1])
+
+
+def test_face_crops_of_luma_and_of_some_rows_are_those_of_the_full_crops():
+    """gray=True cuts luma frames [H, W] into [N, size, size]; rows=(lo, hi) cuts only those rows, the same pixels."""
+    from avse.video.roi import face_crops
+
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (3, 60, 80, 3), dtype=np.uint8)
+    angle = np.deg2rad(7.0)
+    mats = np.zeros((3, 2, 3))
+    mats[:, :, :2] = 0.8 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])  # turned, scaled
+    mats[:, 0, 2], mats[:, 1, 2] = [-3.0, -7.5, 2.0], [-11.0, 4.0, -1.5]
+    full = face_crops(frames, mats, size=32)
+    np.testing.assert_array_equal(face_crops(frames, mats, size=32, rows=(16, 32)), full[:, 16:32])
+    luma = frames[..., 1]
+    gray = face_crops(luma, mats, size=32, gray=True)
+    assert gray.shape == (3, 32, 32) and gray.dtype == np.uint8
+    np.testing.assert_array_equal(gray, face_crops(np.repeat(luma[..., None], 3, axis=-1), mats, size=32)[..., 0])
+    np.testing.assert_array_equal(face_crops(luma, mats, size=32, gray=True, rows=(5, 20)), gray[:, 5:20])
+    with pytest.raises(ConfigError, match="luma frames"):
+        face_crops(frames, mats, size=32, gray=True)
+    with pytest.raises(ConfigError, match="rows"):
+        face_crops(frames, mats, size=32, rows=(20, 40))

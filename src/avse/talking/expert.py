@@ -613,22 +613,27 @@ LISTENER_LSE_C = 0.03
 
 
 def video_mouths(video: str | Path, landmarks: Mapping[str, np.ndarray], batch: int = 250) -> Tensor:
-    """One tracked face of a video file -> its ``mouth_frames``, float16 [N, 48, 96] (N = the landmarks' frames):
-    the aligned face crops (``avse.video.roi.face_crops``) are cut ``batch`` frames at a time and reduced at once,
-    so memory holds 9 KB a frame rather than a crop's 27 KB."""
+    """One tracked face of a video file -> its mouth frames, float16 [N, 48, 96] in [0, 1] (N = the landmarks' frames).
+
+    What ``mouth_frames`` makes of the aligned face crops (``avse.video.roi.face_crops``), cut straight from
+    the decoded luma: only the lower half of each crop is warped, ``batch`` frames at a time, with no RGB
+    conversion, so a video is read about three times faster and memory holds 9 KB a frame. The luma is the
+    video's own (its Y plane in full range), within a level or two of the BT.601 luma of its RGB.
+    """
     from itertools import islice
 
     from avse.video.io import iter_grid_frames
     from avse.video.roi import face_crops, face_matrices
 
     mats = face_matrices(landmarks)
-    frames = iter_grid_frames(Path(video), max_frames=len(mats))
+    frames = iter_grid_frames(Path(video), max_frames=len(mats), gray=True)
     out = []
-    for i in range(0, len(mats), batch):
+    for start in range(0, len(mats), batch):
         chunk = list(islice(frames, batch))
         if not chunk:
             break
-        out.append(mouth_frames(face_crops(chunk, mats[i : i + len(chunk)])).half())
+        crops = face_crops(chunk, mats[start : start + len(chunk)], gray=True, rows=MOUTH_ROWS)  # uint8 [n, 48, 96]
+        out.append((torch.from_numpy(crops).float() / 255.0).half())
     if not out:
         raise MediaError(video, "no frames to cut the face from")
     return torch.cat(out)

@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 import math
+import re
 import signal
 import threading
 import warnings
@@ -303,6 +304,7 @@ class TrainConfig:
     loss_spectral: float = 0.0  # weight of the compressed spectral distance added to the SI-SDR loss (losses.py)
     init_from: str | None = None  # a shipped model name or an .avse.pt: start from its weights (not on resume)
     init_skip: list[str] = field(default_factory=list)  # weights (name prefixes) init_from leaves at their new init
+    init_grow: bool = False  # init_from's model has fewer repeats of temporal blocks: the new ones start as no-ops
     keep_checkpoints: int = 1  # the k best by val/loss kept as epochNNN-stepNNNNNNN; -1: every validation's
 
     def __post_init__(self) -> None:
@@ -327,6 +329,8 @@ class TrainConfig:
         need(self.keep_checkpoints == -1 or self.keep_checkpoints >= 1, "keep_checkpoints", "-1 (all) or >= 1")
         if self.init_skip and self.init_from is None:
             raise ConfigError("init_skip names weights init_from leaves out: set init_from too")
+        if self.init_grow and self.init_from is None:
+            raise ConfigError("init_grow grows the model init_from gives: set init_from too")
 
 
 DATA_MODULES = ("corpus", "speakers")
@@ -346,7 +350,49 @@ def _val_loss(path: Path) -> float:
     return float(loss) if loss is not None and math.isfinite(float(loss)) else math.inf
 
 
-def warm_start(model: torch.nn.Module, model_name: str, source: str, skip: Sequence[str] = ()) -> dict[str, Any]:
+#: a temporal block's weights in a state dict: the stack's name, the block's index, the rest
+_BLOCK_KEY = re.compile(r"^(?P<stack>(?:.+\.)?blocks)\.(?P<index>\d+)\.(?P<rest>.+)$")
+
+
+def grown_blocks(model: torch.nn.Module, ckpt: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The weights ``model`` has beyond ``ckpt``'s (fewer) repeats of temporal blocks, set so that they add nothing.
+
+    A Conv-TasNet stack made deeper by more repeats (``n_repeats``, the same
+    ``n_blocks``, so the checkpoint's blocks keep their dilations): its new
+    blocks keep their fresh weights but for zero skip and residual convs, and the
+    checkpoint's last block, which fed only its skip output, gets a zero residual
+    conv. With these and the checkpoint's weights the grown model computes
+    exactly what the checkpoint's did, and training takes it on from there.
+    Raises ConfigError when the model is not a deeper one of the same kind.
+    """
+    mine = getattr(model, "cfg", None)
+    theirs = dict(ckpt["config"])
+    if mine is None or not hasattr(mine, "n_repeats") or "n_repeats" not in theirs:
+        raise ConfigError(f"init_grow: model {ckpt['model']!r} has no repeats of temporal blocks to grow")
+    if getattr(mine, "n_blocks", None) != theirs.get("n_blocks") or mine.n_repeats <= theirs["n_repeats"]:
+        raise ConfigError(
+            f"init_grow: the recipe's model must have the checkpoint's n_blocks ({theirs.get('n_blocks')}) and more than its "
+            f"n_repeats ({theirs['n_repeats']}), got {getattr(mine, 'n_blocks', None)} and {mine.n_repeats}"
+        )
+    counts: dict[str, int] = {}
+    for key in ckpt["state_dict"]:
+        if (m := _BLOCK_KEY.match(key)) is not None:
+            counts[m["stack"]] = max(counts.get(m["stack"], 0), int(m["index"]) + 1)
+    grown: dict[str, Tensor] = {}
+    for key, value in model.state_dict().items():
+        m = _BLOCK_KEY.match(key)
+        if m is None or m["stack"] not in counts or key in ckpt["state_dict"]:
+            continue
+        index, n = int(m["index"]), counts[m["stack"]]
+        silent = m["rest"].startswith(("skip.", "residual."))
+        if index >= n:  # a new block: fresh, but what it adds to the skips and the residual path is zero
+            grown[key] = torch.zeros_like(value) if silent else value
+        elif index == n - 1 and m["rest"].startswith("residual."):  # the old last block now feeds the new ones
+            grown[key] = torch.zeros_like(value)
+    return grown
+
+
+def warm_start(model: torch.nn.Module, model_name: str, source: str, skip: Sequence[str] = (), grow: bool = False) -> dict[str, Any]:
     """Load the weights of ``source`` (a shipped model name, an avse checkpoint path, or a run folder) into ``model``.
 
     A run folder (what ``fit`` wrote) gives its best checkpoint: the
@@ -358,7 +404,8 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str, skip: Seque
     ``skip``: name prefixes of weights that are not loaded but keep the new
     model's initialisation (e.g. ``visual_frontend.in_proj`` for a new visual
     input); every prefix must name at least one weight of the model, and all
-    other weights must fit. Raises ConfigError naming the checkpoint when it does not fit. Returns
+    other weights must fit. ``grow``: the model is a deeper one (more repeats of
+    temporal blocks) whose new blocks start as no-ops (``grown_blocks``). Raises ConfigError naming the checkpoint when it does not fit. Returns
     the checkpoint (``read_checkpoint``'s dict).
     """
     from avse.api import model_path  # the shipped names live with the inference API
@@ -382,8 +429,9 @@ def warm_start(model: torch.nn.Module, model_name: str, source: str, skip: Seque
             raise ConfigError(f"init_skip: {prefix!r} names no weight of the model")
     fresh = {k: v for k, v in own.items() if k.startswith(skip)}  # none without skip: str.startswith(()) is False
     kept = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(skip)}
+    grown = grown_blocks(model, ckpt) if grow else {}
     try:
-        model.load_state_dict({**fresh, **kept})  # strict: every other weight from the checkpoint, at its size
+        model.load_state_dict({**fresh, **grown, **kept})  # strict: every other weight from the checkpoint, at its size
     except RuntimeError as err:
         raise ConfigError(f"init_from {path}: its weights do not fit the recipe's model ({first_line(err, with_type=False)})") from None
     return ckpt
@@ -499,7 +547,7 @@ def fit(config: Mapping[str, Any], out_dir: str | Path, resume: bool = False, pr
     if module.audio_visual and getattr(dm, "p_masker_target", 0.0) > 0.0:
         raise ConfigError(f"data.p_masker_target: a masker in the target's place has no lips; model {cfg.model!r} is audio-visual")
     if cfg.init_from is not None and not resume:
-        source_ckpt = warm_start(module.model, cfg.model, cfg.init_from, cfg.init_skip)
+        source_ckpt = warm_start(module.model, cfg.model, cfg.init_from, cfg.init_skip, cfg.init_grow)
         if source == "corpus":
             refit_decoder(module.model, source_ckpt, dm)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once the config holds together

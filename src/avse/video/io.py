@@ -108,11 +108,30 @@ def _nominal_fps(stream) -> float | None:
     return None
 
 
-def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
-    """One decoded frame -> uint8 [H, W, 3] RGB, scaled to ``size`` (w, h) when it differs."""
+#: 8-bit pixel formats whose first plane is the luma, one byte a pixel
+_LUMA_FIRST = ("yuv420p", "yuv422p", "yuv444p", "yuv410p", "yuv411p", "yuv440p", "nv12", "nv21", "gray",
+               "yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p")
+#: limited-range luma (16..235) -> full range, as FFmpeg's conversion to gray rounds it
+_FULL_RANGE = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+
+
+def _luma(frame) -> np.ndarray:
+    """A decoded frame's luma, uint8 [H, W] full range: its first plane read as it is (mapped from limited range
+    unless the frame says full range) where the format allows, else FFmpeg's conversion to gray (the same values)."""
+    name = frame.format.name
+    if name not in _LUMA_FIRST:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[: frame.height, : frame.width]
+    full = name == "gray" or name.startswith("yuvj") or getattr(frame, "color_range", 0) == 2  # 2: JPEG (full) range
+    return np.ascontiguousarray(y) if full else _FULL_RANGE[y]
+
+
+def _to_rgb(frame, size: tuple[int, int] | None, gray: bool = False) -> np.ndarray:
+    """One decoded frame -> uint8 [H, W, 3] RGB (``gray``: its luma, uint8 [H, W]), scaled to ``size`` (w, h) when it differs."""
     if size is not None and (frame.width, frame.height) != size:
         frame = frame.reformat(width=size[0], height=size[1])
-    return frame.to_ndarray(format="rgb24")
+    return _luma(frame) if gray else frame.to_ndarray(format="rgb24")
 
 
 def _rotation_quarters(frame) -> int:
@@ -121,8 +140,8 @@ def _rotation_quarters(frame) -> int:
     return int(round(float(degrees) / 90.0)) % 4
 
 
-def _decode(container, stream, path: Path, max_frames: int | None) -> Iterator[tuple[float, np.ndarray, int]]:
-    """Yield (timestamp s, frame [H, W, 3] uint8, quarter turns) in presentation order; MediaError on damage."""
+def _decode(container, stream, path: Path, max_frames: int | None, gray: bool = False) -> Iterator[tuple[float, np.ndarray, int]]:
+    """Yield (timestamp s, frame uint8 [H, W, 3] (``gray``: [H, W]), quarter turns) in presentation order; MediaError on damage."""
     av = _av()
     stream.thread_type = "AUTO"
     time_base = stream.time_base
@@ -141,7 +160,7 @@ def _decode(container, stream, path: Path, max_frames: int | None) -> Iterator[t
             if size is None:
                 size = (frame.width, frame.height)
             quarters = _rotation_quarters(frame)
-            rgb = _to_rgb(frame, size)
+            rgb = _to_rgb(frame, size, gray)
             if quarters:
                 rgb = np.ascontiguousarray(np.rot90(rgb, quarters))
             yield t, rgb, quarters
@@ -154,8 +173,11 @@ def _decode(container, stream, path: Path, max_frames: int | None) -> Iterator[t
         raise MediaError(path, "zero frames: the video stream holds no decodable frame")
 
 
-def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
+def iter_frames(path: str | Path, max_frames: int | None = None, gray: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """Stream a video's frames with bounded memory: yields ``(timestamp s, frame uint8 [H, W, 3] RGB)``.
+
+    ``gray``: each frame's luma instead, uint8 [H, W] full range, taken from the
+    decoded picture without an RGB conversion (about 3 times faster to read).
 
     Timestamps start at 0.0 at the stream's first frame. Missing files raise
     MediaError at once; damage found while decoding raises MediaError when it
@@ -169,14 +191,16 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tup
         container = open_media(path)
         with container:
             stream = first_video_stream(container, path)
-            for t, rgb, _ in _decode(container, stream, path, max_frames):
+            for t, rgb, _ in _decode(container, stream, path, max_frames, gray):
                 yield t, rgb
 
     return frames()
 
 
-def iter_grid_frames(path: str | Path, fps: float = VIDEO_FPS, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Stream a video resampled onto the constant grid t_m = m / fps: yields frame m (uint8 [H, W, 3] RGB).
+def iter_grid_frames(path: str | Path, fps: float = VIDEO_FPS, max_frames: int | None = None,
+                     gray: bool = False) -> Iterator[np.ndarray]:
+    """Stream a video resampled onto the constant grid t_m = m / fps: yields frame m (uint8 [H, W, 3] RGB;
+    ``gray``: its luma [H, W], as ``iter_frames`` gives it).
 
     The streaming twin of ``to_constant_fps``: grid time t takes the last source
     frame with timestamp <= t (1 µs tolerance); the grid runs until the last
@@ -186,7 +210,7 @@ def iter_grid_frames(path: str | Path, fps: float = VIDEO_FPS, max_frames: int |
     """
     if fps <= 0:
         raise ConfigError(f"fps must be positive, got {fps}")
-    source = iter_frames(path)
+    source = iter_frames(path, gray=gray)
 
     def frames() -> Iterator[np.ndarray]:
         m = 0

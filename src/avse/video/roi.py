@@ -301,23 +301,35 @@ def face_matrices(landmarks: Mapping[str, Any], size: int = FACE_SIZE, half_wind
 
 
 def face_crops(
-    frames: Iterable[Any] | np.ndarray, matrices: np.ndarray, size: int = FACE_SIZE
+    frames: Iterable[Any] | np.ndarray, matrices: np.ndarray, size: int = FACE_SIZE, gray: bool = False,
+    rows: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """frames (uint8 [N, H, W, 3] RGB, or an iterable of frames / (t, frame) pairs) and
     matrices [N, 2, 3] (``face_matrices``) -> aligned face crops uint8 [N, size, size, 3] RGB.
 
     matrices [K, N, 2, 3] (K faces of the same frames) -> [K, N, size, size, 3], the frames read
     once for all of them. Bilinear, borders replicated; frames are read one at a time.
+    ``gray``: the frames are luma, uint8 [H, W] (``iter_frames(..., gray=True)``), and so are the
+    crops, [N, size, size]. ``rows`` (lo, hi): only those rows of each crop are cut, [..., hi - lo, size, ...].
     """
     mats = np.asarray(matrices, dtype=np.float64)
     many = mats.ndim == 4
     mats = mats if many else mats[None]
-    out = np.empty((mats.shape[0], mats.shape[1], size, size, 3), dtype=np.uint8)
+    lo, hi = (0, size) if rows is None else rows
+    if not 0 <= lo < hi <= size:
+        raise ConfigError(f"rows must be (lo, hi) with 0 <= lo < hi <= {size}, got {rows}")
+    if lo:
+        mats = mats.copy()
+        mats[..., 1, :] -= lo * np.array([0.0, 0.0, 1.0])  # crop row lo becomes the output's row 0
+    channels = () if gray else (3,)
+    out = np.empty((mats.shape[0], mats.shape[1], hi - lo, size, *channels), dtype=np.uint8)
     for i, frame in _numbered(frames, mats.shape[1]):
-        if frame.ndim == 2:
+        if gray and frame.ndim != 2:
+            raise ConfigError(f"gray face crops need luma frames [H, W], got {frame.shape}")
+        if not gray and frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
         for k in range(mats.shape[0]):
-            cv2.warpAffine(frame, mats[k, i], (size, size), dst=out[k, i], flags=cv2.INTER_LINEAR,
+            cv2.warpAffine(frame, mats[k, i], (size, hi - lo), dst=out[k, i], flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
     return out if many else out[0]
 
