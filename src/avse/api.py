@@ -727,10 +727,9 @@ class Separator:
             face_voices,
             missed_talker,
             one_voice,
+            video_mouths,
             window_center,
         )
-        from avse.video.io import iter_grid_frames
-        from avse.video.roi import face_crops, face_matrices
 
         strict = self.assign == "sync"
 
@@ -755,11 +754,9 @@ class Separator:
         self._sync_expert = expert  # loaded once
         est, n_chunks = self.blind_outputs(x16)
         tracks = [cast("dict[str, np.ndarray]", lm) for _, _, lm in faces]
-        n = min(len(lm["lips"]) for lm in tracks)
-        mats = np.stack([face_matrices(lm)[:n] for lm in tracks])  # [F, N, 2, 3]: every face cut in one pass
-        crops = list(face_crops(iter_grid_frames(Path(video), max_frames=n), mats))
+        mouths = video_mouths(video, tracks)  # every face cut in one pass
         offset = video_offset_frames(tracks, x16)
-        res = assign_over_time(crops, est, expert, center=window_center(offset))
+        res = assign_over_time(mouths, est, expert, center=window_center(offset))
         turns = [{"start_s": round(first / VIDEO_FPS, 2), "sources": pairing} for first, pairing in res["segments"]]
         levels = output_levels_db(est, x16)
         missed = missed_talker(levels, res)

@@ -544,3 +544,26 @@ def test_video_mouths_from_the_luma_are_the_rgb_crops_mouths(tmp_path):
     diff = (got.float() - want).abs() * 255
     assert diff.mean() < 2.0 and diff.max() < 8.0, (diff.mean(), diff.max())
     torch.testing.assert_close(video_mouths(video, landmarks, batch=5), got, rtol=0, atol=0)
+    moved = {k: v + [6.0, -4.0] for k, v in landmarks.items()}  # a second face, elsewhere: both cut in one pass
+    both = video_mouths(video, [landmarks, moved], batch=5)
+    assert isinstance(both, list) and len(both) == 2
+    torch.testing.assert_close(both[0], got, rtol=0, atol=0)
+    torch.testing.assert_close(both[1], video_mouths(video, moved), rtol=0, atol=0)
+    with pytest.raises(ConfigError):
+        video_mouths(video, [])
+
+
+def test_assign_sources_takes_mouth_frames_as_it_takes_face_crops(expert):
+    """The faces of assign_sources / assign_over_time may be their mouth frames (what video_mouths gives): the same
+    scores as from the crops they come from."""
+    from avse.talking.expert import assign_over_time, assign_sources
+
+    rng = np.random.default_rng(3)
+    crops = [rng.integers(0, 256, (30, 96, 96, 3), dtype=np.uint8) for _ in range(2)]
+    sources = rng.standard_normal((2, 30 * 640)).astype(np.float32)
+    order, scores = assign_sources(crops, sources, expert)
+    order_m, scores_m = assign_sources([mouth_frames(c).half() for c in crops], sources, expert)
+    assert order_m == order
+    np.testing.assert_allclose(scores_m, scores, atol=2e-3)
+    over = assign_over_time([mouth_frames(c) for c in crops], sources, expert)
+    np.testing.assert_allclose(over["lse_c"], scores, atol=1e-5)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from avse.talking.audio import WINDOW, audio_windows
 from avse.utils.fs import atomic_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable
 
     from avse.video.sync import SyncEstimate
 
@@ -413,11 +414,12 @@ def window_center(offset: int | None, near: int = ASSIGN_NEAR) -> int:
     return 0 if offset is None or abs(offset) <= near else int(offset)
 
 
-def assign_sources(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None = None,
+def assign_sources(faces: Sequence[np.ndarray | Tensor], sources: np.ndarray, expert: SyncExpert | None = None,
                    max_offset: int = 15, near: int | None = ASSIGN_NEAR, center: int = 0) -> tuple[list[int], np.ndarray]:
     """Which separated voice belongs to which face: the assignment whose lips and speech agree best.
 
-    faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``),
+    faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``, or their
+    mouth frames, float [N, 48, 96], ``video_mouths``),
     on the timeline of ``sources``: float [S, T] at 16 kHz (S >= F, e.g. a blind separator's outputs).
     Each pair is scored by LSE-C (``lse``: how clearly one A/V offset stands out; a face with speech
     that is not its own gives a flat distance curve); the assignment is the one-to-one choice of
@@ -438,7 +440,7 @@ def _lse_c_matrix(seen: list[Tensor], heard: list[Tensor], max_offset: int, near
     return np.array([[lse_from_embeddings(v, a, max_offset, near, center)["lse_c"] for a in heard] for v in seen])
 
 
-def _pair_embeddings(caller: str, faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None,
+def _pair_embeddings(caller: str, faces: Sequence[np.ndarray | Tensor], sources: np.ndarray, expert: SyncExpert | None,
                      max_offset: int) -> tuple[np.ndarray, list[Tensor], list[Tensor], int]:
     """The checks and embeddings ``assign_sources`` and ``assign_over_time`` share -> (sources float32 [S, T],
     video embeddings of each face [N, D], audio embeddings of each source [N, D], max_offset narrowed to N - 5)."""
@@ -450,8 +452,14 @@ def _pair_embeddings(caller: str, faces: list[np.ndarray], sources: np.ndarray, 
     if n < 10:
         raise ConfigError(f"the sync expert needs at least 10 frames, got {n}")
     heard = [audio_embeddings(expert, s, n) for s in src]
-    seen = [video_embeddings(expert, f[:n]) for f in faces]
+    seen = [mouth_embeddings(expert, torch.as_tensor(f[:n])) if _is_mouths(f) else video_embeddings(expert, f[:n])
+            for f in faces]
     return src, seen, heard, int(min(max_offset, n - 5))
+
+
+def _is_mouths(face: np.ndarray | Tensor) -> bool:
+    """Whether one face clip is already its mouth frames (float [N, 48, 96], ``video_mouths``) rather than crops."""
+    return face.ndim == 3 and tuple(face.shape[1:]) == (MOUTH_ROWS[1] - MOUTH_ROWS[0], 96)
 
 
 #: frames in one window of ``assign_over_time`` (2 s at 25 fps) and the hop between windows (1 s)
@@ -482,7 +490,7 @@ def window_confidence(v: Tensor, a: Tensor, offset: int, max_offset: int, starts
     return out
 
 
-def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncExpert | None = None,
+def assign_over_time(faces: Sequence[np.ndarray | Tensor], sources: np.ndarray, expert: SyncExpert | None = None,
                      max_offset: int = 15, window: int = ASSIGN_WINDOW, hop: int = ASSIGN_HOP,
                      switch_cost: float = SWITCH_COST, near: int | None = ASSIGN_NEAR, center: int = 0) -> dict[str, Any]:
     """Which separated voice belongs to which face, window by window: for talkers who take turns.
@@ -497,7 +505,8 @@ def assign_over_time(faces: list[np.ndarray], sources: np.ndarray, expert: SyncE
     clips shorter than ``window + hop`` frames. Talkers who overlap all along keep one pairing.
     Sync is looked for within ``near`` frames of ``center``, as in ``assign_sources``.
 
-    faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``),
+    faces: F clips of aligned face crops (uint8 [N, 96, 96, 3] each, ``avse.video.roi.face_crops``, or their
+    mouth frames, float [N, 48, 96], ``video_mouths``),
     on the timeline of ``sources``: float [S, T] at 16 kHz (S >= F). Returns dict(
     order: the whole clip's pairing [F] (``assign_sources``), lse_c: float64 [F, S] (the whole
     clip's), plan: int [N, F] (the source of each face at each frame), segments: list of
@@ -612,31 +621,49 @@ ONE_VOICE_DB = -10.0
 LISTENER_LSE_C = 0.03
 
 
-def video_mouths(video: str | Path, landmarks: Mapping[str, np.ndarray], batch: int = 250) -> Tensor:
-    """One tracked face of a video file -> its mouth frames, float16 [N, 48, 96] in [0, 1] (N = the landmarks' frames).
+@overload
+def video_mouths(video: str | Path, landmarks: Mapping[str, np.ndarray], batch: int = ...) -> Tensor: ...
+
+
+@overload
+def video_mouths(video: str | Path, landmarks: Sequence[Mapping[str, np.ndarray]], batch: int = ...) -> list[Tensor]: ...
+
+
+def video_mouths(video: str | Path, landmarks: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
+                 batch: int = 250) -> Tensor | list[Tensor]:
+    """One tracked face of a video file -> its mouth frames, float16 [N, 48, 96] in [0, 1] (N = the landmarks' frames);
+    a list of K faces' landmarks -> K such clips, all cut in one pass over the video (N = the shortest track's frames).
 
     What ``mouth_frames`` makes of the aligned face crops (``avse.video.roi.face_crops``), cut straight from
     the decoded luma: only the lower half of each crop is warped, ``batch`` frames at a time, with no RGB
-    conversion, so a video is read about three times faster and memory holds 9 KB a frame. The luma is the
-    video's own (its Y plane in full range), within a level or two of the BT.601 luma of its RGB.
+    conversion, so a video is read about three times faster and memory holds 9 KB a frame and face. The luma is
+    the video's own (its Y plane in full range), within a level or two of the BT.601 luma of its RGB.
     """
     from itertools import islice
 
     from avse.video.io import iter_grid_frames
     from avse.video.roi import face_crops, face_matrices
 
-    mats = face_matrices(landmarks)
-    frames = iter_grid_frames(Path(video), max_frames=len(mats), gray=True)
-    out = []
-    for start in range(0, len(mats), batch):
+    many = not isinstance(landmarks, Mapping)
+    tracks: list[Mapping[str, np.ndarray]] = list(landmarks) if not isinstance(landmarks, Mapping) else [landmarks]
+    if not tracks:
+        raise ConfigError("video_mouths needs the landmarks of at least one face")
+    each = [face_matrices(lm) for lm in tracks]
+    n_frames = min(len(m) for m in each)
+    mats = np.stack([m[:n_frames] for m in each])  # [K, N, 2, 3]
+    frames = iter_grid_frames(Path(video), max_frames=n_frames, gray=True)
+    out: list[list[Tensor]] = [[] for _ in tracks]
+    for start in range(0, n_frames, batch):
         chunk = list(islice(frames, batch))
         if not chunk:
             break
-        crops = face_crops(chunk, mats[start : start + len(chunk)], gray=True, rows=MOUTH_ROWS)  # uint8 [n, 48, 96]
-        out.append((torch.from_numpy(crops).float() / 255.0).half())
-    if not out:
+        crops = face_crops(chunk, mats[:, start : start + len(chunk)], gray=True, rows=MOUTH_ROWS)  # uint8 [K, n, 48, 96]
+        for k in range(len(tracks)):
+            out[k].append((torch.from_numpy(crops[k]).float() / 255.0).half())
+    if not out[0]:
         raise MediaError(video, "no frames to cut the face from")
-    return torch.cat(out)
+    mouths = [torch.cat(o) for o in out]
+    return mouths if many else mouths[0]
 
 
 def face_sync(face: Tensor, sounds: np.ndarray, expert: SyncExpert | None = None, max_offset: int = 15,
