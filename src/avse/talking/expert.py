@@ -636,7 +636,8 @@ def video_mouths(video: str | Path, landmarks: Mapping[str, np.ndarray] | Sequen
 
     What ``mouth_frames`` makes of the aligned face crops (``avse.video.roi.face_crops``), cut straight from
     the decoded luma: only the lower half of each crop is warped, ``batch`` frames at a time, with no RGB
-    conversion, so a video is read about three times faster and memory holds 9 KB a frame and face. The luma is
+    conversion (1.4 times faster on the real dev clips, ``bench/bench_mouths.py``; decoding is most of what is left),
+    and memory holds 9 KB a frame and face. The luma is
     the video's own (its Y plane in full range), within a level or two of the BT.601 luma of its RGB.
     """
     from itertools import islice
