@@ -1,7 +1,8 @@
 """Cutting the lip-sync expert's mouth frames from a video: from the decoded luma against from RGB face crops.
 
 For each real dev clip (../shared/data/real: grid/*.mpg, av/*/*.mp4; landmarks from the
-front end, cached in ``--landmarks-cache`` as bench_real.py and bench_assign.py cache them),
+front end, cached in ``--landmarks-cache`` by ``bench_sync_expert.clip_landmarks``, as bench_real.py
+and bench_assign.py cache them),
 on one CPU core, the best of ``--runs`` of
 
 - ``video_mouths``: the clip decoded to luma, only the crops' lower half warped (what
@@ -34,24 +35,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
+from bench_sync_expert import clip_landmarks  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-
-
-def landmarks_of(video: Path, cache: Path) -> dict[str, np.ndarray]:
-    """The front end's landmarks of a clip's tracked face, cached as npz (the file bench_sync_expert.py writes)."""
-    from avse.video.shift import timeline_audio
-    from avse.video.track import extract_landmarks
-
-    store = cache / f"{video.parent.name}_{video.stem}.npz"
-    if store.is_file():
-        with np.load(store) as z:
-            return {k: z[k] for k in z.files}
-    lm, _ = extract_landmarks(video, audio=timeline_audio(video))
-    lm = {k: v for k, v in lm.items() if k != "mesh"}
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(store, **lm)
-    return lm
 
 
 def best_of(fn, runs: int) -> tuple[float, object]:
@@ -87,7 +73,10 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
     expert = SyncExpert.from_pretrained()
-    clips = [(v, landmarks_of(v, args.landmarks_cache), timeline_audio(v)) for v in videos]
+    clips = []
+    for v in videos:
+        audio = timeline_audio(v)
+        clips.append((v, clip_landmarks(v, audio, args.landmarks_cache), audio))
     rows = []
     for i, (video, lm, audio) in enumerate(clips):
         def rgb_way(video: Path = video, lm: dict[str, np.ndarray] = lm) -> torch.Tensor:

@@ -42,27 +42,34 @@ SHIFTS = (-8, -4, -2, 0, 2, 4, 8)
 FRAME_MS = 40.0
 
 
+def clip_landmarks(video: Path, audio: np.ndarray, cache: Path) -> dict[str, np.ndarray]:
+    """The front end's landmarks of a real clip's tracked face (``audio``: its timeline audio), cached in ``cache`` as
+    npz (without the mesh), the cache bench_real.py, bench_assign.py and bench_mouths.py share."""
+    from avse.video.track import extract_landmarks
+
+    store = cache / f"{video.parent.name}_{video.stem}.npz"
+    if store.is_file():
+        with np.load(store) as z:
+            return {k: z[k] for k in z.files}
+    lm, _ = extract_landmarks(video, audio=audio)
+    lm = {k: v for k, v in lm.items() if k != "mesh"}
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(store, **lm)
+    return lm
+
+
 def real_clips(root: Path, cache: Path) -> list[dict]:
     """The real clips as dicts (id, faces [N, 96, 96, 3], audio [T], lips, flags); landmarks cached in ``cache``."""
     from avse.video.io import iter_grid_frames
     from avse.video.roi import face_crops, face_matrices
     from avse.video.shift import timeline_audio
-    from avse.video.track import extract_landmarks
 
     videos = sorted((root / "grid").glob("*.mpg")) + sorted((root / "av").glob("*/*.mp4"))
     out = []
-    cache.mkdir(parents=True, exist_ok=True)
     for video in videos:
         cid = f"{video.parent.name}/{video.stem}"
-        store = cache / f"{video.parent.name}_{video.stem}.npz"
         audio = timeline_audio(video)
-        if store.is_file():
-            with np.load(store) as z:
-                lm = {k: z[k] for k in z.files}
-        else:
-            lm, _ = extract_landmarks(video, audio=audio)
-            lm = {k: v for k, v in lm.items() if k != "mesh"}
-            np.savez(store, **lm)
+        lm = clip_landmarks(video, audio, cache)
         n = len(lm["lips"])
         faces = face_crops(iter_grid_frames(video, max_frames=n), face_matrices(lm))
         n = len(faces)

@@ -491,7 +491,8 @@ class Enhancer:
             return face[0], face[1]
 
         def lse_outputs() -> list[float]:
-            lse = [float(c) for c in face_sync(seen()[0], outs, expert, center=seen()[1])]
+            embedded, center = seen()
+            lse = [float(c) for c in face_sync(embedded, outs, expert, center=center)]
             facts["lse_c"] = [round(c, 4) for c in lse]
             return lse
 
@@ -501,7 +502,8 @@ class Enhancer:
             return v
 
         def lse_input() -> float:
-            c = float(face_sync(seen()[0], mix[None], expert, center=seen()[1])[0])
+            embedded, center = seen()
+            c = float(face_sync(embedded, mix[None], expert, center=center)[0])
             facts["lse_c_input"] = round(c, 4)
             return c
 

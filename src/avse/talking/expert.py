@@ -646,7 +646,7 @@ def video_mouths(video: str | Path, landmarks: Mapping[str, np.ndarray] | Sequen
     from avse.video.roi import face_crops, face_matrices
 
     many = not isinstance(landmarks, Mapping)
-    tracks: list[Mapping[str, np.ndarray]] = list(landmarks) if not isinstance(landmarks, Mapping) else [landmarks]
+    tracks: list[Mapping[str, np.ndarray]] = [landmarks] if isinstance(landmarks, Mapping) else list(landmarks)
     if not tracks:
         raise ConfigError("video_mouths needs the landmarks of at least one face")
     each = [face_matrices(lm) for lm in tracks]

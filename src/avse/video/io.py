@@ -129,7 +129,7 @@ def _luma(frame) -> np.ndarray:
     return cv2.LUT(y, _FULL_RANGE)  # OpenCV's table look-up: 3 times faster than numpy's indexing on a large frame
 
 
-def _to_rgb(frame, size: tuple[int, int] | None, gray: bool = False) -> np.ndarray:
+def _to_array(frame, size: tuple[int, int] | None, gray: bool = False) -> np.ndarray:
     """One decoded frame -> uint8 [H, W, 3] RGB (``gray``: its luma, uint8 [H, W]), scaled to ``size`` (w, h) when it differs."""
     if size is not None and (frame.width, frame.height) != size:
         frame = frame.reformat(width=size[0], height=size[1])
@@ -162,10 +162,10 @@ def _decode(container, stream, path: Path, max_frames: int | None, gray: bool = 
             if size is None:
                 size = (frame.width, frame.height)
             quarters = _rotation_quarters(frame)
-            rgb = _to_rgb(frame, size, gray)
+            img = _to_array(frame, size, gray)
             if quarters:
-                rgb = np.ascontiguousarray(np.rot90(rgb, quarters))
-            yield t, rgb, quarters
+                img = np.ascontiguousarray(np.rot90(img, quarters))
+            yield t, img, quarters
             n += 1
             if max_frames is not None and n >= max_frames:
                 return

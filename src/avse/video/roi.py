@@ -320,7 +320,7 @@ def face_crops(
         raise ConfigError(f"rows must be (lo, hi) with 0 <= lo < hi <= {size}, got {rows}")
     if lo:
         mats = mats.copy()
-        mats[..., 1, :] -= lo * np.array([0.0, 0.0, 1.0])  # crop row lo becomes the output's row 0
+        mats[..., 1, 2] -= lo  # crop row lo becomes the output's row 0
     channels = () if gray else (3,)
     out = np.empty((mats.shape[0], mats.shape[1], hi - lo, size, *channels), dtype=np.uint8)
     for i, frame in _numbered(frames, mats.shape[1]):
