@@ -20,6 +20,13 @@
    Pearson correlation at lag 0 and the lag (frames of 40 ms) that maximises
    it, for the aligned phones, the linear baseline, and a wrong transcript (a
    free sentence of six words that was not said).
+3. Recognised phones (avse.data.recognise, PocketSphinx's phone decoder, no
+   transcript; skipped when PocketSphinx is not installed): the same lips
+   measures, so the lips drawn for an untranscribed recording can be set
+   against those of an aligned one. With TTS truth: Pearson r between the lip
+   trajectory (every articulatory parameter, 25 fps) drawn from the true
+   phones and from the aligned or recognised ones, and the share of frames
+   whose viseme class is the true one; on GRID, "recognised" joins the rows.
 
     python bench/bench_align.py [--sentences 120] [--seed 0]
 
@@ -45,6 +52,8 @@ from avse.data.align import (  # noqa: E402
     speech_span,
     word_boundary_errors,
 )
+from avse.data.recognise import available as recognition_available  # noqa: E402
+from avse.data.recognise import recognise_phones  # noqa: E402
 from avse.data.text import free_sentence, grid_sentence  # noqa: E402
 from avse.data.tts import PAUSE, Voice, available_engines, synthesize  # noqa: E402
 
@@ -119,6 +128,29 @@ def _stats(x: list[float] | np.ndarray) -> dict:
     }
 
 
+def _viseme_frames(phones: list[tuple[str, float, float]], n: int) -> np.ndarray:
+    """The viseme class at each of ``n`` frame centres (25 fps) -> [n] str."""
+    from avse.data.visemes import phone_to_viseme
+
+    centres = (np.arange(n) + 0.5) / VIDEO_FPS
+    starts = np.array([s for _, s, _ in phones])
+    idx = np.clip(np.searchsorted(starts, centres, side="right") - 1, 0, len(phones) - 1)
+    return np.array([phone_to_viseme(phones[i][0]) for i in idx])
+
+
+def lips_agreement(
+    truth: list[tuple[str, float, float]], other: list[tuple[str, float, float]], duration: float
+) -> tuple[float, float]:
+    """How close the lips drawn from ``other`` phones come to those of ``truth``: (mean Pearson r over the
+    articulatory parameters that move, share of frames with the true viseme class)."""
+    from avse.data.visemes import lip_trajectory
+
+    n = int(duration * VIDEO_FPS)
+    a, b = lip_trajectory(truth, n), lip_trajectory(other, n)  # [n, K]
+    rs = [np.corrcoef(a[:, k], b[:, k])[0, 1] for k in range(a.shape[1]) if a[:, k].std() > 1e-6 and b[:, k].std() > 1e-6]
+    return float(np.mean(rs)) if rs else 0.0, float(np.mean(_viseme_frames(truth, n) == _viseme_frames(other, n)))
+
+
 def tts_truth(n_sentences: int, seed: int) -> dict:
     """Phone and word boundary errors per voice group and condition (clean, room), aligner and linear baseline."""
     engines = set(available_engines())
@@ -128,6 +160,9 @@ def tts_truth(n_sentences: int, seed: int) -> dict:
     acc: dict[tuple[str, str, str, str], list[float]] = {}
     costs: list[float] = []
     t_align = 0.0
+    t_recog = 0.0
+    recognise = recognition_available()
+    lips: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for k in range(n_sentences):
         voice = voices[k % len(voices)]
         text = grid_sentence(rng) if (k // len(voices)) % 2 else free_sentence(rng)  # every voice speaks both kinds
@@ -139,6 +174,15 @@ def tts_truth(n_sentences: int, seed: int) -> dict:
             t_align += time.perf_counter() - t0
             costs.append(res.cost)
             lin = linear_phones(audio, text)
+            methods = {"aligned": res.phones, "linear": lin}
+            if recognise:
+                t0 = time.perf_counter()
+                methods["recognised"] = recognise_phones(audio)
+                t_recog += time.perf_counter() - t0
+            for method, phones in methods.items():
+                agree = lips_agreement(utt.phones, phones, utt.duration)
+                for grp in (groups[voice.engine], "all"):
+                    lips.setdefault((cond, grp, method), []).append(agree)
             for grp in (groups[voice.engine], "all", voice.id.split("-p")[0]):
                 acc.setdefault((cond, grp, "phones", "dtw"), []).extend(boundary_errors(utt.phones, res.phones))
                 acc.setdefault((cond, grp, "phones", "linear"), []).extend(boundary_errors(utt.phones, lin))
@@ -149,6 +193,15 @@ def tts_truth(n_sentences: int, seed: int) -> dict:
     for (cond, grp, what, method), errs in sorted(acc.items()):
         out.setdefault(cond, {}).setdefault(grp, {})[f"{what}_{method}"] = _stats(errs)
     out["seconds_per_alignment"] = round(t_align / (2 * n_sentences), 3)
+    out["lips"] = {}
+    for (cond, grp, method), vals in sorted(lips.items()):
+        arr = np.array(vals)
+        out["lips"].setdefault(cond, {}).setdefault(grp, {})[method] = {
+            "r_mean": round(float(arr[:, 0].mean()), 3),
+            "viseme_frames": round(float(arr[:, 1].mean()), 3),
+        }
+    if recognise:
+        out["seconds_per_recognition"] = round(t_recog / (2 * n_sentences), 3)
     out["cost_median"] = round(float(np.median(costs)), 2)
     print(f"\n== phone boundary error (ms), aligner: espeak-ng {ALIGNER_LANGUAGE}; median / p90 (n)")
     for cond in ("clean", "room"):
@@ -160,6 +213,17 @@ def tts_truth(n_sentences: int, seed: int) -> dict:
             words = f"{w['median_ms']:6.1f} / {w['p90_ms']:6.1f} ({w['n']})" if w["n"] else "n/a"
             print(f"  {cond:<6} {grp:<25} DTW {d['median_ms']:6.1f} / {d['p90_ms']:6.1f} ({d['n']})"
                   f"   linear {lin['median_ms']:6.1f} / {lin['p90_ms']:6.1f}   words {words}")
+    print(
+        "\n== lips drawn from the phones against those of the true phones: mean r over parameters / share of frames with the true viseme"
+    )
+    for cond in ("clean", "room"):
+        for grp in ("other engines", "espeak-ng, other voices", "all"):
+            row = out["lips"].get(cond, {}).get(grp)
+            if row:
+                print(
+                    f"  {cond:<6} {grp:<25} "
+                    + "   ".join(f"{m} {v['r_mean']:.3f} / {v['viseme_frames']:.3f}" for m, v in row.items())
+                )
     return out
 
 
@@ -200,6 +264,7 @@ def grid_lips() -> dict:
     texts = {c.stem: grid_sentence_of(c.stem) for c in clips}
     rows: dict = {}
     rng = np.random.default_rng(0)
+    methods = ["aligned", "linear", "wrong_transcript"] + (["recognised"] if recognition_available() else [])
     for clip in clips:
         text = texts[clip.stem]
         if text is None:
@@ -210,18 +275,20 @@ def grid_lips() -> dict:
         n = len(real)
         wrong = " ".join(free_sentence(rng).split()[:6])  # a sentence of the same length that was not said
         row = {"text": text}
-        for method, phones in (
+        candidates = [
             ("aligned", align(audio, text, ALIGNER_LANGUAGE).phones),
             ("linear", linear_phones(audio, text)),
             ("wrong_transcript", align(audio, wrong, ALIGNER_LANGUAGE).phones),
-        ):
+        ]
+        if recognition_available():
+            candidates.append(("recognised", recognise_phones(audio)))
+        for method, phones in candidates:
             pred = lip_trajectory(phones, n, fps=VIDEO_FPS)[:, OPEN]
             r, lag = _corr_lag(pred, real)
             row[method] = {"r": round(r, 3), "best_lag": lag}
         rows[clip.stem] = row
-        print(f"  {clip.stem} {text!r:<28} " + "  ".join(f"{m} {row[m]['r']:+.2f} ({row[m]['best_lag']:+d})"
-                                                      for m in ("aligned", "linear", "wrong_transcript")))
-    mean = {m: round(float(np.mean([r[m]["r"] for r in rows.values()])), 3) for m in ("aligned", "linear", "wrong_transcript")}
+        print(f"  {clip.stem} {text!r:<28} " + "  ".join(f"{m} {row[m]['r']:+.2f} ({row[m]['best_lag']:+d})" for m in methods))
+    mean = {m: round(float(np.mean([r[m]["r"] for r in rows.values()])), 3) for m in methods}
     print("  mean r: " + ", ".join(f"{m} {v:+.3f}" for m, v in mean.items()))
     return {"clips": rows, "mean_r": mean}
 

@@ -58,7 +58,7 @@ def _cmd_import_speech(args: argparse.Namespace) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = import_speech(args.src, args.out, languages=tuple(args.language) if args.language else None,
-                                do_align=not args.no_align, jobs=args.jobs, progress=not args.quiet)
+                                do_align=not args.no_align, jobs=args.jobs, progress=not args.quiet, recognise=args.recognise)
     print(json.dumps({k: v for k, v in summary.items() if k != "speakers"}, indent=2))
     print(f"written: {Path(args.out) / 'speech.json'} ({summary['imported']} recordings, {len(summary['speakers'])} speakers)")
     for w in caught:
@@ -426,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="espeak-ng language: which fillets-ng/asterisk languages to import (repeatable; default all), "
                          "or the language of a folder of recordings (default en-us)")
     im.add_argument("--no-align", action="store_true", help="no phone timings (faster; recordings are then maskers only)")
+    im.add_argument("--recognise", action="store_true",
+                    help="untranscribed English recordings get phone timings recognised by PocketSphinx, so that they can be "
+                         "targets too (about 0.04 s per second of speech)")
     im.add_argument("--jobs", type=int, default=_jobs_default(), help="worker processes (default: %(default)s)")
     im.add_argument("--quiet", action="store_true", help="no progress bar")
     im.set_defaults(func=_cmd_import_speech)

@@ -232,6 +232,29 @@ def test_cli_import_and_synth_flags(imported, tmp_path, capsys):
     assert all(e["phones"] is None for e in load_real_speech(tmp_path / "o"))
 
 
+def test_import_recognises_untranscribed_english_which_can_then_be_a_target(imported, tmp_path):
+    pytest.importorskip("pocketsphinx")
+    src = Path(json.loads((imported / LIST_NAME).read_text())["source"])
+    with pytest.warns(UserWarning, match="skipped 2 of 9 files"):
+        summary = import_speech(src, tmp_path / "rec", jobs=1, progress=False, recognise=True)
+    assert summary["languages"]["en-us"]["aligned"] == 6 and summary["languages"]["en-us"]["recognised"] == 1
+    by_id = {e["id"]: e for e in load_real_speech(tmp_path / "rec")}
+    dora = by_id["dora-prompt"]
+    assert dora["transcript"] is None and dora["words"] is None and dora["phones_from"] == "recognised"
+    phones = dora["phones"]
+    assert phones[0][1] == 0.0 and phones[-1][2] == pytest.approx(dora["duration"], abs=1e-3)
+    assert all(a[2] == b[1] for a, b in zip(phones, phones[1:])) and sum(p != PAUSE for p, _, _ in phones) >= 10
+    assert "phones_from" not in by_id["anna-u0"] and by_id["anna-u0"]["words"]  # transcribed lines are aligned as before
+    # a transcript-free recording with phones is a possible target: dora's speaker is shared out with the targets
+    cfg = synth_config("tiny", real_speech=str(tmp_path / "rec"), real_fraction=0.5)
+    targets = [t for t in plan_speech(cfg) if t.real is not None and t.role == "target"]
+    assert any(t.speaker == "dora" and t.real.phones and t.text == "" for t in targets)
+    with pytest.warns(UserWarning):  # the same options resume; without recognition dora's files (the two unusable
+        assert import_speech(src, tmp_path / "rec", jobs=1, progress=False, recognise=True)["made_now"] == 0  # too)
+        again = import_speech(src, tmp_path / "rec", jobs=1, progress=False)  # are imported again, and dora is a masker
+    assert again["made_now"] == 3 and {e["id"]: e for e in load_real_speech(tmp_path / "rec")}["dora-prompt"]["phones"] is None
+
+
 # ---------------------------------------------------------------------------- with Debian's fillets-ng data
 
 

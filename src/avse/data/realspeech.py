@@ -470,25 +470,42 @@ def _record_path(out: Path, item_id: str) -> Path:
     return out / WORK_DIR / f"{item_id}.json"
 
 
-def _options(item: SourceItem, do_align: bool) -> dict[str, Any]:
+def _recognised(item: SourceItem, recognise: bool) -> bool:
+    """Whether ``item`` gets recognised phones: untranscribed English, with recognition asked for."""
+    from avse.data.recognise import can_recognise
+
+    return bool(recognise and not item.transcript and can_recognise(item.language))
+
+
+def _options(item: SourceItem, do_align: bool, recognise: bool = False) -> dict[str, Any]:
     from avse.data.align import VERSION
 
     aligned = bool(do_align and item.transcript)
-    return {"format": FORMAT, "language": item.language, "transcript": item.transcript, "align": VERSION if aligned else None}
+    opts = {"format": FORMAT, "language": item.language, "transcript": item.transcript, "align": VERSION if aligned else None}
+    if _recognised(item, recognise):  # the key only where it applies, so that other records stay valid
+        from avse.data.recognise import VERSION as RECOGNISE_VERSION
+
+        opts["recognise"] = RECOGNISE_VERSION
+    return opts
 
 
 def _rounded(spans: list[tuple[str, float, float]]) -> list[list[Any]]:
     return [[sym, round(float(s), 4), round(float(e), 4)] for sym, s, e in spans]
 
 
-def import_one(out: Path, item: SourceItem, do_align: bool = True) -> dict[str, Any]:
-    """Import one recording into ``out``: its wav and its record; returns the record ({"skipped": reason} or an entry)."""
+def import_one(out: Path, item: SourceItem, do_align: bool = True, recognise: bool = False) -> dict[str, Any]:
+    """Import one recording into ``out``: its wav and its record; returns the record ({"skipped": reason} or an entry).
+
+    ``recognise``: an untranscribed English recording gets phones recognised
+    by :func:`avse.data.recognise.recognise_phones` (``"phones_from":
+    "recognised"``), so that it can be a target.
+    """
     from avse.audio.io import load_audio, save_wav
     from avse.data.align import align, speech_span
     from avse.data.tts.errors import TtsError
     from avse.utils.fs import write_json
 
-    record: dict[str, Any] = {"options": _options(item, do_align)}
+    record: dict[str, Any] = {"options": _options(item, do_align, recognise)}
     try:
         audio = _load_span(item.path, item.span) if item.span is not None else load_audio(item.path, SAMPLE_RATE)[0]
     except MediaError as err:
@@ -529,12 +546,17 @@ def import_one(out: Path, item: SourceItem, do_align: bool = True) -> dict[str, 
                     entry["words"] = _rounded(res.words)
                     entry["align_cost"] = round(res.cost, 3)
                     entry["align_rate"] = round(res.rate, 3)
+            elif _recognised(item, recognise):
+                from avse.data.recognise import recognise_phones
+
+                entry["phones"] = _rounded(recognise_phones(audio))
+                entry["phones_from"] = "recognised"
             record["entry"] = entry
     write_json(_record_path(out, item.id), record)
     return record
 
 
-def _done(out: Path, item: SourceItem, do_align: bool) -> dict[str, Any] | None:
+def _done(out: Path, item: SourceItem, do_align: bool, recognise: bool = False) -> dict[str, Any] | None:
     rec_path = _record_path(out, item.id)
     if not rec_path.exists():
         return None
@@ -542,34 +564,36 @@ def _done(out: Path, item: SourceItem, do_align: bool) -> dict[str, Any] | None:
         rec = json.loads(rec_path.read_text())
     except json.JSONDecodeError:
         return None
-    if rec.get("options") != _options(item, do_align):
+    if rec.get("options") != _options(item, do_align, recognise):
         return None
     if "entry" in rec and not (out / rec["entry"]["wavfile"]).exists():
         return None
     return rec
 
 
-def _run_import(args: tuple[str, SourceItem, bool]) -> dict[str, Any]:
+def _run_import(args: tuple[str, SourceItem, bool, bool]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    return import_one(Path(args[0]), args[1], args[2])
+    return import_one(Path(args[0]), args[1], args[2], args[3])
 
 
 def _summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
     by_lang: dict[str, dict[str, Any]] = {}
     speakers: dict[str, dict[str, Any]] = {}
     for e in entries:
-        lang = by_lang.setdefault(e["language"], {"recordings": 0, "hours": 0.0, "speakers": set(), "transcribed": 0, "aligned": 0})
+        lang = by_lang.setdefault(e["language"], {"recordings": 0, "hours": 0.0, "speakers": set(), "transcribed": 0, "aligned": 0, "recognised": 0})
+        recognised = e.get("phones_from") == "recognised"
         lang["recordings"] += 1
         lang["hours"] += e["duration"] / 3600.0
         lang["speakers"].add(e["speaker"])
         lang["transcribed"] += e["transcript"] is not None
-        lang["aligned"] += e["phones"] is not None
+        lang["aligned"] += e["phones"] is not None and not recognised
+        lang["recognised"] += recognised
         spk = speakers.setdefault(e["speaker"], {"language": e["language"], "recordings": 0, "seconds": 0.0, "aligned": 0})
         spk["recordings"] += 1
         spk["seconds"] += e["duration"]
-        spk["aligned"] += e["phones"] is not None
+        spk["aligned"] += e["phones"] is not None  # with phones: a possible target
     for lang in by_lang.values():
         lang["hours"] = round(lang["hours"], 3)
         lang["speakers"] = len(lang["speakers"])
@@ -585,14 +609,17 @@ def import_speech(
     do_align: bool = True,
     jobs: int = 1,
     progress: bool = True,
+    recognise: bool = False,
 ) -> dict[str, Any]:
     """Import the recordings of ``src`` into ``out`` (``OUT/wav/ID.wav`` + ``OUT/speech.json``, written last).
 
     ``languages``: espeak-ng voice names; for fillets-ng and asterisk the
     languages to import (None: every one found), for a folder of recordings
     their language (default "en-us"). With ``do_align`` every transcribed
-    recording gets phone and word timings (:func:`avse.data.align.align`).
-    Resumes: a recording imported by an earlier run with the same options is
+    recording gets phone and word timings (:func:`avse.data.align.align`);
+    with ``recognise`` every untranscribed English one gets recognised phone
+    timings (:mod:`avse.data.recognise`, PocketSphinx), so that it can be a
+    target too. Resumes: a recording imported by an earlier run with the same options is
     kept. Unusable files are skipped and counted (one warning). Returns a
     summary: kinds, counts per language (recordings, hours, speakers,
     transcribed, aligned), per speaker, and the skipped counts by reason.
@@ -617,16 +644,16 @@ def import_speech(
     records: dict[str, dict[str, Any]] = {}
     todo = []
     for item in items:
-        rec = _done(out, item, do_align)
+        rec = _done(out, item, do_align, recognise)
         if rec is None:
-            todo.append((str(out), item, do_align))
+            todo.append((str(out), item, do_align, recognise))
         else:
             records[item.id] = rec
     bar = tqdm(total=len(todo), desc="import", unit="file", disable=not progress or not todo, leave=False)
     try:
         if jobs <= 1 or len(todo) <= 1:
             for args in todo:
-                records[args[1].id] = import_one(Path(args[0]), args[1], args[2])
+                records[args[1].id] = import_one(Path(args[0]), args[1], args[2], args[3])
                 bar.update()
         else:
             with worker_pool(min(jobs, len(todo))) as pool:

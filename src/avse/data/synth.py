@@ -160,13 +160,13 @@ def plan_real_speech(cfg: SynthConfig, tts: list[SpeechTask]) -> list[SpeechTask
         pool = [e for e in items if splits[e["speaker"]] == split]
         n_tts = {role: sum(t.split == split and t.role == role for t in tts) for role in ("target", "masker")}
         rng = np.random.default_rng(item_seed(cfg.seed, f"real-{split}"))
-        eligible = [e for e in pool if e.get("phones") and e["transcript"] and float(e["duration"]) <= REAL_TARGET_MAX_S]
+        eligible = [e for e in pool if e.get("phones") and float(e["duration"]) <= REAL_TARGET_MAX_S]  # aligned or recognised
         chosen = [eligible[int(i)] for i in rng.permutation(len(eligible))[: int(round(n_tts["target"] * ratio))]]
         for e in chosen:
             src = RealSource((e["id"],), (str(folder / e["wavfile"]),), e["language"], tuple((str(p), float(a), float(b)) for p, a, b in e["phones"]))
             uid = f"real_{e['id']}"
             tasks.append(SpeechTask(uid, split, "target", e["speaker"], None, item_seed(cfg.seed, e["speaker"]),
-                                    e["transcript"], item_seed(cfg.seed, uid), src))
+                                    e["transcript"] or "", item_seed(cfg.seed, uid), src))
         # Maskers: the other recordings (or, with real_masker_reuse, all of them), one speaker at a time in
         # turn, chained up to real_masker_seconds.
         used = set() if cfg.real_masker_reuse else {e["id"] for e in chosen}

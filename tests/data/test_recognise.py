@@ -1,0 +1,62 @@
+"""Phone timings recognised by PocketSphinx for untranscribed English speech (avse.data.recognise)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avse import SAMPLE_RATE, VIDEO_FPS
+from avse.data.recognise import can_recognise, recognise_phones
+from avse.data.tts import PAUSE, Voice, synthesize
+from avse.data.visemes import OPEN, lip_trajectory, normalize_phone
+from avse.errors import ConfigError
+
+pytest.importorskip("pocketsphinx")
+
+
+def _open_r(truth, other, duration):
+    n = int(duration * VIDEO_FPS)
+    return float(np.corrcoef(lip_trajectory(truth, n)[:, OPEN], lip_trajectory(other, n)[:, OPEN])[0, 1])
+
+
+@pytest.fixture(scope="module")
+def utterances():
+    texts = ["My father moved the boxes over the bridge yesterday.", "Place blue at F two now please."]
+    return [synthesize(t, Voice("flite", "rms")) for t in texts]
+
+
+def test_recognised_phones_cover_the_recording_in_arpabet(utterances):
+    utt = utterances[0]
+    phones = recognise_phones(utt.audio)
+    assert phones[0][1] == 0.0 and phones[-1][2] == pytest.approx(utt.duration, abs=1e-6)
+    assert all(a[2] == pytest.approx(b[1]) for a, b in zip(phones, phones[1:]))  # contiguous
+    assert all(e > s for _, s, e in phones)
+    assert all(normalize_phone(p) == p for p, _, _ in phones)  # lowercase ARPAbet or pau
+    assert not any(a[0] == b[0] == PAUSE for a, b in zip(phones, phones[1:]))  # pauses merged
+    speech = [p for p, _, _ in phones if p != PAUSE]
+    assert len(speech) >= 20  # about one phone per 0.1 s of speech, as the sentence has
+
+
+def test_lips_from_recognised_phones_follow_the_true_ones(utterances):
+    """The mouth opening drawn from the recognised phones follows that of the true phones far better than
+    that of another sentence's phones of the same length does."""
+    a, b = utterances
+    n = min(len(a.audio), len(b.audio))
+    rec = recognise_phones(a.audio[:n])
+    wrong = [(p, s, min(e, n / SAMPLE_RATE)) for p, s, e in b.phones if s < n / SAMPLE_RATE]
+    truth = [(p, s, min(e, n / SAMPLE_RATE)) for p, s, e in a.phones if s < n / SAMPLE_RATE]
+    assert _open_r(truth, rec, n / SAMPLE_RATE) > 0.6
+    assert _open_r(truth, rec, n / SAMPLE_RATE) > _open_r(truth, wrong, n / SAMPLE_RATE) + 0.3
+
+
+def test_silence_is_one_pause_and_bad_input_is_refused():
+    assert recognise_phones(np.zeros(SAMPLE_RATE, np.float32)) == [(PAUSE, 0.0, 1.0)]
+    with pytest.raises(ConfigError, match="mono"):
+        recognise_phones(np.zeros((2, 100), np.float32))
+    with pytest.raises(ConfigError, match="empty"):
+        recognise_phones(np.zeros(0, np.float32))
+
+
+def test_only_english_is_recognised():
+    assert can_recognise("en-us") and can_recognise("en") and can_recognise("en-gb-x-rp")
+    assert not can_recognise("cs") and not can_recognise("nl") and not can_recognise("eo")
