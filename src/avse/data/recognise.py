@@ -4,9 +4,10 @@ A recording without a transcript cannot be aligned (:mod:`avse.data.align`),
 so its face could not be drawn and it could only be a masker. PocketSphinx
 (``pip install pocketsphinx``: its wheel ships a US-English acoustic model and
 a phone language model) recognises its phones with their times instead. The
-phones are often wrong, but mostly wrong within the same lip shape, and
-their timing follows the recording; ``bench/bench_recognise.py`` measures how
-close the lips drawn from them come to the lips of the true phones.
+phones are often wrong, but their timing follows the recording;
+``bench/bench_align.py`` measures how close the lips drawn from them come to
+those of the true phones (on real GRID talkers, as close as the lips of
+transcript-aligned phones).
 
 The phones come in the form TTS utterances have them (``[symbol, start_s,
 end_s]``, lowercase ARPAbet or ``pau``, contiguous from 0 to the recording's
