@@ -95,7 +95,7 @@ def recognise_phones(audio: np.ndarray) -> list[Phone]:
     duration = len(audio) / SAMPLE_RATE
     if len(audio) == 0:
         raise ConfigError("recognise_phones got empty audio")
-    from avse.data.align import speech_span
+    from avse.data.align import _clean, speech_span
 
     span = speech_span(audio)
     if span is None:  # silent or steady noise: a phone loop would still name phones
@@ -115,20 +115,11 @@ def recognise_phones(audio: np.ndarray) -> list[Phone]:
         sym = _symbol(seg.word) if span[0] <= 0.5 * (start + end) <= span[1] else PAUSE
         if spans and spans[-1][2] < start:  # a gap between segments is silence
             spans.append((PAUSE, spans[-1][2], start))
-        if spans and sym == PAUSE and spans[-1][0] == PAUSE:
-            spans[-1] = (PAUSE, spans[-1][1], end)
-        else:
-            spans.append((sym, start, end))
+        spans.append((sym, start, end))
     if not spans:
         return [(PAUSE, 0.0, duration)]
     if spans[0][1] > 0.0:
         spans.insert(0, (PAUSE, 0.0, spans[0][1]))
     if spans[-1][2] < duration:
         spans.append((PAUSE, spans[-1][2], duration))
-    out: list[Phone] = []
-    for sym, s, e in spans:  # merge the pauses the edges may have put side by side
-        if out and sym == PAUSE and out[-1][0] == PAUSE:
-            out[-1] = (PAUSE, out[-1][1], e)
-        else:
-            out.append((sym, s, e))
-    return out
+    return _clean(spans, merge_pauses=True)  # neighbouring pauses merged, as the aligner's phones are
