@@ -49,6 +49,15 @@ def test_lips_from_recognised_phones_follow_the_true_ones(utterances):
     assert _open_r(truth, rec, n / SAMPLE_RATE) > _open_r(truth, wrong, n / SAMPLE_RATE) + 0.3
 
 
+def test_a_recording_gives_the_same_phones_whatever_was_recognised_before(utterances, monkeypatch):
+    import avse.data.recognise as recognise
+
+    monkeypatch.setattr(recognise, "_decoder", None)  # a fresh decoder, as each import worker starts with
+    first = recognise_phones(utterances[0].audio)
+    recognise_phones(synthesize("Place blue at F two now please.", Voice("flite", "slt")).audio)  # another voice between
+    assert recognise_phones(utterances[0].audio) == first
+
+
 def test_silence_is_one_pause_and_bad_input_is_refused():
     assert recognise_phones(np.zeros(SAMPLE_RATE, np.float32)) == [(PAUSE, 0.0, 1.0)]
     with pytest.raises(ConfigError, match="mono"):

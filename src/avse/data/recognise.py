@@ -17,6 +17,7 @@ end). English only: the acoustic model knows English phones.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from avse.data.tts.phones import PAUSE
 from avse.data.tts.utterance import Phone
 from avse.errors import ConfigError
 
-VERSION = 1  # bumped when the recognised phones of a recording would change
+VERSION = 2  # bumped when the recognised phones of a recording would change (2: noise statistics reset per recording)
 # Phone-loop decoding as the PocketSphinx documentation gives it: the phone language model weighted
 # lightly, wide beams (a phone loop has few paths, so they cost little).
 _LANGUAGE_WEIGHT = 2.0
@@ -102,6 +103,9 @@ def recognise_phones(audio: np.ndarray) -> list[Phone]:
         return [(PAUSE, 0.0, duration)]
     dec = _get_decoder()
     pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    with warnings.catch_warnings():  # "deprecated and unnecessary", says PocketSphinx 5; but its model removes noise
+        warnings.simplefilter("ignore", DeprecationWarning)  # (feat.params), and without this the noise statistics
+        dec.start_stream()  # of earlier recordings change a recording's phones
     dec.start_utt()
     dec.process_raw(pcm, full_utt=True)
     dec.end_utt()
