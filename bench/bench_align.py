@@ -27,8 +27,13 @@
    trajectory (every articulatory parameter, 25 fps) drawn from the true
    phones and from the aligned or recognised ones, and the share of frames
    whose viseme class is the true one; on GRID, "recognised" joins the rows.
+4. Other languages heard as English (``avse import-speech --recognise all``):
+   on real Czech and Dutch fillets-ng lines of an import (``--real-speech``,
+   skipped when absent), the lips drawn from the English model's phones against
+   those drawn from the transcript-aligned phones (the same r and viseme
+   share), and, as a floor, another line's aligned phones cut to the length.
 
-    python bench/bench_align.py [--sentences 120] [--seed 0]
+    python bench/bench_align.py [--sentences 120] [--seed 0] [--real-speech data/real_more_rec] [--lines 60]
 
 Prints everything, writes bench/results/align.json.
 """
@@ -293,16 +298,59 @@ def grid_lips() -> dict:
     return {"clips": rows, "mean_r": mean}
 
 
+def foreign_lips(folder: Path, n_lines: int, seed: int = 0) -> dict:
+    """Lips from English-model phones on aligned Czech and Dutch lines of the import in ``folder`` vs their aligned lips."""
+    from avse.audio.io import load_audio
+    from avse.data.realspeech import LIST_NAME, load_real_speech
+
+    if not (folder / LIST_NAME).is_file() or not recognition_available():
+        why = f"no import at {folder}" if recognition_available() else "PocketSphinx is not installed"
+        print(f"\n== other languages heard as English: skipped ({why})")
+        return {"skipped": why}
+    entries = load_real_speech(folder)
+    rng = np.random.default_rng(seed)
+    print(f"\n== other languages heard as English: {n_lines} aligned lines per language of {folder}")
+    out: dict = {}
+    for lang in ("cs", "nl"):
+        lines = [e for e in entries if e["language"] == lang and e["phones"] and e.get("phones_from") is None
+                 and e["duration"] < 6.0]
+        if len(lines) < 2:
+            continue
+        pick = [lines[int(i)] for i in rng.permutation(len(lines))[:n_lines]]
+        rec, floor = [], []
+        for k, e in enumerate(pick):
+            truth = [(str(p), float(a), float(b)) for p, a, b in e["phones"]]
+            dur = float(e["duration"])
+            audio = load_audio(folder / e["wavfile"], SAMPLE_RATE)[0]
+            rec.append(lips_agreement(truth, recognise_phones(audio), dur))
+            other = [(str(p), float(a), min(float(b), dur)) for p, a, b in pick[(k + 1) % len(pick)]["phones"] if a < dur]
+            if other[-1][2] < dur:
+                other.append((PAUSE, other[-1][2], dur))
+            floor.append(lips_agreement(truth, other, dur))
+        out[lang] = {"lines": len(pick)}
+        for method, vals in (("recognised", rec), ("another_line", floor)):
+            arr = np.array(vals)
+            out[lang][method] = {"r_mean": round(float(arr[:, 0].mean()), 3), "viseme_frames": round(float(arr[:, 1].mean()), 3)}
+        print(f"  {lang}: recognised r {out[lang]['recognised']['r_mean']:.3f} (viseme frames "
+              f"{out[lang]['recognised']['viseme_frames']:.3f}); another line's phones r "
+              f"{out[lang]['another_line']['r_mean']:.3f} ({out[lang]['another_line']['viseme_frames']:.3f})")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sentences", type=int, default=120)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--real-speech", type=Path, default=Path("data/real_more_rec"),
+                   help="an avse import-speech folder with aligned Czech / Dutch fillets-ng lines (default: %(default)s)")
+    p.add_argument("--lines", type=int, default=60, help="lines per language for the other-languages measure")
     args = p.parse_args()
     import torch
 
     torch.set_num_threads(1)
     print(f"== {args.sentences} sentences, voices with known phone times vs the espeak-ng {ALIGNER_LANGUAGE} aligner")
-    result = {"tts_truth": tts_truth(args.sentences, args.seed), "grid_lips": grid_lips()}
+    result = {"tts_truth": tts_truth(args.sentences, args.seed), "grid_lips": grid_lips(),
+              "foreign_lips": foreign_lips(args.real_speech, args.lines, args.seed)}
     save("align", result)
 
 

@@ -42,9 +42,11 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         if args.real_split is not None:
             values["real_split_fractions"] = tuple(args.real_split)
         values["real_masker_reuse"] = bool(args.real_masker_reuse)
-    elif (args.real_fraction, args.real_split) != (None, None) or args.real_dev_speaker or args.real_test_speaker or args.real_masker_reuse:
-        raise AvseError("--real-fraction, --real-split, --real-masker-reuse, --real-dev-speaker and --real-test-speaker "
-                        "need --real-speech DIR")
+        values["real_targets_by_speaker"] = bool(args.real_targets_by_speaker)
+    elif ((args.real_fraction, args.real_split) != (None, None) or args.real_dev_speaker or args.real_test_speaker
+          or args.real_masker_reuse or args.real_targets_by_speaker):
+        raise AvseError("--real-fraction, --real-split, --real-masker-reuse, --real-targets-by-speaker, --real-dev-speaker "
+                        "and --real-test-speaker need --real-speech DIR")
     cfg = synth_config(args.preset, **values)
     summary = synthesize_corpus(args.root, cfg, jobs=args.jobs, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
@@ -413,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--real-masker-reuse", action="store_true",
                    help="real maskers also chain recordings that are targets, so that every real speaker is a masker "
                         "as often as any other (default: only the recordings that are not targets)")
+    s.add_argument("--real-targets-by-speaker", action="store_true",
+                   help="real targets drawn one speaker at a time in turn, so that every voice is a target about as "
+                        "often (default: recordings drawn at random, most of them from the speakers with most recordings)")
     s.add_argument("--real-dev-speaker", action="append", metavar="NAME", help="put this real speaker in dev (repeatable)")
     s.add_argument("--real-test-speaker", action="append", metavar="NAME", help="put this real speaker in test (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -426,9 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="espeak-ng language: which fillets-ng/asterisk languages to import (repeatable; default all), "
                          "or the language of a folder of recordings (default en-us)")
     im.add_argument("--no-align", action="store_true", help="no phone timings (faster; recordings are then maskers only)")
-    im.add_argument("--recognise", action="store_true",
-                    help="untranscribed English recordings get phone timings recognised by PocketSphinx, so that they can be "
-                         "targets too (about 0.04 s per second of speech)")
+    im.add_argument("--recognise", nargs="?", const="english", choices=("english", "all"), metavar="english|all",
+                    help="untranscribed recordings get phone timings recognised by PocketSphinx, so that they can be "
+                         "targets too (about 0.04 s per second of speech): English ones (the default), or 'all' "
+                         "languages, heard as English (their lips follow the speech less closely)")
     im.add_argument("--jobs", type=int, default=_jobs_default(), help="worker processes (default: %(default)s)")
     im.add_argument("--quiet", action="store_true", help="no progress bar")
     im.set_defaults(func=_cmd_import_speech)

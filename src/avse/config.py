@@ -74,6 +74,10 @@ class SynthConfig:
     # Real maskers also chain the recordings that are targets of the same split, so that a speaker
     # with aligned lines is a masker as often as any other (False: only the recordings left over).
     real_masker_reuse: bool = False
+    # Real targets drawn speaker by speaker in turn (a random recording of each), so that every voice is a target
+    # about as often as any other while it has recordings left (False: recordings drawn at random, so that the few
+    # speakers with most recordings make most targets).
+    real_targets_by_speaker: bool = False
     real_dev_speakers: tuple[str, ...] = ()  # real speakers put in dev whatever their size (the rest: greedily)
     real_test_speakers: tuple[str, ...] = ()  # real speakers put in test
     # H.264 quality per speaker, drawn from this range (compression varies like real uploads)

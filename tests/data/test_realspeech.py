@@ -23,7 +23,7 @@ from avse.data.realspeech import (
     load_real_speech,
     parse_dialogs_lua,
 )
-from avse.data.synth import plan_speech, real_speaker_splits, synthesize_corpus
+from avse.data.synth import _by_speaker, plan_speech, real_speaker_splits, synthesize_corpus
 from avse.data.tts import PAUSE, Voice, synthesize
 from avse.errors import ConfigError, MetadataError, OutputPathError
 from avse.video.io import read_video
@@ -192,6 +192,22 @@ def test_real_masker_reuse_makes_target_speakers_maskers_too(imported):
                                        if t.real is not None and t.role == "target"]  # the targets are unchanged
 
 
+def test_real_targets_by_speaker_take_every_voice_in_turn(imported, capsys, tmp_path):
+    pool = [{"id": f"{spk}{k}", "speaker": spk} for spk, n in (("a", 20), ("b", 2), ("c", 1)) for k in range(n)]
+    rng = np.random.default_rng(0)
+    for n, counts in ((3, {"a": 1, "b": 1, "c": 1}), (6, {"a": 3, "b": 2, "c": 1}), (30, {"a": 20, "b": 2, "c": 1})):
+        got = _by_speaker(pool, n, rng)
+        assert len({e["id"] for e in got}) == len(got) == min(n, len(pool))  # no recording twice
+        assert {s: sum(e["speaker"] == s for e in got) for s in "abc"} == counts
+    cfg = synth_config("tiny", real_speech=str(imported), real_fraction=0.5, real_targets_by_speaker=True)
+    plan = plan_speech(cfg)
+    assert plan == plan_speech(cfg)
+    targets = [t for t in plan if t.real is not None and t.role == "target"]
+    assert targets and all(t.speaker != "dora" for t in targets)
+    assert main(["synth", str(tmp_path / "x"), "--real-targets-by-speaker"]) == 2
+    assert "need --real-speech" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_synth_with_real_speech_makes_targets_with_faces(imported, tmp_path):
     cfg = synth_config("tiny", real_speech=str(imported), train_speakers=(1, 1), dev_speakers=(1, 1), test_speakers=(1, 1),
                        utterances_per_speaker=(1, 1, 1), noises_per_split=(1, 1, 1), noise_seconds=3.0, real_masker_seconds=3.0)
@@ -253,6 +269,27 @@ def test_import_recognises_untranscribed_english_which_can_then_be_a_target(impo
         assert import_speech(src, tmp_path / "rec", jobs=1, progress=False, recognise=True)["made_now"] == 0  # too)
         again = import_speech(src, tmp_path / "rec", jobs=1, progress=False)  # are imported again, and dora is a masker
     assert again["made_now"] == 3 and {e["id"]: e for e in load_real_speech(tmp_path / "rec")}["dora-prompt"]["phones"] is None
+
+
+def test_import_recognises_other_languages_only_when_asked(imported, tmp_path, capsys):
+    pytest.importorskip("pocketsphinx")
+    src = Path(json.loads((imported / LIST_NAME).read_text())["source"])
+    out = tmp_path / "cs"
+    with pytest.warns(UserWarning):
+        import_speech(src, out, languages=("cs",), do_align=False, jobs=1, progress=False, recognise=True)
+    assert load_real_speech(out)[0]["language"] == "cs"
+    assert all(e["phones"] is None for e in load_real_speech(out))  # English only: the Czech folder is not heard
+    assert main(["import-speech", str(src), str(out), "--language", "cs", "--no-align", "--recognise", "all",
+                 "--jobs", "1", "--quiet"]) == 0
+    assert '"made_now": 3,' in capsys.readouterr().out  # only the untranscribed files (dora's, two unusable) again
+    by_id = {e["id"]: e for e in load_real_speech(out)}
+    assert by_id["dora-prompt"]["phones_from"] == "recognised" and len(by_id["dora-prompt"]["phones"]) > 10
+    assert all(e["phones"] is None for k, e in by_id.items() if k != "dora-prompt")  # transcribed, not aligned
+    with pytest.raises(ConfigError, match="recognise must be one of"):
+        import_speech(src, out, recognise="czech")
+    with pytest.raises(SystemExit):
+        main(["import-speech", str(src), str(out), "--recognise", "czech"])
+    assert "invalid choice" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- with Debian's fillets-ng data

@@ -1,4 +1,4 @@
-"""Phone timings recognised by PocketSphinx for untranscribed English speech (avse.data.recognise)."""
+"""Phone timings recognised by PocketSphinx for untranscribed speech (avse.data.recognise)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,27 @@ def test_silence_is_one_pause_and_bad_input_is_refused():
         recognise_phones(np.zeros(0, np.float32))
 
 
-def test_only_english_is_recognised():
+def test_english_only_unless_every_language_is_asked_for():
     assert can_recognise("en-us") and can_recognise("en") and can_recognise("en-gb-x-rp")
     assert not can_recognise("cs") and not can_recognise("nl") and not can_recognise("eo")
+    assert can_recognise("cs", "all") and can_recognise("en-us", "all")
+    with pytest.raises(ConfigError, match="english, all"):
+        can_recognise("cs", "czech")
+
+
+@pytest.mark.parametrize("lang,texts", [
+    ("cs", ["Co je to za divnou loď? To není skleněné oko, ale gyroskop.", "Ano, tak se dejme do práce a pojďme domů."]),
+    ("nl", ["Wat moeten we daarmee doen? Ik kan alles horen.", "Ja, laten we aan het werk gaan, zei de vis."]),
+])
+def test_foreign_speech_heard_as_english_still_times_the_lips(lang, texts):
+    """Czech and Dutch heard by the English model: wrong phones, but the mouth opening drawn from them still
+    follows that of the true phones, and far better than another sentence's does (measured 0.66 / 0.71
+    against -0.17 / 0.08)."""
+    a, b = (synthesize(t, Voice("espeak", lang, "m3")) for t in texts)
+    n = min(len(a.audio), len(b.audio))
+    d = n / SAMPLE_RATE
+    rec = recognise_phones(a.audio[:n])
+    truth = [(p, s, min(e, d)) for p, s, e in a.phones if s < d]
+    wrong = [(p, s, min(e, d)) for p, s, e in b.phones if s < d]
+    assert _open_r(truth, rec, d) > 0.45
+    assert _open_r(truth, rec, d) > _open_r(truth, wrong, d) + 0.3

@@ -470,14 +470,28 @@ def _record_path(out: Path, item_id: str) -> Path:
     return out / WORK_DIR / f"{item_id}.json"
 
 
-def _recognised(item: SourceItem, recognise: bool) -> bool:
-    """Whether ``item`` gets recognised phones: untranscribed English, with recognition asked for."""
+def _recognise_mode(recognise: bool | str | None) -> str | None:
+    """``recognise`` as given (False/None: no recognition, True: "english", or a mode name) -> a mode or None."""
+    if recognise is None or recognise is False:
+        return None
+    if recognise is True:
+        return "english"
+    from avse.data.recognise import RECOGNISE_MODES
+
+    if recognise not in RECOGNISE_MODES:
+        raise ConfigError(f"recognise must be one of {', '.join(RECOGNISE_MODES)}, got {recognise!r}")
+    return recognise
+
+
+def _recognised(item: SourceItem, recognise: bool | str | None) -> bool:
+    """Whether ``item`` gets recognised phones: untranscribed, in a language ``recognise`` covers."""
     from avse.data.recognise import can_recognise
 
-    return bool(recognise and not item.transcript and can_recognise(item.language))
+    mode = _recognise_mode(recognise)
+    return bool(mode and not item.transcript and can_recognise(item.language, mode))
 
 
-def _options(item: SourceItem, do_align: bool, recognise: bool = False) -> dict[str, Any]:
+def _options(item: SourceItem, do_align: bool, recognise: bool | str | None = None) -> dict[str, Any]:
     from avse.data.align import VERSION
 
     aligned = bool(do_align and item.transcript)
@@ -493,11 +507,12 @@ def _rounded(spans: list[tuple[str, float, float]]) -> list[list[Any]]:
     return [[sym, round(float(s), 4), round(float(e), 4)] for sym, s, e in spans]
 
 
-def import_one(out: Path, item: SourceItem, do_align: bool = True, recognise: bool = False) -> dict[str, Any]:
+def import_one(out: Path, item: SourceItem, do_align: bool = True, recognise: bool | str | None = None) -> dict[str, Any]:
     """Import one recording into ``out``: its wav and its record; returns the record ({"skipped": reason} or an entry).
 
-    ``recognise``: an untranscribed English recording gets phones recognised
-    by :func:`avse.data.recognise.recognise_phones` (``"phones_from":
+    ``recognise`` ("english", "all", or True for "english"): an untranscribed
+    recording in a language it covers gets phones recognised by
+    :func:`avse.data.recognise.recognise_phones` (``"phones_from":
     "recognised"``), so that it can be a target.
     """
     from avse.audio.io import load_audio, save_wav
@@ -556,7 +571,7 @@ def import_one(out: Path, item: SourceItem, do_align: bool = True, recognise: bo
     return record
 
 
-def _done(out: Path, item: SourceItem, do_align: bool, recognise: bool = False) -> dict[str, Any] | None:
+def _done(out: Path, item: SourceItem, do_align: bool, recognise: str | None = None) -> dict[str, Any] | None:
     rec_path = _record_path(out, item.id)
     if not rec_path.exists():
         return None
@@ -571,7 +586,7 @@ def _done(out: Path, item: SourceItem, do_align: bool, recognise: bool = False) 
     return rec
 
 
-def _run_import(args: tuple[str, SourceItem, bool, bool]) -> dict[str, Any]:
+def _run_import(args: tuple[str, SourceItem, bool, str | None]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
@@ -609,7 +624,7 @@ def import_speech(
     do_align: bool = True,
     jobs: int = 1,
     progress: bool = True,
-    recognise: bool = False,
+    recognise: bool | str | None = None,
 ) -> dict[str, Any]:
     """Import the recordings of ``src`` into ``out`` (``OUT/wav/ID.wav`` + ``OUT/speech.json``, written last).
 
@@ -617,7 +632,8 @@ def import_speech(
     languages to import (None: every one found), for a folder of recordings
     their language (default "en-us"). With ``do_align`` every transcribed
     recording gets phone and word timings (:func:`avse.data.align.align`);
-    with ``recognise`` every untranscribed English one gets recognised phone
+    with ``recognise`` ("english", or True; "all": every language, heard as
+    English) every untranscribed one in those languages gets recognised phone
     timings (:mod:`avse.data.recognise`, PocketSphinx), so that it can be a
     target too. Resumes: a recording imported by an earlier run with the same options is
     kept. Unusable files are skipped and counted (one warning). Returns a
@@ -629,6 +645,7 @@ def import_speech(
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    recognise = _recognise_mode(recognise)
     src, out = Path(src).resolve(), Path(out).resolve()
     if out == src or src in out.parents:
         from avse.errors import OutputPathError

@@ -147,6 +147,21 @@ def real_speaker_splits(items: list[dict[str, Any]], cfg: SynthConfig) -> dict[s
     return out
 
 
+def _by_speaker(entries: list[dict[str, Any]], n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Up to ``n`` of ``entries``, one recording of each speaker in turn (speakers and recordings in a random order)."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        by.setdefault(e["speaker"], []).append(e)
+    queues = [[lst[int(i)] for i in rng.permutation(len(lst))] for _, lst in sorted(by.items())]
+    queues = [queues[int(i)] for i in rng.permutation(len(queues))]
+    chosen: list[dict[str, Any]] = []
+    while len(chosen) < n and any(queues):
+        for q in queues:
+            if q and len(chosen) < n:
+                chosen.append(q.pop())
+    return chosen
+
+
 def plan_real_speech(cfg: SynthConfig, tts: list[SpeechTask]) -> list[SpeechTask]:
     """The real-recording targets and maskers of every split, added to the TTS ``tts`` tasks (see SynthConfig.real_speech)."""
     from avse.data.realspeech import load_real_speech
@@ -161,7 +176,11 @@ def plan_real_speech(cfg: SynthConfig, tts: list[SpeechTask]) -> list[SpeechTask
         n_tts = {role: sum(t.split == split and t.role == role for t in tts) for role in ("target", "masker")}
         rng = np.random.default_rng(item_seed(cfg.seed, f"real-{split}"))
         eligible = [e for e in pool if e.get("phones") and float(e["duration"]) <= REAL_TARGET_MAX_S]  # aligned or recognised
-        chosen = [eligible[int(i)] for i in rng.permutation(len(eligible))[: int(round(n_tts["target"] * ratio))]]
+        n_real = int(round(n_tts["target"] * ratio))
+        if cfg.real_targets_by_speaker:
+            chosen = _by_speaker(eligible, n_real, rng)
+        else:
+            chosen = [eligible[int(i)] for i in rng.permutation(len(eligible))[:n_real]]
         for e in chosen:
             src = RealSource((e["id"],), (str(folder / e["wavfile"]),), e["language"], tuple((str(p), float(a), float(b)) for p, a, b in e["phones"]))
             uid = f"real_{e['id']}"
