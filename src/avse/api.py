@@ -196,6 +196,17 @@ def output_levels_db(outputs: np.ndarray, audio: np.ndarray) -> list[float]:
     return [round(max(10.0 * np.log10(float(np.mean(np.square(o, dtype=np.float64))) / ref + 1e-12), -120.0), 1) for o in outputs]
 
 
+def talker_source(talker: dict[str, Any], markdown: bool = False) -> str:
+    """The check for a second voice (``Enhancer.last_info["talker"]``) in words: whose output the talker's voice is, and why.
+
+    ``markdown``: the model's name in backticks (the web UI) rather than quotes (the CLI).
+    """
+    if talker["used"] != "blind":
+        return f"the audio-visual model: {talker['why']}"
+    name = f"`{talker['model']}`" if markdown else repr(talker["model"])
+    return f"the blind model {name}: {talker['why']}"
+
+
 def levels_line(names: Sequence[str], levels_db: Sequence[float]) -> str:
     """``"source0 -1.6 dB, source1 -31.2 dB (near silent)"``: each output's level (``output_levels_db``) by name."""
     return ", ".join(f"{n} {db:+.1f} dB" + (" (near silent)" if db < SILENT_OUTPUT_DB else "") for n, db in zip(names, levels_db))

@@ -294,14 +294,8 @@ def _strength(text: str) -> float:
     return float(text)
 
 
-def _talker_source(talker: dict) -> str:
-    """The check for a second voice (``last_info["talker"]``) in words: whose output the talker's voice is, and why."""
-    whose = f"the blind model {talker['model']!r}" if talker["used"] == "blind" else "the audio-visual model"
-    return f"{whose}: {talker['why']}"
-
-
 def _cmd_enhance(args: argparse.Namespace) -> None:
-    from avse.api import enhance_file
+    from avse.api import enhance_file, talker_source
 
     res = enhance_file(args.input, args.out, audio=args.audio, model=args.model, face=args.face,
                        chunk_seconds=args.chunk, progress=not args.quiet, light_asd=args.light_asd,
@@ -318,7 +312,7 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
     print(f"enhanced {res['seconds']:.1f} s {how}; {res['chunks']} chunk(s) in {seconds:.1f} s")
     talker = res.get("talker")
     if talker is not None:
-        print(f"the talker's voice from {_talker_source(talker)}")
+        print(f"the talker's voice from {talker_source(talker)}")
     faces = res.get("face", {}).get("n_faces", 1)
     if faces > 1:
         print(f"note: {faces} faces in the video; when more than one talks, avse separate gives each face its own voice "
@@ -327,7 +321,7 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
 
 
 def _cmd_separate(args: argparse.Namespace) -> None:
-    from avse.api import levels_line, separate_file
+    from avse.api import levels_line, separate_file, talker_source
 
     av = None if args.av_model == "none" else args.av_model
     res = separate_file(args.input, args.out, model=args.model, av=av, chunk_seconds=args.chunk, progress=not args.quiet,
@@ -349,7 +343,7 @@ def _cmd_separate(args: argparse.Namespace) -> None:
             print(f"one voice: {a['one_voice']} talks and gets the whole input (the other face shows no sync with the "
                   "quieter output)")
     elif res.get("talker"):  # one face: the check of avse enhance for a second voice
-        print(f"one face: its voice from {_talker_source(res['talker'])}")
+        print(f"one face: its voice from {talker_source(res['talker'])}")
     elif res.get("assign_reason"):
         print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
     if res.get("one_voice") and "assignment" not in res:

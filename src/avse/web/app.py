@@ -131,8 +131,9 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
                          "whole input")
     talker = res.facts.get("talker")
     if talker is not None:  # one face: whose output its voice is (the check for a second voice)
-        whose = f"the blind model `{talker['model']}`" if talker["used"] == "blind" else "the audio-visual model"
-        lines.append(f"**Talker's voice:** from {whose}: {talker['why']}")
+        from avse.api import talker_source
+
+        lines.append(f"**Talker's voice:** from {talker_source(talker, markdown=True)}")
     if "av_offset_ms" in res.facts:
         off = res.facts["av_offset_ms"]
         if off is None:
