@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -254,12 +255,16 @@ def _corr_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 5) -> tuple[float, in
     return float(corr[max_lag]), int(np.nanargmax(corr)) - max_lag
 
 
-def grid_lips() -> dict:
-    """Predicted vs real mouth opening on the GRID clips: aligned, linear baseline, wrong transcript."""
+def grid_lips(cache: Path) -> dict:
+    """Predicted vs real mouth opening on the GRID clips: aligned, linear baseline, wrong transcript.
+
+    ``cache``: the clips' landmarks, shared with the other real-clip benches (bench_sync_expert.clip_landmarks).
+    """
+    from bench_sync_expert import clip_landmarks
+
     from avse.data.visemes import OPEN, lip_trajectory
     from avse.video.landmarks import mouth_opening
     from avse.video.shift import timeline_audio
-    from avse.video.track import extract_landmarks
 
     clips = sorted(GRID.glob("*.mpg")) if GRID.is_dir() else []
     if not clips:
@@ -275,7 +280,7 @@ def grid_lips() -> dict:
         if text is None:
             continue
         audio = timeline_audio(clip)
-        lm, _ = extract_landmarks(clip, audio=audio)
+        lm = clip_landmarks(clip, audio, cache)
         real = mouth_opening(lm["lips"])  # [N]
         n = len(real)
         wrong = " ".join(free_sentence(rng).split()[:6])  # a sentence of the same length that was not said
@@ -344,12 +349,14 @@ def main() -> None:
     p.add_argument("--real-speech", type=Path, default=Path("data/real_more_rec"),
                    help="an avse import-speech folder with aligned Czech / Dutch fillets-ng lines (default: %(default)s)")
     p.add_argument("--lines", type=int, default=60, help="lines per language for the other-languages measure")
+    p.add_argument("--landmarks-cache", type=Path, default=Path(tempfile.gettempdir()) / "avse_bench_sync_expert",
+                   help="the real clips' landmarks, shared with bench_sync_expert.py and bench_real.py")
     args = p.parse_args()
     import torch
 
     torch.set_num_threads(1)
     print(f"== {args.sentences} sentences, voices with known phone times vs the espeak-ng {ALIGNER_LANGUAGE} aligner")
-    result = {"tts_truth": tts_truth(args.sentences, args.seed), "grid_lips": grid_lips(),
+    result = {"tts_truth": tts_truth(args.sentences, args.seed), "grid_lips": grid_lips(args.landmarks_cache),
               "foreign_lips": foreign_lips(args.real_speech, args.lines, args.seed)}
     save("align", result)
 
