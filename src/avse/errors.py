@@ -8,8 +8,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _rebuild(cls: type[AvseError], args: tuple, state: dict) -> AvseError:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
+
 class AvseError(Exception):
     """Base class of every error avse raises on purpose."""
+
+    def __reduce__(self) -> tuple:
+        # Pickled as its message and attributes, not by calling __init__ again: subclasses take other arguments than
+        # their message, and an error a worker process raises must reach the parent (an unpicklable one hangs a Pool).
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class MediaError(AvseError):

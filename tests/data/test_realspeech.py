@@ -204,6 +204,18 @@ def test_real_targets_by_speaker_take_every_voice_in_turn(imported, capsys, tmp_
     assert plan == plan_speech(cfg)
     targets = [t for t in plan if t.real is not None and t.role == "target"]
     assert targets and all(t.speaker != "dora" for t in targets)
+    # a recording whose recognised phones are all pauses has no lips to draw: a masker, never a target
+    listed = json.loads((imported / LIST_NAME).read_text())
+    for e in listed["items"]:
+        if e["speaker"] == "dora":
+            e["phones"], e["phones_from"] = [[PAUSE, 0.0, e["duration"]]], "recognised"
+    (tmp_path / "paused").mkdir()
+    (tmp_path / "paused" / LIST_NAME).write_text(json.dumps(listed))
+    cfg = synth_config("tiny", real_speech=str(tmp_path / "paused"), real_fraction=0.9, real_targets_by_speaker=True,
+                       real_split_fractions=(1.0, 0.0, 0.0))
+    roles = {(t.speaker, t.role) for t in plan_speech(cfg) if t.real is not None}
+    assert {s for s, role in roles if role == "target"} == {"anna", "bert", "carl"}  # all but dora
+    assert ("dora", "masker") in roles
     assert main(["synth", str(tmp_path / "x"), "--real-targets-by-speaker"]) == 2
     assert "need --real-speech" in capsys.readouterr().err and not (tmp_path / "x").exists()
 

@@ -127,7 +127,7 @@ def real_speaker_splits(items: list[dict[str, Any]], cfg: SynthConfig) -> dict[s
     targets: set[str] = set()
     for e in items:
         seconds[e["speaker"]] = seconds.get(e["speaker"], 0.0) + float(e["duration"])
-        if e.get("phones"):
+        if _speaks(e):
             targets.add(e["speaker"])
     pinned = {**{s: "dev" for s in cfg.real_dev_speakers}, **{s: "test" for s in cfg.real_test_speakers}}
     unknown = sorted(set(pinned) - set(seconds))
@@ -145,6 +145,16 @@ def real_speaker_splits(items: list[dict[str, Any]], cfg: SynthConfig) -> dict[s
             out[spk] = split
             have[split] += seconds[spk]
     return out
+
+
+def _speaks(entry: dict[str, Any]) -> bool:
+    """Whether an imported recording has phones (aligned or recognised) and at least one of them is not a pause.
+
+    Recognition may hear only pauses and noises in a short word; such a recording has no lips to draw.
+    """
+    from avse.data.tts import PAUSE
+
+    return any(p != PAUSE and float(b) > float(a) for p, a, b in entry.get("phones") or ())
 
 
 def _by_speaker(entries: list[dict[str, Any]], n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -175,7 +185,7 @@ def plan_real_speech(cfg: SynthConfig, tts: list[SpeechTask]) -> list[SpeechTask
         pool = [e for e in items if splits[e["speaker"]] == split]
         n_tts = {role: sum(t.split == split and t.role == role for t in tts) for role in ("target", "masker")}
         rng = np.random.default_rng(item_seed(cfg.seed, f"real-{split}"))
-        eligible = [e for e in pool if e.get("phones") and float(e["duration"]) <= REAL_TARGET_MAX_S]  # aligned or recognised
+        eligible = [e for e in pool if _speaks(e) and float(e["duration"]) <= REAL_TARGET_MAX_S]  # aligned or recognised
         n_real = int(round(n_tts["target"] * ratio))
         if cfg.real_targets_by_speaker:
             chosen = _by_speaker(eligible, n_real, rng)
