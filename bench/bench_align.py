@@ -31,9 +31,11 @@
    on real Czech and Dutch fillets-ng lines of an import (``--real-speech``,
    skipped when absent), the lips drawn from the English model's phones against
    those drawn from the transcript-aligned phones (the same r and viseme
-   share), and, as a floor, another line's aligned phones cut to the length.
+   share), and, as a floor, another line's aligned phones cut to the length;
+   the same on the real English GRID clips, like for like.
 
     python bench/bench_align.py [--sentences 120] [--seed 0] [--real-speech data/real_more_rec] [--lines 60]
+                                [--landmarks-cache DIR]
 
 Prints everything, writes bench/results/align.json.
 """
@@ -303,10 +305,31 @@ def grid_lips(cache: Path) -> dict:
     return {"clips": rows, "mean_r": mean}
 
 
+def _recognised_against_aligned(cases: list[tuple[list[tuple[str, float, float]], np.ndarray]]) -> dict:
+    """Lips from recognised phones against lips from aligned ones, per case (aligned phones, audio [T]); the floor is
+    the next case's aligned phones cut or padded to the length."""
+    rec, floor = [], []
+    for k, (truth, audio) in enumerate(cases):
+        dur = len(audio) / SAMPLE_RATE
+        rec.append(lips_agreement(truth, recognise_phones(audio), dur))
+        other = [(p, a, min(b, dur)) for p, a, b in cases[(k + 1) % len(cases)][0] if a < dur]
+        if other[-1][2] < dur:
+            other.append((PAUSE, other[-1][2], dur))
+        floor.append(lips_agreement(truth, other, dur))
+    out: dict = {"lines": len(cases)}
+    for method, vals in (("recognised", rec), ("another_line", floor)):
+        arr = np.array(vals)
+        out[method] = {"r_mean": round(float(arr[:, 0].mean()), 3), "viseme_frames": round(float(arr[:, 1].mean()), 3)}
+    return out
+
+
 def foreign_lips(folder: Path, n_lines: int, seed: int = 0) -> dict:
-    """Lips from English-model phones on aligned Czech and Dutch lines of the import in ``folder`` vs their aligned lips."""
+    """Lips from English-model phones on aligned Czech and Dutch lines of the import in ``folder`` against their
+    aligned lips (mean r over the lip parameters, share of frames with the aligned viseme); the same on the real
+    English GRID clips (aligned to their known sentences), like for like."""
     from avse.audio.io import load_audio
     from avse.data.realspeech import LIST_NAME, load_real_speech
+    from avse.video.shift import timeline_audio
 
     if not (folder / LIST_NAME).is_file() or not recognition_available():
         why = f"no import at {folder}" if recognition_available() else "PocketSphinx is not installed"
@@ -314,31 +337,27 @@ def foreign_lips(folder: Path, n_lines: int, seed: int = 0) -> dict:
         return {"skipped": why}
     entries = load_real_speech(folder)
     rng = np.random.default_rng(seed)
-    print(f"\n== other languages heard as English: {n_lines} aligned lines per language of {folder}")
-    out: dict = {}
+    print(f"\n== other languages heard as English: lips from recognised vs aligned phones, mean r over the lip "
+          f"parameters (share of frames with the aligned viseme); {n_lines} aligned lines per language of {folder}")
+    sets: dict[str, list[tuple[list[tuple[str, float, float]], np.ndarray]]] = {}
     for lang in ("cs", "nl"):
         lines = [e for e in entries if e["language"] == lang and e["phones"] and e.get("phones_from") is None
                  and e["duration"] < 6.0]
-        if len(lines) < 2:
-            continue
         pick = [lines[int(i)] for i in rng.permutation(len(lines))[:n_lines]]
-        rec, floor = [], []
-        for k, e in enumerate(pick):
-            truth = [(str(p), float(a), float(b)) for p, a, b in e["phones"]]
-            dur = float(e["duration"])
-            audio = load_audio(folder / e["wavfile"], SAMPLE_RATE)[0]
-            rec.append(lips_agreement(truth, recognise_phones(audio), dur))
-            other = [(str(p), float(a), min(float(b), dur)) for p, a, b in pick[(k + 1) % len(pick)]["phones"] if a < dur]
-            if other[-1][2] < dur:
-                other.append((PAUSE, other[-1][2], dur))
-            floor.append(lips_agreement(truth, other, dur))
-        out[lang] = {"lines": len(pick)}
-        for method, vals in (("recognised", rec), ("another_line", floor)):
-            arr = np.array(vals)
-            out[lang][method] = {"r_mean": round(float(arr[:, 0].mean()), 3), "viseme_frames": round(float(arr[:, 1].mean()), 3)}
-        print(f"  {lang}: recognised r {out[lang]['recognised']['r_mean']:.3f} (viseme frames "
-              f"{out[lang]['recognised']['viseme_frames']:.3f}); another line's phones r "
-              f"{out[lang]['another_line']['r_mean']:.3f} ({out[lang]['another_line']['viseme_frames']:.3f})")
+        sets[lang] = [([(str(p), float(a), float(b)) for p, a, b in e["phones"]], load_audio(folder / e["wavfile"], SAMPLE_RATE)[0])
+                      for e in pick]
+    grid = sorted(GRID.glob("*.mpg")) if GRID.is_dir() else []
+    sets["en (GRID)"] = [(align(audio, text, ALIGNER_LANGUAGE).phones, audio)
+                         for clip in grid if (text := grid_sentence_of(clip.stem)) is not None
+                         for audio in [timeline_audio(clip)]]
+    out: dict = {}
+    for name, cases in sets.items():
+        if len(cases) < 2:  # the floor needs another line
+            continue
+        out[name] = row = _recognised_against_aligned(cases)
+        print(f"  {name}: recognised r {row['recognised']['r_mean']:.3f} ({row['recognised']['viseme_frames']:.3f}); "
+              f"another line's phones r {row['another_line']['r_mean']:.3f} ({row['another_line']['viseme_frames']:.3f}); "
+              f"{row['lines']} lines")
     return out
 
 

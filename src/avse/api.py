@@ -1059,6 +1059,7 @@ __all__ = [
     "load_model",
     "model_path",
     "levels_line",
+    "talker_source",
     "output_levels_db",
     "read_input_audio",
     "separate_file",

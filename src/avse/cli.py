@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--recognise", nargs="?", const="english", choices=("english", "all"), metavar="english|all",
                     help="untranscribed recordings get phone timings recognised by PocketSphinx, so that they can be "
                          "targets too (about 0.04 s per second of speech): English ones (the default), or 'all' "
-                         "languages, heard as English (their lips follow the speech less closely)")
+                         "languages, heard as English (their lips follow the speech less closely); put it after SRC OUT")
     im.add_argument("--jobs", type=int, default=_jobs_default(), help="worker processes (default: %(default)s)")
     im.add_argument("--quiet", action="store_true", help="no progress bar")
     im.set_defaults(func=_cmd_import_speech)

@@ -62,10 +62,10 @@ class SynthConfig:
     noise_dirs: tuple[str, ...] = ()  # folders or files of real noise, cut into split-disjoint segments
     real_noise_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     # Real voices: a folder made by `avse import-speech`. Its speakers are split disjointly over
-    # train/dev/test (greedily by recorded seconds, real_split_fractions, those with aligned
-    # recordings apart from the masker-only ones; or pinned by name); in every split real
+    # train/dev/test (greedily by recorded seconds, real_split_fractions, those with phones
+    # apart from the masker-only ones; or pinned by name); in every split real
     # recordings are added to the TTS ones until they make up real_fraction of the targets (the
-    # transcribed, aligned recordings, with faces drawn from their aligned phones) and of the masker
+    # recordings with aligned or recognised phones, with faces drawn from them) and of the masker
     # utterances (any recording; several of one speaker chained to real_masker_seconds).
     real_speech: str = ""
     real_fraction: float = 0.5
@@ -74,9 +74,10 @@ class SynthConfig:
     # Real maskers also chain the recordings that are targets of the same split, so that a speaker
     # with aligned lines is a masker as often as any other (False: only the recordings left over).
     real_masker_reuse: bool = False
-    # Real targets drawn speaker by speaker in turn (a random recording of each), so that every voice is a target
-    # about as often as any other while it has recordings left (False: recordings drawn at random, so that the few
-    # speakers with most recordings make most targets).
+    # Real targets drawn speaker by speaker in turn (a random recording of each; a speaker with none left drops out),
+    # so that every voice is a target about as often as any other (False: recordings drawn at random, so that the few
+    # speakers with most recordings make most targets). Small speakers may then give all their recordings to targets
+    # and none to maskers, unless real_masker_reuse.
     real_targets_by_speaker: bool = False
     real_dev_speakers: tuple[str, ...] = ()  # real speakers put in dev whatever their size (the rest: greedily)
     real_test_speakers: tuple[str, ...] = ()  # real speakers put in test

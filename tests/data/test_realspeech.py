@@ -199,11 +199,17 @@ def test_real_targets_by_speaker_take_every_voice_in_turn(imported, capsys, tmp_
         got = _by_speaker(pool, n, rng)
         assert len({e["id"] for e in got}) == len(got) == min(n, len(pool))  # no recording twice
         assert {s: sum(e["speaker"] == s for e in got) for s in "abc"} == counts
-    cfg = synth_config("tiny", real_speech=str(imported), real_fraction=0.5, real_targets_by_speaker=True)
-    plan = plan_speech(cfg)
-    assert plan == plan_speech(cfg)
-    targets = [t for t in plan if t.real is not None and t.role == "target"]
-    assert targets and all(t.speaker != "dora" for t in targets)
+    # three real targets among anna's, bert's and carl's two lines each: by speaker always three voices, at random
+    # (the default) a voice twice for some seeds
+    def target_speakers(by_speaker: bool, seed: int) -> list[str]:
+        cfg = synth_config("tiny", real_speech=str(imported), real_fraction=0.6, real_split_fractions=(1.0, 0.0, 0.0),
+                           real_targets_by_speaker=by_speaker, seed=seed)
+        return [t.speaker for t in plan_speech(cfg) if t.real is not None and t.role == "target"]
+
+    for seed in range(8):
+        assert sorted(target_speakers(True, seed)) == ["anna", "bert", "carl"]
+    assert target_speakers(True, 3) == target_speakers(True, 3)  # the same plan every time
+    assert any(len(set(target_speakers(False, seed))) < 3 for seed in range(8))
     # a recording whose recognised phones are all pauses has no lips to draw: a masker, never a target
     listed = json.loads((imported / LIST_NAME).read_text())
     for e in listed["items"]:

@@ -55,9 +55,10 @@ def can_recognise(language: str, mode: str = "english") -> bool:
     ``mode`` "english": English recordings only, the language the acoustic
     model knows. "all": every language, heard as if it were English. The
     phones are then English guesses at foreign sounds, but their timing still
-    follows the speech: on Czech and Dutch lines, the lips drawn from them
-    correlate with those of transcript-aligned phones at r = 0.5 (English
-    speech: 0.85; ``bench/bench_align.py``).
+    follows the speech: on real Czech and Dutch lines, the lips drawn from
+    them agree with those of transcript-aligned phones at r = 0.5 (mean over
+    the lip parameters; real English, the GRID clips: 0.78;
+    ``bench/bench_align.py``).
     """
     if mode not in RECOGNISE_MODES:
         raise ConfigError(f"recognise mode must be one of {', '.join(RECOGNISE_MODES)}, got {mode!r}")
