@@ -483,20 +483,19 @@ def _recognise_mode(recognise: bool | str | None) -> str | None:
     return recognise
 
 
-def _recognised(item: SourceItem, recognise: bool | str | None) -> bool:
-    """Whether ``item`` gets recognised phones: untranscribed, in a language ``recognise`` covers."""
+def _recognised(item: SourceItem, mode: str | None) -> bool:
+    """Whether ``item`` gets recognised phones: untranscribed, in a language the recognition ``mode`` covers."""
     from avse.data.recognise import can_recognise
 
-    mode = _recognise_mode(recognise)
     return bool(mode and not item.transcript and can_recognise(item.language, mode))
 
 
-def _options(item: SourceItem, do_align: bool, recognise: bool | str | None = None) -> dict[str, Any]:
+def _options(item: SourceItem, do_align: bool, mode: str | None = None) -> dict[str, Any]:
     from avse.data.align import VERSION
 
     aligned = bool(do_align and item.transcript)
     opts = {"format": FORMAT, "language": item.language, "transcript": item.transcript, "align": VERSION if aligned else None}
-    if _recognised(item, recognise):  # the key only where it applies, so that other records stay valid
+    if _recognised(item, mode):  # the key only where it applies, so that other records stay valid
         from avse.data.recognise import VERSION as RECOGNISE_VERSION
 
         opts["recognise"] = RECOGNISE_VERSION
@@ -520,7 +519,8 @@ def import_one(out: Path, item: SourceItem, do_align: bool = True, recognise: bo
     from avse.data.tts.errors import TtsError
     from avse.utils.fs import write_json
 
-    record: dict[str, Any] = {"options": _options(item, do_align, recognise)}
+    mode = _recognise_mode(recognise)
+    record: dict[str, Any] = {"options": _options(item, do_align, mode)}
     try:
         audio = _load_span(item.path, item.span) if item.span is not None else load_audio(item.path, SAMPLE_RATE)[0]
     except MediaError as err:
@@ -561,7 +561,7 @@ def import_one(out: Path, item: SourceItem, do_align: bool = True, recognise: bo
                     entry["words"] = _rounded(res.words)
                     entry["align_cost"] = round(res.cost, 3)
                     entry["align_rate"] = round(res.rate, 3)
-            elif _recognised(item, recognise):
+            elif _recognised(item, mode):
                 from avse.data.recognise import recognise_phones
 
                 entry["phones"] = _rounded(recognise_phones(audio))
@@ -571,7 +571,7 @@ def import_one(out: Path, item: SourceItem, do_align: bool = True, recognise: bo
     return record
 
 
-def _done(out: Path, item: SourceItem, do_align: bool, recognise: str | None = None) -> dict[str, Any] | None:
+def _done(out: Path, item: SourceItem, do_align: bool, mode: str | None = None) -> dict[str, Any] | None:
     rec_path = _record_path(out, item.id)
     if not rec_path.exists():
         return None
@@ -579,7 +579,7 @@ def _done(out: Path, item: SourceItem, do_align: bool, recognise: str | None = N
         rec = json.loads(rec_path.read_text())
     except json.JSONDecodeError:
         return None
-    if rec.get("options") != _options(item, do_align, recognise):
+    if rec.get("options") != _options(item, do_align, mode):
         return None
     if "entry" in rec and not (out / rec["entry"]["wavfile"]).exists():
         return None
@@ -645,7 +645,7 @@ def import_speech(
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    recognise = _recognise_mode(recognise)
+    mode = _recognise_mode(recognise)
     src, out = Path(src).resolve(), Path(out).resolve()
     if out == src or src in out.parents:
         from avse.errors import OutputPathError
@@ -661,9 +661,9 @@ def import_speech(
     records: dict[str, dict[str, Any]] = {}
     todo = []
     for item in items:
-        rec = _done(out, item, do_align, recognise)
+        rec = _done(out, item, do_align, mode)
         if rec is None:
-            todo.append((str(out), item, do_align, recognise))
+            todo.append((str(out), item, do_align, mode))
         else:
             records[item.id] = rec
     bar = tqdm(total=len(todo), desc="import", unit="file", disable=not progress or not todo, leave=False)
