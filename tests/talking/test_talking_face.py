@@ -120,6 +120,22 @@ def test_face_crops_put_eyes_and_nose_on_the_reference(face_cache):
 # --- data and training ----------------------------------------------------------------------------
 
 
+def test_face_windows_clips_in_memory(face_cache):
+    """(faces, audio) pairs in memory give the same items as the cache files they came from."""
+    from avse.talking.train import _load
+
+    files = cache_items(face_cache, "train")[:2]
+    from_files = FaceWindows(files, frames=5, augment=False, seed=3)
+    in_memory = FaceWindows([_load(f) for f in files], frames=5, augment=False, seed=3)
+    for i in range(2):
+        a, b = from_files[i], in_memory[i]
+        for k in ("faces", "reference", "audio", "audio_clean"):
+            torch.testing.assert_close(a[k], b[k])
+    faces, audio = _load(files[0])
+    with pytest.raises(MediaError, match="fewer than the window"):
+        FaceWindows([(faces[:3], audio[: 3 * 640])], frames=5)[0]
+
+
 def test_face_windows_items(face_cache):
     files = cache_items(face_cache, "train")
     ds = FaceWindows(files, frames=5, augment=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,9 @@ def color_jitter(images: Tensor, rng: np.random.Generator, strength: float = 1.0
 class FaceWindows(Dataset):
     """Windows of ``frames`` consecutive face crops with their speech, from the preprocessing cache.
 
+    ``files``: cache files (``avse prepare --faces``), or clips in memory as (faces uint8 [N, 96, 96, 3],
+    audio float32 [N * 640]) pairs, e.g. aligned crops of real videos.
+
     Item: ``faces`` [T, 3, 96, 96] and ``reference`` [3, 96, 96] float in [-1, 1] (the reference is
     another frame of the same utterance, away from the window when the utterance is long
     enough), ``audio`` [T, C, 16] (the generator's features, SpecAugment-masked when ``augment``)
@@ -74,7 +77,8 @@ class FaceWindows(Dataset):
     (seed, epoch-free index) when ``augment`` is off, so validation is the same every time.
     """
 
-    def __init__(self, files: list[Path], frames: int = 5, augment: bool = True, kind: str = "mel",
+    def __init__(self, files: Sequence[Path | tuple[np.ndarray, np.ndarray]], frames: int = 5, augment: bool = True,
+                 kind: str = "mel",
                  n_mfcc: int = 20, items_per_file: int = 1, seed: int = 0):
         if frames < 1:
             raise ConfigError(f"frames must be >= 1, got {frames}")
@@ -86,10 +90,12 @@ class FaceWindows(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         rng = np.random.default_rng(None if self.augment else (self.seed, index))
-        faces, audio = _load(self.files[index % len(self.files)])
+        source = self.files[index % len(self.files)]
+        faces, audio = source if isinstance(source, tuple) else _load(source)
         n, t = len(faces), self.frames
         if n < t:
-            raise MediaError(self.files[index % len(self.files)], f"{n} frames, fewer than the window's {t}")
+            where = Path(f"<clip {index % len(self.files)}>") if isinstance(source, tuple) else source
+            raise MediaError(where, f"{n} frames, fewer than the window's {t}")
         t0 = int(rng.integers(0, n - t + 1))
         far = [i for i in range(n) if i < t0 - 2 or i >= t0 + t + 2]
         ref = int(rng.choice(far)) if far else int(rng.integers(0, n))
