@@ -2,7 +2,7 @@
 
     python bench/bench_real_finetune.py [--train all|visual] [--steps 400] [--real-batch 4] [--corpus-batch 4]
                                         [--lr 1e-4] [--folds 5] [--model av] [--recipe configs/real/av_recognised.yaml]
-                                        [--real ../shared/data/real] [--first K] [--name NAME]
+                                        [--real ../shared/data/real] [--work DIR] [--first K] [--name NAME]
 
 The real dev set (bench_real.py: 23 clips, about 22 talkers) is split into ``--folds``
 folds by talker (a seeded shuffle of the talkers, dealt in turn). For each fold the
@@ -49,7 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SNRS = (-5.0, 0.0, 5.0)
 SEGMENT = 50  # frames: 2 s windows, as the recipes train
 VISUAL = ("visual_frontend.", "visual_proj.")
-FACES = ("target", "other", "zero")
 
 
 def talker_folds(talkers: list[str], n: int, seed: int = 0) -> list[list[int]]:
@@ -298,7 +297,7 @@ def main() -> None:
     summary = summarize(rows)
     name = args.name or f"real_finetune_{args.train}"
     plot(summary, RESULTS / f"{name}.png", f"{args.model} fine-tuned on real clips ({args.train} weights, "
-         f"{args.steps} steps), {args.folds} folds by talker: held-out talkers")
+         f"{args.steps} steps), {len(folds[: args.first])} of {args.folds} folds by talker: held-out talkers")
     save(name, {"model": args.model, "recipe": str(args.recipe.relative_to(ROOT) if args.recipe.is_relative_to(ROOT) else args.recipe),
                 "train": args.train, "steps": args.steps, "real_batch": args.real_batch,
                 "corpus_batch": args.corpus_batch, "lr": args.lr,

@@ -1,7 +1,8 @@
 """Real faces for the talking-face generator, cross-validated by talker: fine-tune it on some real clips, measure the rest.
 
-    python bench/bench_talk_finetune.py [--steps 300] [--lr 1e-4] [--sync 0.03] [--folds 5] [--first K]
-                                        [--model PATH] [--light-asd PATH] [--real ../shared/data/real] [--out NAME]
+    python bench/bench_talk_finetune.py [--steps 300] [--batch 4] [--lr 1e-4] [--sync 0.03] [--folds 5] [--first K]
+                                        [--model PATH] [--light-asd PATH] [--real ../shared/data/real]
+                                        [--landmarks-cache DIR] [--out NAME]
 
 The generator learned from drawn faces only, which have no teeth, tongue or dark mouth
 cavity, and on real faces it opens the mouth much less than the real videos do
@@ -13,6 +14,8 @@ speech and a reference frame from elsewhere in the clip (``avse.talking.train.Fa
 on the crops in memory, colour change and flip as in training), the recipe's losses
 without the discriminator (whose weights are not shipped): L1 on the lower face, the
 orthogonality of the codes, and the shipped lip-sync expert's loss (``--sync``; 0: off).
+The batches' clips are seeded; their windows and augmentation are drawn unseeded, as in
+training, so a rerun differs a little.
 
 The held-out fold's clips, whose talkers it never saw, are then generated before and after
 (identity frame: the clip's first; speech: the clip's own; upper face and pose from the
