@@ -43,7 +43,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save  # noqa: E402
-from bench_real import REAL, SR, Clip, fit, load_clips, mix  # noqa: E402
+from bench_real import PEAK, REAL, SR, Clip, fit, load_clips, mix  # noqa: E402
+from bench_real_noise import mean_ci as ci  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SNRS = (-5.0, 0.0, 5.0)
@@ -89,7 +90,7 @@ def real_item(clips: list[Clip], train: list[int], rng: np.random.Generator, aug
         snr = rng.uniform(-7.5, 7.5)
         g = math.sqrt(float(np.sum(target**2)) / max(float(np.sum(other**2)), 1e-12) / 10 ** (snr / 10))
         mixture = target + g * other
-    s = 0.9 / max(float(np.abs(mixture).max()), float(np.abs(target).max()), 1e-9)
+    s = PEAK / max(float(np.abs(mixture).max()), float(np.abs(target).max()), 1e-9)
     if augment is not None:
         feats = augment_lip_features(feats.astype(np.float32), rng, augment)
     return (mixture * s).astype(np.float32), (target * s).astype(np.float32), feats.astype(np.float32)
@@ -109,7 +110,7 @@ def eval_items(clips: list[Clip], held: list[int]) -> list[dict]:
                 m, r = mix(c.audio, fit(o.audio, len(c.audio)), snr)
                 items.append({"id": f"{c.name}+{o.name}@{snr:+.0f}", "snr": snr, "mixture": m, "reference": r,
                               "faces": {"target": face, "other": other_face, "zero": np.zeros_like(face)}})
-        a = (c.audio * 0.9 / max(float(np.abs(c.audio).max()), 1e-9)).astype(np.float32)
+        a = (c.audio * PEAK / max(float(np.abs(c.audio).max()), 1e-9)).astype(np.float32)
         items.append({"id": f"{c.name}@clean", "snr": None, "mixture": a, "reference": a, "faces": {"target": face}})
     return items
 
@@ -193,13 +194,6 @@ def finetune(model, clips: list[Clip], train: list[int], args, recipe: dict, see
 def summarize(rows: list[dict]) -> dict:
     """Per SNR: the target's SI-SDRi before / after and its change, the lips' steer (target minus other face) before /
     after and its change, target minus zero lips, the share the target's face wins; clean: SI-SDR, PESQ-WB, STOI."""
-    from avse.evaluation.run import mean_ci
-
-    def ci(values: list[float]) -> dict:
-        r = mean_ci(values)
-        return {"mean": round(r["mean"], 3), "ci95": None if r["ci_high"] is None else round(r["ci_high"] - r["mean"], 3),
-                "n": r["n"]}
-
     out: dict = {}
     for snr in SNRS:
         rs = [r for r in rows if r["snr"] == snr]

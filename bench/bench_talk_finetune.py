@@ -48,13 +48,15 @@ METHODS = ("real", "still", "energy", "ours")
 SYNC = ("lse_d", "lse_c", "lip_distance", "asd")
 
 
-def finetune(talk, clips: list[tuple[str, np.ndarray, np.ndarray]], train: list[int], args, seed: int):
-    """A copy of ``talk``'s generator trained on the clips ``train`` (see the module docstring) -> (TalkingFace, losses)."""
+def finetune(talk, clips: list[tuple[str, np.ndarray, np.ndarray]], train: list[int], args, seed: int, expert):
+    """A copy of ``talk``'s generator trained on the clips ``train`` (see the module docstring) -> (TalkingFace, losses).
+
+    ``expert``: the frozen lip-sync expert of the sync loss (used when ``args.sync`` > 0)."""
     import torch
     import torch.nn.functional as F
     from torch.utils.data import default_collate
 
-    from avse.talking.expert import SyncExpert, mouth_frames, sync_loss
+    from avse.talking.expert import mouth_frames, sync_loss
     from avse.talking.generate import TalkingFace
     from avse.talking.train import FaceWindows, _masked_l1
 
@@ -62,10 +64,6 @@ def finetune(talk, clips: list[tuple[str, np.ndarray, np.ndarray]], train: list[
     rng = np.random.default_rng(seed)
     net = copy.deepcopy(talk.net).train()
     net.generator.noise_mode = "random"
-    expert = None
-    if args.sync > 0:
-        expert = SyncExpert.from_pretrained(None).eval()
-        expert.requires_grad_(False)
     ds = FaceWindows([(clips[i][1], clips[i][2]) for i in train], frames=5, augment=True, seed=seed)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.5, 0.99))
     losses, t0 = [], time.time()
@@ -75,7 +73,7 @@ def finetune(talk, clips: list[tuple[str, np.ndarray, np.ndarray]], train: list[
         fake, real = out["frames"], batch["faces"]
         loss = _masked_l1(fake, real, net.mask)
         loss = loss + 0.01 * F.cosine_similarity(out["canonical"][:, None], out["motion"], dim=-1).pow(2).mean()
-        if expert is not None:
+        if args.sync > 0:
             mouth = mouth_frames((fake + 1.0) / 2.0)  # [B, 5, 48, 96]
             loss = loss + args.sync * sync_loss(expert, batch["audio_clean"][:, fake.shape[1] // 2], mouth)
         opt.zero_grad(set_to_none=True)
@@ -119,7 +117,7 @@ def main() -> None:
     from avse.talking.metrics import lip_landmarks
 
     torch.set_num_threads(2)
-    expert = SyncExpert.from_pretrained(None).eval()
+    expert = SyncExpert.from_pretrained(None).eval().requires_grad_(False)  # measures, and the sync loss
     detector = None
     if args.light_asd.is_file():
         from avse.models.light_asd import load_detector
@@ -133,7 +131,7 @@ def main() -> None:
     for f, held in enumerate(folds[: args.first]):
         train = [i for i in range(len(clips)) if i not in held]
         print(f"fold {f}: held out {[clips[i][0] for i in held]}", flush=True)
-        tuned, fold_losses = finetune(talk, clips, train, args, seed=2000 + f)
+        tuned, fold_losses = finetune(talk, clips, train, args, seed=2000 + f, expert=expert)
         losses.append(fold_losses)
         for i in held:
             name, real, audio = clips[i]
