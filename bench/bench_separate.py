@@ -9,14 +9,16 @@ runs it without video (chunked, the outputs on the input's scale), before its on
 rule; its two outputs are paired with the two voices in the order
 that gives the higher mean SI-SDR (the output order of a blind model is
 arbitrary), and the SI-SDR improvement of each voice is reported; ``one_voice`` counts the
-mixtures where ``avse separate`` would give one output the whole input (the other 20 dB or
-more under it, ``avse.api.ONE_VOICE_BLIND_DB``). Writes
+mixtures where ``avse separate`` would give one output the whole input (``Separator.one_voice_blind``:
+the other 20 dB or more under it, ``avse.api.ONE_VOICE_BLIND_DB``, or 10 dB or more and no two voices
+at once by the overlap detector; ``--overlap none``: the level rule alone). Writes
 bench/results/NAME.json (default separate.json).
 
 ``--real DIR``: the real dev set instead (the 23 clips of ../shared/data/real, audio only, nothing
 of their faces): bench_real.py's two-talker mixtures (each clip with another talker's at -5, 0 and
 +5 dB, the same pairs), scored as above per SNR with 95 % intervals, plus "better output" (the
-target's SI-SDRi from the output nearer to it, bench_real.py's oracle row); and each clip alone,
+target's SI-SDRi from the output nearer to it, bench_real.py's oracle row; "as given": after the
+one-voice rule, as ``avse separate`` gives it); and each clip alone,
 passed through as ``avse separate`` gives it without faces (``Separator.separate``, its one-voice
 rule included): PESQ-WB and STOI of the output nearer to the clip, the quieter output's level
 against the input, and how many clips came out whole in one output. Seconds, not the half hour
@@ -42,16 +44,19 @@ def main() -> None:
     p.add_argument("--name", default=None, help="results name: bench/results/NAME.json (default separate, separate_real)")
     p.add_argument("--real", type=Path, default=None, help="the real dev set (e.g. ../shared/data/real) instead of --root")
     p.add_argument("--work", type=Path, default=None, help="bench_real.py's work folder (its front-end cache is reused)")
+    p.add_argument("--overlap", default="shipped", help="the overlap detector of the one-voice rule (a checkpoint "
+                   "path; 'shipped'; 'none': the level rule alone)")
     args = p.parse_args()
+    args.overlap = {"shipped": True, "none": False}.get(args.overlap, args.overlap)
     if args.real is not None:
         return real(args)
-    from avse.api import ONE_VOICE_BLIND_DB, Separator, output_levels_db
+    from avse.api import Separator
     from avse.audio.io import load_audio
     from avse.data.metadata import load_scenes, scenes_dir, scenes_path
 
     root = Path(args.root)
     folder = scenes_dir(root, "test")
-    sep = Separator.from_pretrained(args.model, av=None)
+    sep = Separator(args.model, av=None, overlap=args.overlap)
     gains = []
     one_voice = 0
     for s in load_scenes(scenes_path(root, "test")):
@@ -59,7 +64,7 @@ def main() -> None:
             continue
         mix, tgt, itf = (load_audio(folder / f"{s['scene']}_{k}.wav", 16000)[0] for k in ("mixed", "target", "interferer"))
         est = sep.blind_outputs(mix)[0][:, : len(mix)]  # [2, T]
-        one_voice += int(min(output_levels_db(est, mix)) <= ONE_VOICE_BLIND_DB)
+        one_voice += int(sep.one_voice_blind(est, mix) is not None)
         gains.append(_pit_gains(est, (tgt, itf), mix))
     g = np.asarray(gains)  # [N, 2]: target, competing talker
     result = {
@@ -70,6 +75,7 @@ def main() -> None:
         "mean_si_sdri_competing_db": float(g[:, 1].mean()),
         "share_both_improved": float(np.mean(np.all(g > 0, axis=1))),
         "one_voice": one_voice,
+        "overlap": str(args.overlap),
     }
     save(args.name or "separate", result)
 
@@ -90,15 +96,16 @@ def real(args: argparse.Namespace) -> None:
 
     from bench_real import SR, build_items, load_clips
 
-    from avse.api import ONE_VOICE_BLIND_DB, Separator, output_levels_db
+    from avse.api import Separator, output_levels_db
     from avse.evaluation.metrics import pesq_wb, si_sdr, stoi
     from avse.evaluation.run import mean_ci
 
     work = args.work or Path(tempfile.gettempdir()) / "avse_bench_real"
     items = build_items(load_clips(args.real, work / "frontend"), {}, quick=False)
-    sep = Separator.from_pretrained(args.model, av=None)
+    sep = Separator(args.model, av=None, overlap=args.overlap)
     by_snr: dict[str, list[list[float]]] = {}
     better: dict[str, list[float]] = {}
+    better_given: dict[str, list[float]] = {}
     one_voice: dict[str, int] = {}
     clean: dict[str, list[float]] = {"pesq_wb": [], "stoi": [], "quieter_db": []}
     clean_whole = 0
@@ -111,7 +118,10 @@ def real(args: argparse.Namespace) -> None:
             per_item[it.id] = float(np.mean(by_snr[key][-1]))
             base = si_sdr(it.mixture, it.reference)
             better.setdefault(key, []).append(max(si_sdr(o, it.reference) for o in est) - base)
-            one_voice[key] = one_voice.get(key, 0) + int(min(output_levels_db(est, it.mixture)) <= ONE_VOICE_BLIND_DB)
+            whole = sep.one_voice_blind(est, it.mixture)
+            one_voice[key] = one_voice.get(key, 0) + int(whole is not None)
+            given = est if whole is None else np.stack([it.mixture, np.zeros_like(it.mixture)])  # as avse separate gives it
+            better_given.setdefault(key, []).append(max(si_sdr(o, it.reference) if np.any(o) else -np.inf for o in given) - base)
         elif it.condition == "clean":
             outs = sep.separate(it.mixture, SR)  # [2, T]: as avse separate gives it without faces
             near = outs[int(np.argmax([si_sdr(o, it.reference) if np.any(o) else -np.inf for o in outs]))]
@@ -120,13 +130,14 @@ def real(args: argparse.Namespace) -> None:
             clean["quieter_db"].append(min(output_levels_db(outs, it.mixture)))
             per_item[it.id] = clean["pesq_wb"][-1]
             clean_whole += int(bool((sep.last_info or {}).get("one_voice")))
-    result: dict = {"model": args.model, "real": str(args.real), "two_talker": {}}
+    result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "two_talker": {}}
     for key, gains in by_snr.items():
         g = np.asarray(gains)  # [N, 2]: target, other talker
         result["two_talker"][key] = {
             "mixtures": len(g),
             "si_sdri_both": mean_ci(list(g.mean(axis=1))),
             "better_output": mean_ci(better[key]),
+            "better_output_as_given": mean_ci(better_given[key]),
             "share_both_improved": float(np.mean(np.all(g > 0, axis=1))),
             "one_voice": one_voice[key],
         }

@@ -411,7 +411,7 @@ def test_outputs_that_add_up_to_the_input_keep_their_levels():
     config = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4)
     for output, second_db in (("consistent", -16.5), ("direct", 0.0)):
         model = OneVoice(TasNetConfig(**TINY_AUDIO, n_sources=2, output=output))
-        sep = Separator(model, av=None, config=config)
+        sep = Separator(model, av=None, config=config, overlap=False)
         y = sep.separate(x, 16000)
         assert sep.last_info["levels_db"][1] == pytest.approx(second_db, abs=0.2), output  # "direct": fitted onto the mixture
         total = {"consistent": x, "direct": 2 * x}[output]  # without consistency both are lifted to the input's level
@@ -432,7 +432,7 @@ def test_a_trace_split_off_one_voice_goes_back_to_it():
 
     x = speechlike(40000)
     model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
-    sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4))
+    sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=False)
     y = sep.separate(x, 16000)  # the trace is 26 dB down
     assert 20 * np.log10(Split.share) <= ONE_VOICE_BLIND_DB and sep.last_info["one_voice"] == "source0"
     np.testing.assert_allclose(y[0], x, atol=1e-4)
@@ -440,6 +440,53 @@ def test_a_trace_split_off_one_voice_goes_back_to_it():
     Split.share = 0.15  # 16.5 dB down: it may be a quiet second talker, kept
     y = sep.separate(x, 16000)
     assert "one_voice" not in sep.last_info and sep.last_info["levels_db"][1] == pytest.approx(-16.5, abs=0.2)
+
+
+class FixedOverlap(torch.nn.Module):
+    """An overlap detector that hears two voices on a fixed share of the frames (the first ones)."""
+
+    def __init__(self, share: float):
+        super().__init__()
+        self.share, self.calls = share, 0
+
+    def frame_probs(self, audio: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        n = len(audio) // 160 + 1
+        return (np.arange(n) < self.share * n).astype(np.float32)
+
+
+@pytest.mark.parametrize("share_db, heard, whole", [
+    (-16.5, 0.02, True),   # 10-20 dB down and no voices at once: a lone voice, split
+    (-16.5, 0.40, False),  # two voices at once: a quiet second talker, kept
+    (-6.0, 0.0, False),    # well above 10 dB down: two talkers (e.g. taking turns), the detector is not asked
+    (-26.0, 0.9, True),    # 20 dB or more down: one voice whatever the detector says
+])
+def test_the_overlap_detector_tells_a_split_voice_from_a_quiet_second_talker(share_db, heard, whole):
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    share = 10 ** (share_db / 20)
+
+    class Split(ConvTasNet):
+        def forward(self, mixture):
+            return torch.stack([(1 - share) * mixture, share * mixture], 1)
+
+    x = speechlike(40000)
+    det = FixedOverlap(heard)
+    model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=det)
+    y = sep.separate(x, 16000)
+    assert (sep.last_info.get("one_voice") == "source0") is whole
+    assert det.calls == (1 if -20 < share_db <= -10 else 0)
+    if det.calls:
+        assert sep.last_info["overlap_share"] == pytest.approx(heard, abs=0.02)
+    if whole:
+        np.testing.assert_allclose(y[0], x, atol=1e-4)
+        assert not y[1].any()
+    else:
+        np.testing.assert_allclose(y[0] + y[1], x, atol=1e-3)
+    off = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=False)
+    off.separate(x, 16000)
+    assert (off.last_info.get("one_voice") == "source0") is (share_db <= -20)
 
 
 def test_output_levels_against_the_input():

@@ -458,6 +458,10 @@ def test_separate_says_when_one_voice_got_the_whole_input(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "one voice: the blind model split off a trace of it; source0 gets the whole input" in out
     assert "source1 -120.0 dB (near silent)" in out
+    res["overlap_share"] = 0.031  # the overlap detector decided
+    assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet"]) == 0
+    assert ("one voice: the blind model split it (two voices at once on 3% of the active frames); source0 gets the "
+            "whole input") in capsys.readouterr().out
 
 
 def test_enhance_assign_reaches_the_enhancer_and_its_choice_is_said(tmp_path, monkeypatch, capsys):

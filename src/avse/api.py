@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -170,6 +170,11 @@ SILENT_OUTPUT_DB = -30.0
 #: output is a median 12.6 dB under the input; with two real talkers at -5 / 0 / +5 dB a median 6-7 dB
 #: (``bench/bench_assign.py``). With faces, ``avse.talking.expert.one_voice`` also asks the lips
 ONE_VOICE_BLIND_DB = -20.0
+#: with no faces, a quieter output at or under ``avse.talking.expert.ONE_VOICE_DB`` (-10 dB) is also bits of one voice
+#: when the overlapped speech detector (``avse.models.overlap``) hears two voices at once on fewer than this share of
+#: the input's active frames: a lone voice that the separator split. Two talkers who take turns are kept apart only
+#: when the quieter one holds more than about a tenth of the speech (its output above -10 dB)
+ONE_VOICE_OVERLAP = 0.1
 
 
 #: ``Enhancer``'s ``assign``: the blind model's output is held to this much attenuation (dB). A blind model sometimes
@@ -210,6 +215,14 @@ def talker_source(talker: dict[str, Any], markdown: bool = False) -> str:
 def levels_line(names: Sequence[str], levels_db: Sequence[float]) -> str:
     """``"source0 -1.6 dB, source1 -31.2 dB (near silent)"``: each output's level (``output_levels_db``) by name."""
     return ", ".join(f"{n} {db:+.1f} dB" + (" (near silent)" if db < SILENT_OUTPUT_DB else "") for n, db in zip(names, levels_db))
+
+
+def one_voice_line(info: Mapping[str, Any]) -> str:
+    """Why a blind separation gave one output the whole input (``Separator.last_info`` with "one_voice"), one line."""
+    share = info.get("overlap_share")
+    how = ("the blind model split off a trace of it" if share is None else
+           f"the blind model split it (two voices at once on {share:.0%} of the active frames)")
+    return f"{how}; {info['one_voice']} gets the whole input"
 
 
 def _clip_protect(y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -651,6 +664,10 @@ class Separator:
     (``avse.talking.expert.missed_talker``: an output near silent, though the face given it
     speaks), else "av". ``sync_expert``: the expert "sync"
     uses (a SyncExpert, or its checkpoint path; None: the shipped one).
+
+    ``overlap``: the overlapped speech detector that tells, with no faces, a lone voice the blind model split from
+    two talkers (``ONE_VOICE_OVERLAP``): True the shipped one (when installed), a path or an ``OverlapDetector``,
+    or False for none (then only ``ONE_VOICE_BLIND_DB`` decides).
     """
 
     def __init__(
@@ -661,6 +678,7 @@ class Separator:
         progress: Progress = False,
         assign: str = "auto",
         sync_expert: str | Path | nn.Module | None = None,
+        overlap: bool | str | Path | nn.Module = True,
     ):
         if model is None and av is None:
             raise ConfigError("a Separator needs a blind model, an audio-visual model or both")
@@ -672,9 +690,47 @@ class Separator:
         self._av = _Slot(av)
         self.assign = assign
         self._sync_expert = sync_expert
+        self._overlap: Any = overlap
         self.config = config
         self.progress = progress
         self.last_info: dict[str, Any] = {}
+
+    def overlap_detector(self) -> Any:
+        """The overlapped speech detector (loaded on first use), or None: switched off, or not installed."""
+        from avse.models.overlap import PRETRAINED as OVERLAP_PRETRAINED
+        from avse.models.overlap import OverlapDetector
+
+        if self._overlap is True:
+            self._overlap = OverlapDetector.from_pretrained() if OVERLAP_PRETRAINED.is_file() else None
+        elif isinstance(self._overlap, (str, Path)):
+            self._overlap = OverlapDetector.from_pretrained(self._overlap)
+        return None if self._overlap is False or self._overlap is None else self._overlap
+
+    def one_voice_blind(self, outputs: np.ndarray, x16: np.ndarray, info: dict[str, Any] | None = None) -> int | None:
+        """Did a two-output blind model hear one voice and split it? outputs float [2, T], x16 the input [T] at
+        16 kHz -> the index of the output that should get the whole input, or None. Yes when the quieter output is
+        ``ONE_VOICE_BLIND_DB`` or more under the input, or ``avse.talking.expert.ONE_VOICE_DB`` or more under it
+        and the overlap detector hears two voices at once on fewer than ``ONE_VOICE_OVERLAP`` of the input's
+        active frames. ``info`` gets "overlap_share" when the detector ran."""
+        from avse.talking.expert import ONE_VOICE_DB
+
+        levels = output_levels_db(outputs, x16)
+        if len(levels) != 2:
+            return None
+        quiet = int(np.argmin(levels))
+        if levels[quiet] <= ONE_VOICE_BLIND_DB:
+            return 1 - quiet
+        if levels[quiet] > ONE_VOICE_DB:
+            return None
+        det = self.overlap_detector()
+        if det is None:
+            return None
+        from avse.models.overlap import overlap_share
+
+        share = overlap_share(det.frame_probs(x16), x16)
+        if info is not None:
+            info["overlap_share"] = round(share, 3)
+        return 1 - quiet if share < ONE_VOICE_OVERLAP else None
 
     @classmethod
     def from_pretrained(
@@ -871,12 +927,11 @@ class Separator:
             est, n_chunks = self.blind_outputs(x16, align=not known)
             names = [str(s) for s in speakers] if known else [f"source{i}" for i in range(est.shape[0])]
             info.update(mode="known-speakers" if known else "blind", model=binfo["name"], names=names)
-            levels = output_levels_db(est, x16)
-            if not known and len(levels) == 2 and min(levels) <= ONE_VOICE_BLIND_DB:  # one voice, bits of it split off
-                quiet = int(np.argmin(levels))
-                est[1 - quiet] += est[quiet]
-                est[quiet] = 0.0
-                info["one_voice"] = names[1 - quiet]
+            whole = None if known or est.shape[0] != 2 else self.one_voice_blind(est, x16, info)
+            if whole is not None:  # one voice, bits of it split off
+                est[whole] += est[1 - whole]
+                est[1 - whole] = 0.0
+                info["one_voice"] = names[whole]
         y, clip_gain = _clip_protect(_from_16k(est, sr, x.shape[0]))
         t2 = time.perf_counter()
         info["levels_db"] = output_levels_db(y / clip_gain, x)

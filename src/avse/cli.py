@@ -206,6 +206,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
         print(f"lip-sync expert: {train_expert(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)}")
         return
+    if cfg.get("model") == "overlap_detector":
+        from avse.training.overlap import train_overlap
+
+        print(f"overlap detector: {train_overlap(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)}")
+        return
     from avse.training.module import fit
 
     best = fit(cfg, args.out, resume=args.resume, progress=not args.quiet)
@@ -220,14 +225,14 @@ def _cmd_talk(args: argparse.Namespace) -> None:
 
 
 def _talking_info(path: Path) -> dict | None:
-    """A talking-face generator's or lip-sync expert's description, or None for any other file."""
+    """A talking-face generator's, lip-sync expert's or overlap detector's description, or None for any other file."""
     from avse.models.checkpoint import read_checkpoint
 
     try:
         ckpt = read_checkpoint(path)
     except AvseError:  # not ours to judge here: model_summary reports it
         return None
-    if ckpt["model"] not in ("talking_face", "sync_expert"):
+    if ckpt["model"] not in ("talking_face", "sync_expert", "overlap_detector"):
         return None
     weights = sum(v.numel() for v in ckpt.get("state_dict", {}).values() if v.is_floating_point())
     return {"model": ckpt["model"], "parameters": weights, "config": ckpt.get("config"),
@@ -242,7 +247,8 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if path.is_file():
         talking = _talking_info(path)
         if talking is not None:
-            what = "talking-face generator (avse talk)" if talking["model"] == "talking_face" else "lip-sync expert"
+            what = {"talking_face": "talking-face generator (avse talk)", "sync_expert": "lip-sync expert",
+                    "overlap_detector": "overlapped speech detector (avse separate's one-voice check)"}[talking["model"]]
             print(f"{args.checkpoint}: {talking['model']}, {talking['parameters'] / 1e6:.2f} M parameters; {what}")
             print(json.dumps(talking, indent=2, default=str))
             return
@@ -347,7 +353,9 @@ def _cmd_separate(args: argparse.Namespace) -> None:
     elif res.get("assign_reason"):
         print(f"one pass of the audio-visual model per face ({res['assign_reason']})")
     if res.get("one_voice") and "assignment" not in res:
-        print(f"one voice: the blind model split off a trace of it; {res['one_voice']} gets the whole input")
+        from avse.api import one_voice_line
+
+        print(f"one voice: {one_voice_line(res)}")
     print("levels against the input: " + levels_line(res["names"], res["levels_db"]))
     print("written: " + ", ".join(res["outputs"]))
 

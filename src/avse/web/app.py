@@ -127,8 +127,9 @@ def facts_markdown(res: JobResult, analysis: Analysis) -> str:
         why = f": {res.reason}" if res.reason else ""
         lines.append(f"**Mode:** {res.mode.upper()} with model `{res.model}`{why}")
         if res.facts.get("one_voice"):
-            lines.append(f"**One voice:** the blind model split off a trace of it; {res.facts['one_voice']} gets the "
-                         "whole input")
+            from avse.api import one_voice_line
+
+            lines.append(f"**One voice:** {one_voice_line(res.facts)}")
     talker = res.facts.get("talker")
     if talker is not None:  # one face: whose output its voice is (the check for a second voice)
         from avse.api import talker_source

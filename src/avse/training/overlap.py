@@ -1,0 +1,347 @@
+"""Training the overlapped speech detector (``avse.models.overlap``) on real voices mixed on the fly."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avse.errors import ConfigError, MetadataError
+from avse.models.overlap import HOP, MEL, SAMPLE_RATE, OverlapConfig, OverlapDetector
+
+#: a voice's frame counts as sounding within this many dB of its own loudest frame ...
+VOICE_ACTIVE_DB = -35.0
+#: ... and, for the frame to count as overlapped, within this many dB of the other voice in that frame
+AUDIBLE_DB = -20.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An overlap detector's training recipe (``configs/overlap/*.yaml``; every field may be given there).
+
+    speech: folders written by ``avse import-speech`` (their ``speech.json``); every ``val_every``-th speaker
+    (sorted by name) is kept for validation. noise: folders of noise recordings (wav/flac/ogg, searched
+    recursively), beside generated noises. Each item is ``seconds`` long: one voice, or with probability
+    ``p_two`` two voices (the second ``sir_db`` against the first; with probability ``p_turns`` of those they
+    take turns instead of talking over each other), each through a room with probability ``p_reverb``, in noise
+    with probability ``p_noise`` at ``snr_db``, through a random response with probability ``p_eq``.
+    """
+
+    speech: tuple[str, ...] = ("data/real_speech",)
+    noise: tuple[str, ...] = ("data/real_noise",)
+    model: str = "overlap_detector"
+    detector: Mapping[str, Any] | None = None
+    seconds: float = 4.0
+    batch: int = 24
+    steps_per_epoch: int = 200
+    max_epochs: int = 10
+    lr: float = 2e-3
+    lr_min: float = 1e-4
+    weight_decay: float = 1e-4
+    pos_weight: float = 2.0
+    p_two: float = 0.5
+    p_turns: float = 0.2
+    sir_db: tuple[float, float] = (-10.0, 10.0)
+    p_reverb: float = 0.5
+    rt60: tuple[float, float] = (0.15, 0.8)
+    drr_db: tuple[float, float] = (-3.0, 12.0)
+    p_noise: float = 0.7
+    snr_db: tuple[float, float] = (0.0, 30.0)
+    p_eq: float = 0.5
+    eq_db: float = 8.0
+    val_every: int = 6
+    val_items: int = 192
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any]) -> Recipe:
+        """A recipe from a YAML mapping; unknown keys are a ConfigError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ConfigError(f"overlap recipe: unknown keys {', '.join(unknown)}")
+        raw = dict(cfg)
+        for k in ("speech", "noise"):
+            if k in raw:
+                raw[k] = (raw[k],) if isinstance(raw[k], str) else tuple(raw[k])
+        for k in ("sir_db", "rt60", "drr_db", "snr_db"):
+            if k in raw:
+                raw[k] = tuple(float(v) for v in raw[k])
+        return cls(**raw)
+
+
+class VoicePool:
+    """Real recordings grouped by speaker, held in memory as int16: ``speakers`` [names], ``clips[name]`` [arrays]."""
+
+    def __init__(self, folders: Sequence[str | Path], min_seconds: float = 0.3) -> None:
+        from avse.audio.io import load_audio
+        from avse.data.realspeech import load_real_speech
+
+        by_speaker: dict[str, list[np.ndarray]] = {}
+        for folder in folders:
+            for e in load_real_speech(folder):
+                if float(e["duration"]) < min_seconds:
+                    continue
+                x = load_audio(Path(folder) / e["wavfile"], SAMPLE_RATE)[0]
+                peak = float(np.abs(x).max())
+                if peak <= 0:
+                    continue
+                by_speaker.setdefault(str(e["speaker"]), []).append((x / peak * 32000).astype(np.int16))
+        if len(by_speaker) < 2:
+            raise MetadataError(Path(str(folders[0]) if folders else "."), "the overlap detector needs recordings of at least 2 speakers")
+        self.speakers = sorted(by_speaker)
+        self.clips = by_speaker
+
+    def split(self, val_every: int) -> tuple[list[str], list[str]]:
+        """(train speakers, validation speakers): every ``val_every``-th speaker by name is kept for validation."""
+        val = self.speakers[val_every - 1 :: val_every] if val_every > 0 else []
+        return [s for s in self.speakers if s not in val], val
+
+
+def _noise_pool(folders: Sequence[str | Path], max_files: int = 4000) -> list[np.ndarray]:
+    """Every noise recording under ``folders`` (wav/flac/ogg/mp3), 16 kHz float32, at least 0.5 s."""
+    from avse.audio.io import load_audio
+
+    out = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise MetadataError(root, "no such noise folder (fetch it: scripts/fetch_real_noise)")
+        paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
+        for p in paths[:max_files]:
+            try:
+                x = load_audio(p, SAMPLE_RATE)[0]
+            except Exception:  # a damaged or odd file among thousands: skip it
+                continue
+            if len(x) >= SAMPLE_RATE // 2 and np.any(x):
+                out.append(x.astype(np.float32))
+    return out
+
+
+def frame_energy(x: np.ndarray, n: int) -> np.ndarray:
+    """Energy of each 10 ms frame's 25 ms window (centred, as the features' STFT) of x [T] -> float64 [n]."""
+    pad = np.pad(np.asarray(x, dtype=np.float64), (MEL.win_length // 2, MEL.win_length + HOP * n))
+    c = np.concatenate([[0.0], np.cumsum(pad**2)])
+    starts = np.arange(n) * HOP
+    return c[starts + MEL.win_length] - c[starts]
+
+
+def overlap_labels(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Which of n 10 ms frames hold two voices: a, b float [T] the two voices as mixed -> float32 [n] of 0/1.
+
+    A frame is overlapped when each voice sounds there (within ``VOICE_ACTIVE_DB`` of its own loudest frame)
+    and the weaker is within ``AUDIBLE_DB`` of the stronger."""
+    ea, eb = frame_energy(a, n), frame_energy(b, n)
+    if ea.max() <= 0 or eb.max() <= 0:
+        return np.zeros(n, np.float32)
+    on = (ea > ea.max() * 10 ** (VOICE_ACTIVE_DB / 10)) & (eb > eb.max() * 10 ** (VOICE_ACTIVE_DB / 10))
+    close = np.minimum(ea, eb) >= np.maximum(ea, eb) * 10 ** (AUDIBLE_DB / 10)
+    return (on & close).astype(np.float32)
+
+
+class ItemMaker:
+    """Draws training items: ``make(rng)`` -> (mixture float32 [T], overlap labels float32 [N], two voices or not)."""
+
+    def __init__(self, recipe: Recipe, voices: VoicePool, speakers: list[str], noises: list[np.ndarray]) -> None:
+        if len(speakers) < 2:
+            raise ConfigError("overlap detector: need at least 2 speakers to mix")
+        self.r, self.voices, self.speakers, self.noises = recipe, voices, speakers, noises
+        self.n = int(round(recipe.seconds * SAMPLE_RATE))
+
+    def track(self, speaker: str, rng: np.random.Generator) -> np.ndarray:
+        """One speaker's running speech [T]: recordings one after another with 0.05-0.6 s pauses, from a random
+        start (a pause of up to 1 s first), each at unit RMS +- 3 dB."""
+        clips = self.voices.clips[speaker]
+        out = np.zeros(self.n, np.float64)
+        pos = int(rng.uniform(-0.5, 1.0) * SAMPLE_RATE)
+        while pos < self.n:
+            c = clips[int(rng.integers(len(clips)))].astype(np.float64)
+            c = c / (np.sqrt(np.mean(c**2)) + 1e-9) * 10 ** (rng.uniform(-3, 3) / 20)
+            s0 = max(0, -pos)
+            seg = c[s0 : s0 + self.n - max(pos, 0)]
+            out[max(pos, 0) : max(pos, 0) + len(seg)] += seg
+            pos += len(c) + int(rng.uniform(0.05, 0.6) * SAMPLE_RATE)
+        return out
+
+    def room(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """x [T] through a synthetic room with probability ``p_reverb`` -> [T]."""
+        from scipy.signal import fftconvolve
+
+        from avse.data.noise import synthetic_rir
+
+        if rng.random() >= self.r.p_reverb:
+            return x
+        wet = fftconvolve(x, synthetic_rir(rng.uniform(*self.r.rt60), rng))[: len(x)]
+        rd, rw = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(wet**2))
+        return x * 10 ** (rng.uniform(*self.r.drr_db) / 20) + wet * (rd / (rw + 1e-12)) if rw > 0 else x
+
+    def noise(self, rng: np.random.Generator) -> np.ndarray:
+        """A noise [T]: a recorded one (a random stretch, looped if short) or, one time in three, a generated one."""
+        from avse.data.noise import generate_noise
+
+        if not self.noises or rng.random() < 1 / 3:
+            return generate_noise(str(rng.choice(["coloured", "hum", "music", "bursts"])), self.n, rng).astype(np.float64)
+        z = self.noises[int(rng.integers(len(self.noises)))]
+        if len(z) < self.n:
+            z = np.tile(z, self.n // len(z) + 1)
+        s = int(rng.integers(0, len(z) - self.n + 1))
+        return z[s : s + self.n].astype(np.float64)
+
+    def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+        """One item -> (mixture float32 [T], labels float32 [N], whether it holds two voices)."""
+        from avse.data.noise import random_eq
+
+        r = self.r
+        n_frames = self.n // HOP + 1
+        two = rng.random() < r.p_two
+        pick = rng.choice(len(self.speakers), size=2, replace=False)
+        a = self.room(self.track(self.speakers[pick[0]], rng), rng)
+        if two:
+            b = self.room(self.track(self.speakers[pick[1]], rng), rng)
+            if rng.random() < r.p_turns:  # they take turns: each holds the floor for 0.5-2 s
+                gate = np.zeros(self.n)
+                pos, on = 0, rng.random() < 0.5
+                while pos < self.n:
+                    k = int(rng.uniform(0.5, 2.0) * SAMPLE_RATE)
+                    gate[pos : pos + k] = float(on)
+                    pos, on = pos + k, not on
+                fade = np.hanning(641)[None]
+                gate = np.convolve(gate, fade[0] / fade.sum(), mode="same")
+                a, b = a * gate, b * (1 - gate)
+            ra, rb = np.sqrt(np.mean(a**2)), np.sqrt(np.mean(b**2))
+            if ra > 0 and rb > 0:
+                b = b * (ra / rb) * 10 ** (-rng.uniform(*r.sir_db) / 20)
+            labels = overlap_labels(a, b, n_frames)
+            speech = a + b
+        else:
+            labels = np.zeros(n_frames, np.float32)
+            speech = a
+        mix = speech
+        if rng.random() < r.p_noise:
+            z = self.noise(rng)
+            rs, rz = np.sqrt(np.mean(speech**2)), np.sqrt(np.mean(z**2))
+            if rs > 0 and rz > 0:
+                mix = speech + z * (rs / rz) * 10 ** (-rng.uniform(*r.snr_db) / 20)
+        if rng.random() < r.p_eq:
+            mix = random_eq(mix, rng, r.eq_db)
+        peak = float(np.abs(mix).max())
+        mix = mix / peak * 10 ** (rng.uniform(-30, -1) / 20) if peak > 0 else mix
+        return mix.astype(np.float32), labels, bool(two)
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """``size`` items -> (mixtures [B, T], labels [B, N], two voices [B] bool)."""
+        items = [self.make(rng) for _ in range(size)]
+        return (torch.from_numpy(np.stack([i[0] for i in items])), torch.from_numpy(np.stack([i[1] for i in items])),
+                np.array([i[2] for i in items]))
+
+
+def _val_scores(model: OverlapDetector, val: list[tuple[np.ndarray, np.ndarray, bool]]) -> dict[str, float]:
+    """Frame accuracy measures and the clip-level split of one-voice from overlapping two-voice items."""
+    from avse.models.overlap import overlap_share
+
+    model.eval()
+    tp = fp = fn = 0
+    shares: dict[bool, list[float]] = {False: [], True: []}
+    with torch.no_grad():
+        for mix, lab, two in val:
+            p = torch.sigmoid(model(torch.from_numpy(mix)[None]))[0].numpy()
+            hit = p >= 0.5
+            tp += int(np.sum(hit & (lab > 0)))
+            fp += int(np.sum(hit & (lab == 0)))
+            fn += int(np.sum(~hit & (lab > 0)))
+            if not two or lab.mean() > 0.1:
+                shares[two].append(overlap_share(p, mix))
+    model.train()
+    one, two_ = np.array(shares[False]), np.array(shares[True])
+    auc = float(np.mean(two_[:, None] > one[None, :]) + 0.5 * np.mean(two_[:, None] == one[None, :])) if len(one) and len(two_) else float("nan")
+    return {"frame_precision": tp / max(tp + fp, 1), "frame_recall": tp / max(tp + fn, 1),
+            "one_voice_share_median": float(np.median(one)) if len(one) else float("nan"),
+            "two_voices_share_median": float(np.median(two_)) if len(two_) else float("nan"), "clip_auc": auc}
+
+
+def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
+    """Train an overlap detector from a recipe mapping into folder ``out`` -> its best checkpoint (by validation
+    clip AUC, then frame recall). ``out/last.pt`` holds what ``resume`` needs; every epoch is logged to
+    ``out/log.jsonl``. Items are drawn from (seed, epoch, step), so a resumed run draws what it would have."""
+    from tqdm import tqdm
+
+    recipe = Recipe.from_mapping(config)
+    if recipe.model != "overlap_detector":
+        raise ConfigError(f"overlap recipe: model must be overlap_detector, got {recipe.model!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    voices = VoicePool(recipe.speech)
+    train_spk, val_spk = voices.split(recipe.val_every)
+    noises = _noise_pool(recipe.noise)
+    val_noises, train_noises = noises[:: recipe.val_every], [z for i, z in enumerate(noises) if i % recipe.val_every]
+    maker = ItemMaker(recipe, voices, train_spk, train_noises)
+    val_maker = ItemMaker(recipe, voices, val_spk, val_noises)
+    vrng = np.random.default_rng([recipe.seed, 999])
+    val = [val_maker.make(vrng) for _ in range(recipe.val_items)]
+    torch.manual_seed(recipe.seed)
+    model = OverlapDetector(OverlapConfig(**_detector_cfg(recipe.detector)))
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    total = recipe.steps_per_epoch * recipe.max_epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (recipe.lr_min + 0.5 * (recipe.lr - recipe.lr_min) * (1 + math.cos(math.pi * min(s, total) / total))) / recipe.lr)
+    start_epoch, best = 0, (-1.0, -1.0)
+    last = out / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start_epoch, best = int(state["epoch"]) + 1, tuple(state["best"])
+    pos = torch.tensor(recipe.pos_weight)
+    extra = {"recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.__dict__.items()},
+             "train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(noises)}
+    model.train()
+    for epoch in range(start_epoch, recipe.max_epochs):
+        t0 = time.time()
+        losses = []
+        bar = tqdm(range(recipe.steps_per_epoch), desc=f"epoch {epoch}", disable=not progress)
+        for step in bar:
+            rng = np.random.default_rng([recipe.seed, epoch, step])
+            mix, lab, _ = maker.batch(rng, recipe.batch)
+            logits = model(mix)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, lab[:, : logits.shape[1]], pos_weight=pos)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        scores = _val_scores(model, val)
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1)} | scores
+        with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+        if progress:
+            print(json.dumps(entry), flush=True)
+        key = (scores["clip_auc"], scores["frame_recall"])
+        model.save(out / "epoch_last.avse.pt", extra | {"epoch": epoch, "val": scores})
+        if key > best:
+            best = key
+            model.save(out / "best.avse.pt", extra | {"epoch": epoch, "val": scores})
+        tmp = out / "last.pt.tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
+                    "best": list(best)}, tmp)
+        tmp.replace(last)
+    return out / "best.avse.pt"
+
+
+def _detector_cfg(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    d = dict(raw or {})
+    if "channels" in d:
+        d["channels"] = tuple(int(c) for c in d["channels"])
+    return d
+
+
+__all__ = ["Recipe", "VoicePool", "ItemMaker", "overlap_labels", "frame_energy", "train_overlap", "AUDIBLE_DB", "VOICE_ACTIVE_DB"]
