@@ -389,7 +389,7 @@ def test_video_without_a_face_falls_back(ckpts, blank_video):
 
 
 def test_separator_blind_outputs_and_info(ckpts):
-    sep = Separator(ckpts["separate"], av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4))
+    sep = Separator(ckpts["separate"], av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=False)
     y = sep.separate(speechlike(40000), 16000)
     assert y.shape == (2, 40000) and y.dtype == np.float32
     assert sep.last_info["mode"] == "blind" and sep.last_info["names"] == ["source0", "source1"]

@@ -147,7 +147,7 @@ def test_a_short_training_run_resumes_and_writes_a_detector(tmp_path):
     src = tmp_path / "src"
     texts = ["Put the red cup on the table.", "Bin blue at F two now.", "The cat sat on a warm mat."]
     for spk, voice in {"anna": Voice("espeak", "en-us", "f3"), "bert": Voice("espeak", "en-gb-x-rp", "m3"),
-                       "carl": Voice("espeak", "en-us", "m1")}.items():
+                       "carl": Voice("espeak", "en-us", "m1"), "dora": Voice("espeak", "en-us", "f2")}.items():
         for k, text in enumerate(texts):
             save_wav(src / spk / f"u{k}.wav", synthesize(text, voice).audio)
     import_speech(src, tmp_path / "speech", do_align=False, jobs=1, progress=False)
@@ -155,7 +155,7 @@ def test_a_short_training_run_resumes_and_writes_a_detector(tmp_path):
     save_wav(tmp_path / "noise" / "hiss.wav", (rng.standard_normal(32000) * 0.05).astype(np.float32))
     cfg = {"model": "overlap_detector", "speech": [str(tmp_path / "speech")], "noise": [str(tmp_path / "noise")],
            "detector": {"channels": [4, 8], "gru": 8}, "seconds": 1.0, "batch": 2, "steps_per_epoch": 2,
-           "max_epochs": 2, "val_every": 3, "val_items": 4}
+           "max_epochs": 2, "val_every": 2, "val_items": 4}
     out = tmp_path / "run"
     best = train_overlap(cfg, out)
     assert best.is_file() and (out / "last.pt").is_file()
@@ -164,9 +164,11 @@ def test_a_short_training_run_resumes_and_writes_a_detector(tmp_path):
     lines = (out / "log.jsonl").read_text().splitlines()
     assert len(lines) == 3 and '"epoch": 2' in lines[-1]
     det = OverlapDetector.from_pretrained(out / "epoch_last.avse.pt")
-    assert det.extra["epoch"] == 2 and det.extra["val_speakers"] == 1
+    assert det.extra["epoch"] == 2 and det.extra["val_speakers"] == 2 and det.extra["train_speakers"] == 2
     with pytest.raises(ConfigError, match="model must be overlap_detector"):
         train_overlap(cfg | {"model": "other"}, tmp_path / "x")
+    with pytest.raises(ConfigError, match="1 to validation"):
+        train_overlap(cfg | {"val_every": 3}, tmp_path / "y")
 
 
 @pytest.mark.slow

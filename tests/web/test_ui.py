@@ -323,6 +323,9 @@ def test_blind_separation_job_gives_two_voices(tmp_path):
     x = load_audio(wav, 16000)[0]
     for o, db in zip(res.outputs, res.facts["levels_db"]):  # each output's level against the input's, as written
         y = load_audio(o.wav, None)[0]
+        if not np.any(y):  # one voice heard (a tone is no two talkers): the other output is silent, its level floored
+            assert db == -120.0 and res.facts.get("one_voice")
+            continue
         assert db == pytest.approx(10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean(x.astype(np.float64) ** 2)), abs=0.2)
     assert "**Levels against the input:** source0 " in facts_markdown(res, Analysis(video=False, seconds=1.0))
 

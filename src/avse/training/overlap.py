@@ -279,6 +279,9 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     out.mkdir(parents=True, exist_ok=True)
     voices = VoicePool(recipe.speech)
     train_spk, val_spk = voices.split(recipe.val_every)
+    if len(train_spk) < 2 or len(val_spk) < 2:
+        raise ConfigError(f"overlap recipe: {len(voices.speakers)} speakers give {len(train_spk)} to train and "
+                          f"{len(val_spk)} to validation (val_every {recipe.val_every}); each needs at least 2")
     noises = _noise_pool(recipe.noise)
     val_noises, train_noises = noises[:: recipe.val_every], [z for i, z in enumerate(noises) if i % recipe.val_every]
     maker = ItemMaker(recipe, voices, train_spk, train_noises)
