@@ -170,7 +170,7 @@ def plot(result: dict, path: Path) -> None:
     ax.set_xlabel("share of active frames the detector hears two voices in")
     ax.set_xlim(-0.02, 1.02)
     ax.invert_yaxis()
-    ax.set_title("overlapped speech detector: one voice (blue) and two (red); dashed: avse separate's threshold")
+    ax.set_title("overlap detector: one voice (blue), two (red)\ndashed: the one-voice threshold of avse separate", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
