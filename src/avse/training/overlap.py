@@ -320,7 +320,7 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         scores = _val_scores(model, val)
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1)} | scores
