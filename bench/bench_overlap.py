@@ -10,7 +10,8 @@ For every input, the share of its active 10 ms frames where the detector hears t
 - the 6 CMU ARCTIC utterances of ../shared/data/real/speech alone, and the 9 pairs of their two
   speakers' utterances mixed at 0 dB;
 - the recipe's validation items (``--speech``, ``--noise``: voices and noises the detector never
-  trained on, mixed as in training), when those folders are there.
+  trained on, mixed as in training: one voice, two talking at once, two taking turns), when those
+  folders are there.
 
 Reports, per set, the median share and the share of inputs at or above ``ONE_VOICE_OVERLAP`` (the
 threshold `avse separate` uses), and the AUC of "two voices talking at once" against "one voice" (the
@@ -41,6 +42,7 @@ def auc(pos: list[float], neg: list[float]) -> float:
 
 
 def main() -> None:
+    """Measure the detector on every set there is (see the module docstring) and write the JSON and the plot."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="a detector checkpoint (default: the shipped one)")
     p.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real")
@@ -66,6 +68,7 @@ def main() -> None:
         seps = (Separator(args.separator, av=None, overlap=det), Separator(args.separator, av=None, overlap=False))
 
     def share(x: np.ndarray) -> float:
+        """x float [T] at 16 kHz -> its share of active frames with two voices at once."""
         return overlap_share(det.frame_probs(x), x)
 
     if args.real.is_dir():
@@ -100,10 +103,8 @@ def main() -> None:
         rng = np.random.default_rng([rec.seed, 12345])
         for k in range(args.val_items):
             mix, lab, two = maker.make(rng)
-            if two and lab.mean() < 0.1:
-                key = "held-out voices, two taking turns"
-            else:
-                key = "held-out voices, two at once" if two else "held-out voices, one"
+            key = {"one": "held-out voices, one", "at once": "held-out voices, two at once",
+                   "turns": "held-out voices, two taking turns"}[maker.last_kind]
             sets.setdefault(key, {})[f"val_{k:03d}"] = share(mix)
             if seps is not None:
                 est = seps[0].blind_outputs(mix)[0][:, : len(mix)]

@@ -458,35 +458,39 @@ class FixedOverlap(torch.nn.Module):
 @pytest.mark.parametrize("share_db, heard, whole", [
     (-16.5, 0.02, True),   # 10-20 dB down and no voices at once: a lone voice, split
     (-16.5, 0.40, False),  # two voices at once: a quiet second talker, kept
-    (-6.0, 0.0, False),    # well above 10 dB down: two talkers (e.g. taking turns), the detector is not asked
+    (-8.0, 0.0, False),    # well above 10 dB down: two talkers (e.g. taking turns), the detector is not asked
     (-26.0, 0.9, True),    # 20 dB or more down: one voice whatever the detector says
 ])
-def test_the_overlap_detector_tells_a_split_voice_from_a_quiet_second_talker(share_db, heard, whole):
+@pytest.mark.parametrize("loud", [0, 1])
+def test_the_overlap_detector_tells_a_split_voice_from_a_quiet_second_talker(share_db, heard, whole, loud):
     from avse.models.tasnet import ConvTasNet, TasNetConfig
 
     share = 10 ** (share_db / 20)
 
     class Split(ConvTasNet):
         def forward(self, mixture):
-            return torch.stack([(1 - share) * mixture, share * mixture], 1)
+            parts = [(1 - share) * mixture, share * mixture]
+            return torch.stack(parts if loud == 0 else parts[::-1], 1)
 
     x = speechlike(40000)
     det = FixedOverlap(heard)
     model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
     sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=det)
     y = sep.separate(x, 16000)
-    assert (sep.last_info.get("one_voice") == "source0") is whole
+    assert (sep.last_info.get("one_voice") == f"source{loud}") is whole  # the whole input goes to the louder output
+    assert ("one_voice" in sep.last_info) is whole
     assert det.calls == (1 if -20 < share_db <= -10 else 0)
     if det.calls:
         assert sep.last_info["overlap_share"] == pytest.approx(heard, abs=0.02)
     if whole:
-        np.testing.assert_allclose(y[0], x, atol=1e-4)
-        assert not y[1].any()
+        np.testing.assert_allclose(y[loud], x, atol=1e-4)
+        assert not y[1 - loud].any()
     else:
         np.testing.assert_allclose(y[0] + y[1], x, atol=1e-3)
+        assert np.sqrt(np.mean(y[loud] ** 2)) > np.sqrt(np.mean(y[1 - loud] ** 2))
     off = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=False)
     off.separate(x, 16000)
-    assert (off.last_info.get("one_voice") == "source0") is (share_db <= -20)
+    assert (off.last_info.get("one_voice") == f"source{loud}") is (share_db <= -20)
 
 
 def test_output_levels_against_the_input():

@@ -453,8 +453,12 @@ def test_separate_says_when_one_voice_got_the_whole_input(tmp_path, monkeypatch,
     res = {"seconds": 3.0, "names": ["source0", "source1"], "mode": "blind", "model": "separate", "reason": "no video was given",
            "levels_db": [0.0, -120.0], "outputs": [str(tmp_path / "source0.wav"), str(tmp_path / "source1.wav")],
            "one_voice": "source0"}
-    monkeypatch.setattr(avse.api, "separate_file", lambda *a, **k: res)
+    asked: list[dict] = []
+    monkeypatch.setattr(avse.api, "separate_file", lambda *a, **k: asked.append(k) or res)
+    assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet", "--no-overlap-check"]) == 0
+    assert asked[-1]["overlap"] is False
     assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet"]) == 0
+    assert asked[-1]["overlap"] is True
     out = capsys.readouterr().out
     assert "one voice: the blind model split off a trace of it; source0 gets the whole input" in out
     assert "source1 -120.0 dB (near silent)" in out

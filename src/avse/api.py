@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from torch import nn
@@ -21,6 +21,9 @@ from avse.models.base import SeparationModel
 from avse.video.faces import face_features
 from avse.video.io import has_video, mux_audio
 from avse.video.lipfeat import N_FEATURES
+
+if TYPE_CHECKING:
+    from avse.models.overlap import OverlapDetector
 
 #: where the shipped models live
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -172,8 +175,8 @@ SILENT_OUTPUT_DB = -30.0
 ONE_VOICE_BLIND_DB = -20.0
 #: with no faces, a quieter output at or under ``avse.talking.expert.ONE_VOICE_DB`` (-10 dB) is also bits of one voice
 #: when the overlapped speech detector (``avse.models.overlap``) hears two voices at once on fewer than this share of
-#: the input's active frames: a lone voice that the separator split. Two talkers who take turns are kept apart only
-#: when the quieter one holds more than about a tenth of the speech (its output above -10 dB)
+#: the input's active frames: a lone voice that the separator split. Two talkers who never talk at once are then kept
+#: apart only while the quieter one's output stays above -10 dB (at equal loudness, about a tenth of the speaking time)
 ONE_VOICE_OVERLAP = 0.1
 
 
@@ -695,8 +698,8 @@ class Separator:
         self.progress = progress
         self.last_info: dict[str, Any] = {}
 
-    def overlap_detector(self) -> Any:
-        """The overlapped speech detector (loaded on first use), or None: switched off, or not installed."""
+    def overlap_detector(self) -> OverlapDetector | None:
+        """The overlapped speech detector (loaded on first use, in eval mode), or None: switched off, or not installed."""
         from avse.models.overlap import PRETRAINED as OVERLAP_PRETRAINED
         from avse.models.overlap import OverlapDetector
 
@@ -704,7 +707,9 @@ class Separator:
             self._overlap = OverlapDetector.from_pretrained() if OVERLAP_PRETRAINED.is_file() else None
         elif isinstance(self._overlap, (str, Path)):
             self._overlap = OverlapDetector.from_pretrained(self._overlap)
-        return None if self._overlap is False or self._overlap is None else self._overlap
+        if self._overlap is False or self._overlap is None:
+            return None
+        return cast("OverlapDetector", self._overlap.eval())
 
     def one_voice_blind(self, outputs: np.ndarray, x16: np.ndarray, info: dict[str, Any] | None = None) -> int | None:
         """Did a two-output blind model hear one voice and split it? outputs float [2, T], x16 the input [T] at
@@ -740,9 +745,11 @@ class Separator:
         config: InferenceConfig = InferenceConfig(),
         progress: Progress = False,
         assign: str = "auto",
+        overlap: bool | str | Path = True,
     ) -> Separator:
-        """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths)."""
-        return cls(name_or_path, av, config=config, progress=progress, assign=assign)
+        """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths);
+        ``overlap`` as for ``Separator``."""
+        return cls(name_or_path, av, config=config, progress=progress, assign=assign, overlap=overlap)
 
     def _faces(self, video: Any, n_feat: int) -> tuple[list[_Face], str | None, list[dict]]:
         """video -> ([(name, features [F, D], landmarks)] of the usable faces, why none, facts per face).
@@ -879,8 +886,9 @@ class Separator:
         against the input's; an output more than ``SILENT_OUTPUT_DB`` below it
         is near silent: one voice, not two), reason, faces, model, chunks,
         seconds, seconds_frontend, seconds_model, clip_gain, and one_voice (no faces: the name of
-        the output that got the whole input because the other was ``ONE_VOICE_BLIND_DB`` or more
-        under it, that other one then silent).
+        the output that got the whole input because the blind model heard one voice and split it,
+        ``one_voice_blind``; that other one is then silent) with overlap_share (when the overlap
+        detector was asked).
         """
         x = to_mono(audio)
         x16 = _to_16k(x, sr)
@@ -1065,6 +1073,7 @@ def separate_file(
     chunk_seconds: float | None = None,
     progress: Progress = False,
     assign: str = "auto",
+    overlap: bool | str | Path = True,
 ) -> dict[str, Any]:
     """Separate a video or audio file into OUT_DIR/NAME.wav (16 kHz, 16-bit) (+ NAME.mp4 for a video input).
 
@@ -1074,7 +1083,8 @@ def separate_file(
     usable face gives the blind model's source0, source1 (or a
     known-speakers model's names). All files are written atomically and
     together; outputs that are the input are refused. Returns the
-    separator's ``last_info`` plus "input", "video" and "outputs".
+    separator's ``last_info`` plus "input", "video" and "outputs". ``overlap``: the overlap detector of the
+    one-voice check without faces (``Separator``; False: by level alone).
     """
     from avse.audio.io import check_media_file, save_wav
     from avse.utils.fs import atomic_path, check_file_stem, ensure_dir
@@ -1085,7 +1095,8 @@ def separate_file(
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputPathError(f"{out_dir}: output folder is a file")
     video = has_video(src)
-    separator = Separator.from_pretrained(model, av=av, config=_config(chunk_seconds), progress=progress, assign=assign)
+    separator = Separator.from_pretrained(model, av=av, config=_config(chunk_seconds), progress=progress, assign=assign,
+                                          overlap=overlap)
     x = _read_input(src, None, video)
     y = separator.separate(x, SAMPLE_RATE, video=src if video else None)
     names = [check_file_stem(str(n), "output name") for n in separator.last_info["names"]]

@@ -331,7 +331,7 @@ def _cmd_separate(args: argparse.Namespace) -> None:
 
     av = None if args.av_model == "none" else args.av_model
     res = separate_file(args.input, args.out, model=args.model, av=av, chunk_seconds=args.chunk, progress=not args.quiet,
-                        assign=args.assign)
+                        assign=args.assign, overlap=not args.no_overlap_check)
     why = f" ({res['reason']})" if res["reason"] else ""
     print(f"separated {res['seconds']:.1f} s into {len(res['names'])} voice(s), {res['mode']} with model "
           f"{res['model']!r}{why}: {', '.join(res['names'])}")
@@ -591,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "blind output its lips follow only when a second voice is heard, as avse enhance does (auto, "
                          "the default)")
     se.add_argument("--chunk", type=_positive_seconds, metavar="SECONDS", help="chunk length for long inputs (default: 10)")
+    se.add_argument("--no-overlap-check", action="store_true",
+                    help="without faces, decide that the blind model heard one voice by level alone (no overlapped speech "
+                         "detector): talkers who take turns are then kept apart down to 20 dB")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
     se.set_defaults(func=_cmd_separate)
 

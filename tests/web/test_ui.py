@@ -308,7 +308,7 @@ def test_video_without_a_face_runs_audio_only_and_says_why(tmp_path):
     assert res.outputs[0].mp4 is not None and res.outputs[0].mp4.stat().st_size > 0 and "mouth" not in res.figures
 
 
-def test_blind_separation_job_gives_two_voices(tmp_path):
+def test_blind_separation_job_writes_each_output_at_its_level(tmp_path):
     from avse.audio.io import load_audio
     from avse.web.jobs import TASKS, Analysis, Engine, run_job
 

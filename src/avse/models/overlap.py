@@ -132,11 +132,14 @@ class OverlapDetector(nn.Module):
     def frame_probs(self, audio: np.ndarray) -> np.ndarray:
         """Mono audio float [T] at 16 kHz -> float32 [N]: the chance of two or more voices in each 10 ms frame
         (N = T // 160 + 1). Runs in ``WINDOW_S`` pieces that overlap by ``WINDOW_OVERLAP_S`` (each frame is taken
-        from the piece where it lies furthest from an edge)."""
+        from a piece where it lies at least half the overlap from an edge). Audio shorter than one STFT window is
+        padded with silence for the features."""
         x = np.asarray(audio, dtype=np.float32)
         if x.ndim != 1:
             raise ConfigError(f"overlap detector needs mono audio [T], got shape {x.shape}")
         n = len(x) // HOP + 1
+        if len(x) <= MEL.n_fft:  # the centred STFT needs more than a window's worth
+            return self.frame_probs(np.pad(x, (0, MEL.n_fft + 1 - len(x))))[:n]
         win, step = int(WINDOW_S * SAMPLE_RATE), int((WINDOW_S - WINDOW_OVERLAP_S) * SAMPLE_RATE)
         out = np.zeros(n, np.float32)
         start = 0

@@ -154,6 +154,7 @@ class ItemMaker:
             raise ConfigError("overlap detector: need at least 2 speakers to mix")
         self.r, self.voices, self.speakers, self.noises = recipe, voices, speakers, noises
         self.n = int(round(recipe.seconds * SAMPLE_RATE))
+        self.last_kind = ""
 
     def track(self, speaker: str, rng: np.random.Generator) -> np.ndarray:
         """One speaker's running speech [T]: recordings one after another with 0.05-0.6 s pauses, from a random
@@ -195,7 +196,8 @@ class ItemMaker:
         return z[s : s + self.n].astype(np.float64)
 
     def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
-        """One item -> (mixture float32 [T], labels float32 [N], whether it holds two voices)."""
+        """One item -> (mixture float32 [T], labels float32 [N], whether it holds two voices). ``last_kind`` then
+        says which kind it was: "one", "at once" (two talking over each other) or "turns" (two taking turns)."""
         from avse.data.noise import random_eq
 
         r = self.r
@@ -205,7 +207,9 @@ class ItemMaker:
         a = self.room(self.track(self.speakers[pick[0]], rng), rng)
         if two:
             b = self.room(self.track(self.speakers[pick[1]], rng), rng)
-            if rng.random() < r.p_turns:  # they take turns: each holds the floor for 0.5-2 s
+            turns = rng.random() < r.p_turns
+            self.last_kind = "turns" if turns else "at once"
+            if turns:  # they take turns: each holds the floor for 0.5-2 s
                 gate = np.zeros(self.n)
                 pos, on = 0, rng.random() < 0.5
                 while pos < self.n:
@@ -221,6 +225,7 @@ class ItemMaker:
             labels = overlap_labels(a, b, n_frames)
             speech = a + b
         else:
+            self.last_kind = "one"
             labels = np.zeros(n_frames, np.float32)
             speech = a
         mix = speech
@@ -296,8 +301,15 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         opt, lambda s: (recipe.lr_min + 0.5 * (recipe.lr - recipe.lr_min) * (1 + math.cos(math.pi * min(s, total) / total))) / recipe.lr)
     start_epoch, best = 0, (-1.0, -1.0)
     last = out / "last.pt"
+    same = {k: v for k, v in recipe.__dict__.items() if k != "max_epochs"}  # what a resumed run must not change
+    if last.is_file() and not resume:
+        raise ConfigError(f"{out} holds a run already (last.pt): resume it (--resume) or choose another folder")
     if resume and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=False)
+        changed = sorted(k for k, v in same.items() if state.get("recipe", {}).get(k) != v)
+        if changed:
+            raise ConfigError(f"{out}: the recipe differs from the run's in {', '.join(changed)} (only max_epochs may "
+                              "change on resume)")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -328,14 +340,15 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
             f.write(json.dumps(entry) + "\n")
         if progress:
             print(json.dumps(entry), flush=True)
-        key = (scores["clip_auc"], scores["frame_recall"])
+        auc = scores["clip_auc"]
+        key = (auc if math.isfinite(auc) else -1.0, scores["frame_recall"])  # too few items of a kind: recall decides
         model.save(out / "epoch_last.avse.pt", extra | {"epoch": epoch, "val": scores})
         if key > best:
             best = key
             model.save(out / "best.avse.pt", extra | {"epoch": epoch, "val": scores})
         tmp = out / "last.pt.tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
-                    "best": list(best)}, tmp)
+                    "best": list(best), "recipe": same}, tmp)
         tmp.replace(last)
     return out / "best.avse.pt"
 
