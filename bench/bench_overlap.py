@@ -9,7 +9,7 @@ For every input, the share of its active 10 ms frames where the detector hears t
   real noises (café, kitchen) at 0 and 5 dB, and bench_real.py's two-talker mixtures at -5, 0, +5 dB;
 - the 6 CMU ARCTIC utterances of ../shared/data/real/speech alone, and the 9 pairs of their two
   speakers' utterances mixed at 0 dB;
-- the recipe's validation items (``--speech``, ``--noise``: voices and noises the detector never
+- the recipe's validation items (``--speech``, ``--corpus``, ``--noise``: voices and noises the detector never
   trained on, mixed as in training: one voice, two talking at once, two taking turns), when those
   folders are there.
 
@@ -49,6 +49,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=None, help="bench_real.py's work folder (its front-end cache is reused)")
     p.add_argument("--speech", default="data/real_speech", help="the recipe's voices (its validation speakers are used)")
     p.add_argument("--noise", default="data/real_noise", help="the recipe's noises")
+    p.add_argument("--corpus", nargs="*", default=None, help="the recipe's corpora of TTS voices (default: the recipe's)")
     p.add_argument("--val-items", type=int, default=300)
     p.add_argument("--separator", default="separate", help="the blind separator for the one-voice counts ('none': skip)")
     p.add_argument("--name", default="overlap")
@@ -95,8 +96,9 @@ def main() -> None:
     if Path(args.speech).is_dir():
         from avse.training.overlap import ItemMaker, Recipe, VoicePool, _noise_pool
 
-        rec = Recipe.from_mapping(dict((det.extra or {}).get("recipe", {})) | {"speech": [args.speech], "noise": [args.noise]})
-        voices = VoicePool(rec.speech)
+        given = {"speech": [args.speech], "noise": [args.noise]} | ({} if args.corpus is None else {"corpus": args.corpus})
+        rec = Recipe.from_mapping(dict((det.extra or {}).get("recipe", {})) | given)
+        voices = VoicePool(rec.speech, corpora=rec.corpus)
         _, val_spk = voices.split(rec.val_every)
         noises_all = _noise_pool(rec.noise) if Path(args.noise).is_dir() else []
         maker = ItemMaker(rec, voices, val_spk, noises_all[:: rec.val_every])

@@ -11,7 +11,8 @@ that gives the higher mean SI-SDR (the output order of a blind model is
 arbitrary), and the SI-SDR improvement of each voice is reported; ``one_voice`` counts the
 mixtures where ``avse separate`` would give one output the whole input (``Separator.one_voice_blind``:
 the other 20 dB or more under it, ``avse.api.ONE_VOICE_BLIND_DB``, or 10 dB or more and no two voices
-at once by the overlap detector; ``--overlap none``: the level rule alone). Writes
+at once by the overlap detector; ``--overlap none``: the level rule alone), and ``one_voice_separated``
+those of them where the model had improved the quieter voice by 3 dB or more (a second talker lost). Writes
 bench/results/NAME.json (default separate.json).
 
 ``--real DIR``: the real dev set instead (the 23 clips of ../shared/data/real, audio only, nothing
@@ -59,13 +60,17 @@ def main() -> None:
     sep = Separator(args.model, av=None, overlap=args.overlap)
     gains = []
     one_voice = 0
+    lost = 0  # one-voice mixtures where the model had pulled out the quieter voice (by 3 dB or more)
     for s in load_scenes(scenes_path(root, "test")):
         if s["interferer"]["type"] != "speech":
             continue
         mix, tgt, itf = (load_audio(folder / f"{s['scene']}_{k}.wav", 16000)[0] for k in ("mixed", "target", "interferer"))
         est = sep.blind_outputs(mix)[0][:, : len(mix)]  # [2, T]
-        one_voice += int(sep.one_voice_blind(est, mix) is not None)
         gains.append(_pit_gains(est, (tgt, itf), mix))
+        whole = sep.one_voice_blind(est, mix) is not None
+        one_voice += int(whole)
+        quieter = int(np.sum(itf.astype(np.float64) ** 2) < np.sum(tgt.astype(np.float64) ** 2))  # 0: the target
+        lost += int(whole and gains[-1][quieter] >= 3.0)
     g = np.asarray(gains)  # [N, 2]: target, competing talker
     result = {
         "model": args.model,
@@ -75,6 +80,7 @@ def main() -> None:
         "mean_si_sdri_competing_db": float(g[:, 1].mean()),
         "share_both_improved": float(np.mean(np.all(g > 0, axis=1))),
         "one_voice": one_voice,
+        "one_voice_separated": lost,
         "overlap": str(args.overlap),
     }
     save(args.name or "separate", result)

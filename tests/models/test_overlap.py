@@ -222,3 +222,14 @@ def test_info_describes_a_detector(tmp_path, capsys):
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "overlap_detector" in out and "overlapped speech detector" in out and '"epoch": 1' in out
+
+
+def test_voice_pool_takes_a_corpus_train_split_only(tiny_corpus):
+    from avse.data.metadata import load_speech_list, masker_speech_list_path, target_speech_list_path
+
+    pool = VoicePool([], corpora=[tiny_corpus])
+    entries = load_speech_list(target_speech_list_path(tiny_corpus)) + load_speech_list(masker_speech_list_path(tiny_corpus))
+    train = {f"{tiny_corpus.name}:{e['speaker']}" for e in entries if e["dataset"] == "train"}
+    others = {f"{tiny_corpus.name}:{e['speaker']}" for e in entries if e["dataset"] != "train"}
+    assert set(pool.speakers) == train and not set(pool.speakers) & others
+    assert all(c.dtype == np.int16 and np.abs(c).max() > 30000 for clips in pool.clips.values() for c in clips)

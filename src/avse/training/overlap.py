@@ -26,8 +26,9 @@ AUDIBLE_DB = -20.0
 class Recipe:
     """An overlap detector's training recipe (``configs/overlap/*.yaml``; every field may be given there).
 
-    speech: folders written by ``avse import-speech`` (their ``speech.json``); every ``val_every``-th speaker
-    (sorted by name) is kept for validation. noise: folders of noise recordings (wav/flac/ogg, searched
+    speech: folders written by ``avse import-speech`` (their ``speech.json``); corpus: AVSE-layout corpora made by
+    ``avse synth`` whose train split's voices (targets and maskers, TTS or real) join them; every ``val_every``-th
+    speaker (sorted by name) is kept for validation. noise: folders of noise recordings (wav/flac/ogg, searched
     recursively), beside generated noises. Each item is ``seconds`` long: one voice, or with probability
     ``p_two`` two voices (the second ``sir_db`` against the first; with probability ``p_turns`` of those they
     take turns instead of talking over each other), each through a room with probability ``p_reverb``, in noise
@@ -35,6 +36,7 @@ class Recipe:
     """
 
     speech: tuple[str, ...] = ("data/real_speech",)
+    corpus: tuple[str, ...] = ()
     noise: tuple[str, ...] = ("data/real_noise",)
     model: str = "overlap_detector"
     detector: Mapping[str, Any] | None = None
@@ -68,7 +70,7 @@ class Recipe:
         if unknown:
             raise ConfigError(f"overlap recipe: unknown keys {', '.join(unknown)}")
         raw = dict(cfg)
-        for k in ("speech", "noise"):
+        for k in ("speech", "corpus", "noise"):
             if k in raw:
                 raw[k] = (raw[k],) if isinstance(raw[k], str) else tuple(raw[k])
         for k in ("sir_db", "rt60", "drr_db", "snr_db"):
@@ -78,24 +80,45 @@ class Recipe:
 
 
 class VoicePool:
-    """Real recordings grouped by speaker, held in memory as int16: ``speakers`` [names], ``clips[name]`` [arrays]."""
+    """Recordings grouped by speaker, held in memory as int16: ``speakers`` [names], ``clips[name]`` [arrays].
 
-    def __init__(self, folders: Sequence[str | Path], min_seconds: float = 0.3) -> None:
+    From ``folders`` written by ``avse import-speech`` and from the train split of AVSE-layout ``corpora`` (target
+    and masker utterances; a corpus's speakers are named ``CORPUS:SPEAKER``, so that two corpora never merge voices).
+    """
+
+    def __init__(self, folders: Sequence[str | Path], min_seconds: float = 0.3, corpora: Sequence[str | Path] = ()) -> None:
         from avse.audio.io import load_audio
+        from avse.data.metadata import (
+            interferer_wav_path,
+            load_speech_list,
+            masker_speech_list_path,
+            target_speech_list_path,
+            target_wav_path,
+        )
         from avse.data.realspeech import load_real_speech
 
-        by_speaker: dict[str, list[np.ndarray]] = {}
+        paths: list[tuple[str, Path]] = []  # (speaker, wav)
         for folder in folders:
-            for e in load_real_speech(folder):
-                if float(e["duration"]) < min_seconds:
-                    continue
-                x = load_audio(Path(folder) / e["wavfile"], SAMPLE_RATE)[0]
-                peak = float(np.abs(x).max())
-                if peak <= 0:
-                    continue
-                by_speaker.setdefault(str(e["speaker"]), []).append((x / peak * 32000).astype(np.int16))
+            paths += [(str(e["speaker"]), Path(folder) / e["wavfile"]) for e in load_real_speech(folder)
+                      if float(e["duration"]) >= min_seconds]
+        for root in corpora:
+            name = Path(root).name
+            for entry in load_speech_list(target_speech_list_path(root)):
+                if entry["dataset"] == "train":
+                    paths.append((f"{name}:{entry['speaker']}", target_wav_path(root, "train", entry["wavfile"])))
+            for entry in load_speech_list(masker_speech_list_path(root)):
+                if entry["dataset"] == "train":
+                    paths.append((f"{name}:{entry['speaker']}", interferer_wav_path(root, "train", "speech", entry["wavfile"])))
+        by_speaker: dict[str, list[np.ndarray]] = {}
+        for speaker, wav in paths:
+            x = load_audio(wav, SAMPLE_RATE)[0]
+            peak = float(np.abs(x).max())
+            if peak <= 0 or len(x) < min_seconds * SAMPLE_RATE:
+                continue
+            by_speaker.setdefault(speaker, []).append((x / peak * 32000).astype(np.int16))
         if len(by_speaker) < 2:
-            raise MetadataError(Path(str(folders[0]) if folders else "."), "the overlap detector needs recordings of at least 2 speakers")
+            first = [*folders, *corpora]
+            raise MetadataError(Path(str(first[0]) if first else "."), "the overlap detector needs recordings of at least 2 speakers")
         self.speakers = sorted(by_speaker)
         self.clips = by_speaker
 
@@ -282,7 +305,7 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         raise ConfigError(f"overlap recipe: model must be overlap_detector, got {recipe.model!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    voices = VoicePool(recipe.speech)
+    voices = VoicePool(recipe.speech, corpora=recipe.corpus)
     train_spk, val_spk = voices.split(recipe.val_every)
     if len(train_spk) < 2 or len(val_spk) < 2:
         raise ConfigError(f"overlap recipe: {len(voices.speakers)} speakers give {len(train_spk)} to train and "
@@ -316,7 +339,8 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         start_epoch, best = int(state["epoch"]) + 1, tuple(state["best"])
     pos = torch.tensor(recipe.pos_weight)
     extra = {"recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.__dict__.items()},
-             "train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(noises)}
+             "train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(noises),
+             "val_speaker_names": val_spk}
     model.train()
     for epoch in range(start_epoch, recipe.max_epochs):
         t0 = time.time()
