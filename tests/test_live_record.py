@@ -491,7 +491,8 @@ def test_run_live_records_a_video_and_leaves_only_it(numbered_clip, tmp_path, mo
     from avse.video.shift import video_audio
 
     y = video_audio(out)
-    assert y is not None and y.shape[0] > 2.5 * 16000
+    # the file's sound spans its frames (a camera that opened late gives fewer frames, and the file is cut to them)
+    assert y is not None and y.shape[0] >= (len(frames) / 25 - 0.1) * 16000, (y.shape[0] / 16000, len(frames))
 
 
 def test_capture_stamp_takes_the_drivers_time_only_when_it_is_on_this_clock():
