@@ -50,7 +50,7 @@ class Recipe:
     pos_weight: float = 2.0
     p_two: float = 0.5
     p_turns: float = 0.2
-    sir_db: tuple[float, float] = (-10.0, 10.0)
+    sir_db: tuple[float, float] = (-15.0, 15.0)
     p_reverb: float = 0.5
     rt60: tuple[float, float] = (0.15, 0.8)
     drr_db: tuple[float, float] = (-3.0, 12.0)
