@@ -94,13 +94,13 @@ def main() -> None:
     else:
         print(f"real clips: skipped ({args.real} is absent)", flush=True)
     if Path(args.speech).is_dir():
-        from avse.training.overlap import ItemMaker, Recipe, VoicePool, _noise_pool
+        from avse.training.overlap import ItemMaker, Recipe, VoicePool, noise_pool
 
         given = {"speech": [args.speech], "noise": [args.noise]} | ({} if args.corpus is None else {"corpus": args.corpus})
         rec = Recipe.from_mapping(dict((det.extra or {}).get("recipe", {})) | given)
         voices = VoicePool(rec.speech, corpora=rec.corpus)
         _, val_spk = voices.split(rec.val_every)
-        noises_all = _noise_pool(rec.noise) if Path(args.noise).is_dir() else []
+        noises_all = noise_pool(rec.noise) if Path(args.noise).is_dir() else []
         maker = ItemMaker(rec, voices, val_spk, noises_all[:: rec.val_every])
         rng = np.random.default_rng([rec.seed, 12345])
         for k in range(args.val_items):

@@ -236,3 +236,15 @@ def test_more_noise_holds_long_recordings_without_digital_silence():
         seconds[name] = sum(sf.info(f).duration for f in files)
     assert seconds["0ad_ambient"] > 20 * 60 and seconds["0ad_sounds"] > 10 * 60 and seconds["widelands"] > 5 * 60
     assert not [f for name in ("0ad_ambient", "0ad_sounds") for f in (MORE_NOISE / name).glob("*music*")]  # no music
+
+
+def test_in_room_adds_the_reverberation_at_its_direct_to_reverberant_ratio():
+    from avse.data.noise import in_room, synthetic_rir
+
+    x = np.random.default_rng(1).standard_normal(16000)
+    rir = synthetic_rir(0.4, np.random.default_rng(2))
+    y = in_room(x, rir, 6.0)
+    dry = x * 10 ** (6.0 / 20)
+    wet = y - dry
+    assert np.sqrt(np.mean(wet**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=1e-9)  # wet at the dry level
+    np.testing.assert_array_equal(in_room(x, np.zeros(8), 6.0), x)  # a silent response leaves x as it is

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from avse.errors import ConfigError, MediaError
-from avse.models.overlap import HOP, OverlapConfig, OverlapDetector, active_frames, overlap_share
-from avse.training.overlap import ItemMaker, Recipe, VoicePool, frame_energy, overlap_labels
+from avse.models.overlap import HOP, OverlapConfig, OverlapDetector, active_frames, frame_energy, overlap_share
+from avse.training.overlap import ItemMaker, Recipe, VoicePool, overlap_labels
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 
@@ -43,8 +43,6 @@ class LocalDetector(OverlapDetector):
     windows, each frame must come out as in one pass wherever the windows are cut."""
 
     def forward(self, audio):
-        from avse.training.overlap import frame_energy
-
         x = audio[0].numpy()
         e = frame_energy(x, len(x) // HOP + 1)
         return torch.from_numpy(10 * np.log10(e + 1e-9) / 20).float()[None]

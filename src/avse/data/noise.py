@@ -216,6 +216,18 @@ def synthetic_rir(rt60: float, rng: np.random.Generator, sr: int = SAMPLE_RATE) 
     return h / (np.sqrt(np.sum(h**2)) + 1e-12)
 
 
+def in_room(x: np.ndarray, rir: np.ndarray, drr_db: float) -> np.ndarray:
+    """x [T] with its reverberation by ``rir`` [K] (e.g. ``synthetic_rir``) added at a direct-to-reverberant ratio of
+    ``drr_db`` (by RMS; the dry part scaled, the wet part at the dry level) -> float64 [T]; x as it is when the
+    wet part is silent."""
+    from scipy.signal import fftconvolve
+
+    x = np.asarray(x, dtype=np.float64)
+    wet = fftconvolve(x, rir)[: len(x)]
+    rd, rw = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(wet**2))
+    return x * 10 ** (drr_db / 20) + wet * (rd / rw) if rw > 0 else x
+
+
 def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:
     """x [T] through a smooth random magnitude response: gains drawn in [-max_db, max_db] at 7 log-spaced knots
     from 60 Hz to 8 kHz, interpolated over log frequency -> float64 [T] (zero phase, FFT domain)."""
@@ -258,12 +270,7 @@ def augment_noise(noise: np.ndarray, rng: np.random.Generator, cfg: NoiseAugment
         if rx > 0 and ry > 0:
             x = x + y * (rx / ry) * 10 ** (layer_gain_db / 20)
     if u[1] < cfg.p_reverb and n > 0:
-        from scipy.signal import fftconvolve
-
-        wet = fftconvolve(x, synthetic_rir(rt60, np.random.default_rng(rir_seed)))[:n]
-        rd, rw = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(wet**2))
-        if rw > 0:  # dry and wet at the drawn direct-to-reverberant ratio
-            x = x * 10 ** (drr / 20) + wet * (rd / rw)
+        x = in_room(x, synthetic_rir(rt60, np.random.default_rng(rir_seed)), drr)
     if u[2] < cfg.p_eq:
         x = random_eq(x, np.random.default_rng(eq_seed), cfg.eq_db)
     return x

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,17 @@ class OverlapConfig:
             raise ConfigError(f"overlap detector: channels and gru must be positive, got {self.channels}, {self.gru}")
         if MEL.n_mels % (1 << len(self.channels)):
             raise ConfigError(f"overlap detector: {len(self.channels)} blocks do not divide {MEL.n_mels} mel bands")
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], where: str = "overlap detector") -> OverlapConfig:
+        """A config from a recipe's or a checkpoint's mapping (lists become tuples); ConfigError naming unknown keys."""
+        unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"{where}: unknown overlap detector option(s) {', '.join(unknown)}")
+        d = dict(raw)
+        if "channels" in d:
+            d["channels"] = tuple(int(c) for c in d["channels"])
+        return cls(**d)
 
 
 def log_mel(audio: Tensor) -> Tensor:
@@ -116,14 +128,7 @@ class OverlapDetector(nn.Module):
         ckpt = read_checkpoint(where)
         if ckpt["model"] != MODEL_NAME:
             raise MediaError(where, f"holds a {ckpt['model']!r} model, not an overlap detector")
-        known = {f.name for f in fields(OverlapConfig)}
-        unknown = sorted(set(ckpt["config"]) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown overlap detector option(s) {', '.join(unknown)}")
-        raw = dict(ckpt["config"])
-        if "channels" in raw:
-            raw["channels"] = tuple(raw["channels"])
-        model = cls(OverlapConfig(**raw))
+        model = cls(OverlapConfig.from_mapping(ckpt["config"], str(where)))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
         model.extra = dict(ckpt.get("extra") or {})
         return model.eval()
@@ -157,15 +162,19 @@ class OverlapDetector(nn.Module):
             start += step
 
 
-def active_frames(audio: np.ndarray, active_db: float = ACTIVE_DB) -> np.ndarray:
-    """Which 10 ms frames of audio float [T] at 16 kHz hold sound: bool [N] (N = T // 160 + 1), each frame's
-    25 ms energy within ``active_db`` of the loudest frame's."""
-    x = np.asarray(audio, dtype=np.float64)
-    n = len(x) // HOP + 1
-    pad = np.pad(x, (MEL.win_length // 2, MEL.win_length))
+def frame_energy(x: np.ndarray, n: int) -> np.ndarray:
+    """Energy of each 10 ms frame's 25 ms window (centred, as the features' STFT) of x [T] -> float64 [n]."""
+    pad = np.pad(np.asarray(x, dtype=np.float64), (MEL.win_length // 2, MEL.win_length + HOP * n))
     c = np.concatenate([[0.0], np.cumsum(pad**2)])
     starts = np.arange(n) * HOP
-    e = c[starts + MEL.win_length] - c[starts]
+    return c[starts + MEL.win_length] - c[starts]
+
+
+def active_frames(audio: np.ndarray, active_db: float = ACTIVE_DB) -> np.ndarray:
+    """Which 10 ms frames of audio float [T] at 16 kHz hold sound: bool [N] (N = T // 160 + 1), each frame's
+    25 ms energy (``frame_energy``) within ``active_db`` of the loudest frame's."""
+    n = len(audio) // HOP + 1
+    e = frame_energy(audio, n)
     return e > e.max() * 10 ** (active_db / 10) if e.max() > 0 else np.zeros(n, bool)
 
 
@@ -176,5 +185,5 @@ def overlap_share(probs: np.ndarray, audio: np.ndarray, threshold: float = 0.5) 
     return float(np.mean(probs[: len(act)][act] >= threshold)) if act.any() else 0.0
 
 
-__all__ = ["OverlapDetector", "OverlapConfig", "log_mel", "active_frames", "overlap_share", "PRETRAINED", "HOP",
+__all__ = ["OverlapDetector", "OverlapConfig", "log_mel", "frame_energy", "active_frames", "overlap_share", "PRETRAINED", "HOP",
            "SAMPLE_RATE", "ACTIVE_DB"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from avse.errors import ConfigError, MetadataError
-from avse.models.overlap import HOP, MEL, SAMPLE_RATE, OverlapConfig, OverlapDetector
+from avse.models.overlap import HOP, SAMPLE_RATE, OverlapConfig, OverlapDetector, frame_energy
 
 #: a voice's frame counts as sounding within this many dB of its own loudest frame ...
 VOICE_ACTIVE_DB = -35.0
@@ -128,7 +128,7 @@ class VoicePool:
         return [s for s in self.speakers if s not in val], val
 
 
-def _noise_pool(folders: Sequence[str | Path], max_files: int = 4000) -> list[np.ndarray]:
+def noise_pool(folders: Sequence[str | Path], max_files: int = 4000) -> list[np.ndarray]:
     """Every noise recording under ``folders`` (wav/flac/ogg/mp3), 16 kHz float32, at least 0.5 s."""
     from avse.audio.io import load_audio
 
@@ -146,14 +146,6 @@ def _noise_pool(folders: Sequence[str | Path], max_files: int = 4000) -> list[np
             if len(x) >= SAMPLE_RATE // 2 and np.any(x):
                 out.append(x.astype(np.float32))
     return out
-
-
-def frame_energy(x: np.ndarray, n: int) -> np.ndarray:
-    """Energy of each 10 ms frame's 25 ms window (centred, as the features' STFT) of x [T] -> float64 [n]."""
-    pad = np.pad(np.asarray(x, dtype=np.float64), (MEL.win_length // 2, MEL.win_length + HOP * n))
-    c = np.concatenate([[0.0], np.cumsum(pad**2)])
-    starts = np.arange(n) * HOP
-    return c[starts + MEL.win_length] - c[starts]
 
 
 def overlap_labels(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
@@ -196,15 +188,12 @@ class ItemMaker:
 
     def room(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """x [T] through a synthetic room with probability ``p_reverb`` -> [T]."""
-        from scipy.signal import fftconvolve
-
-        from avse.data.noise import synthetic_rir
+        from avse.data.noise import in_room, synthetic_rir
 
         if rng.random() >= self.r.p_reverb:
             return x
-        wet = fftconvolve(x, synthetic_rir(rng.uniform(*self.r.rt60), rng))[: len(x)]
-        rd, rw = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(wet**2))
-        return x * 10 ** (rng.uniform(*self.r.drr_db) / 20) + wet * (rd / (rw + 1e-12)) if rw > 0 else x
+        rir = synthetic_rir(rng.uniform(*self.r.rt60), rng)
+        return in_room(x, rir, rng.uniform(*self.r.drr_db))
 
     def noise(self, rng: np.random.Generator) -> np.ndarray:
         """A noise [T]: a recorded one (a random stretch, looped if short) or, one time in three, a generated one."""
@@ -310,14 +299,14 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     if len(train_spk) < 2 or len(val_spk) < 2:
         raise ConfigError(f"overlap recipe: {len(voices.speakers)} speakers give {len(train_spk)} to train and "
                           f"{len(val_spk)} to validation (val_every {recipe.val_every}); each needs at least 2")
-    noises = _noise_pool(recipe.noise)
+    noises = noise_pool(recipe.noise)
     val_noises, train_noises = noises[:: recipe.val_every], [z for i, z in enumerate(noises) if i % recipe.val_every]
     maker = ItemMaker(recipe, voices, train_spk, train_noises)
     val_maker = ItemMaker(recipe, voices, val_spk, val_noises)
     vrng = np.random.default_rng([recipe.seed, 999])
     val = [val_maker.make(vrng) for _ in range(recipe.val_items)]
     torch.manual_seed(recipe.seed)
-    model = OverlapDetector(OverlapConfig(**_detector_cfg(recipe.detector)))
+    model = OverlapDetector(OverlapConfig.from_mapping(recipe.detector or {}))
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     total = recipe.steps_per_epoch * recipe.max_epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -377,11 +366,4 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     return out / "best.avse.pt"
 
 
-def _detector_cfg(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    d = dict(raw or {})
-    if "channels" in d:
-        d["channels"] = tuple(int(c) for c in d["channels"])
-    return d
-
-
-__all__ = ["Recipe", "VoicePool", "ItemMaker", "overlap_labels", "frame_energy", "train_overlap", "AUDIBLE_DB", "VOICE_ACTIVE_DB"]
+__all__ = ["Recipe", "VoicePool", "ItemMaker", "noise_pool", "overlap_labels", "train_overlap", "AUDIBLE_DB", "VOICE_ACTIVE_DB"]
