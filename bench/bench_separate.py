@@ -22,8 +22,12 @@ target's SI-SDRi from the output nearer to it, bench_real.py's oracle row; "as g
 one-voice rule, as ``avse separate`` gives it); and each clip alone,
 passed through as ``avse separate`` gives it without faces (``Separator.separate``, its one-voice
 rule included): PESQ-WB and STOI of the output nearer to the clip, the quieter output's level
-against the input, and how many clips came out whole in one output. Seconds, not the half hour
-of bench_real.py: for comparing separators on real voices.
+against the input, and how many clips came out whole in one output; and each clip followed by its
+partner's clip (two talkers taking turns, the second at the same level and 6 dB lower): both voices'
+SI-SDRi, how many pairs ``avse separate`` would give back as one voice, and how many of those the model
+had separated (both voices improved by 3 dB or more: a talker lost). Seconds, not the half hour of
+bench_real.py: for comparing separators on real voices. ``--speaker PATH``: a speaker encoder in the
+one-voice rule (``Separator(speaker=...)``; none ships).
 """
 
 from __future__ import annotations
@@ -47,8 +51,17 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=None, help="bench_real.py's work folder (its front-end cache is reused)")
     p.add_argument("--overlap", default="shipped", help="the overlap detector of the one-voice rule (a checkpoint "
                    "path; 'shipped'; 'none': the level rule alone)")
+    p.add_argument("--speaker", default="none", help="a speaker encoder for the one-voice rule (a checkpoint path; "
+                   "'none', the default, as avse separate runs: without one)")
+    p.add_argument("--quiet-rule", choices=["gated", "level"], default="gated",
+                   help="with the encoder, a quieter output at or under -10 dB is merged only for the same voice "
+                   "('gated', avse.api.ONE_VOICE_SPEAKER_GATES_QUIET) or by level as without it ('level')")
     args = p.parse_args()
     args.overlap = {"shipped": True, "none": False}.get(args.overlap, args.overlap)
+    args.speaker = False if args.speaker == "none" else args.speaker
+    import avse.api
+
+    avse.api.ONE_VOICE_SPEAKER_GATES_QUIET = args.quiet_rule == "gated"
     if args.real is not None:
         return real(args)
     from avse.api import Separator
@@ -57,7 +70,7 @@ def main() -> None:
 
     root = Path(args.root)
     folder = scenes_dir(root, "test")
-    sep = Separator(args.model, av=None, overlap=args.overlap)
+    sep = Separator(args.model, av=None, overlap=args.overlap, speaker=args.speaker)
     gains = []
     one_voice = 0
     lost = 0  # one-voice mixtures where the model had pulled out the quieter voice (by 3 dB or more)
@@ -82,6 +95,8 @@ def main() -> None:
         "one_voice": one_voice,
         "one_voice_separated": lost,
         "overlap": str(args.overlap),
+        "speaker": str(args.speaker),
+        "quiet_rule": args.quiet_rule,
     }
     save(args.name or "separate", result)
 
@@ -108,13 +123,14 @@ def real(args: argparse.Namespace) -> None:
 
     work = args.work or Path(tempfile.gettempdir()) / "avse_bench_real"
     items = build_items(load_clips(args.real, work / "frontend"), {}, quick=False)
-    sep = Separator(args.model, av=None, overlap=args.overlap)
+    sep = Separator(args.model, av=None, overlap=args.overlap, speaker=args.speaker)
     by_snr: dict[str, list[list[float]]] = {}
     better: dict[str, list[float]] = {}
     better_given: dict[str, list[float]] = {}
     one_voice: dict[str, int] = {}
     clean: dict[str, list[float]] = {"pesq_wb": [], "stoi": [], "quieter_db": []}
     clean_whole = 0
+    turn_stats: dict[str, dict] = {}
     per_item: dict[str, float] = {}  # item id -> mean SI-SDRi of both voices (two-talker) or PESQ-WB (clean), for paired comparisons
     for it in items:
         if it.condition == "two-talker":
@@ -136,7 +152,22 @@ def real(args: argparse.Namespace) -> None:
             clean["quieter_db"].append(min(output_levels_db(outs, it.mixture)))
             per_item[it.id] = clean["pesq_wb"][-1]
             clean_whole += int(bool((sep.last_info or {}).get("one_voice")))
-    result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "two_talker": {}}
+    turns = turn_items(items, args.real, work)
+    for key, (mixture, ref_a, ref_b) in turns.items():
+        est = sep.blind_outputs(mixture)[0][:, : len(mixture)]
+        info: dict = {}
+        whole = sep.one_voice_blind(est, mixture, info)
+        kind = key.split("/")[0]
+        t = turn_stats.setdefault(kind, {"pairs": 0, "one_voice": 0, "lost": 0, "both_voices": [], "similarity": []})
+        gains = _pit_gains(est, (ref_a, ref_b), mixture)
+        t["pairs"] += 1
+        t["one_voice"] += int(whole is not None)
+        t["lost"] += int(whole is not None and min(gains) >= 3.0)
+        t["both_voices"].append(float(np.mean(gains)))
+        if "speaker_similarity" in info:
+            t["similarity"].append(info["speaker_similarity"])
+    result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "speaker": str(args.speaker),
+                    "quiet_rule": args.quiet_rule, "two_talker": {}}
     for key, gains in by_snr.items():
         g = np.asarray(gains)  # [N, 2]: target, other talker
         result["two_talker"][key] = {
@@ -150,8 +181,33 @@ def real(args: argparse.Namespace) -> None:
     result["two_talker_all"] = mean_ci([float(np.mean(x)) for v in by_snr.values() for x in v])
     result["clean"] = {k: mean_ci(v) for k, v in clean.items()} | {"clips": len(clean["stoi"]), "whole": clean_whole}
     result["clean"]["quieter_db_median"] = float(np.median(clean["quieter_db"]))
+    result["turns"] = {k: {"pairs": v["pairs"], "one_voice": v["one_voice"], "one_voice_separated": v["lost"],
+                           "si_sdri_both": mean_ci(v["both_voices"]),
+                           "similarity": mean_ci(v["similarity"]) if v["similarity"] else None}
+                       for k, v in turn_stats.items()}
     result["items"] = per_item
     save(args.name or "separate_real", result)
+
+
+def turn_items(items: list, real: Path, work: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Two real talkers taking turns, as bench_assign.py builds them without faces: each dev clip, then its partner's
+    clip (bench_real.py's pairs) at the same level ("turns 0 dB") and 6 dB lower ("turns -6 dB") -> {kind/clip:
+    (mixture [T], the first voice then silence [T], silence then the second voice [T])}."""
+    from bench_real import load_clips, partners
+
+    clips = load_clips(real, work / "frontend")
+    pair = partners(clips)
+    out = {}
+    for i, c in enumerate(clips):
+        a = c.audio.astype(np.float64)
+        b = clips[pair[i]].audio.astype(np.float64)
+        for db in (0.0, -6.0):
+            bb = b * (np.std(a) / (np.std(b) + 1e-12)) * 10 ** (db / 20)
+            mixture = np.concatenate([a, bb]).astype(np.float32)
+            ra = np.concatenate([a, np.zeros_like(bb)]).astype(np.float32)
+            rb = np.concatenate([np.zeros_like(a), bb]).astype(np.float32)
+            out[f"turns {db:+.0f} dB/{i:02d}"] = (mixture, ra, rb)
+    return out
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from avse.api import Enhancer, Separator, levels_line, load_model, model_path, output_levels_db, to_mono
+from avse.api import Enhancer, Separator, levels_line, load_model, model_path, one_voice_line, output_levels_db, to_mono
 from avse.errors import ConfigError, MediaError, NoFaceError
 from avse.evaluation.metrics import si_sdr
 from avse.inference import (
@@ -475,7 +475,8 @@ def test_the_overlap_detector_tells_a_split_voice_from_a_quiet_second_talker(sha
     x = speechlike(40000)
     det = FixedOverlap(heard)
     model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
-    sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=det)
+    sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=det,
+                    speaker=False)
     y = sep.separate(x, 16000)
     assert (sep.last_info.get("one_voice") == f"source{loud}") is whole  # the whole input goes to the louder output
     assert ("one_voice" in sep.last_info) is whole
@@ -491,6 +492,65 @@ def test_the_overlap_detector_tells_a_split_voice_from_a_quiet_second_talker(sha
     off = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=False)
     off.separate(x, 16000)
     assert (off.last_info.get("one_voice") == f"source{loud}") is (share_db <= -20)
+
+
+class FixedSpeaker(torch.nn.Module):
+    """A speaker encoder whose two embeddings (first call, second call, ...) have a fixed cosine ``sim``; its stored
+    same-voice threshold is 0.5."""
+
+    def __init__(self, sim: float):
+        super().__init__()
+        self.vectors = [np.array([1.0, 0.0]), np.array([sim, np.sqrt(1 - sim**2)])]
+        self.calls = 0
+        self.extra = {"val": {"threshold": 0.5}}
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self.vectors[(self.calls - 1) % 2]
+
+
+@pytest.mark.parametrize("share_db, heard, sim, whole", [
+    (-8.0, 0.02, 0.9, True),    # no voices at once, the same voice in both outputs: one voice split, at any level
+    (-8.0, 0.02, 0.1, False),   # no voices at once, two voices: two talkers taking turns
+    (-8.0, 0.40, 0.9, False),   # two voices at once: the encoder is not asked
+    (-16.5, 0.02, 0.1, False),  # 10-20 dB down, two voices: a quiet second talker who takes turns, kept
+    (-16.5, 0.02, 0.9, True),
+    (-26.0, 0.9, 0.1, True),    # 20 dB or more down: one voice whatever the detector and the encoder say
+])
+def test_the_speaker_encoder_tells_a_split_voice_from_talkers_taking_turns(share_db, heard, sim, whole, monkeypatch):
+    import avse.api
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    share = 10 ** (share_db / 20)
+
+    class Split(ConvTasNet):
+        def forward(self, mixture):
+            return torch.stack([(1 - share) * mixture, share * mixture], 1)
+
+    x = speechlike(40000)
+    model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    det, enc = FixedOverlap(heard), FixedSpeaker(sim)
+    sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=det, speaker=enc)
+    y = sep.separate(x, 16000)
+    assert (sep.last_info.get("one_voice") == "source0") is whole
+    asked = share_db > -20 and heard < 0.1
+    assert enc.calls == (2 if asked else 0)
+    assert ("speaker_similarity" in sep.last_info) is asked
+    if asked:
+        assert sep.last_info["speaker_similarity"] == pytest.approx(sim, abs=1e-3)
+    if whole:
+        np.testing.assert_allclose(y[0], x, atol=1e-4)
+        assert not y[1].any()
+        if asked:
+            assert "same voice in both outputs (similarity" in one_voice_line(sep.last_info)
+    # the quiet output merged by level alone when the encoder does not gate it
+    monkeypatch.setattr(avse.api, "ONE_VOICE_SPEAKER_GATES_QUIET", False)
+    sep.separate(x, 16000)
+    assert ("one_voice" in sep.last_info) is (whole or (share_db <= -10 and heard < 0.1))
+    # a fixed threshold above the similarity keeps them apart
+    monkeypatch.setattr(avse.api, "ONE_VOICE_SAME_SPEAKER", 0.95)
+    sep.separate(x, 16000)
+    assert ("one_voice" in sep.last_info) is (share_db <= -10 and (share_db <= -20 or heard < 0.1))
 
 
 def test_output_levels_against_the_input():

@@ -24,6 +24,7 @@ from avse.video.lipfeat import N_FEATURES
 
 if TYPE_CHECKING:
     from avse.models.overlap import OverlapDetector
+    from avse.models.speaker import SpeakerEncoder
 
 #: where the shipped models live
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -178,6 +179,13 @@ ONE_VOICE_BLIND_DB = -20.0
 #: the input's active frames: a lone voice that the separator split. Two talkers who never talk at once are then kept
 #: apart only while the quieter one's output stays above -10 dB (at equal loudness, about a tenth of the speaking time)
 ONE_VOICE_OVERLAP = 0.1
+#: with no faces and no two voices at once, a speaker encoder (``avse.models.speaker``, when given) decides: two outputs whose
+#: voices are this similar (cosine of their embeddings; None: the threshold stored with the encoder, where different
+#: voices of its validation speakers pass on 1 % of pairs) are one voice split in two, at any level
+ONE_VOICE_SAME_SPEAKER: float | None = None
+#: ... and with the encoder, a quieter output at or under -10 dB is merged only when its voice is the louder one's too
+#: (a second talker who takes a few turns is kept)
+ONE_VOICE_SPEAKER_GATES_QUIET = True
 
 
 #: ``Enhancer``'s ``assign``: the blind model's output is held to this much attenuation (dB). A blind model sometimes
@@ -222,9 +230,12 @@ def levels_line(names: Sequence[str], levels_db: Sequence[float]) -> str:
 
 def one_voice_line(info: Mapping[str, Any]) -> str:
     """Why a blind separation gave one output the whole input (``Separator.last_info`` with "one_voice"), one line."""
-    share = info.get("overlap_share")
-    how = ("the blind model split off a trace of it" if share is None else
-           f"the blind model split it (two voices at once on {share:.0%} of the active frames)")
+    share, sim = info.get("overlap_share"), info.get("speaker_similarity")
+    if share is None:
+        how = "the blind model split off a trace of it"
+    else:
+        same = "" if sim is None else f", the same voice in both outputs (similarity {sim:.2f})"
+        how = f"the blind model split it (two voices at once on {share:.0%} of the active frames{same})"
     return f"{how}; {info['one_voice']} gets the whole input"
 
 
@@ -670,7 +681,10 @@ class Separator:
 
     ``overlap``: the overlapped speech detector that tells, with no faces, a lone voice the blind model split from
     two talkers (``ONE_VOICE_OVERLAP``): True the shipped one (when installed), a path or an ``OverlapDetector``,
-    or False for none (then only ``ONE_VOICE_BLIND_DB`` decides).
+    or False for none (then only ``ONE_VOICE_BLIND_DB`` decides). ``speaker``: a speaker encoder
+    (``avse.models.speaker``; a path or a ``SpeakerEncoder``) that then tells one voice split in two from two talkers
+    taking turns (``ONE_VOICE_SAME_SPEAKER``), or False (the default: none ships, since the one trained here does not
+    tell real voices apart well enough; see the README) for the level rule of ``one_voice_blind``.
     """
 
     def __init__(
@@ -682,6 +696,7 @@ class Separator:
         assign: str = "auto",
         sync_expert: str | Path | nn.Module | None = None,
         overlap: bool | str | Path | nn.Module = True,
+        speaker: bool | str | Path | nn.Module = False,
     ):
         if model is None and av is None:
             raise ConfigError("a Separator needs a blind model, an audio-visual model or both")
@@ -694,6 +709,7 @@ class Separator:
         self.assign = assign
         self._sync_expert = sync_expert
         self._overlap: Any = overlap
+        self._speaker: Any = speaker
         self.config = config
         self.progress = progress
         self.last_info: dict[str, Any] = {}
@@ -711,12 +727,30 @@ class Separator:
             return None
         return cast("OverlapDetector", self._overlap.eval())
 
+    def speaker_encoder(self) -> SpeakerEncoder | None:
+        """The speaker encoder (loaded on first use, in eval mode), or None: switched off (True: the shipped one, when
+        installed; none is)."""
+        from avse.models.speaker import PRETRAINED as SPEAKER_PRETRAINED
+        from avse.models.speaker import SpeakerEncoder
+
+        if self._speaker is True:
+            self._speaker = SpeakerEncoder.from_pretrained() if SPEAKER_PRETRAINED.is_file() else None
+        elif isinstance(self._speaker, (str, Path)):
+            self._speaker = SpeakerEncoder.from_pretrained(self._speaker)
+        if self._speaker is False or self._speaker is None:
+            return None
+        return cast("SpeakerEncoder", self._speaker.eval())
+
     def one_voice_blind(self, outputs: np.ndarray, x16: np.ndarray, info: dict[str, Any] | None = None) -> int | None:
         """Did a two-output blind model hear one voice and split it? outputs float [2, T], x16 the input [T] at
-        16 kHz -> the index of the output that should get the whole input, or None. Yes when the quieter output is
-        ``ONE_VOICE_BLIND_DB`` or more under the input, or ``avse.talking.expert.ONE_VOICE_DB`` or more under it
-        and the overlap detector hears two voices at once on fewer than ``ONE_VOICE_OVERLAP`` of the input's
-        active frames. ``info`` gets "overlap_share" when the detector ran."""
+        16 kHz -> the index of the output that should get the whole input, or None.
+
+        Yes when the quieter output is ``ONE_VOICE_BLIND_DB`` or more under the input. Else only when the overlap
+        detector hears two voices at once on fewer than ``ONE_VOICE_OVERLAP`` of the input's active frames, and
+        then: with the speaker encoder, when the two outputs hold the same voice (``ONE_VOICE_SAME_SPEAKER``), at
+        any level (with ``ONE_VOICE_SPEAKER_GATES_QUIET`` False, also when the quieter one is
+        ``avse.talking.expert.ONE_VOICE_DB`` or more under the input); without it, when the quieter one is that
+        far under. ``info`` gets "overlap_share" and "speaker_similarity" when they were measured."""
         from avse.talking.expert import ONE_VOICE_DB
 
         levels = output_levels_db(outputs, x16)
@@ -725,7 +759,9 @@ class Separator:
         quiet = int(np.argmin(levels))
         if levels[quiet] <= ONE_VOICE_BLIND_DB:
             return 1 - quiet
-        if levels[quiet] > ONE_VOICE_DB:
+        quiet_enough = levels[quiet] <= ONE_VOICE_DB
+        enc = self.speaker_encoder()
+        if enc is None and not quiet_enough:
             return None
         det = self.overlap_detector()
         if det is None:
@@ -735,7 +771,28 @@ class Separator:
         share = overlap_share(det.frame_probs(x16), x16)
         if info is not None:
             info["overlap_share"] = round(share, 3)
-        return 1 - quiet if share < ONE_VOICE_OVERLAP else None
+        if share >= ONE_VOICE_OVERLAP:
+            return None
+        if enc is None:
+            return 1 - quiet
+        from avse.models.speaker import similarity
+
+        sim = similarity(enc.embed(outputs[0]), enc.embed(outputs[1]))
+        if info is not None:
+            info["speaker_similarity"] = round(sim, 3)
+        if sim >= self.same_speaker_threshold(enc):
+            return 1 - quiet
+        return 1 - quiet if quiet_enough and not ONE_VOICE_SPEAKER_GATES_QUIET else None
+
+    @staticmethod
+    def same_speaker_threshold(enc: SpeakerEncoder) -> float:
+        """The similarity at or over which two outputs are one voice: ``ONE_VOICE_SAME_SPEAKER``, or the encoder's."""
+        if ONE_VOICE_SAME_SPEAKER is not None:
+            return ONE_VOICE_SAME_SPEAKER
+        thr = (enc.extra.get("val") or {}).get("threshold")
+        if thr is None:
+            raise ConfigError("the speaker encoder has no same-voice threshold (its checkpoint lacks val.threshold)")
+        return float(thr)
 
     @classmethod
     def from_pretrained(
@@ -746,10 +803,11 @@ class Separator:
         progress: Progress = False,
         assign: str = "auto",
         overlap: bool | str | Path = True,
+        speaker: bool | str | Path = False,
     ) -> Separator:
         """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths);
-        ``overlap`` as for ``Separator``."""
-        return cls(name_or_path, av, config=config, progress=progress, assign=assign, overlap=overlap)
+        ``overlap`` and ``speaker`` as for ``Separator``."""
+        return cls(name_or_path, av, config=config, progress=progress, assign=assign, overlap=overlap, speaker=speaker)
 
     def _faces(self, video: Any, n_feat: int) -> tuple[list[_Face], str | None, list[dict]]:
         """video -> ([(name, features [F, D], landmarks)] of the usable faces, why none, facts per face).
@@ -1074,6 +1132,7 @@ def separate_file(
     progress: Progress = False,
     assign: str = "auto",
     overlap: bool | str | Path = True,
+    speaker: bool | str | Path = False,
 ) -> dict[str, Any]:
     """Separate a video or audio file into OUT_DIR/NAME.wav (16 kHz, 16-bit) (+ NAME.mp4 for a video input).
 
@@ -1083,8 +1142,8 @@ def separate_file(
     usable face gives the blind model's source0, source1 (or a
     known-speakers model's names). All files are written atomically and
     together; outputs that are the input are refused. Returns the
-    separator's ``last_info`` plus "input", "video" and "outputs". ``overlap``: the overlap detector of the
-    one-voice check without faces (``Separator``; False: by level alone).
+    separator's ``last_info`` plus "input", "video" and "outputs". ``overlap`` and ``speaker``: the overlap
+    detector and speaker encoder of the one-voice check without faces (``Separator``; overlap False: by level alone).
     """
     from avse.audio.io import check_media_file, save_wav
     from avse.utils.fs import atomic_path, check_file_stem, ensure_dir
@@ -1096,7 +1155,7 @@ def separate_file(
         raise OutputPathError(f"{out_dir}: output folder is a file")
     video = has_video(src)
     separator = Separator.from_pretrained(model, av=av, config=_config(chunk_seconds), progress=progress, assign=assign,
-                                          overlap=overlap)
+                                          overlap=overlap, speaker=speaker)
     x = _read_input(src, None, video)
     y = separator.separate(x, SAMPLE_RATE, video=src if video else None)
     names = [check_file_stem(str(n), "output name") for n in separator.last_info["names"]]

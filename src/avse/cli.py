@@ -211,6 +211,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
         print(f"overlap detector: {train_overlap(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)}")
         return
+    if cfg.get("model") == "speaker_encoder":
+        from avse.training.speaker import train_speaker
+
+        print(f"speaker encoder: {train_speaker(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)}")
+        return
     from avse.training.module import fit
 
     best = fit(cfg, args.out, resume=args.resume, progress=not args.quiet)
@@ -225,14 +230,15 @@ def _cmd_talk(args: argparse.Namespace) -> None:
 
 
 def _talking_info(path: Path) -> dict | None:
-    """A talking-face generator's, lip-sync expert's or overlap detector's description, or None for any other file."""
+    """A talking-face generator's, lip-sync expert's, overlap detector's or speaker encoder's description, or None for
+    any other file."""
     from avse.models.checkpoint import read_checkpoint
 
     try:
         ckpt = read_checkpoint(path)
     except AvseError:  # not ours to judge here: model_summary reports it
         return None
-    if ckpt["model"] not in ("talking_face", "sync_expert", "overlap_detector"):
+    if ckpt["model"] not in ("talking_face", "sync_expert", "overlap_detector", "speaker_encoder"):
         return None
     weights = sum(v.numel() for v in ckpt.get("state_dict", {}).values() if v.is_floating_point())
     return {"model": ckpt["model"], "parameters": weights, "config": ckpt.get("config"),
@@ -248,7 +254,8 @@ def _cmd_info(args: argparse.Namespace) -> None:
         talking = _talking_info(path)
         if talking is not None:
             what = {"talking_face": "talking-face generator (avse talk)", "sync_expert": "lip-sync expert",
-                    "overlap_detector": "overlapped speech detector (avse separate's one-voice check)"}[talking["model"]]
+                    "overlap_detector": "overlapped speech detector (avse separate's one-voice check)",
+                    "speaker_encoder": "speaker encoder (Separator(speaker=...): one voice or two)"}[talking["model"]]
             print(f"{args.checkpoint}: {talking['model']}, {talking['parameters'] / 1e6:.2f} M parameters; {what}")
             print(json.dumps(talking, indent=2, default=str))
             return

@@ -100,3 +100,64 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     info = {k: v for k, v in ckpt.items() if k != "state_dict"}
     info["interface"] = model.interface()
     return model, info
+
+
+class SmallAudioModel(nn.Module):
+    """Base of the small 16 kHz helper models that ship beside the separators (the overlapped speech detector, the
+    speaker encoder): their checkpoints are the format above with float16 weights, a few hundred KB each.
+
+    A subclass sets ``MODEL_NAME`` (the checkpoint's "model"), ``KIND`` (what it is, with its article, for messages), ``PRETRAINED`` (the shipped file), ``TRAIN_HINT``
+    (the command that trains one, for the error when none is there) and ``CONFIG`` (its config dataclass, with a
+    ``from_mapping(raw, where)`` classmethod), keeps its config in ``self.cfg`` and may add to ``interface()``.
+    """
+
+    MODEL_NAME: str = ""
+    KIND: str = "a model"
+    PRETRAINED: Path = Path()
+    TRAIN_HINT: str = ""
+    CONFIG: Any = None
+    SAMPLE_RATE = 16000
+
+    def __init__(self, cfg: Any = None) -> None:
+        super().__init__()
+        self.cfg: Any = cfg
+        self.extra: dict[str, Any] = {}  # a loaded checkpoint's extra: recipe, epoch, validation scores
+
+    def interface(self) -> dict[str, Any]:
+        """What a caller must feed the model besides its config (rates, frame sizes)."""
+        return {}
+
+    def checkpoint(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The self-describing checkpoint dict (name, config, rate, interface, versions, float16 weights, ``extra``)."""
+        return {"format": FORMAT, "model": self.MODEL_NAME, "config": asdict(self.cfg), "sample_rate": self.SAMPLE_RATE,
+                "interface": self.interface(), "versions": {"avse": __version__, "torch": str(torch.__version__)},
+                "state_dict": {k: (v.half() if v.is_floating_point() else v).detach().cpu().clone()
+                               for k, v in self.state_dict().items()},
+                "extra": dict(extra or {})}
+
+    def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write ``checkpoint(extra)`` to ``path`` atomically -> path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(self.checkpoint(extra), tmp)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None) -> Any:
+        """The shipped model (``path`` None) or a saved one, in eval mode; ``extra`` holds the checkpoint's extra
+        (recipe, epoch, validation scores). MediaError for a missing or foreign file."""
+        where = cls.PRETRAINED if path is None else Path(path)
+        kind = cls.KIND.split(" ", 1)[1]
+        if not where.is_file():
+            raise MediaError(where, f"no {kind} there (train one: {cls.TRAIN_HINT})")
+        ckpt = read_checkpoint(where)
+        if ckpt["model"] != cls.MODEL_NAME:
+            raise MediaError(where, f"holds a {ckpt['model']!r} model, not {cls.KIND}")
+        model = cls(cls.CONFIG.from_mapping(ckpt["config"], str(where)))
+        try:
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+        except RuntimeError as err:
+            raise MediaError(where, f"weights do not fit {cls.KIND}: {first_line(err, with_type=False)}") from None
+        model.extra = dict(ckpt.get("extra") or {})
+        return model.eval()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from avse.audio.features import MelConfig, mel_spectrogram
-from avse.errors import ConfigError, MediaError
+from avse.errors import ConfigError
+from avse.models.checkpoint import SmallAudioModel
 
 SAMPLE_RATE = 16000
 #: samples per output frame (10 ms at 16 kHz)
@@ -65,15 +66,21 @@ def log_mel(audio: Tensor) -> Tensor:
     return (db - top).clamp_min(-FLOOR_DB) / 20.0 + 2.0  # about [-2, 2]
 
 
-class OverlapDetector(nn.Module):
+class OverlapDetector(SmallAudioModel):
     """A small CRNN: log-mel -> conv blocks over (mel, time) -> a bidirectional GRU -> one logit per 10 ms frame.
 
     ``forward(audio [B, T]) -> logits [B, N]``, N = T // 160 + 1; sigmoid gives the chance that two or more
     voices sound in that frame. Level-free (the features are relative to the clip's loudest bin).
     """
 
+    MODEL_NAME = MODEL_NAME
+    KIND = "an overlap detector"
+    PRETRAINED = PRETRAINED
+    TRAIN_HINT = "avse train configs/overlap/overlap.yaml"
+    CONFIG = OverlapConfig
+
     def __init__(self, cfg: OverlapConfig | None = None) -> None:
-        super().__init__()
+        super().__init__(cfg)
         self.cfg = cfg or OverlapConfig()
         blocks: list[nn.Module] = []
         c_in = 1
@@ -84,7 +91,6 @@ class OverlapDetector(nn.Module):
         width = c_in * (MEL.n_mels >> len(self.cfg.channels))
         self.gru = nn.GRU(width, self.cfg.gru, batch_first=True, bidirectional=True)
         self.head = nn.Linear(2 * self.cfg.gru, 1)
-        self.extra: dict[str, Any] = {}  # a loaded checkpoint's extra: recipe, epoch, validation scores
 
     def forward(self, audio: Tensor) -> Tensor:
         """audio float [B, T] at 16 kHz -> logits [B, N] (one per 10 ms frame)."""
@@ -94,44 +100,9 @@ class OverlapDetector(nn.Module):
         x = x.flatten(1, 2).transpose(1, 2)  # [B, N, C * M']
         return self.head(self.gru(x)[0])[..., 0]  # [B, N]
 
-    def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The self-describing checkpoint dict (``avse.models.checkpoint``'s format: name, config, rate, versions,
-        weights in float16, ``extra``): a few hundred KB."""
-        from avse import __version__
-
-        return {"format": 1, "model": MODEL_NAME, "config": asdict(self.cfg), "sample_rate": SAMPLE_RATE,
-                "interface": {"hop": HOP, "n_mels": MEL.n_mels},
-                "versions": {"avse": __version__, "torch": str(torch.__version__)},
-                "state_dict": {k: (v.half() if v.is_floating_point() else v).detach().cpu().clone()
-                               for k, v in self.state_dict().items()},
-                "extra": dict(extra or {})}
-
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``checkpoint(extra)`` to ``path`` atomically -> path."""
-        from avse.utils.fs import atomic_path
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save(self.checkpoint(extra), tmp)
-        return path
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path | None = None) -> OverlapDetector:
-        """The shipped detector (``path`` None) or a saved one, in eval mode; ``extra`` holds the checkpoint's
-        extra (recipe, epoch, validation scores). MediaError for a missing or foreign file."""
-        from avse.models.checkpoint import read_checkpoint
-
-        where = PRETRAINED if path is None else Path(path)
-        if not where.is_file():
-            raise MediaError(where, "no overlap detector there (train one: avse train configs/overlap/overlap.yaml)")
-        ckpt = read_checkpoint(where)
-        if ckpt["model"] != MODEL_NAME:
-            raise MediaError(where, f"holds a {ckpt['model']!r} model, not an overlap detector")
-        model = cls(OverlapConfig.from_mapping(ckpt["config"], str(where)))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
-        model.extra = dict(ckpt.get("extra") or {})
-        return model.eval()
+    def interface(self) -> dict[str, Any]:
+        """The frame hop and mel bands."""
+        return {"hop": HOP, "n_mels": MEL.n_mels}
 
     @torch.no_grad()
     def frame_probs(self, audio: np.ndarray) -> np.ndarray:

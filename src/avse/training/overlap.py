@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,6 +13,7 @@ import torch
 
 from avse.errors import ConfigError, MetadataError
 from avse.models.overlap import HOP, SAMPLE_RATE, OverlapConfig, OverlapDetector, frame_energy
+from avse.training.small import fit_small
 
 #: a voice's frame counts as sounding within this many dB of its own loudest frame ...
 VOICE_ACTIVE_DB = -35.0
@@ -285,15 +284,10 @@ def _val_scores(model: OverlapDetector, val: list[tuple[np.ndarray, np.ndarray, 
 
 def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
     """Train an overlap detector from a recipe mapping into folder ``out`` -> its best checkpoint (by validation
-    clip AUC, then frame recall). ``out/last.pt`` holds what ``resume`` needs; every epoch is logged to
-    ``out/log.jsonl``. Items are drawn from (seed, epoch, step), so a resumed run draws what it would have."""
-    from tqdm import tqdm
-
+    clip AUC, then frame recall). Checkpoints, log and resume as ``avse.training.small.fit_small``."""
     recipe = Recipe.from_mapping(config)
     if recipe.model != "overlap_detector":
         raise ConfigError(f"overlap recipe: model must be overlap_detector, got {recipe.model!r}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     voices = VoicePool(recipe.speech, corpora=recipe.corpus)
     train_spk, val_spk = voices.split(recipe.val_every)
     if len(train_spk) < 2 or len(val_spk) < 2:
@@ -307,63 +301,21 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     val = [val_maker.make(vrng) for _ in range(recipe.val_items)]
     torch.manual_seed(recipe.seed)
     model = OverlapDetector(OverlapConfig.from_mapping(recipe.detector or {}))
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    total = recipe.steps_per_epoch * recipe.max_epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (recipe.lr_min + 0.5 * (recipe.lr - recipe.lr_min) * (1 + math.cos(math.pi * min(s, total) / total))) / recipe.lr)
-    start_epoch, best = 0, (-1.0, -1.0)
-    last = out / "last.pt"
-    same = {k: v for k, v in recipe.__dict__.items() if k != "max_epochs"}  # what a resumed run must not change
-    if last.is_file() and not resume:
-        raise ConfigError(f"{out} holds a run already (last.pt): resume it (--resume) or choose another folder")
-    if resume and last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=False)
-        changed = sorted(k for k, v in same.items() if state.get("recipe", {}).get(k) != v)
-        if changed:
-            raise ConfigError(f"{out}: the recipe differs from the run's in {', '.join(changed)} (only max_epochs may "
-                              "change on resume)")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start_epoch, best = int(state["epoch"]) + 1, tuple(state["best"])
     pos = torch.tensor(recipe.pos_weight)
-    extra = {"recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in recipe.__dict__.items()},
-             "train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(noises),
-             "val_speaker_names": val_spk}
-    model.train()
-    for epoch in range(start_epoch, recipe.max_epochs):
-        t0 = time.time()
-        losses = []
-        bar = tqdm(range(recipe.steps_per_epoch), desc=f"epoch {epoch}", disable=not progress)
-        for step in bar:
-            rng = np.random.default_rng([recipe.seed, epoch, step])
-            mix, lab, _ = maker.batch(rng, recipe.batch)
-            logits = model(mix)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, lab[:, : logits.shape[1]], pos_weight=pos)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        scores = _val_scores(model, val)
-        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1)} | scores
-        with open(out / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
-        if progress:
-            print(json.dumps(entry), flush=True)
+
+    def step_loss(rng: np.random.Generator) -> torch.Tensor:
+        mix, lab, _ = maker.batch(rng, recipe.batch)
+        logits = model(mix)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, lab[:, : logits.shape[1]], pos_weight=pos)
+
+    def key(scores: dict[str, float]) -> tuple[float, ...]:
         auc = scores["clip_auc"]
-        key = (auc if math.isfinite(auc) else -1.0, scores["frame_recall"])  # too few items of a kind: recall decides
-        model.save(out / "epoch_last.avse.pt", extra | {"epoch": epoch, "val": scores})
-        if key > best:
-            best = key
-            model.save(out / "best.avse.pt", extra | {"epoch": epoch, "val": scores})
-        tmp = out / "last.pt.tmp"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
-                    "best": list(best), "recipe": same}, tmp)
-        tmp.replace(last)
-    return out / "best.avse.pt"
+        return (auc if math.isfinite(auc) else -1.0, scores["frame_recall"])  # too few items of a kind: recall decides
+
+    extra = {"train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(noises),
+             "val_speaker_names": val_spk}
+    return fit_small(model, recipe, out, step_loss, lambda: _val_scores(model, val), key, extra, resume=resume,
+                     progress=progress)
 
 
 __all__ = ["Recipe", "VoicePool", "ItemMaker", "noise_pool", "overlap_labels", "train_overlap", "AUDIBLE_DB", "VOICE_ACTIVE_DB"]

@@ -1,0 +1,178 @@
+"""The speaker encoder on voices it never heard: does it tell one voice from two?
+
+    python bench/bench_speaker.py [--model runs/speaker/best.avse.pt] [--real ../shared/data/real] [--name speaker]
+
+Pairs of recordings scored by the cosine of their embeddings (``avse.models.speaker``), against the threshold
+stored with the encoder (``avse.api.Separator.same_speaker_threshold``: the one ``Separator(speaker=...)`` uses):
+
+- held-out voices: the recipe's validation speakers (every 6th of ``--speech`` and ``--corpus``), 3 s items drawn
+  as in training (rooms, noise, some words silenced, a faint second voice), ``--per-speaker`` each, all pairs;
+- the real dev set (../shared/data/real): each of the 23 clips cut in two halves (the same talker: its two halves
+  form a pair) and every pair of halves from clips of different talkers;
+- CMU ARCTIC (../shared/data/real/speech): 6 utterances of 2 speakers, all pairs.
+
+Reports per set the equal error rate, how many same-voice pairs reach the threshold and how many pairs of two
+voices do (the error that would cost a talker in a one-voice check), and the encoder's speed on one core.
+Writes bench/results/NAME.json and NAME.png (the similarities, one dot per pair, and the threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, save  # noqa: E402
+
+
+def main() -> None:
+    """Measure the encoder on every set there is (see the module docstring) and write the JSON and the plot."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="runs/speaker/best.avse.pt", help="an encoder checkpoint (none ships)")
+    p.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real")
+    p.add_argument("--work", type=Path, default=None, help="bench_real.py's work folder (its front-end cache is reused)")
+    p.add_argument("--speech", default="data/real_speech", help="the recipe's voices (its validation speakers are used)")
+    p.add_argument("--noise", default="data/real_noise", help="the recipe's noises")
+    p.add_argument("--corpus", nargs="*", default=None, help="the recipe's corpora of TTS voices (default: the recipe's)")
+    p.add_argument("--per-speaker", type=int, default=8)
+    p.add_argument("--name", default="speaker")
+    args = p.parse_args()
+
+    from avse.api import Separator
+    from avse.audio.io import load_audio
+    from avse.models.speaker import SpeakerEncoder
+
+    enc = SpeakerEncoder.from_pretrained(args.model)
+    threshold = Separator.same_speaker_threshold(enc)
+    sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (similarities [P], same voice [P])
+
+    def pairs(emb: np.ndarray, who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        iu = np.triu_indices(len(who), 1)
+        return (emb @ emb.T)[iu], (who[:, None] == who[None, :])[iu]
+
+    if Path(args.speech).is_dir():
+        from avse.training.overlap import VoicePool, noise_pool
+        from avse.training.speaker import Recipe, SpeakerItems
+
+        given = {"speech": [args.speech], "noise": [args.noise]} | ({} if args.corpus is None else {"corpus": args.corpus})
+        rec = Recipe.from_mapping(dict(enc.extra.get("recipe", {})) | given)
+        voices = VoicePool(rec.speech, corpora=rec.corpus)
+        _, val_spk = voices.split(rec.val_every)
+        noises = noise_pool(rec.noise) if Path(args.noise).is_dir() else []
+        items = SpeakerItems(rec, voices, val_spk, noises[:: rec.val_every])
+        rng = np.random.default_rng([rec.seed, 4242])
+        who = np.repeat(np.arange(len(val_spk)), args.per_speaker)
+        emb = np.stack([enc.embed(items.make(val_spk[int(i)], rng)) for i in who])
+        sets["held-out voices (3 s, as in training)"] = pairs(emb, who)
+        real = np.array([s.split(":")[0] not in {Path(c).name for c in rec.corpus} for s in val_spk])[who]
+        iu = np.triu_indices(len(who), 1)
+        both_real = (real[:, None] & real[None, :])[iu]
+        sim, same = sets["held-out voices (3 s, as in training)"]
+        sets["held-out real voices"] = (sim[both_real], same[both_real])
+    else:
+        print(f"held-out voices: skipped ({args.speech} is absent)", flush=True)
+    if args.real.is_dir():
+        from bench_real import load_clips
+
+        work = args.work or Path(tempfile.gettempdir()) / "avse_bench_real"
+        clips = load_clips(args.real, work / "frontend")
+        halves, who_l = [], []
+        for c in clips:
+            h = len(c.audio) // 2
+            halves += [c.audio[:h], c.audio[h:]]
+            who_l += [c.talker, c.talker]
+        emb = np.stack([enc.embed(x) for x in halves])
+        sim, same = pairs(emb, np.array(who_l))
+        # only a clip's own two halves count as a same-voice pair (a talker's other clips may be another session)
+        idx = np.triu_indices(len(halves), 1)
+        own = (idx[0] // 2 == idx[1] // 2)
+        keep = own | ~same
+        sets["real dev clips (halves)"] = (sim[keep], own[keep])
+        arctic = sorted((args.real / "speech").glob("cmu_arctic_*.wav"))
+        if arctic:
+            emb = np.stack([enc.embed(load_audio(q, 16000)[0]) for q in arctic])
+            sets["CMU ARCTIC"] = pairs(emb, np.array([q.name.split("_")[3] for q in arctic]))
+    else:
+        print(f"real clips: skipped ({args.real} is absent)", flush=True)
+
+    result: dict = {"model": args.model, "threshold": threshold, "sets": {},
+                    "real_time_factor_one_core": speed(enc)}
+    for name, (sim, same) in sets.items():
+        pos, neg = sim[same], sim[~same]
+        result["sets"][name] = {
+            "same_pairs": int(len(pos)), "different_pairs": int(len(neg)),
+            "eer": eer(pos, neg),
+            "same_at_or_above_threshold": float(np.mean(pos >= threshold)) if len(pos) else None,
+            "different_at_or_above_threshold": float(np.mean(neg >= threshold)) if len(neg) else None,
+            "same_median": float(np.median(pos)) if len(pos) else None,
+            "different_median": float(np.median(neg)) if len(neg) else None,
+            "different_p99": float(np.percentile(neg, 99)) if len(neg) else None,
+        }
+    save(args.name, result)
+    plot(result, sets, RESULTS / f"{args.name}.png")
+
+
+def eer(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    """The equal error rate of same-voice similarities ``pos`` against different-voice ones ``neg``."""
+    if not len(pos) or not len(neg):
+        return None
+    grid = np.unique(np.concatenate([pos, neg]))
+    miss = np.searchsorted(np.sort(pos), grid, side="left") / len(pos)
+    fa = 1.0 - np.searchsorted(np.sort(neg), grid, side="left") / len(neg)
+    i = int(np.argmin(np.abs(miss - fa)))
+    return float((miss[i] + fa[i]) / 2)
+
+
+def speed(enc) -> float:
+    """Seconds the encoder takes per second of audio on one core (60 s of noise, best of 3)."""
+    import time
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = (np.random.default_rng(0).standard_normal(60 * 16000) * 0.1).astype(np.float32)
+    best = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        enc.embed(x)
+        best = min(best, time.perf_counter() - t)
+    torch.set_num_threads(threads)
+    return round(float(best) / 60.0, 5)
+
+
+def plot(result: dict, sets: dict, path: Path) -> None:
+    """One row per set: each pair's similarity, the same voice in blue and two voices in red, and the threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(sets)
+    fig, ax = plt.subplots(figsize=(8, 0.7 * len(names) + 1.4))
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(names):
+        sim, same = sets[name]
+        for flag, colour, dy in ((False, "tab:red", 0.12), (True, "tab:blue", -0.12)):
+            v = sim[same == flag]
+            if len(v) > 600:
+                v = rng.choice(v, 600, replace=False)
+            ax.scatter(v, i + dy + rng.uniform(-0.08, 0.08, len(v)), s=6, alpha=0.5, color=colour)
+    ax.axvline(result["threshold"], color="k", lw=1, ls="--")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("cosine similarity of the two recordings' speaker embeddings")
+    ax.invert_yaxis()
+    ax.set_title("speaker encoder: same voice (blue), two voices (red)\n"
+                 "dashed: the encoder's same-voice threshold (different held-out voices pass on 1 % of pairs)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Training the speaker encoder (``avse.models.speaker``) on real and TTS voices, one voice per item."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from avse.errors import ConfigError
+from avse.models.overlap import SAMPLE_RATE
+from avse.models.speaker import SpeakerConfig, SpeakerEncoder
+from avse.training.overlap import ItemMaker, VoicePool, noise_pool
+from avse.training.overlap import Recipe as OverlapRecipe
+from avse.training.small import fit_small
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A speaker encoder's training recipe (``configs/speaker/*.yaml``; every field may be given there).
+
+    speech, corpus, noise and the split of speakers (every ``val_every``-th by name kept for validation) as for the
+    overlap detector (``avse.training.overlap.Recipe``). Each item is ``seconds`` of one speaker's running speech,
+    through a room with probability ``p_reverb``, with only some of its words (the rest silenced, as one output
+    of a separator that split a voice gives it) with probability ``p_gate``, with a faint second voice
+    ``leak_db`` under it with probability ``p_leak``, in noise with probability ``p_noise`` at ``snr_db``, through
+    a random response with probability ``p_eq``. The loss is an additive angular margin softmax over the train
+    speakers (``margin`` in radians, ``scale``). Validation embeds ``val_per_speaker`` items of each held-out
+    speaker and scores every pair: the equal error rate, and the similarity threshold at which different
+    voices pass on ``far`` of the pairs (stored as the checkpoint's "threshold").
+    """
+
+    speech: tuple[str, ...] = ("data/real_speech",)
+    corpus: tuple[str, ...] = ()
+    noise: tuple[str, ...] = ("data/real_noise",)
+    model: str = "speaker_encoder"
+    encoder: Mapping[str, Any] | None = None
+    seconds: float = 3.0
+    batch: int = 32
+    steps_per_epoch: int = 200
+    max_epochs: int = 8
+    lr: float = 2e-3
+    lr_min: float = 1e-4
+    weight_decay: float = 1e-4
+    margin: float = 0.2
+    scale: float = 30.0
+    p_reverb: float = 0.5
+    rt60: tuple[float, float] = (0.15, 0.8)
+    drr_db: tuple[float, float] = (-3.0, 12.0)
+    p_gate: float = 0.5
+    p_leak: float = 0.3
+    leak_db: tuple[float, float] = (-30.0, -15.0)
+    p_noise: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    p_eq: float = 0.5
+    eq_db: float = 8.0
+    val_every: int = 6
+    val_per_speaker: int = 6
+    far: float = 0.01
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any]) -> Recipe:
+        """A recipe from a YAML mapping; unknown keys are a ConfigError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ConfigError(f"speaker recipe: unknown keys {', '.join(unknown)}")
+        raw = dict(cfg)
+        for k in ("speech", "corpus", "noise"):
+            if k in raw:
+                raw[k] = (raw[k],) if isinstance(raw[k], str) else tuple(raw[k])
+        for k in ("rt60", "drr_db", "leak_db", "snr_db"):
+            if k in raw:
+                raw[k] = tuple(float(v) for v in raw[k])
+        return cls(**raw)
+
+
+class SpeakerItems:
+    """Draws one-voice training items: ``make(speaker, rng)`` -> float32 [T]; ``batch(rng, size)`` -> (audio
+    [B, T], speaker indices [B]) over ``speakers`` (the room, running speech and noise of the overlap detector's
+    ``ItemMaker``)."""
+
+    def __init__(self, recipe: Recipe, voices: VoicePool, speakers: list[str], noises: list[np.ndarray]) -> None:
+        if len(speakers) < 2:
+            raise ConfigError("speaker encoder: need at least 2 speakers")
+        self.r, self.speakers = recipe, speakers
+        shared = OverlapRecipe(seconds=recipe.seconds, p_reverb=recipe.p_reverb, rt60=recipe.rt60, drr_db=recipe.drr_db)
+        self.maker = ItemMaker(shared, voices, speakers, noises)
+        self.n = self.maker.n
+
+    def gate(self, rng: np.random.Generator) -> np.ndarray:
+        """Some words kept, the rest silenced: 0/1 [T] in 0.3-1.5 s stretches (smoothed by 40 ms), at least one on."""
+        g = np.zeros(self.n)
+        pos, on = 0, rng.random() < 0.5
+        while pos < self.n:
+            k = int(rng.uniform(0.3, 1.5) * SAMPLE_RATE)
+            g[pos : pos + k] = float(on)
+            pos, on = pos + k, not on
+        if not g.any():
+            g[: self.n // 2] = 1.0
+        fade = np.hanning(641)
+        return np.convolve(g, fade / fade.sum(), mode="same")
+
+    def make(self, speaker: str, rng: np.random.Generator) -> np.ndarray:
+        """One item of ``speaker``'s voice -> float32 [T] (peak between -30 and -1 dBFS)."""
+        from avse.data.noise import random_eq
+
+        r = self.r
+        x = self.maker.room(self.maker.track(speaker, rng), rng)
+        if rng.random() < r.p_gate:
+            x = x * self.gate(rng)
+        rx = np.sqrt(np.mean(x**2))
+        if rng.random() < r.p_leak:
+            other = self.speakers[int(rng.integers(len(self.speakers)))]
+            if other != speaker:
+                y = self.maker.room(self.maker.track(other, rng), rng)
+                ry = np.sqrt(np.mean(y**2))
+                if rx > 0 and ry > 0:
+                    x = x + y * (rx / ry) * 10 ** (rng.uniform(*r.leak_db) / 20)
+        if rng.random() < r.p_noise:
+            z = self.maker.noise(rng)
+            rz = np.sqrt(np.mean(z**2))
+            if rx > 0 and rz > 0:
+                x = x + z * (rx / rz) * 10 ** (-rng.uniform(*r.snr_db) / 20)
+        if rng.random() < r.p_eq:
+            x = random_eq(x, rng, r.eq_db)
+        peak = float(np.abs(x).max())
+        x = x / peak * 10 ** (rng.uniform(-30, -1) / 20) if peak > 0 else x
+        return x.astype(np.float32)
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[Tensor, Tensor]:
+        """``size`` items of random speakers -> (audio [B, T], speaker indices [B] into ``speakers``)."""
+        who = rng.integers(len(self.speakers), size=size)
+        audio = np.stack([self.make(self.speakers[int(i)], rng) for i in who])
+        return torch.from_numpy(audio), torch.from_numpy(who.astype(np.int64))
+
+
+class MarginSoftmax(nn.Module):
+    """Additive angular margin softmax (ArcFace's loss): ``forward(emb [B, D] unit, labels [B]) -> loss``. One
+    learnt unit vector per training speaker; the target class's angle is widened by ``margin`` before scaling."""
+
+    def __init__(self, dim: int, classes: int, margin: float, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(classes, dim) * 0.01)
+        self.margin, self.scale = margin, scale
+
+    def forward(self, emb: Tensor, labels: Tensor) -> Tensor:
+        """emb [B, D] (unit), labels int [B] -> the mean loss (a scalar)."""
+        cos = emb @ nn.functional.normalize(self.weight, dim=1).T  # [B, C]
+        theta = torch.acos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
+        target = torch.cos((theta + self.margin).clamp(max=torch.pi))
+        onehot = nn.functional.one_hot(labels, cos.shape[1]).bool()
+        return nn.functional.cross_entropy(self.scale * torch.where(onehot, target, cos), labels)
+
+
+def pair_scores(emb: np.ndarray, who: np.ndarray, far: float) -> dict[str, float]:
+    """Verification scores of embeddings [N, D] (unit) of speakers ``who`` [N] over all pairs: the equal error
+    rate, the cosine threshold at which different speakers pass on at most ``far`` of their pairs, and the share
+    of same-speaker pairs that pass it."""
+    sim = emb @ emb.T
+    iu = np.triu_indices(len(who), 1)
+    same = (who[:, None] == who[None, :])[iu]
+    s = sim[iu]
+    pos, neg = np.sort(s[same]), np.sort(s[~same])
+    if not len(pos) or not len(neg):
+        return {"eer": float("nan"), "threshold": float("nan"), "same_pass_at_threshold": float("nan")}
+    grid = np.unique(np.concatenate([pos, neg]))
+    frr = np.searchsorted(pos, grid, side="left") / len(pos)  # same pairs under the threshold
+    fa = 1.0 - np.searchsorted(neg, grid, side="left") / len(neg)  # different pairs at or over it
+    i = int(np.argmin(np.abs(frr - fa)))
+    ok = np.nonzero(fa <= far)[0]
+    thr = float(grid[ok[0]]) if len(ok) else float(neg[-1] + 1e-6)
+    return {"eer": float((frr[i] + fa[i]) / 2), "threshold": thr,
+            "same_pass_at_threshold": float(np.mean(pos >= thr))}
+
+
+def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
+    """Train a speaker encoder from a recipe mapping into folder ``out`` -> its best checkpoint (lowest validation
+    equal error rate); its extra holds "threshold" (``pair_scores``). Checkpoints, log and resume as
+    ``avse.training.small.fit_small``."""
+    recipe = Recipe.from_mapping(config)
+    if recipe.model != "speaker_encoder":
+        raise ConfigError(f"speaker recipe: model must be speaker_encoder, got {recipe.model!r}")
+    voices = VoicePool(recipe.speech, corpora=recipe.corpus)
+    train_spk, val_spk = voices.split(recipe.val_every)
+    if len(train_spk) < 2 or len(val_spk) < 2:
+        raise ConfigError(f"speaker recipe: {len(voices.speakers)} speakers give {len(train_spk)} to train and "
+                          f"{len(val_spk)} to validation (val_every {recipe.val_every}); each needs at least 2")
+    noises = noise_pool(recipe.noise)
+    val_noises, train_noises = noises[:: recipe.val_every], [z for i, z in enumerate(noises) if i % recipe.val_every]
+    items = SpeakerItems(recipe, voices, train_spk, train_noises)
+    val_items = SpeakerItems(recipe, voices, val_spk, val_noises)
+    vrng = np.random.default_rng([recipe.seed, 999])
+    val_who = np.repeat(np.arange(len(val_spk)), recipe.val_per_speaker)
+    val_audio = torch.from_numpy(np.stack([val_items.make(val_spk[int(i)], vrng) for i in val_who]))
+    torch.manual_seed(recipe.seed)
+    model = SpeakerEncoder(SpeakerConfig.from_mapping(recipe.encoder or {}))
+    head = MarginSoftmax(model.cfg.dim, len(train_spk), recipe.margin, recipe.scale)
+
+    def step_loss(rng: np.random.Generator) -> Tensor:
+        audio, who = items.batch(rng, recipe.batch)
+        return head(model(audio), who)
+
+    def validate() -> dict[str, float]:
+        model.eval()
+        with torch.no_grad():
+            emb = torch.cat([model(val_audio[i : i + 32]) for i in range(0, len(val_audio), 32)]).numpy()
+        return pair_scores(emb, val_who, recipe.far)
+
+    def key(scores: dict[str, float]) -> tuple[float, ...]:
+        eer = scores["eer"]
+        return (-eer if np.isfinite(eer) else -1.0,)
+
+    extra = {"train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(noises),
+             "val_speaker_names": val_spk}
+    return fit_small(model, recipe, out, step_loss, validate, key, extra, resume=resume, progress=progress, head=head)
+
+
+__all__ = ["Recipe", "SpeakerItems", "MarginSoftmax", "pair_scores", "train_speaker"]
