@@ -491,7 +491,8 @@ def run(args, model, server: str, camera: Path | None) -> dict:
             recording = frames_path.parent / "session.mp4"
             t0 = time.monotonic()
             session.save_recording(recording)
-            out.update(record_frames=st["record_frames"], record_dropped=st["record_dropped"],
+            out.update(record_frames=st["record_frames"], record_lead_frames=st["record_lead_frames"],
+                       record_dropped=st["record_dropped"],
                        record_write_s=round(time.monotonic() - t0, 2),
                        record_mbit_per_s=round(8e-6 * recording.stat().st_size / (time.monotonic() - session.t_start), 2))
     return out

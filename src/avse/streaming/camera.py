@@ -333,6 +333,8 @@ def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int, previ
             cleanup.callback(worker.stop)
             send("ready")
             cpu0, t0 = time.process_time(), time.monotonic()  # this process's CPU time, all threads, from the camera's start on
+            if recorder is not None:
+                recorder.origin = t0  # the sound starts about now: the recording's picture opens here, not at the first frame
             camera.start()
             while not conn.poll(0.5):
                 done = camera.finished and worker._thread is not None and not worker._thread.is_alive()
@@ -357,9 +359,10 @@ def _finish_recording(recorder: Any, send: Callable[..., None]) -> None:
 
 
 def _record_stats(recorder: Any) -> dict[str, Any]:
-    """A FrameRecorder's counts for the parent: t0, frames, dropped, error, complete; ``final`` False (still recording)."""
-    return {"t0": recorder.t0, "frames": recorder.frames, "dropped": recorder.dropped, "error": recorder.error,
-            "complete": recorder.complete, "final": False}
+    """A FrameRecorder's counts for the parent: t0, frames, lead_frames, dropped, error, complete; ``final`` False
+    (still recording)."""
+    return {"t0": recorder.t0, "frames": recorder.frames, "lead_frames": recorder.lead_frames, "dropped": recorder.dropped,
+            "error": recorder.error, "complete": recorder.complete, "final": False}
 
 
 class LipProcess:
@@ -378,8 +381,9 @@ class LipProcess:
 
     ``preview``: a window there with the frame, the face box and the mouth
     crop (``preview_shown`` counts what it drew). ``record``: every captured
-    frame written to that path (H.264, stamped; ``record_stats``: t0, the
-    first frame's capture time, frames, dropped, error, complete (the file
+    frame written to that path (H.264, stamped, opening when the camera was
+    asked to start, the first frame held until it came; ``record_stats``: t0,
+    that time, frames, lead_frames, dropped, error, complete (the file
     closed), and ``final``: True once the process finished the recording,
     before ``stop()`` returns, unless the process died first).
     """

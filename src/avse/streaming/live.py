@@ -197,7 +197,8 @@ class LiveSession:
                 out["preview_frames"] = self.camera.preview_shown
             if self.camera.record is not None:
                 rs = self.camera.record_stats or {}
-                out.update(record_frames=rs.get("frames", 0), record_dropped=rs.get("dropped", 0), record_error=rs.get("error"))
+                out.update(record_frames=rs.get("frames", 0), record_lead_frames=rs.get("lead_frames", 0),
+                           record_dropped=rs.get("dropped", 0), record_error=rs.get("error"))
         return out
 
     def save_recording(self, path: str | Path) -> str:
@@ -236,7 +237,9 @@ class LiveSession:
                 problem = str(err)
             else:
                 cut = "" if rs.get("final") and rs.get("complete") else "; the lip process ended early: the video stops at its last whole fragment"
-                return (f"{path} ({y.size / SAMPLE_RATE:.1f} s of audio from {start:+.2f} s, {rs['frames']} camera frames, "
+                lead = rs.get("lead_frames", 0)
+                held = f" (the first held for {lead / 25:.1f} s while the camera started)" if lead else ""
+                return (f"{path} ({y.size / SAMPLE_RATE:.1f} s of audio from {start:+.2f} s, {rs['frames']} camera frames{held}, "
                         f"{rs.get('dropped', 0)} dropped{cut})")
         fallback = unused_path(Path(path).with_suffix(".wav"))
         save_wav(fallback, y, SAMPLE_RATE)

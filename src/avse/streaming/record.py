@@ -22,6 +22,10 @@ KEY_INTERVAL = 50  # frames between key frames (and fragments) of the recorded f
 #: much of the nominal rate (a sound card's clock is off by tens of ppm; more means the fit is not to be trusted)
 MIN_FIT_SECONDS = 30.0
 MAX_DRIFT = 1e-3
+#: a recording's picture may open this long before the camera's first frame (that frame held still), and in steps of
+#: this many ms (25 a second)
+MAX_LEAD_S = 30.0
+LEAD_STEP_MS = 40
 
 
 def record_kind(path: str | Path, camera: bool) -> str:
@@ -43,10 +47,16 @@ class FrameRecorder:
     ``add(stamp, frame)`` (the camera's thread; monotonic seconds, uint8
     [H, W, 3] RGB) only queues; a queue longer than ``max_queue`` frames
     (the encoder fell behind) drops the oldest (``dropped``). Frame
-    timestamps are the capture times in ms from the first frame's (``t0``,
-    monotonic s), so the file's timeline is the camera's. ``stop()`` encodes
-    what is queued and closes the file (``complete`` once it has); ``frames``:
-    frames written; ``error``: why writing stopped, if it did. The file is a
+    timestamps are the capture times in ms from ``t0`` (monotonic s), so the
+    file's timeline is the camera's. ``t0`` is the first frame's capture time,
+    or ``origin`` when that is set and earlier (e.g. when the camera was asked
+    to start, which a camera may take a second to do while the sound is already
+    being recorded): the file then opens on the first frame held still from
+    ``origin`` on (``lead_frames`` copies, 25 a second, at most ``MAX_LEAD_S``),
+    so that sound from before the camera's first frame has a picture to go
+    with. ``stop()`` encodes what is queued and closes the file (``complete``
+    once it has); ``frames``: camera frames written; ``error``: why writing
+    stopped, if it did. The file is a
     fragmented mp4 with a key frame every 2 s, each fragment flushed to disk
     as it is written, so a process killed while
     recording leaves a file that plays up to its last fragment. x264
@@ -54,8 +64,11 @@ class FrameRecorder:
     640x480 frame on a 2-core EPYC, ``bench_live.py --record``) and ``crf`` (23).
     """
 
-    def __init__(self, path: str | Path, preset: str = "veryfast", crf: int = 23, max_queue: int = 50):
+    def __init__(self, path: str | Path, preset: str = "veryfast", crf: int = 23, max_queue: int = 50,
+                 origin: float | None = None):
         self.path = Path(path)
+        self.origin = origin
+        self.lead_frames = 0
         self.preset = preset
         self.crf = int(crf)
         self.max_queue = int(max_queue)
@@ -109,7 +122,8 @@ class FrameRecorder:
         if first is None:
             self.complete = True  # stopped before any frame: no file
             return
-        t0, frame = first
+        t_first, frame = first
+        t0 = t_first if self.origin is None else min(t_first, max(self.origin, t_first - MAX_LEAD_S))
         self.t0 = t0
         h, w = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2  # 4:2:0 wants even sizes
         try:
@@ -119,6 +133,11 @@ class FrameRecorder:
                 stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                 stream.codec_context.time_base = TIME_BASE
                 last = -1
+                lead = round((t_first - t0) / TIME_BASE)  # ms before the first frame: it is held still over them
+                for pts in range(0, lead - LEAD_STEP_MS // 2 + 1, LEAD_STEP_MS):  # the last at least half a step early
+                    out.mux(stream.encode(yuv420_frame(frame[:h, :w], pts, TIME_BASE)))
+                    self.lead_frames += 1
+                    last = pts
                 item: tuple[float, np.ndarray] | None = first
                 while item is not None:
                     stamp, frame = item
@@ -170,8 +189,9 @@ def mux_recording(
     (monotonic s); ``rate_ratio``: the audio's real rate over the nominal
     one (``audio_clock``), by which the video's stamps are scaled so that
     frames stay on the audio's timeline over a long recording. Video packets
-    are copied, not re-encoded. Audio captured before the first frame is
-    cut. Returns where the audio starts on the output's timeline (s).
+    are copied, not re-encoded. Audio captured before ``video_t0`` (the
+    recorder's ``t0``: its origin, or its first frame) is cut. Returns where
+    the audio starts on the output's timeline (s).
     """
     from avse.video.io import remux
 
