@@ -53,12 +53,10 @@ def finetune(talk, clips: list[tuple[str, np.ndarray, np.ndarray]], train: list[
 
     ``expert``: the frozen lip-sync expert of the sync loss (used when ``args.sync`` > 0)."""
     import torch
-    import torch.nn.functional as F
     from torch.utils.data import default_collate
 
-    from avse.talking.expert import mouth_frames, sync_loss
     from avse.talking.generate import TalkingFace
-    from avse.talking.train import FaceWindows, _masked_l1
+    from avse.talking.train import FaceWindows, TalkTrainConfig, _masked_l1, frames_sync_loss, orthogonality_loss
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -71,11 +69,10 @@ def finetune(talk, clips: list[tuple[str, np.ndarray, np.ndarray]], train: list[
         batch = default_collate([ds[int(i)] for i in rng.integers(0, len(ds), args.batch)])
         out = net(batch["audio"], batch["reference"], batch["faces"])
         fake, real = out["frames"], batch["faces"]
-        loss = _masked_l1(fake, real, net.mask)
-        loss = loss + 0.01 * F.cosine_similarity(out["canonical"][:, None], out["motion"], dim=-1).pow(2).mean()
+        # the generator's terms of TalkingFaceModule.training_step, less the discriminator's (L1, orthogonality, sync)
+        loss = _masked_l1(fake, real, net.mask) + TalkTrainConfig.orthogonality * orthogonality_loss(out)
         if args.sync > 0:
-            mouth = mouth_frames((fake + 1.0) / 2.0)  # [B, 5, 48, 96]
-            loss = loss + args.sync * sync_loss(expert, batch["audio_clean"][:, fake.shape[1] // 2], mouth)
+            loss = loss + args.sync * frames_sync_loss(expert, fake, batch["audio_clean"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

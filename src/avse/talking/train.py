@@ -173,6 +173,22 @@ def _masked_l1(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
     return ((a - b).abs() * w).sum() / w.sum().clamp_min(1e-8)
 
 
+def orthogonality_loss(out: Mapping[str, Tensor]) -> Tensor:
+    """The generator output's (``TalkingFaceNet``) canonical code [B, D] against its motion codes [B, T, D]: the mean
+    squared cosine, 0 when every motion code is orthogonal to the identity's."""
+    return F.cosine_similarity(out["canonical"][:, None], out["motion"], dim=-1).pow(2).mean()
+
+
+def frames_sync_loss(expert: Any, frames: Tensor, audio_clean: Tensor) -> Tensor:
+    """A frozen lip-sync expert's loss on generated frames: frames [B, T, 3, S, S] in [-1, 1], audio_clean
+    [B, T, 80, 16] (the clean speech's window of each frame) -> its loss on the middle frame's window (a scalar)."""
+    from avse.talking.expert import mouth_frames, sync_loss
+
+    t = frames.shape[1]
+    mouth = mouth_frames((frames + 1.0) / 2.0)  # [B, T, 48, 96]
+    return sync_loss(expert, audio_clean[:, t // 2], mouth)
+
+
 class TalkingFaceModule(pl.LightningModule):
     """Generator and discriminator trained together (manual optimisation)."""
 
@@ -201,12 +217,8 @@ class TalkingFaceModule(pl.LightningModule):
 
     def _sync_loss(self, frames: Tensor, audio_clean: Tensor) -> Tensor:
         """frames [B, T, 3, S, S] in [-1, 1], audio_clean [B, T, 80, 16] -> the expert's loss on the middle window."""
-        from avse.talking.expert import mouth_frames, sync_loss
-
         assert self.expert is not None
-        t = frames.shape[1]
-        mouth = mouth_frames((frames + 1.0) / 2.0)  # [B, T, 48, 96]
-        return sync_loss(self.expert, audio_clean[:, t // 2], mouth)
+        return frames_sync_loss(self.expert, frames, audio_clean)
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         cfg = self.cfg
@@ -251,7 +263,7 @@ class TalkingFaceModule(pl.LightningModule):
             ident = (1.0 - F.cosine_similarity(f_fake[-1].mean(dim=(2, 3)), f_real[-1].mean(dim=(2, 3)), dim=1)).mean()
             loss = loss + cfg.adversarial * adv + cfg.perceptual * fm + cfg.identity * ident
             logs.update({"train/adv": adv.detach(), "train/perceptual": fm.detach(), "train/identity": ident.detach()})
-        orth = F.cosine_similarity(out["canonical"][:, None], out["motion"], dim=-1).pow(2).mean()
+        orth = orthogonality_loss(out)
         loss = loss + cfg.orthogonality * orth
         logs["train/orth"] = orth.detach()
         if self.expert is not None and step >= cfg.sync_start:
