@@ -25,3 +25,24 @@ def save(name: str, result: dict) -> Path:
     print(json.dumps(result, indent=2))
     print(f"written: {path}")
     return path
+
+
+def seconds_per_second(fn, seconds: float = 60.0, repeats: int = 3) -> float:
+    """Seconds ``fn(audio)`` takes per second of 16 kHz audio on one core: ``seconds`` of noise, the best of ``repeats``."""
+    import time
+
+    import numpy as np
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = (np.random.default_rng(0).standard_normal(int(seconds * 16000)) * 0.1).astype(np.float32)
+    best = np.inf
+    try:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn(x)
+            best = min(best, time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(threads)
+    return round(float(best) / seconds, 5)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, save  # noqa: E402
+from _common import RESULTS, save, seconds_per_second  # noqa: E402
 
 
 def auc(pos: list[float], neg: list[float]) -> float:
@@ -138,20 +138,7 @@ def main() -> None:
 
 def speed(det) -> float:
     """Seconds the detector takes per second of audio on one core (60 s of noise, best of 3)."""
-    import time
-
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    x = (np.random.default_rng(0).standard_normal(60 * 16000) * 0.1).astype(np.float32)
-    best = np.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        det.frame_probs(x)
-        best = min(best, time.perf_counter() - t)
-    torch.set_num_threads(threads)
-    return round(float(best) / 60.0, 5)
+    return seconds_per_second(det.frame_probs)
 
 
 def plot(result: dict, path: Path) -> None:

@@ -102,6 +102,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return model, info
 
 
+def small_config(cls: Any, raw: Mapping[str, Any], where: str, what: str) -> Any:
+    """A small model's config dataclass ``cls`` from a recipe's or a checkpoint's mapping: its "channels" list becomes
+    a tuple of ints; ConfigError "WHERE: unknown WHAT option(s) ..." naming unknown keys."""
+    from dataclasses import fields
+
+    unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ConfigError(f"{where}: unknown {what} option(s) {', '.join(unknown)}")
+    d = dict(raw)
+    if "channels" in d:
+        d["channels"] = tuple(int(c) for c in d["channels"])
+    return cls(**d)
+
+
 class SmallAudioModel(nn.Module):
     """Base of the small 16 kHz helper models that ship beside the separators (the overlapped speech detector, the
     speaker encoder): their checkpoints are the format above with float16 weights, a few hundred KB each.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from avse.audio.features import MelConfig, mel_spectrogram
 from avse.errors import ConfigError
-from avse.models.checkpoint import SmallAudioModel
+from avse.models.checkpoint import SmallAudioModel, small_config
 
 SAMPLE_RATE = 16000
 #: samples per output frame (10 ms at 16 kHz)
@@ -48,13 +48,7 @@ class OverlapConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], where: str = "overlap detector") -> OverlapConfig:
         """A config from a recipe's or a checkpoint's mapping (lists become tuples); ConfigError naming unknown keys."""
-        unknown = sorted(set(raw) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"{where}: unknown overlap detector option(s) {', '.join(unknown)}")
-        d = dict(raw)
-        if "channels" in d:
-            d["channels"] = tuple(int(c) for c in d["channels"])
-        return cls(**d)
+        return cast("OverlapConfig", small_config(cls, raw, where, "overlap detector"))
 
 
 def log_mel(audio: Tensor) -> Tensor:
@@ -64,6 +58,17 @@ def log_mel(audio: Tensor) -> Tensor:
     db = 10.0 * torch.log10(mel.clamp_min(1e-12))
     top = db.amax(dim=(1, 2), keepdim=True)
     return (db - top).clamp_min(-FLOOR_DB) / 20.0 + 2.0  # about [-2, 2]
+
+
+def mel_conv(channels: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    """3x3 conv blocks over (mel, time), each with batch norm, GELU and a max-pool that halves the mel axis ->
+    (the blocks: [B, 1, 64, N] -> [B, C, 64 >> K, N], the width C * (64 >> K) of a frame's flattened output)."""
+    blocks: list[nn.Module] = []
+    c_in = 1
+    for c in channels:
+        blocks += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.GELU(), nn.MaxPool2d((2, 1))]
+        c_in = c
+    return nn.Sequential(*blocks), c_in * (MEL.n_mels >> len(channels))
 
 
 class OverlapDetector(SmallAudioModel):
@@ -82,13 +87,7 @@ class OverlapDetector(SmallAudioModel):
     def __init__(self, cfg: OverlapConfig | None = None) -> None:
         super().__init__(cfg)
         self.cfg = cfg or OverlapConfig()
-        blocks: list[nn.Module] = []
-        c_in = 1
-        for c in self.cfg.channels:
-            blocks += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.GELU(), nn.MaxPool2d((2, 1))]
-            c_in = c
-        self.conv = nn.Sequential(*blocks)
-        width = c_in * (MEL.n_mels >> len(self.cfg.channels))
+        self.conv, width = mel_conv(self.cfg.channels)
         self.gru = nn.GRU(width, self.cfg.gru, batch_first=True, bidirectional=True)
         self.head = nn.Linear(2 * self.cfg.gru, 1)
 

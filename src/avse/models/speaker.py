@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from avse.errors import ConfigError
-from avse.models.checkpoint import SmallAudioModel
-from avse.models.overlap import HOP, MEL, SAMPLE_RATE, log_mel
+from avse.models.checkpoint import SmallAudioModel, small_config
+from avse.models.overlap import HOP, MEL, SAMPLE_RATE, log_mel, mel_conv
 
 #: a frame counts for the embedding when its loudest mel band is within this many dB of the clip's loudest bin
 ACTIVE_DB = -35.0
@@ -42,13 +42,7 @@ class SpeakerConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], where: str = "speaker encoder") -> SpeakerConfig:
         """A config from a recipe's or a checkpoint's mapping (lists become tuples); ConfigError naming unknown keys."""
-        unknown = sorted(set(raw) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"{where}: unknown speaker encoder option(s) {', '.join(unknown)}")
-        d = dict(raw)
-        if "channels" in d:
-            d["channels"] = tuple(int(c) for c in d["channels"])
-        return cls(**d)
+        return cast("SpeakerConfig", small_config(cls, raw, where, "speaker encoder"))
 
 
 def active_mask(feats: Tensor) -> Tensor:
@@ -76,15 +70,10 @@ class SpeakerEncoder(SmallAudioModel):
     def __init__(self, cfg: SpeakerConfig | None = None) -> None:
         super().__init__(cfg)
         self.cfg = cfg or SpeakerConfig()
-        blocks: list[nn.Module] = []
-        c_in = 1
-        for c in self.cfg.channels:
-            blocks += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.GELU(), nn.MaxPool2d((2, 1))]
-            c_in = c
-        self.conv = nn.Sequential(*blocks)
+        self.conv, width = mel_conv(self.cfg.channels)
         w = self.cfg.width
         self.temporal = nn.Sequential(
-            nn.Conv1d(c_in * (MEL.n_mels >> len(self.cfg.channels)), w, 5, padding=2), nn.BatchNorm1d(w), nn.GELU(),
+            nn.Conv1d(width, w, 5, padding=2), nn.BatchNorm1d(w), nn.GELU(),
             nn.Conv1d(w, w, 3, padding=2, dilation=2), nn.BatchNorm1d(w), nn.GELU())
         self.head = nn.Linear(2 * w, self.cfg.dim)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import torch
 
 from avse.errors import ConfigError, MetadataError
 from avse.models.overlap import HOP, SAMPLE_RATE, OverlapConfig, OverlapDetector, frame_energy
-from avse.training.small import fit_small
+from avse.training.small import fit_small, recipe_from_mapping
 
 #: a voice's frame counts as sounding within this many dB of its own loudest frame ...
 VOICE_ACTIVE_DB = -35.0
@@ -64,18 +64,7 @@ class Recipe:
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> Recipe:
         """A recipe from a YAML mapping; unknown keys are a ConfigError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"overlap recipe: unknown keys {', '.join(unknown)}")
-        raw = dict(cfg)
-        for k in ("speech", "corpus", "noise"):
-            if k in raw:
-                raw[k] = (raw[k],) if isinstance(raw[k], str) else tuple(raw[k])
-        for k in ("sir_db", "rt60", "drr_db", "snr_db"):
-            if k in raw:
-                raw[k] = tuple(float(v) for v in raw[k])
-        return cls(**raw)
+        return recipe_from_mapping(cls, cfg, "overlap", ranges=("sir_db", "rt60", "drr_db", "snr_db"))
 
 
 class VoicePool:
@@ -145,6 +134,21 @@ def noise_pool(folders: Sequence[str | Path], max_files: int = 4000) -> list[np.
             if len(x) >= SAMPLE_RATE // 2 and np.any(x):
                 out.append(x.astype(np.float32))
     return out
+
+
+def voices_and_noises(recipe: Any, what: str) -> tuple[VoicePool, list[str], list[str], list[np.ndarray], list[np.ndarray]]:
+    """A recipe's (``speech``, ``corpus``, ``noise``, ``val_every``) voices and noises, split for training ->
+    (pool, train speakers, validation speakers, train noises, validation noises): every ``val_every``-th speaker by
+    name and every ``val_every``-th noise file are kept for validation. ConfigError when either side has fewer
+    than 2 speakers."""
+    voices = VoicePool(recipe.speech, corpora=recipe.corpus)
+    train_spk, val_spk = voices.split(recipe.val_every)
+    if len(train_spk) < 2 or len(val_spk) < 2:
+        raise ConfigError(f"{what} recipe: {len(voices.speakers)} speakers give {len(train_spk)} to train and "
+                          f"{len(val_spk)} to validation (val_every {recipe.val_every}); each needs at least 2")
+    noises = noise_pool(recipe.noise)
+    val_noises, train_noises = noises[:: recipe.val_every], [z for i, z in enumerate(noises) if i % recipe.val_every]
+    return voices, train_spk, val_spk, train_noises, val_noises
 
 
 def overlap_labels(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
@@ -288,13 +292,7 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     recipe = Recipe.from_mapping(config)
     if recipe.model != "overlap_detector":
         raise ConfigError(f"overlap recipe: model must be overlap_detector, got {recipe.model!r}")
-    voices = VoicePool(recipe.speech, corpora=recipe.corpus)
-    train_spk, val_spk = voices.split(recipe.val_every)
-    if len(train_spk) < 2 or len(val_spk) < 2:
-        raise ConfigError(f"overlap recipe: {len(voices.speakers)} speakers give {len(train_spk)} to train and "
-                          f"{len(val_spk)} to validation (val_every {recipe.val_every}); each needs at least 2")
-    noises = noise_pool(recipe.noise)
-    val_noises, train_noises = noises[:: recipe.val_every], [z for i, z in enumerate(noises) if i % recipe.val_every]
+    voices, train_spk, val_spk, train_noises, val_noises = voices_and_noises(recipe, "overlap")
     maker = ItemMaker(recipe, voices, train_spk, train_noises)
     val_maker = ItemMaker(recipe, voices, val_spk, val_noises)
     vrng = np.random.default_rng([recipe.seed, 999])
@@ -312,10 +310,10 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         auc = scores["clip_auc"]
         return (auc if math.isfinite(auc) else -1.0, scores["frame_recall"])  # too few items of a kind: recall decides
 
-    extra = {"train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(noises),
+    extra = {"train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(train_noises) + len(val_noises),
              "val_speaker_names": val_spk}
     return fit_small(model, recipe, out, step_loss, lambda: _val_scores(model, val), key, extra, resume=resume,
                      progress=progress)
 
 
-__all__ = ["Recipe", "VoicePool", "ItemMaker", "noise_pool", "overlap_labels", "train_overlap", "AUDIBLE_DB", "VOICE_ACTIVE_DB"]
+__all__ = ["Recipe", "VoicePool", "ItemMaker", "noise_pool", "overlap_labels", "train_overlap", "voices_and_noises", "AUDIBLE_DB", "VOICE_ACTIVE_DB"]

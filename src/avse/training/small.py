@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -15,6 +16,26 @@ from torch import Tensor, nn
 
 from avse.errors import ConfigError
 from avse.models.checkpoint import SmallAudioModel
+
+R = TypeVar("R")
+
+
+def recipe_from_mapping(cls: type[R], cfg: Mapping[str, Any], what: str, paths: Sequence[str] = ("speech", "corpus", "noise"),
+                        ranges: Sequence[str] = ()) -> R:
+    """A recipe dataclass ``cls`` from a YAML mapping: ``paths`` (a string or a list) become tuples of strings,
+    ``ranges`` tuples of floats; unknown keys are a ConfigError naming them ("WHAT recipe: unknown keys ...")."""
+    known = {f.name for f in fields(cast(Any, cls))}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ConfigError(f"{what} recipe: unknown keys {', '.join(unknown)}")
+    raw = dict(cfg)
+    for k in paths:
+        if k in raw:
+            raw[k] = (raw[k],) if isinstance(raw[k], str) else tuple(raw[k])
+    for k in ranges:
+        if k in raw:
+            raw[k] = tuple(float(v) for v in raw[k])
+    return cls(**raw)
 
 
 def fit_small(
@@ -103,4 +124,4 @@ def fit_small(
     return out / "best.avse.pt"
 
 
-__all__ = ["fit_small"]
+__all__ = ["fit_small", "recipe_from_mapping"]

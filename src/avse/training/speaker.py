@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,9 @@ from torch import Tensor, nn
 from avse.errors import ConfigError
 from avse.models.overlap import SAMPLE_RATE
 from avse.models.speaker import SpeakerConfig, SpeakerEncoder
-from avse.training.overlap import ItemMaker, VoicePool, noise_pool
+from avse.training.overlap import ItemMaker, VoicePool, voices_and_noises
 from avse.training.overlap import Recipe as OverlapRecipe
-from avse.training.small import fit_small
+from avse.training.small import fit_small, recipe_from_mapping
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,7 @@ class Recipe:
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> Recipe:
         """A recipe from a YAML mapping; unknown keys are a ConfigError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"speaker recipe: unknown keys {', '.join(unknown)}")
-        raw = dict(cfg)
-        for k in ("speech", "corpus", "noise"):
-            if k in raw:
-                raw[k] = (raw[k],) if isinstance(raw[k], str) else tuple(raw[k])
-        for k in ("rt60", "drr_db", "leak_db", "snr_db"):
-            if k in raw:
-                raw[k] = tuple(float(v) for v in raw[k])
-        return cls(**raw)
+        return recipe_from_mapping(cls, cfg, "speaker", ranges=("rt60", "drr_db", "leak_db", "snr_db"))
 
 
 class SpeakerItems:
@@ -186,13 +175,7 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     recipe = Recipe.from_mapping(config)
     if recipe.model != "speaker_encoder":
         raise ConfigError(f"speaker recipe: model must be speaker_encoder, got {recipe.model!r}")
-    voices = VoicePool(recipe.speech, corpora=recipe.corpus)
-    train_spk, val_spk = voices.split(recipe.val_every)
-    if len(train_spk) < 2 or len(val_spk) < 2:
-        raise ConfigError(f"speaker recipe: {len(voices.speakers)} speakers give {len(train_spk)} to train and "
-                          f"{len(val_spk)} to validation (val_every {recipe.val_every}); each needs at least 2")
-    noises = noise_pool(recipe.noise)
-    val_noises, train_noises = noises[:: recipe.val_every], [z for i, z in enumerate(noises) if i % recipe.val_every]
+    voices, train_spk, val_spk, train_noises, val_noises = voices_and_noises(recipe, "speaker")
     items = SpeakerItems(recipe, voices, train_spk, train_noises)
     val_items = SpeakerItems(recipe, voices, val_spk, val_noises)
     vrng = np.random.default_rng([recipe.seed, 999])
@@ -216,7 +199,7 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         eer = scores["eer"]
         return (-eer if np.isfinite(eer) else -1.0,)
 
-    extra = {"train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(noises),
+    extra = {"train_speakers": len(train_spk), "val_speakers": len(val_spk), "noises": len(train_noises) + len(val_noises),
              "val_speaker_names": val_spk}
     return fit_small(model, recipe, out, step_loss, validate, key, extra, resume=resume, progress=progress, head=head)
 
