@@ -131,6 +131,7 @@ def real(args: argparse.Namespace) -> None:
     clean: dict[str, list[float]] = {"pesq_wb": [], "stoi": [], "quieter_db": []}
     clean_whole = 0
     turn_stats: dict[str, dict] = {}
+    clean_similarity: list[float] = []  # the two outputs' voice similarity, where a speaker encoder was asked
     per_item: dict[str, float] = {}  # item id -> mean SI-SDRi of both voices (two-talker) or PESQ-WB (clean), for paired comparisons
     for it in items:
         if it.condition == "two-talker":
@@ -152,6 +153,8 @@ def real(args: argparse.Namespace) -> None:
             clean["quieter_db"].append(min(output_levels_db(outs, it.mixture)))
             per_item[it.id] = clean["pesq_wb"][-1]
             clean_whole += int(bool((sep.last_info or {}).get("one_voice")))
+            if "speaker_similarity" in (sep.last_info or {}):
+                clean_similarity.append(sep.last_info["speaker_similarity"])
     turns = turn_items(items, args.real, work)
     for key, (mixture, ref_a, ref_b) in turns.items():
         est = sep.blind_outputs(mixture)[0][:, : len(mixture)]
@@ -166,6 +169,8 @@ def real(args: argparse.Namespace) -> None:
         t["both_voices"].append(float(np.mean(gains)))
         if "speaker_similarity" in info:
             t["similarity"].append(info["speaker_similarity"])
+            if min(gains) >= 3.0:  # a pair the model had separated: two voices for sure
+                t.setdefault("separated_similarity", []).append(info["speaker_similarity"])
     result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "speaker": str(args.speaker),
                     "quiet_rule": args.quiet_rule, "two_talker": {}}
     for key, gains in by_snr.items():
@@ -181,9 +186,12 @@ def real(args: argparse.Namespace) -> None:
     result["two_talker_all"] = mean_ci([float(np.mean(x)) for v in by_snr.values() for x in v])
     result["clean"] = {k: mean_ci(v) for k, v in clean.items()} | {"clips": len(clean["stoi"]), "whole": clean_whole}
     result["clean"]["quieter_db_median"] = float(np.median(clean["quieter_db"]))
+    if clean_similarity:
+        result["clean"]["similarity"] = mean_ci(clean_similarity) | {"values": clean_similarity}
     result["turns"] = {k: {"pairs": v["pairs"], "one_voice": v["one_voice"], "one_voice_separated": v["lost"],
                            "si_sdri_both": mean_ci(v["both_voices"]),
-                           "similarity": mean_ci(v["similarity"]) if v["similarity"] else None}
+                           "similarity": (mean_ci(v["similarity"]) | {"values": v["similarity"]}) if v["similarity"] else None,
+                           "similarity_separated_pairs": v.get("separated_similarity")}
                        for k, v in turn_stats.items()}
     result["items"] = per_item
     save(args.name or "separate_real", result)

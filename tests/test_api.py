@@ -543,10 +543,15 @@ def test_the_speaker_encoder_tells_a_split_voice_from_talkers_taking_turns(share
         assert not y[1].any()
         if asked:
             assert "same voice in both outputs (similarity" in one_voice_line(sep.last_info)
+    if asked:
+        assert sep.last_info["same_speaker"] is (sim >= 0.5)
     # the quiet output merged by level alone when the encoder does not gate it
     monkeypatch.setattr(avse.api, "ONE_VOICE_SPEAKER_GATES_QUIET", False)
     sep.separate(x, 16000)
     assert ("one_voice" in sep.last_info) is (whole or (share_db <= -10 and heard < 0.1))
+    if "one_voice" in sep.last_info and asked and sim < 0.5:  # merged by level: the line does not claim one voice
+        line = one_voice_line(sep.last_info)
+        assert "same voice" not in line and "voice similarity 0.10, under the same-voice threshold" in line
     # a fixed threshold above the similarity keeps them apart
     monkeypatch.setattr(avse.api, "ONE_VOICE_SAME_SPEAKER", 0.95)
     sep.separate(x, 16000)

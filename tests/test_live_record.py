@@ -211,11 +211,29 @@ def test_a_camera_that_starts_late_gets_its_first_frame_held_from_the_origin(tmp
     y = video_audio(tmp_path / "out.mp4")
     onset = np.flatnonzero(np.abs(y) > 0.3)[0] / 16000
     assert onset == pytest.approx(0.55, abs=3e-3)  # the click, 50 ms after the first camera frame (at 0.5 s)
-    # an origin after the first frame (the camera was quick) changes nothing; one far earlier is held for at most 30 s
+    # an origin after the first frame (the camera was quick) changes nothing
     late = FrameRecorder(tmp_path / "late.mp4", origin=t_first + 1.0).start()
     late.add(t_first, mark(np.full((120, 160, 3), 90, np.uint8), 0))
     late.stop()
     assert late.t0 == t_first and late.lead_frames == 0
+
+
+@pytest.mark.parametrize("lead_s, held", [(0.015, 1), (0.03, 1), (0.05, 1), (0.07, 2), (5.0, 25)])
+def test_held_frames_put_the_first_frame_at_its_capture_time_and_stop_at_the_cap(tmp_path, monkeypatch, lead_s, held):
+    """However short the wait for the camera, the file starts at the origin (its first frame at its capture time on
+    the file's clock); however long, the first frame is held for at most MAX_LEAD_S (here 1 s)."""
+    import avse.streaming.record as record
+
+    monkeypatch.setattr(record, "MAX_LEAD_S", 1.0)
+    t_first = 50.0
+    rec = record.FrameRecorder(tmp_path / "f.mp4", origin=t_first - lead_s).start()
+    for i in range(3):
+        rec.add(t_first + 0.04 * i, mark(np.full((120, 160, 3), 90, np.uint8), i))
+    rec.stop()
+    assert rec.error is None and rec.lead_frames == held and rec.t0 == pytest.approx(t_first - min(lead_s, 1.0))
+    times, frames = decoded_frames(tmp_path / "f.mp4")
+    assert [read_mark(f) for f in frames] == [0] * held + [0, 1, 2]
+    assert times[0] == 0.0 and times[held] == pytest.approx(min(lead_s, 1.0), abs=1.5e-3)
 
 
 # --- a real window on a real X server -------------------------------------------------------------------

@@ -234,7 +234,8 @@ def one_voice_line(info: Mapping[str, Any]) -> str:
     if share is None:
         how = "the blind model split off a trace of it"
     else:
-        same = "" if sim is None else f", the same voice in both outputs (similarity {sim:.2f})"
+        same = ("" if sim is None else f", the same voice in both outputs (similarity {sim:.2f})" if info.get("same_speaker")
+                else f", the quieter 10 dB or more down (voice similarity {sim:.2f}, under the same-voice threshold)")
         how = f"the blind model split it (two voices at once on {share:.0%} of the active frames{same})"
     return f"{how}; {info['one_voice']} gets the whole input"
 
@@ -750,7 +751,8 @@ class Separator:
         then: with the speaker encoder, when the two outputs hold the same voice (``ONE_VOICE_SAME_SPEAKER``), at
         any level (with ``ONE_VOICE_SPEAKER_GATES_QUIET`` False, also when the quieter one is
         ``avse.talking.expert.ONE_VOICE_DB`` or more under the input); without it, when the quieter one is that
-        far under. ``info`` gets "overlap_share" and "speaker_similarity" when they were measured."""
+        far under. ``info`` gets "overlap_share", and "speaker_similarity" with "same_speaker" (whether it reached
+        the threshold), when they were measured."""
         from avse.talking.expert import ONE_VOICE_DB
 
         levels = output_levels_db(outputs, x16)
@@ -778,9 +780,10 @@ class Separator:
         from avse.models.speaker import similarity
 
         sim = similarity(enc.embed(outputs[0]), enc.embed(outputs[1]))
+        same = sim >= self.same_speaker_threshold(enc)
         if info is not None:
-            info["speaker_similarity"] = round(sim, 3)
-        if sim >= self.same_speaker_threshold(enc):
+            info["speaker_similarity"], info["same_speaker"] = round(sim, 3), bool(same)
+        if same:
             return 1 - quiet
         return 1 - quiet if quiet_enough and not ONE_VOICE_SPEAKER_GATES_QUIET else None
 
@@ -946,7 +949,7 @@ class Separator:
         seconds, seconds_frontend, seconds_model, clip_gain, and one_voice (no faces: the name of
         the output that got the whole input because the blind model heard one voice and split it,
         ``one_voice_blind``; that other one is then silent) with overlap_share (when the overlap
-        detector was asked).
+        detector was asked) and speaker_similarity and same_speaker (when a speaker encoder was).
         """
         x = to_mono(audio)
         x16 = _to_16k(x, sr)

@@ -331,10 +331,10 @@ def _lip_process_main(source: int | str, loop: bool, conn: Any, hold: int, previ
             worker = LipWorker(camera, lambda f: send("frame", f.stamp, f.features, f.index), hold=hold, preview=window)
             worker.start()
             cleanup.callback(worker.stop)
+            if recorder is not None:  # the parent starts the sound when it is told "ready": the picture opens before
+                recorder.origin = time.monotonic()  # it, not at the camera's first frame
             send("ready")
             cpu0, t0 = time.process_time(), time.monotonic()  # this process's CPU time, all threads, from the camera's start on
-            if recorder is not None:
-                recorder.origin = t0  # the sound starts about now: the recording's picture opens here, not at the first frame
             camera.start()
             while not conn.poll(0.5):
                 done = camera.finished and worker._thread is not None and not worker._thread.is_alive()

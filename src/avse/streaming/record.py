@@ -134,7 +134,9 @@ class FrameRecorder:
                 stream.codec_context.time_base = TIME_BASE
                 last = -1
                 lead = round((t_first - t0) / TIME_BASE)  # ms before the first frame: it is held still over them
-                for pts in range(0, lead - LEAD_STEP_MS // 2 + 1, LEAD_STEP_MS):  # the last at least half a step early
+                # held copies every LEAD_STEP_MS, the last at least half a step before the first frame; at least one
+                # when the first frame comes later than the origin at all, so that the file starts at the origin
+                for pts in range(0, max(lead - LEAD_STEP_MS // 2 + 1, min(lead, 1)), LEAD_STEP_MS):
                     out.mux(stream.encode(yuv420_frame(frame[:h, :w], pts, TIME_BASE)))
                     self.lead_frames += 1
                     last = pts

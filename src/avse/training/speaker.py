@@ -31,7 +31,7 @@ class Recipe:
     a random response with probability ``p_eq``. The loss is an additive angular margin softmax over the train
     speakers (``margin`` in radians, ``scale``). Validation embeds ``val_per_speaker`` items of each held-out
     speaker and scores every pair: the equal error rate, and the similarity threshold at which different
-    voices pass on ``far`` of the pairs (stored as the checkpoint's "threshold").
+    voices pass on ``far`` of the pairs (stored in the checkpoint's extra as ``val.threshold``).
     """
 
     speech: tuple[str, ...] = ("data/real_speech",)
@@ -170,7 +170,7 @@ def pair_scores(emb: np.ndarray, who: np.ndarray, far: float) -> dict[str, float
 
 def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
     """Train a speaker encoder from a recipe mapping into folder ``out`` -> its best checkpoint (lowest validation
-    equal error rate); its extra holds "threshold" (``pair_scores``). Checkpoints, log and resume as
+    equal error rate); its extra's "val" holds the epoch's ``pair_scores``, "threshold" among them. Checkpoints, log and resume as
     ``avse.training.small.fit_small``."""
     recipe = Recipe.from_mapping(config)
     if recipe.model != "speaker_encoder":
