@@ -25,8 +25,11 @@ rule included): PESQ-WB and STOI of the output nearer to the clip, the quieter o
 against the input, and how many clips came out whole in one output; and each clip followed by its
 partner's clip (two talkers taking turns, the second at the same level and 6 dB lower): both voices'
 SI-SDRi, how many pairs ``avse separate`` would give back as one voice, and how many of those the model
-had separated (both voices improved by 3 dB or more: a talker lost). Seconds, not the half hour of
-bench_real.py: for comparing separators on real voices. ``--speaker PATH``: a speaker encoder in the
+had separated (both voices improved by 3 dB or more: a talker lost); and 12 conversations (a dev clip
+and its partner's, 8 turns in all, each a whole clip, one after the other) as ``avse separate`` gives
+them: each talker's SI-SDRi from the output nearer to it, how many came back as one voice, and in how
+many each talker's turns all went to one output and the other's to the other (by 6 dB or more).
+Seconds, not the half hour of bench_real.py: for comparing separators on real voices. ``--speaker PATH``: a speaker encoder in the
 one-voice rule (``Separator(speaker=...)``; none ships).
 """
 
@@ -171,6 +174,23 @@ def real(args: argparse.Namespace) -> None:
             t["similarity"].append(info["speaker_similarity"])
             if min(gains) >= 3.0:  # a pair the model had separated: two voices for sure
                 t.setdefault("separated_similarity", []).append(info["speaker_similarity"])
+    conv = conversations(args.real, work)
+    conv_rows = []
+    for key, (mixture, segments) in conv.items():
+        given = sep.separate(mixture, SR)  # [2, T], as avse separate gives it without faces
+        refs = [np.concatenate([x if w == j else np.zeros_like(x) for x, w in segments]) for j in (0, 1)]
+        gains = [max((si_sdr(o, r) if np.any(o) else -np.inf) for o in given) - si_sdr(mixture, r) for r in refs]
+        owners: dict[int, set[int]] = {0: set(), 1: set()}
+        pos = 0
+        for x, w in segments:
+            if w >= 0:
+                e = [float(np.sum(o[pos : pos + len(x)].astype(np.float64) ** 2)) + 1e-12 for o in given]
+                k = int(np.argmax(e))
+                owners[w].add(k if 10 * np.log10(e[k] / e[1 - k]) >= 6.0 else -1)  # -1: the turn is in both outputs
+            pos += len(x)
+        apart = len(owners[0]) == 1 and len(owners[1]) == 1 and -1 not in owners[0] | owners[1] and owners[0] != owners[1]
+        conv_rows.append({"talkers": key, "seconds": round(len(mixture) / SR, 1), "one_voice": bool(sep.last_info.get("one_voice")),
+                          "si_sdri": [round(float(g), 2) for g in gains], "turns_apart": bool(apart)})
     result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "speaker": str(args.speaker),
                     "quiet_rule": args.quiet_rule, "two_talker": {}}
     for key, gains in by_snr.items():
@@ -193,8 +213,33 @@ def real(args: argparse.Namespace) -> None:
                            "similarity": (mean_ci(v["similarity"]) | {"values": v["similarity"]}) if v["similarity"] else None,
                            "similarity_separated_pairs": v.get("separated_similarity")}
                        for k, v in turn_stats.items()}
+    finite = [g for r in conv_rows for g in r["si_sdri"] if np.isfinite(g)]
+    result["conversations"] = {"count": len(conv_rows), "one_voice": int(sum(r["one_voice"] for r in conv_rows)),
+                               "turns_apart": int(sum(r["turns_apart"] for r in conv_rows)),
+                               "si_sdri_talkers": mean_ci(finite) if finite else None, "rows": conv_rows}
     result["items"] = per_item
     save(args.name or "separate_real", result)
+
+
+def conversations(real: Path, work: Path, turns: int = 8, seed: int = 0) -> dict[str, tuple[np.ndarray, list]]:
+    """Two real talkers in a conversation, one after the other with 0.1-0.5 s pauses: each dev clip with its partner
+    (bench_real.py's pairs, the first 12), ``turns`` turns in all, each a whole clip at the same level ->
+    {"A|B": (mixture [T], [(segment [n], 0 / 1 the talker, or -1 a pause), ...])}, deterministic."""
+    from bench_real import load_clips, partners
+
+    clips = load_clips(real, work / "frontend")
+    pair = partners(clips)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, c in enumerate(clips[:12]):
+        o = clips[pair[i]]
+        segments: list = []
+        for k in range(turns):
+            x = (c, o)[k % 2].audio.astype(np.float64)
+            segments.append(((x / (np.std(x) + 1e-12) * 0.05).astype(np.float32), k % 2))
+            segments.append((np.zeros(int(rng.uniform(0.1, 0.5) * 16000), np.float32), -1))
+        out[f"{c.name}|{o.name}"] = (np.concatenate([x for x, _ in segments]), segments)
+    return out
 
 
 def turn_items(items: list, real: Path, work: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
