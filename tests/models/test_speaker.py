@@ -140,6 +140,24 @@ def test_items_are_drawn_from_the_rng_alone_and_hold_some_of_the_voice():
         SpeakerItems(r, _Pool(3), ["s0"], [])  # type: ignore[arg-type]
 
 
+def test_speeds_make_speakers_of_their_own():
+    """With speeds, a class is a speaker at one speed: index = speaker * len(speeds) + speed; a faster voice is
+    higher and its item keeps the item's length."""
+    r = Recipe(seconds=1.0, p_gate=0.0, p_leak=0.0, p_noise=0.0, p_eq=0.0, p_reverb=0.0, speeds=(0.8, 1.0, 1.25))
+    items = SpeakerItems(r, _Pool(3), ["s0", "s1", "s2"], [])  # type: ignore[arg-type]
+    audio, who = items.batch(np.random.default_rng(0), 64)
+    assert audio.shape == (64, 16000) and set(who.tolist()) <= set(range(9)) and len(set(who.tolist())) > 5
+
+    def pitch(x: np.ndarray) -> float:  # the strongest spectral peak, Hz
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+        return float(np.argmax(spec[20:]) + 20) * 16000 / len(x)
+
+    slow, same, fast = (items.make("s1", np.random.default_rng(4), f) for f in (0.8, 1.0, 1.25))
+    assert slow.shape == same.shape == fast.shape == (16000,)
+    assert pitch(slow) < pitch(same) < pitch(fast)
+    assert Recipe.from_mapping({"speeds": [0.9, 1, 1.1]}).speeds == (0.9, 1.0, 1.1)
+
+
 def test_recipe_refuses_unknown_keys():
     with pytest.raises(ConfigError, match="unknown keys detector"):
         Recipe.from_mapping({"detector": {}})
@@ -187,6 +205,14 @@ def test_a_short_training_run_resumes_and_writes_an_encoder(tmp_path):
         train_speaker(cfg, out)
     with pytest.raises(ConfigError, match="differs from the run's in margin"):
         train_speaker(cfg | {"max_epochs": 4, "margin": 0.3}, out, resume=True)
+    # a run saved before a recipe field existed resumes when the field keeps its default, and refuses another value
+    state = torch.load(out / "last.pt", weights_only=False)
+    del state["recipe"]["speeds"]
+    torch.save(state, out / "last.pt")
+    with pytest.raises(ConfigError, match="differs from the run's in speeds"):
+        train_speaker(cfg | {"max_epochs": 4, "speeds": [0.9, 1.0]}, out, resume=True)
+    train_speaker(cfg | {"max_epochs": 4}, out, resume=True)
+    assert '"epoch": 3' in (out / "log.jsonl").read_text().splitlines()[-1]
 
 
 def test_info_describes_an_encoder(tmp_path, capsys):

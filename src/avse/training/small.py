@@ -79,7 +79,9 @@ def fit_small(
         raise ConfigError(f"{out} holds a run already (last.pt): resume it (--resume) or choose another folder")
     if resume and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=False)
-        changed = sorted(k for k, v in same.items() if state.get("recipe", {}).get(k) != v)
+        saved = state.get("recipe", {})
+        defaults = {f.name: f.default for f in fields(cast(Any, r))}  # a field added since the run: its default
+        changed = sorted(k for k, v in same.items() if saved.get(k, defaults.get(k)) != v)
         if changed:
             raise ConfigError(f"{out}: the recipe differs from the run's in {', '.join(changed)} (only max_epochs may "
                               "change on resume)")

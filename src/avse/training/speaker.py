@@ -28,8 +28,10 @@ class Recipe:
     through a room with probability ``p_reverb``, with only some of its words (the rest silenced, as one output
     of a separator that split a voice gives it) with probability ``p_gate``, with a faint second voice
     ``leak_db`` under it with probability ``p_leak``, in noise with probability ``p_noise`` at ``snr_db``, through
-    a random response with probability ``p_eq``. The loss is an additive angular margin softmax over the train
-    speakers (``margin`` in radians, ``scale``). Validation embeds ``val_per_speaker`` items of each held-out
+    a random response with probability ``p_eq``. ``speeds``: each train speaker played at each of these speed
+    factors (tempo, pitch and formants together, ``avse.data.datasets.change_speed``) is a speaker of its own,
+    so that a few voices give more (speed perturbation's trick). The loss is an additive angular margin softmax
+    over those (``margin`` in radians, ``scale``). Validation embeds ``val_per_speaker`` items of each held-out
     speaker and scores every pair: the equal error rate, and the similarity threshold at which different
     voices pass on ``far`` of the pairs (stored in the checkpoint's extra as ``val.threshold``).
     """
@@ -58,6 +60,7 @@ class Recipe:
     snr_db: tuple[float, float] = (5.0, 30.0)
     p_eq: float = 0.5
     eq_db: float = 8.0
+    speeds: tuple[float, ...] = (1.0,)
     val_every: int = 6
     val_per_speaker: int = 6
     far: float = 0.01
@@ -66,7 +69,7 @@ class Recipe:
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> Recipe:
         """A recipe from a YAML mapping; unknown keys are a ConfigError naming them."""
-        return recipe_from_mapping(cls, cfg, "speaker", ranges=("rt60", "drr_db", "leak_db", "snr_db"))
+        return recipe_from_mapping(cls, cfg, "speaker", ranges=("rt60", "drr_db", "leak_db", "snr_db", "speeds"))
 
 
 class SpeakerItems:
@@ -95,12 +98,18 @@ class SpeakerItems:
         fade = np.hanning(641)
         return np.convolve(g, fade / fade.sum(), mode="same")
 
-    def make(self, speaker: str, rng: np.random.Generator) -> np.ndarray:
-        """One item of ``speaker``'s voice -> float32 [T] (peak between -30 and -1 dBFS)."""
+    def make(self, speaker: str, rng: np.random.Generator, speed: float = 1.0) -> np.ndarray:
+        """One item of ``speaker``'s voice, played ``speed`` times as fast -> float32 [T] (peak between -30 and -1
+        dBFS)."""
+        from avse.data.datasets import change_speed
         from avse.data.noise import random_eq
 
         r = self.r
-        x = self.maker.room(self.maker.track(speaker, rng), rng)
+        voice = self.maker.track(speaker, rng)
+        if speed != 1.0:
+            voice = change_speed(voice, speed)[: self.n]
+            voice = np.pad(voice, (0, self.n - len(voice)))
+        x = self.maker.room(voice, rng)
         if rng.random() < r.p_gate:
             x = x * self.gate(rng)
         rx = np.sqrt(np.mean(x**2))
@@ -123,9 +132,11 @@ class SpeakerItems:
         return x.astype(np.float32)
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[Tensor, Tensor]:
-        """``size`` items of random speakers -> (audio [B, T], speaker indices [B] into ``speakers``)."""
-        who = rng.integers(len(self.speakers), size=size)
-        audio = np.stack([self.make(self.speakers[int(i)], rng) for i in who])
+        """``size`` items of random speakers at random ``speeds`` -> (audio [B, T], class indices [B]: speaker index
+        times the number of speeds plus the speed's index)."""
+        k = len(self.r.speeds)
+        who = rng.integers(len(self.speakers) * k, size=size)
+        audio = np.stack([self.make(self.speakers[int(i) // k], rng, self.r.speeds[int(i) % k]) for i in who])
         return torch.from_numpy(audio), torch.from_numpy(who.astype(np.int64))
 
 
@@ -183,7 +194,7 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     val_audio = torch.from_numpy(np.stack([val_items.make(val_spk[int(i)], vrng) for i in val_who]))
     torch.manual_seed(recipe.seed)
     model = SpeakerEncoder(SpeakerConfig.from_mapping(recipe.encoder or {}))
-    head = MarginSoftmax(model.cfg.dim, len(train_spk), recipe.margin, recipe.scale)
+    head = MarginSoftmax(model.cfg.dim, len(train_spk) * len(recipe.speeds), recipe.margin, recipe.scale)
 
     def step_loss(rng: np.random.Generator) -> Tensor:
         audio, who = items.batch(rng, recipe.batch)
