@@ -125,7 +125,8 @@ def real(args: argparse.Namespace) -> None:
     from avse.evaluation.run import mean_ci
 
     work = args.work or Path(tempfile.gettempdir()) / "avse_bench_real"
-    items = build_items(load_clips(args.real, work / "frontend"), {}, quick=False)
+    clips = load_clips(args.real, work / "frontend")
+    items = build_items(clips, {}, quick=False)
     sep = Separator(args.model, av=None, overlap=args.overlap, speaker=args.speaker)
     by_snr: dict[str, list[list[float]]] = {}
     better: dict[str, list[float]] = {}
@@ -158,7 +159,7 @@ def real(args: argparse.Namespace) -> None:
             clean_whole += int(bool((sep.last_info or {}).get("one_voice")))
             if "speaker_similarity" in (sep.last_info or {}):
                 clean_similarity.append(sep.last_info["speaker_similarity"])
-    turns = turn_items(items, args.real, work)
+    turns = turn_items(clips)
     for key, (mixture, ref_a, ref_b) in turns.items():
         est = sep.blind_outputs(mixture)[0][:, : len(mixture)]
         info: dict = {}
@@ -174,7 +175,7 @@ def real(args: argparse.Namespace) -> None:
             t["similarity"].append(info["speaker_similarity"])
             if min(gains) >= 3.0:  # a pair the model had separated: two voices for sure
                 t.setdefault("separated_similarity", []).append(info["speaker_similarity"])
-    conv = conversations(args.real, work)
+    conv = conversations(clips)
     conv_rows = []
     for key, (mixture, segments) in conv.items():
         given = sep.separate(mixture, SR)  # [2, T], as avse separate gives it without faces
@@ -221,13 +222,13 @@ def real(args: argparse.Namespace) -> None:
     save(args.name or "separate_real", result)
 
 
-def conversations(real: Path, work: Path, turns: int = 8, seed: int = 0) -> dict[str, tuple[np.ndarray, list]]:
+def conversations(clips: list, turns: int = 8, seed: int = 0) -> dict[str, tuple[np.ndarray, list]]:
     """Two real talkers in a conversation, one after the other with 0.1-0.5 s pauses: each dev clip with its partner
     (bench_real.py's pairs, the first 12), ``turns`` turns in all, each a whole clip at the same level ->
-    {"A|B": (mixture [T], [(segment [n], 0 / 1 the talker, or -1 a pause), ...])}, deterministic."""
-    from bench_real import load_clips, partners
+    {"A|B": (mixture [T], [(segment [n], 0 / 1 the talker, or -1 a pause), ...])}, deterministic. ``clips``:
+    bench_real.py's ``load_clips``."""
+    from bench_real import partners
 
-    clips = load_clips(real, work / "frontend")
     pair = partners(clips)
     rng = np.random.default_rng(seed)
     out = {}
@@ -242,13 +243,13 @@ def conversations(real: Path, work: Path, turns: int = 8, seed: int = 0) -> dict
     return out
 
 
-def turn_items(items: list, real: Path, work: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def turn_items(clips: list) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Two real talkers taking turns, as bench_assign.py builds them without faces: each dev clip, then its partner's
     clip (bench_real.py's pairs) at the same level ("turns 0 dB") and 6 dB lower ("turns -6 dB") -> {kind/clip:
-    (mixture [T], the first voice then silence [T], silence then the second voice [T])}."""
-    from bench_real import load_clips, partners
+    (mixture [T], the first voice then silence [T], silence then the second voice [T])}. ``clips``: bench_real.py's
+    ``load_clips``."""
+    from bench_real import partners
 
-    clips = load_clips(real, work / "frontend")
     pair = partners(clips)
     out = {}
     for i, c in enumerate(clips):

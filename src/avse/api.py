@@ -206,6 +206,17 @@ def _sync_expert(given: str | Path | nn.Module | None) -> Any:
     return path if isinstance(path, SyncExpert) else SyncExpert.from_pretrained(cast("str | Path", path))
 
 
+def _small_model(given: Any, cls: Any) -> Any:
+    """A small helper model (``avse.models.checkpoint.SmallAudioModel`` subclass ``cls``) as a Separator was given it
+    -> the model in eval mode, or None: True the shipped one (None when it is not installed), a path loads one, a
+    module is taken as it is, False or None is none."""
+    if given is True:
+        given = cls.from_pretrained() if cls.PRETRAINED.is_file() else None
+    elif isinstance(given, (str, Path)):
+        given = cls.from_pretrained(given)
+    return None if given is False or given is None else given.eval()
+
+
 def output_levels_db(outputs: np.ndarray, audio: np.ndarray) -> list[float]:
     """Each output's RMS level against the input's: outputs [S, T], audio [T] -> S values in dB (rounded to 0.1; -120 floor)."""
     ref = float(np.mean(np.square(audio, dtype=np.float64))) + 1e-20
@@ -717,30 +728,18 @@ class Separator:
 
     def overlap_detector(self) -> OverlapDetector | None:
         """The overlapped speech detector (loaded on first use, in eval mode), or None: switched off, or not installed."""
-        from avse.models.overlap import PRETRAINED as OVERLAP_PRETRAINED
         from avse.models.overlap import OverlapDetector
 
-        if self._overlap is True:
-            self._overlap = OverlapDetector.from_pretrained() if OVERLAP_PRETRAINED.is_file() else None
-        elif isinstance(self._overlap, (str, Path)):
-            self._overlap = OverlapDetector.from_pretrained(self._overlap)
-        if self._overlap is False or self._overlap is None:
-            return None
-        return cast("OverlapDetector", self._overlap.eval())
+        self._overlap = _small_model(self._overlap, OverlapDetector)
+        return cast("OverlapDetector | None", self._overlap)
 
     def speaker_encoder(self) -> SpeakerEncoder | None:
         """The speaker encoder (loaded on first use, in eval mode), or None: switched off (True: the shipped one, when
         installed; none is)."""
-        from avse.models.speaker import PRETRAINED as SPEAKER_PRETRAINED
         from avse.models.speaker import SpeakerEncoder
 
-        if self._speaker is True:
-            self._speaker = SpeakerEncoder.from_pretrained() if SPEAKER_PRETRAINED.is_file() else None
-        elif isinstance(self._speaker, (str, Path)):
-            self._speaker = SpeakerEncoder.from_pretrained(self._speaker)
-        if self._speaker is False or self._speaker is None:
-            return None
-        return cast("SpeakerEncoder", self._speaker.eval())
+        self._speaker = _small_model(self._speaker, SpeakerEncoder)
+        return cast("SpeakerEncoder | None", self._speaker)
 
     def one_voice_blind(self, outputs: np.ndarray, x16: np.ndarray, info: dict[str, Any] | None = None) -> int | None:
         """Did a two-output blind model hear one voice and split it? outputs float [2, T], x16 the input [T] at

@@ -215,7 +215,7 @@ class LiveSession:
         MediaError says so.
         """
         from avse.audio.io import save_wav
-        from avse.streaming.record import mux_recording, record_kind
+        from avse.streaming.record import LEAD_STEP_MS, mux_recording, record_kind
 
         kind = record_kind(path, camera=self.record_video is not None)
         y = self.processor.recorded()
@@ -238,7 +238,7 @@ class LiveSession:
             else:
                 cut = "" if rs.get("final") and rs.get("complete") else "; the lip process ended early: the video stops at its last whole fragment"
                 lead = rs.get("lead_frames", 0)
-                held = f" (the first held for {lead / 25:.1f} s while the camera started)" if lead else ""
+                held = f" (the first held for {lead * LEAD_STEP_MS / 1000:.1f} s while the camera started)" if lead else ""
                 return (f"{path} ({y.size / SAMPLE_RATE:.1f} s of audio from {start:+.2f} s, {rs['frames']} camera frames{held}, "
                         f"{rs.get('dropped', 0)} dropped{cut})")
         fallback = unused_path(Path(path).with_suffix(".wav"))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from avse.data.mixing import scale_to_snr
 from avse.errors import ConfigError, MetadataError
 from avse.models.overlap import HOP, SAMPLE_RATE, OverlapConfig, OverlapDetector, frame_energy
 from avse.training.small import fit_small, recipe_from_mapping
@@ -151,6 +152,21 @@ def voices_and_noises(recipe: Any, what: str) -> tuple[VoicePool, list[str], lis
     return voices, train_spk, val_spk, train_noises, val_noises
 
 
+def alternating_gate(n: int, rng: np.random.Generator, low_s: float, high_s: float, keep_some: bool = False) -> np.ndarray:
+    """Stretches on and off in turn, each ``low_s``-``high_s`` s long (the first on or off at random), smoothed by a
+    40 ms Hann window -> float64 [n] in [0, 1]. ``keep_some``: when no stretch is on (a short ``n``), its first half."""
+    gate = np.zeros(n)
+    pos, on = 0, rng.random() < 0.5
+    while pos < n:
+        k = int(rng.uniform(low_s, high_s) * SAMPLE_RATE)
+        gate[pos : pos + k] = float(on)
+        pos, on = pos + k, not on
+    if keep_some and not gate.any():
+        gate[: n // 2] = 1.0
+    fade = np.hanning(641)
+    return np.convolve(gate, fade / fade.sum(), mode="same")
+
+
 def overlap_labels(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     """Which of n 10 ms frames hold two voices: a, b float [T] the two voices as mixed -> float32 [n] of 0/1.
 
@@ -225,18 +241,11 @@ class ItemMaker:
             turns = rng.random() < r.p_turns
             self.last_kind = "turns" if turns else "at once"
             if turns:  # they take turns: each holds the floor for 0.5-2 s
-                gate = np.zeros(self.n)
-                pos, on = 0, rng.random() < 0.5
-                while pos < self.n:
-                    k = int(rng.uniform(0.5, 2.0) * SAMPLE_RATE)
-                    gate[pos : pos + k] = float(on)
-                    pos, on = pos + k, not on
-                fade = np.hanning(641)[None]
-                gate = np.convolve(gate, fade[0] / fade.sum(), mode="same")
+                gate = alternating_gate(self.n, rng, 0.5, 2.0)
                 a, b = a * gate, b * (1 - gate)
             ra, rb = np.sqrt(np.mean(a**2)), np.sqrt(np.mean(b**2))
             if ra > 0 and rb > 0:
-                b = b * (ra / rb) * 10 ** (-rng.uniform(*r.sir_db) / 20)
+                b = scale_to_snr(b, ra, rb, rng.uniform(*r.sir_db))
             labels = overlap_labels(a, b, n_frames)
             speech = a + b
         else:
@@ -248,7 +257,7 @@ class ItemMaker:
             z = self.noise(rng)
             rs, rz = np.sqrt(np.mean(speech**2)), np.sqrt(np.mean(z**2))
             if rs > 0 and rz > 0:
-                mix = speech + z * (rs / rz) * 10 ** (-rng.uniform(*r.snr_db) / 20)
+                mix = speech + scale_to_snr(z, rs, rz, rng.uniform(*r.snr_db))
         if rng.random() < r.p_eq:
             mix = random_eq(mix, rng, r.eq_db)
         peak = float(np.abs(mix).max())
@@ -316,4 +325,4 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
                      progress=progress)
 
 
-__all__ = ["Recipe", "VoicePool", "ItemMaker", "noise_pool", "overlap_labels", "train_overlap", "voices_and_noises", "AUDIBLE_DB", "VOICE_ACTIVE_DB"]
+__all__ = ["Recipe", "VoicePool", "ItemMaker", "noise_pool", "overlap_labels", "train_overlap", "voices_and_noises", "alternating_gate", "AUDIBLE_DB", "VOICE_ACTIVE_DB"]

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from avse.data.mixing import scale_to_snr
 from avse.errors import ConfigError
-from avse.models.overlap import SAMPLE_RATE
 from avse.models.speaker import SpeakerConfig, SpeakerEncoder
-from avse.training.overlap import ItemMaker, VoicePool, voices_and_noises
+from avse.training.overlap import ItemMaker, VoicePool, alternating_gate, voices_and_noises
 from avse.training.overlap import Recipe as OverlapRecipe
 from avse.training.small import fit_small, recipe_from_mapping
 
@@ -87,16 +87,7 @@ class SpeakerItems:
 
     def gate(self, rng: np.random.Generator) -> np.ndarray:
         """Some words kept, the rest silenced: 0/1 [T] in 0.3-1.5 s stretches (smoothed by 40 ms), at least one on."""
-        g = np.zeros(self.n)
-        pos, on = 0, rng.random() < 0.5
-        while pos < self.n:
-            k = int(rng.uniform(0.3, 1.5) * SAMPLE_RATE)
-            g[pos : pos + k] = float(on)
-            pos, on = pos + k, not on
-        if not g.any():
-            g[: self.n // 2] = 1.0
-        fade = np.hanning(641)
-        return np.convolve(g, fade / fade.sum(), mode="same")
+        return alternating_gate(self.n, rng, 0.3, 1.5, keep_some=True)
 
     def make(self, speaker: str, rng: np.random.Generator, speed: float = 1.0) -> np.ndarray:
         """One item of ``speaker``'s voice, played ``speed`` times as fast -> float32 [T] (peak between -30 and -1
@@ -119,12 +110,12 @@ class SpeakerItems:
                 y = self.maker.room(self.maker.track(other, rng), rng)
                 ry = np.sqrt(np.mean(y**2))
                 if rx > 0 and ry > 0:
-                    x = x + y * (rx / ry) * 10 ** (rng.uniform(*r.leak_db) / 20)
+                    x = x + scale_to_snr(y, rx, ry, -rng.uniform(*r.leak_db))
         if rng.random() < r.p_noise:
             z = self.maker.noise(rng)
             rz = np.sqrt(np.mean(z**2))
             if rx > 0 and rz > 0:
-                x = x + z * (rx / rz) * 10 ** (-rng.uniform(*r.snr_db) / 20)
+                x = x + scale_to_snr(z, rx, rz, rng.uniform(*r.snr_db))
         if rng.random() < r.p_eq:
             x = random_eq(x, rng, r.eq_db)
         peak = float(np.abs(x).max())
