@@ -460,3 +460,183 @@ def test_fillets_lines_align(tmp_path):
         res = align(audio, item.transcript, item.language)
         assert res.phones[-1][2] == pytest.approx(len(audio) / SAMPLE_RATE)
         assert sum(p != PAUSE for p, _, _ in res.phones) > 3
+
+
+class _RncWriter:
+    """Packs bytes as RNC method 1 (one block) from a plan of literal runs and back-references, the way the reader
+    takes them: bits least significant first in 16-bit little-endian words, a literal run's bytes placed after
+    the word that the bits are in."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.word = -1  # where the word being filled starts
+        self.nbits = 16
+
+    def bits(self, value: int, n: int) -> None:
+        for i in range(n):
+            if self.nbits == 16:
+                self.word, self.nbits = len(self.out), 0
+                self.out += b"\0\0"
+            if value >> i & 1:
+                self.out[self.word + self.nbits // 8] |= 1 << (self.nbits % 8)
+            self.nbits += 1
+
+    @staticmethod
+    def _symbol(value: int) -> tuple[int, int, int]:
+        """value -> (symbol, extra bits, their count), as the reader decodes them."""
+        if value < 2:
+            return value, 0, 0
+        s = value.bit_length()
+        return s, value - (1 << (s - 1)), s - 1
+
+    def table(self, values: list[int]) -> dict[int, tuple[int, int]]:
+        """Write a table giving every symbol that ``values`` need a 4-bit code -> {symbol: (code, length)}."""
+        symbols = sorted({self._symbol(v)[0] for v in values})
+        if not symbols:
+            self.bits(0, 5)
+            return {}
+        self.bits(max(symbols) + 1, 5)
+        for s in range(max(symbols) + 1):
+            self.bits(4 if s in symbols else 0, 4)
+        return {s: (int(f"{k:04b}"[::-1], 2), 4) for k, s in enumerate(symbols)}  # canonical: in symbol order
+
+    def value(self, table: dict[int, tuple[int, int]], value: int) -> None:
+        symbol, extra, n = self._symbol(value)
+        self.bits(*table[symbol])
+        self.bits(extra, n)
+
+    def pack(self, steps: list[tuple[bytes, tuple[int, int] | None]]) -> tuple[bytes, bytes]:
+        """``steps``: [(literal bytes, (distance, length) or None)], only the last without a match -> (packed, unpacked)."""
+        import struct
+
+        from avse.data.realspeech import _crc16
+
+        plain = bytearray()
+        for lit, match in steps:
+            plain += lit
+            if match:
+                for _ in range(match[1]):
+                    plain.append(plain[-match[0]])
+        self.bits(0, 2)
+        raw = self.table([len(lit) for lit, _ in steps])
+        dist = self.table([m[0] - 1 for _, m in steps if m])
+        length = self.table([m[1] - 2 for _, m in steps if m])
+        self.bits(len(steps), 16)
+        for lit, match in steps:
+            self.value(raw, len(lit))
+            self.out += lit
+            if match:
+                self.value(dist, match[0] - 1)
+                self.value(length, match[1] - 2)
+        body = bytes(self.out)
+        head = b"RNC\x01" + struct.pack(">IIHH", len(plain), len(body), _crc16(bytes(plain)), _crc16(body)) + b"\0\1"
+        return head + body, bytes(plain)
+
+
+def test_crc16_is_the_reflected_a001_checksum():
+    from avse.data.realspeech import _crc16
+
+    assert _crc16(b"123456789") == 0xBB3D  # the check value of CRC-16/ARC
+    assert _crc16(b"") == 0
+
+
+def test_rnc_unpack_reads_literals_and_overlapping_back_references():
+    from avse.data.realspeech import rnc_unpack
+
+    rng = np.random.default_rng(0)
+    noise = bytes(rng.integers(0, 256, 300, dtype=np.uint8))
+    steps = [(b"ab", (2, 9)), (noise[:37], (1, 40)), (b"", (39, 60)), (noise[37:300], (300, 120)), (b"xyz", None)]
+    packed, plain = _RncWriter().pack(steps)
+    assert plain.startswith(b"ababababab") and len(plain) == 2 + 9 + 37 + 40 + 60 + 263 + 120 + 3
+    assert rnc_unpack(packed) == plain
+    with pytest.raises(ValueError, match="not an RNC"):
+        rnc_unpack(b"RIFF" + packed[4:])
+    with pytest.raises(ValueError, match="checksum"):
+        rnc_unpack(packed[:30] + bytes([packed[30] ^ 0x10]) + packed[31:])
+    with pytest.raises(ValueError, match="cut short"):
+        rnc_unpack(packed[:-5])
+
+
+def _sky_archive(folder: Path, files: dict[int, tuple[bytes, bool]]) -> Path:
+    """``sky.dnr`` and ``sky.dsk`` as the game's CD release ships them: {file number: (data after the 22-byte
+    header, RNC-packed or not)}, each file at a 16-byte boundary."""
+    import struct
+
+    disk, index = bytearray(), bytearray(struct.pack("<I", len(files)))
+    for number, (data, packed) in files.items():
+        disk += b"\0" * (-len(disk) % 16)
+        size = 22 + len(data)
+        head = struct.pack("<H", (size >> 8) & 0xFF00 | (0x80 if packed else 0)) + b"\0" * 10 + struct.pack("<H", size & 0xFFFF) + b"\0" * 8
+        blob = head + (_RncWriter().pack([(data, None)])[0] if packed else data)
+        offset = len(disk) >> 4 | 0x800000
+        flags = len(blob) | (0 if packed else 0x800000)
+        index += struct.pack("<H", number) + offset.to_bytes(3, "little") + flags.to_bytes(3, "little")
+        disk += blob
+    _mk(folder / "sky.dsk").write_bytes(bytes(disk))
+    (folder / "sky.dnr").write_bytes(bytes(index))
+    return folder
+
+
+def _pcm8(text: str, voice: Voice) -> bytes:
+    from avse.audio.io import resample
+
+    x = resample(synthesize(text, voice).audio, SAMPLE_RATE, 11025)
+    return np.clip(np.round(x * 120 + 128), 0, 255).astype(np.uint8).tobytes()
+
+
+def test_sky_talkie_lines_are_one_speaker_unpacked_or_not(tmp_path):
+    voice = Voice("espeak", "en-us", "m3")
+    src = tmp_path / "debian"
+    root = src / "usr/share/scummvm/beneath-a-steel-sky"
+    long_line = _pcm8("Nobody goes up to the factory at night, not even the guards, not since the accident last winter, "
+                      "when the second furnace broke and the whole floor went dark for a week.", voice)
+    assert len(long_line) + 22 > 65535  # its size needs the header's high byte
+    _sky_archive(root, {
+        50003: (_pcm8("Where is the lift?", voice), False),
+        51200: (long_line, True),
+        60203: (b"\x80" * 400, False),  # a sound effect, not a line
+        12: (b"\0" * 64, True),  # game data
+    })
+    kinds, items, skipped = discover(src)
+    assert kinds == ["sky"] and skipped == {}
+    assert [(i.id, i.speaker, i.language, i.transcript) for i in items] == [("sky-0003", "sky", "en", None), ("sky-1200", "sky", "en", None)]
+    with pytest.raises(ConfigError, match="no recordings found"):
+        discover(src, ("cs",))
+    summary = import_speech(src, tmp_path / "out", jobs=1, progress=False)
+    assert summary["imported"] == 2
+    lengths = {}
+    for e in load_real_speech(tmp_path / "out"):
+        x, sr = sf.read(str(tmp_path / "out" / e["wavfile"]))
+        assert sr == SAMPLE_RATE and e["phones"] is None and np.abs(x).max() > 0.05
+        lengths[e["id"]] = len(x) / SAMPLE_RATE
+    assert lengths["sky-1200"] == pytest.approx(len(long_line) / 11025, abs=0.01)  # decoded whole, unpacked
+    assert lengths["sky-0003"] == pytest.approx(len(_pcm8("Where is the lift?", voice)) / 11025, abs=0.01)
+
+
+def test_sky_index_that_is_not_one_is_refused(tmp_path):
+    from avse.data.realspeech import sky_table
+
+    bad = _mk(tmp_path / "sky.dnr")
+    bad.write_bytes(b"\x05\0\0\0" + b"\0" * 16)  # says 5 entries, holds 2
+    with pytest.raises(MetadataError, match="5 entries"):
+        sky_table(bad)
+    bad.write_bytes(b"\0\0")
+    with pytest.raises(MetadataError, match="entry count"):
+        sky_table(bad)
+
+
+SKY_ROOT = DEBIAN / "usr/share/scummvm/beneath-a-steel-sky"
+
+
+@pytest.mark.skipif(not (SKY_ROOT / "sky.dsk").is_file(), reason=f"no Beneath a Steel Sky in {DEBIAN} (scripts/fetch_real_speech --games)")
+@pytest.mark.slow
+def test_the_packaged_sky_talkie_unpacks_to_speech():
+    from avse.data.align import speech_span
+    from avse.data.realspeech import _sky_speech
+
+    _, items, _ = discover(SKY_ROOT)
+    assert len(items) > 3400 and {i.speaker for i in items} == {"sky"}
+    for item in items[:: len(items) // 8]:
+        assert item.sky is not None
+        x = _sky_speech(item.path, item.sky)  # an RNC-packed line fails its checksums unless unpacked right
+        assert x.dtype == np.float32 and len(x) > 0.2 * SAMPLE_RATE and speech_span(x) is not None

@@ -1,4 +1,4 @@
-"""Import real recordings (fillets-ng dialogue, asterisk prompts, word games' voices, an adventure game's talkie, a user's folder) as 16 kHz wavs.
+"""Import real recordings (fillets-ng dialogue, asterisk prompts, word games' voices, two adventure games' talkies, a user's folder) as 16 kHz wavs.
 
 ``import_speech(src, out)`` recognises what ``src`` holds by its layout:
 
@@ -27,6 +27,13 @@
   the partners' dialogue lines (``RRDDDDPn.SB``) one speaker per room ``RR``
   (a room's partners may be several characters, merged as fillets-ng's colour
   fonts are); cut-scene lines, which mix voices, are skipped.
+- Beneath a Steel Sky (``beneath-a-steel-sky``, its CD release): English
+  running speech by a cast of actors, 8-bit 11 kHz PCM, most of it RNC-packed,
+  in the game's ``sky.dsk`` archive (indexed by ``sky.dnr``), no transcripts
+  (maskers only, unless recognised). Nothing in the archive says who speaks a
+  line, so all of them are one speaker label, ``sky`` (several voices merged,
+  as fillets-ng's colour fonts are: its lines are never mixed with each other,
+  and a speaker-disjoint split keeps them all on one side).
 - anything else: a folder of recordings (wav/flac/ogg, searched recursively),
   the speaker being each file's parent folder and the transcript an optional
   same-name ``.txt`` beside it.
@@ -73,6 +80,10 @@ WORD_GAMES = {"klettres": (Path("usr/share/klettres"), "*/*"), "ktuberling": (Pa
 QUEEN = Path("usr/share/scummvm/flight-of-the-amazon-queen")
 QUEEN_ARCHIVE = "queen.1c"
 # hero: JOEnnnnn.SB or RRDDDDJn.SB; a dialogue partner: RRDDDDPn.SB (RR the room); anything else (cut scenes) is skipped
+SKY = Path("usr/share/scummvm/beneath-a-steel-sky")
+SKY_INDEX, SKY_DISK = "sky.dnr", "sky.dsk"
+SKY_SPEECH = range(50000, 55380)  # the data files that hold spoken lines (the game's seven sections, 5,380 numbers)
+SKY_RATE = 11025  # its lines are 8-bit unsigned PCM at this rate
 _QUEEN_LINE = re.compile(r"^(?:JOE\d{5}|(?P<room>[0-9A-F]{2})[0-9A-F]{4}(?P<who>[JP])[0-9A-Z])\.SB$")
 _MULTI_VOICE_FONTS = frozenset({"both"})  # two characters at once: not one speaker
 
@@ -99,6 +110,7 @@ class SourceItem:
     source: str  # path relative to the import's source folder
     extra: tuple[tuple[str, str], ...] = ()  # more fields for the list entry (e.g. the English text)
     span: tuple[int, int] | None = None  # (offset, size) of the recording's bytes inside ``path`` (an archive)
+    sky: tuple[int, int, int, int] | None = None  # its sky.dnr entry, when ``path`` is Beneath a Steel Sky's sky.dsk
 
 
 # ----------------------------------------------------------------------------- fillets-ng transcripts
@@ -388,6 +400,218 @@ def queen_items(root: Path, languages: tuple[str, ...] | None, skipped: dict[str
     return items
 
 
+# ----------------------------------------------------------------------------- Beneath a Steel Sky's talkie
+
+_SKY_ENTRY = 8  # bytes per sky.dnr entry: file number (uint16), offset and flags (packed, little-endian)
+_SKY_HEADER = 22  # a data file's header: eleven uint16 fields, the total size (header included) at byte 12
+
+
+def sky_table(path: Path) -> list[tuple[int, int, int, int]]:
+    """The entries of Beneath a Steel Sky's ``sky.dnr`` index -> [(file number, offset in sky.dsk, size, flags)].
+
+    Layout (little-endian): the entry count (uint32), then 8 bytes an entry: the file number (uint16), a 24-bit
+    offset whose bit 23 says it counts 16-byte units, and 24 bits of size (the low 22) and flags (bit 23 set: stored
+    as is; clear: RNC-packed when the file's own header says so).
+    """
+    import struct
+
+    raw = Path(path).read_bytes()
+    if len(raw) < 4:
+        raise MetadataError(path, "not a Beneath a Steel Sky index (shorter than its entry count)")
+    (count,) = struct.unpack("<I", raw[:4])
+    if count == 0 or len(raw) < 4 + _SKY_ENTRY * count:
+        raise MetadataError(path, f"not a Beneath a Steel Sky index (it should hold {count} entries of {_SKY_ENTRY} bytes)")
+    table = np.frombuffer(raw, dtype=np.uint8, count=_SKY_ENTRY * count, offset=4).reshape(count, _SKY_ENTRY).astype(np.int64)
+    number = table[:, 0] | table[:, 1] << 8
+    offset = table[:, 2] | table[:, 3] << 8 | table[:, 4] << 16
+    offset = np.where(offset & 0x800000, (offset & 0x7FFFFF) << 4, offset & 0x7FFFFF)
+    flags = table[:, 5] | table[:, 6] << 8 | table[:, 7] << 16
+    return [(int(n), int(o), int(f & 0x3FFFFF), int(f)) for n, o, f in zip(number, offset, flags)]
+
+
+def _crc16(data: bytes) -> int:
+    """CRC-16 with the reflected polynomial 0xA001 (as RNC archives store it)."""
+    table = _CRC_TABLE
+    crc = 0
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+def _crc_table() -> list[int]:
+    out = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+        out.append(c)
+    return out
+
+
+_CRC_TABLE = _crc_table()
+
+
+class _RncBits:
+    """The bit reader of RNC method 1: bits least significant first out of 16-bit little-endian words, literal
+    bytes read straight from the stream at the word that follows the bits in hand."""
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data = data
+        self.pos = pos  # the byte offset of the last word taken into ``reg``
+        self.reg = self._word(pos)  # 16 + ``count`` bits not yet read, least significant first
+        self.count = 0
+
+    def _word(self, pos: int) -> int:
+        if pos + 2 > len(self.data):
+            raise ValueError("the packed data ends early")
+        return self.data[pos] | self.data[pos + 1] << 8
+
+    def read(self, n: int) -> int:
+        value = self.reg & ((1 << n) - 1)
+        if n <= self.count:
+            self.reg >>= n
+            self.count -= n
+        else:
+            rest = n - self.count
+            self.pos += 2
+            self.reg = ((self.reg >> self.count) & 0xFFFF) | self._word(self.pos) << 16
+            self.reg >>= rest
+            self.count = 16 - rest
+        return value
+
+    def literal(self, n: int) -> bytes:
+        out = self.data[self.pos : self.pos + n]
+        if len(out) < n:
+            raise ValueError("the packed data ends early")
+        self.pos += n
+        keep = self.reg & ((1 << self.count) - 1)
+        nxt = self.data[self.pos + 2 : self.pos + 4] if self.pos + 4 <= len(self.data) else b"\0\0"
+        self.reg = (keep | self._word(self.pos) << self.count | (nxt[0] | nxt[1] << 8) << (16 + self.count)) & 0xFFFFFFFF
+        return out
+
+    def table(self) -> list[tuple[int, int, int]]:
+        """A Huffman table as stored: [(code length, code as read least significant first, symbol)], shortest first."""
+        n = self.read(5)
+        lengths = [self.read(4) for _ in range(n)]
+        entries, code = [], 0
+        for length in range(1, 17):
+            for symbol, bits in enumerate(lengths):
+                if bits == length:
+                    msb_first = code >> (16 - length)
+                    entries.append((length, int(f"{msb_first:0{length}b}"[::-1], 2), symbol))
+                    code += 1 << (16 - length)
+        return entries
+
+    def value(self, table: list[tuple[int, int, int]]) -> int:
+        for length, code, symbol in table:
+            if self.reg & ((1 << length) - 1) == code:
+                self.read(length)
+                return symbol if symbol < 2 else self.read(symbol - 1) | 1 << (symbol - 1)
+        raise ValueError("a code that its Huffman table does not hold")
+
+
+def rnc_unpack(packed: bytes) -> bytes:
+    """Unpack an RNC method 1 (Rob Northen Compression) block: ``RNC\\x01``, the unpacked and packed sizes (uint32,
+    big-endian), their CRC-16s, the overlap and block-count bytes, then the bit stream -> the unpacked bytes.
+
+    Raises ValueError for data that is not such a block, or whose sizes or checksums do not come out.
+    """
+    import struct
+
+    if len(packed) < 18 or packed[:4] != b"RNC\x01":
+        raise ValueError("not an RNC method 1 block")
+    size, packed_size, crc_unpacked, crc_packed = struct.unpack(">IIHH", packed[4:16])
+    blocks = packed[17]
+    body = packed[18 : 18 + packed_size]
+    if len(body) < packed_size:
+        raise ValueError(f"the block is cut short ({len(body)} of {packed_size} packed bytes)")
+    if _crc16(body) != crc_packed:
+        raise ValueError("the packed bytes fail their checksum")
+    bits = _RncBits(packed[: 18 + packed_size] + b"\0\0\0\0", 18)
+    bits.read(2)  # two flag bits before the first block
+    out = bytearray()
+    for _ in range(blocks):
+        raw, dist, length = bits.table(), bits.table(), bits.table()
+        for left in range(bits.read(16), 0, -1):
+            n = bits.value(raw)
+            if n:
+                out += bits.literal(n)
+            if left > 1:
+                back = bits.value(dist) + 1
+                n = bits.value(length) + 2
+                if back > len(out):
+                    raise ValueError("a match reaches before the start of the data")
+                start = len(out) - back
+                while n > 0:  # the source may overlap what is being written: copy in runs of at most ``back`` bytes
+                    step = min(n, back)
+                    out += out[start : start + step]
+                    start += step
+                    n -= step
+        if len(out) > size:
+            raise ValueError(f"unpacks to more than the {size} bytes its header gives")
+    if len(out) != size or _crc16(bytes(out)) != crc_unpacked:
+        raise ValueError(f"unpacks to {len(out)} bytes that fail the header's size ({size}) or checksum")
+    return bytes(out)
+
+
+def sky_file(disk: Path, entry: tuple[int, int, int, int]) -> bytes:
+    """One data file of ``sky.dsk`` as the game loads it (``entry`` from :func:`sky_table`): its 22-byte header and
+    its data, unpacked where it is stored RNC-packed."""
+    import struct
+
+    _, offset, size, flags = entry
+    with open(disk, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) < min(size, _SKY_HEADER):
+        raise MediaError(disk, f"file of {size} bytes at byte {offset} runs past the end of the archive")
+    (head_flag,) = struct.unpack("<H", data[:2])
+    if not flags & 0x800000 and head_flag & 0x80 and data[_SKY_HEADER : _SKY_HEADER + 4] == b"RNC\x01":
+        try:
+            body = rnc_unpack(data[_SKY_HEADER:])
+        except ValueError as err:
+            raise MediaError(disk, f"file {entry[0]} at byte {offset}: {err}") from None
+        data = body if flags & 0x400000 else data[:_SKY_HEADER] + body
+    return data
+
+
+def _sky_speech(disk: Path, entry: tuple[int, int, int, int]) -> np.ndarray:
+    """A spoken line of ``sky.dsk`` -> float32 [T] at 16 kHz: 8-bit unsigned PCM at 11,025 Hz after its header."""
+    import struct
+
+    from avse.audio.io import resample
+
+    data = sky_file(disk, entry)
+    if len(data) < _SKY_HEADER:
+        raise MediaError(disk, f"file {entry[0]} is shorter than its header")
+    flag, total = struct.unpack("<H", data[:2])[0], struct.unpack("<H", data[12:14])[0]
+    total |= (flag & 0xFF00) << 8  # the size's high byte is kept in the flag word
+    pcm = np.frombuffer(data[_SKY_HEADER : max(total, _SKY_HEADER)], dtype=np.uint8)
+    x = (pcm.astype(np.float32) - 128.0) / 128.0
+    return resample(x, SKY_RATE, SAMPLE_RATE).astype(np.float32)
+
+
+def _sky_root(src: Path) -> Path | None:
+    for cand in (src / SKY, src):
+        if (cand / SKY_INDEX).is_file() and (cand / SKY_DISK).is_file():
+            return cand
+    return None
+
+
+def sky_items(root: Path, languages: tuple[str, ...] | None) -> list[SourceItem]:
+    """The spoken lines of Beneath a Steel Sky's ``sky.dsk`` in ``root``, untranscribed, all under one speaker label
+    (the archive does not say who speaks: see the module docstring); ``languages`` must admit "en"."""
+    if not _wanted("en", languages):
+        return []
+    disk = root / SKY_DISK
+    items = []
+    for entry in sky_table(root / SKY_INDEX):
+        if entry[0] in SKY_SPEECH:
+            line = entry[0] - SKY_SPEECH.start
+            items.append(SourceItem(f"sky-{line:04d}", disk, "sky", "en", None, f"{SKY_DISK}:{entry[0]}", sky=entry))
+    return sorted(items, key=lambda i: i.id)
+
+
 def _load_span(path: Path, span: tuple[int, int]) -> np.ndarray:
     """Decode the recording stored at ``span`` = (offset, size) of ``path`` (a sound file's bytes) -> float32 [T] at 16 kHz, mono."""
     import io
@@ -429,7 +653,7 @@ def folder_items(src: Path, language: str) -> list[SourceItem]:
 def discover(src: str | Path, languages: tuple[str, ...] | None = None) -> tuple[list[str], list[SourceItem], dict[str, int]]:
     """What ``src`` holds -> (kinds found, e.g. ["fillets-ng", "asterisk"], items, counts of files skipped already).
 
-    fillets-ng, asterisk, KLettres, KTuberling and Flight of the Amazon Queen trees are recognised by their
+    fillets-ng, asterisk, KLettres, KTuberling, Flight of the Amazon Queen and Beneath a Steel Sky trees are recognised by their
     layout (as unpacked by scripts/fetch_real_speech, or their own folders);
     anything else is a folder of recordings in ``languages[0]`` (default "en-us").
     """
@@ -455,6 +679,10 @@ def discover(src: str | Path, languages: tuple[str, ...] | None = None) -> tuple
     if queen is not None:
         kinds.append("queen")
         items += queen_items(queen, languages, skipped)
+    sky = _sky_root(src)
+    if sky is not None:
+        kinds.append("sky")
+        items += sky_items(sky, languages)
     if not kinds:
         kinds.append("folder")
         items = folder_items(src, languages[0] if languages else "en-us")
@@ -522,7 +750,12 @@ def import_one(out: Path, item: SourceItem, do_align: bool = True, recognise: bo
     mode = _recognise_mode(recognise)
     record: dict[str, Any] = {"options": _options(item, do_align, mode)}
     try:
-        audio = _load_span(item.path, item.span) if item.span is not None else load_audio(item.path, SAMPLE_RATE)[0]
+        if item.sky is not None:
+            audio = _sky_speech(item.path, item.sky)
+        elif item.span is not None:
+            audio = _load_span(item.path, item.span)
+        else:
+            audio = load_audio(item.path, SAMPLE_RATE)[0]
     except MediaError as err:
         record["skipped"] = "unreadable"
         record["why"] = str(err.problem)
