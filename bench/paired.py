@@ -4,8 +4,9 @@
 
 Two methods scored on the same inputs differ by less than their own intervals
 suggest: each input's difficulty cancels. For every condition of the run
-(two-talker, noise, clean; all SNRs together) and every metric both methods have,
-the difference B - A per input, its mean with a 95 % Student-t interval, and the
+(two-talker, noise, clean; all SNRs together) and every metric both methods have
+(for audio-visual models also the lips' steer, SI-SDRi with the target's face minus
+with the other talker's, and the gain over no face), the difference B - A per input, its mean with a 95 % Student-t interval, and the
 share of inputs where B is higher. ``--json`` writes
 bench/results/paired_RUN_A_B.json as well. The README's "paired" numbers come from here.
 """
@@ -24,18 +25,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 
 METRICS = ("si_sdri", "pesq_wb", "stoi", "dnsmos_ovrl")
+# what the face does, where bench_real.py ran an audio-visual model three ways: its SI-SDRi with the target's face
+# minus with the other talker's ("steer", the lips' steer) and minus with no face ("face_gain")
+FACE_MEASURES = {"steer": " (other face)", "face_gain": " (no face)"}
+
+
+def _face_measure(row: dict, method: str, suffix: str) -> float | None:
+    own, other = row["methods"].get(method, {}).get("si_sdri"), row["methods"].get(method + suffix, {}).get("si_sdri")
+    return None if own is None or other is None else own - other
 
 
 def paired(rows: list[dict], a: str, b: str) -> dict[str, dict[str, dict[str, float]]]:
-    """bench_real rows -> {condition: {metric: {mean, ci95, n, share_better}}} of method ``b`` minus method ``a``."""
+    """bench_real rows -> {condition: {metric: {mean, ci95, n, share_better}}} of method ``b`` minus method ``a``
+    (metrics: METRICS, and FACE_MEASURES where both were run with the other face and with none)."""
     from avse.evaluation.run import mean_ci
 
     out: dict[str, dict[str, dict[str, float]]] = {}
     for cond in dict.fromkeys(r["condition"] for r in rows):
-        for metric in METRICS:
+        for metric in (*METRICS, *FACE_MEASURES):
             diffs = []
             for r in rows:
-                va, vb = r["methods"].get(a, {}).get(metric), r["methods"].get(b, {}).get(metric)
+                if metric in FACE_MEASURES:
+                    va, vb = _face_measure(r, a, FACE_MEASURES[metric]), _face_measure(r, b, FACE_MEASURES[metric])
+                else:
+                    va, vb = r["methods"].get(a, {}).get(metric), r["methods"].get(b, {}).get(metric)
                 if r["condition"] == cond and va is not None and vb is not None:
                     diffs.append(vb - va)
             ci = mean_ci(diffs)  # non-finite differences are left out there
