@@ -432,8 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
 
-    im = sub.add_parser("import-speech", help="import real recordings (fillets-ng, asterisk, or a folder) as 16 kHz wavs with aligned phones")
-    im.add_argument("src", help="scripts/fetch_real_speech's folder (fillets-ng, asterisk prompts) or a folder of "
+    im = sub.add_parser("import-speech", help="import real recordings (fillets-ng, asterisk, word games, game talkies, or a folder) as 16 kHz wavs with aligned phones")
+    im.add_argument("src", help="scripts/fetch_real_speech's folder (fillets-ng, asterisk prompts, word games, the talkies "
+                                "of --games) or a folder of "
                                 "recordings (wav/flac/ogg; speaker = parent folder; transcript = same-name .txt)")
     im.add_argument("out", help="output folder: wav/ID.wav and speech.json")
     im.add_argument("--language", action="append", metavar="LANG",
