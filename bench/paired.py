@@ -6,8 +6,8 @@ Two methods scored on the same inputs differ by less than their own intervals
 suggest: each input's difficulty cancels. For every condition of the run
 (two-talker, noise, clean; all SNRs together) and every metric both methods have
 (for audio-visual models also the lips' steer, SI-SDRi with the target's face minus
-with the other talker's, and the gain over no face), the difference B - A per input, its mean with a 95 % Student-t interval, and the
-share of inputs where B is higher. ``--json`` writes
+with the other talker's, and the gain over no face), the difference B - A per input,
+its mean with a 95 % Student-t interval, and the share of inputs where B is higher. ``--json`` writes
 bench/results/paired_RUN_A_B.json as well. The README's "paired" numbers come from here.
 """
 

@@ -25,7 +25,7 @@ from avse.data.realspeech import (
 )
 from avse.data.synth import _by_speaker, plan_speech, real_speaker_splits, synthesize_corpus
 from avse.data.tts import PAUSE, Voice, synthesize
-from avse.errors import ConfigError, MetadataError, OutputPathError
+from avse.errors import ConfigError, MediaError, MetadataError, OutputPathError
 from avse.video.io import read_video
 from avse.video.landmarks import read_landmarks
 
@@ -463,9 +463,9 @@ def test_fillets_lines_align(tmp_path):
 
 
 class _RncWriter:
-    """Packs bytes as RNC method 1 (one block) from a plan of literal runs and back-references, the way the reader
-    takes them: bits least significant first in 16-bit little-endian words, a literal run's bytes placed after
-    the word that the bits are in."""
+    """Packs bytes as RNC method 1 from a plan of blocks of literal runs and back-references, the way the reader takes
+    them: bits least significant first in 16-bit little-endian words, a literal run's bytes placed after the word
+    that the bits are in; canonical Huffman codes of mixed lengths (the first symbol used gets the longest)."""
 
     def __init__(self) -> None:
         self.out = bytearray()
@@ -489,47 +489,62 @@ class _RncWriter:
         s = value.bit_length()
         return s, value - (1 << (s - 1)), s - 1
 
-    def table(self, values: list[int]) -> dict[int, tuple[int, int]]:
-        """Write a table giving every symbol that ``values`` need a 4-bit code -> {symbol: (code, length)}."""
+    def table(self, values: list[int], before: dict[int, tuple[int, int]] | None = None) -> dict[int, tuple[int, int]]:
+        """Write a table for the symbols ``values`` need -> {symbol: (code as written, length)}; an empty one (the
+        reader then keeps the previous block's) where there are none or ``before`` has them all."""
         symbols = sorted({self._symbol(v)[0] for v in values})
-        if not symbols:
+        if not symbols or (before and set(symbols) <= set(before)):
             self.bits(0, 5)
-            return {}
+            return before or {}
+        k = len(symbols)
+        comb = [min(i + 1, k - 1) for i in range(k)] if k > 1 else [1]  # 1, 2, ..., k-1, k-1: a complete code
+        lengths = dict(zip(symbols, reversed(comb)))
         self.bits(max(symbols) + 1, 5)
         for s in range(max(symbols) + 1):
-            self.bits(4 if s in symbols else 0, 4)
-        return {s: (int(f"{k:04b}"[::-1], 2), 4) for k, s in enumerate(symbols)}  # canonical: in symbol order
+            self.bits(lengths.get(s, 0), 4)
+        codes, code = {}, 0
+        for length in range(1, 17):  # canonical: by length, then by symbol
+            for s in symbols:
+                if lengths[s] == length:
+                    msb_first = code >> (16 - length)
+                    codes[s] = (int(f"{msb_first:0{length}b}"[::-1], 2), length)
+                    code += 1 << (16 - length)
+        return codes
 
     def value(self, table: dict[int, tuple[int, int]], value: int) -> None:
         symbol, extra, n = self._symbol(value)
         self.bits(*table[symbol])
         self.bits(extra, n)
 
-    def pack(self, steps: list[tuple[bytes, tuple[int, int] | None]]) -> tuple[bytes, bytes]:
-        """``steps``: [(literal bytes, (distance, length) or None)], only the last without a match -> (packed, unpacked)."""
+    def pack(self, blocks: list[list[tuple[bytes, tuple[int, int] | None]]]) -> tuple[bytes, bytes]:
+        """``blocks``: per block [(literal bytes, (distance, length) or None)], only a block's last step without a
+        match; a block whose matches the previous tables can code writes empty ones -> (packed, unpacked)."""
         import struct
 
         from avse.data.realspeech import _crc16
 
         plain = bytearray()
-        for lit, match in steps:
-            plain += lit
-            if match:
-                for _ in range(match[1]):
-                    plain.append(plain[-match[0]])
         self.bits(0, 2)
-        raw = self.table([len(lit) for lit, _ in steps])
-        dist = self.table([m[0] - 1 for _, m in steps if m])
-        length = self.table([m[1] - 2 for _, m in steps if m])
-        self.bits(len(steps), 16)
-        for lit, match in steps:
-            self.value(raw, len(lit))
-            self.out += lit
-            if match:
-                self.value(dist, match[0] - 1)
-                self.value(length, match[1] - 2)
+        dist: dict[int, tuple[int, int]] = {}
+        length: dict[int, tuple[int, int]] = {}
+        for steps in blocks:
+            for lit, match in steps:
+                plain += lit
+                if match:
+                    for _ in range(match[1]):
+                        plain.append(plain[-match[0]])
+            raw = self.table([len(lit) for lit, _ in steps])
+            dist = self.table([m[0] - 1 for _, m in steps if m], dist)
+            length = self.table([m[1] - 2 for _, m in steps if m], length)
+            self.bits(len(steps), 16)
+            for lit, match in steps:
+                self.value(raw, len(lit))
+                self.out += lit
+                if match:
+                    self.value(dist, match[0] - 1)
+                    self.value(length, match[1] - 2)
         body = bytes(self.out)
-        head = b"RNC\x01" + struct.pack(">IIHH", len(plain), len(body), _crc16(bytes(plain)), _crc16(body)) + b"\0\1"
+        head = b"RNC\x01" + struct.pack(">IIHH", len(plain), len(body), _crc16(bytes(plain)), _crc16(body)) + bytes([0, len(blocks)])
         return head + body, bytes(plain)
 
 
@@ -546,8 +561,13 @@ def test_rnc_unpack_reads_literals_and_overlapping_back_references():
     rng = np.random.default_rng(0)
     noise = bytes(rng.integers(0, 256, 300, dtype=np.uint8))
     steps = [(b"ab", (2, 9)), (noise[:37], (1, 40)), (b"", (39, 60)), (noise[37:300], (300, 120)), (b"xyz", None)]
-    packed, plain = _RncWriter().pack(steps)
+    packed, plain = _RncWriter().pack([steps])
     assert plain.startswith(b"ababababab") and len(plain) == 2 + 9 + 37 + 40 + 60 + 263 + 120 + 3
+    assert rnc_unpack(packed) == plain
+    # several blocks, codes of up to 5 bits, a block that keeps the match tables of the one before
+    blocks = [steps[:2] + [(b"q", None)], [(noise[:5], (3, 7)), (b"", (11, 30)), (noise[5:9], (4, 2)), (b"", (6, 5)), (b"zz", None)],
+              [(noise[9:200], None)], [(b"k", (3, 30)), (b"m", (11, 30)), (b"end", None)]]  # the last: second block's tables
+    packed, plain = _RncWriter().pack(blocks)
     assert rnc_unpack(packed) == plain
     with pytest.raises(ValueError, match="not an RNC"):
         rnc_unpack(b"RIFF" + packed[4:])
@@ -559,16 +579,17 @@ def test_rnc_unpack_reads_literals_and_overlapping_back_references():
 
 def _sky_archive(folder: Path, files: dict[int, tuple[bytes, bool]]) -> Path:
     """``sky.dnr`` and ``sky.dsk`` as the game's CD release ships them: {file number: (data after the 22-byte
-    header, RNC-packed or not)}, each file at a 16-byte boundary."""
+    header, RNC-packed or not)}, every other file's offset in 16-byte units, the others' in bytes."""
     import struct
 
     disk, index = bytearray(), bytearray(struct.pack("<I", len(files)))
-    for number, (data, packed) in files.items():
-        disk += b"\0" * (-len(disk) % 16)
+    for k, (number, (data, packed)) in enumerate(files.items()):
+        disk += b"\0" * (-len(disk) % 16 + 16 * (k % 2))
         size = 22 + len(data)
         head = struct.pack("<H", (size >> 8) & 0xFF00 | (0x80 if packed else 0)) + b"\0" * 10 + struct.pack("<H", size & 0xFFFF) + b"\0" * 8
-        blob = head + (_RncWriter().pack([(data, None)])[0] if packed else data)
-        offset = len(disk) >> 4 | 0x800000
+        blob = head + (_RncWriter().pack([[(data, None)]])[0] if packed else data)
+        offset = len(disk) >> 4 | 0x800000 if k % 2 else len(disk) + 3  # in 16-byte units, or in bytes (bit 23 clear)
+        disk += b"\0" * (0 if k % 2 else 3)
         flags = len(blob) | (0 if packed else 0x800000)
         index += struct.pack("<H", number) + offset.to_bytes(3, "little") + flags.to_bytes(3, "little")
         disk += blob
@@ -604,13 +625,29 @@ def test_sky_talkie_lines_are_one_speaker_unpacked_or_not(tmp_path):
         discover(src, ("cs",))
     summary = import_speech(src, tmp_path / "out", jobs=1, progress=False)
     assert summary["imported"] == 2
+    from avse.audio.io import resample
+
     lengths = {}
+    pcm = {"sky-0003": _pcm8("Where is the lift?", voice), "sky-1200": long_line}
     for e in load_real_speech(tmp_path / "out"):
         x, sr = sf.read(str(tmp_path / "out" / e["wavfile"]))
         assert sr == SAMPLE_RATE and e["phones"] is None and np.abs(x).max() > 0.05
         lengths[e["id"]] = len(x) / SAMPLE_RATE
+        want = resample((np.frombuffer(pcm[e["id"]], np.uint8).astype(np.float32) - 128) / 128, 11025, SAMPLE_RATE)
+        n = min(len(x), len(want))
+        assert np.corrcoef(x[:n], want[:n])[0, 1] > 0.99  # the line itself, from its first sample
     assert lengths["sky-1200"] == pytest.approx(len(long_line) / 11025, abs=0.01)  # decoded whole, unpacked
     assert lengths["sky-0003"] == pytest.approx(len(_pcm8("Where is the lift?", voice)) / 11025, abs=0.01)
+    # a packed line damaged on disk is skipped and counted, the import goes on
+    disk = root / "sky.dsk"
+    blob = bytearray(disk.read_bytes())
+    item = next(i for i in items if i.id == "sky-1200")
+    assert item.sky is not None
+    blob[item.sky[1] + 22 + 40] ^= 0x55
+    disk.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="1 unreadable"):
+        summary = import_speech(src, tmp_path / "out2", jobs=1, progress=False)
+    assert summary["imported"] == 1 and summary["skipped"] == {"unreadable": 1}
 
 
 def test_sky_index_that_is_not_one_is_refused(tmp_path):
@@ -623,6 +660,19 @@ def test_sky_index_that_is_not_one_is_refused(tmp_path):
     bad.write_bytes(b"\0\0")
     with pytest.raises(MetadataError, match="entry count"):
         sky_table(bad)
+    bad.write_bytes(b"\0\0\0\0")
+    with pytest.raises(MetadataError, match="lists no files"):
+        sky_table(bad)
+
+
+def test_sky_file_cut_short_or_without_header_is_a_media_error(tmp_path):
+    from avse.data.realspeech import sky_file
+
+    disk = _mk(tmp_path / "sky.dsk")
+    disk.write_bytes(b"\x80" * 100)
+    for entry, why in [((50001, 60, 80, 0x800000 | 80), "past the end"), ((50002, 0, 1, 0x800000 | 1), "shorter than its 22-byte header")]:
+        with pytest.raises(MediaError, match=why):
+            sky_file(disk, entry)
 
 
 SKY_ROOT = DEBIAN / "usr/share/scummvm/beneath-a-steel-sky"

@@ -28,7 +28,7 @@
   (a room's partners may be several characters, merged as fillets-ng's colour
   fonts are); cut-scene lines, which mix voices, are skipped.
 - Beneath a Steel Sky (``beneath-a-steel-sky``, its CD release): English
-  running speech by a cast of actors, 8-bit 11 kHz PCM, most of it RNC-packed,
+  running speech by a cast of actors, 8-bit 11 kHz PCM, RNC-packed,
   in the game's ``sky.dsk`` archive (indexed by ``sky.dnr``), no transcripts
   (maskers only, unless recognised). Nothing in the archive says who speaks a
   line, so all of them are one speaker label, ``sky`` (several voices merged,
@@ -82,7 +82,7 @@ QUEEN_ARCHIVE = "queen.1c"
 # hero: JOEnnnnn.SB or RRDDDDJn.SB; a dialogue partner: RRDDDDPn.SB (RR the room); anything else (cut scenes) is skipped
 SKY = Path("usr/share/scummvm/beneath-a-steel-sky")
 SKY_INDEX, SKY_DISK = "sky.dnr", "sky.dsk"
-SKY_SPEECH = range(50000, 55380)  # the data files that hold spoken lines (the game's seven sections, 5,380 numbers)
+SKY_SPEECH = range(50000, 55380)  # the data files that hold spoken lines (50000 + 5,380 line numbers over the game's sections)
 SKY_RATE = 11025  # its lines are 8-bit unsigned PCM at this rate
 _QUEEN_LINE = re.compile(r"^(?:JOE\d{5}|(?P<room>[0-9A-F]{2})[0-9A-F]{4}(?P<who>[JP])[0-9A-Z])\.SB$")
 _MULTI_VOICE_FONTS = frozenset({"both"})  # two characters at once: not one speaker
@@ -411,7 +411,7 @@ def sky_table(path: Path) -> list[tuple[int, int, int, int]]:
 
     Layout (little-endian): the entry count (uint32), then 8 bytes an entry: the file number (uint16), a 24-bit
     offset whose bit 23 says it counts 16-byte units, and 24 bits of size (the low 22) and flags (bit 23 set: stored
-    as is; clear: RNC-packed when the file's own header says so).
+    as is; clear: RNC-packed after its header when that header says so; bit 22: the game drops the header once unpacked).
     """
     import struct
 
@@ -419,7 +419,9 @@ def sky_table(path: Path) -> list[tuple[int, int, int, int]]:
     if len(raw) < 4:
         raise MetadataError(path, "not a Beneath a Steel Sky index (shorter than its entry count)")
     (count,) = struct.unpack("<I", raw[:4])
-    if count == 0 or len(raw) < 4 + _SKY_ENTRY * count:
+    if count == 0:
+        raise MetadataError(path, "not a Beneath a Steel Sky index (it lists no files)")
+    if len(raw) < 4 + _SKY_ENTRY * count:
         raise MetadataError(path, f"not a Beneath a Steel Sky index (it should hold {count} entries of {_SKY_ENTRY} bytes)")
     table = np.frombuffer(raw, dtype=np.uint8, count=_SKY_ENTRY * count, offset=4).reshape(count, _SKY_ENTRY).astype(np.int64)
     number = table[:, 0] | table[:, 1] << 8
@@ -467,6 +469,8 @@ class _RncBits:
         return self.data[pos] | self.data[pos + 1] << 8
 
     def read(self, n: int) -> int:
+        if n > 16:
+            raise ValueError(f"a code asks for {n} bits at once (at most 16)")
         value = self.reg & ((1 << n) - 1)
         if n <= self.count:
             self.reg >>= n
@@ -484,14 +488,15 @@ class _RncBits:
         if len(out) < n:
             raise ValueError("the packed data ends early")
         self.pos += n
-        keep = self.reg & ((1 << self.count) - 1)
-        nxt = self.data[self.pos + 2 : self.pos + 4] if self.pos + 4 <= len(self.data) else b"\0\0"
-        self.reg = (keep | self._word(self.pos) << self.count | (nxt[0] | nxt[1] << 8) << (16 + self.count)) & 0xFFFFFFFF
+        self.reg = self.reg & ((1 << self.count) - 1) | self._word(self.pos) << self.count
         return out
 
-    def table(self) -> list[tuple[int, int, int]]:
-        """A Huffman table as stored: [(code length, code as read least significant first, symbol)], shortest first."""
+    def table(self) -> list[tuple[int, int, int]] | None:
+        """A Huffman table as stored: [(code length, code as read least significant first, symbol)], shortest first;
+        None where it holds no codes (the block then keeps the table before it)."""
         n = self.read(5)
+        if n == 0:
+            return None
         lengths = [self.read(4) for _ in range(n)]
         entries, code = [], 0
         for length in range(1, 17):
@@ -530,10 +535,15 @@ def rnc_unpack(packed: bytes) -> bytes:
     bits = _RncBits(packed[: 18 + packed_size] + b"\0\0\0\0", 18)
     bits.read(2)  # two flag bits before the first block
     out = bytearray()
+    raw: list[tuple[int, int, int]] = []
+    dist: list[tuple[int, int, int]] = []
+    length: list[tuple[int, int, int]] = []
     for _ in range(blocks):
-        raw, dist, length = bits.table(), bits.table(), bits.table()
+        raw, dist, length = (bits.table() or before for before in (raw, dist, length))
         for left in range(bits.read(16), 0, -1):
             n = bits.value(raw)
+            if len(out) + n > size:
+                raise ValueError(f"unpacks to more than the {size} bytes its header gives")
             if n:
                 out += bits.literal(n)
             if left > 1:
@@ -541,37 +551,38 @@ def rnc_unpack(packed: bytes) -> bytes:
                 n = bits.value(length) + 2
                 if back > len(out):
                     raise ValueError("a match reaches before the start of the data")
+                if len(out) + n > size:
+                    raise ValueError(f"unpacks to more than the {size} bytes its header gives")
                 start = len(out) - back
-                while n > 0:  # the source may overlap what is being written: copy in runs of at most ``back`` bytes
-                    step = min(n, back)
+                while n > 0:  # the source may overlap what is being written: copy what is there, doubling each time
+                    step = min(n, len(out) - start)
                     out += out[start : start + step]
-                    start += step
                     n -= step
-        if len(out) > size:
-            raise ValueError(f"unpacks to more than the {size} bytes its header gives")
     if len(out) != size or _crc16(bytes(out)) != crc_unpacked:
         raise ValueError(f"unpacks to {len(out)} bytes that fail the header's size ({size}) or checksum")
     return bytes(out)
 
 
 def sky_file(disk: Path, entry: tuple[int, int, int, int]) -> bytes:
-    """One data file of ``sky.dsk`` as the game loads it (``entry`` from :func:`sky_table`): its 22-byte header and
-    its data, unpacked where it is stored RNC-packed."""
+    """One data file of ``sky.dsk`` (``entry`` from :func:`sky_table`) -> its 22-byte header as stored, then its data,
+    unpacked where it is stored RNC-packed."""
     import struct
 
     _, offset, size, flags = entry
     with open(disk, "rb") as f:
         f.seek(offset)
         data = f.read(size)
-    if len(data) < min(size, _SKY_HEADER):
-        raise MediaError(disk, f"file of {size} bytes at byte {offset} runs past the end of the archive")
+    if len(data) < size:
+        raise MediaError(disk, f"file {entry[0]} of {size} bytes at byte {offset} runs past the end of the archive")
+    if size < _SKY_HEADER:
+        raise MediaError(disk, f"file {entry[0]} is shorter than its {_SKY_HEADER}-byte header ({size} bytes)")
     (head_flag,) = struct.unpack("<H", data[:2])
     if not flags & 0x800000 and head_flag & 0x80 and data[_SKY_HEADER : _SKY_HEADER + 4] == b"RNC\x01":
         try:
             body = rnc_unpack(data[_SKY_HEADER:])
         except ValueError as err:
             raise MediaError(disk, f"file {entry[0]} at byte {offset}: {err}") from None
-        data = body if flags & 0x400000 else data[:_SKY_HEADER] + body
+        data = data[:_SKY_HEADER] + body  # the packed data never holds the header (bit 22 only says whether the game keeps it)
     return data
 
 
@@ -582,8 +593,6 @@ def _sky_speech(disk: Path, entry: tuple[int, int, int, int]) -> np.ndarray:
     from avse.audio.io import resample
 
     data = sky_file(disk, entry)
-    if len(data) < _SKY_HEADER:
-        raise MediaError(disk, f"file {entry[0]} is shorter than its header")
     flag, total = struct.unpack("<H", data[:2])[0], struct.unpack("<H", data[12:14])[0]
     total |= (flag & 0xFF00) << 8  # the size's high byte is kept in the flag word
     pcm = np.frombuffer(data[_SKY_HEADER : max(total, _SKY_HEADER)], dtype=np.uint8)
