@@ -79,11 +79,11 @@ GAME_SUFFIXES = (".ogg", ".opus", ".wav", ".flac")
 WORD_GAMES = {"klettres": (Path("usr/share/klettres"), "*/*"), "ktuberling": (Path("usr/share/ktuberling/sounds"), "*")}
 QUEEN = Path("usr/share/scummvm/flight-of-the-amazon-queen")
 QUEEN_ARCHIVE = "queen.1c"
-# hero: JOEnnnnn.SB or RRDDDDJn.SB; a dialogue partner: RRDDDDPn.SB (RR the room); anything else (cut scenes) is skipped
 SKY = Path("usr/share/scummvm/beneath-a-steel-sky")
 SKY_INDEX, SKY_DISK = "sky.dnr", "sky.dsk"
 SKY_SPEECH = range(50000, 55380)  # the data files that hold spoken lines (50000 + 5,380 line numbers over the game's sections)
 SKY_RATE = 11025  # its lines are 8-bit unsigned PCM at this rate
+# hero: JOEnnnnn.SB or RRDDDDJn.SB; a dialogue partner: RRDDDDPn.SB (RR the room); anything else (cut scenes) is skipped
 _QUEEN_LINE = re.compile(r"^(?:JOE\d{5}|(?P<room>[0-9A-F]{2})[0-9A-F]{4}(?P<who>[JP])[0-9A-Z])\.SB$")
 _MULTI_VOICE_FONTS = frozenset({"both"})  # two characters at once: not one speaker
 
