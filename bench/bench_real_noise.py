@@ -13,8 +13,9 @@ turn), so that the gap between the noises a model was trained on and real ones i
 number. Every model runs audio only (an
 audio-visual model gets no video), so that the numbers say what the audio path does
 with a noise it was not trained on (with ``avse enhance``'s attenuation limit, ``--atten-lim``). Prints and writes the mean SI-SDRi with a 95 %
-interval per (speech set, noise, SNR) and method, and the mean over the real voices in
-the real noises: bench/results/NAME.json.
+interval per (speech set, noise, SNR) and method, the mean over the real voices in
+the real noises, and each later method's difference from the first one paired over those
+same inputs: bench/results/NAME.json.
 """
 
 from __future__ import annotations
@@ -98,8 +99,13 @@ def main() -> None:
                 print(key, {k: v["mean"] for k, v in table[key].items()}, flush=True)
     overall = {name: mean_ci(g) for name, g in every.items()}
     print("real voices in real noise:", {k: v["mean"] for k, v in overall.items()}, flush=True)
+    first = next(iter(every))
+    paired = {name: {**mean_ci(list(np.subtract(g, every[first]))), "better": int(np.sum(np.subtract(g, every[first]) > 0))}
+              for name, g in every.items() if name != first}
+    if paired:
+        print(f"paired against {first}:", {k: (v["mean"], v["ci95"]) for k, v in paired.items()}, flush=True)
     save(args.name, {"models": specs, "atten_lim_db": args.atten_lim, "snrs_db": args.snrs, "noises": sorted(noises), "per_condition": table,
-                     "overall_si_sdri": overall})
+                     "overall_si_sdri": overall, "paired_against": first, "paired_si_sdri": paired})
 
 
 if __name__ == "__main__":

@@ -351,3 +351,38 @@ def test_never_alone_voices_are_never_the_lone_voice(tiny_corpus):
     assert seen["mixed"] > 0 and seen["alone_before"] > 0
     with pytest.raises(ConfigError, match="same speaker"):
         DynamicMixDataset(tiny_corpus, "train", p_clean=0.5, p_masker_target=0.5, alone_only=["spk*"], never_alone=["spk00*"])
+
+
+def test_a_crowd_under_the_noise_is_the_splits_masker_voices_never_the_targets(tiny_corpus):
+    """With p_crowd the noise items carry other talkers of the split, drawn apart from the mixture's own draws;
+    speech items and everything else stay as they were."""
+    from avse.data.noise import NoiseAugment
+
+    kw = dict(segment_frames=None, seed=0, snr_noise=(0.0, 0.0), snr_speech=(0.0, 0.0))
+    off = NoiseAugment(p_layer=0.0, p_reverb=0.0, p_eq=0.0)
+    on = NoiseAugment(p_layer=0.0, p_reverb=0.0, p_eq=0.0, p_crowd=1.0, crowd_talkers=(3, 3))
+    plain, crowded = DynamicMixDataset(tiny_corpus, "dev", noise_augment=off, **kw), DynamicMixDataset(tiny_corpus, "dev", noise_augment=on, **kw)
+    picks: list[tuple[str, str]] = []
+    pool = crowded.pools["speech"]
+    draw = pool.draw
+
+    def spy(rng, duration, speaker, used):
+        pick = draw(rng, duration, speaker, used)
+        if pick is not None:
+            picks.append((speaker, pick["speaker"]))
+        return pick
+
+    pool.draw = spy  # type: ignore[method-assign]
+    noise_items = 0
+    for i in range(len(plain)):
+        picks.clear()
+        a, b = plain[i], crowded[i]
+        assert a["info"] == b["info"]
+        if a["info"]["type"] != "noise":
+            assert np.allclose(a["interferer"].numpy(), b["interferer"].numpy()) and len(picks) <= 1  # its own voice
+            continue
+        noise_items += 1
+        assert len(picks) == 3 and all(s != p for s, p in picks)
+        assert all(s == plain.targets[i]["speaker"] for s, _ in picks)
+        assert not np.allclose(a["interferer"].numpy(), b["interferer"].numpy(), atol=1e-3)
+    assert noise_items

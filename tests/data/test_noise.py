@@ -248,3 +248,69 @@ def test_in_room_adds_the_reverberation_at_its_direct_to_reverberant_ratio():
     wet = y - dry
     assert np.sqrt(np.mean(wet**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=1e-9)  # wet at the dry level
     np.testing.assert_array_equal(in_room(x, np.zeros(8), 6.0), x)  # a silent response leaves x as it is
+
+
+def test_crowd_is_every_talker_in_one_room_near_ones_clear_far_ones_blurred(monkeypatch):
+    import avse.data.noise as noise_mod
+    from avse.data.noise import crowd
+
+    rng = np.random.default_rng(0)
+    voices = [rng.standard_normal(16000) for _ in range(12)]
+    y = crowd(32000, np.random.default_rng(1), voices, 0.5)
+    assert y.shape == (32000,) and np.isclose(np.sqrt(np.mean(y**2)), 1.0)
+    assert np.array_equal(y, crowd(32000, np.random.default_rng(1), voices, 0.5))
+    assert not crowd(32000, np.random.default_rng(1), [], 0.5).any() and crowd(0, np.random.default_rng(1), voices, 0.5).shape == (0,)
+    # every talker is in it: silencing one (the same draws) changes the crowd
+    for j in (0, 5, 11):
+        quiet = [np.zeros_like(v) if i == j else v for i, v in enumerate(voices)]
+        assert not np.allclose(crowd(32000, np.random.default_rng(1), quiet, 0.5), y, atol=1e-3)
+
+    # one talker near, then far: the far one's direct sound is weaker against the room's tail
+    click = np.zeros(16000)
+    click[100] = 1.0
+
+    def direct_share(distance):
+        monkeypatch.setattr(noise_mod, "CROWD_DISTANCE_M", (distance, distance))
+        out = np.abs(crowd(16000, np.random.default_rng(2), [click], 0.6))
+        return out.max() ** 2 / np.sum(out**2)
+
+    assert direct_share(1.0) > 3 * direct_share(10.0)
+
+
+def test_a_crowd_joins_the_noise_only_when_asked_with_voices_and_leaves_the_other_draws_alone():
+    from avse.data.noise import NoiseAugment, augment_noise
+
+    x = np.random.default_rng(0).standard_normal(32000) * 0.1
+    asked = []
+
+    def talkers(k):
+        asked.append(k)
+        return [np.random.default_rng(k + i).standard_normal(8000) for i in range(k)]
+
+    base = NoiseAugment(p_layer=0.0, p_impacts=0.5)
+    plain = augment_noise(x, np.random.default_rng(7), base)
+    assert np.array_equal(plain, augment_noise(x, np.random.default_rng(7), base, None, talkers)) and not asked
+    assert np.array_equal(plain, augment_noise(x, np.random.default_rng(7), NoiseAugment(p_layer=0.0, p_impacts=0.5, p_crowd=1.0)))
+    only = NoiseAugment(p_layer=0.0, p_reverb=0.0, p_eq=0.0, p_crowd=1.0, crowd_db=(6.0, 6.0), crowd_talkers=(3, 5))
+    hit = augment_noise(x, np.random.default_rng(7), only, None, talkers)
+    assert len(asked) == 1 and 3 <= asked[0] <= 5
+    extra = hit - x
+    assert np.isclose(20 * np.log10(np.sqrt(np.mean(extra**2)) / np.sqrt(np.mean(x**2))), 6.0, atol=1e-6)
+    counts = []
+    for seed in range(200):
+        asked.clear()
+        augment_noise(x[:100], np.random.default_rng(seed), NoiseAugment(p_crowd=0.3, crowd_talkers=(2, 2)), None, talkers)
+        counts.append(len(asked))
+    assert 0.2 < np.mean(counts) < 0.4 and asked in ([], [2])
+    # no voices to be had: the noise as it was
+    assert np.array_equal(augment_noise(x, np.random.default_rng(7), only, None, lambda k: []), x)
+
+
+def test_noise_augment_checks_the_crowd():
+    from avse.data.noise import NoiseAugment
+    from avse.errors import ConfigError
+
+    for bad in ({"p_crowd": -0.1}, {"crowd_db": (5.0, 0.0)}, {"crowd_talkers": (0, 4)}, {"crowd_talkers": (8, 4)},
+                {"crowd_talkers": (2.5, 4)}):
+        with pytest.raises(ConfigError, match="crowd"):
+            NoiseAugment(**bad)

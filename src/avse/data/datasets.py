@@ -439,10 +439,12 @@ class DynamicMixDataset(Dataset):
 
     def _augment_noise(self, index: int, noise: np.ndarray, speaker: str, name: str) -> np.ndarray:
         """The noise of item ``index`` through ``augment_noise`` (its own draw), a second noise of the split
-        (not ``name``) under it when the draw says so -> float64 [T], ramped."""
+        (not ``name``) under it and a crowd of the split's masker voices (never ``speaker``'s) with it when the
+        draws say so -> float64 [T], ramped."""
         assert self.noise_augment is not None
         rng = np.random.default_rng(item_seed(self.seed, f"noise_augment:{self.epoch}:{index}"))
         layer_rng = np.random.default_rng(item_seed(self.seed, f"noise_layer:{self.epoch}:{index}"))
+        crowd_rng = np.random.default_rng(item_seed(self.seed, f"noise_crowd:{self.epoch}:{index}"))
 
         def layer() -> np.ndarray:
             pick = self.pools["noise"].draw(layer_rng, len(noise), speaker, {("noise", name)})
@@ -450,7 +452,20 @@ class DynamicMixDataset(Dataset):
                 return np.zeros_like(noise)
             return self._interferer({"type": "noise", "name": pick["name"], "offset": int(pick["offset"])}, len(noise), 1.0)
 
-        return apply_ramp(augment_noise(noise, rng, self.noise_augment, layer))
+        def talkers(k: int) -> list[np.ndarray]:
+            out = []
+            for _ in range(k):  # a window as long as the noise where one is, else a whole shorter recording
+                pick = self.pools["speech"].draw(crowd_rng, len(noise), speaker, set())
+                if pick is None:
+                    pick = self.pools["speech"].draw(crowd_rng, 1, speaker, set())
+                if pick is None:
+                    break
+                left = int(self.speech_by_name[pick["name"]]["nsamples"]) - int(pick["offset"])
+                path = interferer_wav_path(self.root, self.dataset, "speech", pick["name"])
+                out.append(read_wav64(path, int(pick["offset"]), min(left, len(noise))))
+            return out
+
+        return apply_ramp(augment_noise(noise, rng, self.noise_augment, layer, talkers))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         t = self.targets[index]

@@ -140,7 +140,10 @@ class NoiseAugment:
       direct-to-reverberant ratio drawn in ``drr_db``;
     - ``p_eq``: probability of a smooth random response (:func:`random_eq`), up to ``eq_db`` either way;
     - ``p_impacts``: probability of adding struck objects (:func:`impacts`: dishes, cutlery, doors,
-      keys), ``impacts_db`` (range) against the noise, before the room. Off by default.
+      keys), ``impacts_db`` (range) against the noise, before the room. Off by default;
+    - ``p_crowd``: probability of adding a room full of talkers (:func:`crowd`: a café, a canteen, a
+      party; ``crowd_talkers`` voices of the split's masker speech, never the target's speaker),
+      ``crowd_db`` (range) against the noise, before the room. Off by default.
     """
 
     p_layer: float = 0.5
@@ -152,19 +155,24 @@ class NoiseAugment:
     eq_db: float = 10.0
     p_impacts: float = 0.0
     impacts_db: tuple[float, float] = (-10.0, 5.0)
+    p_crowd: float = 0.0
+    crowd_db: tuple[float, float] = (-5.0, 10.0)
+    crowd_talkers: tuple[int, int] = (6, 24)
 
     def __post_init__(self) -> None:
         from avse.errors import ConfigError
 
-        for name in ("p_layer", "p_reverb", "p_eq", "p_impacts"):
+        for name in ("p_layer", "p_reverb", "p_eq", "p_impacts", "p_crowd"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"noise_augment.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("layer_db", "rt60", "drr_db", "impacts_db"):
+        for name in ("layer_db", "rt60", "drr_db", "impacts_db", "crowd_db", "crowd_talkers"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
                 raise ConfigError(f"noise_augment.{name} must be a range [low, high], got {getattr(self, name)!r}")
         if not 0.05 <= self.rt60[0]:
             raise ConfigError(f"noise_augment.rt60 must start at 0.05 s or more, got {self.rt60!r}")
+        if not 1 <= self.crowd_talkers[0] or any(int(k) != k for k in self.crowd_talkers):
+            raise ConfigError(f"noise_augment.crowd_talkers must be whole numbers from 1 up, got {self.crowd_talkers!r}")
         if not 0.0 <= self.eq_db:
             raise ConfigError(f"noise_augment.eq_db must be >= 0, got {self.eq_db!r}")
 
@@ -194,6 +202,53 @@ def impacts(n: int, rng: np.random.Generator, rate_hz: float | None = None) -> n
         ev /= np.abs(ev).max() + 1e-12
         out[start : start + length] += ev * 10 ** (rng.uniform(-20.0, 0.0) / 20)
     return _normalize(out) if k else out.astype(np.float32)
+
+
+CROWD_DISTANCE_M = (1.0, 12.0)  # where a crowd's talkers stand (log-uniform)
+CROWD_BANDS_M = (2.5, 5.0)  # the distances that part near, middle and far talkers (one room response each)
+
+
+def crowd(n: int, rng: np.random.Generator, voices: list[np.ndarray], rt60: float) -> np.ndarray:
+    """Many talkers in one room (a café, a canteen, a party) -> float64 [n], unit RMS (zeros without voices).
+
+    ``voices``: one recording [T_i] per talker, each normalised and looped from a random start when shorter
+    than ``n``. Each talker stands at a distance drawn log-uniformly in ``CROWD_DISTANCE_M`` and speaks at
+    its own loudness (within 6 dB): the direct sound falls 6 dB per doubling of the distance while the
+    room's reverberation stays, so near talkers come through clear and far ones blur into babble. The
+    talkers are summed in three distance bands (``CROWD_BANDS_M``), each through its own
+    :func:`synthetic_rir` of the one ``rt60``, at the direct-to-reverberant ratio of its mean distance
+    against a critical distance drawn in 1-2 m.
+    """
+    out = np.zeros(n, dtype=np.float64)
+    if n == 0 or not voices:
+        return out
+    dist = np.exp(rng.uniform(np.log(CROWD_DISTANCE_M[0]), np.log(CROWD_DISTANCE_M[1]), len(voices)))
+    loud = 10 ** (rng.uniform(-3.0, 3.0, len(voices)) / 20)
+    starts = rng.integers(0, 1 << 31, len(voices))
+    critical = float(rng.uniform(1.0, 2.0))
+    band_of = np.searchsorted(np.asarray(CROWD_BANDS_M), dist)
+    rir_seeds = rng.integers(0, 1 << 31, len(CROWD_BANDS_M) + 1)
+    for band in range(len(CROWD_BANDS_M) + 1):
+        members = np.flatnonzero(band_of == band)
+        if not len(members):
+            continue
+        dry = np.zeros(n, dtype=np.float64)
+        for i in members:
+            v = np.asarray(voices[i], dtype=np.float64)
+            rms = np.sqrt(np.mean(v**2)) if len(v) else 0.0
+            if rms <= 0:
+                continue
+            looped = np.tile(v, int(np.ceil(n / len(v))) + 1)
+            start = int(starts[i] % len(v))
+            dry += looped[start : start + n] / rms * loud[i]
+        if not np.any(dry):
+            continue
+        mean_d = float(np.exp(np.mean(np.log(dist[members]))))
+        # in_room keeps the reverberation at the dry sum's level, which therefore stands for every band's equal
+        # share of the room; the direct sound is then critical / distance of it
+        out += in_room(dry, synthetic_rir(rt60, np.random.default_rng(int(rir_seeds[band]))), 20 * np.log10(critical / mean_d))
+    rms = np.sqrt(np.mean(out**2))
+    return out / rms if rms > 0 else out
 
 
 def synthetic_rir(rt60: float, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -242,13 +297,15 @@ def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndar
 
 
 def augment_noise(noise: np.ndarray, rng: np.random.Generator, cfg: NoiseAugment,
-                  layer: Callable[[], np.ndarray] | None = None) -> np.ndarray:
+                  layer: Callable[[], np.ndarray] | None = None,
+                  talkers: Callable[[int], list[np.ndarray]] | None = None) -> np.ndarray:
     """A training noise [T] -> the same noise as a room and a microphone would give it, float64 [T].
 
     ``layer``: gives a second noise [T], called only when the draw adds one under the first
-    (``cfg.layer_db`` below it by RMS; :class:`NoiseAugment`). Every draw is made whether or not it
-    is used, so the result depends only on ``rng``'s state and ``cfg``. The level is not kept: the
-    mixture sets it.
+    (``cfg.layer_db`` below it by RMS; :class:`NoiseAugment`). ``talkers``: gives k voices ([T_i] each)
+    for a crowd (:func:`crowd`), called only when the draw adds one (``cfg.p_crowd``); without it no
+    crowd is added. Every draw is made whether or not it is used, so the result depends only on
+    ``rng``'s state, ``cfg`` and what the callbacks give. The level is not kept: the mixture sets it.
     """
     x = np.asarray(noise, dtype=np.float64)
     n = len(x)
@@ -259,6 +316,14 @@ def augment_noise(noise: np.ndarray, rng: np.random.Generator, cfg: NoiseAugment
     eq_seed = int(rng.integers(1 << 31))
     # the draws of later options come after the first ones, so that they leave those unchanged when off
     hit, impacts_db, impacts_seed = rng.random(), rng.uniform(*cfg.impacts_db), int(rng.integers(1 << 31))
+    crowd_hit, crowd_db, crowd_seed = rng.random(), rng.uniform(*cfg.crowd_db), int(rng.integers(1 << 31))
+    crowd_k = int(rng.integers(int(cfg.crowd_talkers[0]), int(cfg.crowd_talkers[1]) + 1))
+    if talkers is not None and crowd_hit < cfg.p_crowd and n > 0:
+        crowd_rng = np.random.default_rng(crowd_seed)
+        y = crowd(n, crowd_rng, talkers(crowd_k), float(crowd_rng.uniform(*cfg.rt60)))
+        rx = np.sqrt(np.mean(x**2))
+        if np.any(y):
+            x = x + y * max(rx, 1e-4) * 10 ** (crowd_db / 20)
     if hit < cfg.p_impacts and n > 0:
         y = impacts(n, np.random.default_rng(impacts_seed)).astype(np.float64)
         rx, ry = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
