@@ -100,8 +100,8 @@ def main() -> None:
     overall = {name: mean_ci(g) for name, g in every.items()}
     print("real voices in real noise:", {k: v["mean"] for k, v in overall.items()}, flush=True)
     first = next(iter(every))
-    paired = {name: {**mean_ci(list(np.subtract(g, every[first]))), "better": int(np.sum(np.subtract(g, every[first]) > 0))}
-              for name, g in every.items() if name != first}
+    diffs = {name: np.subtract(g, every[first]) for name, g in every.items() if name != first}
+    paired = {name: {**mean_ci(d.tolist()), "better": int(np.sum(d > 0))} for name, d in diffs.items()}
     if paired:
         print(f"paired against {first}:", {k: (v["mean"], v["ci95"]) for k, v in paired.items()}, flush=True)
     save(args.name, {"models": specs, "atten_lim_db": args.atten_lim, "snrs_db": args.snrs, "noises": sorted(noises), "per_condition": table,
