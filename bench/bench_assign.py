@@ -215,11 +215,7 @@ def turns(c, o, faces_c: np.ndarray, faces_o: np.ndarray) -> tuple:
     import bench_real as br
 
     na, nb = len(faces_c), len(faces_o)
-    xa = br.fit(c.audio, na * SAMPLES_PER_FRAME)
-    xb = br.fit(o.audio, nb * SAMPLES_PER_FRAME)
-    xb = xb * (np.std(xa) / (np.std(xb) + 1e-8))
-    mixture = np.concatenate([xa, xb]).astype(np.float32)
-    ref = np.concatenate([xa, np.zeros_like(xb)]).astype(np.float32)
+    mixture, ref = br.turn_audio(br.fit(c.audio, na * SAMPLES_PER_FRAME), br.fit(o.audio, nb * SAMPLES_PER_FRAME))
     face_c = np.concatenate([faces_c, np.repeat(faces_c[-1:], nb, axis=0)])
     face_o = np.concatenate([np.repeat(faces_o[:1], na, axis=0), faces_o])
     feats = br.fit(c.features, na)

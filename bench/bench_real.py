@@ -2,6 +2,7 @@
 
     python bench/bench_real.py [--real ../shared/data/real] [--models av=PATH ...] [--peers dfn3,gtcrn,...]
                                [--dnsmos ../shared/models/dnsmos] [--quick] [--postfilter STRENGTH] [--no-sync]
+                               [--turns] [--conditions two-talker,noise,clean,turns]
 
 Dev set: every clip of REAL/grid (*.mpg) and REAL/av (*/ *.mp4), 23 clips of about
 22 real talkers. The front end runs once per clip (face, lip features, sync), as
@@ -14,6 +15,9 @@ Dev set: every clip of REAL/grid (*.mpg) and REAL/av (*/ *.mp4), 23 clips of abo
 (b) real noise: each clip in each real noise file (kitchen, cafe; a fixed segment,
     looped when short) at 0 and 5 dB.
 (c) clean: each clip alone (do no harm).
+(d) with ``--turns``, taking turns: each clip, then its two-talker partner's clip at the same
+    level while the target's face holds still (its last frame), as ``bench_assign.py`` builds
+    them; scored against the target's turn followed by silence. ``--conditions`` picks some.
 
 Methods: unprocessed, noisereduce, the shipped models (the enhancers with the
 attenuation limit ``avse enhance`` applies, ``--atten-lim``; with ``--postfilter`` each
@@ -66,6 +70,9 @@ TWO_TALKER_SNRS = (-5.0, 0.0, 5.0)
 NOISE_SNRS = (0.0, 5.0)
 SR = 16000
 PEAK = 0.9
+SAMPLES_PER_FRAME = 640
+CONDITIONS = ("two-talker", "noise", "clean")  # the default run; "turns" on request
+ALL_CONDITIONS = (*CONDITIONS, "turns")
 
 
 @dataclass
@@ -86,7 +93,7 @@ class Item:
     """One benchmark input: the mixture [T], its reference [T] (the target at its level in the mixture)."""
 
     id: str
-    condition: str  # "two-talker" | "noise" | "clean"
+    condition: str  # "two-talker" | "noise" | "clean" | "turns"
     snr: float | None
     target: str
     other: str | None
@@ -202,8 +209,28 @@ def mix(target: np.ndarray, other: np.ndarray, snr_db: float) -> tuple[np.ndarra
     return (m * s).astype(np.float32), (target * s).astype(np.float32)
 
 
-def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool) -> list[Item]:
-    """The three conditions of the dev set (see the module docstring) -> items, deterministic."""
+def turn_audio(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two talkers taking turns: a [Ta], then b [Tb] scaled to a's RMS -> (audio [Ta + Tb], a then silence)."""
+    b = b * (np.std(a) / (np.std(b) + 1e-8))
+    return np.concatenate([a, b]).astype(np.float32), np.concatenate([a, np.zeros_like(b)]).astype(np.float32)
+
+
+def turn_item(i: int, c: Clip, o: Clip) -> Item:
+    """Condition (d): c's clip, then o's, c's face (its visual streams) held at its last frame while o talks."""
+    f = len(c.features)
+    nb = max(1, len(o.audio) // SAMPLES_PER_FRAME)
+    m, r = turn_audio(fit(c.audio, f * SAMPLES_PER_FRAME), fit(o.audio, nb * SAMPLES_PER_FRAME))
+    s = PEAK / max(float(np.abs(m).max()), 1e-9)
+    face = {k: np.concatenate([v, np.repeat(v[-1:], nb, axis=0)]) for k, v in streams(c).items()}
+    return Item(f"turns_{i:02d}", "turns", None, c.name, o.name, m * s, r * s, face, None)
+
+
+def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool,
+                conditions: tuple[str, ...] = CONDITIONS) -> list[Item]:
+    """The conditions of the dev set (see the module docstring; "turns" only when asked) -> items, deterministic."""
+    unknown = set(conditions) - set(ALL_CONDITIONS)
+    if unknown:
+        raise SystemExit(f"unknown condition(s) {sorted(unknown)}: choose from {', '.join(ALL_CONDITIONS)}")
     items: list[Item] = []
     pair = partners(clips)
     snrs2 = (0.0,) if quick else TWO_TALKER_SNRS
@@ -225,7 +252,8 @@ def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool) -
         s = PEAK / max(float(np.abs(c.audio).max()), 1e-9)
         a = (c.audio * s).astype(np.float32)
         items.append(Item(f"clean_{i:02d}", "clean", None, c.name, None, a, a, streams(c), None))
-    return items
+    items += [turn_item(i, c, clips[pair[i]]) for i, c in enumerate(clips)]
+    return [it for it in items if it.condition in conditions]
 
 
 def model_methods(specs: dict[str, str], light_asd: Path | None = None,
@@ -391,7 +419,8 @@ def plot(summary: dict, methods: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [
-        ("two-talker SI-SDRi (dB), target's face given", [k for k in summary if k.startswith("two-talker")], "si_sdri"),
+        ("two talkers, at once and in turns: SI-SDRi (dB), target's face given",
+         [k for k in summary if k.startswith("two-talker")] + [k for k in summary if k == "turns"], "si_sdri"),
         ("real noise SI-SDRi (dB)", [k for k in summary if k.startswith("noise") and "-" not in k.split()[1]], "si_sdri"),
         ("real noise 0-5 dB: DNSMOS OVRL", ["noise 0-5 dB"], "dnsmos_ovrl"),
         ("clean input: PESQ-WB (goal 4.0)", ["clean"], "pesq_wb"),
@@ -442,6 +471,9 @@ def main() -> None:
     ap.add_argument("--dnsmos", type=Path, default=DNSMOS_DIR, help="DNSMOS model folder (skipped when absent)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the front-end cache and peer files")
     ap.add_argument("--quick", action="store_true", help="0 dB only (a third of the items)")
+    ap.add_argument("--turns", action="store_true", help="also condition (d), two talkers taking turns")
+    ap.add_argument("--conditions", default=None,
+                    help=f"comma-separated conditions to run (default: {','.join(CONDITIONS)}, and turns with --turns)")
     ap.add_argument("--light-asd", type=Path, default=LIGHT_ASD,
                     help="Light-ASD checkpoint, for models on its embeddings (default: %(default)s)")
     ap.add_argument("--name", default="real", help="results name: bench/results/NAME.json and NAME.png")
@@ -453,6 +485,9 @@ def main() -> None:
                     help="the blind two-talker model of NAME+sync, a shipped name or a checkpoint (default: %(default)s)")
     ap.add_argument("--landmarks-cache", type=Path, default=Path(tempfile.gettempdir()) / "avse_bench_sync_expert",
                     help="the clips' landmarks for their face crops, shared with bench_assign.py")
+    ap.add_argument("--overlap-bar", type=float, default=None, metavar="SHARE",
+                    help="NAME+sync takes the blind output only when two voices talk at once on this share of the active "
+                         "frames (default: avse.api.ONE_VOICE_OVERLAP; 0: the check without that rule)")
     ap.add_argument("--postfilter", type=float, default=None, metavar="STRENGTH",
                     help="also score each one-output model with the post-filter at this strength, as NAME+pf")
     args = ap.parse_args()
@@ -462,6 +497,10 @@ def main() -> None:
     from avse.audio.io import load_audio
 
     torch.set_num_threads(1)
+    if args.overlap_bar is not None:
+        import avse.api
+
+        avse.api.ONE_VOICE_OVERLAP = args.overlap_bar
     if not (args.real / "grid").is_dir() and not (args.real / "av").is_dir():
         raise SystemExit(f"no real clips in {args.real} (grid/, av/)")
     work = args.work or Path(tempfile.gettempdir()) / "avse_bench_real"
@@ -476,7 +515,9 @@ def main() -> None:
     asd = [fn.enhancer for fn in models.values() if getattr(getattr(fn, "enhancer", None), "visual_stream", None) == "light_asd"]
     if asd:
         add_light_asd(clips, args.real, asd[0], work / f"light_asd_{args.light_asd.stem}")
-    items = build_items(clips, noises, args.quick)
+    conditions = (tuple(c for c in args.conditions.split(",") if c) if args.conditions
+                  else CONDITIONS + (("turns",) if args.turns else ()))
+    items = build_items(clips, noises, args.quick, conditions)
     print(f"{len(clips)} clips, {len(items)} items, front end {time.perf_counter() - t0:.0f} s", flush=True)
     av_models = [m for m, fn in models.items() if getattr(fn, "audio_visual", False)]
     dnsmos = None
@@ -525,7 +566,10 @@ def main() -> None:
     plot(summary, ["unprocessed", "noisereduce", *models, *peer_out, *staged], png)
     brief = {k: {m: {x: round(v[x]["mean"], 3) for x in ("si_sdri", "pesq_wb", "stoi", "dnsmos_ovrl")
                      if x in v and v[x]["mean"] is not None} for m, v in s.items()} for k, s in summary.items()}
+    from avse.api import ONE_VOICE_OVERLAP
+
     save(args.name, {"clips": len(clips), "items": len(items), "models": specs, "atten_lim_db": args.atten_lim,
+                     "conditions": list(conditions), "overlap_bar": ONE_VOICE_OVERLAP,
                      "postfilter": args.postfilter, "separator": args.separator,
                      "peers": sorted(peer_out),
                      "dnsmos": dnsmos is not None, "seconds": round(time.perf_counter() - t0, 1),

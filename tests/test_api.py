@@ -768,7 +768,7 @@ def test_enhancer_takes_the_blind_output_the_lips_follow_only_when_told_so(ckpts
     """assign "auto" asks ``talker_output``; its choice of a blind output is that output, held to the talker limit;
     its None (and assign "av") is the audio-visual model's output; what it went by is in last_info["talker"]."""
     import avse.talking.expert as expert_mod
-    from avse.api import TALKER_ATTEN_LIM_DB, mix_back_gain
+    from avse.api import ONE_VOICE_OVERLAP, TALKER_ATTEN_LIM_DB, mix_back_gain
     from avse.talking.expert import SyncExpert
 
     torch.manual_seed(0)
@@ -782,8 +782,9 @@ def test_enhancer_takes_the_blind_output_the_lips_follow_only_when_told_so(ckpts
     seen: list[tuple] = []
 
     def choose(k):
-        def talker_output(levels_db, lse_outputs, voiced, lse_input):  # measures everything, then decides
-            seen.append((levels_db, lse_outputs(), [voiced(0), voiced(1)], lse_input()))
+        def talker_output(levels_db, lse_outputs, voiced, lse_input, overlap, min_overlap):  # measures all, then decides
+            assert min_overlap == ONE_VOICE_OVERLAP
+            seen.append((levels_db, lse_outputs(), [voiced(0), voiced(1)], lse_input(), overlap()))
             return k, "chosen by the test"
         return talker_output
 
@@ -791,9 +792,10 @@ def test_enhancer_takes_the_blind_output_the_lips_follow_only_when_told_so(ckpts
     np.testing.assert_allclose(enh.enhance(x, 16000, video=feats, face_crops=crops), y_av, atol=1e-6)
     facts = enh.last_info["talker"]
     assert facts["used"] == "av" and facts["why"] == "chosen by the test" and len(facts["lse_c"]) == 2
-    levels, lse_c, voiced, heard = seen[-1]
+    levels, lse_c, voiced, heard, share = seen[-1]
     assert len(levels) == 2 and len(lse_c) == 2 and all(0.0 <= v <= 1.0 for v in voiced) and np.isfinite(heard)
     assert facts["levels_db"] == levels and facts["lse_c_input"] == round(heard, 4)
+    assert 0.0 <= share <= 1.0 and facts["overlap_share"] == round(share, 3)  # the shipped overlap detector's
 
     monkeypatch.setattr(expert_mod, "talker_output", choose(1))
     blind = Separator(ckpts["separate"], av=None).blind_outputs(x)[0][1]

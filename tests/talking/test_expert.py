@@ -487,6 +487,10 @@ def test_talker_output_takes_the_blind_output_only_for_a_second_voice_that_is_no
     assert talker_output([-3.0, -5.0], [0.06, 0.01], [noise, voice], 0.03)[0] == 0  # only the other output must be a voice
     k, why = talker_output([-3.0, -5.0], [0.04, 0.01], [0.7, voice], 0.05)
     assert k is None and "follow the input" in why  # what was taken away was the face's own speech
+    k, why = talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, voice], 0.03, overlap=0.04, min_overlap=0.1)
+    assert k is None and "at once on 4%" in why  # no two voices at once: a lone voice split word by word
+    assert talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, voice], 0.03, overlap=0.1, min_overlap=0.1)[0] == 0
+    assert talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, voice], 0.03, overlap=None, min_overlap=0.1)[0] == 0  # no detector
     with pytest.raises(ConfigError):
         talker_output([-3.0, -5.0], [0.06], [0.7, voice], 0.03)
     with pytest.raises(ConfigError):
@@ -510,7 +514,13 @@ def test_talker_output_measures_only_what_its_rules_still_need():
         asked.append("input")
         return 0.02
 
-    assert talker_output([-3.0, ONE_VOICE_DB - 5], lse_outputs, voiced, lse_input)[0] is None and asked == []
+    def overlap():
+        asked.append("overlap")
+        return 0.02
+
+    assert talker_output([-3.0, ONE_VOICE_DB - 5], lse_outputs, voiced, lse_input, overlap, 0.1)[0] is None and asked == []
+    assert talker_output([-3.0, -4.0], lse_outputs, voiced, lse_input, overlap, 0.1)[0] is None and asked == ["overlap"]
+    asked.clear()
     assert talker_output([-3.0, -4.0], lse_outputs, voiced, lse_input)[0] is None  # output 0, the other, is noise
     assert asked == ["lips", "voiced 0"]
     asked.clear()

@@ -694,7 +694,9 @@ SECOND_VOICE_VOICED = 0.4
 
 def talker_output(levels_db: Sequence[float], lse_outputs: Sequence[float] | Callable[[], Sequence[float]],
                   voiced: Sequence[float] | Callable[[int], float],
-                  lse_input: float | Callable[[], float]) -> tuple[int | None, str]:
+                  lse_input: float | Callable[[], float],
+                  overlap: float | Callable[[], float | None] | None = None,
+                  min_overlap: float = 0.0) -> tuple[int | None, str]:
     """With one face seen, should its voice be a blind two-talker model's output rather than what the audio-visual
     model makes of the input? -> (the output its lips follow, or None: the audio-visual model; why, one line).
 
@@ -702,10 +704,15 @@ def talker_output(levels_db: Sequence[float], lse_outputs: Sequence[float] | Cal
     lse_outputs: the face's whole-clip LSE-C with output 0 and output 1 (``face_sync``) [2]; voiced: each output's
     ``voiced_fraction`` [2]; lse_input: the face's LSE-C with the input. The last three may be functions (of nothing,
     of the output's index, of nothing) that measure them: each is called only when the rules before have not decided.
-    The face's output is the one its lips follow better. It is taken when all three hold: the blind model heard two
-    sounds (the quieter output above ``ONE_VOICE_DB``: a lone voice is split into a loud output and bits of it); the
-    other output is a voice (``SECOND_VOICE_VOICED``; noise the audio-visual model removes better); and the lips
-    follow the face's output at least as clearly as the input (what was taken away is not their own speech). The
+    overlap: the share of the input's active frames with two voices at once (``avse.models.overlap.overlap_share``),
+    or a function that measures it (None: no detector, the rule is skipped).
+    The face's output is the one its lips follow better. It is taken when all four hold: the blind model heard two
+    sounds (the quieter output above ``ONE_VOICE_DB``: a lone voice is split into a loud output and bits of it); two
+    voices are heard at once on at least ``min_overlap`` of the input's active frames (a lone voice split word by word
+    into two outputs of similar level has none); the other output is a voice (``SECOND_VOICE_VOICED``; noise the
+    audio-visual model removes better); and the lips follow the face's output at least as clearly as the input (what
+    was taken away is not their own speech). Two talkers who take turns and never talk at once are then left to the
+    audio-visual model. The
     audio-visual model extracts a real talker from another's voice poorly, the blind model well
     (``bench/bench_real.py``: real two-talker mixtures at 0 dB +2.2 against -0.2 dB SI-SDRi).
     """
@@ -713,6 +720,9 @@ def talker_output(levels_db: Sequence[float], lse_outputs: Sequence[float] | Cal
         raise ConfigError(f"talker_output needs the levels of 2 outputs, got {len(levels_db)}")
     if min(levels_db) <= ONE_VOICE_DB:
         return None, f"one voice (the blind model's quieter output {min(levels_db):+.1f} dB under the input)"
+    share = overlap() if callable(overlap) else overlap
+    if share is not None and share < min_overlap:
+        return None, f"one voice (two voices at once on {share:.0%} of the active frames)"
     lse = [float(c) for c in (lse_outputs() if callable(lse_outputs) else lse_outputs)]
     if len(lse) != 2:
         raise ConfigError(f"talker_output needs the LSE-C of 2 outputs, got {len(lse)}")
