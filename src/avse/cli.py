@@ -579,8 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "it judged it mostly noise; larger is stronger (e.g. 2; default: %(default)s; 0: none)")
     en.add_argument("--assign", choices=ASSIGN_MODES, default="auto",
                     help="whose output the talker's voice is: the audio-visual model's (av), the blind two-talker "
-                         "model's output that the lips follow (sync), or that output only when a second voice is heard "
-                         "that is not the face's (auto, the default)")
+                         "model's output that the lips follow (sync), or that output only when a second voice that is not "
+                         "the face's is heard talking at once with it (auto, the default)")
     en.add_argument("--separator", default="separate", metavar="MODEL",
                     help="the blind two-talker model of --assign: a shipped name or a checkpoint path (default: %(default)s)")
     en.add_argument("--quiet", action="store_true", help="no progress bar")
