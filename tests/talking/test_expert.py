@@ -489,7 +489,8 @@ def test_talker_output_takes_the_blind_output_only_for_a_second_voice_that_is_no
     assert k is None and "follow the input" in why  # what was taken away was the face's own speech
     k, why = talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, voice], 0.03, overlap=0.04, min_overlap=0.1)
     assert k is None and "at once on 4%" in why  # no two voices at once: a lone voice split word by word
-    assert talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, voice], 0.03, overlap=0.1, min_overlap=0.1)[0] == 0
+    k, why = talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, voice], 0.03, overlap=0.1, min_overlap=0.1)
+    assert k == 0 and "at once on 10%" in why
     assert talker_output([-3.0, -5.0], [0.06, 0.01], [0.7, voice], 0.03, overlap=None, min_overlap=0.1)[0] == 0  # no detector
     with pytest.raises(ConfigError):
         talker_output([-3.0, -5.0], [0.06], [0.7, voice], 0.03)

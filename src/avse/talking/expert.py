@@ -733,7 +733,8 @@ def talker_output(levels_db: Sequence[float], lse_outputs: Sequence[float] | Cal
     heard = float(lse_input() if callable(lse_input) else lse_input)
     if lse[k] < heard:
         return None, f"the lips follow the input ({heard:.3f}) more than the output ({lse[k]:.3f})"
-    return k, (f"a second voice ({other:.0%} voiced, {levels_db[1 - k]:+.1f} dB): the lips follow output {k} "
+    at_once = "" if share is None else f", at once on {share:.0%} of the active frames"
+    return k, (f"a second voice ({other:.0%} voiced, {levels_db[1 - k]:+.1f} dB{at_once}): the lips follow output {k} "
                f"(LSE-C {lse[k]:.3f}; the input {heard:.3f})")
 
 
