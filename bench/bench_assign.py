@@ -59,11 +59,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save  # noqa: E402
 
+from avse import SAMPLES_PER_FRAME  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
 SNRS = (-5.0, 0.0, 5.0)
 SR = 16000
-SAMPLES_PER_FRAME = 640
 
 
 def main() -> None:

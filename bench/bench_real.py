@@ -57,6 +57,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save  # noqa: E402
 
+from avse import SAMPLES_PER_FRAME  # noqa: E402
 from avse.config import ATTEN_LIM_DB  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -70,7 +71,6 @@ TWO_TALKER_SNRS = (-5.0, 0.0, 5.0)
 NOISE_SNRS = (0.0, 5.0)
 SR = 16000
 PEAK = 0.9
-SAMPLES_PER_FRAME = 640
 CONDITIONS = ("two-talker", "noise", "clean")  # the default run; "turns" on request
 ALL_CONDITIONS = (*CONDITIONS, "turns")
 

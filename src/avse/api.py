@@ -557,16 +557,6 @@ class Enhancer:
             facts["voiced"] = {f"output {k}": round(v, 3)}
             return v
 
-        def overlap() -> float | None:
-            det = separator.overlap_detector()
-            if det is None:
-                return None
-            from avse.models.overlap import overlap_share
-
-            share = overlap_share(det.frame_probs(mix), mix)
-            facts["overlap_share"] = round(share, 3)
-            return share
-
         def lse_input() -> float:
             embedded, center = seen()
             c = float(face_sync(embedded, mix[None], expert, center=center)[0])
@@ -574,7 +564,8 @@ class Enhancer:
             return c
 
         try:
-            k, why = talker_output(levels, lse_outputs, voiced, lse_input, overlap, ONE_VOICE_OVERLAP)
+            k, why = talker_output(levels, lse_outputs, voiced, lse_input, lambda: separator.overlap_share(mix, facts),
+                                   ONE_VOICE_OVERLAP)
             if k is None and self.assign == "sync":
                 k, why = int(np.argmax(lse_outputs())), f"assign 'sync' (auto would not: {why})"
         except ConfigError as err:  # a clip too short for the sync expert
@@ -749,6 +740,20 @@ class Separator:
         self._overlap = _small_model(self._overlap, OverlapDetector)
         return cast("OverlapDetector | None", self._overlap)
 
+    def overlap_share(self, x16: np.ndarray, info: dict[str, Any] | None = None) -> float | None:
+        """The share of the active frames of audio float [T] at 16 kHz where the overlapped speech detector hears two
+        voices at once (``avse.models.overlap.overlap_share``), or None without a detector. ``info`` gets
+        "overlap_share", rounded."""
+        det = self.overlap_detector()
+        if det is None:
+            return None
+        from avse.models.overlap import overlap_share
+
+        share = overlap_share(det.frame_probs(x16), x16)
+        if info is not None:
+            info["overlap_share"] = round(share, 3)
+        return share
+
     def speaker_encoder(self) -> SpeakerEncoder | None:
         """The speaker encoder (loaded on first use, in eval mode), or None: switched off (True: the shipped one, when
         installed; none is)."""
@@ -780,15 +785,8 @@ class Separator:
         enc = self.speaker_encoder()
         if enc is None and not quiet_enough:
             return None
-        det = self.overlap_detector()
-        if det is None:
-            return None
-        from avse.models.overlap import overlap_share
-
-        share = overlap_share(det.frame_probs(x16), x16)
-        if info is not None:
-            info["overlap_share"] = round(share, 3)
-        if share >= ONE_VOICE_OVERLAP:
+        share = self.overlap_share(x16, info)
+        if share is None or share >= ONE_VOICE_OVERLAP:
             return None
         if enc is None:
             return 1 - quiet
