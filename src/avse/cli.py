@@ -29,8 +29,13 @@ def _range(text: str) -> tuple[float, float]:
 def _cmd_synth(args: argparse.Namespace) -> None:
     from avse.config import synth_config
     from avse.data.synth import synthesize_corpus
+    from avse.data.tts.mbrola import MBROLA_ENV
 
-    values = {"seed": args.seed}
+    values: dict[str, object] = {"seed": args.seed}
+    if args.engines:
+        values["engines"] = tuple(args.engines)
+    if args.mbrola:
+        os.environ[MBROLA_ENV] = str(Path(args.mbrola).resolve())
     if args.noise_dir:
         values["noise_dirs"] = tuple(str(Path(p).resolve()) for p in args.noise_dir)
     if args.real_speech:
@@ -429,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "often (default: recordings drawn at random, most of them from the speakers with most recordings)")
     s.add_argument("--real-dev-speaker", action="append", metavar="NAME", help="put this real speaker in dev (repeatable)")
     s.add_argument("--real-test-speaker", action="append", metavar="NAME", help="put this real speaker in test (repeatable)")
+    s.add_argument("--engines", nargs="+", choices=("espeak", "flite", "festival", "mbrola"), metavar="ENGINE",
+                   help="TTS engines of the corpus's voices (default: espeak, flite and festival, those installed); "
+                        "with mbrola, half the speakers are MBROLA voices, recorded speakers' diphones")
+    s.add_argument("--mbrola", metavar="DIR", help="the folder scripts/fetch_mbrola filled (default: $AVSE_MBROLA, else data/mbrola)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
 

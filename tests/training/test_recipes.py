@@ -71,7 +71,7 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
     suffixes = ("_control", "_lips", "_light_asd", "_room", "_impacts", "_quiet", "_speed", "_more_voices", "_more_noise", "_voices",
                 "_reuse", "_clean", "_nodelay", "_refine", "_noise", "_continue", "_long", "_denoise", "_masker_targets",
                 "_many", "_band", "_alone", "_union", "_mixed", "_spectral", "_noise_only", "_deep", "_recognised", "_all", "_sky",
-                "_crowd")
+                "_crowd", "_mbrola")
     while stem.endswith(suffixes):  # a stage's name is its model's and any of these, in any order
         stem = next(stem.removesuffix(s) for s in suffixes if stem.endswith(s))
     model = build_model(cfg.model, cfg.model_config)

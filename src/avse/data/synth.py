@@ -86,7 +86,7 @@ def plan_speech(cfg: SynthConfig) -> list[SpeechTask]:
     """Every utterance of the corpus, fully determined by ``cfg`` (same config, same plan)."""
     from avse.data.tts import speaker_voices
 
-    voices = speaker_voices(cfg.n_identities, cfg.seed)
+    voices = speaker_voices(cfg.n_identities, cfg.seed, cfg.engines or None)
     order = np.random.default_rng(cfg.seed).permutation(len(voices))
     tasks: list[SpeechTask] = []
     k = 0

@@ -1,4 +1,4 @@
-"""Offline text-to-speech (espeak-ng, flite, festival): 16 kHz audio with ARPAbet phone and word timings.
+"""Offline text-to-speech (espeak-ng, flite, festival, MBROLA): 16 kHz audio with ARPAbet phone and word timings.
 
 ``synthesize(text, voice)`` returns an :class:`Utterance` whose phones are
 lowercase ARPAbet without stress digits plus ``"pau"``, contiguous, starting at
@@ -6,8 +6,10 @@ lowercase ARPAbet without stress digits plus ``"pau"``, contiguous, starting at
 frame. The timings come from the engines themselves: espeak-ng's C API
 (through ctypes: phoneme events plus sample-counting output hooks, see
 ``espeak._espeak_phone_starts``), flite's ``-psdur`` segment end times and festival's
-``Segment`` relation; measured against the audio energy, the best-fitting
-shift is within 6 ms for every voice. Leading and trailing silence is made exactly
+``Segment`` relation (measured against the audio energy, the best-fitting
+shift is within 6 ms for every voice), and for an MBROLA voice the .pho file
+that espeak-ng writes for mbrola, which speaks each phone for exactly its
+duration (no word timings). Leading and trailing silence is made exactly
 ``KEEP_SILENCE_S`` long (cut or zero-padded, audio and timings shifted
 together); the audio is peak normalised to ``PEAK`` (0.9) so that every
 utterance has the same headroom.
@@ -23,7 +25,7 @@ otherwise leak between calls), flite and festival run in a fresh process.
 
 Modules: ``voices`` (Voice and the catalogue), ``phones`` (phone sets and the
 maps into ARPAbet), ``utterance`` (Utterance and the shared post-processing),
-one module per engine (``espeak``, ``flite``, ``festival``, with ``process``
+one module per engine (``espeak``, ``flite``, ``festival``, ``mbrola``, with ``process``
 for running a program), and ``speakers`` (what is installed, speaker identities).
 """
 
@@ -33,6 +35,7 @@ from avse.data.tts.errors import EngineMissingError, TtsError, VoiceMissingError
 from avse.data.tts.espeak import synth_espeak
 from avse.data.tts.festival import synth_festival
 from avse.data.tts.flite import synth_flite
+from avse.data.tts.mbrola import synth_mbrola
 from avse.data.tts.phones import (
     ARPABET,
     ESPEAK_OTHER_TO_ARPABET,
@@ -80,7 +83,7 @@ __all__ = [
     "synthesize",
 ]
 
-_SYNTH = {"espeak": synth_espeak, "flite": synth_flite, "festival": synth_festival}
+_SYNTH = {"espeak": synth_espeak, "flite": synth_flite, "festival": synth_festival, "mbrola": synth_mbrola}
 
 
 def synthesize(text: str, voice: Voice) -> Utterance:

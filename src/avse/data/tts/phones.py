@@ -84,6 +84,21 @@ MRPA_TO_ARPABET = {
 }
 
 
+# MBROLA voices' phones (SAMPA of each voice's language, as espeak-ng's mbrola tables write them),
+# by the nearest English phone in lip shape, where the espeak-ng tables above do not already have
+# the symbol: every one seen speaking the corpus's sentences with the 72 voices of scripts/fetch_mbrola.
+# mbrola_to_arpabet first drops what does not move the lips (a glottal onset, aspiration, length,
+# nasality, a doubled letter, a vowel's nasal coda) and retries.
+MBROLA_TO_ARPABET = {
+    "{": "ae", "@U": "ow", "AI": "ay", "EI": "ey", "Ei": "ey", "ei": "ey", "ey": "ey", "ow": "ow", "ai": "ay",
+    "a:y": "ay", "au": "aw", "au:": "aw", "A@": "aa", "I@": "ih", "e@": "eh", "O@": "ao", "i@": "ih",
+    "r=": "er", "l=": "l", "4": "d", "5": "l", "6": "ah", "9": "ah", "9y": "oy", "2": "uh", "}": "uw", "&": "ae",
+    "$": "ah", "a*": "aa", "e*": "eh", "i*": "iy", "o*": "ao", "u*": "uw", "e/": "eh", "o/": "ao", "i/": "iy",
+    "P": "v", "K": "l", "M": "m", "F": "f", "H": "w", "X": "hh", "c": "k", "rs": "sh", "L/": "l", "l/": "l",
+    "VV": "ah", "RR": "r", "q": "g",
+}
+
+
 def strip_stress(name: str) -> str:
     """An espeak-ng phoneme mnemonic without surrounding space and leading stress marks."""
     return name.strip().lstrip(_ESPEAK_STRESS)
@@ -120,3 +135,44 @@ def festival_to_arpabet(phone: str, phoneset: str, engine: str) -> str:
         return table[phone]
     except KeyError:
         raise TtsError(f"{engine} phone {phone!r} (phone set {phoneset}) has no ARPAbet mapping") from None
+
+
+_MBROLA_DROP = ":*/'~=0123456789\"^"
+
+
+def _mbrola_keys(name: str) -> list[str]:
+    """``name`` and what is left of it as lip-neutral marks are dropped, most specific first."""
+    keys = [name]
+    bare = name[1:] if name.startswith("?") and len(name) > 1 else name  # a glottal onset
+    for suffix in ("_h", "h"):  # aspiration of a stop
+        if bare.endswith(suffix) and bare[: -len(suffix)] in ("p", "t", "k"):
+            bare = bare[: -len(suffix)]
+    plain = bare.replace("~", "")
+    keys += [bare, plain, plain.rstrip(_MBROLA_DROP)]
+    core = keys[-1] or plain
+    if len(core) == 2 and core[0] == core[1]:  # a doubled letter: long or geminate
+        keys.append(core[0])
+    if len(core) == 2 and core[1] in "mn" and core[0] in "aeiou":  # a vowel with its nasal coda
+        keys.append(core[0])
+    keys.append(core[:1])
+    return [k for k in dict.fromkeys(keys) if k]
+
+
+def mbrola_to_arpabet(phone: str, language: str) -> str:
+    """ARPAbet symbol (or "pau") for a phone of an MBROLA voice's .pho (SAMPA-like, per language); TtsError if unknown.
+
+    Looked up in MBROLA_TO_ARPABET, then as an espeak-ng mnemonic of a
+    non-English language (ESPEAK_OTHER_TO_ARPABET, then the English table),
+    with lip-neutral marks dropped one by one (``_mbrola_keys``).
+    """
+    name = phone.strip()
+    if not name or name.startswith("_"):
+        return PAUSE
+    for key in _mbrola_keys(name):
+        if key in MBROLA_TO_ARPABET:
+            return MBROLA_TO_ARPABET[key]
+        if key in ESPEAK_OTHER_TO_ARPABET:
+            return ESPEAK_OTHER_TO_ARPABET[key]
+        if key in ESPEAK_TO_ARPABET:
+            return ESPEAK_TO_ARPABET[key]
+    raise TtsError(f"MBROLA phone {phone!r} ({language}) has no ARPAbet mapping")

@@ -47,11 +47,11 @@ def read_wav(path: Path, engine: str) -> tuple[np.ndarray, int]:
     return data.mean(axis=1), int(sr)
 
 
-def run(cmd: list[str], engine: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+def run(cmd: list[str], engine: str, cwd: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``cmd`` capturing its text output; EngineMissingError when absent, TtsError when it times out."""
     try:
         return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT_S, cwd=cwd, check=False
+            cmd, capture_output=True, text=True, timeout=_SUBPROCESS_TIMEOUT_S, cwd=cwd, env=env, check=False
         )
     except FileNotFoundError:
         raise EngineMissingError(f"{engine} is not installed ({cmd[0]} not found)") from None

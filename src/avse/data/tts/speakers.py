@@ -10,7 +10,8 @@ from avse.data.tts.errors import EngineMissingError, TtsError
 from avse.data.tts.espeak import espeak_has_variant
 from avse.data.tts.festival import festival_voices
 from avse.data.tts.flite import flite_voices
-from avse.data.tts.voices import ENGINES, VOICE_CATALOG, Voice, VoiceInfo
+from avse.data.tts.mbrola import mbrola_voices
+from avse.data.tts.voices import ENGINES, EXTRA_ENGINES, VOICE_CATALOG, Voice, VoiceInfo
 from avse.errors import ConfigError
 
 
@@ -31,8 +32,16 @@ def available_engines() -> tuple[str, ...]:
 
 
 def available_voices(engines: tuple[str, ...] | list[str] | None = None) -> list[VoiceInfo]:
-    """The VOICE_CATALOG entries installed here (optionally only for ``engines``)."""
+    """The VOICE_CATALOG entries installed here (optionally only for ``engines``).
+
+    ``engines`` naming "mbrola" adds the MBROLA voices installed in
+    ``mbrola_dir()`` (one per recorded speaker, in espeak-ng's order); the
+    default (None) is the installed ENGINES only.
+    """
     engines = available_engines() if engines is None else tuple(engines)
+    unknown = [e for e in engines if e not in ENGINES + EXTRA_ENGINES]
+    if unknown:
+        raise ConfigError(f"unknown TTS engine {unknown[0]!r}; expected some of {', '.join(ENGINES + EXTRA_ENGINES)}")
     out = []
     for info in VOICE_CATALOG:
         if info.engine not in engines or info.engine not in available_engines():
@@ -44,12 +53,16 @@ def available_voices(engines: tuple[str, ...] | list[str] | None = None) -> list
         if info.engine == "espeak" and info.variant is not None and not espeak_has_variant(info.variant):
             continue
         out.append(info)
+    if "mbrola" in engines:
+        out += [VoiceInfo("mbrola", name, None, sex, language, True) for name, language, sex in mbrola_voices()]
     return out
 
 
 # Engine share of the speakers: half espeak-ng (24 timbres), a quarter each
 # for flite (4 timbres) and festival (3 timbres).
 _ENGINE_PATTERN = ("espeak", "flite", "espeak", "festival")
+# With MBROLA asked for: half its voices (about 70, one recorded speaker each), the rest as above.
+_MBROLA_PATTERN = ("mbrola", "espeak", "mbrola", "flite", "mbrola", "espeak", "mbrola", "festival")
 
 
 def _interleave_by_sex(infos: list[VoiceInfo], rng: np.random.Generator) -> list[VoiceInfo]:
@@ -80,7 +93,8 @@ def speaker_voices(n: int, seed: int = 0, engines: tuple[str, ...] | list[str] |
     """``n`` distinct speaker identities (Voice objects), deterministic for ``seed`` and the engines used.
 
     Speakers are spread over the engines (half espeak-ng, a quarter each flite
-    and festival, among those available), alternate female and male timbres
+    and festival, among those available; with "mbrola" in ``engines``, half
+    MBROLA voices and the rest so shared), alternate female and male timbres
     within an engine, and get a fixed pitch shift and rate. A timbre reused for
     several speakers gets well separated pitches (or rates, for voices without
     pitch control).
@@ -89,12 +103,14 @@ def speaker_voices(n: int, seed: int = 0, engines: tuple[str, ...] | list[str] |
         raise ConfigError(f"number of speakers must be >= 0, got {n}")
     rng = np.random.default_rng(seed)
     infos = available_voices(engines)
-    by_engine = {e: _interleave_by_sex([v for v in infos if v.engine == e], rng) for e in ENGINES}
-    pattern = [e for e in _ENGINE_PATTERN if by_engine[e]]
+    by_engine = {e: _interleave_by_sex([v for v in infos if v.engine == e], rng) for e in ENGINES + EXTRA_ENGINES}
+    pattern = [e for e in (_MBROLA_PATTERN if by_engine["mbrola"] else _ENGINE_PATTERN) if by_engine[e]]
     if not pattern:
+        if engines is not None and "mbrola" in engines:
+            raise EngineMissingError("no MBROLA voice is usable (run scripts/fetch_mbrola; espeak-ng drives them)")
         raise EngineMissingError("no TTS engine with a usable voice is installed (espeak-ng, flite or festival)")
     used: dict[tuple[str, str, str | None], int] = {}
-    next_in_engine = {e: 0 for e in ENGINES}
+    next_in_engine = {e: 0 for e in ENGINES + EXTRA_ENGINES}
     voices: list[Voice] = []
     ids: set[str] = set()
     for k in range(n):

@@ -7,15 +7,19 @@ from dataclasses import dataclass
 from avse.errors import ConfigError
 
 ENGINES = ("espeak", "flite", "festival")
+# Engines a corpus uses only when asked (SynthConfig.engines): MBROLA's voices are a separate,
+# non-free download (scripts/fetch_mbrola), so their presence must not change a default corpus.
+EXTRA_ENGINES = ("mbrola",)
 
 
 @dataclass(frozen=True)
 class Voice:
     """One speaker identity: an engine voice plus a fixed pitch shift and speaking rate.
 
-    engine: "espeak" | "flite" | "festival".
-    name: espeak language ("en-us", "en-gb-x-rp"), flite voice ("slt"), or
-        festival voice ("kal_diphone"); see VOICE_CATALOG.
+    engine: "espeak" | "flite" | "festival" | "mbrola".
+    name: espeak language ("en-us", "en-gb-x-rp"), flite voice ("slt"),
+        festival voice ("kal_diphone"; see VOICE_CATALOG), or MBROLA database
+        ("us1", "de4"; ``avse.data.tts.mbrola.mbrola_voices``).
     variant: espeak voice variant ("f3", "m2"), None for the other engines.
     pitch: semitones above (+) or below (-) the voice's own pitch.
     rate: speaking-rate factor, 1.0 = the engine's default speed.
@@ -28,8 +32,8 @@ class Voice:
     rate: int | float = 1.0
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ConfigError(f"unknown TTS engine {self.engine!r}; expected one of {', '.join(ENGINES)}")
+        if self.engine not in ENGINES + EXTRA_ENGINES:
+            raise ConfigError(f"unknown TTS engine {self.engine!r}; expected one of {', '.join(ENGINES + EXTRA_ENGINES)}")
         if not self.name:
             raise ConfigError("a voice needs a name")
         if self.variant is not None and self.engine != "espeak":

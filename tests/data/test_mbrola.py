@@ -1,0 +1,180 @@
+"""Tests for MBROLA voices: the .pho handling, the phone map, the opt-in engine and scripts/fetch_mbrola."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avse import SAMPLE_RATE
+from avse.data.tts import (
+    PAUSE,
+    ConfigError,
+    PHONES,
+    EngineMissingError,
+    TtsError,
+    Voice,
+    VoiceMissingError,
+    speaker_voices,
+    synthesize,
+)
+from avse.data.tts.mbrola import MBROLA_ENV, mbrola_voices, parse_pho, scale_pho
+from avse.data.tts.phones import mbrola_to_arpabet
+from avse.data.tts.speakers import available_voices
+
+REPO = Path(__file__).resolve().parents[2]
+MBROLA = Path(os.environ.get(MBROLA_ENV) or REPO / "data" / "mbrola")
+needs_mbrola = pytest.mark.skipif(
+    not (MBROLA / "usr" / "share" / "mbrola" / "us1" / "us1").is_file() or shutil.which("espeak-ng") is None,
+    reason=f"no MBROLA voices in {MBROLA} (scripts/fetch_mbrola)",
+)
+
+PHO = """; a comment
+_ 50
+h 70
+@ 20 0 179 50 185 100 191
+l 65
+@U 63 0 232 100 215
+_ 150
+"""
+
+
+def test_parse_pho_reads_phones_durations_and_pitch() -> None:
+    got = parse_pho(PHO)
+    assert [(s, d) for s, d, _ in got] == [("_", 50), ("h", 70), ("@", 20), ("l", 65), ("@U", 63), ("_", 150)]
+    assert got[2][2] == [(0.0, 179.0), (50.0, 185.0), (100.0, 191.0)]
+    with pytest.raises(TtsError, match="would not read"):
+        parse_pho("h seventy\n")
+
+
+def test_scale_pho_keeps_total_time_and_shifts_pitch() -> None:
+    phones = parse_pho(PHO)
+    fast = scale_pho(phones, rate=1.3, pitch=12.0)
+    # rounded on the running sum: the whole lasts the scaled total to within one ms
+    assert abs(sum(d for _, d, _ in fast) - sum(d for _, d, _ in phones) / 1.3) <= 1.0
+    assert fast[2][2] == [(0.0, 358.0), (50.0, 370.0), (100.0, 382.0)]  # an octave up
+    same = scale_pho(phones, rate=1.0, pitch=0.0)
+    assert [(s, d) for s, d, _ in same] == [(s, int(d)) for s, d, _ in phones]
+
+
+@pytest.mark.parametrize(
+    ("phone", "arpabet"),
+    [
+        ("_", PAUSE), ("p", "p"), ("k_h", "k"), ("kh", "k"), ("{", "ae"), ("@U", "ow"), ("AI", "ay"), ("r=", "er"),
+        ("?a:", "aa"), ("i:", "iy"), ("ii", "iy"), ("a~", "aa"), ("am", "aa"), ("6~j~", "ah"), ("e/", "eh"),
+        ("y:", "uw"), ("S", "sh"), ("tS", "ch"), ("l/2", "l"), ("9~", "ah"), ("q", "g"),
+    ],
+)
+def test_mbrola_phones_map_to_arpabet(phone: str, arpabet: str) -> None:
+    assert mbrola_to_arpabet(phone, "de") == arpabet
+
+
+def test_unknown_mbrola_phone_is_an_error() -> None:
+    with pytest.raises(TtsError, match="no ARPAbet mapping"):
+        mbrola_to_arpabet("%%", "de")
+
+
+def test_mbrola_is_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MBROLA_ENV, str(tmp_path))  # an empty folder: no voices
+    assert all(v.engine != "mbrola" for v in available_voices())
+    assert available_voices(("mbrola",)) == []
+    with pytest.raises(EngineMissingError, match="fetch_mbrola"):
+        speaker_voices(3, engines=("mbrola",))
+    with pytest.raises(VoiceMissingError, match="fetch_mbrola"):
+        synthesize("hello there", Voice("mbrola", "us1"))
+    with pytest.raises(ConfigError, match="unknown TTS engine"):
+        available_voices(("mbrolla",))
+
+
+@needs_mbrola
+def test_mbrola_voice_speaks_with_exact_phone_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MBROLA_ENV, str(MBROLA))
+    text = "The kitchen was quiet all morning."
+    u = synthesize(text, Voice("mbrola", "us1"))
+    assert u.sample_rate == SAMPLE_RATE and u.audio.dtype == np.float32
+    assert {p for p, _, _ in u.phones} <= PHONES and sum(p != PAUSE for p, _, _ in u.phones) >= 20
+    assert u.phones[0][1] == 0.0 and abs(u.phones[-1][2] - u.duration) < 1e-6
+    assert all(a[2] == b[1] for a, b in zip(u.phones, u.phones[1:]))  # contiguous
+    # speech inside the phones, silence in the kept edges
+    first = next(s for p, s, _ in u.phones if p != PAUSE)
+    head = u.audio[: int(first * SAMPLE_RATE)]
+    assert np.sqrt(np.mean(head**2)) < 0.01 < np.sqrt(np.mean(u.audio**2))
+    # the same text and voice give the same samples; rate and pitch do what they say
+    assert np.array_equal(u.audio, synthesize(text, Voice("mbrola", "us1")).audio)
+    fast = synthesize(text, Voice("mbrola", "us1", rate=1.25))
+    speech = lambda x: sum(e - s for p, s, e in x.phones if p != PAUSE)  # noqa: E731
+    assert speech(fast) == pytest.approx(speech(u) / 1.25, rel=0.03)
+    # another database: another speaker, the same phones for the same language
+    other = synthesize(text, Voice("mbrola", "us2"))
+    assert [p for p, _, _ in other.phones] == [p for p, _, _ in u.phones]
+    assert not np.array_equal(other.audio[: len(u.audio)], u.audio[: len(other.audio)])
+
+
+@needs_mbrola
+def test_mbrola_speakers_are_recorded_voices_of_both_sexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MBROLA_ENV, str(MBROLA))
+    voices = mbrola_voices()
+    assert {sex for _, _, sex in voices} == {"male", "female"}
+    assert all(lang.split("-")[0] not in ("he", "ja") for _, lang, _ in voices)
+    drawn = speaker_voices(12, seed=0, engines=("mbrola",))
+    assert all(v.engine == "mbrola" for v in drawn) and len({v.name for v in drawn}) == 12
+    mixed = speaker_voices(8, seed=0, engines=("mbrola", "espeak", "flite", "festival"))
+    assert sum(v.engine == "mbrola" for v in mixed) == 4
+
+
+def _fake_deb(tmp: Path, name: str, files: dict[str, bytes]) -> Path:
+    root = tmp / f"pkg_{name}"
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n"
+    )
+    deb = tmp / f"{name}_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "-b", "--root-owner-group", str(root), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
+def test_fetch_mbrola_reads_the_archive_index_and_checks_hashes(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    debs = {
+        ("contrib", arch, "mbrola"): _fake_deb(tmp_path, "mbrola", {"usr/bin/mbrola": b"#!/bin/sh\n"}),
+        ("non-free", "all", "mbrola-us1"): _fake_deb(tmp_path, "mbrola-us1", {"usr/share/mbrola/us1/us1": b"db"}),
+        ("non-free", "all", "mbrola-de2"): _fake_deb(tmp_path, "mbrola-de2", {"usr/share/mbrola/de2/de2": b"db2"}),
+    }
+    stanzas: dict[tuple[str, str], list[str]] = {}
+    for (component, a, name), deb in debs.items():
+        pool = mirror / "pool" / component / deb.name
+        pool.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(deb, pool)
+        sha = hashlib.sha256(deb.read_bytes()).hexdigest()
+        if name == "mbrola-de2":
+            sha = "0" * 64  # a corrupt download must be refused
+        stanzas.setdefault((component, a), []).append(
+            f"Package: {name}\nVersion: 1.0\nFilename: pool/{component}/{deb.name}\nSize: {deb.stat().st_size}\nSHA256: {sha}\n"
+        )
+    for component, a in [("contrib", arch), ("non-free", "all")]:
+        index = mirror / "dists" / "test" / component / f"binary-{a}" / "Packages.gz"
+        index.parent.mkdir(parents=True)
+        index.write_bytes(gzip.compress("\n".join(stanzas.get((component, a), [])).encode()))
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "scripts" / "fetch_mbrola"), "--mirror", mirror.as_uri(), "--suite", "test"]
+    ok = subprocess.run([*cmd, "--voices", "us1", str(out)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert (out / "usr" / "share" / "mbrola" / "us1" / "us1").read_bytes() == b"db"
+    assert "1 voices" in ok.stdout and (out / ".done" / "mbrola-us1").is_file()
+    bad = subprocess.run([*cmd, "--voices", "de2", str(out)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "SHA256" in bad.stderr
+    assert not (out / "usr" / "share" / "mbrola" / "de2").exists()
+    unknown = subprocess.run([*cmd, "--voices", "xx9", str(out)], capture_output=True, text=True)
+    assert unknown.returncode == 1 and "no such voice" in unknown.stderr
