@@ -16,8 +16,8 @@ import pytest
 from avse import SAMPLE_RATE
 from avse.data.tts import (
     PAUSE,
-    ConfigError,
     PHONES,
+    ConfigError,
     EngineMissingError,
     TtsError,
     Voice,
@@ -178,3 +178,35 @@ def test_fetch_mbrola_reads_the_archive_index_and_checks_hashes(tmp_path: Path) 
     assert not (out / "usr" / "share" / "mbrola" / "de2").exists()
     unknown = subprocess.run([*cmd, "--voices", "xx9", str(out)], capture_output=True, text=True)
     assert unknown.returncode == 1 and "no such voice" in unknown.stderr
+
+
+@needs_mbrola
+def test_synth_plan_draws_mbrola_speakers_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from avse.config import synth_config
+    from avse.data.synth import plan_speech
+
+    monkeypatch.setenv(MBROLA_ENV, str(MBROLA))
+    default = {t.voice.engine for t in plan_speech(synth_config("tiny"))}
+    assert "mbrola" not in default
+    asked = plan_speech(synth_config("tiny", engines=("mbrola",)))
+    assert {t.voice.engine for t in asked} == {"mbrola"}
+    assert len({t.voice.name for t in asked}) == len({t.speaker for t in asked})  # one recorded speaker each
+
+
+@needs_mbrola
+@pytest.mark.slow
+def test_avse_synth_makes_a_corpus_of_mbrola_speakers(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "corpus"
+    proc = subprocess.run(
+        [sys.executable, "-m", "avse.cli", "synth", str(out), "--preset", "tiny", "--engines", "mbrola", "--mbrola", str(MBROLA), "--quiet"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((out / "metadata" / "synth_config.json").read_text())
+    assert record["config"]["engines"] == ["mbrola"]
+    assert all(v.startswith("mbrola-") for v in record["voices"].values())
+    targets = json.loads((out / "metadata" / "target_speech_list.json").read_text())
+    lm = np.load(out / targets[0]["dataset"] / "targets_landmarks" / f"{Path(targets[0]['wavfile']).stem}.npz")
+    assert len(lm["phone_symbols"]) >= 5 and lm["lips"].shape[1:] == (40, 2)
