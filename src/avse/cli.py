@@ -35,6 +35,8 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     if args.engines:
         values["engines"] = tuple(args.engines)
     if args.mbrola:
+        if "mbrola" not in (args.engines or ()):
+            raise AvseError("--mbrola DIR needs --engines mbrola (and any others)")
         os.environ[MBROLA_ENV] = str(Path(args.mbrola).resolve())
     if args.noise_dir:
         values["noise_dirs"] = tuple(str(Path(p).resolve()) for p in args.noise_dir)

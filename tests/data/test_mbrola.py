@@ -22,6 +22,8 @@ from avse.data.tts import (
     TtsError,
     Voice,
     VoiceMissingError,
+    available_engines,
+    mbrola,
     speaker_voices,
     synthesize,
 )
@@ -68,7 +70,7 @@ def test_scale_pho_keeps_total_time_and_shifts_pitch() -> None:
     ("phone", "arpabet"),
     [
         ("_", PAUSE), ("p", "p"), ("k_h", "k"), ("kh", "k"), ("{", "ae"), ("@U", "ow"), ("AI", "ay"), ("r=", "er"),
-        ("?a:", "aa"), ("i:", "iy"), ("ii", "iy"), ("a~", "aa"), ("am", "aa"), ("6~j~", "ah"), ("e/", "eh"),
+        ("?a:", "aa"), ("i:", "iy"), ("ii", "iy"), ("a~", "aa"), ("am", "aa"), ("6~j~", "ay"), ("2:", "uh"), ("d[", "d"), ("e/", "eh"),
         ("y:", "uw"), ("S", "sh"), ("tS", "ch"), ("l/2", "l"), ("9~", "ah"), ("q", "g"),
     ],
 )
@@ -109,8 +111,18 @@ def test_mbrola_voice_speaks_with_exact_phone_times(monkeypatch: pytest.MonkeyPa
     # the same text and voice give the same samples; rate and pitch do what they say
     assert np.array_equal(u.audio, synthesize(text, Voice("mbrola", "us1")).audio)
     fast = synthesize(text, Voice("mbrola", "us1", rate=1.25))
-    speech = lambda x: sum(e - s for p, s, e in x.phones if p != PAUSE)  # noqa: E731
-    assert speech(fast) == pytest.approx(speech(u) / 1.25, rel=0.03)
+    edges = 2 * 0.15  # the silence kept before and after the phones
+    assert fast.duration - edges == pytest.approx((u.duration - edges) / 1.25, rel=0.03)
+    low = synthesize(text, Voice("mbrola", "us1", pitch=-12.0))
+
+    def f0(x: np.ndarray) -> float:  # the strongest autocorrelation lag in 60-400 Hz, over the loudest half second
+        k = int(np.argmax(np.convolve(x**2, np.ones(8000), mode="valid")))
+        seg = x[k : k + 8000] - x[k : k + 8000].mean()
+        ac = np.correlate(seg, seg, mode="full")[len(seg) - 1 :]
+        lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE // 60
+        return SAMPLE_RATE / (lo + int(np.argmax(ac[lo:hi])))
+
+    assert f0(low.audio) == pytest.approx(f0(u.audio) / 2, rel=0.2)  # an octave down
     # another database: another speaker, the same phones for the same language
     other = synthesize(text, Voice("mbrola", "us2"))
     assert [p for p, _, _ in other.phones] == [p for p, _, _ in u.phones]
@@ -127,6 +139,15 @@ def test_mbrola_speakers_are_recorded_voices_of_both_sexes(monkeypatch: pytest.M
     assert all(v.engine == "mbrola" for v in drawn) and len({v.name for v in drawn}) == 12
     mixed = speaker_voices(8, seed=0, engines=("mbrola", "espeak", "flite", "festival"))
     assert sum(v.engine == "mbrola" for v in mixed) == 4
+    if "espeak" in available_engines():
+        two = speaker_voices(12, seed=0, engines=("mbrola", "espeak"))
+        assert [v.engine for v in two] == ["mbrola", "espeak"] * 6
+
+
+def test_mbrola_asked_for_but_missing_is_an_error_even_beside_other_engines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MBROLA_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(EngineMissingError, match="fetch_mbrola"):
+        speaker_voices(8, engines=("mbrola", "espeak", "flite", "festival"))
 
 
 def _fake_deb(tmp: Path, name: str, files: dict[str, bytes]) -> Path:
@@ -181,13 +202,14 @@ def test_fetch_mbrola_reads_the_archive_index_and_checks_hashes(tmp_path: Path) 
 
 
 @needs_mbrola
-def test_synth_plan_draws_mbrola_speakers_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_synth_plan_draws_mbrola_speakers_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from avse.config import synth_config
     from avse.data.synth import plan_speech
 
+    monkeypatch.setenv(MBROLA_ENV, str(tmp_path))  # no MBROLA voices there
+    without = [t.voice.id for t in plan_speech(synth_config("tiny"))]
     monkeypatch.setenv(MBROLA_ENV, str(MBROLA))
-    default = {t.voice.engine for t in plan_speech(synth_config("tiny"))}
-    assert "mbrola" not in default
+    assert [t.voice.id for t in plan_speech(synth_config("tiny"))] == without  # fetched but not asked for: the same corpus
     asked = plan_speech(synth_config("tiny", engines=("mbrola",)))
     assert {t.voice.engine for t in asked} == {"mbrola"}
     assert len({t.voice.name for t in asked}) == len({t.speaker for t in asked})  # one recorded speaker each
@@ -210,3 +232,27 @@ def test_avse_synth_makes_a_corpus_of_mbrola_speakers(tmp_path: Path) -> None:
     targets = json.loads((out / "metadata" / "target_speech_list.json").read_text())
     lm = np.load(out / targets[0]["dataset"] / "targets_landmarks" / f"{Path(targets[0]['wavfile']).stem}.npz")
     assert len(lm["phone_symbols"]) >= 5 and lm["lips"].shape[1:] == (40, 2)
+
+
+def test_avse_synth_refuses_mbrola_folder_without_the_engine(tmp_path: Path) -> None:
+    from avse.cli import main
+
+    assert main(["synth", str(tmp_path / "c"), "--preset", "tiny", "--mbrola", str(tmp_path), "--quiet"]) == 2
+    assert not (tmp_path / "c").exists()
+
+
+@needs_mbrola
+def test_overlay_is_made_once_and_again_when_voices_change(tmp_path: Path) -> None:
+    folder = tmp_path / "mb"
+    shutil.copytree(MBROLA / "usr" / "bin", folder / "usr" / "bin")
+    (folder / "usr" / "share" / "mbrola" / "us1").mkdir(parents=True)
+    (folder / "usr" / "share" / "mbrola" / "us1" / "us1").symlink_to(MBROLA / "usr" / "share" / "mbrola" / "us1" / "us1")
+    first = mbrola._espeak_data_overlay(folder)
+    assert mbrola._espeak_data_overlay(folder) == first
+    assert sorted(p.name for p in (first / "espeak-ng-data" / "mbrola").iterdir()) == ["us1"]
+    (folder / "usr" / "share" / "mbrola" / "us2").mkdir()
+    (folder / "usr" / "share" / "mbrola" / "us2" / "us2").symlink_to(MBROLA / "usr" / "share" / "mbrola" / "us2" / "us2")
+    second = mbrola._espeak_data_overlay(folder)
+    assert second != first and first.is_dir()  # a new folder; the old one is left to whoever uses it
+    assert sorted(p.name for p in (second / "espeak-ng-data" / "mbrola").iterdir()) == ["us1", "us2"]
+    assert [name for name, _, _ in mbrola._mbrola_voices(folder)] == ["us1", "us2"]

@@ -95,7 +95,8 @@ MBROLA_TO_ARPABET = {
     "r=": "er", "l=": "l", "4": "d", "5": "l", "6": "ah", "9": "ah", "9y": "oy", "2": "uh", "}": "uw", "&": "ae",
     "$": "ah", "a*": "aa", "e*": "eh", "i*": "iy", "o*": "ao", "u*": "uw", "e/": "eh", "o/": "ao", "i/": "iy",
     "P": "v", "K": "l", "M": "m", "F": "f", "H": "w", "X": "hh", "c": "k", "rs": "sh", "L/": "l", "l/": "l",
-    "VV": "ah", "RR": "r", "q": "g",
+    "VV": "ah", "RR": "r", "q": "g", "sh": "sh", "ay": "ay", "J-": "d", "tj": "ch", "h\\": "hh", "6~j~": "ay",
+    "UR": "uh", "tl#": "t", "nY": "n", "oy": "oy", "ng": "ng", "ie": "iy", "nf": "f",
 }
 
 
@@ -137,7 +138,7 @@ def festival_to_arpabet(phone: str, phoneset: str, engine: str) -> str:
         raise TtsError(f"{engine} phone {phone!r} (phone set {phoneset}) has no ARPAbet mapping") from None
 
 
-_MBROLA_DROP = ":*/'~=0123456789\"^"
+_MBROLA_DROP = ":*/'~=[0123456789\"^"  # length, nasality, dental, stress and other marks
 
 
 def _mbrola_keys(name: str) -> list[str]:
@@ -148,13 +149,12 @@ def _mbrola_keys(name: str) -> list[str]:
         if bare.endswith(suffix) and bare[: -len(suffix)] in ("p", "t", "k"):
             bare = bare[: -len(suffix)]
     plain = bare.replace("~", "")
-    keys += [bare, plain, plain.rstrip(_MBROLA_DROP)]
+    keys += [bare, plain, plain[:1] + plain[1:].rstrip(_MBROLA_DROP)]  # "2:" -> "2", never to nothing
     core = keys[-1] or plain
     if len(core) == 2 and core[0] == core[1]:  # a doubled letter: long or geminate
         keys.append(core[0])
     if len(core) == 2 and core[1] in "mn" and core[0] in "aeiou":  # a vowel with its nasal coda
         keys.append(core[0])
-    keys.append(core[:1])
     return [k for k in dict.fromkeys(keys) if k]
 
 

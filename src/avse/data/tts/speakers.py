@@ -61,8 +61,6 @@ def available_voices(engines: tuple[str, ...] | list[str] | None = None) -> list
 # Engine share of the speakers: half espeak-ng (24 timbres), a quarter each
 # for flite (4 timbres) and festival (3 timbres).
 _ENGINE_PATTERN = ("espeak", "flite", "espeak", "festival")
-# With MBROLA asked for: half its voices (about 70, one recorded speaker each), the rest as above.
-_MBROLA_PATTERN = ("mbrola", "espeak", "mbrola", "flite", "mbrola", "espeak", "mbrola", "festival")
 
 
 def _interleave_by_sex(infos: list[VoiceInfo], rng: np.random.Generator) -> list[VoiceInfo]:
@@ -93,8 +91,8 @@ def speaker_voices(n: int, seed: int = 0, engines: tuple[str, ...] | list[str] |
     """``n`` distinct speaker identities (Voice objects), deterministic for ``seed`` and the engines used.
 
     Speakers are spread over the engines (half espeak-ng, a quarter each flite
-    and festival, among those available; with "mbrola" in ``engines``, half
-    MBROLA voices and the rest so shared), alternate female and male timbres
+    and festival, among those available; with "mbrola" in ``engines``, every
+    other speaker an MBROLA voice and the rest so shared among the others named), alternate female and male timbres
     within an engine, and get a fixed pitch shift and rate. A timbre reused for
     several speakers gets well separated pitches (or rates, for voices without
     pitch control).
@@ -104,10 +102,12 @@ def speaker_voices(n: int, seed: int = 0, engines: tuple[str, ...] | list[str] |
     rng = np.random.default_rng(seed)
     infos = available_voices(engines)
     by_engine = {e: _interleave_by_sex([v for v in infos if v.engine == e], rng) for e in ENGINES + EXTRA_ENGINES}
-    pattern = [e for e in (_MBROLA_PATTERN if by_engine["mbrola"] else _ENGINE_PATTERN) if by_engine[e]]
-    if not pattern:
-        if engines is not None and "mbrola" in engines:
+    pattern = [e for e in _ENGINE_PATTERN if by_engine[e]]
+    if engines is not None and "mbrola" in engines:
+        if not by_engine["mbrola"]:
             raise EngineMissingError("no MBROLA voice is usable (run scripts/fetch_mbrola; espeak-ng drives them)")
+        pattern = [x for e in pattern for x in ("mbrola", e)] or ["mbrola"]
+    if not pattern:
         raise EngineMissingError("no TTS engine with a usable voice is installed (espeak-ng, flite or festival)")
     used: dict[tuple[str, str, str | None], int] = {}
     next_in_engine = {e: 0 for e in ENGINES + EXTRA_ENGINES}
