@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--real-test-speaker", action="append", metavar="NAME", help="put this real speaker in test (repeatable)")
     s.add_argument("--engines", nargs="+", choices=("espeak", "flite", "festival", "mbrola"), metavar="ENGINE",
                    help="TTS engines of the corpus's voices (default: espeak, flite and festival, those installed); "
-                        "with mbrola, half the speakers are MBROLA voices, recorded speakers' diphones")
+                        "with mbrola, every other speaker is an MBROLA voice, a recorded speaker's diphones")
     s.add_argument("--mbrola", metavar="DIR", help="the folder scripts/fetch_mbrola filled (default: $AVSE_MBROLA, else data/mbrola)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)

@@ -82,8 +82,8 @@ class SynthConfig:
     real_dev_speakers: tuple[str, ...] = ()  # real speakers put in dev whatever their size (the rest: greedily)
     real_test_speakers: tuple[str, ...] = ()  # real speakers put in test
     # TTS engines of the corpus's voices: () = espeak-ng, flite and festival, those installed; naming
-    # "mbrola" makes half the speakers MBROLA voices (recorded speakers' diphones, scripts/fetch_mbrola,
-    # found in $AVSE_MBROLA or data/mbrola), the rest shared as usual among the other engines named.
+    # "mbrola" makes every other speaker an MBROLA voice (recorded speakers' diphones, scripts/fetch_mbrola,
+    # found in $AVSE_MBROLA or ./data/mbrola), the rest shared as usual among the other engines named.
     engines: tuple[str, ...] = ()
     # H.264 quality per speaker, drawn from this range (compression varies like real uploads)
     video_crf: tuple[int, int] = (18, 30)

@@ -86,7 +86,7 @@ MRPA_TO_ARPABET = {
 
 # MBROLA voices' phones (SAMPA of each voice's language, as espeak-ng's mbrola tables write them),
 # by the nearest English phone in lip shape, where the espeak-ng tables above do not already have
-# the symbol: every one seen speaking the corpus's sentences with the 72 voices of scripts/fetch_mbrola.
+# the symbol: every one seen when the 67 usable voices of scripts/fetch_mbrola speak 2,000 of the corpus's sentences.
 # mbrola_to_arpabet first drops what does not move the lips (a glottal onset, aspiration, length,
 # nasality, a doubled letter, a vowel's nasal coda) and retries.
 MBROLA_TO_ARPABET = {
