@@ -43,18 +43,18 @@ def _espeak_voices_dir() -> Path | None:
 _VOICES: dict[tuple[Path, tuple[str, ...]], tuple[tuple[str, str, str], ...]] = {}
 
 
-def _mbrola_voices(folder: Path) -> tuple[tuple[str, str, str], ...]:
+def _mbrola_voices(folder: Path, dbs: list[Path] | None = None) -> tuple[tuple[str, str, str], ...]:
     """(database, espeak language, sex) of every MBROLA voice in ``folder`` that espeak-ng can drive, sorted by name.
 
     espeak-ng's voice file ``voices/mb/mb-NAME`` says the language whose
     phoneme rules read the text, and the speaker's gender; voices it gives no
     gender, that the folder lacks, or whose language reads English text
-    letter by letter (Hebrew, Japanese), are left out.
+    letter by letter (Hebrew, Japanese), are left out. ``dbs``: ``_databases(folder)``, when the caller has it.
     """
     data = _espeak_voices_dir()
     if data is None or shutil.which("espeak-ng") is None or not (folder / "usr" / "bin" / "mbrola").is_file():
         return ()
-    have = tuple(db.name for db in _databases(folder))
+    have = tuple(db.name for db in (_databases(folder) if dbs is None else dbs))
     if (folder, have) in _VOICES:  # asked again with the same databases fetched
         return _VOICES[(folder, have)]
     out = []
@@ -80,6 +80,9 @@ def mbrola_voices() -> tuple[tuple[str, str, str], ...]:
     return _mbrola_voices(mbrola_dir())
 
 
+_OVERLAYS: dict[tuple[Path, tuple[str, ...]], Path] = {}
+
+
 def _overlay_ready(home: Path, data: Path, dbs: list[Path]) -> bool:
     target = home / "espeak-ng-data"
     if not (target / "mbrola").is_dir():
@@ -89,7 +92,7 @@ def _overlay_ready(home: Path, data: Path, dbs: list[Path]) -> bool:
     ) == [db.name for db in dbs]
 
 
-def _espeak_data_overlay(folder: Path) -> Path:
+def _espeak_data_overlay(folder: Path, dbs: list[Path] | None = None) -> Path:
     """A folder whose ``espeak-ng-data`` is the system's plus ``mbrola/NAME`` for each of ``folder``'s voices.
 
     espeak-ng (through ``$ESPEAK_DATA_PATH``) finds a voice's database at
@@ -97,15 +100,20 @@ def _espeak_data_overlay(folder: Path) -> Path:
     lock so that synthesis workers starting together wait for one another, and
     made again as a new folder (an older one is never changed while another
     process may be using it) when the voices fetched or the system's data differ.
+    ``dbs``: ``_databases(folder)``, when the caller has it.
     """
     data = _espeak_voices_dir()
     if data is None:
         raise EngineMissingError("espeak-ng is not usable (MBROLA voices need it for their phones)")
-    dbs = _databases(folder)
+    dbs = _databases(folder) if dbs is None else dbs
+    key = (folder, tuple(db.name for db in dbs))
+    if key in _OVERLAYS:  # made or checked by this process for the same voices: a finished one is never changed
+        return _OVERLAYS[key]
     with exclusive_lock(folder / ".espeak.lock"):
         made = sorted(int(p.name[8:]) for p in folder.glob(".espeak-*") if p.name[8:].isdigit())
         if made and _overlay_ready(folder / f".espeak-{made[-1]}", data, dbs):
-            return folder / f".espeak-{made[-1]}"
+            _OVERLAYS[key] = folder / f".espeak-{made[-1]}"
+            return _OVERLAYS[key]
         home = folder / f".espeak-{made[-1] + 1 if made else 1}"
         staging = folder / f".espeak.staging-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -116,6 +124,7 @@ def _espeak_data_overlay(folder: Path) -> Path:
         for db in dbs:
             (staging / "espeak-ng-data" / "mbrola" / db.name).symlink_to(db)
         staging.rename(home)
+        _OVERLAYS[key] = home
         return home
 
 
@@ -156,13 +165,14 @@ def synth_mbrola(text: str, voice: Voice) -> Raw:
     the last phone's end (checked; up to 13 ms measured over the 67 voices).
     """
     folder = mbrola_dir()
-    known = {name: lang for name, lang, _sex in mbrola_voices()}
+    dbs = _databases(folder)  # looked at once a call: a voice fetched meanwhile is found
+    known = {name: lang for name, lang, _sex in _mbrola_voices(folder, dbs)}
     if voice.name not in known:
         have = ", ".join(sorted(known)) or "none"
         raise VoiceMissingError(f"no MBROLA voice {voice.name!r} in {folder} (has: {have}; scripts/fetch_mbrola fetches them)")
     env = {
         **os.environ,
-        "ESPEAK_DATA_PATH": str(_espeak_data_overlay(folder)),
+        "ESPEAK_DATA_PATH": str(_espeak_data_overlay(folder, dbs)),
         "PATH": f"{folder / 'usr' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     proc = run(["espeak-ng", "-q", "--pho", "-v", f"mb-{voice.name}", text], "espeak-ng", env=env)

@@ -11,7 +11,7 @@ from avse.data.tts.espeak import espeak_has_variant
 from avse.data.tts.festival import festival_voices
 from avse.data.tts.flite import flite_voices
 from avse.data.tts.mbrola import mbrola_voices
-from avse.data.tts.voices import ENGINES, EXTRA_ENGINES, VOICE_CATALOG, Voice, VoiceInfo
+from avse.data.tts.voices import ALL_ENGINES, VOICE_CATALOG, Voice, VoiceInfo
 from avse.errors import ConfigError
 
 
@@ -39,9 +39,9 @@ def available_voices(engines: tuple[str, ...] | list[str] | None = None) -> list
     default (None) is the installed ENGINES only.
     """
     engines = available_engines() if engines is None else tuple(engines)
-    unknown = [e for e in engines if e not in ENGINES + EXTRA_ENGINES]
+    unknown = [e for e in engines if e not in ALL_ENGINES]
     if unknown:
-        raise ConfigError(f"unknown TTS engine {unknown[0]!r}; expected some of {', '.join(ENGINES + EXTRA_ENGINES)}")
+        raise ConfigError(f"unknown TTS engine {unknown[0]!r}; expected some of {', '.join(ALL_ENGINES)}")
     out = []
     for info in VOICE_CATALOG:
         if info.engine not in engines or info.engine not in available_engines():
@@ -101,7 +101,7 @@ def speaker_voices(n: int, seed: int = 0, engines: tuple[str, ...] | list[str] |
         raise ConfigError(f"number of speakers must be >= 0, got {n}")
     rng = np.random.default_rng(seed)
     infos = available_voices(engines)
-    by_engine = {e: _interleave_by_sex([v for v in infos if v.engine == e], rng) for e in ENGINES + EXTRA_ENGINES}
+    by_engine = {e: _interleave_by_sex([v for v in infos if v.engine == e], rng) for e in ALL_ENGINES}
     pattern = [e for e in _ENGINE_PATTERN if by_engine[e]]
     if engines is not None and "mbrola" in engines:
         if not by_engine["mbrola"]:
@@ -110,7 +110,7 @@ def speaker_voices(n: int, seed: int = 0, engines: tuple[str, ...] | list[str] |
     if not pattern:
         raise EngineMissingError("no TTS engine with a usable voice is installed (espeak-ng, flite or festival)")
     used: dict[tuple[str, str, str | None], int] = {}
-    next_in_engine = {e: 0 for e in ENGINES + EXTRA_ENGINES}
+    next_in_engine = {e: 0 for e in ALL_ENGINES}
     voices: list[Voice] = []
     ids: set[str] = set()
     for k in range(n):

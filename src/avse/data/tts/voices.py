@@ -10,6 +10,7 @@ ENGINES = ("espeak", "flite", "festival")
 # Engines a corpus uses only when asked (SynthConfig.engines): MBROLA's voices are a separate,
 # non-free download (scripts/fetch_mbrola), so their presence must not change a default corpus.
 EXTRA_ENGINES = ("mbrola",)
+ALL_ENGINES = ENGINES + EXTRA_ENGINES
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Voice:
     rate: int | float = 1.0
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES + EXTRA_ENGINES:
-            raise ConfigError(f"unknown TTS engine {self.engine!r}; expected one of {', '.join(ENGINES + EXTRA_ENGINES)}")
+        if self.engine not in ALL_ENGINES:
+            raise ConfigError(f"unknown TTS engine {self.engine!r}; expected one of {', '.join(ALL_ENGINES)}")
         if not self.name:
             raise ConfigError("a voice needs a name")
         if self.variant is not None and self.engine != "espeak":
