@@ -98,7 +98,7 @@ def main() -> None:
 
         given = {"speech": [args.speech], "noise": [args.noise]} | ({} if args.corpus is None else {"corpus": args.corpus})
         rec = Recipe.from_mapping(dict((det.extra or {}).get("recipe", {})) | given)
-        voices = VoicePool(rec.speech, corpora=rec.corpus)
+        voices = VoicePool(rec.speech, corpora=rec.corpus, mbrola=rec.mbrola)
         _, val_spk = voices.split(rec.val_every)
         noises_all = noise_pool(rec.noise) if Path(args.noise).is_dir() else []
         maker = ItemMaker(rec, voices, val_spk, noises_all[:: rec.val_every])

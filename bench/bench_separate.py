@@ -30,7 +30,8 @@ and its partner's, 8 turns in all, each a whole clip, one after the other) as ``
 them: each talker's SI-SDRi from the output nearer to it, how many came back as one voice, and in how
 many each talker's turns all went to one output and the other's to the other (by 6 dB or more).
 Seconds, not the half hour of bench_real.py: for comparing separators on real voices. ``--speaker PATH``: a speaker encoder in the
-one-voice rule (``Separator(speaker=...)``; none ships).
+one-voice rule (``Separator(speaker=...)``), comparing the input's own pieces (``--speaker-by input``, the default;
+"similarity" in the JSON is then ``voices_apart``) or the two outputs (``--speaker-by outputs``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 
 
+def _speaker_measure(info: dict | None) -> float | None:
+    """What the speaker encoder measured in a one-voice check: the outputs' similarity ("outputs") or the input's
+    ``voices_apart`` ("input"); None when it was not asked or heard too little."""
+    info = info or {}
+    return info.get("speaker_similarity", info.get("voices_apart"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default="data/models")
@@ -56,15 +64,19 @@ def main() -> None:
                    "path; 'shipped'; 'none': the level rule alone)")
     p.add_argument("--speaker", default="none", help="a speaker encoder for the one-voice rule (a checkpoint path; "
                    "'none', the default, as avse separate runs: without one)")
+    p.add_argument("--speaker-by", choices=["input", "outputs"], default="input",
+                   help="what the encoder compares (avse.api.ONE_VOICE_SPEAKER_BY): the input's own pieces, one voice "
+                   "throughout or two taking turns ('input', the default), or the blind model's two outputs ('outputs')")
     p.add_argument("--quiet-rule", choices=["gated", "level"], default="gated",
-                   help="with the encoder, a quieter output at or under -10 dB is merged only for the same voice "
-                   "('gated', avse.api.ONE_VOICE_SPEAKER_GATES_QUIET) or by level as without it ('level')")
+                   help="with --speaker-by outputs, a quieter output at or under -10 dB is merged only for the same "
+                   "voice ('gated', avse.api.ONE_VOICE_SPEAKER_GATES_QUIET) or by level as without the encoder ('level')")
     args = p.parse_args()
     args.overlap = {"shipped": True, "none": False}.get(args.overlap, args.overlap)
     args.speaker = False if args.speaker == "none" else args.speaker
     import avse.api
 
     avse.api.ONE_VOICE_SPEAKER_GATES_QUIET = args.quiet_rule == "gated"
+    avse.api.ONE_VOICE_SPEAKER_BY = args.speaker_by
     if args.real is not None:
         return real(args)
     from avse.api import Separator
@@ -100,6 +112,7 @@ def main() -> None:
         "overlap": str(args.overlap),
         "speaker": str(args.speaker),
         "quiet_rule": args.quiet_rule,
+        "speaker_by": args.speaker_by,
     }
     save(args.name or "separate", result)
 
@@ -135,7 +148,7 @@ def real(args: argparse.Namespace) -> None:
     clean: dict[str, list[float]] = {"pesq_wb": [], "stoi": [], "quieter_db": []}
     clean_whole = 0
     turn_stats: dict[str, dict] = {}
-    clean_similarity: list[float] = []  # the two outputs' voice similarity, where a speaker encoder was asked
+    clean_similarity: list[float] = []  # what the speaker encoder measured (_speaker_measure), where it was asked
     per_item: dict[str, float] = {}  # item id -> mean SI-SDRi of both voices (two-talker) or PESQ-WB (clean), for paired comparisons
     for it in items:
         if it.condition == "two-talker":
@@ -157,8 +170,8 @@ def real(args: argparse.Namespace) -> None:
             clean["quieter_db"].append(min(output_levels_db(outs, it.mixture)))
             per_item[it.id] = clean["pesq_wb"][-1]
             clean_whole += int(bool((sep.last_info or {}).get("one_voice")))
-            if "speaker_similarity" in (sep.last_info or {}):
-                clean_similarity.append(sep.last_info["speaker_similarity"])
+            if _speaker_measure(sep.last_info) is not None:
+                clean_similarity.append(_speaker_measure(sep.last_info))
     turns = turn_items(clips)
     for key, (mixture, ref_a, ref_b) in turns.items():
         est = sep.blind_outputs(mixture)[0][:, : len(mixture)]
@@ -171,10 +184,10 @@ def real(args: argparse.Namespace) -> None:
         t["one_voice"] += int(whole is not None)
         t["lost"] += int(whole is not None and min(gains) >= 3.0)
         t["both_voices"].append(float(np.mean(gains)))
-        if "speaker_similarity" in info:
-            t["similarity"].append(info["speaker_similarity"])
+        if _speaker_measure(info) is not None:
+            t["similarity"].append(_speaker_measure(info))
             if min(gains) >= 3.0:  # a pair the model had separated: two voices for sure
-                t.setdefault("separated_similarity", []).append(info["speaker_similarity"])
+                t.setdefault("separated_similarity", []).append(_speaker_measure(info))
     conv = conversations(clips)
     conv_rows = []
     for key, (mixture, segments) in conv.items():
@@ -193,7 +206,7 @@ def real(args: argparse.Namespace) -> None:
         conv_rows.append({"talkers": key, "seconds": round(len(mixture) / SR, 1), "one_voice": bool(sep.last_info.get("one_voice")),
                           "si_sdri": [round(float(g), 2) for g in gains], "turns_apart": bool(apart)})
     result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "speaker": str(args.speaker),
-                    "quiet_rule": args.quiet_rule, "two_talker": {}}
+                    "quiet_rule": args.quiet_rule, "speaker_by": args.speaker_by, "two_talker": {}}
     for key, gains in by_snr.items():
         g = np.asarray(gains)  # [N, 2]: target, other talker
         result["two_talker"][key] = {

@@ -13,6 +13,10 @@ stored with the encoder (``avse.api.Separator.same_speaker_threshold``: the one 
 
 Reports per set the equal error rate, how many same-voice pairs reach the threshold and how many pairs of two
 voices do (the error that would cost a talker in a one-voice check), and the encoder's speed on one core.
+With an encoder that keeps a turn threshold (``val.turn_threshold``), also ``voices_apart`` (``avse.models.speaker``:
+``avse separate``'s check of the input itself) on recordings of one voice and of two taking turns: the held-out
+voices' (as the encoder's validation makes them) and the dev clips (each alone; each followed by its
+``bench_real.py`` partner's clip, ``bench_separate.py``'s turns), against that threshold ("turns" in the JSON).
 Writes bench/results/NAME.json and NAME.png (the similarities, one dot per pair, and the threshold).
 """
 
@@ -44,11 +48,14 @@ def main() -> None:
 
     from avse.api import Separator
     from avse.audio.io import load_audio
-    from avse.models.speaker import SpeakerEncoder
+    from avse.models.speaker import SpeakerEncoder, voices_apart
 
     enc = SpeakerEncoder.from_pretrained(args.model)
     threshold = Separator.same_speaker_threshold(enc)
+    turn_thr = (enc.extra.get("val") or {}).get("turn_threshold")  # None: an encoder trained before it was kept
     sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (similarities [P], same voice [P])
+    turn_sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (voices_apart [R], one voice [R])
+    result_notes: dict[str, int] = {}
 
     def pairs(emb: np.ndarray, who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         iu = np.triu_indices(len(who), 1)
@@ -60,7 +67,7 @@ def main() -> None:
 
         given = {"speech": [args.speech], "noise": [args.noise]} | ({} if args.corpus is None else {"corpus": args.corpus})
         rec = Recipe.from_mapping(dict(enc.extra.get("recipe", {})) | given)
-        voices = VoicePool(rec.speech, corpora=rec.corpus)
+        voices = VoicePool(rec.speech, corpora=rec.corpus, mbrola=rec.mbrola)
         _, val_spk = voices.split(rec.val_every)
         noises = noise_pool(rec.noise) if Path(args.noise).is_dir() else []
         items = SpeakerItems(rec, voices, val_spk, noises[:: rec.val_every])
@@ -68,11 +75,23 @@ def main() -> None:
         who = np.repeat(np.arange(len(val_spk)), args.per_speaker)
         emb = np.stack([enc.embed(items.make(val_spk[int(i)], rng)) for i in who])
         sets["held-out voices (3 s, as in training)"] = pairs(emb, who)
-        real = np.array([s.split(":")[0] not in {Path(c).name for c in rec.corpus} for s in val_spk])[who]
+        synthetic = {Path(c).name for c in rec.corpus} | {"mbrola"}  # corpora's voices and MBROLA's are TTS
+        real = np.array([s.split(":")[0] not in synthetic for s in val_spk])[who]
         iu = np.triu_indices(len(who), 1)
         both_real = (real[:, None] & real[None, :])[iu]
         sim, same = sets["held-out voices (3 s, as in training)"]
         sets["held-out real voices"] = (sim[both_real], same[both_real])
+        if turn_thr is not None:  # recordings of one voice, or two taking turns, as the encoder's validation makes them
+            trng = np.random.default_rng([rec.seed, 4343])
+            flags, values = [], []
+            for k, spk in enumerate(val_spk):
+                for one in (True, False):
+                    other = spk if one else val_spk[(k + 1 + int(trng.integers(len(val_spk) - 1))) % len(val_spk)]
+                    v = voices_apart(enc, items.recording(spk, other, trng))
+                    if v is not None:
+                        flags.append(one)
+                        values.append(v)
+            turn_sets["held-out voices: one voice / two taking turns (6 s)"] = (np.array(values), np.array(flags))
     else:
         print(f"held-out voices: skipped ({args.speech} is absent)", flush=True)
     if args.real.is_dir():
@@ -92,6 +111,16 @@ def main() -> None:
         own = (idx[0] // 2 == idx[1] // 2)
         keep = own | ~same
         sets["real dev clips (halves)"] = (sim[keep], own[keep])
+        if turn_thr is not None:  # each clip alone, and each clip then its bench_real.py partner's (bench_separate.py's turns)
+            from bench_real import partners, turn_audio
+
+            pair = partners(clips)
+            ones = [voices_apart(enc, c.audio) for c in clips]
+            twos = [voices_apart(enc, turn_audio(c.audio, clips[pair[i]].audio)[0]) for i, c in enumerate(clips)]
+            kept = [(v, True) for v in ones if v is not None] + [(v, False) for v in twos if v is not None]
+            turn_sets["real dev clips: one clip / two clips taking turns"] = (np.array([v for v, _ in kept]),
+                                                                               np.array([f for _, f in kept]))
+            result_notes["real dev clips too short for two pieces"] = sum(v is None for v in ones)
         arctic = sorted((args.real / "speech").glob("cmu_arctic_*.wav"))
         if arctic:
             emb = np.stack([enc.embed(load_audio(q, 16000)[0]) for q in arctic])
@@ -112,8 +141,17 @@ def main() -> None:
             "different_median": float(np.median(neg)) if len(neg) else None,
             "different_p99": float(np.percentile(neg, 99)) if len(neg) else None,
         }
+    result["turn_threshold"], result["turns"] = turn_thr, {}
+    for name, (apart, one) in turn_sets.items():
+        pos, neg = apart[one], apart[~one]
+        result["turns"][name] = {
+            "one_voice": int(len(pos)), "two_voices": int(len(neg)), "eer": eer(pos, neg),
+            "one_voice_at_or_above_threshold": float(np.mean(pos >= turn_thr)) if len(pos) else None,
+            "two_voices_at_or_above_threshold": float(np.mean(neg >= turn_thr)) if len(neg) else None,
+            "one_voice_values": np.round(np.sort(pos), 3).tolist(), "two_voices_values": np.round(np.sort(neg), 3).tolist()}
+    result.update(result_notes)
     save(args.name, result)
-    plot(result, sets, RESULTS / f"{args.name}.png")
+    plot(result, sets, RESULTS / f"{args.name}.png", turn_sets)
 
 
 def eer(pos: np.ndarray, neg: np.ndarray) -> float | None:
@@ -132,7 +170,7 @@ def speed(enc) -> float:
     return seconds_per_second(enc.embed)
 
 
-def plot(result: dict, sets: dict, path: Path) -> None:
+def plot(result: dict, sets: dict, path: Path, turn_sets: dict | None = None) -> None:
     """One row per set: each pair's similarity, the same voice in blue and two voices in red, and the threshold."""
     import matplotlib
 
@@ -140,7 +178,10 @@ def plot(result: dict, sets: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(sets)
-    fig, ax = plt.subplots(figsize=(8, 0.7 * len(names) + 1.4))
+    turn_sets = turn_sets or {}
+    rows = [len(names)] + ([len(turn_sets)] if turn_sets else [])
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 0.7 * sum(rows) + 1.4 * len(rows)), height_ratios=rows, squeeze=False)
+    ax = axes[0, 0]
     rng = np.random.default_rng(0)
     for i, name in enumerate(names):
         sim, same = sets[name]
@@ -155,6 +196,18 @@ def plot(result: dict, sets: dict, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_title("speaker encoder: same voice (blue), two voices (red)\n"
                  "dashed: the encoder's same-voice threshold (different held-out voices pass on 1 % of pairs)", fontsize=10)
+    if turn_sets:
+        ax = axes[1, 0]
+        for i, (apart, one) in enumerate(turn_sets.values()):
+            for flag, colour, dy in ((False, "tab:red", 0.12), (True, "tab:blue", -0.12)):
+                v = apart[one == flag]
+                ax.scatter(v, i + dy + rng.uniform(-0.08, 0.08, len(v)), s=8, alpha=0.6, color=colour)
+        ax.axvline(result["turn_threshold"], color="k", lw=1, ls="--")
+        ax.set_yticks(range(len(turn_sets)), list(turn_sets))
+        ax.set_xlabel("voices_apart: cosine of the two most different groups of a recording's 2 s pieces")
+        ax.invert_yaxis()
+        ax.set_title("one voice throughout (blue) or two taking turns (red); dashed: the turn threshold\n"
+                     "(held-out voices' recordings of two taking turns pass on 1 %)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -521,6 +521,8 @@ def test_the_speaker_encoder_tells_a_split_voice_from_talkers_taking_turns(share
     import avse.api
     from avse.models.tasnet import ConvTasNet, TasNetConfig
 
+    monkeypatch.setattr(avse.api, "ONE_VOICE_SPEAKER_BY", "outputs")  # the rule that compares the two outputs
+
     share = 10 ** (share_db / 20)
 
     class Split(ConvTasNet):
@@ -556,6 +558,80 @@ def test_the_speaker_encoder_tells_a_split_voice_from_talkers_taking_turns(share
     monkeypatch.setattr(avse.api, "ONE_VOICE_SAME_SPEAKER", 0.95)
     sep.separate(x, 16000)
     assert ("one_voice" in sep.last_info) is (share_db <= -10 and (share_db <= -20 or heard < 0.1))
+
+
+class BandSpeaker(torch.nn.Module):
+    """A speaker encoder that tells two "voices" apart by where their energy lies: the unit vector of the energy under
+    and over 2 kHz; its stored turn threshold is 0.9."""
+
+    def __init__(self, extra: dict | None = None):
+        super().__init__()
+        self.extra = {"val": {"turn_threshold": 0.9}} if extra is None else extra
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        spec = np.abs(np.fft.rfft(audio)) ** 2
+        low, high = spec[: len(spec) // 4].sum(), spec[len(spec) // 4 :].sum()
+        v = np.array([low, high])
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def band_voice(n: int, high: bool, seed: int = 0) -> np.ndarray:
+    """speechlike noise [n] kept under 2 kHz (``high`` False) or over it."""
+    x = speechlike(n, seed)
+    spec = np.fft.rfft(x)
+    cut = len(spec) // 4
+    spec[cut:] = 0 if not high else spec[cut:]
+    spec[:cut] = spec[:cut] if not high else 0
+    y = np.fft.irfft(spec, n)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("share_db, heard, turns, seconds, whole", [
+    (-8.0, 0.02, False, 6.0, True),    # one voice throughout the input: split, merged at any level
+    (-8.0, 0.02, True, 6.0, False),    # two voices take turns: kept apart
+    (-8.0, 0.40, False, 6.0, False),   # two voices at once: the encoder is not asked
+    (-16.5, 0.02, True, 6.0, True),    # 10-20 dB down: merged by level, as without the encoder
+    (-8.0, 0.02, False, 3.0, False),   # too little sound for two pieces: no answer, kept apart
+])
+def test_the_speaker_encoder_hears_one_voice_throughout_the_input(share_db, heard, turns, seconds, whole):
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    share = 10 ** (share_db / 20)
+
+    class Split(ConvTasNet):
+        def forward(self, mixture):
+            return torch.stack([(1 - share) * mixture, share * mixture], 1)
+
+    n = int(seconds * 16000)
+    x = np.concatenate([band_voice(n // 2, False), band_voice(n - n // 2, turns, seed=1)])
+    model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4),
+                    overlap=FixedOverlap(heard), speaker=BandSpeaker())
+    y = sep.separate(x, 16000)
+    assert (sep.last_info.get("one_voice") == "source0") is whole
+    asked = heard < 0.1 and share_db > -10
+    assert ("voices_apart" in sep.last_info) is asked
+    if asked and seconds >= 4.0:
+        apart = sep.last_info["voices_apart"]  # two voices: a piece across the turn sits between the groups
+        assert apart < 0.5 if turns else apart == pytest.approx(1.0, abs=1e-3)
+        assert sep.last_info["one_voice_throughout"] is (not turns)
+    if asked and seconds < 4.0:
+        assert sep.last_info["voices_apart"] is None and sep.last_info["one_voice_throughout"] is False
+    if whole:
+        np.testing.assert_allclose(y[0], x, atol=1e-4)
+        assert not y[1].any()
+        line = one_voice_line(sep.last_info)
+        assert ("one voice throughout the input (its pieces alike: 1.00)" in line) is asked
+
+
+def test_the_turn_threshold_comes_from_the_encoder_or_the_setting(monkeypatch):
+    import avse.api
+
+    assert Separator.turn_threshold(BandSpeaker()) == 0.9
+    with pytest.raises(ConfigError, match="no turn threshold .*train it again"):
+        Separator.turn_threshold(BandSpeaker({"val": {"threshold": 0.93}}))
+    monkeypatch.setattr(avse.api, "ONE_VOICE_TURN_THRESHOLD", 0.5)
+    assert Separator.turn_threshold(BandSpeaker({})) == 0.5
 
 
 def test_output_levels_against_the_input():

@@ -190,6 +190,13 @@ ONE_VOICE_SAME_SPEAKER: float | None = None
 #: ... and with the encoder, a quieter output at or under -10 dB is merged only when its voice is the louder one's too
 #: (a second talker who takes a few turns is kept)
 ONE_VOICE_SPEAKER_GATES_QUIET = True
+#: what the speaker encoder compares: "input", the input's own pieces of active audio (``avse.models.speaker.
+#: voices_apart``: one voice talks throughout, or two take turns), which can only add to the level rule's merges; or
+#: "outputs", the blind model's two outputs (the rule of ``ONE_VOICE_SAME_SPEAKER`` and ``ONE_VOICE_SPEAKER_GATES_QUIET``)
+ONE_VOICE_SPEAKER_BY = "input"
+#: "input": the input is one voice when ``voices_apart`` is at least this (None: the threshold stored with the encoder,
+#: ``val.turn_threshold``, at which 1 % of its validation speakers' recordings of two voices taking turns pass)
+ONE_VOICE_TURN_THRESHOLD: float | None = None
 
 
 #: ``Enhancer``'s ``assign``: the blind model's output is held to this much attenuation (dB). A blind model sometimes
@@ -245,12 +252,15 @@ def levels_line(names: Sequence[str], levels_db: Sequence[float]) -> str:
 
 def one_voice_line(info: Mapping[str, Any]) -> str:
     """Why a blind separation gave one output the whole input (``Separator.last_info`` with "one_voice"), one line."""
-    share, sim = info.get("overlap_share"), info.get("speaker_similarity")
+    share, sim, apart = info.get("overlap_share"), info.get("speaker_similarity"), info.get("voices_apart")
     if share is None:
         how = "the blind model split off a trace of it"
     else:
-        same = ("" if sim is None else f", the same voice in both outputs (similarity {sim:.2f})" if info.get("same_speaker")
-                else f", the quieter 10 dB or more down (voice similarity {sim:.2f}, under the same-voice threshold)")
+        if apart is not None and info.get("one_voice_throughout"):
+            same = f", one voice throughout the input (its pieces alike: {apart:.2f})"
+        else:
+            same = ("" if sim is None else f", the same voice in both outputs (similarity {sim:.2f})" if info.get("same_speaker")
+                    else f", the quieter 10 dB or more down (voice similarity {sim:.2f}, under the same-voice threshold)")
         how = f"the blind model split it (two voices at once on {share:.0%} of the active frames{same})"
     return f"{how}; {info['one_voice']} gets the whole input"
 
@@ -768,11 +778,13 @@ class Separator:
 
         Yes when the quieter output is ``ONE_VOICE_BLIND_DB`` or more under the input. Else only when the overlap
         detector hears two voices at once on fewer than ``ONE_VOICE_OVERLAP`` of the input's active frames, and
-        then: with the speaker encoder, when the two outputs hold the same voice (``ONE_VOICE_SAME_SPEAKER``), at
-        any level (with ``ONE_VOICE_SPEAKER_GATES_QUIET`` False, also when the quieter one is
-        ``avse.talking.expert.ONE_VOICE_DB`` or more under the input); without it, when the quieter one is that
-        far under. ``info`` gets "overlap_share", and "speaker_similarity" with "same_speaker" (whether it reached
-        the threshold), when they were measured."""
+        then when the quieter one is ``avse.talking.expert.ONE_VOICE_DB`` or more under the input, or, with the
+        speaker encoder (``ONE_VOICE_SPEAKER_BY`` "input"), at any level when the input's pieces are one voice
+        throughout (``avse.models.speaker.voices_apart`` at or over ``turn_threshold``). With "outputs" the encoder
+        compares the two outputs instead: the same voice (``ONE_VOICE_SAME_SPEAKER``) at any level, and (with
+        ``ONE_VOICE_SPEAKER_GATES_QUIET``) the quieter one that far under only when the same voice. ``info`` gets
+        "overlap_share", and "voices_apart" with "one_voice_throughout", or "speaker_similarity" with
+        "same_speaker", when they were measured."""
         from avse.talking.expert import ONE_VOICE_DB
 
         levels = output_levels_db(outputs, x16)
@@ -790,6 +802,17 @@ class Separator:
             return None
         if enc is None:
             return 1 - quiet
+        if ONE_VOICE_SPEAKER_BY == "input":
+            if quiet_enough:
+                return 1 - quiet
+            from avse.models.speaker import voices_apart
+
+            apart = voices_apart(enc, x16)
+            throughout = apart is not None and apart >= self.turn_threshold(enc)
+            if info is not None:
+                info["voices_apart"] = None if apart is None else round(apart, 3)
+                info["one_voice_throughout"] = bool(throughout)
+            return 1 - quiet if throughout else None
         from avse.models.speaker import similarity
 
         sim = similarity(enc.embed(outputs[0]), enc.embed(outputs[1]))
@@ -799,6 +822,17 @@ class Separator:
         if same:
             return 1 - quiet
         return 1 - quiet if quiet_enough and not ONE_VOICE_SPEAKER_GATES_QUIET else None
+
+    @staticmethod
+    def turn_threshold(enc: SpeakerEncoder) -> float:
+        """The ``voices_apart`` at or over which an input is one voice: ``ONE_VOICE_TURN_THRESHOLD``, or the encoder's."""
+        if ONE_VOICE_TURN_THRESHOLD is not None:
+            return ONE_VOICE_TURN_THRESHOLD
+        thr = (enc.extra.get("val") or {}).get("turn_threshold")
+        if thr is None or not np.isfinite(thr):
+            raise ConfigError("the speaker encoder has no turn threshold (its checkpoint lacks val.turn_threshold: train it "
+                              "again, or set avse.api.ONE_VOICE_TURN_THRESHOLD)")
+        return float(thr)
 
     @staticmethod
     def same_speaker_threshold(enc: SpeakerEncoder) -> float:
@@ -962,7 +996,7 @@ class Separator:
         seconds, seconds_frontend, seconds_model, clip_gain, and one_voice (no faces: the name of
         the output that got the whole input because the blind model heard one voice and split it,
         ``one_voice_blind``; that other one is then silent) with overlap_share (when the overlap
-        detector was asked) and speaker_similarity and same_speaker (when a speaker encoder was).
+        detector was asked) and voices_apart and one_voice_throughout, or speaker_similarity and same_speaker (when a speaker encoder was).
         """
         x = to_mono(audio)
         x16 = _to_16k(x, sr)

@@ -256,3 +256,29 @@ def test_overlay_is_made_once_and_again_when_voices_change(tmp_path: Path) -> No
     assert second != first and first.is_dir()  # a new folder; the old one is left to whoever uses it
     assert sorted(p.name for p in (second / "espeak-ng-data" / "mbrola").iterdir()) == ["us1", "us2"]
     assert [name for name, _, _ in mbrola._mbrola_voices(folder)] == ["us1", "us2"]
+
+
+def test_voice_pool_asked_for_mbrola_voices_without_them_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from avse.training.overlap import VoicePool
+
+    monkeypatch.setenv(MBROLA_ENV, str(tmp_path / "none"))
+    with pytest.raises(EngineMissingError, match="fetch_mbrola"):
+        VoicePool([], mbrola=2)
+
+
+@needs_mbrola
+def test_voice_pool_adds_each_mbrola_voice_as_a_speaker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from avse.training.overlap import VoicePool, mbrola_recordings
+
+    monkeypatch.setenv(MBROLA_ENV, str(MBROLA))
+    names = [name for name, _, _ in mbrola_voices()]
+    pool = VoicePool([], mbrola=2)
+    assert pool.speakers == sorted(f"mbrola:{n}" for n in names)
+    assert all(len(clips) == 2 and all(c.dtype == np.int16 and np.abs(c).max() > 30000 and len(c) > SAMPLE_RATE
+                                       for c in clips) for clips in pool.clips.values())
+    # a voice's two sentences differ, and the same call gives the same audio
+    first = mbrola_recordings(2)
+    assert len(first["us1"][0]) != len(first["us1"][1]) or not np.array_equal(first["us1"][0], first["us1"][1])
+    assert all(np.array_equal(a, b) for a, b in zip(first["us1"], mbrola_recordings(2)["us1"], strict=True))
+    # another seed, other sentences
+    assert not np.array_equal(first["us1"][0][:16000], mbrola_recordings(1, seed=1)["us1"][0][:16000])

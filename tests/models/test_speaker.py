@@ -3,13 +3,15 @@ a short training run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from avse.errors import ConfigError, MediaError
 from avse.models.speaker import SpeakerConfig, SpeakerEncoder, similarity
-from avse.training.speaker import MarginSoftmax, Recipe, SpeakerItems, pair_scores
+from avse.training.speaker import MarginSoftmax, Recipe, SpeakerItems, pair_scores, turn_scores
 
 TINY = SpeakerConfig(channels=(4, 8), width=16, dim=8)
 
@@ -140,6 +142,66 @@ def test_items_are_drawn_from_the_rng_alone_and_hold_some_of_the_voice():
         SpeakerItems(r, _Pool(3), ["s0"], [])  # type: ignore[arg-type]
 
 
+def test_recordings_of_one_voice_or_two_taking_turns():
+    """A recording is one speaker's running speech, or one speaker's then another's (a quarter to three quarters of
+    it the first's), through one room and noise: twice an item's length, drawn from the rng alone."""
+    r = Recipe(seconds=1.0, p_noise=0.0, p_eq=0.0, p_reverb=0.0)
+    items = SpeakerItems(r, _Pool(3), ["s0", "s1", "s2"], [])  # type: ignore[arg-type]
+
+    def pitch(x: np.ndarray) -> float:
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+        return float(np.argmax(spec[20:]) + 20) * 16000 / len(x)
+
+    one = items.recording("s0", "s0", np.random.default_rng(3))
+    np.testing.assert_array_equal(one, items.recording("s0", "s0", np.random.default_rng(3)))
+    two = items.recording("s0", "s2", np.random.default_rng(3))
+    assert one.shape == two.shape == (32000,) and one.dtype == np.float32
+    assert np.abs(two).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
+    # the last quarter is the second speaker's voice (140 Hz against 100 Hz), the first quarter the first's
+    assert pitch(two[:8000]) == pytest.approx(pitch(one[:8000]), abs=10)
+    assert pitch(two[-8000:]) > pitch(one[-8000:]) + 20
+
+
+def test_active_audio_and_two_groups():
+    from avse.models.speaker import active_audio, two_groups
+
+    tone = np.sin(np.arange(16000) / 3.0).astype(np.float32)
+    x = np.concatenate([tone, np.zeros(16000, np.float32), 0.5 * tone])
+    kept = active_audio(x)
+    assert len(kept) == pytest.approx(32000, abs=320) and np.abs(kept).min() >= 0.0 and not active_audio(x[:100]).size
+    e = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0], [0.14, 0.99]])
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    cos, group = two_groups(e)
+    assert cos == pytest.approx(0.14, abs=0.05) and group[0] == group[1] != group[2] == group[3]
+    cos1, _ = two_groups(np.repeat(e[:1], 4, axis=0))
+    assert cos1 == pytest.approx(1.0)
+
+
+def test_voices_apart_reads_pieces_of_the_input():
+    from avse.models.speaker import voices_apart
+
+    class Fixed:  # embeds a piece by its loudness: under 0.3 RMS one voice, over it another
+        def embed(self, x):
+            return np.array([1.0, 0.0]) if np.sqrt(np.mean(x**2)) < 0.3 else np.array([0.0, 1.0])
+
+    soft = np.full(32000, 0.1, np.float32) * np.sign(np.sin(np.arange(32000)))
+    loud = 5 * soft
+    assert voices_apart(Fixed(), np.concatenate([soft, soft])) == pytest.approx(1.0)  # type: ignore[arg-type]
+    assert voices_apart(Fixed(), np.concatenate([soft, loud])) == pytest.approx(0.0)  # type: ignore[arg-type]
+    assert voices_apart(Fixed(), soft[:40000 // 2]) is None  # type: ignore[arg-type]  # one piece: no answer
+
+
+def test_turn_scores_keep_turns_from_passing():
+    one = np.array([0.99, 0.97, 0.95, 0.80])
+    two = np.linspace(0.1, 0.9, 100)
+    s = turn_scores(one, two, far=0.0)
+    assert s["turn_threshold"] == pytest.approx(0.9, abs=1e-5) and s["turn_threshold"] > two.max()
+    assert s["turn_one_voice_pass"] == 0.75
+    s = turn_scores(one, two, far=0.05)  # five turns may pass
+    assert np.sum(two >= s["turn_threshold"]) == 5
+    assert np.isnan(turn_scores(one, two[:0], far=0.01)["turn_threshold"])
+
+
 def test_speeds_make_speakers_of_their_own():
     """With speeds, a class is a speaker at one speed: index = speaker * len(speeds) + speed; a faster voice is
     higher and its item keeps the item's length."""
@@ -162,7 +224,16 @@ def test_recipe_refuses_unknown_keys():
     with pytest.raises(ConfigError, match="unknown keys detector"):
         Recipe.from_mapping({"detector": {}})
     r = Recipe.from_mapping({"speech": "x", "leak_db": [-20, -10]})
-    assert r.speech == ("x",) and r.leak_db == (-20.0, -10.0)
+    assert r.speech == ("x",) and r.leak_db == (-20.0, -10.0) and r.mbrola == 0
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" / "speaker").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_speaker_recipes_parse(path):
+    import yaml
+
+    r = Recipe.from_mapping(yaml.safe_load(path.read_text()))
+    assert r.model == "speaker_encoder" and r.speech and r.mbrola >= 0
 
 
 @pytest.mark.slow
@@ -194,6 +265,7 @@ def test_a_short_training_run_resumes_and_writes_an_encoder(tmp_path):
     assert len(lines) == 3 and '"epoch": 2' in lines[-1]
     enc = SpeakerEncoder.from_pretrained(out / "epoch_last.avse.pt")
     assert enc.extra["epoch"] == 2 and enc.extra["train_speakers"] == 2 and -1.0 <= enc.extra["val"]["threshold"] <= 1.01
+    assert "turn_threshold" in enc.extra["val"] and "turn_one_voice_pass" in enc.extra["val"]
     from avse.models.checkpoint import read_checkpoint
 
     shipped = read_checkpoint(out / "epoch_last.avse.pt")["state_dict"]

@@ -664,7 +664,11 @@ def test_facts_say_which_output_each_face_got_by_lip_sync(tmp_path):
     blind.facts["speaker_similarity"], blind.facts["same_speaker"] = 0.88, True
     assert "on 0% of the active frames, the same voice in both outputs (similarity 0.88))" in facts_markdown(
         blind, Analysis(video=False, seconds=1.0))
-    del blind.facts["overlap_share"], blind.facts["speaker_similarity"], blind.facts["same_speaker"]
+    del blind.facts["speaker_similarity"], blind.facts["same_speaker"]
+    blind.facts["voices_apart"], blind.facts["one_voice_throughout"] = 0.97, True
+    assert "on 0% of the active frames, one voice throughout the input (its pieces alike: 0.97))" in facts_markdown(
+        blind, Analysis(video=False, seconds=1.0))
+    del blind.facts["overlap_share"], blind.facts["voices_apart"], blind.facts["one_voice_throughout"]
     res.facts["assignment"]["turns"] = [{"start_s": 0.0, "sources": [1, 0]}, {"start_s": 3.2, "sources": [0, 1]}]
     text = facts_markdown(res, Analysis(video=True, seconds=1.0))
     assert "turn by turn" in text and "face0 <- output 1 (LSE-C" not in text

@@ -124,10 +124,62 @@ class SpeakerEncoder(SmallAudioModel):
         return self.embed_statistics(*sums)[0].numpy()
 
 
+#: ``voices_apart``: the input's active audio is embedded in pieces of this many seconds
+TURN_WINDOW_S = 2.0
+
+
+def active_audio(audio: np.ndarray, frame: int = HOP) -> np.ndarray:
+    """The frames of mono audio [T] that hold sound, joined: those whose RMS is within ``ACTIVE_DB`` of the
+    loudest frame's -> float32 [T'] (T' a multiple of ``frame``; empty for silence)."""
+    x = np.asarray(audio, dtype=np.float32)
+    n = len(x) // frame
+    if n == 0:
+        return x[:0]
+    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-20)
+    keep = rms >= rms.max() * 10 ** (ACTIVE_DB / 20.0)
+    return x[: n * frame].reshape(n, frame)[keep].reshape(-1)
+
+
+def two_groups(emb: np.ndarray, iters: int = 10) -> tuple[float, np.ndarray]:
+    """Embeddings [N, dim] (unit; N >= 2) split into the two groups that are most apart (spherical 2-means,
+    started from the two least alike) -> (the cosine of the two groups' mean directions, the group of each [N])."""
+    e = np.asarray(emb, dtype=np.float64)
+    sim = e @ e.T
+    i, j = np.unravel_index(int(np.argmin(sim)), sim.shape)
+    centres = e[[i, j]]
+    group = np.full(len(e), -1, dtype=np.int64)
+    for _ in range(iters):
+        new = np.argmax(e @ centres.T, axis=1)
+        new[i], new[j] = 0, 1  # each seed stays in its own group, so neither is ever empty
+        if np.array_equal(new, group):
+            break
+        group = new
+        centres = np.stack([e[group == k].sum(0) for k in (0, 1)])
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True).clip(1e-12)
+    return float(centres[0] @ centres[1]), group
+
+
+def voices_apart(enc: SpeakerEncoder, audio: np.ndarray, window_s: float = TURN_WINDOW_S) -> float | None:
+    """Is more than one voice talking in turn in this recording? Mono audio [T] at 16 kHz -> the cosine of the
+    two most different groups of its ``window_s`` pieces of active audio (``active_audio``, ``two_groups``): near 1
+    when one voice talks throughout, lower when two take turns. None when there is sound for fewer than two
+    pieces. Unlike comparing a separator's two outputs, this reads the recording as it is, without what a
+    separator leaks from one output into the other."""
+    x = active_audio(audio)
+    w = int(window_s * SAMPLE_RATE)
+    n = len(x) // w
+    if n < 2:
+        return None
+    step = len(x) // n
+    emb = np.stack([enc.embed(x[k * step : (k + 1) * step]) for k in range(n)])
+    return two_groups(emb)[0]
+
+
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
     """The cosine of two embeddings [dim] (``SpeakerEncoder.embed``): near 1 for one voice; 0 when either is zero."""
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     return float(np.dot(a, b) / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
-__all__ = ["SpeakerEncoder", "SpeakerConfig", "similarity", "active_mask", "PRETRAINED", "ACTIVE_DB"]
+__all__ = ["SpeakerEncoder", "SpeakerConfig", "similarity", "active_mask", "active_audio", "two_groups", "voices_apart",
+           "PRETRAINED", "ACTIVE_DB", "TURN_WINDOW_S"]

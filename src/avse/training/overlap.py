@@ -32,11 +32,13 @@ class Recipe:
     recursively), beside generated noises. Each item is ``seconds`` long: one voice, or with probability
     ``p_two`` two voices (the second ``sir_db`` against the first; with probability ``p_turns`` of those they
     take turns instead of talking over each other), each through a room with probability ``p_reverb``, in noise
-    with probability ``p_noise`` at ``snr_db``, through a random response with probability ``p_eq``.
+    with probability ``p_noise`` at ``snr_db``, through a random response with probability ``p_eq``. ``mbrola``:
+    each installed MBROLA voice speaking that many sentences joins the voices (0: none; ``VoicePool``).
     """
 
     speech: tuple[str, ...] = ("data/real_speech",)
     corpus: tuple[str, ...] = ()
+    mbrola: int = 0
     noise: tuple[str, ...] = ("data/real_noise",)
     model: str = "overlap_detector"
     detector: Mapping[str, Any] | None = None
@@ -72,10 +74,13 @@ class VoicePool:
     """Recordings grouped by speaker, held in memory as int16: ``speakers`` [names], ``clips[name]`` [arrays].
 
     From ``folders`` written by ``avse import-speech`` and from the train split of AVSE-layout ``corpora`` (target
-    and masker utterances; a corpus's speakers are named ``CORPUS:SPEAKER``, so that two corpora never merge voices).
+    and masker utterances; a corpus's speakers are named ``CORPUS:SPEAKER``, so that two corpora never merge voices),
+    and with ``mbrola`` > 0 every installed MBROLA voice speaking that many sentences (``mbrola_recordings``; named
+    ``mbrola:NAME``).
     """
 
-    def __init__(self, folders: Sequence[str | Path], min_seconds: float = 0.3, corpora: Sequence[str | Path] = ()) -> None:
+    def __init__(self, folders: Sequence[str | Path], min_seconds: float = 0.3, corpora: Sequence[str | Path] = (),
+                 mbrola: int = 0, progress: bool = False) -> None:
         from avse.audio.io import load_audio
         from avse.data.metadata import (
             interferer_wav_path,
@@ -105,6 +110,9 @@ class VoicePool:
             if peak <= 0 or len(x) < min_seconds * SAMPLE_RATE:
                 continue
             by_speaker.setdefault(speaker, []).append((x / peak * 32000).astype(np.int16))
+        if mbrola > 0:
+            for name, clips in mbrola_recordings(mbrola, progress=progress).items():
+                by_speaker[f"mbrola:{name}"] = [(x / max(float(np.abs(x).max()), 1e-9) * 32000).astype(np.int16) for x in clips]
         if len(by_speaker) < 2:
             first = [*folders, *corpora]
             raise MetadataError(Path(str(first[0]) if first else "."), "the overlap detector needs recordings of at least 2 speakers")
@@ -115,6 +123,31 @@ class VoicePool:
         """(train speakers, validation speakers): every ``val_every``-th speaker by name is kept for validation."""
         val = self.speakers[val_every - 1 :: val_every] if val_every > 0 else []
         return [s for s in self.speakers if s not in val], val
+
+
+def mbrola_recordings(sentences: int, seed: int = 0, progress: bool = False) -> dict[str, list[np.ndarray]]:
+    """Every installed MBROLA voice (``avse.data.tts.mbrola.mbrola_voices``: recordings of a real speaker's
+    diphones) speaking ``sentences`` of the corpus's free sentences at its own pitch and speed -> {database name:
+    [float32 [T] at 16 kHz]}. The sentences are drawn from ``seed`` and the voice's name, so the same call gives the
+    same audio. EngineMissingError when no voice is installed (``scripts/fetch_mbrola``)."""
+    import zlib
+
+    from tqdm import tqdm
+
+    from avse.data.text import free_sentence
+    from avse.data.tts import EngineMissingError, Voice, synthesize
+    from avse.data.tts.mbrola import mbrola_dir, mbrola_voices
+
+    names = [name for name, _lang, _sex in mbrola_voices()]
+    if not names:
+        raise EngineMissingError(f"no MBROLA voices in {mbrola_dir()} (scripts/fetch_mbrola fetches them; AVSE_MBROLA names "
+                                 "another folder)")
+    out: dict[str, list[np.ndarray]] = {}
+    for name in tqdm(names, desc="MBROLA voices", unit="voice", disable=not progress):
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        voice = Voice("mbrola", name)
+        out[name] = [synthesize(free_sentence(rng), voice).audio for _ in range(sentences)]
+    return out
 
 
 def noise_pool(folders: Sequence[str | Path], max_files: int = 4000) -> list[np.ndarray]:
@@ -137,12 +170,12 @@ def noise_pool(folders: Sequence[str | Path], max_files: int = 4000) -> list[np.
     return out
 
 
-def voices_and_noises(recipe: Any, what: str) -> tuple[VoicePool, list[str], list[str], list[np.ndarray], list[np.ndarray]]:
+def voices_and_noises(recipe: Any, what: str, progress: bool = False) -> tuple[VoicePool, list[str], list[str], list[np.ndarray], list[np.ndarray]]:
     """A recipe's (``speech``, ``corpus``, ``noise``, ``val_every``) voices and noises, split for training ->
     (pool, train speakers, validation speakers, train noises, validation noises): every ``val_every``-th speaker by
     name and every ``val_every``-th noise file are kept for validation. ConfigError when either side has fewer
     than 2 speakers."""
-    voices = VoicePool(recipe.speech, corpora=recipe.corpus)
+    voices = VoicePool(recipe.speech, corpora=recipe.corpus, mbrola=recipe.mbrola, progress=progress)
     train_spk, val_spk = voices.split(recipe.val_every)
     if len(train_spk) < 2 or len(val_spk) < 2:
         raise ConfigError(f"{what} recipe: {len(voices.speakers)} speakers give {len(train_spk)} to train and "
@@ -301,7 +334,7 @@ def train_overlap(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     recipe = Recipe.from_mapping(config)
     if recipe.model != "overlap_detector":
         raise ConfigError(f"overlap recipe: model must be overlap_detector, got {recipe.model!r}")
-    voices, train_spk, val_spk, train_noises, val_noises = voices_and_noises(recipe, "overlap")
+    voices, train_spk, val_spk, train_noises, val_noises = voices_and_noises(recipe, "overlap", progress)
     maker = ItemMaker(recipe, voices, train_spk, train_noises)
     val_maker = ItemMaker(recipe, voices, val_spk, val_noises)
     vrng = np.random.default_rng([recipe.seed, 999])

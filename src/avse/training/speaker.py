@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from avse.data.mixing import scale_to_snr
 from avse.errors import ConfigError
-from avse.models.speaker import SpeakerConfig, SpeakerEncoder
+from avse.models.speaker import SpeakerConfig, SpeakerEncoder, voices_apart
 from avse.training.overlap import ItemMaker, VoicePool, alternating_gate, voices_and_noises
 from avse.training.overlap import Recipe as OverlapRecipe
 from avse.training.small import fit_small, recipe_from_mapping
@@ -23,8 +23,8 @@ from avse.training.small import fit_small, recipe_from_mapping
 class Recipe:
     """A speaker encoder's training recipe (``configs/speaker/*.yaml``; every field may be given there).
 
-    speech, corpus, noise and the split of speakers (every ``val_every``-th by name kept for validation) as for the
-    overlap detector (``avse.training.overlap.Recipe``). Each item is ``seconds`` of one speaker's running speech,
+    speech, corpus, mbrola, noise and the split of speakers (every ``val_every``-th by name kept for validation) as
+    for the overlap detector (``avse.training.overlap.Recipe``). Each item is ``seconds`` of one speaker's running speech,
     through a room with probability ``p_reverb``, with only some of its words (the rest silenced, as one output
     of a separator that split a voice gives it) with probability ``p_gate``, with a faint second voice
     ``leak_db`` under it with probability ``p_leak``, in noise with probability ``p_noise`` at ``snr_db``, through
@@ -33,11 +33,15 @@ class Recipe:
     so that a few voices give more (speed perturbation's trick). The loss is an additive angular margin softmax
     over those (``margin`` in radians, ``scale``). Validation embeds ``val_per_speaker`` items of each held-out
     speaker and scores every pair: the equal error rate, and the similarity threshold at which different
-    voices pass on ``far`` of the pairs (stored in the checkpoint's extra as ``val.threshold``).
+    voices pass on ``far`` of the pairs (stored in the checkpoint's extra as ``val.threshold``). It also makes
+    ``val_turns`` recordings of each held-out speaker alone and as many of it taking turns with another
+    (``SpeakerItems.recording``) and keeps the ``voices_apart`` at or over which at most ``far`` of the turns pass
+    as one voice (``val.turn_threshold``: ``avse separate``'s one-voice check by who talks).
     """
 
     speech: tuple[str, ...] = ("data/real_speech",)
     corpus: tuple[str, ...] = ()
+    mbrola: int = 0
     noise: tuple[str, ...] = ("data/real_noise",)
     model: str = "speaker_encoder"
     encoder: Mapping[str, Any] | None = None
@@ -63,6 +67,7 @@ class Recipe:
     speeds: tuple[float, ...] = (1.0,)
     val_every: int = 6
     val_per_speaker: int = 6
+    val_turns: int = 8
     far: float = 0.01
     seed: int = 0
 
@@ -122,6 +127,29 @@ class SpeakerItems:
         x = x / peak * 10 ** (rng.uniform(-30, -1) / 20) if peak > 0 else x
         return x.astype(np.float32)
 
+    def recording(self, first: str, second: str, rng: np.random.Generator) -> np.ndarray:
+        """One recording of two turns: ``first``'s running speech, then ``second``'s (the same speaker: one voice
+        throughout), the first 25-75 % of the item, both through one room, one noise and one response, as a
+        microphone hears a conversation -> float32 [2T] (T = ``seconds``; peak -1 dBFS)."""
+        from avse.data.noise import random_eq
+
+        r, n = self.r, 2 * self.n
+        cut = int(n * rng.uniform(0.25, 0.75))
+        a = np.concatenate([self.maker.track(first, rng), self.maker.track(first, rng)])  # [2T] of running speech
+        b = a[cut:] if second == first else np.concatenate([self.maker.track(second, rng), self.maker.track(second, rng)])
+        x = np.concatenate([a[:cut], b[: n - cut]])
+        x = self.maker.room(x, rng)
+        rx = np.sqrt(np.mean(x**2))
+        if rng.random() < r.p_noise:
+            z = np.concatenate([self.maker.noise(rng), self.maker.noise(rng)])
+            rz = np.sqrt(np.mean(z**2))
+            if rx > 0 and rz > 0:
+                x = x + scale_to_snr(z, rx, rz, rng.uniform(*r.snr_db))
+        if rng.random() < r.p_eq:
+            x = random_eq(x, rng, r.eq_db)
+        peak = float(np.abs(x).max())
+        return (x / peak * 10 ** (-1 / 20) if peak > 0 else x).astype(np.float32)
+
     def batch(self, rng: np.random.Generator, size: int) -> tuple[Tensor, Tensor]:
         """``size`` items of random speakers at random ``speeds`` -> (audio [B, T], class indices [B]: speaker index
         times the number of speeds plus the speed's index)."""
@@ -170,6 +198,18 @@ def pair_scores(emb: np.ndarray, who: np.ndarray, far: float) -> dict[str, float
             "same_pass_at_threshold": float(np.mean(pos >= thr))}
 
 
+def turn_scores(apart_one: np.ndarray, apart_two: np.ndarray, far: float) -> dict[str, float]:
+    """``avse.models.speaker.voices_apart`` of one-voice recordings [N] and of two voices taking turns [M] -> the
+    threshold at or over which at most ``far`` of the two-voice recordings pass as one voice ("turn_threshold"),
+    and the share of one-voice recordings that reach it ("turn_one_voice_pass")."""
+    one, two = np.sort(np.asarray(apart_one, float)), np.sort(np.asarray(apart_two, float))
+    if not len(one) or not len(two):
+        return {"turn_threshold": float("nan"), "turn_one_voice_pass": float("nan")}
+    k = int(np.floor(far * len(two)))  # this many two-voice recordings may pass
+    thr = float(two[len(two) - 1 - k] + 1e-6)  # just over the (k+1)-th highest
+    return {"turn_threshold": thr, "turn_one_voice_pass": float(np.mean(one >= thr))}
+
+
 def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
     """Train a speaker encoder from a recipe mapping into folder ``out`` -> its best checkpoint (lowest validation
     equal error rate); its extra's "val" holds the epoch's ``pair_scores``, "threshold" among them. Checkpoints, log and resume as
@@ -177,7 +217,7 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     recipe = Recipe.from_mapping(config)
     if recipe.model != "speaker_encoder":
         raise ConfigError(f"speaker recipe: model must be speaker_encoder, got {recipe.model!r}")
-    voices, train_spk, val_spk, train_noises, val_noises = voices_and_noises(recipe, "speaker")
+    voices, train_spk, val_spk, train_noises, val_noises = voices_and_noises(recipe, "speaker", progress)
     items = SpeakerItems(recipe, voices, train_spk, train_noises)
     val_items = SpeakerItems(recipe, voices, val_spk, val_noises)
     vrng = np.random.default_rng([recipe.seed, 999])
@@ -191,11 +231,21 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         audio, who = items.batch(rng, recipe.batch)
         return head(model(audio), who)
 
+    trng = np.random.default_rng([recipe.seed, 998])
+    recordings = []  # (one voice?, audio): each held-out speaker alone and taking turns with another
+    for k, spk in enumerate(val_spk):
+        for _ in range(recipe.val_turns):
+            other = val_spk[(k + 1 + int(trng.integers(len(val_spk) - 1))) % len(val_spk)]
+            recordings += [(True, val_items.recording(spk, spk, trng)), (False, val_items.recording(spk, other, trng))]
+
     def validate() -> dict[str, float]:
         model.eval()
         with torch.no_grad():
             emb = torch.cat([model(val_audio[i : i + 32]) for i in range(0, len(val_audio), 32)]).numpy()
-        return pair_scores(emb, val_who, recipe.far)
+            apart = [(one, voices_apart(model, x)) for one, x in recordings]
+        scores = pair_scores(emb, val_who, recipe.far)
+        return scores | turn_scores(np.array([a for one, a in apart if one and a is not None]),
+                                    np.array([a for one, a in apart if not one and a is not None]), recipe.far)
 
     def key(scores: dict[str, float]) -> tuple[float, ...]:
         eer = scores["eer"]
@@ -206,4 +256,4 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     return fit_small(model, recipe, out, step_loss, validate, key, extra, resume=resume, progress=progress, head=head)
 
 
-__all__ = ["Recipe", "SpeakerItems", "MarginSoftmax", "pair_scores", "train_speaker"]
+__all__ = ["Recipe", "SpeakerItems", "MarginSoftmax", "pair_scores", "turn_scores", "train_speaker"]

@@ -341,8 +341,8 @@ def run_job(
         stages["DNSMOS"] = time.perf_counter() - t
     report("done", 1.0)
     for key in ("face", "face_coverage", "lips_shifted_frames", "faces", "chunks", "clip_gain", "levels_db", "atten_lim_db",
-                "postfilter", "assignment", "assign_reason", "one_voice", "overlap_share", "speaker_similarity",
-                "same_speaker", "talker"):
+                "postfilter", "assignment", "assign_reason", "one_voice", "overlap_share", "voices_apart", "one_voice_throughout",
+                "speaker_similarity", "same_speaker", "talker"):
         if key in info:
             facts[key] = info[key]
     return JobResult(task=task, model=str(info.get("model", model)), mode=str(info.get("mode")), reason=info.get("reason"),
