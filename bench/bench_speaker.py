@@ -180,7 +180,7 @@ def plot(result: dict, sets: dict, path: Path, turn_sets: dict | None = None) ->
     names = list(sets)
     turn_sets = turn_sets or {}
     rows = [len(names)] + ([len(turn_sets)] if turn_sets else [])
-    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 0.7 * sum(rows) + 1.4 * len(rows)), height_ratios=rows, squeeze=False)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(10.5, 0.7 * sum(rows) + 1.4 * len(rows)), height_ratios=rows, squeeze=False)
     ax = axes[0, 0]
     rng = np.random.default_rng(0)
     for i, name in enumerate(names):
@@ -195,7 +195,7 @@ def plot(result: dict, sets: dict, path: Path, turn_sets: dict | None = None) ->
     ax.set_xlabel("cosine similarity of the two recordings' speaker embeddings")
     ax.invert_yaxis()
     ax.set_title("speaker encoder: same voice (blue), two voices (red)\n"
-                 "dashed: the encoder's same-voice threshold (different held-out voices pass on 1 % of pairs)", fontsize=10)
+                 "dashed: its same-voice threshold (different held-out voices pass on 1 % of pairs)", fontsize=10)
     if turn_sets:
         ax = axes[1, 0]
         for i, (apart, one) in enumerate(turn_sets.values()):
@@ -204,10 +204,10 @@ def plot(result: dict, sets: dict, path: Path, turn_sets: dict | None = None) ->
                 ax.scatter(v, i + dy + rng.uniform(-0.08, 0.08, len(v)), s=8, alpha=0.6, color=colour)
         ax.axvline(result["turn_threshold"], color="k", lw=1, ls="--")
         ax.set_yticks(range(len(turn_sets)), list(turn_sets))
-        ax.set_xlabel("voices_apart: cosine of the two most different groups of a recording's 2 s pieces")
+        ax.set_xlabel("voices_apart: cosine of the two most different groups of 2 s pieces")
         ax.invert_yaxis()
-        ax.set_title("one voice throughout (blue) or two taking turns (red); dashed: the turn threshold\n"
-                     "(held-out voices' recordings of two taking turns pass on 1 %)", fontsize=10)
+        ax.set_title("one voice throughout (blue) or two taking turns (red)\n"
+                     "dashed: the turn threshold (held-out turns pass on 1 %)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
