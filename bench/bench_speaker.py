@@ -204,7 +204,7 @@ def plot(result: dict, sets: dict, path: Path, turn_sets: dict | None = None) ->
                 ax.scatter(v, i + dy + rng.uniform(-0.08, 0.08, len(v)), s=8, alpha=0.6, color=colour)
         ax.axvline(result["turn_threshold"], color="k", lw=1, ls="--")
         ax.set_yticks(range(len(turn_sets)), list(turn_sets))
-        ax.set_xlabel("voices_apart: cosine of the two most different groups of 2 s pieces")
+        ax.set_xlabel("voices_apart: cosine of the two most different groups of 2-4 s pieces")
         ax.invert_yaxis()
         ax.set_title("one voice throughout (blue) or two taking turns (red)\n"
                      "dashed: the turn threshold (held-out turns pass on 1 %)", fontsize=10)

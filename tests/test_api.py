@@ -628,10 +628,35 @@ def test_the_turn_threshold_comes_from_the_encoder_or_the_setting(monkeypatch):
     import avse.api
 
     assert Separator.turn_threshold(BandSpeaker()) == 0.9
+    assert Separator.speaker_rule(BandSpeaker()) == "input"  # type: ignore[arg-type]
+    old = BandSpeaker({"val": {"threshold": 0.93}})  # an encoder trained before the turn threshold was kept
     with pytest.raises(ConfigError, match="no turn threshold .*train it again"):
-        Separator.turn_threshold(BandSpeaker({"val": {"threshold": 0.93}}))
+        Separator.turn_threshold(old)  # type: ignore[arg-type]
+    assert Separator.speaker_rule(old) == "outputs"  # type: ignore[arg-type]  # ... compares the outputs, as it was made to
+    assert Separator.speaker_rule(BandSpeaker({"val": {"turn_threshold": float("nan")}})) == "outputs"  # type: ignore[arg-type]
     monkeypatch.setattr(avse.api, "ONE_VOICE_TURN_THRESHOLD", 0.5)
     assert Separator.turn_threshold(BandSpeaker({})) == 0.5
+    assert Separator.speaker_rule(old) == "input"  # type: ignore[arg-type]
+    monkeypatch.setattr(avse.api, "ONE_VOICE_SPEAKER_BY", "inputs")
+    with pytest.raises(ConfigError, match="must be 'input' or 'outputs', got 'inputs'"):
+        Separator.speaker_rule(old)  # type: ignore[arg-type]
+
+
+def test_an_encoder_without_a_turn_threshold_compares_the_outputs():
+    """The default rule reads the input, but an encoder trained before the turn threshold was kept does what it was
+    made for: the same voice in both outputs is one voice, at any level."""
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class Split(ConvTasNet):
+        def forward(self, mixture):
+            return torch.stack([0.6 * mixture, 0.4 * mixture], 1)
+
+    sep = Separator(Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent")), av=None,
+                    config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=FixedOverlap(0.0),
+                    speaker=FixedSpeaker(0.9))
+    sep.separate(speechlike(40000), 16000)
+    assert sep.last_info["one_voice"] == "source0" and sep.last_info["same_speaker"] is True
+    assert "voices_apart" not in sep.last_info
 
 
 def test_output_levels_against_the_input():

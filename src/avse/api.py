@@ -183,17 +183,17 @@ ONE_VOICE_BLIND_DB = -20.0
 #: two-talker mixtures score 0.12-0.99, the two clean clips whose voice the blind model split into outputs 3-7 dB
 #: under the input 0.00 and 0.05
 ONE_VOICE_OVERLAP = 0.1
-#: with no faces and no two voices at once, a speaker encoder (``avse.models.speaker``, when given) decides: two outputs whose
-#: voices are this similar (cosine of their embeddings; None: the threshold stored with the encoder, where different
-#: voices of its validation speakers pass on 1 % of pairs) are one voice split in two, at any level
+#: with no faces and no two voices at once, a speaker encoder (``avse.models.speaker``, when given) decides. What it
+#: compares: "input", the input's own pieces of active audio (``avse.models.speaker.voices_apart``: one voice talks
+#: throughout, or two take turns), which can only add to the level rule's merges; or "outputs", the blind model's two
+#: outputs (the two settings below). An encoder without a turn threshold compares the outputs (``Separator.speaker_rule``)
+ONE_VOICE_SPEAKER_BY = "input"
+#: "outputs": two outputs whose voices are this similar (cosine of their embeddings; None: the threshold stored with the
+#: encoder, where different voices of its validation speakers pass on 1 % of pairs) are one voice split in two, at any level
 ONE_VOICE_SAME_SPEAKER: float | None = None
-#: ... and with the encoder, a quieter output at or under -10 dB is merged only when its voice is the louder one's too
+#: ... and, with "outputs", a quieter output at or under -10 dB is merged only when its voice is the louder one's too
 #: (a second talker who takes a few turns is kept)
 ONE_VOICE_SPEAKER_GATES_QUIET = True
-#: what the speaker encoder compares: "input", the input's own pieces of active audio (``avse.models.speaker.
-#: voices_apart``: one voice talks throughout, or two take turns), which can only add to the level rule's merges; or
-#: "outputs", the blind model's two outputs (the rule of ``ONE_VOICE_SAME_SPEAKER`` and ``ONE_VOICE_SPEAKER_GATES_QUIET``)
-ONE_VOICE_SPEAKER_BY = "input"
 #: "input": the input is one voice when ``voices_apart`` is at least this (None: the threshold stored with the encoder,
 #: ``val.turn_threshold``, at which 1 % of its validation speakers' recordings of two voices taking turns pass)
 ONE_VOICE_TURN_THRESHOLD: float | None = None
@@ -712,8 +712,9 @@ class Separator:
     two talkers (``ONE_VOICE_OVERLAP``): True the shipped one (when installed), a path or an ``OverlapDetector``,
     or False for none (then only ``ONE_VOICE_BLIND_DB`` decides). ``speaker``: a speaker encoder
     (``avse.models.speaker``; a path or a ``SpeakerEncoder``) that then tells one voice split in two from two talkers
-    taking turns (``ONE_VOICE_SAME_SPEAKER``), or False (the default: none ships, since the one trained here does not
-    tell real voices apart well enough; see the README) for the level rule of ``one_voice_blind``.
+    taking turns (``ONE_VOICE_SPEAKER_BY``: by the input's own pieces, or by the two outputs), or False (the
+    default: none ships, since the one trained here does not tell real voices apart well enough; see the README)
+    for the level rule of ``one_voice_blind``.
     """
 
     def __init__(
@@ -779,7 +780,7 @@ class Separator:
         Yes when the quieter output is ``ONE_VOICE_BLIND_DB`` or more under the input. Else only when the overlap
         detector hears two voices at once on fewer than ``ONE_VOICE_OVERLAP`` of the input's active frames, and
         then when the quieter one is ``avse.talking.expert.ONE_VOICE_DB`` or more under the input, or, with the
-        speaker encoder (``ONE_VOICE_SPEAKER_BY`` "input"), at any level when the input's pieces are one voice
+        speaker encoder (``speaker_rule`` "input"), at any level when the input's pieces are one voice
         throughout (``avse.models.speaker.voices_apart`` at or over ``turn_threshold``). With "outputs" the encoder
         compares the two outputs instead: the same voice (``ONE_VOICE_SAME_SPEAKER``) at any level, and (with
         ``ONE_VOICE_SPEAKER_GATES_QUIET``) the quieter one that far under only when the same voice. ``info`` gets
@@ -802,7 +803,7 @@ class Separator:
             return None
         if enc is None:
             return 1 - quiet
-        if ONE_VOICE_SPEAKER_BY == "input":
+        if self.speaker_rule(enc) == "input":
             if quiet_enough:
                 return 1 - quiet
             from avse.models.speaker import voices_apart
@@ -822,6 +823,20 @@ class Separator:
         if same:
             return 1 - quiet
         return 1 - quiet if quiet_enough and not ONE_VOICE_SPEAKER_GATES_QUIET else None
+
+    @staticmethod
+    def speaker_rule(enc: SpeakerEncoder) -> str:
+        """What the speaker encoder compares in ``one_voice_blind``: ``ONE_VOICE_SPEAKER_BY``, except that an encoder
+        with no turn threshold (trained before it was kept, or on recordings too short for it) and no
+        ``ONE_VOICE_TURN_THRESHOLD`` compares the two "outputs", the rule it was made for. ConfigError for another
+        value of ``ONE_VOICE_SPEAKER_BY``."""
+        if ONE_VOICE_SPEAKER_BY not in ("input", "outputs"):
+            raise ConfigError(f"avse.api.ONE_VOICE_SPEAKER_BY must be 'input' or 'outputs', got {ONE_VOICE_SPEAKER_BY!r}")
+        if ONE_VOICE_SPEAKER_BY == "input" and ONE_VOICE_TURN_THRESHOLD is None:
+            thr = (enc.extra.get("val") or {}).get("turn_threshold")
+            if thr is None or not np.isfinite(thr):
+                return "outputs"
+        return ONE_VOICE_SPEAKER_BY
 
     @staticmethod
     def turn_threshold(enc: SpeakerEncoder) -> float:

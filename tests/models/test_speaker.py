@@ -144,7 +144,7 @@ def test_items_are_drawn_from_the_rng_alone_and_hold_some_of_the_voice():
 
 def test_recordings_of_one_voice_or_two_taking_turns():
     """A recording is one speaker's running speech, or one speaker's then another's (a quarter to three quarters of
-    it the first's), through one room and noise: twice an item's length, drawn from the rng alone."""
+    it the first's), through one room and noise: 6 s or two items, drawn from the rng alone."""
     r = Recipe(seconds=1.0, p_noise=0.0, p_eq=0.0, p_reverb=0.0)
     items = SpeakerItems(r, _Pool(3), ["s0", "s1", "s2"], [])  # type: ignore[arg-type]
 
@@ -155,11 +155,11 @@ def test_recordings_of_one_voice_or_two_taking_turns():
     one = items.recording("s0", "s0", np.random.default_rng(3))
     np.testing.assert_array_equal(one, items.recording("s0", "s0", np.random.default_rng(3)))
     two = items.recording("s0", "s2", np.random.default_rng(3))
-    assert one.shape == two.shape == (32000,) and one.dtype == np.float32
+    assert one.shape == two.shape == (96000,) and one.dtype == np.float32  # RECORDING_S: 6 s, though items last 1 s
     assert np.abs(two).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
     # the last quarter is the second speaker's voice (140 Hz against 100 Hz), the first quarter the first's
-    assert pitch(two[:8000]) == pytest.approx(pitch(one[:8000]), abs=10)
-    assert pitch(two[-8000:]) > pitch(one[-8000:]) + 20
+    assert pitch(two[:24000]) == pytest.approx(pitch(one[:24000]), abs=10)
+    assert pitch(two[-24000:]) > pitch(one[-24000:]) + 20
 
 
 def test_active_audio_and_two_groups():
@@ -168,13 +168,22 @@ def test_active_audio_and_two_groups():
     tone = np.sin(np.arange(16000) / 3.0).astype(np.float32)
     x = np.concatenate([tone, np.zeros(16000, np.float32), 0.5 * tone])
     kept = active_audio(x)
-    assert len(kept) == pytest.approx(32000, abs=320) and np.abs(kept).min() >= 0.0 and not active_audio(x[:100]).size
+    assert len(kept) == pytest.approx(32000, abs=320) and not active_audio(x[:100]).size
+    assert np.sqrt(np.mean(kept[16000 - 320 : 16000 + 320] ** 2)) > 0.3  # the silent second is gone: tone on both sides
+    assert not active_audio(np.zeros(96000, np.float32)).size  # silence holds no sound
     e = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0], [0.14, 0.99]])
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     cos, group = two_groups(e)
     assert cos == pytest.approx(0.14, abs=0.05) and group[0] == group[1] != group[2] == group[3]
-    cos1, _ = two_groups(np.repeat(e[:1], 4, axis=0))
-    assert cos1 == pytest.approx(1.0)
+    cos1, group1 = two_groups(np.repeat(e[:1], 4, axis=0))  # all alike: two groups of one voice
+    assert cos1 == pytest.approx(1.0) and set(group1.tolist()) == {0, 1}
+    rng = np.random.default_rng(0)  # nearly alike pieces always give two filled groups, near 1
+    for _ in range(50):
+        near = np.array([1.0, 0.0]) + 0.01 * rng.standard_normal((5, 2))
+        c, g = two_groups(near / np.linalg.norm(near, axis=1, keepdims=True))
+        assert c > 0.99 and set(g.tolist()) == {0, 1}
+    with pytest.raises(ConfigError, match="at least 2 embeddings"):
+        two_groups(e[:1])
 
 
 def test_voices_apart_reads_pieces_of_the_input():
@@ -188,7 +197,8 @@ def test_voices_apart_reads_pieces_of_the_input():
     loud = 5 * soft
     assert voices_apart(Fixed(), np.concatenate([soft, soft])) == pytest.approx(1.0)  # type: ignore[arg-type]
     assert voices_apart(Fixed(), np.concatenate([soft, loud])) == pytest.approx(0.0)  # type: ignore[arg-type]
-    assert voices_apart(Fixed(), soft[:40000 // 2]) is None  # type: ignore[arg-type]  # one piece: no answer
+    assert voices_apart(Fixed(), np.concatenate([soft, soft])[:48000]) is None  # type: ignore[arg-type]  # one piece
+    assert voices_apart(Fixed(), np.zeros(96000, np.float32)) is None  # type: ignore[arg-type]  # silence: no answer
 
 
 def test_turn_scores_keep_turns_from_passing():
@@ -200,6 +210,11 @@ def test_turn_scores_keep_turns_from_passing():
     s = turn_scores(one, two, far=0.05)  # five turns may pass
     assert np.sum(two >= s["turn_threshold"]) == 5
     assert np.isnan(turn_scores(one, two[:0], far=0.01)["turn_threshold"])
+    assert turn_scores(one, np.linspace(0.0, 0.99, 100), far=0.29)["turn_threshold"] == pytest.approx(0.70, abs=1e-5)
+    s = turn_scores(one, np.append(two, np.nan), far=0.0)  # a value that is not a number is left out
+    assert s["turn_threshold"] == pytest.approx(0.9, abs=1e-5)
+    with pytest.raises(ConfigError, match=r"far must be in \[0, 1\)"):
+        turn_scores(one, two, far=1.0)
 
 
 def test_speeds_make_speakers_of_their_own():
@@ -265,7 +280,7 @@ def test_a_short_training_run_resumes_and_writes_an_encoder(tmp_path):
     assert len(lines) == 3 and '"epoch": 2' in lines[-1]
     enc = SpeakerEncoder.from_pretrained(out / "epoch_last.avse.pt")
     assert enc.extra["epoch"] == 2 and enc.extra["train_speakers"] == 2 and -1.0 <= enc.extra["val"]["threshold"] <= 1.01
-    assert "turn_threshold" in enc.extra["val"] and "turn_one_voice_pass" in enc.extra["val"]
+    assert 0.0 < enc.extra["val"]["turn_threshold"] <= 1.01 and 0.0 <= enc.extra["val"]["turn_one_voice_pass"] <= 1.0
     from avse.models.checkpoint import read_checkpoint
 
     shipped = read_checkpoint(out / "epoch_last.avse.pt")["state_dict"]

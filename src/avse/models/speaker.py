@@ -130,21 +130,28 @@ TURN_WINDOW_S = 2.0
 
 def active_audio(audio: np.ndarray, frame: int = HOP) -> np.ndarray:
     """The frames of mono audio [T] that hold sound, joined: those whose RMS is within ``ACTIVE_DB`` of the
-    loudest frame's -> float32 [T'] (T' a multiple of ``frame``; empty for silence)."""
+    loudest frame's -> float32 [T'] (T' a multiple of ``frame``; empty for silence, or for a loudest frame under
+    -120 dBFS)."""
     x = np.asarray(audio, dtype=np.float32)
     n = len(x) // frame
     if n == 0:
         return x[:0]
-    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-20)
+    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
+    if rms.max() < 1e-6:
+        return x[:0]
     keep = rms >= rms.max() * 10 ** (ACTIVE_DB / 20.0)
     return x[: n * frame].reshape(n, frame)[keep].reshape(-1)
 
 
 def two_groups(emb: np.ndarray, iters: int = 10) -> tuple[float, np.ndarray]:
     """Embeddings [N, dim] (unit; N >= 2) split into the two groups that are most apart (spherical 2-means,
-    started from the two least alike) -> (the cosine of the two groups' mean directions, the group of each [N])."""
+    started from the two least alike) -> (the cosine of the two groups' mean directions, the group of each [N]).
+    ConfigError for fewer than two."""
     e = np.asarray(emb, dtype=np.float64)
+    if e.ndim != 2 or len(e) < 2:
+        raise ConfigError(f"two_groups needs at least 2 embeddings [N, dim], got shape {e.shape}")
     sim = e @ e.T
+    np.fill_diagonal(sim, np.inf)  # two different pieces seed the groups
     i, j = np.unravel_index(int(np.argmin(sim)), sim.shape)
     centres = e[[i, j]]
     group = np.full(len(e), -1, dtype=np.int64)
@@ -161,10 +168,12 @@ def two_groups(emb: np.ndarray, iters: int = 10) -> tuple[float, np.ndarray]:
 
 def voices_apart(enc: SpeakerEncoder, audio: np.ndarray, window_s: float = TURN_WINDOW_S) -> float | None:
     """Is more than one voice talking in turn in this recording? Mono audio [T] at 16 kHz -> the cosine of the
-    two most different groups of its ``window_s`` pieces of active audio (``active_audio``, ``two_groups``): near 1
-    when one voice talks throughout, lower when two take turns. None when there is sound for fewer than two
-    pieces. Unlike comparing a separator's two outputs, this reads the recording as it is, without what a
-    separator leaks from one output into the other."""
+    two most different groups of the pieces of its active audio (``active_audio``, cut into as many equal pieces
+    as hold ``window_s`` each, so each lasts ``window_s`` to twice that; ``two_groups``): near 1 when one voice
+    talks throughout, lower when two take turns. None when there is sound for fewer than two pieces. Unlike
+    comparing a separator's two outputs, this reads the recording as it is, without what a separator leaks from
+    one output into the other. The more pieces, the nearer 1 a lone voice's groups come (their means steady):
+    a threshold set on recordings of a few pieces is strict for long ones."""
     x = active_audio(audio)
     w = int(window_s * SAMPLE_RATE)
     n = len(x) // w

@@ -247,17 +247,19 @@ class ItemMaker:
         rir = synthetic_rir(rng.uniform(*self.r.rt60), rng)
         return in_room(x, rir, rng.uniform(*self.r.drr_db))
 
-    def noise(self, rng: np.random.Generator) -> np.ndarray:
-        """A noise [T]: a recorded one (a random stretch, looped if short) or, one time in three, a generated one."""
+    def noise(self, rng: np.random.Generator, n: int | None = None) -> np.ndarray:
+        """A noise [n] (default an item's length): a recorded one (a random stretch, looped if short) or, one time in
+        three, a generated one."""
         from avse.data.noise import generate_noise
 
+        n = self.n if n is None else n
         if not self.noises or rng.random() < 1 / 3:
-            return generate_noise(str(rng.choice(["coloured", "hum", "music", "bursts"])), self.n, rng).astype(np.float64)
+            return generate_noise(str(rng.choice(["coloured", "hum", "music", "bursts"])), n, rng).astype(np.float64)
         z = self.noises[int(rng.integers(len(self.noises)))]
-        if len(z) < self.n:
-            z = np.tile(z, self.n // len(z) + 1)
-        s = int(rng.integers(0, len(z) - self.n + 1))
-        return z[s : s + self.n].astype(np.float64)
+        if len(z) < n:
+            z = np.tile(z, n // len(z) + 1)
+        s = int(rng.integers(0, len(z) - n + 1))
+        return z[s : s + n].astype(np.float64)
 
     def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
         """One item -> (mixture float32 [T], labels float32 [N], whether it holds two voices). ``last_kind`` then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +14,14 @@ from torch import Tensor, nn
 
 from avse.data.mixing import scale_to_snr
 from avse.errors import ConfigError
+from avse.models.overlap import SAMPLE_RATE
 from avse.models.speaker import SpeakerConfig, SpeakerEncoder, voices_apart
 from avse.training.overlap import ItemMaker, VoicePool, alternating_gate, voices_and_noises
 from avse.training.overlap import Recipe as OverlapRecipe
 from avse.training.small import fit_small, recipe_from_mapping
+
+#: ``SpeakerItems.recording``: the length (s) of a validation recording of one voice or two taking turns, at least
+RECORDING_S = 6.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class Recipe:
     voices pass on ``far`` of the pairs (stored in the checkpoint's extra as ``val.threshold``). It also makes
     ``val_turns`` recordings of each held-out speaker alone and as many of it taking turns with another
     (``SpeakerItems.recording``) and keeps the ``voices_apart`` at or over which at most ``far`` of the turns pass
-    as one voice (``val.turn_threshold``: ``avse separate``'s one-voice check by who talks).
+    as one voice (``val.turn_threshold``: ``avse separate``'s one-voice check by who talks; ``far`` in [0, 1)).
     """
 
     speech: tuple[str, ...] = ("data/real_speech",)
@@ -129,19 +134,27 @@ class SpeakerItems:
 
     def recording(self, first: str, second: str, rng: np.random.Generator) -> np.ndarray:
         """One recording of two turns: ``first``'s running speech, then ``second``'s (the same speaker: one voice
-        throughout), the first 25-75 % of the item, both through one room, one noise and one response, as a
-        microphone hears a conversation -> float32 [2T] (T = ``seconds``; peak -1 dBFS)."""
+        throughout), the first 25-75 % of it, both through one room, one noise and one response, as a microphone
+        hears a conversation -> float32 [N] (N = ``RECORDING_S`` or two items, the longer; peak -1 dBFS)."""
         from avse.data.noise import random_eq
 
-        r, n = self.r, 2 * self.n
+        r, n = self.r, max(2 * self.n, int(RECORDING_S * SAMPLE_RATE))
         cut = int(n * rng.uniform(0.25, 0.75))
-        a = np.concatenate([self.maker.track(first, rng), self.maker.track(first, rng)])  # [2T] of running speech
-        b = a[cut:] if second == first else np.concatenate([self.maker.track(second, rng), self.maker.track(second, rng)])
+
+        def speech(who: str) -> np.ndarray:  # [n] of running speech
+            parts, have = [], 0
+            while have < n:
+                parts.append(self.maker.track(who, rng))
+                have += len(parts[-1])
+            return np.concatenate(parts)[:n]
+
+        a = speech(first)
+        b = a[cut:] if second == first else speech(second)
         x = np.concatenate([a[:cut], b[: n - cut]])
-        x = self.maker.room(x, rng)
+        x = self.maker.room(x, rng)[:n]
         rx = np.sqrt(np.mean(x**2))
         if rng.random() < r.p_noise:
-            z = np.concatenate([self.maker.noise(rng), self.maker.noise(rng)])
+            z = self.maker.noise(rng, n)
             rz = np.sqrt(np.mean(z**2))
             if rx > 0 and rz > 0:
                 x = x + scale_to_snr(z, rx, rz, rng.uniform(*r.snr_db))
@@ -200,12 +213,15 @@ def pair_scores(emb: np.ndarray, who: np.ndarray, far: float) -> dict[str, float
 
 def turn_scores(apart_one: np.ndarray, apart_two: np.ndarray, far: float) -> dict[str, float]:
     """``avse.models.speaker.voices_apart`` of one-voice recordings [N] and of two voices taking turns [M] -> the
-    threshold at or over which at most ``far`` of the two-voice recordings pass as one voice ("turn_threshold"),
-    and the share of one-voice recordings that reach it ("turn_one_voice_pass")."""
-    one, two = np.sort(np.asarray(apart_one, float)), np.sort(np.asarray(apart_two, float))
+    threshold at or over which at most ``far`` (0 <= far < 1) of the two-voice recordings pass as one voice
+    ("turn_threshold"; non-finite values are left out; NaN with none of either kind), and the share of one-voice
+    recordings that reach it ("turn_one_voice_pass")."""
+    if not 0.0 <= far < 1.0:
+        raise ConfigError(f"turn_scores: far must be in [0, 1), got {far}")
+    one, two = (np.sort(v[np.isfinite(v)]) for v in (np.asarray(apart_one, float), np.asarray(apart_two, float)))
     if not len(one) or not len(two):
         return {"turn_threshold": float("nan"), "turn_one_voice_pass": float("nan")}
-    k = int(np.floor(far * len(two)))  # this many two-voice recordings may pass
+    k = int(np.floor(far * len(two) + 1e-9))  # this many two-voice recordings may pass (k < M)
     thr = float(two[len(two) - 1 - k] + 1e-6)  # just over the (k+1)-th highest
     return {"turn_threshold": thr, "turn_one_voice_pass": float(np.mean(one >= thr))}
 
@@ -244,8 +260,12 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
             emb = torch.cat([model(val_audio[i : i + 32]) for i in range(0, len(val_audio), 32)]).numpy()
             apart = [(one, voices_apart(model, x)) for one, x in recordings]
         scores = pair_scores(emb, val_who, recipe.far)
-        return scores | turn_scores(np.array([a for one, a in apart if one and a is not None]),
-                                    np.array([a for one, a in apart if not one and a is not None]), recipe.far)
+        turns = turn_scores(np.array([a for one, a in apart if one and a is not None]),
+                            np.array([a for one, a in apart if not one and a is not None]), recipe.far)
+        if not np.isfinite(turns["turn_threshold"]):
+            warnings.warn("speaker encoder: no turn threshold (the held-out recordings held too little sound for two "
+                          "pieces each); Separator(speaker=...) then compares the two outputs", stacklevel=2)
+        return scores | turns
 
     def key(scores: dict[str, float]) -> tuple[float, ...]:
         eer = scores["eer"]
