@@ -112,7 +112,10 @@ class VoicePool:
             by_speaker.setdefault(speaker, []).append((x / peak * 32000).astype(np.int16))
         if mbrola > 0:
             for name, clips in mbrola_recordings(mbrola, progress=progress).items():
-                by_speaker[f"mbrola:{name}"] = [(x / max(float(np.abs(x).max()), 1e-9) * 32000).astype(np.int16) for x in clips]
+                kept = [(x / float(np.abs(x).max()) * 32000).astype(np.int16) for x in clips
+                        if len(x) >= min_seconds * SAMPLE_RATE and np.any(x)]
+                if kept:
+                    by_speaker[f"mbrola:{name}"] = kept
         if len(by_speaker) < 2:
             first = [*folders, *corpora]
             raise MetadataError(Path(str(first[0]) if first else "."), "the overlap detector needs recordings of at least 2 speakers")

@@ -103,7 +103,6 @@ class SpeakerItems:
         """One item of ``speaker``'s voice, played ``speed`` times as fast -> float32 [T] (peak between -30 and -1
         dBFS)."""
         from avse.data.datasets import change_speed
-        from avse.data.noise import random_eq
 
         r = self.r
         voice = self.maker.track(speaker, rng)
@@ -121,24 +120,31 @@ class SpeakerItems:
                 ry = np.sqrt(np.mean(y**2))
                 if rx > 0 and ry > 0:
                     x = x + scale_to_snr(y, rx, ry, -rng.uniform(*r.leak_db))
+        x = self.noise_and_response(x, rx, rng)
+        peak = float(np.abs(x).max())
+        x = x / peak * 10 ** (rng.uniform(-30, -1) / 20) if peak > 0 else x
+        return x.astype(np.float32)
+
+    def noise_and_response(self, x: np.ndarray, rx: float, rng: np.random.Generator) -> np.ndarray:
+        """x [N] (its speech's RMS ``rx``) in noise with probability ``p_noise`` at ``snr_db``, then through a random
+        response with probability ``p_eq`` -> [N]."""
+        from avse.data.noise import random_eq
+
+        r = self.r
         if rng.random() < r.p_noise:
-            z = self.maker.noise(rng)
+            z = self.maker.noise(rng, len(x))
             rz = np.sqrt(np.mean(z**2))
             if rx > 0 and rz > 0:
                 x = x + scale_to_snr(z, rx, rz, rng.uniform(*r.snr_db))
         if rng.random() < r.p_eq:
             x = random_eq(x, rng, r.eq_db)
-        peak = float(np.abs(x).max())
-        x = x / peak * 10 ** (rng.uniform(-30, -1) / 20) if peak > 0 else x
-        return x.astype(np.float32)
+        return x
 
     def recording(self, first: str, second: str, rng: np.random.Generator) -> np.ndarray:
         """One recording of two turns: ``first``'s running speech, then ``second``'s (the same speaker: one voice
         throughout), the first 25-75 % of it, both through one room, one noise and one response, as a microphone
         hears a conversation -> float32 [N] (N = ``RECORDING_S`` or two items, the longer; peak -1 dBFS)."""
-        from avse.data.noise import random_eq
-
-        r, n = self.r, max(2 * self.n, int(RECORDING_S * SAMPLE_RATE))
+        n = max(2 * self.n, int(RECORDING_S * SAMPLE_RATE))
         cut = int(n * rng.uniform(0.25, 0.75))
 
         def speech(who: str) -> np.ndarray:  # [n] of running speech
@@ -152,14 +158,7 @@ class SpeakerItems:
         b = a[cut:] if second == first else speech(second)
         x = np.concatenate([a[:cut], b[: n - cut]])
         x = self.maker.room(x, rng)[:n]
-        rx = np.sqrt(np.mean(x**2))
-        if rng.random() < r.p_noise:
-            z = self.maker.noise(rng, n)
-            rz = np.sqrt(np.mean(z**2))
-            if rx > 0 and rz > 0:
-                x = x + scale_to_snr(z, rx, rz, rng.uniform(*r.snr_db))
-        if rng.random() < r.p_eq:
-            x = random_eq(x, rng, r.eq_db)
+        x = self.noise_and_response(x, float(np.sqrt(np.mean(x**2))), rng)
         peak = float(np.abs(x).max())
         return (x / peak * 10 ** (-1 / 20) if peak > 0 else x).astype(np.float32)
 
