@@ -13,7 +13,8 @@ stored with the encoder (``avse.api.Separator.same_speaker_threshold``: the one 
 
 Reports per set the equal error rate, how many same-voice pairs reach the threshold and how many pairs of two
 voices do (the error that would cost a talker in a one-voice check), and the encoder's speed on one core.
-With an encoder that keeps a turn threshold (``val.turn_threshold``), also ``voices_apart`` (``avse.models.speaker``:
+With an encoder that keeps a turn threshold (``val.turn_threshold``, or ``avse.api.ONE_VOICE_TURN_THRESHOLD`` when
+set: ``Separator.turn_threshold``), also ``voices_apart`` (``avse.models.speaker``:
 ``avse separate``'s check of the input itself) on recordings of one voice and of two taking turns: the held-out
 voices' (as the encoder's validation makes them) and the dev clips (each alone; each followed by its
 ``bench_real.py`` partner's clip, ``bench_separate.py``'s turns), against that threshold ("turns" in the JSON).
@@ -52,7 +53,9 @@ def main() -> None:
 
     enc = SpeakerEncoder.from_pretrained(args.model)
     threshold = Separator.same_speaker_threshold(enc)
-    turn_thr = (enc.extra.get("val") or {}).get("turn_threshold")  # None: an encoder trained before it was kept
+    # the threshold Separator(speaker=...) reads the input by (avse.api.ONE_VOICE_TURN_THRESHOLD or the encoder's);
+    # None when it compares the two outputs instead (an encoder trained before the threshold was kept)
+    turn_thr = Separator.turn_threshold(enc) if Separator.speaker_rule(enc) == "input" else None
     sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (similarities [P], same voice [P])
     turn_sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (voices_apart [R], one voice [R])
     result_notes: dict[str, int] = {}
