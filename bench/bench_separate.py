@@ -3,7 +3,10 @@
     python bench/bench_separate.py [--root data/models] [--model separate] [--name separate]
     python bench/bench_separate.py --real ../shared/data/real [--model separate] [--name separate_real]
 
-Uses the test scenes that bench_models.py builds (run it first). Each mixture of
+Uses the test scenes of ``--root`` (for data/models, those that bench_models.py builds: run it first; for the
+TTS voices of data/tts_models, 96 scenes of two voices at -15..+5 dB:
+``avse scenes build data/tts_models --dataset test --scenes 96 --p-speech 1`` and
+``avse scenes render data/tts_models --dataset test``). Each mixture of
 a target and a competing talker goes through the blind model as ``avse.api.Separator``
 runs it without video (chunked, the outputs on the input's scale), before its one-voice
 rule; its two outputs are paired with the two voices in the order
@@ -70,6 +73,9 @@ def main() -> None:
     p.add_argument("--quiet-rule", choices=["gated", "level"], default="gated",
                    help="with --speaker-by outputs, a quieter output at or under -10 dB is merged only for the same "
                    "voice ('gated', avse.api.ONE_VOICE_SPEAKER_GATES_QUIET) or by level as without the encoder ('level')")
+    p.add_argument("--turn-threshold", type=float, default=None,
+                   help="with --speaker-by input, the voices_apart at or over which the input is one voice "
+                   "(avse.api.ONE_VOICE_TURN_THRESHOLD; default: the encoder's val.turn_threshold)")
     args = p.parse_args()
     args.overlap = {"shipped": True, "none": False}.get(args.overlap, args.overlap)
     args.speaker = False if args.speaker == "none" else args.speaker
@@ -77,6 +83,7 @@ def main() -> None:
 
     avse.api.ONE_VOICE_SPEAKER_GATES_QUIET = args.quiet_rule == "gated"
     avse.api.ONE_VOICE_SPEAKER_BY = args.speaker_by
+    avse.api.ONE_VOICE_TURN_THRESHOLD = args.turn_threshold
     if args.real is not None:
         return real(args)
     from avse.api import Separator
@@ -113,6 +120,7 @@ def main() -> None:
         "speaker": str(args.speaker),
         "quiet_rule": args.quiet_rule,
         "speaker_by": args.speaker_by,
+        "turn_threshold": args.turn_threshold,
     }
     save(args.name or "separate", result)
 
@@ -206,7 +214,8 @@ def real(args: argparse.Namespace) -> None:
         conv_rows.append({"talkers": key, "seconds": round(len(mixture) / SR, 1), "one_voice": bool(sep.last_info.get("one_voice")),
                           "si_sdri": [round(float(g), 2) for g in gains], "turns_apart": bool(apart)})
     result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "speaker": str(args.speaker),
-                    "quiet_rule": args.quiet_rule, "speaker_by": args.speaker_by, "two_talker": {}}
+                    "quiet_rule": args.quiet_rule, "speaker_by": args.speaker_by,
+                    "turn_threshold": args.turn_threshold, "two_talker": {}}
     for key, gains in by_snr.items():
         g = np.asarray(gains)  # [N, 2]: target, other talker
         result["two_talker"][key] = {
