@@ -119,10 +119,24 @@ def main() -> None:
         "overlap": str(args.overlap),
         "speaker": str(args.speaker),
         "quiet_rule": args.quiet_rule,
-        "speaker_by": args.speaker_by,
-        "turn_threshold": args.turn_threshold,
+        **_speaker_rule(sep),
     }
     save(args.name or "separate", result)
+
+
+def _speaker_rule(sep) -> dict:
+    """What the one-voice rule's speaker encoder compared and at what threshold, as the run used them (None without
+    an encoder): "speaker_by" (``Separator.speaker_rule``: an encoder without a turn threshold compares the outputs
+    whatever was asked) and "turn_threshold" or "same_speaker_threshold"."""
+    from avse.api import Separator
+
+    enc = sep.speaker_encoder()
+    if enc is None:
+        return {"speaker_by": None}
+    rule = Separator.speaker_rule(enc)
+    if rule == "input":
+        return {"speaker_by": rule, "turn_threshold": Separator.turn_threshold(enc)}
+    return {"speaker_by": rule, "same_speaker_threshold": Separator.same_speaker_threshold(enc)}
 
 
 def _pit_gains(est: np.ndarray, refs: tuple[np.ndarray, np.ndarray], mixture: np.ndarray) -> list[float]:
@@ -214,8 +228,7 @@ def real(args: argparse.Namespace) -> None:
         conv_rows.append({"talkers": key, "seconds": round(len(mixture) / SR, 1), "one_voice": bool(sep.last_info.get("one_voice")),
                           "si_sdri": [round(float(g), 2) for g in gains], "turns_apart": bool(apart)})
     result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "speaker": str(args.speaker),
-                    "quiet_rule": args.quiet_rule, "speaker_by": args.speaker_by,
-                    "turn_threshold": args.turn_threshold, "two_talker": {}}
+                    "quiet_rule": args.quiet_rule, **_speaker_rule(sep), "two_talker": {}}
     for key, gains in by_snr.items():
         g = np.asarray(gains)  # [N, 2]: target, other talker
         result["two_talker"][key] = {

@@ -16,7 +16,8 @@ voices do (the error that would cost a talker in a one-voice check), and the enc
 With an encoder that keeps a turn threshold (``val.turn_threshold``, or ``avse.api.ONE_VOICE_TURN_THRESHOLD`` when
 set: ``Separator.turn_threshold``), also ``voices_apart`` (``avse.models.speaker``:
 ``avse separate``'s check of the input itself) on recordings of one voice and of two taking turns: the held-out
-voices' (as the encoder's validation makes them) and the dev clips (each alone; each followed by its
+voices' (the very recordings the encoder's validation set its threshold on, ``validation_recordings``: their
+equal error rate and its threshold, and the two-voice ones that score highest, by name) and the dev clips (each alone; each followed by its
 ``bench_real.py`` partner's clip, ``bench_separate.py``'s turns), against that threshold ("turns" in the JSON).
 Writes bench/results/NAME.json and NAME.png (the similarities, one dot per pair, and the threshold).
 """
@@ -58,7 +59,7 @@ def main() -> None:
     turn_thr = Separator.turn_threshold(enc) if Separator.speaker_rule(enc) == "input" else None
     sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (similarities [P], same voice [P])
     turn_sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (voices_apart [R], one voice [R])
-    result_notes: dict[str, int] = {}
+    result_notes: dict = {}
 
     def pairs(emb: np.ndarray, who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         iu = np.triu_indices(len(who), 1)
@@ -84,17 +85,24 @@ def main() -> None:
         both_real = (real[:, None] & real[None, :])[iu]
         sim, same = sets["held-out voices (3 s, as in training)"]
         sets["held-out real voices"] = (sim[both_real], same[both_real])
-        if turn_thr is not None:  # recordings of one voice, or two taking turns, as the encoder's validation makes them
-            trng = np.random.default_rng([rec.seed, 4343])
-            flags, values = [], []
-            for k, spk in enumerate(val_spk):
-                for one in (True, False):
-                    other = spk if one else val_spk[(k + 1 + int(trng.integers(len(val_spk) - 1))) % len(val_spk)]
-                    v = voices_apart(enc, items.recording(spk, other, trng))
-                    if v is not None:
-                        flags.append(one)
-                        values.append(v)
-            turn_sets["held-out voices: one voice / two taking turns (6 s)"] = (np.array(values), np.array(flags))
+        if turn_thr is not None:  # the very recordings the encoder's validation set its turn threshold on
+            from avse.training.speaker import turn_scores, validation_recordings
+
+            flags, values, named = [], [], []
+            for first, second, x in validation_recordings(items, val_spk, rec.val_turns, rec.seed):
+                v = voices_apart(enc, x)
+                if v is not None:
+                    flags.append(first == second)
+                    values.append(v)
+                    if first != second:
+                        named.append((v, first, second))
+            apart, one = np.array(values, dtype=float), np.array(flags, dtype=bool)
+            turn_sets["held-out voices: the encoder's validation recordings (6 s)"] = (apart, one)
+            # its own threshold again (a check that these are its recordings), its equal error point, and the
+            # two-voice recordings that score highest: those that set the threshold
+            result_notes["validation turn scores"] = turn_scores(apart[one], apart[~one], float(rec.far))
+            result_notes["validation two-voice recordings, highest"] = [
+                {"voices_apart": round(v, 4), "first": a, "second": b} for v, a, b in sorted(named, reverse=True)[:6]]
     else:
         print(f"held-out voices: skipped ({args.speech} is absent)", flush=True)
     if args.real.is_dir():
@@ -121,8 +129,8 @@ def main() -> None:
             ones = [voices_apart(enc, c.audio) for c in clips]
             twos = [voices_apart(enc, turn_audio(c.audio, clips[pair[i]].audio)[0]) for i, c in enumerate(clips)]
             kept = [(v, True) for v in ones if v is not None] + [(v, False) for v in twos if v is not None]
-            turn_sets["real dev clips: one clip / two clips taking turns"] = (np.array([v for v, _ in kept]),
-                                                                               np.array([f for _, f in kept]))
+            turn_sets["real dev clips: one clip / two clips taking turns"] = (np.array([v for v, _ in kept], dtype=float),
+                                                                               np.array([f for _, f in kept], dtype=bool))
             result_notes["real dev clips too short for two pieces"] = sum(v is None for v in ones)
         arctic = sorted((args.real / "speech").glob("cmu_arctic_*.wav"))
         if arctic:

@@ -624,6 +624,28 @@ def test_the_speaker_encoder_hears_one_voice_throughout_the_input(share_db, hear
         assert ("one voice throughout the input (its pieces alike: 1.00)" in line) is asked
 
 
+@pytest.mark.parametrize("setting, whole", [(None, False), (0.2, True), (0.999, False)])
+def test_the_turn_threshold_setting_decides_the_merge(setting, whole, monkeypatch):
+    """Two voices taking turns (voices_apart near 0.1) stay apart at the encoder's 0.9, and are one voice when
+    ``ONE_VOICE_TURN_THRESHOLD`` is set under what they score."""
+    import avse.api
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class Split(ConvTasNet):
+        def forward(self, mixture):
+            return torch.stack([0.6 * mixture, 0.4 * mixture], 1)
+
+    monkeypatch.setattr(avse.api, "ONE_VOICE_TURN_THRESHOLD", setting)
+    x = np.concatenate([band_voice(48000, False), band_voice(48000, True, seed=1)])
+    sep = Separator(Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent")), av=None,
+                    config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=FixedOverlap(0.0),
+                    speaker=BandSpeaker())
+    sep.separate(x, 16000)
+    assert 0.0 <= sep.last_info["voices_apart"] < 0.5
+    assert (sep.last_info.get("one_voice") == "source0") is whole
+    assert sep.last_info["one_voice_throughout"] is whole
+
+
 def test_the_turn_threshold_comes_from_the_encoder_or_the_setting(monkeypatch):
     import avse.api
 

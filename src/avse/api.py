@@ -195,7 +195,8 @@ ONE_VOICE_SAME_SPEAKER: float | None = None
 #: (a second talker who takes a few turns is kept)
 ONE_VOICE_SPEAKER_GATES_QUIET = True
 #: "input": the input is one voice when ``voices_apart`` is at least this (None: the threshold stored with the encoder,
-#: ``val.turn_threshold``, at which 1 % of its validation speakers' recordings of two voices taking turns pass)
+#: ``val.turn_threshold``, at which at most ``far``, 1 % by default, of its validation speakers' recordings of two
+#: voices taking turns pass)
 ONE_VOICE_TURN_THRESHOLD: float | None = None
 
 

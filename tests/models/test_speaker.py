@@ -217,6 +217,35 @@ def test_turn_scores_keep_turns_from_passing():
         turn_scores(one, two, far=1.0)
 
 
+def test_turn_scores_give_the_equal_error_point():
+    """One voice [0.5 .. 0.95] against two [0.1 .. 0.7]: at the equal error point as many lone voices fall under
+    the threshold as turns reach it."""
+    one = np.linspace(0.5, 0.95, 10)
+    two = np.linspace(0.1, 0.7, 10)
+    s = turn_scores(one, two, far=0.0)
+    thr, eer = s["turn_eer_threshold"], s["turn_eer"]
+    miss, merge = np.mean(one < thr), np.mean(two >= thr)
+    assert abs(miss - merge) <= 0.1 + 1e-9 and eer == pytest.approx((miss + merge) / 2)
+    assert 0.5 <= thr <= 0.7 and 0.0 < eer < 0.3
+    apart = turn_scores(np.array([0.9, 0.95]), np.array([0.1, 0.2]), far=0.0)  # no overlap: no errors
+    assert apart["turn_eer"] == 0.0 and 0.2 < apart["turn_eer_threshold"] <= 0.9
+    assert np.isnan(turn_scores(one[:0], two, far=0.0)["turn_eer"])
+
+
+def test_validation_recordings_are_drawn_from_the_seed_alone():
+    r = Recipe(seconds=1.0, p_noise=0.0, p_eq=0.0, p_reverb=0.0)
+    items = SpeakerItems(r, _Pool(3), ["s0", "s1", "s2"], [])  # type: ignore[arg-type]
+    from avse.training.speaker import validation_recordings
+
+    a = validation_recordings(items, ["s0", "s1", "s2"], 2, seed=5)
+    b = validation_recordings(items, ["s0", "s1", "s2"], 2, seed=5)
+    assert len(a) == 12 and [(x, y) for x, y, _ in a] == [(x, y) for x, y, _ in b]
+    assert all(np.array_equal(x, y) for (_, _, x), (_, _, y) in zip(a, b, strict=True))
+    assert [x == y for x, y, _ in a] == [True, False] * 6  # alone, then with another, per draw
+    assert all(x != y for x, y, _ in a[1::2])
+    assert not np.array_equal(a[1][2], validation_recordings(items, ["s0", "s1", "s2"], 2, seed=6)[1][2])
+
+
 def test_speeds_make_speakers_of_their_own():
     """With speeds, a class is a speaker at one speed: index = speaker * len(speeds) + speed; a faster voice is
     higher and its item keeps the item's length."""

@@ -172,8 +172,9 @@ def voices_apart(enc: SpeakerEncoder, audio: np.ndarray, window_s: float = TURN_
     as hold ``window_s`` each, so each lasts ``window_s`` to twice that; ``two_groups``): near 1 when one voice
     talks throughout, lower when two take turns. None when there is sound for fewer than two pieces. Unlike
     comparing a separator's two outputs, this reads the recording as it is, without what a separator leaks from
-    one output into the other. The more pieces, the nearer 1 a lone voice's groups come (their means steady):
-    a threshold set on recordings of a few pieces is strict for long ones."""
+    one output into the other. The more pieces, the nearer 1 a lone voice's groups should come (their means
+    steady), so a threshold set on recordings of a few pieces lets more long recordings pass (expected, not
+    measured)."""
     x = active_audio(audio)
     w = int(window_s * SAMPLE_RATE)
     n = len(x) // w

@@ -41,7 +41,8 @@ class Recipe:
     voices pass on ``far`` of the pairs (stored in the checkpoint's extra as ``val.threshold``). It also makes
     ``val_turns`` recordings of each held-out speaker alone and as many of it taking turns with another
     (``SpeakerItems.recording``) and keeps the ``voices_apart`` at or over which at most ``far`` of the turns pass
-    as one voice (``val.turn_threshold``: ``avse separate``'s one-voice check by who talks; ``far`` in [0, 1)).
+    as one voice (``val.turn_threshold``: ``avse separate``'s one-voice check by who talks; ``far`` in [0, 1)),
+    with the equal error rate of the two kinds and its threshold (``val.turn_eer``, ``val.turn_eer_threshold``).
     """
 
     speech: tuple[str, ...] = ("data/real_speech",)
@@ -142,8 +143,8 @@ class SpeakerItems:
 
     def recording(self, first: str, second: str, rng: np.random.Generator) -> np.ndarray:
         """One recording of two turns: ``first``'s running speech, then ``second``'s (the same speaker: one voice
-        throughout), the first 25-75 % of it, both through one room, one noise and one response, as a microphone
-        hears a conversation -> float32 [N] (N = ``RECORDING_S`` or two items, the longer; peak -1 dBFS)."""
+        throughout), the first 25-75 % of it, both through the same room, noise and response (each with its
+        probability: ``p_reverb``, ``p_noise``, ``p_eq``), as a microphone hears a conversation -> float32 [N] (N = ``RECORDING_S`` or two items, the longer; peak -1 dBFS)."""
         n = max(2 * self.n, int(RECORDING_S * SAMPLE_RATE))
         cut = int(n * rng.uniform(0.25, 0.75))
 
@@ -213,16 +214,37 @@ def pair_scores(emb: np.ndarray, who: np.ndarray, far: float) -> dict[str, float
 def turn_scores(apart_one: np.ndarray, apart_two: np.ndarray, far: float) -> dict[str, float]:
     """``avse.models.speaker.voices_apart`` of one-voice recordings [N] and of two voices taking turns [M] -> the
     threshold at or over which at most ``far`` (0 <= far < 1) of the two-voice recordings pass as one voice
-    ("turn_threshold"; non-finite values are left out; NaN with none of either kind), and the share of one-voice
-    recordings that reach it ("turn_one_voice_pass")."""
+    ("turn_threshold"), the share of one-voice recordings that reach it ("turn_one_voice_pass"), and the equal
+    error rate of the two kinds with the threshold where it is met ("turn_eer", "turn_eer_threshold"; one-voice
+    recordings under it and two-voice ones at or over it are the errors). Non-finite values are left out; all NaN
+    with none of either kind."""
     if not 0.0 <= far < 1.0:
         raise ConfigError(f"turn_scores: far must be in [0, 1), got {far}")
     one, two = (np.sort(v[np.isfinite(v)]) for v in (np.asarray(apart_one, float), np.asarray(apart_two, float)))
     if not len(one) or not len(two):
-        return {"turn_threshold": float("nan"), "turn_one_voice_pass": float("nan")}
+        return {k: float("nan") for k in ("turn_threshold", "turn_one_voice_pass", "turn_eer", "turn_eer_threshold")}
     k = int(np.floor(far * len(two) + 1e-9))  # this many two-voice recordings may pass (k < M)
     thr = float(two[len(two) - 1 - k] + 1e-6)  # just over the (k+1)-th highest
-    return {"turn_threshold": thr, "turn_one_voice_pass": float(np.mean(one >= thr))}
+    grid = np.unique(np.concatenate([one, two]))
+    miss = np.searchsorted(one, grid, side="left") / len(one)  # one voice under the threshold: kept apart
+    merge = 1.0 - np.searchsorted(two, grid, side="left") / len(two)  # two voices at or over it: merged
+    i = int(np.argmin(np.abs(miss - merge)))
+    return {"turn_threshold": thr, "turn_one_voice_pass": float(np.mean(one >= thr)),
+            "turn_eer": float((miss[i] + merge[i]) / 2), "turn_eer_threshold": float(grid[i])}
+
+
+def validation_recordings(items: SpeakerItems, speakers: list[str], per_speaker: int,
+                          seed: int) -> list[tuple[str, str, np.ndarray]]:
+    """The recordings a speaker encoder's validation sets its turn threshold on: ``per_speaker`` of each of
+    ``speakers`` alone and as many of it followed by another of them (``SpeakerItems.recording``), drawn from
+    ``seed`` alone -> [(first, second, float32 [N])] (first == second: one voice)."""
+    rng = np.random.default_rng([seed, 998])
+    out = []
+    for k, spk in enumerate(speakers):
+        for _ in range(per_speaker):
+            other = speakers[(k + 1 + int(rng.integers(len(speakers) - 1))) % len(speakers)]
+            out += [(spk, spk, items.recording(spk, spk, rng)), (spk, other, items.recording(spk, other, rng))]
+    return out
 
 
 def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = False, progress: bool = False) -> Path:
@@ -232,6 +254,10 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     recipe = Recipe.from_mapping(config)
     if recipe.model != "speaker_encoder":
         raise ConfigError(f"speaker recipe: model must be speaker_encoder, got {recipe.model!r}")
+    if not 0.0 <= recipe.far < 1.0:
+        raise ConfigError(f"speaker recipe: far must be in [0, 1), got {recipe.far}")
+    if recipe.val_turns < 0:
+        raise ConfigError(f"speaker recipe: val_turns must be 0 or more, got {recipe.val_turns}")
     voices, train_spk, val_spk, train_noises, val_noises = voices_and_noises(recipe, "speaker", progress)
     items = SpeakerItems(recipe, voices, train_spk, train_noises)
     val_items = SpeakerItems(recipe, voices, val_spk, val_noises)
@@ -246,12 +272,8 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         audio, who = items.batch(rng, recipe.batch)
         return head(model(audio), who)
 
-    trng = np.random.default_rng([recipe.seed, 998])
-    recordings = []  # (one voice?, audio): each held-out speaker alone and taking turns with another
-    for k, spk in enumerate(val_spk):
-        for _ in range(recipe.val_turns):
-            other = val_spk[(k + 1 + int(trng.integers(len(val_spk) - 1))) % len(val_spk)]
-            recordings += [(True, val_items.recording(spk, spk, trng)), (False, val_items.recording(spk, other, trng))]
+    recordings = [(a == b, x) for a, b, x in validation_recordings(val_items, val_spk, recipe.val_turns, recipe.seed)]
+    warned = []
 
     def validate() -> dict[str, float]:
         model.eval()
@@ -261,9 +283,11 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         scores = pair_scores(emb, val_who, recipe.far)
         turns = turn_scores(np.array([a for one, a in apart if one and a is not None]),
                             np.array([a for one, a in apart if not one and a is not None]), recipe.far)
-        if not np.isfinite(turns["turn_threshold"]):
-            warnings.warn("speaker encoder: no turn threshold (the held-out recordings held too little sound for two "
-                          "pieces each); Separator(speaker=...) then compares the two outputs", stacklevel=2)
+        if not np.isfinite(turns["turn_threshold"]) and not warned:
+            why = "val_turns is 0" if not recordings else "the held-out recordings held too little sound for two pieces each"
+            warnings.warn(f"speaker encoder: no turn threshold ({why}); Separator(speaker=...) then compares the two "
+                          "outputs", stacklevel=2)
+            warned.append(True)
         return scores | turns
 
     def key(scores: dict[str, float]) -> tuple[float, ...]:
@@ -275,4 +299,5 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     return fit_small(model, recipe, out, step_loss, validate, key, extra, resume=resume, progress=progress, head=head)
 
 
-__all__ = ["Recipe", "SpeakerItems", "MarginSoftmax", "pair_scores", "turn_scores", "train_speaker"]
+__all__ = ["Recipe", "SpeakerItems", "MarginSoftmax", "pair_scores", "turn_scores", "validation_recordings",
+           "train_speaker"]
