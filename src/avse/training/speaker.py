@@ -273,7 +273,7 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
         return head(model(audio), who)
 
     recordings = [(a == b, x) for a, b, x in validation_recordings(val_items, val_spk, recipe.val_turns, recipe.seed)]
-    warned = []
+    warned: list[bool] = []  # the warning below is given once, not every epoch
 
     def validate() -> dict[str, float]:
         model.eval()
