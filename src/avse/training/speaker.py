@@ -144,7 +144,8 @@ class SpeakerItems:
     def recording(self, first: str, second: str, rng: np.random.Generator) -> np.ndarray:
         """One recording of two turns: ``first``'s running speech, then ``second``'s (the same speaker: one voice
         throughout), the first 25-75 % of it, both through the same room, noise and response (each with its
-        probability: ``p_reverb``, ``p_noise``, ``p_eq``), as a microphone hears a conversation -> float32 [N] (N = ``RECORDING_S`` or two items, the longer; peak -1 dBFS)."""
+        probability: ``p_reverb``, ``p_noise``, ``p_eq``), as a microphone hears a conversation -> float32 [N]
+        (N = ``RECORDING_S`` or two items, the longer; peak -1 dBFS)."""
         n = max(2 * self.n, int(RECORDING_S * SAMPLE_RATE))
         cut = int(n * rng.uniform(0.25, 0.75))
 
