@@ -167,13 +167,9 @@ def main() -> None:
 
 def eer(pos: np.ndarray, neg: np.ndarray) -> float | None:
     """The equal error rate of same-voice similarities ``pos`` against different-voice ones ``neg``."""
-    if not len(pos) or not len(neg):
-        return None
-    grid = np.unique(np.concatenate([pos, neg]))
-    miss = np.searchsorted(np.sort(pos), grid, side="left") / len(pos)
-    fa = 1.0 - np.searchsorted(np.sort(neg), grid, side="left") / len(neg)
-    i = int(np.argmin(np.abs(miss - fa)))
-    return float((miss[i] + fa[i]) / 2)
+    from avse.training.speaker import equal_error
+
+    return equal_error(pos, neg)[0] if len(pos) and len(neg) else None
 
 
 def speed(enc) -> float:

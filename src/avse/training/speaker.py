@@ -202,14 +202,27 @@ def pair_scores(emb: np.ndarray, who: np.ndarray, far: float) -> dict[str, float
     pos, neg = np.sort(s[same]), np.sort(s[~same])
     if not len(pos) or not len(neg):
         return {"eer": float("nan"), "threshold": float("nan"), "same_pass_at_threshold": float("nan")}
-    grid = np.unique(np.concatenate([pos, neg]))
-    frr = np.searchsorted(pos, grid, side="left") / len(pos)  # same pairs under the threshold
-    fa = 1.0 - np.searchsorted(neg, grid, side="left") / len(neg)  # different pairs at or over it
-    i = int(np.argmin(np.abs(frr - fa)))
+    grid, frr, fa = error_curves(pos, neg)
     ok = np.nonzero(fa <= far)[0]
     thr = float(grid[ok[0]]) if len(ok) else float(neg[-1] + 1e-6)
-    return {"eer": float((frr[i] + fa[i]) / 2), "threshold": thr,
-            "same_pass_at_threshold": float(np.mean(pos >= thr))}
+    return {"eer": equal_error(pos, neg)[0], "threshold": thr, "same_pass_at_threshold": float(np.mean(pos >= thr))}
+
+
+def error_curves(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores that should be high ``pos`` [N] and low ``neg`` [M] (both non-empty) -> (every score as a threshold
+    [G] ascending, the share of ``pos`` under each [G], the share of ``neg`` at or over each [G])."""
+    pos, neg = np.sort(pos), np.sort(neg)
+    grid = np.unique(np.concatenate([pos, neg]))
+    return (grid, np.searchsorted(pos, grid, side="left") / len(pos),
+            1.0 - np.searchsorted(neg, grid, side="left") / len(neg))
+
+
+def equal_error(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+    """Scores that should be high ``pos`` [N] and low ``neg`` [M] (both non-empty) -> (the equal error rate, the
+    threshold where the two errors of ``error_curves`` come nearest)."""
+    grid, miss, fa = error_curves(pos, neg)
+    i = int(np.argmin(np.abs(miss - fa)))
+    return float((miss[i] + fa[i]) / 2), float(grid[i])
 
 
 def turn_scores(apart_one: np.ndarray, apart_two: np.ndarray, far: float) -> dict[str, float]:
@@ -226,12 +239,9 @@ def turn_scores(apart_one: np.ndarray, apart_two: np.ndarray, far: float) -> dic
         return {k: float("nan") for k in ("turn_threshold", "turn_one_voice_pass", "turn_eer", "turn_eer_threshold")}
     k = int(np.floor(far * len(two) + 1e-9))  # this many two-voice recordings may pass (k < M)
     thr = float(two[len(two) - 1 - k] + 1e-6)  # just over the (k+1)-th highest
-    grid = np.unique(np.concatenate([one, two]))
-    miss = np.searchsorted(one, grid, side="left") / len(one)  # one voice under the threshold: kept apart
-    merge = 1.0 - np.searchsorted(two, grid, side="left") / len(two)  # two voices at or over it: merged
-    i = int(np.argmin(np.abs(miss - merge)))
+    eer, eer_thr = equal_error(one, two)  # the errors: one voice kept apart, two voices merged
     return {"turn_threshold": thr, "turn_one_voice_pass": float(np.mean(one >= thr)),
-            "turn_eer": float((miss[i] + merge[i]) / 2), "turn_eer_threshold": float(grid[i])}
+            "turn_eer": eer, "turn_eer_threshold": eer_thr}
 
 
 def validation_recordings(items: SpeakerItems, speakers: list[str], per_speaker: int,
@@ -300,5 +310,5 @@ def train_speaker(config: Mapping[str, Any], out: str | Path, resume: bool = Fal
     return fit_small(model, recipe, out, step_loss, validate, key, extra, resume=resume, progress=progress, head=head)
 
 
-__all__ = ["Recipe", "SpeakerItems", "MarginSoftmax", "pair_scores", "turn_scores", "validation_recordings",
-           "train_speaker"]
+__all__ = ["Recipe", "SpeakerItems", "MarginSoftmax", "pair_scores", "turn_scores", "error_curves", "equal_error",
+           "validation_recordings", "train_speaker"]
