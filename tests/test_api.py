@@ -455,6 +455,19 @@ class FixedOverlap(torch.nn.Module):
         return (np.arange(n) < self.share * n).astype(np.float32)
 
 
+def share_split(share: float, swap: bool = False) -> torch.nn.Module:
+    """A blind two-output model that gives its first output (1 - share) of the input and its second ``share`` of it
+    (the other way round with ``swap``): one voice split at a known level, the outputs adding up to the input."""
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class Split(ConvTasNet):
+        def forward(self, mixture):
+            parts = [(1 - share) * mixture, share * mixture]
+            return torch.stack(parts[::-1] if swap else parts, 1)
+
+    return Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+
+
 @pytest.mark.parametrize("share_db, heard, whole", [
     (-16.5, 0.02, True),   # 10-20 dB down and no voices at once: a lone voice, split
     (-16.5, 0.40, False),  # two voices at once: a quiet second talker, kept
@@ -463,18 +476,9 @@ class FixedOverlap(torch.nn.Module):
 ])
 @pytest.mark.parametrize("loud", [0, 1])
 def test_the_overlap_detector_tells_a_split_voice_from_a_quiet_second_talker(share_db, heard, whole, loud):
-    from avse.models.tasnet import ConvTasNet, TasNetConfig
-
-    share = 10 ** (share_db / 20)
-
-    class Split(ConvTasNet):
-        def forward(self, mixture):
-            parts = [(1 - share) * mixture, share * mixture]
-            return torch.stack(parts if loud == 0 else parts[::-1], 1)
-
     x = speechlike(40000)
     det = FixedOverlap(heard)
-    model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    model = share_split(10 ** (share_db / 20), swap=loud != 0)
     sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=det,
                     speaker=False)
     y = sep.separate(x, 16000)
@@ -519,18 +523,10 @@ class FixedSpeaker(torch.nn.Module):
 ])
 def test_the_speaker_encoder_tells_a_split_voice_from_talkers_taking_turns(share_db, heard, sim, whole, monkeypatch):
     import avse.api
-    from avse.models.tasnet import ConvTasNet, TasNetConfig
-
     monkeypatch.setattr(avse.api, "ONE_VOICE_SPEAKER_BY", "outputs")  # the rule that compares the two outputs
 
-    share = 10 ** (share_db / 20)
-
-    class Split(ConvTasNet):
-        def forward(self, mixture):
-            return torch.stack([(1 - share) * mixture, share * mixture], 1)
-
     x = speechlike(40000)
-    model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    model = share_split(10 ** (share_db / 20))
     det, enc = FixedOverlap(heard), FixedSpeaker(sim)
     sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=det, speaker=enc)
     y = sep.separate(x, 16000)
@@ -594,17 +590,9 @@ def band_voice(n: int, high: bool, seed: int = 0) -> np.ndarray:
     (-8.0, 0.02, False, 3.0, False),   # too little sound for two pieces: no answer, kept apart
 ])
 def test_the_speaker_encoder_hears_one_voice_throughout_the_input(share_db, heard, turns, seconds, whole):
-    from avse.models.tasnet import ConvTasNet, TasNetConfig
-
-    share = 10 ** (share_db / 20)
-
-    class Split(ConvTasNet):
-        def forward(self, mixture):
-            return torch.stack([(1 - share) * mixture, share * mixture], 1)
-
     n = int(seconds * 16000)
     x = np.concatenate([band_voice(n // 2, False), band_voice(n - n // 2, turns, seed=1)])
-    model = Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    model = share_split(10 ** (share_db / 20))
     sep = Separator(model, av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4),
                     overlap=FixedOverlap(heard), speaker=BandSpeaker())
     y = sep.separate(x, 16000)
@@ -629,15 +617,10 @@ def test_the_turn_threshold_setting_decides_the_merge(setting, whole, monkeypatc
     """Two voices taking turns (voices_apart near 0.1) stay apart at the encoder's 0.9, and are one voice when
     ``ONE_VOICE_TURN_THRESHOLD`` is set under what they score."""
     import avse.api
-    from avse.models.tasnet import ConvTasNet, TasNetConfig
-
-    class Split(ConvTasNet):
-        def forward(self, mixture):
-            return torch.stack([0.6 * mixture, 0.4 * mixture], 1)
 
     monkeypatch.setattr(avse.api, "ONE_VOICE_TURN_THRESHOLD", setting)
     x = np.concatenate([band_voice(48000, False), band_voice(48000, True, seed=1)])
-    sep = Separator(Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent")), av=None,
+    sep = Separator(share_split(0.4), av=None,
                     config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=FixedOverlap(0.0),
                     speaker=BandSpeaker())
     sep.separate(x, 16000)
@@ -667,13 +650,7 @@ def test_the_turn_threshold_comes_from_the_encoder_or_the_setting(monkeypatch):
 def test_an_encoder_without_a_turn_threshold_compares_the_outputs():
     """The default rule reads the input, but an encoder trained before the turn threshold was kept does what it was
     made for: the same voice in both outputs is one voice, at any level."""
-    from avse.models.tasnet import ConvTasNet, TasNetConfig
-
-    class Split(ConvTasNet):
-        def forward(self, mixture):
-            return torch.stack([0.6 * mixture, 0.4 * mixture], 1)
-
-    sep = Separator(Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent")), av=None,
+    sep = Separator(share_split(0.4), av=None,
                     config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=FixedOverlap(0.0),
                     speaker=FixedSpeaker(0.9))
     sep.separate(speechlike(40000), 16000)
