@@ -243,6 +243,40 @@ def test_noise_augment_changes_only_the_noise_and_none_changes_nothing(tiny_corp
     assert "noise" in kinds
 
 
+def test_speech_augment_changes_the_voices_and_their_references_together_and_none_changes_nothing(tiny_corpus):
+    """With speech augmentation every item draws the same interferer, SNR and window; the voice to keep (alone
+    or not) and a competing talker change, the noise does not, the mixture is still their sum at the drawn SNR,
+    and with both probabilities 0 the items are those without it."""
+    from avse.data.noise import SpeechAugment
+    from avse.evaluation.metrics import si_sdr
+
+    kw = dict(segment_frames=None, seed=0, snr_noise=(0.0, 0.0), snr_speech=(0.0, 0.0), p_clean=0.4)
+    plain = DynamicMixDataset(tiny_corpus, "dev", **kw)
+    aug = DynamicMixDataset(tiny_corpus, "dev", speech_augment=SpeechAugment(p_reverb=1.0, p_eq=1.0), **kw)
+    off = DynamicMixDataset(tiny_corpus, "dev", speech_augment=SpeechAugment(p_reverb=0.0, p_eq=0.0), **kw)
+    kinds = set()
+    for epoch, i in itertools.product(range(3), range(len(plain))):
+        for ds in (plain, aug, off):
+            ds.set_epoch(epoch)
+        a, b, c = plain[i], aug[i], off[i]
+        assert a["info"] == b["info"] == c["info"]
+        for k in ("mixture", "target", "interferer"):
+            assert torch.equal(a[k], c[k])
+        kind = a["info"]["type"]
+        kinds.add(kind)
+        ta, tb = a["target"].numpy(), b["target"].numpy()
+        assert abs(si_sdr(tb, ta)) < 30.0  # the voice to keep is changed, reference and all
+        assert np.allclose(b["mixture"].numpy(), tb + b["interferer"].numpy(), atol=1e-5)
+        if kind == "noise":
+            ia, ib = a["interferer"].numpy(), b["interferer"].numpy()
+            assert np.allclose(ia / np.abs(ia).max(), ib / np.abs(ib).max(), atol=1e-6)
+        if kind == "speech":
+            assert si_sdr(b["interferer"].numpy(), a["interferer"].numpy()) < 30.0
+        if kind != "clean":
+            assert abs(si_sdr(b["mixture"].numpy(), tb) - si_sdr(a["mixture"].numpy(), ta)) < 1.0  # still about 0 dB
+    assert {"noise", "speech", "clean"} <= kinds
+
+
 def test_bandwidth_and_match_band_cut_the_wider_voice_to_the_narrower_band():
     from avse.data.mixing import bandwidth, lowpass, match_band
 

@@ -314,3 +314,32 @@ def test_noise_augment_checks_the_crowd():
                 {"crowd_talkers": (2.5, 4)}):
         with pytest.raises(ConfigError, match="crowd"):
             NoiseAugment(**bad)
+
+
+def test_augment_speech_reverberates_and_equalises_a_voice_at_its_level_by_its_draws_only():
+    from avse.data.noise import SpeechAugment, augment_speech
+
+    x = np.zeros(32000)
+    x[::4000] = 1.0  # clicks: reverb shows as energy between them
+    none = SpeechAugment(p_reverb=0.0, p_eq=0.0)
+    assert np.array_equal(augment_speech(x, np.random.default_rng(3), none), x)
+    rev = augment_speech(x, np.random.default_rng(3), SpeechAugment(p_reverb=1.0, p_eq=0.0, rt60=(0.4, 0.4), drr_db=(0.0, 0.0)))
+    gaps = np.ones(32000, bool)
+    gaps[::4000] = False
+    assert np.sum(rev[gaps] ** 2) > 0.3 * np.sum(rev**2)  # the tails between the clicks
+    assert np.isclose(np.sum(rev**2), np.sum(x**2))  # the voice's level kept
+    eq = augment_speech(x, np.random.default_rng(3), SpeechAugment(p_reverb=0.0, p_eq=1.0, eq_db=6.0))
+    assert not np.allclose(eq, x) and np.isclose(np.sum(eq**2), np.sum(x**2))
+    a = augment_speech(x, np.random.default_rng(5), SpeechAugment())
+    assert np.array_equal(a, augment_speech(x, np.random.default_rng(5), SpeechAugment())) and a.shape == x.shape
+    assert not np.any(augment_speech(np.zeros(1000), np.random.default_rng(5), SpeechAugment(p_reverb=1.0, p_eq=1.0)))
+
+
+def test_speech_augment_checks_its_ranges():
+    from avse.data.noise import SpeechAugment
+    from avse.errors import ConfigError
+
+    for bad in ({"p_reverb": -0.1}, {"p_eq": 2.0}, {"rt60": (0.8, 0.2)}, {"rt60": (0.01, 0.5)}, {"eq_db": -1.0},
+                {"drr_db": (10.0, 0.0)}):
+        with pytest.raises(ConfigError):
+            SpeechAugment(**bad)

@@ -28,7 +28,7 @@ from avse.data.metadata import (
     target_wav_path,
 )
 from avse.data.mixing import apply_ramp, load_speech_weight, match_band, mix_scene, peak_scale
-from avse.data.noise import NoiseAugment, augment_noise
+from avse.data.noise import NoiseAugment, SpeechAugment, augment_noise, augment_speech
 from avse.data.scenes import InterfererPool, check_snr_range
 from avse.errors import ConfigError, InterfererTooShortError
 from avse.utils.seeding import item_seed
@@ -240,6 +240,9 @@ class DynamicMixDataset(Dataset):
     ``visual_stream`` "light_asd" makes ``features`` the cache's Light-ASD embeddings [F, 128].
     ``noise_augment`` (an ``avse.data.noise.NoiseAugment``) passes noise interferers through a
     room and a microphone (``augment_noise``; its own draws, so None changes nothing else).
+    ``speech_augment`` (an ``avse.data.noise.SpeechAugment``) passes each voice, the one to keep (alone or
+    not) and a competing talker, through a room and a microphone of its own (``augment_speech``; its own
+    draws), the reference changed with it, so that a model learns to keep a voice as its recording gave it.
     ``info`` holding ``{"target", "type", "name", "offset", "SNR", "start_frame"}``
     (start_frame 0 without cropping). ``p_clean`` is the probability that an
     item is the target alone (interferer all zeros, "type" ``"clean"``): a
@@ -300,6 +303,7 @@ class DynamicMixDataset(Dataset):
         band_match: bool = False,
         alone_only: Sequence[str] = (),
         never_alone: Sequence[str] = (),
+        speech_augment: SpeechAugment | None = None,
     ):
         snr_speech, snr_noise = check_snr_range("snr_speech", snr_speech), check_snr_range("snr_noise", snr_noise)
         check_speed_range("speed", speed)
@@ -351,6 +355,7 @@ class DynamicMixDataset(Dataset):
         self.epoch = 0
         self.visual = _Visual(self.root, dataset, cache, crops, visual_stream)
         self.noise_augment = noise_augment
+        self.speech_augment = speech_augment
         self.p_masker_target = float(p_masker_target)
         self.band_match = bool(band_match)
         if self.p_masker_target > 0.0 and not mixed:
@@ -467,6 +472,14 @@ class DynamicMixDataset(Dataset):
 
         return apply_ramp(augment_noise(noise, rng, self.noise_augment, layer, talkers))
 
+    def _augment_speech(self, index: int, role: str, voice: np.ndarray) -> np.ndarray:
+        """``voice`` [T] of item ``index`` through ``speech_augment`` (its own draw per ``role``, "target" or
+        "interferer") -> float64 [T]; unchanged without ``speech_augment``."""
+        if self.speech_augment is None:
+            return voice
+        rng = np.random.default_rng(item_seed(self.seed, f"speech_augment:{role}:{self.epoch}:{index}"))
+        return augment_speech(voice, rng, self.speech_augment)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         t = self.targets[index]
         m = self.masker_target(index)
@@ -483,11 +496,15 @@ class DynamicMixDataset(Dataset):
             visual = {k: stretch_frames(align_visual(v, n0), s_t, frames_for(len(target))) for k, v in visual.items()}
         if self._clean(index):
             d = {**d, "type": "clean", "name": "", "offset": 0, "SNR": float("inf")}
+            target = self._augment_speech(index, "target", target)
             mixed, noise = target.copy(), np.zeros_like(target)
         else:
             noise = self._interferer(d, len(target), s_i if d["type"] == "speech" else 1.0)
             if self.band_match and d["type"] == "speech":
                 target, noise = match_band(target, noise)
+            target = self._augment_speech(index, "target", target)
+            if d["type"] == "speech":
+                noise = apply_ramp(self._augment_speech(index, "interferer", noise))
             if self.noise_augment is not None and d["type"] == "noise":
                 noise = self._augment_noise(index, noise, t["speaker"], d["name"])
             mixed, target, noise = mix_scene(target, [noise], d["SNR"], self.h)

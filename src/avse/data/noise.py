@@ -1,5 +1,5 @@
 """Noise for the corpus and for training: generators (coloured, babble, hum, music-like, bursts), real files, and the
-room and microphone augmentation of noise in dynamic mixing."""
+room and microphone augmentation of noise and voices in dynamic mixing."""
 
 from __future__ import annotations
 
@@ -175,6 +175,62 @@ class NoiseAugment:
             raise ConfigError(f"noise_augment.crowd_talkers must be whole numbers from 1 up, got {self.crowd_talkers!r}")
         if not 0.0 <= self.eq_db:
             raise ConfigError(f"noise_augment.eq_db must be >= 0, got {self.eq_db!r}")
+
+
+@dataclass(frozen=True)
+class SpeechAugment:
+    """How each voice of a training mixture is changed (each voice its own draw) before it is mixed, the
+    reference to learn changed with it.
+
+    The recorded and synthesised voices of the corpus are dry and close; a real recording's voice reaches the
+    microphone through a room and a microphone of its own, and a model must keep it as it came. So a voice
+    (the voice to keep, a talker alone included, and a competing talker) is:
+
+    - with probability ``p_reverb`` convolved with a synthetic room response (:func:`synthetic_rir`, RT60
+      drawn in ``rt60``) and mixed with its dry self at a direct-to-reverberant ratio drawn in ``drr_db``
+      (a talker near the microphone: mostly above 0 dB);
+    - with probability ``p_eq`` given a smooth random response (:func:`random_eq`), up to ``eq_db`` either way.
+    """
+
+    p_reverb: float = 0.5
+    rt60: tuple[float, float] = (0.15, 0.8)
+    drr_db: tuple[float, float] = (0.0, 15.0)
+    p_eq: float = 0.5
+    eq_db: float = 6.0
+
+    def __post_init__(self) -> None:
+        from avse.errors import ConfigError
+
+        for name in ("p_reverb", "p_eq"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"speech_augment.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("rt60", "drr_db"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ConfigError(f"speech_augment.{name} must be a range [low, high], got {getattr(self, name)!r}")
+        if not 0.05 <= self.rt60[0]:
+            raise ConfigError(f"speech_augment.rt60 must start at 0.05 s or more, got {self.rt60!r}")
+        if not 0.0 <= self.eq_db:
+            raise ConfigError(f"speech_augment.eq_db must be >= 0, got {self.eq_db!r}")
+
+
+def augment_speech(voice: np.ndarray, rng: np.random.Generator, cfg: SpeechAugment) -> np.ndarray:
+    """A training voice [T] -> the same voice through a room and a microphone (:class:`SpeechAugment`), float64 [T]
+    at the input's RMS. Every draw is made whether or not it is used, so the result depends only on ``rng``'s
+    state and ``cfg``; a voice that neither draw changes comes back as it went in."""
+    x = np.asarray(voice, dtype=np.float64)
+    u = rng.random(2)
+    rt60, drr = rng.uniform(*cfg.rt60), rng.uniform(*cfg.drr_db)
+    rir_seed, eq_seed = int(rng.integers(1 << 31)), int(rng.integers(1 << 31))
+    changed = False
+    rms = np.sqrt(np.mean(x**2)) if len(x) else 0.0
+    if u[0] < cfg.p_reverb and rms > 0:
+        x, changed = in_room(x, synthetic_rir(rt60, np.random.default_rng(rir_seed)), drr), True
+    if u[1] < cfg.p_eq and rms > 0:
+        x, changed = random_eq(x, np.random.default_rng(eq_seed), cfg.eq_db), True
+    if changed:
+        x = x * (rms / max(float(np.sqrt(np.mean(x**2))), 1e-12))
+    return x
 
 
 def impacts(n: int, rng: np.random.Generator, rate_hz: float | None = None) -> np.ndarray:

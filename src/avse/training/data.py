@@ -21,7 +21,7 @@ from avse.data.datasets import (
     target_lip_features,
 )
 from avse.data.metadata import speaker_patterns, target_speech_list_path
-from avse.data.noise import NoiseAugment
+from avse.data.noise import NoiseAugment, SpeechAugment
 from avse.data.scenes import check_snr_range
 from avse.errors import ConfigError, MetadataError
 from avse.training.augment import LipAugment, augment_lip_features
@@ -164,7 +164,9 @@ class AvseDataModule(EpochDataModule):
     "light_asd" makes ``features`` the cache's Light-ASD embeddings [B, F, 128].
     ``noise_augment``: pass the training items' noises through a room and a
     microphone (True for the defaults of ``avse.data.noise.NoiseAugment``, or a
-    mapping of its fields). ``p_masker_target``: the share of training items whose
+    mapping of its fields). ``speech_augment``: pass the training items' voices, the one to keep and a
+    competing talker, each through a room and a microphone of its own, the reference with it (True for the
+    defaults of ``avse.data.noise.SpeechAugment``, or a mapping of its fields). ``p_masker_target``: the share of training items whose
     voice to keep is a masker's (see DynamicMixDataset; models without a visual stream only).
     ``band_match``: two voices mixed in training are cut to the narrower one's band (see DynamicMixDataset).
     ``alone_only``: glob patterns of masker speakers heard only alone in training, ``never_alone`` of those
@@ -196,6 +198,7 @@ class AvseDataModule(EpochDataModule):
         band_match: bool = False,
         alone_only: Sequence[str] = (),
         never_alone: Sequence[str] = (),
+        speech_augment: bool | dict[str, Any] = False,
     ):
         super().__init__()
         self.root = Path(root)
@@ -224,6 +227,7 @@ class AvseDataModule(EpochDataModule):
         self.p_speed, self.speed = float(p_speed), check_speed_range("data.speed", speed)
         self.augment: LipAugment | None = _options("visual_augment", LipAugment, visual_augment)
         self.noise_augment: NoiseAugment | None = _options("noise_augment", NoiseAugment, noise_augment)
+        self.speech_augment: SpeechAugment | None = _options("speech_augment", SpeechAugment, speech_augment)
         self.train_split, self.val_split = train_split, val_split
         if visual_stream == "light_asd" and cache is None:
             raise ConfigError("a model on Light-ASD embeddings trains from a cache that holds them: set data.cache "
@@ -257,6 +261,7 @@ class AvseDataModule(EpochDataModule):
                 band_match=self.band_match if train else False,
                 alone_only=self.alone_only if train else (),
                 never_alone=self.never_alone if train else (),
+                speech_augment=self.speech_augment if train else None,
             ),
             augment=self.augment if train else None,
         )
