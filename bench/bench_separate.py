@@ -76,6 +76,8 @@ def main() -> None:
     p.add_argument("--turn-threshold", type=float, default=None,
                    help="with --speaker-by input, the voices_apart at or over which the input is one voice "
                    "(avse.api.ONE_VOICE_TURN_THRESHOLD; default: the encoder's val.turn_threshold)")
+    p.add_argument("--shifts", type=int, default=1,
+                   help="run the blind model this many times on shifted inputs and average (Separator(shifts=N))")
     args = p.parse_args()
     args.overlap = {"shipped": True, "none": False}.get(args.overlap, args.overlap)
     args.speaker = False if args.speaker == "none" else args.speaker
@@ -92,7 +94,7 @@ def main() -> None:
 
     root = Path(args.root)
     folder = scenes_dir(root, "test")
-    sep = Separator(args.model, av=None, overlap=args.overlap, speaker=args.speaker)
+    sep = Separator(args.model, av=None, overlap=args.overlap, speaker=args.speaker, shifts=args.shifts)
     gains = []
     one_voice = 0
     lost = 0  # one-voice mixtures where the model had pulled out the quieter voice (by 3 dB or more)
@@ -109,6 +111,7 @@ def main() -> None:
     g = np.asarray(gains)  # [N, 2]: target, competing talker
     result = {
         "model": args.model,
+        "shifts": args.shifts,
         "scenes": len(g),
         "mean_si_sdri_db": float(g.mean()),
         "mean_si_sdri_target_db": float(g[:, 0].mean()),
@@ -162,7 +165,7 @@ def real(args: argparse.Namespace) -> None:
     work = args.work or Path(tempfile.gettempdir()) / "avse_bench_real"
     clips = load_clips(args.real, work / "frontend")
     items = build_items(clips, {}, quick=False)
-    sep = Separator(args.model, av=None, overlap=args.overlap, speaker=args.speaker)
+    sep = Separator(args.model, av=None, overlap=args.overlap, speaker=args.speaker, shifts=args.shifts)
     by_snr: dict[str, list[list[float]]] = {}
     better: dict[str, list[float]] = {}
     better_given: dict[str, list[float]] = {}
@@ -227,7 +230,7 @@ def real(args: argparse.Namespace) -> None:
         apart = len(owners[0]) == 1 and len(owners[1]) == 1 and -1 not in owners[0] | owners[1] and owners[0] != owners[1]
         conv_rows.append({"talkers": key, "seconds": round(len(mixture) / SR, 1), "one_voice": bool(sep.last_info.get("one_voice")),
                           "si_sdri": [round(float(g), 2) for g in gains], "turns_apart": bool(apart)})
-    result: dict = {"model": args.model, "real": str(args.real), "overlap": str(args.overlap), "speaker": str(args.speaker),
+    result: dict = {"model": args.model, "real": str(args.real), "shifts": args.shifts, "overlap": str(args.overlap), "speaker": str(args.speaker),
                     "quiet_rule": args.quiet_rule, **_speaker_rule(sep), "two_talker": {}}
     for key, gains in by_snr.items():
         g = np.asarray(gains)  # [N, 2]: target, other talker

@@ -1,6 +1,11 @@
 """Paired differences between two methods of one bench_real.py run: mean, 95 % interval and share of inputs improved.
 
     python bench/paired.py bench/results/real_separate_clean.json separate sep-clean-last [--json]
+    python bench/paired.py --items bench/results/separate_real_A.json bench/results/separate_real_B.json
+
+The second form compares two runs of bench_separate.py (or any two results files with the same ``items``:
+one number per input), B minus A, per kind of input (the item names' prefix: "2t" for the two-talker
+mixtures, both voices' SI-SDRi; "clean" for the clean clips, PESQ-WB as given).
 
 Two methods scored on the same inputs differ by less than their own intervals
 suggest: each input's difficulty cancels. For every condition of the run
@@ -60,13 +65,49 @@ def paired(rows: list[dict], a: str, b: str) -> dict[str, dict[str, dict[str, fl
     return out
 
 
+def paired_items(a: dict[str, float], b: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Two runs' ``items`` ({input name: number}) -> {kind: {mean, ci95, n, share_better}} of ``b`` minus ``a`` over
+    the inputs both have, the kind being the name up to its first "_"; a name in only one run is an error."""
+    from avse.evaluation.run import mean_ci
+
+    if set(a) != set(b):
+        odd = sorted(set(a) ^ set(b))
+        raise SystemExit(f"the two runs scored different inputs ({len(odd)} differ, e.g. {odd[0]})")
+    out: dict[str, dict[str, float]] = {}
+    for kind in dict.fromkeys(k.split("_")[0] for k in a):
+        diffs = [b[k] - a[k] for k in a if k.split("_")[0] == kind]
+        ci = mean_ci(diffs)
+        if ci["ci_low"] is None:
+            continue
+        d = np.asarray([x for x in diffs if math.isfinite(x)])
+        out[kind] = {"mean": ci["mean"], "ci95": ci["mean"] - ci["ci_low"], "n": ci["n"], "share_better": float(np.mean(d > 0))}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", type=Path, help="a bench_real.py results file (bench/results/NAME.json)")
-    ap.add_argument("a", help="the method to compare against")
-    ap.add_argument("b", help="the method compared")
+    ap.add_argument("run", type=Path, help="a bench_real.py results file (bench/results/NAME.json); with --items, run A")
+    ap.add_argument("a", help="the method to compare against; with --items, run B's results file")
+    ap.add_argument("b", nargs="?", help="the method compared (not with --items)")
+    ap.add_argument("--items", action="store_true", help="compare two results files' per-input items (bench_separate.py)")
     ap.add_argument("--json", action="store_true", help="also write bench/results/paired_RUN_A_B.json")
     args = ap.parse_args()
+    if args.items:
+        if args.b is not None:
+            raise SystemExit("--items takes two results files, not methods")
+        run_b = Path(args.a)
+        items = [json.loads(f.read_text()).get("items") for f in (args.run, run_b)]
+        if not all(isinstance(x, dict) for x in items):
+            raise SystemExit("--items: both results files need an 'items' mapping (bench_separate.py writes one)")
+        result = paired_items(items[0], items[1])
+        print(f"{run_b.name} minus {args.run.name}, paired over the same inputs:")
+        for kind, v in result.items():
+            print(f"  {kind:10s} {v['mean']:+.3f} ± {v['ci95']:.3f}  (n={v['n']}, higher on {v['share_better']:.0%})")
+        if args.json:
+            save(f"paired_{args.run.stem}_{run_b.stem}", {"a": args.run.name, "b": run_b.name, "paired": result})
+        return
+    if args.b is None:
+        raise SystemExit("give the two methods to compare (or --items with two results files)")
     data = json.loads(args.run.read_text())
     rows = data["rows"]
     known = set().union(*(r["methods"] for r in rows)) if rows else set()

@@ -468,6 +468,59 @@ def share_split(share: float, swap: bool = False) -> torch.nn.Module:
     return Split(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
 
 
+def test_shifted_runs_are_put_back_in_place_and_order_before_they_are_averaged():
+    """A model that splits the input into its positive and negative halves but swaps its outputs on every other
+    call: every shifted run, its delay cut and its outputs put in the first run's order, gives the same split, so
+    the average is that split exactly."""
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class Flipping(ConvTasNet):
+        calls = 0
+
+        def forward(self, mixture):
+            Flipping.calls += 1
+            parts = [mixture.clamp(min=0), mixture.clamp(max=0)]
+            return torch.stack(parts[::-1] if Flipping.calls % 2 else parts, 1)
+
+    x = speechlike(40000)
+    halves = np.stack([np.maximum(x, 0), np.minimum(x, 0)])
+    config = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4)
+    model = Flipping(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    once = Separator(model, av=None, config=config).blind_outputs(x)[0]
+    Flipping.calls = 0
+    four = Separator(model, av=None, config=config, shifts=4).blind_outputs(x)[0]
+    assert Flipping.calls > 4 * 3  # four runs of several chunks each
+    assert four.shape == once.shape == (2, len(x))
+    assert np.allclose(four, once, atol=1e-5)
+    assert np.allclose(four, halves, atol=1e-5) or np.allclose(four, halves[::-1], atol=1e-5)
+
+
+def test_shifted_runs_outvote_an_error_tied_to_where_the_model_is_run():
+    """A model that puts a click into its first output at the start of every chunk it is given (and takes it from
+    the second, so they still add up to the input): averaged over shifted runs the clicks fall elsewhere each time
+    and shrink; the outputs keep adding up to the input."""
+    from avse.models.tasnet import ConvTasNet, TasNetConfig
+
+    class Clicking(ConvTasNet):
+        def forward(self, mixture):
+            click = torch.zeros_like(mixture)
+            click[:, :50] = 0.5
+            return torch.stack([0.5 * mixture + click, 0.5 * mixture - click], 1)
+
+    x = speechlike(48000)
+    config = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4)
+    model = Clicking(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
+    errors = []
+    for shifts in (1, 4):
+        out = Separator(model, av=None, config=config, shifts=shifts).blind_outputs(x, align=False)[0]
+        assert np.allclose(out.sum(axis=0), x, atol=1e-4)
+        errors.append(np.max(np.abs(out[0] - 0.5 * x)))
+    assert errors[1] < 0.5 * errors[0]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError):
+            Separator(model, av=None, shifts=bad)
+
+
 @pytest.mark.parametrize("share_db, heard, whole", [
     (-16.5, 0.02, True),   # 10-20 dB down and no voices at once: a lone voice, split
     (-16.5, 0.40, False),  # two voices at once: a quiet second talker, kept

@@ -457,8 +457,14 @@ def test_separate_says_when_one_voice_got_the_whole_input(tmp_path, monkeypatch,
     monkeypatch.setattr(avse.api, "separate_file", lambda *a, **k: asked.append(k) or res)
     assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet", "--no-overlap-check"]) == 0
     assert asked[-1]["overlap"] is False
+    assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet", "--shifts", "4"]) == 0
+    assert asked[-1]["shifts"] == 4
     assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet"]) == 0
-    assert asked[-1]["overlap"] is True
+    assert asked[-1]["overlap"] is True and asked[-1]["shifts"] == 1
+    for bad in ("0", "2.5", "two"):
+        with pytest.raises(SystemExit) as e:
+            main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet", "--shifts", bad])
+        assert e.value.code == 2
     out = capsys.readouterr().out
     assert "one voice: the blind model split off a trace of it; source0 gets the whole input" in out
     assert "source1 -120.0 dB (near silent)" in out

@@ -16,7 +16,7 @@ from torch import nn
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, check_atten_lim, check_postfilter
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
-from avse.inference import ChunkFn, InferenceConfig, Progress, model_fn, postfilter, run_chunked
+from avse.inference import ChunkFn, InferenceConfig, Progress, best_permutation, model_fn, postfilter, run_chunked
 from avse.models.base import SeparationModel
 from avse.video.faces import face_features
 from avse.video.io import has_video, mux_audio
@@ -686,6 +686,17 @@ def video_offset_frames(tracks: Sequence[dict[str, np.ndarray]], audio16: np.nda
     return None if best is None else int(round(best.offset_ms / (1000.0 / VIDEO_FPS)))
 
 
+#: how far apart the blind model's shifted runs start (``Separator(shifts=N)``): about 63 ms, off the encoder's stride
+SHIFT_SAMPLES = 1003
+
+
+def check_shifts(shifts: int) -> int:
+    """``shifts`` as a whole number from 1 (the blind model run once) up, or a ConfigError."""
+    if isinstance(shifts, bool) or not isinstance(shifts, (int, np.integer)) or shifts < 1:
+        raise ConfigError(f"shifts must be a whole number from 1 up, got {shifts!r}")
+    return int(shifts)
+
+
 class Separator:
     """Split a recording into voices: one per tracked face (audio-visual model), or a blind model's sources.
 
@@ -716,6 +727,10 @@ class Separator:
     taking turns (``ONE_VOICE_SPEAKER_BY``: by the input's own pieces, or by the two outputs), or False (the
     default: none ships, since the one trained here does not tell real voices apart well enough; see the README)
     for the level rule of ``one_voice_blind``.
+
+    ``shifts``: run the blind model that many times, the input delayed by ``SHIFT_SAMPLES`` more each time, and
+    average the outputs (each put in the first run's order): the model's frames and chunks fall elsewhere on
+    each run, so what one placement gets wrong the others outvote, at ``shifts`` times the blind model's cost.
     """
 
     def __init__(
@@ -728,6 +743,7 @@ class Separator:
         sync_expert: str | Path | nn.Module | None = None,
         overlap: bool | str | Path | nn.Module = True,
         speaker: bool | str | Path | nn.Module = False,
+        shifts: int = 1,
     ):
         if model is None and av is None:
             raise ConfigError("a Separator needs a blind model, an audio-visual model or both")
@@ -735,6 +751,7 @@ class Separator:
             raise ConfigError(f"assign must be one of {', '.join(ASSIGN_MODES)}, got {assign!r}")
         if assign == "sync" and model is None:
             raise ConfigError("assign 'sync' gives a blind model's outputs to the faces: give a blind model")
+        self.shifts = check_shifts(shifts)
         self._blind = _Slot(model)
         self._av = _Slot(av)
         self.assign = assign
@@ -870,10 +887,12 @@ class Separator:
         assign: str = "auto",
         overlap: bool | str | Path = True,
         speaker: bool | str | Path = False,
+        shifts: int = 1,
     ) -> Separator:
         """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths);
-        ``overlap`` and ``speaker`` as for ``Separator``."""
-        return cls(name_or_path, av, config=config, progress=progress, assign=assign, overlap=overlap, speaker=speaker)
+        ``overlap``, ``speaker`` and ``shifts`` as for ``Separator``."""
+        return cls(name_or_path, av, config=config, progress=progress, assign=assign, overlap=overlap, speaker=speaker,
+                   shifts=shifts)
 
     def _faces(self, video: Any, n_feat: int) -> tuple[list[_Face], str | None, list[dict]]:
         """video -> ([(name, features [F, D], landmarks)] of the usable faces, why none, facts per face).
@@ -916,7 +935,19 @@ class Separator:
             raise ConfigError("no blind separation model was given")
         bmodel, _, fn = self._blind.get()
         config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
-        return run_chunked(fn, x16, None, config, align=align, progress=self.progress)
+        out, chunks = run_chunked(fn, x16, None, config, align=align, progress=self.progress)
+        if self.shifts == 1:
+            return out, chunks
+        total = out.astype(np.float64)
+        for k in range(1, self.shifts):
+            d = k * SHIFT_SAMPLES
+            y, _ = run_chunked(fn, np.concatenate([np.zeros(d, np.float32), np.asarray(x16, np.float32)]), None, config,
+                               align=align)
+            y = y[:, d:]
+            if align and y.shape[0] > 1:
+                y = y[list(best_permutation(total, y))]
+            total += y
+        return (total / self.shifts).astype(np.float32), chunks
 
     def _assign_by_sync(self, x16: np.ndarray, video: Any, faces: list[_Face],
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
@@ -1199,6 +1230,7 @@ def separate_file(
     assign: str = "auto",
     overlap: bool | str | Path = True,
     speaker: bool | str | Path = False,
+    shifts: int = 1,
 ) -> dict[str, Any]:
     """Separate a video or audio file into OUT_DIR/NAME.wav (16 kHz, 16-bit) (+ NAME.mp4 for a video input).
 
@@ -1209,7 +1241,8 @@ def separate_file(
     known-speakers model's names). All files are written atomically and
     together; outputs that are the input are refused. Returns the
     separator's ``last_info`` plus "input", "video" and "outputs". ``overlap`` and ``speaker``: the overlap
-    detector and speaker encoder of the one-voice check without faces (``Separator``; overlap False: by level alone).
+    detector and speaker encoder of the one-voice check without faces (``Separator``; overlap False: by level alone);
+    ``shifts``: the blind model's runs averaged (``Separator``).
     """
     from avse.audio.io import check_media_file, save_wav
     from avse.utils.fs import atomic_path, check_file_stem, ensure_dir
@@ -1221,7 +1254,7 @@ def separate_file(
         raise OutputPathError(f"{out_dir}: output folder is a file")
     video = has_video(src)
     separator = Separator.from_pretrained(model, av=av, config=_config(chunk_seconds), progress=progress, assign=assign,
-                                          overlap=overlap, speaker=speaker)
+                                          overlap=overlap, speaker=speaker, shifts=shifts)
     x = _read_input(src, None, video)
     y = separator.separate(x, SAMPLE_RATE, video=src if video else None)
     names = [check_file_stem(str(n), "output name") for n in separator.last_info["names"]]
