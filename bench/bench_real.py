@@ -455,8 +455,10 @@ def plot(summary: dict, methods: list[str], path: Path) -> None:
         if metric == "stoi":
             ax.axhline(0.98, color="r", ls="--", lw=0.8)
             ax.set_ylim(0.6, 1.01)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8)
+    # the legend of the panel that shows the most methods (with --conditions, the first panels may be empty)
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes.ravel()), key=lambda hl: len(hl[1]))
+    if labels:
+        fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8)
     fig.suptitle("avse on real recordings (23 real talking-face clips; means with 95 % intervals)")
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     fig.savefig(path, dpi=110)
