@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--light-asd", type=Path, default=None, help="a Light-ASD checkpoint (e.g. pretrain_AVA_CVPR.model) to compare")
     ap.add_argument("--separate", default="separate", help="the blind separator: a shipped name or a checkpoint path")
     ap.add_argument("--name", default="assign")
+    ap.add_argument("--shifts", type=int, default=1, help="the blind separator's shifted runs, averaged (Separator(shifts=N))")
     args = ap.parse_args()
     if not (args.real / "grid").is_dir():
         raise SystemExit(f"no real clips in {args.real}")
@@ -104,7 +105,7 @@ def main() -> None:
     crops = [c["faces"] for c in found]  # aligned face crops [N, 96, 96, 3]
     tracks = [c["lips"] for c in found]  # the faces' lip landmarks [N, 40, 2], for the video's A/V offset
     pair = br.partners(clips)
-    blind = blind_outputs(args.separate)
+    blind = blind_outputs(args.separate, args.shifts)
     av = Enhancer("av", fallback=None, atten_lim_db=None)
     expert = SyncExpert.from_pretrained()
     detector = None
@@ -181,7 +182,7 @@ def main() -> None:
     late = late_sound(clips, crops, tracks, pair, blind, expert)
     one = one_talker(clips, crops, tracks, pair, blind, av, expert)
     moving = one_talker(clips, crops, tracks, pair, blind, av, expert, moving=True)
-    result = {"separate": args.separate, "clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
+    result = {"separate": args.separate, "shifts": args.shifts, "clips": len(clips), "mixtures": len(rows), "methods": mixed_methods, "seconds": round(time.perf_counter() - t0, 1),
               "summary": summary, "late_sound": late["summary"], "one_talker": one["summary"], "one_talker_moving": moving["summary"], "window_calibration": window_calibration(clips, crops, pair, expert),
               "offset_prior": offset_prior(clips, crops, expert),
               "rows": rows, "late_sound_rows": late["rows"], "one_talker_rows": one["rows"],
@@ -201,12 +202,12 @@ def main() -> None:
 TURNS = "turns"
 
 
-def blind_outputs(spec: str):
+def blind_outputs(spec: str, shifts: int = 1):
     """The blind separator's outputs as ``avse separate`` hands them to the faces (``Separator.blind_outputs``,
-    before its one-voice rule): -> a function audio [T] at 16 kHz -> [S, T]."""
+    before its one-voice rule; ``shifts`` as for ``Separator``): -> a function audio [T] at 16 kHz -> [S, T]."""
     from avse.api import Separator
 
-    sep = Separator(spec, av=None)
+    sep = Separator(spec, av=None, shifts=shifts)
     return lambda audio: sep.blind_outputs(audio)[0]
 
 

@@ -493,6 +493,10 @@ def test_shifted_runs_are_put_back_in_place_and_order_before_they_are_averaged()
     assert four.shape == once.shape == (2, len(x))
     assert np.allclose(four, once, atol=1e-5)
     assert np.allclose(four, halves, atol=1e-5) or np.allclose(four, halves[::-1], atol=1e-5)
+    seen: list[float] = []  # a progress callable counts the chunks of every run, once through
+    Separator(model, av=None, config=config, shifts=3, progress=lambda d, t: seen.append(d / t)).blind_outputs(x)
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and all(b >= a for a, b in zip(seen, seen[1:]))
+    assert sum(f in (1 / 3, 2 / 3) for f in seen) >= 2
 
 
 def test_shifted_runs_outvote_an_error_tied_to_where_the_model_is_run():

@@ -935,14 +935,20 @@ class Separator:
             raise ConfigError("no blind separation model was given")
         bmodel, _, fn = self._blind.get()
         config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
-        out, chunks = run_chunked(fn, x16, None, config, align=align, progress=self.progress)
+        def runs(k: int) -> Progress:  # a callable progress counts every run's chunks; a bar shows each run in turn
+            report = self.progress
+            if not callable(report) or self.shifts == 1:
+                return report
+            return lambda done, total: report(k * total + done, self.shifts * total)
+
+        out, chunks = run_chunked(fn, x16, None, config, align=align, progress=runs(0))
         if self.shifts == 1:
             return out, chunks
         total = out.astype(np.float64)
         for k in range(1, self.shifts):
             d = k * SHIFT_SAMPLES
             y, _ = run_chunked(fn, np.concatenate([np.zeros(d, np.float32), np.asarray(x16, np.float32)]), None, config,
-                               align=align)
+                               align=align, progress=runs(k))
             y = y[:, d:]
             if align and y.shape[0] > 1:
                 y = y[list(best_permutation(total, y))]
