@@ -43,8 +43,6 @@ def _face_measure(row: dict, method: str, suffix: str) -> float | None:
 def paired(rows: list[dict], a: str, b: str) -> dict[str, dict[str, dict[str, float]]]:
     """bench_real rows -> {condition: {metric: {mean, ci95, n, share_better}}} of method ``b`` minus method ``a``
     (metrics: METRICS, and FACE_MEASURES where both were run with the other face and with none)."""
-    from avse.evaluation.run import mean_ci
-
     out: dict[str, dict[str, dict[str, float]]] = {}
     for cond in dict.fromkeys(r["condition"] for r in rows):
         for metric in (*METRICS, *FACE_MEASURES):
@@ -56,31 +54,34 @@ def paired(rows: list[dict], a: str, b: str) -> dict[str, dict[str, dict[str, fl
                     va, vb = r["methods"].get(a, {}).get(metric), r["methods"].get(b, {}).get(metric)
                 if r["condition"] == cond and va is not None and vb is not None:
                     diffs.append(vb - va)
-            ci = mean_ci(diffs)  # non-finite differences are left out there
-            if ci["ci_low"] is None:
-                continue
-            d = np.asarray([x for x in diffs if math.isfinite(x)])
-            out.setdefault(cond, {})[metric] = {"mean": ci["mean"], "ci95": ci["mean"] - ci["ci_low"], "n": ci["n"],
-                                                "share_better": float(np.mean(d > 0))}
+            st = _stats(diffs)
+            if st is not None:
+                out.setdefault(cond, {})[metric] = st
     return out
+
+
+def _stats(diffs: list[float]) -> dict[str, float] | None:
+    """Paired differences -> {mean, ci95, n, share_better} (non-finite ones left out), or None with too few."""
+    from avse.evaluation.run import mean_ci
+
+    ci = mean_ci(diffs)  # non-finite differences are left out there
+    if ci["ci_low"] is None:
+        return None
+    d = np.asarray([x for x in diffs if math.isfinite(x)])
+    return {"mean": ci["mean"], "ci95": ci["mean"] - ci["ci_low"], "n": ci["n"], "share_better": float(np.mean(d > 0))}
 
 
 def paired_items(a: dict[str, float], b: dict[str, float]) -> dict[str, dict[str, float]]:
     """Two runs' ``items`` ({input name: number}) -> {kind: {mean, ci95, n, share_better}} of ``b`` minus ``a`` over
     the inputs both have, the kind being the name up to its first "_"; a name in only one run is an error."""
-    from avse.evaluation.run import mean_ci
-
     if set(a) != set(b):
         odd = sorted(set(a) ^ set(b))
         raise SystemExit(f"the two runs scored different inputs ({len(odd)} differ, e.g. {odd[0]})")
     out: dict[str, dict[str, float]] = {}
     for kind in dict.fromkeys(k.split("_")[0] for k in a):
-        diffs = [b[k] - a[k] for k in a if k.split("_")[0] == kind]
-        ci = mean_ci(diffs)
-        if ci["ci_low"] is None:
-            continue
-        d = np.asarray([x for x in diffs if math.isfinite(x)])
-        out[kind] = {"mean": ci["mean"], "ci95": ci["mean"] - ci["ci_low"], "n": ci["n"], "share_better": float(np.mean(d > 0))}
+        st = _stats([b[k] - a[k] for k in a if k.split("_")[0] == kind])
+        if st is not None:
+            out[kind] = st
     return out
 
 

@@ -162,19 +162,28 @@ class NoiseAugment:
     def __post_init__(self) -> None:
         from avse.errors import ConfigError
 
-        for name in ("p_layer", "p_reverb", "p_eq", "p_impacts", "p_crowd"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"noise_augment.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("layer_db", "rt60", "drr_db", "impacts_db", "crowd_db", "crowd_talkers"):
-            lo, hi = getattr(self, name)
-            if not lo <= hi:
-                raise ConfigError(f"noise_augment.{name} must be a range [low, high], got {getattr(self, name)!r}")
-        if not 0.05 <= self.rt60[0]:
-            raise ConfigError(f"noise_augment.rt60 must start at 0.05 s or more, got {self.rt60!r}")
+        _check_augment(self, "noise_augment", ("p_layer", "p_reverb", "p_eq", "p_impacts", "p_crowd"),
+                       ("layer_db", "rt60", "drr_db", "impacts_db", "crowd_db", "crowd_talkers"))
         if not 1 <= self.crowd_talkers[0] or any(int(k) != k for k in self.crowd_talkers):
             raise ConfigError(f"noise_augment.crowd_talkers must be whole numbers from 1 up, got {self.crowd_talkers!r}")
-        if not 0.0 <= self.eq_db:
-            raise ConfigError(f"noise_augment.eq_db must be >= 0, got {self.eq_db!r}")
+
+
+def _check_augment(cfg: NoiseAugment | SpeechAugment, what: str, shares: tuple[str, ...], ranges: tuple[str, ...]) -> None:
+    """ConfigError unless ``cfg``'s ``shares`` are in [0, 1], its ``ranges`` are [low, high], its ``rt60`` starts
+    at 0.05 s or more and its ``eq_db`` is >= 0 (``what``: the name in the message)."""
+    from avse.errors import ConfigError
+
+    for name in shares:
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ConfigError(f"{what}.{name} must be in [0, 1], got {getattr(cfg, name)!r}")
+    for name in ranges:
+        lo, hi = getattr(cfg, name)
+        if not lo <= hi:
+            raise ConfigError(f"{what}.{name} must be a range [low, high], got {getattr(cfg, name)!r}")
+    if not 0.05 <= cfg.rt60[0]:
+        raise ConfigError(f"{what}.rt60 must start at 0.05 s or more, got {cfg.rt60!r}")
+    if not 0.0 <= cfg.eq_db:
+        raise ConfigError(f"{what}.eq_db must be >= 0, got {cfg.eq_db!r}")
 
 
 @dataclass(frozen=True)
@@ -199,19 +208,7 @@ class SpeechAugment:
     eq_db: float = 6.0
 
     def __post_init__(self) -> None:
-        from avse.errors import ConfigError
-
-        for name in ("p_reverb", "p_eq"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"speech_augment.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("rt60", "drr_db"):
-            lo, hi = getattr(self, name)
-            if not lo <= hi:
-                raise ConfigError(f"speech_augment.{name} must be a range [low, high], got {getattr(self, name)!r}")
-        if not 0.05 <= self.rt60[0]:
-            raise ConfigError(f"speech_augment.rt60 must start at 0.05 s or more, got {self.rt60!r}")
-        if not 0.0 <= self.eq_db:
-            raise ConfigError(f"speech_augment.eq_db must be >= 0, got {self.eq_db!r}")
+        _check_augment(self, "speech_augment", ("p_reverb", "p_eq"), ("rt60", "drr_db"))
 
 
 def augment_speech(voice: np.ndarray, rng: np.random.Generator, cfg: SpeechAugment) -> np.ndarray:
