@@ -259,14 +259,14 @@ def build_items(clips: list[Clip], noises: dict[str, np.ndarray], quick: bool,
 def model_methods(specs: dict[str, str], light_asd: Path | None = None,
                   atten_lim_db: float | None = ATTEN_LIM_DB,
                   postfilter: float | None = None, sync: bool = False,
-                  separator: str = "separate") -> dict[str, Callable[[Item, str], np.ndarray]]:
+                  separator: str = "separate", shifts: int = 1) -> dict[str, Callable[[Item, str], np.ndarray]]:
     """Shipped or given models -> method(item, visual) -> estimate [T]; visual is "target", "other" or "zero".
     ``light_asd``: the Light-ASD checkpoint a model on its embeddings needs; ``atten_lim_db``: the enhancers'
     attenuation limit (``avse.api.Enhancer``: default the product's, None or 0 none). An Enhancer's method carries
     it as ``.enhancer``. ``postfilter``: each one-output model is also a method "NAME+pf", with the enhancer's
     post-filter at that strength. ``sync``: each audio-visual model is also a method "NAME+sync", with the
     enhancer's ``assign`` "auto" (the items' faces carry their "face_crops") and the blind ``separator`` (a shipped
-    name or a checkpoint); "NAME" is the model alone."""
+    name or a checkpoint) run ``shifts`` times (``Enhancer(shifts=N)``); "NAME" is the model alone."""
     from avse.api import Enhancer, Separator, load_model
 
     out: dict[str, Callable[[Item, str], np.ndarray]] = {}
@@ -284,7 +284,7 @@ def model_methods(specs: dict[str, str], light_asd: Path | None = None,
             continue
         if info["n_outputs"] == 1:
             enh = Enhancer((model, info), fallback=None, light_asd=light_asd, atten_lim_db=atten_lim_db, postfilter=strength,
-                           assign=assign, separator=separator)
+                           assign=assign, separator=separator, shifts=shifts)
 
             def run(item: Item, visual: str, enh: Enhancer = enh) -> np.ndarray:
                 if not enh.audio_visual:
@@ -485,6 +485,8 @@ def main() -> None:
                     help="do not score the audio-visual models as NAME+sync (avse enhance's default --assign auto)")
     ap.add_argument("--separator", default="separate",
                     help="the blind two-talker model of NAME+sync, a shipped name or a checkpoint (default: %(default)s)")
+    ap.add_argument("--shifts", type=int, default=1, metavar="N",
+                    help="NAME+sync runs its blind model N times on shifted inputs and averages (avse enhance --shifts)")
     ap.add_argument("--landmarks-cache", type=Path, default=Path(tempfile.gettempdir()) / "avse_bench_sync_expert",
                     help="the clips' landmarks for their face crops, shared with bench_assign.py")
     ap.add_argument("--overlap-bar", type=float, default=None, metavar="SHARE",
@@ -511,7 +513,7 @@ def main() -> None:
     noises = {p.stem: load_audio(p, SR)[0] for p in sorted((args.real / "noise").glob("*.wav"))}
     specs = dict(s.split("=", 1) for s in args.models) if args.models else {m: m for m in SHIPPED}
     models = model_methods(specs, args.light_asd if args.light_asd.is_file() else None, args.atten_lim, args.postfilter,
-                           sync=not args.no_sync, separator=args.separator)
+                           sync=not args.no_sync, separator=args.separator, shifts=args.shifts)
     if any(m.endswith("+sync") for m in models):
         add_face_crops(clips, args.real, args.landmarks_cache)
     asd = [fn.enhancer for fn in models.values() if getattr(getattr(fn, "enhancer", None), "visual_stream", None) == "light_asd"]
@@ -572,7 +574,7 @@ def main() -> None:
 
     save(args.name, {"clips": len(clips), "items": len(items), "models": specs, "atten_lim_db": args.atten_lim,
                      "conditions": list(conditions), "overlap_bar": ONE_VOICE_OVERLAP,
-                     "postfilter": args.postfilter, "separator": args.separator,
+                     "postfilter": args.postfilter, "separator": args.separator, "shifts": args.shifts,
                      "peers": sorted(peer_out),
                      "dnsmos": dnsmos is not None, "seconds": round(time.perf_counter() - t0, 1),
                      "means": brief, "visual_contribution": contribution, "summary": summary, "rows": rows})

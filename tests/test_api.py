@@ -961,6 +961,14 @@ def test_enhancer_takes_the_blind_output_the_lips_follow_only_when_told_so(ckpts
     np.testing.assert_allclose(y, blind + mix_back_gain(TALKER_ATTEN_LIM_DB) * (x - blind), atol=1e-5)
     enh.set_atten_lim(None)  # no limit: the blind output as it is
     np.testing.assert_allclose(enh.enhance(x, 16000, video=feats, face_crops=crops), blind, atol=1e-5)
+    shifted = Enhancer(ckpts["av"], assign="auto", separator=ckpts["separate"], sync_expert=judge, atten_lim_db=None, shifts=3)
+    assert shifted.blind_separator().shifts == 3  # the blind model's runs averaged, as Separator(shifts=3) gives them
+    blind3 = Separator(ckpts["separate"], av=None, shifts=3).blind_outputs(x)[0][1]
+    assert not np.allclose(blind3, blind, atol=1e-4)
+    np.testing.assert_allclose(shifted.enhance(x, 16000, video=feats, face_crops=crops), blind3, atol=1e-5)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ConfigError, match="shifts must be"):
+            Enhancer(ckpts["av"], shifts=bad)
 
 
 def test_enhancer_assign_needs_the_face_crops_and_a_blind_two_talker_model(ckpts):

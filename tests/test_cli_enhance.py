@@ -493,8 +493,13 @@ def test_enhance_assign_reaches_the_enhancer_and_its_choice_is_said(tmp_path, mo
     res["talker"] = {"used": "av", "why": "no second voice (the other output is 12% voiced: noise)"}
     assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet", "--assign", "av",
                  "--separator", "sep.avse.pt"]) == 0
-    assert got["assign"] == "av" and got["separator"] == "sep.avse.pt"
+    assert got["assign"] == "av" and got["separator"] == "sep.avse.pt" and got["shifts"] == 1
     assert "from the audio-visual model: no second voice" in capsys.readouterr().out
+    assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet", "--shifts", "4"]) == 0
+    assert got["shifts"] == 4
+    with pytest.raises(SystemExit) as e:
+        main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--shifts", "0"])
+    assert e.value.code == 2
     with pytest.raises(SystemExit):
         main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--assign", "lips"])
     assert "invalid choice: 'lips'" in capsys.readouterr().err

@@ -353,7 +353,8 @@ class Enhancer:
     aligned crops: a video file, or ``face_crops`` given to ``enhance``. The
     blind output is held to ``TALKER_ATTEN_LIM_DB`` of attenuation (or the
     smaller ``atten_lim_db``). ``sync_expert``: a SyncExpert or its checkpoint
-    (None: the shipped one).
+    (None: the shipped one). ``shifts``: the blind model's runs averaged, as
+    ``Separator(shifts=N)`` does (N times its cost; 1, the default: one run).
     """
 
     def __init__(
@@ -368,11 +369,13 @@ class Enhancer:
         assign: str = "auto",
         separator: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = "separate",
         sync_expert: str | Path | nn.Module | None = None,
+        shifts: int = 1,
     ):
         if assign not in ASSIGN_MODES:
             raise ConfigError(f"assign must be one of {', '.join(ASSIGN_MODES)}, got {assign!r}")
         if assign == "sync" and separator is None:
             raise ConfigError("assign 'sync' takes a blind model's output: give a separator")
+        self.shifts = check_shifts(shifts)
         self.assign = assign
         self._separator_spec = separator
         self._separator: Separator | None = None
@@ -404,17 +407,18 @@ class Enhancer:
         postfilter: float | None = None,
         assign: str = "auto",
         separator: str | Path | None = "separate",
+        shifts: int = 1,
     ) -> Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)
-        and a blind two-talker ``separator`` for ``assign``."""
+        and a blind two-talker ``separator`` for ``assign``, run ``shifts`` times."""
         return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd, atten_lim_db=atten_lim_db,
-                   postfilter=postfilter, assign=assign, separator=separator)
+                   postfilter=postfilter, assign=assign, separator=separator, shifts=shifts)
 
     def blind_separator(self) -> Separator | None:
         """The Separator that runs ``assign``'s blind model (its model loaded once); None when none was given.
         ConfigError or MediaError when the model cannot be loaded (call it early to fail before any work)."""
         if self._separator is None and self._separator_spec is not None:
-            sep = Separator(self._separator_spec, av=None, config=self.config)
+            sep = Separator(self._separator_spec, av=None, config=self.config, shifts=self.shifts)
             sep._blind.get()
             self._separator = sep
         return self._separator
@@ -1175,6 +1179,7 @@ def enhance_file(
     postfilter: float | None = POSTFILTER,
     assign: str = "auto",
     separator: str | Path | None = "separate",
+    shifts: int = 1,
 ) -> dict[str, Any]:
     """Enhance a video or audio file -> OUT.wav (16-bit PCM, 16 kHz mono) and, for a video, OUT.mp4.
 
@@ -1185,7 +1190,8 @@ def enhance_file(
     takes the same stem. OUT.mp4 is the input's video stream copied (no
     re-encoding) with the enhanced audio as AAC. ``light_asd``: the Light-ASD
     checkpoint a model on its embeddings needs, ``atten_lim_db`` the attenuation limit, ``postfilter`` the
-    post-filter's strength, ``assign`` and ``separator`` whose output the talker's voice is (all as for ``Enhancer``). The wav is always at 16 kHz,
+    post-filter's strength, ``assign`` and ``separator`` whose output the talker's voice is, ``shifts`` the separator's
+    runs averaged (all as for ``Enhancer``). The wav is always at 16 kHz,
     the rate the models work at (nothing above 8 kHz survives them). Both files
     are written atomically, together, only when everything succeeded; an
     output that is an input is refused (OutputPathError). Returns the
@@ -1211,7 +1217,8 @@ def enhance_file(
     _check_outputs(outputs, [src] + ([Path(audio)] if audio else []))
     cfg = _config(chunk_seconds)
     enhancer = Enhancer.from_pretrained(model, fallback=fallback, config=cfg, progress=progress, light_asd=light_asd,
-                                        atten_lim_db=atten_lim_db, postfilter=postfilter, assign=assign, separator=separator)
+                                        atten_lim_db=atten_lim_db, postfilter=postfilter, assign=assign, separator=separator,
+                                        shifts=shifts)
     if video and enhancer.visual_stream == "light_asd":
         enhancer.light_asd_encoder()  # no checkpoint for the model's visual stream: fail before any work
     if video and enhancer.audio_visual and assign != "av":

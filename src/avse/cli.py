@@ -330,7 +330,7 @@ def _cmd_enhance(args: argparse.Namespace) -> None:
     res = enhance_file(args.input, args.out, audio=args.audio, model=args.model, face=args.face,
                        chunk_seconds=args.chunk, progress=not args.quiet, light_asd=args.light_asd,
                        atten_lim_db=args.atten_lim, postfilter=args.postfilter, assign=args.assign,
-                       separator=args.separator)
+                       separator=args.separator, shifts=args.shifts)
     if res["mode"] == "audio-visual":
         rule = res.get("face", {}).get("choice")
         face = {"only": "the only face", "largest": "the largest face", "audio": "the face whose lips follow the sound",
@@ -604,6 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "the face's is heard talking at once with it (auto, the default)")
     en.add_argument("--separator", default="separate", metavar="MODEL",
                     help="the blind two-talker model of --assign: a shipped name or a checkpoint path (default: %(default)s)")
+    en.add_argument("--shifts", type=_shifts, default=1, metavar="N",
+                    help="run the blind model of --assign N times on the input shifted by about 63 ms more each time and "
+                         "average its outputs: N times its cost (default: 1)")
     en.add_argument("--quiet", action="store_true", help="no progress bar")
     en.set_defaults(func=_cmd_enhance)
 
