@@ -266,7 +266,8 @@ def model_methods(specs: dict[str, str], light_asd: Path | None = None,
     it as ``.enhancer``. ``postfilter``: each one-output model is also a method "NAME+pf", with the enhancer's
     post-filter at that strength. ``sync``: each audio-visual model is also a method "NAME+sync", with the
     enhancer's ``assign`` "auto" (the items' faces carry their "face_crops") and the blind ``separator`` (a shipped
-    name or a checkpoint) run ``shifts`` times (``Enhancer(shifts=N)``); "NAME" is the model alone."""
+    name or a checkpoint); "NAME" is the model alone. ``shifts``: every enhancer's models run that many times on
+    shifted input and averaged (``Enhancer(shifts=N)``, ``avse enhance --shifts N``)."""
     from avse.api import Enhancer, Separator, load_model
 
     out: dict[str, Callable[[Item, str], np.ndarray]] = {}
@@ -486,7 +487,7 @@ def main() -> None:
     ap.add_argument("--separator", default="separate",
                     help="the blind two-talker model of NAME+sync, a shipped name or a checkpoint (default: %(default)s)")
     ap.add_argument("--shifts", type=int, default=1, metavar="N",
-                    help="NAME+sync runs its blind model N times on shifted inputs and averages (avse enhance --shifts)")
+                    help="the enhancers run their models N times on shifted inputs and average (avse enhance --shifts)")
     ap.add_argument("--landmarks-cache", type=Path, default=Path(tempfile.gettempdir()) / "avse_bench_sync_expert",
                     help="the clips' landmarks for their face crops, shared with bench_assign.py")
     ap.add_argument("--overlap-bar", type=float, default=None, metavar="SHARE",

@@ -23,6 +23,7 @@ from avse.inference import (
     model_fn,
     postfilter,
     run_chunked,
+    run_shifted,
 )
 from avse.models import build_model, save_checkpoint
 from avse.models.base import SeparationModel
@@ -525,6 +526,33 @@ def test_shifted_runs_outvote_an_error_tied_to_where_the_model_is_run():
             Separator(model, av=None, shifts=bad)
 
 
+def test_shifted_runs_move_the_lips_with_the_audio():
+    """A model that passes the audio where the lips say "open" (1) and silences it where they say "shut" (0), in
+    blocks of 10 frames: each shifted run delays the lips by the nearest whole frames with the audio, so the average
+    keeps the one run's gating but within half a frame of each block's edges. Lips left where they were would gate
+    the wrong 4.7 frames of every block in the third run."""
+
+    def gate(audio: np.ndarray, feats: np.ndarray | None) -> np.ndarray:
+        assert feats is not None
+        mask = np.repeat(feats[:, 0], 640)[: len(audio)]
+        return (audio * np.pad(mask, (0, len(audio) - len(mask))))[None]
+
+    x = speechlike(64000)
+    lips = ((np.arange(100) // 10) % 2 == 0).astype(np.float32)[:, None]  # [100, 1]
+    config = InferenceConfig(chunk_seconds=1.6, overlap_seconds=0.4)
+    once = run_chunked(gate, x, lips, config)[0][0]
+    four = run_shifted(gate, x, lips, config, shifts=4)[0][0]
+    assert four.shape == once.shape == x.shape
+    edges = np.zeros(len(x), bool)
+    for f in range(10, 100, 10):
+        edges[max(0, 640 * f - 320) : 640 * f + 320] = True
+    np.testing.assert_allclose(four[~edges], once[~edges], atol=1e-5)
+    stale = run_chunked(gate, np.concatenate([np.zeros(3009, np.float32), x]), lips, config)[0][0][3009:]
+    assert np.abs(stale - once).max() > 0.1  # the check above can fail
+    with pytest.raises(ConfigError, match="shifts must be"):
+        run_shifted(gate, x, lips, config, shifts=0)
+
+
 @pytest.mark.parametrize("share_db, heard, whole", [
     (-16.5, 0.02, True),   # 10-20 dB down and no voices at once: a lone voice, split
     (-16.5, 0.40, False),  # two voices at once: a quiet second talker, kept
@@ -969,6 +997,27 @@ def test_enhancer_takes_the_blind_output_the_lips_follow_only_when_told_so(ckpts
     for bad in (0, 2.5, True):
         with pytest.raises(ConfigError, match="shifts must be"):
             Enhancer(ckpts["av"], shifts=bad)
+
+
+def test_enhancer_runs_its_model_shifted_when_asked(ckpts, monkeypatch):
+    """shifts=N reaches the main model's runs (the audio-visual one with its lips, the audio-only one without) through
+    run_shifted, and changes the output."""
+    import avse.api
+
+    asked: list[tuple] = []
+    real = avse.api.run_shifted
+
+    def spy(fn, audio, features=None, config=InferenceConfig(), align=False, progress=False, shifts=1):
+        asked.append((features is not None, shifts))
+        return real(fn, audio, features, config, align=align, progress=progress, shifts=shifts)
+
+    monkeypatch.setattr(avse.api, "run_shifted", spy)
+    x, feats = speechlike(32000), features(50)
+    for name, video in (("av", feats), ("audio", None)):
+        once = Enhancer(ckpts[name], assign="av", atten_lim_db=None).enhance(x, 16000, video=video)
+        three = Enhancer(ckpts[name], assign="av", atten_lim_db=None, shifts=3).enhance(x, 16000, video=video)
+        assert asked[-2:] == [(video is not None, 1), (video is not None, 3)]
+        assert three.shape == once.shape and not np.allclose(three, once, atol=1e-4)
 
 
 def test_enhancer_assign_needs_the_face_crops_and_a_blind_two_talker_model(ckpts):

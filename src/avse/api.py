@@ -16,7 +16,15 @@ from torch import nn
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, check_atten_lim, check_postfilter
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
-from avse.inference import ChunkFn, InferenceConfig, Progress, best_permutation, model_fn, postfilter, run_chunked
+from avse.inference import (
+    ChunkFn,
+    InferenceConfig,
+    Progress,
+    check_shifts,
+    model_fn,
+    postfilter,
+    run_shifted,
+)
 from avse.models.base import SeparationModel
 from avse.video.faces import face_features
 from avse.video.io import has_video, mux_audio
@@ -353,8 +361,9 @@ class Enhancer:
     aligned crops: a video file, or ``face_crops`` given to ``enhance``. The
     blind output is held to ``TALKER_ATTEN_LIM_DB`` of attenuation (or the
     smaller ``atten_lim_db``). ``sync_expert``: a SyncExpert or its checkpoint
-    (None: the shipped one). ``shifts``: the blind model's runs averaged, as
-    ``Separator(shifts=N)`` does (N times its cost; 1, the default: one run).
+    (None: the shipped one). ``shifts``: every model run that many times on
+    the input delayed by more each time, the lips with it, and averaged
+    (``avse.inference.run_shifted``; N times the cost; 1, the default: one run).
     """
 
     def __init__(
@@ -410,7 +419,7 @@ class Enhancer:
         shifts: int = 1,
     ) -> Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)
-        and a blind two-talker ``separator`` for ``assign``, run ``shifts`` times."""
+        and a blind two-talker ``separator`` for ``assign``, every model run ``shifts`` times."""
         return cls(name_or_path, fallback, config=config, progress=progress, light_asd=light_asd, atten_lim_db=atten_lim_db,
                    postfilter=postfilter, assign=assign, separator=separator, shifts=shifts)
 
@@ -639,7 +648,7 @@ class Enhancer:
             _, _, fn = self._main.get()
             if self.audio_visual:
                 reason = f"{reason}; no fallback model, so {self.info['name']!r} ran with a blank visual stream"
-        out, n_chunks = run_chunked(fn, x16, feats, self.config, align=False, progress=self.progress)
+        out, n_chunks = run_shifted(fn, x16, feats, self.config, align=False, progress=self.progress, shifts=self.shifts)
         mix = x16[: out.shape[-1]]
         est, mix_back = out[0], self.mix_back
         if feats is not None and self.assign != "av":
@@ -690,17 +699,6 @@ def video_offset_frames(tracks: Sequence[dict[str, np.ndarray]], audio16: np.nda
     return None if best is None else int(round(best.offset_ms / (1000.0 / VIDEO_FPS)))
 
 
-#: how far apart the blind model's shifted runs start (``Separator(shifts=N)``): about 63 ms, off the encoder's stride
-SHIFT_SAMPLES = 1003
-
-
-def check_shifts(shifts: int) -> int:
-    """``shifts`` as a whole number from 1 (the blind model run once) up, or a ConfigError."""
-    if isinstance(shifts, bool) or not isinstance(shifts, (int, np.integer)) or shifts < 1:
-        raise ConfigError(f"shifts must be a whole number from 1 up, got {shifts!r}")
-    return int(shifts)
-
-
 class Separator:
     """Split a recording into voices: one per tracked face (audio-visual model), or a blind model's sources.
 
@@ -732,9 +730,10 @@ class Separator:
     default: none ships, since the one trained here does not tell real voices apart well enough; see the README)
     for the level rule of ``one_voice_blind``.
 
-    ``shifts``: run the blind model that many times, the input delayed by ``SHIFT_SAMPLES`` more each time, and
-    average the outputs (each put in the first run's order): the model's frames and chunks fall elsewhere on
-    each run, so what one placement gets wrong the others outvote, at ``shifts`` times the blind model's cost.
+    ``shifts``: run the models that many times, the input (and each face's lips) delayed by
+    ``avse.inference.SHIFT_SAMPLES`` more each time, and average the outputs (a blind model's each put in the first
+    run's order; ``avse.inference.run_shifted``): the model's frames and chunks fall elsewhere on each run, so what
+    one placement gets wrong the others outvote, at ``shifts`` times the cost.
     """
 
     def __init__(
@@ -939,25 +938,7 @@ class Separator:
             raise ConfigError("no blind separation model was given")
         bmodel, _, fn = self._blind.get()
         config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
-        def runs(k: int) -> Progress:  # a callable progress counts every run's chunks; a bar shows each run in turn
-            report = self.progress
-            if not callable(report) or self.shifts == 1:
-                return report
-            return lambda done, total: report(k * total + done, self.shifts * total)
-
-        out, chunks = run_chunked(fn, x16, None, config, align=align, progress=runs(0))
-        if self.shifts == 1:
-            return out, chunks
-        total = out.astype(np.float64)
-        for k in range(1, self.shifts):
-            d = k * SHIFT_SAMPLES
-            y, _ = run_chunked(fn, np.concatenate([np.zeros(d, np.float32), np.asarray(x16, np.float32)]), None, config,
-                               align=align, progress=runs(k))
-            y = y[:, d:]
-            if align and y.shape[0] > 1:
-                y = y[list(best_permutation(total, y))]
-            total += y
-        return (total / self.shifts).astype(np.float32), chunks
+        return run_shifted(fn, x16, None, config, align=align, progress=self.progress, shifts=self.shifts)
 
     def _assign_by_sync(self, x16: np.ndarray, video: Any, faces: list[_Face],
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
@@ -1083,7 +1064,7 @@ class Separator:
         elif faces:
             outs = []
             for _, feats, _ in faces:
-                out, n_chunks = run_chunked(av_fn, x16, feats, self.config, progress=self.progress)
+                out, n_chunks = run_shifted(av_fn, x16, feats, self.config, progress=self.progress, shifts=self.shifts)
                 outs.append(out[0])
             est = np.stack(outs)  # [S, T16]
             info.update(mode="audio-visual", model=av_info["name"], names=[name for name, _, _ in faces])
@@ -1190,8 +1171,8 @@ def enhance_file(
     takes the same stem. OUT.mp4 is the input's video stream copied (no
     re-encoding) with the enhanced audio as AAC. ``light_asd``: the Light-ASD
     checkpoint a model on its embeddings needs, ``atten_lim_db`` the attenuation limit, ``postfilter`` the
-    post-filter's strength, ``assign`` and ``separator`` whose output the talker's voice is, ``shifts`` the separator's
-    runs averaged (all as for ``Enhancer``). The wav is always at 16 kHz,
+    post-filter's strength, ``assign`` and ``separator`` whose output the talker's voice is, ``shifts`` the
+    models' runs averaged (all as for ``Enhancer``). The wav is always at 16 kHz,
     the rate the models work at (nothing above 8 kHz survives them). Both files
     are written atomically, together, only when everything succeeded; an
     output that is an input is refused (OutputPathError). Returns the
@@ -1255,7 +1236,7 @@ def separate_file(
     together; outputs that are the input are refused. Returns the
     separator's ``last_info`` plus "input", "video" and "outputs". ``overlap`` and ``speaker``: the overlap
     detector and speaker encoder of the one-voice check without faces (``Separator``; overlap False: by level alone);
-    ``shifts``: the blind model's runs averaged (``Separator``).
+    ``shifts``: the models' runs averaged (``Separator``).
     """
     from avse.audio.io import check_media_file, save_wav
     from avse.utils.fs import atomic_path, check_file_stem, ensure_dir

@@ -605,8 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--separator", default="separate", metavar="MODEL",
                     help="the blind two-talker model of --assign: a shipped name or a checkpoint path (default: %(default)s)")
     en.add_argument("--shifts", type=_shifts, default=1, metavar="N",
-                    help="run the blind model of --assign N times on the input shifted by about 63 ms more each time and "
-                         "average its outputs: N times its cost (default: 1)")
+                    help="run the models (the audio-visual or audio-only one, and the blind one of --assign) N times on "
+                         "the input shifted by about 63 ms more each time and average: a little better, N times the cost "
+                         "(default: 1)")
     en.add_argument("--quiet", action="store_true", help="no progress bar")
     en.set_defaults(func=_cmd_enhance)
 
@@ -627,8 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="without faces, decide that the blind model heard one voice by level alone (no overlapped speech "
                          "detector): talkers who take turns are then kept apart down to 20 dB")
     se.add_argument("--shifts", type=_shifts, default=1, metavar="N",
-                    help="run the blind model N times on the input shifted by about 63 ms more each time and average "
-                         "its outputs: a little better, N times its cost (default: 1)")
+                    help="run the models (the blind one, and the audio-visual one per face) N times on the input shifted "
+                         "by about 63 ms more each time and average: a little better, N times the cost (default: 1)")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
     se.set_defaults(func=_cmd_separate)
 

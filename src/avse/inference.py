@@ -276,6 +276,63 @@ def run_chunked(
 # ---------------------------------------------------------------------------------------------
 
 
+#: how far apart shifted runs start (``run_shifted``): about 63 ms, off the models' 16-sample encoder stride
+SHIFT_SAMPLES = 1003
+
+
+def check_shifts(shifts: int) -> int:
+    """``shifts`` as a whole number from 1 (the model run once) up, or a ConfigError."""
+    if isinstance(shifts, bool) or not isinstance(shifts, (int, np.integer)) or shifts < 1:
+        raise ConfigError(f"shifts must be a whole number from 1 up, got {shifts!r}")
+    return int(shifts)
+
+
+def run_shifted(
+    fn: ChunkFn,
+    audio: np.ndarray,
+    features: np.ndarray | None = None,
+    config: InferenceConfig = InferenceConfig(),
+    align: bool = False,
+    progress: Progress = False,
+    shifts: int = 1,
+) -> tuple[np.ndarray, int]:
+    """``run_chunked`` ``shifts`` times and averaged -> (estimates float32 [S, T], chunks of one run).
+
+    Run k sees ``audio`` float32 [T] delayed by k ``SHIFT_SAMPLES`` (zeros in front) and the lip features
+    float32 [F, D] delayed by the nearest whole number of frames (the first frame repeated; what is left, under
+    half a frame, is within the lips' own timing), so the model's frames and chunks fall elsewhere each time and
+    what one placement gets wrong the others outvote. Each run's delay is cut; with ``align`` (a blind model:
+    the order of its outputs is arbitrary) its outputs are first put in the first run's order
+    (``best_permutation``). One run (``shifts`` 1) is ``run_chunked`` itself. A callable ``progress`` counts the
+    chunks of every run, once through; a bar shows each run in turn.
+    """
+    shifts = check_shifts(shifts)
+
+    def report(k: int) -> Progress:
+        if not callable(progress) or shifts == 1:
+            return progress
+        return lambda done, total: progress(k * total + done, shifts * total)
+
+    out, chunks = run_chunked(fn, audio, features, config, align=align, progress=report(0))
+    if shifts == 1:
+        return out, chunks
+    audio = np.asarray(audio, dtype=np.float32)
+    total = out.astype(np.float64)
+    for k in range(1, shifts):
+        d = k * SHIFT_SAMPLES
+        frames = int(round(d / SAMPLES_PER_FRAME))
+        feats = features
+        if features is not None and frames:
+            feats = np.concatenate([np.repeat(np.asarray(features, dtype=np.float32)[:1], frames, axis=0), features])
+        y, _ = run_chunked(fn, np.concatenate([np.zeros(d, np.float32), audio]), feats, config, align=align,
+                           progress=report(k))
+        y = y[:, d:]  # [S, T]
+        if align and y.shape[0] > 1:
+            y = y[list(best_permutation(total, y))]
+        total += y
+    return (total / shifts).astype(np.float32), chunks
+
+
 def model_fn(model: SeparationModel) -> ChunkFn:
     """Wrap a registry model as a chunk function: (audio float32 [L], features [F, D] or None) -> float32 [S, L].
 
