@@ -15,9 +15,10 @@ model and the sync expert asked too) and ``--assign av``. The real-clip rows
 also give the time the talker's check (``--assign auto``) took, what it decided, what it
 takes when every measure is needed (a mixture of two talkers), and the real-time factor
 with ``--assign av`` in the same run.
-Writes bench/results/enhance.json.
+``--shifts N``: the enhancer runs its models N times on shifted input (``avse enhance --shifts N``).
+Writes bench/results/NAME.json (default enhance.json).
 
-    python bench/bench_enhance.py [--model av] [--runs 3] [--long]
+    python bench/bench_enhance.py [--model av] [--runs 3] [--long] [--shifts N] [--name enhance]
 
 A shipped model that is not there yet is replaced by an untrained model of
 its recipe (configs/pretrained/NAME.yaml): speed does not depend on the weights.
@@ -60,8 +61,9 @@ def one_core() -> None:
         os.sched_setaffinity(0, {0})
 
 
-def make_enhancer(model: str, chunk_seconds: float = 10.0):
-    """An Enhancer on ``model`` (name or path); an untrained model of the recipe when a shipped file is missing."""
+def make_enhancer(model: str, chunk_seconds: float = 10.0, shifts: int = 1):
+    """An Enhancer on ``model`` (name or path), its models run ``shifts`` times; an untrained model of the recipe when a
+    shipped file is missing."""
     import yaml
 
     from avse.api import Enhancer
@@ -71,13 +73,13 @@ def make_enhancer(model: str, chunk_seconds: float = 10.0):
 
     cfg = InferenceConfig(chunk_seconds=chunk_seconds)
     try:
-        return Enhancer.from_pretrained(model, fallback=None, config=cfg), str(model)
+        return Enhancer.from_pretrained(model, fallback=None, config=cfg, shifts=shifts), str(model)
     except ConfigError:
         if model not in RECIPES:
             raise
         recipe = yaml.safe_load((REPO / "configs" / "pretrained" / RECIPES[model]).read_text())
         net = build_model(recipe["model"], recipe.get("model_config", {}))
-        return Enhancer(net, config=cfg), f"untrained {recipe['model']} of configs/pretrained/{RECIPES[model]}"
+        return Enhancer(net, config=cfg, shifts=shifts), f"untrained {recipe['model']} of configs/pretrained/{RECIPES[model]}"
 
 
 def timed(fn, runs: int) -> tuple[float, float]:
@@ -174,10 +176,10 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def rss_child(model: str, seconds: float, chunk: float) -> None:
+def rss_child(model: str, seconds: float, chunk: float, shifts: int = 1) -> None:
     """(subprocess) Enhance ``seconds`` of audio with lip features; print the peak RSS before and after, in MiB."""
     one_core()
-    enhancer, _ = make_enhancer(model, chunk)
+    enhancer, _ = make_enhancer(model, chunk, shifts)
     rng = np.random.default_rng(0)
     n = int(seconds * 16000)
     audio = (0.1 * rng.standard_normal(n)).astype(np.float32)
@@ -191,13 +193,13 @@ def rss_child(model: str, seconds: float, chunk: float) -> None:
                       "peak_rss_mib": round(after, 1), "chunks": enhancer.last_info["chunks"], "rtf": round(wall / seconds, 4)}))
 
 
-def measure_rss(model: str, seconds: float, chunk: float) -> dict:
-    cmd = [sys.executable, __file__, "--model", model, "--rss-child", str(seconds), str(chunk)]
+def measure_rss(model: str, seconds: float, chunk: float, shifts: int = 1) -> dict:
+    cmd = [sys.executable, __file__, "--model", model, "--rss-child", str(seconds), str(chunk), "--shifts", str(shifts)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def long_video_memory(minutes: float, model: str) -> dict:
+def long_video_memory(minutes: float, model: str, shifts: int = 1) -> dict:
     """``avse enhance`` on a ``minutes``-long looped GRID clip, in child processes: peak RSS and seconds, with
     ``--assign auto`` and ``--assign av``."""
     from bench_frontend import write_long_video
@@ -213,7 +215,8 @@ def long_video_memory(minutes: float, model: str) -> dict:
         clip = audio[: len(audio) // 640 * 640]
         save_wav(wav, np.resize(clip, n * 640), 16000)
         for assign in ("auto", "av"):
-            cmd = [sys.executable, __file__, "--model", model, "--long-child", str(video), str(wav), assign]
+            cmd = [sys.executable, __file__, "--model", model, "--long-child", str(video), str(wav), assign,
+                   "--shifts", str(shifts)]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
                 raise SystemExit(res.stderr)
@@ -221,14 +224,14 @@ def long_video_memory(minutes: float, model: str) -> dict:
     return out
 
 
-def long_child(model: str, video: str, wav: str, assign: str) -> None:
+def long_child(model: str, video: str, wav: str, assign: str, shifts: int = 1) -> None:
     """(subprocess) ``avse enhance`` of ``video`` with ``wav`` as its sound on one core; print peak RSS and timings."""
     one_core()
     from avse.api import enhance_file
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        info = enhance_file(video, Path(tmp) / "out.wav", audio=wav, model=model, assign=assign)
+        info = enhance_file(video, Path(tmp) / "out.wav", audio=wav, model=model, assign=assign, shifts=shifts)
     talker = info.get("talker", {})
     print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "peak_rss_mib": round(peak_rss_mib(), 1),
                       "talker_seconds": talker.get("seconds"), "talker_used": talker.get("used")}))
@@ -239,22 +242,25 @@ def main() -> None:
     p.add_argument("--model", default="av", help="a shipped model name or a checkpoint path (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="timed runs after a warm-up call (best is kept)")
     p.add_argument("--long", action="store_true", help="also avse enhance on a 10-minute video: peak memory and time")
+    p.add_argument("--shifts", type=int, default=1, metavar="N",
+                   help="run the enhancer's models N times on shifted input and average (avse enhance --shifts)")
+    p.add_argument("--name", default="enhance", help="results name: bench/results/NAME.json")
     p.add_argument("--rss-child", nargs=2, type=float, metavar=("SECONDS", "CHUNK"), help=argparse.SUPPRESS)
     p.add_argument("--long-child", nargs=3, metavar=("VIDEO", "WAV", "ASSIGN"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.rss_child:
-        rss_child(args.model, *args.rss_child)
+        rss_child(args.model, *args.rss_child, shifts=args.shifts)
         return
     if args.long_child:
-        long_child(args.model, *args.long_child)
+        long_child(args.model, *args.long_child, shifts=args.shifts)
         return
     one_core()
-    enhancer, described = make_enhancer(args.model)
-    result: dict = {"model": described, "threads": 1, "goals": {"rtf_with_frontend": 0.3, "rtf_without_frontend": 0.1}}
+    enhancer, described = make_enhancer(args.model, shifts=args.shifts)
+    result: dict = {"model": described, "shifts": args.shifts, "threads": 1, "goals": {"rtf_with_frontend": 0.3, "rtf_without_frontend": 0.1}}
     memory = {  # first, in fresh processes
-        "chunked_10min": measure_rss(args.model, 600.0, 10.0),
-        "chunked_60s": measure_rss(args.model, 60.0, 10.0),
-        "one_chunk_60s": measure_rss(args.model, 60.0, 60.0),
+        "chunked_10min": measure_rss(args.model, 600.0, 10.0, args.shifts),
+        "chunked_60s": measure_rss(args.model, 60.0, 10.0, args.shifts),
+        "one_chunk_60s": measure_rss(args.model, 60.0, 60.0, args.shifts),
     }
     if GRID:
         result["grid"] = [rtf_on(enhancer, clip, args.runs) for clip in GRID]
@@ -279,12 +285,12 @@ def main() -> None:
     for name, row in result["memory"].items():
         print(f"{name}: peak RSS {row['peak_rss_mib']:.0f} MiB (process before enhancing: {row['rss_before_mib']:.0f} MiB)")
     if args.long and GRID:
-        result["long_video"] = long_video_memory(10.0, args.model)
+        result["long_video"] = long_video_memory(10.0, args.model, args.shifts)
         for assign in ("auto", "av"):
             row = result["long_video"][assign]
             print(f"avse enhance, 10-minute video, --assign {assign}: peak RSS {row['peak_rss_mib']:.0f} MiB, "
                   f"{row['seconds']:.0f} s (the talker's check {row['talker_seconds']} s)")
-    save("enhance", result)
+    save(args.name, result)
 
 
 if __name__ == "__main__":

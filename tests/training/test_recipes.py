@@ -101,14 +101,18 @@ def test_real_recipe_warm_start_fits_its_shipped_model(path):
             model.load_state_dict(shipped.state_dict())  # strict: the same layers and sizes
         return
     fresh = {k: v.clone() for k, v in model.state_dict().items()}
-    warm_start(model, cfg.model, cfg.init_from, cfg.init_skip)
+    warm_start(model, cfg.model, cfg.init_from, cfg.init_skip, cfg.init_grow)
     shipped, _ = load_model(cfg.init_from)
     theirs = shipped.state_dict()
     for name, a in model.state_dict().items():  # every weight the shipped model's, but those init_skip names
         if name.startswith(tuple(cfg.init_skip)):
             assert torch.equal(a, fresh[name]), name
-        else:
+        elif name in theirs:
             assert torch.equal(a, theirs[name]), name
+        else:  # a layer init_grow added: what it gives the skips and the residual path starts at zero
+            assert cfg.init_grow, name
+            if ".skip." in name or ".residual." in name:
+                assert not torch.any(a), name
 
 
 def test_warm_start_skip_keeps_the_named_new_layers_and_loads_the_rest():
