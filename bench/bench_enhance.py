@@ -133,15 +133,17 @@ def rtf_on(enhancer, video: Path, runs: int) -> dict:
 
 def full_check_seconds(enhancer, audio: np.ndarray, video: Path) -> float | None:
     """Seconds of the talker's check (``--assign auto``) when every measure is taken (the lips with both outputs and
-    with the input, the other output's voicing), as on a mixture of two talkers, whatever this clip holds."""
+    with the input, the other output's voicing, the overlapped speech detector), as on a mixture of two talkers,
+    whatever this clip holds."""
     import avse.talking.expert as expert
 
     real = expert.talker_output
 
-    def every_measure(levels_db, lse_outputs, voiced, lse_input):
+    def every_measure(levels_db, lse_outputs, voiced, lse_input, overlap, min_overlap):
         lse = lse_outputs()
         voiced(1 - int(np.argmax(lse)))
         lse_input()
+        overlap()
         return None, "every measure taken"
 
     expert.talker_output = every_measure
