@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save  # noqa: E402
 
 from avse import SAMPLES_PER_FRAME  # noqa: E402
+from avse.config import DEFAULT_SHIFTS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
@@ -77,7 +78,7 @@ def main() -> None:
     ap.add_argument("--light-asd", type=Path, default=None, help="a Light-ASD checkpoint (e.g. pretrain_AVA_CVPR.model) to compare")
     ap.add_argument("--separate", default="separate", help="the blind separator: a shipped name or a checkpoint path")
     ap.add_argument("--name", default="assign")
-    ap.add_argument("--shifts", type=int, default=1, help="the blind separator's shifted runs, averaged (Separator(shifts=N))")
+    ap.add_argument("--shifts", type=int, default=DEFAULT_SHIFTS, help="the blind separator's shifted runs, averaged (Separator(shifts=N))")
     args = ap.parse_args()
     if not (args.real / "grid").is_dir():
         raise SystemExit(f"no real clips in {args.real}")

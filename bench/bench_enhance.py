@@ -45,6 +45,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 
+from avse.config import DEFAULT_SHIFTS  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 GRID = sorted((REPO.parent / "shared" / "data" / "real" / "grid").glob("*.mpg"))
 RECIPES = {"av": "av.yaml", "av-causal": "av_causal.yaml", "audio": "audio.yaml"}
@@ -244,7 +246,7 @@ def main() -> None:
     p.add_argument("--model", default="av", help="a shipped model name or a checkpoint path (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="timed runs after a warm-up call (best is kept)")
     p.add_argument("--long", action="store_true", help="also avse enhance on a 10-minute video: peak memory and time")
-    p.add_argument("--shifts", type=int, default=1, metavar="N",
+    p.add_argument("--shifts", type=int, default=DEFAULT_SHIFTS, metavar="N",
                    help="run the enhancer's models N times on shifted input and average (avse enhance --shifts)")
     p.add_argument("--name", default="enhance", help="results name: bench/results/NAME.json")
     p.add_argument("--rss-child", nargs=2, type=float, metavar=("SECONDS", "CHUNK"), help=argparse.SUPPRESS)

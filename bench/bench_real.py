@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, save  # noqa: E402
 
 from avse import SAMPLES_PER_FRAME  # noqa: E402
-from avse.config import ATTEN_LIM_DB  # noqa: E402
+from avse.config import ATTEN_LIM_DB, DEFAULT_SHIFTS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parents[1] / "shared" / "data" / "real"
@@ -486,7 +486,7 @@ def main() -> None:
                     help="do not score the audio-visual models as NAME+sync (avse enhance's default --assign auto)")
     ap.add_argument("--separator", default="separate",
                     help="the blind two-talker model of NAME+sync, a shipped name or a checkpoint (default: %(default)s)")
-    ap.add_argument("--shifts", type=int, default=1, metavar="N",
+    ap.add_argument("--shifts", type=int, default=DEFAULT_SHIFTS, metavar="N",
                     help="the enhancers run their models N times on shifted inputs and average (avse enhance --shifts)")
     ap.add_argument("--landmarks-cache", type=Path, default=Path(tempfile.gettempdir()) / "avse_bench_sync_expert",
                     help="the clips' landmarks for their face crops, shared with bench_assign.py")

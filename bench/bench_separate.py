@@ -48,6 +48,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 
+from avse.config import DEFAULT_SHIFTS  # noqa: E402
+
 
 def _speaker_measure(info: dict | None) -> float | None:
     """What the speaker encoder measured in a one-voice check: the outputs' similarity ("outputs") or the input's
@@ -76,7 +78,7 @@ def main() -> None:
     p.add_argument("--turn-threshold", type=float, default=None,
                    help="with --speaker-by input, the voices_apart at or over which the input is one voice "
                    "(avse.api.ONE_VOICE_TURN_THRESHOLD; default: the encoder's val.turn_threshold)")
-    p.add_argument("--shifts", type=int, default=1,
+    p.add_argument("--shifts", type=int, default=DEFAULT_SHIFTS,
                    help="run the blind model this many times on shifted inputs and average (Separator(shifts=N))")
     args = p.parse_args()
     args.overlap = {"shipped": True, "none": False}.get(args.overlap, args.overlap)

@@ -271,7 +271,7 @@ def test_best_permutation_picks_the_correlated_order():
 
 def test_one_chunk_is_the_model_with_its_least_squares_gain(ckpts):
     x, f = speechlike(32000), features(50)
-    enh = Enhancer(ckpts["av"], atten_lim_db=None)  # the model's estimate as it is
+    enh = Enhancer(ckpts["av"], atten_lim_db=None, shifts=1)  # the model's estimate as it is, one run
     y = enh.enhance(x, 16000, video=f)
     raw = model_fn(enh.model)(x, f)[0]
     g = float(np.dot(x, raw) / np.dot(raw, raw))
@@ -390,7 +390,8 @@ def test_video_without_a_face_falls_back(ckpts, blank_video):
 
 
 def test_separator_blind_outputs_and_info(ckpts):
-    sep = Separator(ckpts["separate"], av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=False)
+    sep = Separator(ckpts["separate"], av=None, config=InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4), overlap=False,
+                    shifts=1)
     y = sep.separate(speechlike(40000), 16000)
     assert y.shape == (2, 40000) and y.dtype == np.float32
     assert sep.last_info["mode"] == "blind" and sep.last_info["names"] == ["source0", "source1"]
@@ -999,10 +1000,40 @@ def test_enhancer_takes_the_blind_output_the_lips_follow_only_when_told_so(ckpts
             Enhancer(ckpts["av"], shifts=bad)
 
 
+def test_the_check_decides_on_one_run_and_shifts_only_the_output_it_takes(ckpts, monkeypatch):
+    """With shifts, the check for a second voice decides on one run of the blind model; only when it takes the blind
+    output are the other runs made, the first one reused rather than run again."""
+    import avse.api
+    import avse.talking.expert as expert_mod
+    from avse.talking.expert import SyncExpert
+
+    torch.manual_seed(0)
+    judge = SyncExpert().eval()
+    x, feats = speechlike(32000), features(50)
+    crops = np.random.default_rng(2).integers(0, 256, (50, 96, 96, 3), dtype=np.uint8)
+    runs: list[tuple] = []
+    real = avse.api.run_shifted
+
+    def spy(fn, audio, features=None, config=InferenceConfig(), align=False, progress=False, shifts=1, first=None):
+        runs.append((features is None, shifts, first is not None))
+        return real(fn, audio, features, config, align=align, progress=progress, shifts=shifts, first=first)
+
+    monkeypatch.setattr(avse.api, "run_shifted", spy)
+    enh = Enhancer(ckpts["av"], assign="auto", separator=ckpts["separate"], sync_expert=judge, atten_lim_db=None, shifts=3)
+    for k, blind_runs in ((None, [(True, 1, False)]), (1, [(True, 1, False), (True, 3, True)])):
+        monkeypatch.setattr(expert_mod, "talker_output", lambda *args, k=k: (k, "chosen by the test"))
+        runs.clear()
+        enh.enhance(x, 16000, video=feats, face_crops=crops)
+        assert enh.last_info["talker"]["used"] == ("av" if k is None else "blind")
+        assert [r for r in runs if r[0]] == blind_runs  # the blind model's runs (the audio-visual one has lips)
+        assert [r[1] for r in runs if not r[0]] in ([], [3])  # the audio-visual model, when run, shifted
+
+
 def test_enhancer_runs_its_model_shifted_when_asked(ckpts, monkeypatch):
     """shifts=N reaches the main model's runs (the audio-visual one with its lips, the audio-only one without) through
-    run_shifted, and changes the output."""
+    run_shifted, and changes the output; without it they run DEFAULT_SHIFTS times."""
     import avse.api
+    from avse.config import DEFAULT_SHIFTS
 
     asked: list[tuple] = []
     real = avse.api.run_shifted
@@ -1014,9 +1045,10 @@ def test_enhancer_runs_its_model_shifted_when_asked(ckpts, monkeypatch):
     monkeypatch.setattr(avse.api, "run_shifted", spy)
     x, feats = speechlike(32000), features(50)
     for name, video in (("av", feats), ("audio", None)):
-        once = Enhancer(ckpts[name], assign="av", atten_lim_db=None).enhance(x, 16000, video=video)
+        Enhancer(ckpts[name], assign="av", atten_lim_db=None).enhance(x, 16000, video=video)
+        once = Enhancer(ckpts[name], assign="av", atten_lim_db=None, shifts=1).enhance(x, 16000, video=video)
         three = Enhancer(ckpts[name], assign="av", atten_lim_db=None, shifts=3).enhance(x, 16000, video=video)
-        assert asked[-2:] == [(video is not None, 1), (video is not None, 3)]
+        assert asked[-3:] == [(video is not None, DEFAULT_SHIFTS), (video is not None, 1), (video is not None, 3)]
         assert three.shape == once.shape and not np.allclose(three, once, atol=1e-4)
 
 

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from avse.cli import main
+from avse.config import DEFAULT_SHIFTS
 from tests.test_api import make_checkpoints, speechlike
 
 REAL_GRID = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "grid"
@@ -460,8 +461,8 @@ def test_separate_says_when_one_voice_got_the_whole_input(tmp_path, monkeypatch,
     assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet", "--shifts", "4"]) == 0
     assert asked[-1]["shifts"] == 4
     assert main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet"]) == 0
-    assert asked[-1]["overlap"] is True and asked[-1]["shifts"] == 1
-    for bad in ("0", "2.5", "two"):
+    assert asked[-1]["overlap"] is True and asked[-1]["shifts"] == DEFAULT_SHIFTS
+    for bad in ("0", "-1", "2.5", "two"):
         with pytest.raises(SystemExit) as e:
             main(["separate", str(tmp_path / "in.wav"), "-o", str(tmp_path), "--quiet", "--shifts", bad])
         assert e.value.code == 2
@@ -493,7 +494,7 @@ def test_enhance_assign_reaches_the_enhancer_and_its_choice_is_said(tmp_path, mo
     res["talker"] = {"used": "av", "why": "no second voice (the other output is 12% voiced: noise)"}
     assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet", "--assign", "av",
                  "--separator", "sep.avse.pt"]) == 0
-    assert got["assign"] == "av" and got["separator"] == "sep.avse.pt" and got["shifts"] == 1
+    assert got["assign"] == "av" and got["separator"] == "sep.avse.pt" and got["shifts"] == DEFAULT_SHIFTS
     assert "from the audio-visual model: no second voice" in capsys.readouterr().out
     assert main(["enhance", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.wav"), "--quiet", "--shifts", "4"]) == 0
     assert got["shifts"] == 4

@@ -14,13 +14,20 @@ import numpy as np
 from torch import nn
 
 from avse import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
-from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, check_atten_lim, check_postfilter
+from avse.config import (
+    ASSIGN_MODES,
+    ATTEN_LIM_DB,
+    DEFAULT_SHIFTS,
+    POSTFILTER,
+    check_atten_lim,
+    check_postfilter,
+    check_shifts,
+)
 from avse.errors import ConfigError, MediaError, NoFaceError, OutputPathError
 from avse.inference import (
     ChunkFn,
     InferenceConfig,
     Progress,
-    check_shifts,
     model_fn,
     postfilter,
     run_shifted,
@@ -363,7 +370,8 @@ class Enhancer:
     smaller ``atten_lim_db``). ``sync_expert``: a SyncExpert or its checkpoint
     (None: the shipped one). ``shifts``: every model run that many times on
     the input delayed by more each time, the lips with it, and averaged
-    (``avse.inference.run_shifted``; N times the cost; 1, the default: one run).
+    (``avse.inference.run_shifted``; N times the models' cost; the default ``avse.inference.DEFAULT_SHIFTS``, 1: one
+    run).
     """
 
     def __init__(
@@ -378,7 +386,7 @@ class Enhancer:
         assign: str = "auto",
         separator: str | Path | SeparationModel | tuple[SeparationModel, dict[str, Any]] | None = "separate",
         sync_expert: str | Path | nn.Module | None = None,
-        shifts: int = 1,
+        shifts: int = DEFAULT_SHIFTS,
     ):
         if assign not in ASSIGN_MODES:
             raise ConfigError(f"assign must be one of {', '.join(ASSIGN_MODES)}, got {assign!r}")
@@ -416,7 +424,7 @@ class Enhancer:
         postfilter: float | None = None,
         assign: str = "auto",
         separator: str | Path | None = "separate",
-        shifts: int = 1,
+        shifts: int = DEFAULT_SHIFTS,
     ) -> Enhancer:
         """An Enhancer on a shipped model name or a checkpoint path, with an audio-only ``fallback`` (name, path or None)
         and a blind two-talker ``separator`` for ``assign``, every model run ``shifts`` times."""
@@ -551,7 +559,9 @@ class Enhancer:
         if expert is None:
             return skip("the sync expert is not installed")
         self._sync_expert = expert  # loaded once
-        outs, _ = separator.blind_outputs(x16)
+        # the check decides on one run of the blind model; only an output it takes is worth the shifted runs (below)
+        first = separator.blind_outputs(x16, shifts=1)
+        outs = first[0]
         mix = x16[: outs.shape[-1]]
         levels = output_levels_db(outs, mix)
         facts: dict[str, Any] = {"model": binfo["name"], "levels_db": levels}
@@ -594,6 +604,8 @@ class Enhancer:
                 k, why = int(np.argmax(lse_outputs())), f"assign 'sync' (auto would not: {why})"
         except ConfigError as err:  # a clip too short for the sync expert
             return skip(str(err))
+        if k is not None and separator.shifts > 1:  # the later runs are put in the first run's order: k holds
+            outs, _ = separator.blind_outputs(x16, first=first)
         facts = {"used": "av" if k is None else "blind", "why": why, **facts, "seconds": round(time.perf_counter() - t0, 3)}
         return (None if k is None else outs[k]), facts
 
@@ -733,7 +745,8 @@ class Separator:
     ``shifts``: run the models that many times, the input (and each face's lips) delayed by
     ``avse.inference.SHIFT_SAMPLES`` more each time, and average the outputs (a blind model's each put in the first
     run's order; ``avse.inference.run_shifted``): the model's frames and chunks fall elsewhere on each run, so what
-    one placement gets wrong the others outvote, at ``shifts`` times the cost.
+    one placement gets wrong the others outvote, at ``shifts`` times the models' cost (the default
+    ``avse.inference.DEFAULT_SHIFTS``; 1: one run).
     """
 
     def __init__(
@@ -746,7 +759,7 @@ class Separator:
         sync_expert: str | Path | nn.Module | None = None,
         overlap: bool | str | Path | nn.Module = True,
         speaker: bool | str | Path | nn.Module = False,
-        shifts: int = 1,
+        shifts: int = DEFAULT_SHIFTS,
     ):
         if model is None and av is None:
             raise ConfigError("a Separator needs a blind model, an audio-visual model or both")
@@ -890,7 +903,7 @@ class Separator:
         assign: str = "auto",
         overlap: bool | str | Path = True,
         speaker: bool | str | Path = False,
-        shifts: int = 1,
+        shifts: int = DEFAULT_SHIFTS,
     ) -> Separator:
         """A Separator with the blind model ``name_or_path`` and the audio-visual model ``av`` (names or paths);
         ``overlap``, ``speaker`` and ``shifts`` as for ``Separator``."""
@@ -929,16 +942,19 @@ class Separator:
         why = None if faces else f"no face was detected on at least {self.config.min_face_coverage:.0%} of the frames"
         return faces, why, facts
 
-    def blind_outputs(self, x16: np.ndarray, align: bool = True) -> tuple[np.ndarray, int]:
+    def blind_outputs(self, x16: np.ndarray, align: bool = True, shifts: int | None = None,
+                      first: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, int]:
         """The blind model's outputs of audio float32 [T] at 16 kHz -> (outputs [S, T], chunks): chunked, and kept
         on the input's scale when they add up to it (a gain fitted per chunk would lift a near-silent one).
-        ``align``: keep the outputs' order across chunks (a known-speakers model's order is fixed). ConfigError
-        when no blind model was given."""
+        ``align``: keep the outputs' order across chunks (a known-speakers model's order is fixed). ``shifts``: runs
+        averaged (None: the Separator's); ``first``: the first run's result, already made with ``shifts`` 1 (the
+        outputs then keep its order). ConfigError when no blind model was given."""
         if not self._blind:
             raise ConfigError("no blind separation model was given")
         bmodel, _, fn = self._blind.get()
         config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
-        return run_shifted(fn, x16, None, config, align=align, progress=self.progress, shifts=self.shifts)
+        return run_shifted(fn, x16, None, config, align=align, progress=self.progress,
+                           shifts=self.shifts if shifts is None else shifts, first=first)
 
     def _assign_by_sync(self, x16: np.ndarray, video: Any, faces: list[_Face],
                         info: dict[str, Any]) -> tuple[np.ndarray, int] | None:
@@ -1160,7 +1176,7 @@ def enhance_file(
     postfilter: float | None = POSTFILTER,
     assign: str = "auto",
     separator: str | Path | None = "separate",
-    shifts: int = 1,
+    shifts: int = DEFAULT_SHIFTS,
 ) -> dict[str, Any]:
     """Enhance a video or audio file -> OUT.wav (16-bit PCM, 16 kHz mono) and, for a video, OUT.mp4.
 
@@ -1224,7 +1240,7 @@ def separate_file(
     assign: str = "auto",
     overlap: bool | str | Path = True,
     speaker: bool | str | Path = False,
-    shifts: int = 1,
+    shifts: int = DEFAULT_SHIFTS,
 ) -> dict[str, Any]:
     """Separate a video or audio file into OUT_DIR/NAME.wav (16 kHz, 16-bit) (+ NAME.mp4 for a video input).
 

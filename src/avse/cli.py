@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import NoReturn
 
 from avse import __version__
-from avse.config import ASSIGN_MODES, ATTEN_LIM_DB, POSTFILTER, SYNTH_PRESETS, check_atten_lim, check_postfilter
+from avse.config import (
+    ASSIGN_MODES,
+    ATTEN_LIM_DB,
+    DEFAULT_SHIFTS,
+    POSTFILTER,
+    SYNTH_PRESETS,
+    check_atten_lim,
+    check_postfilter,
+    check_shifts,
+)
 from avse.errors import AvseError, ConfigError
 
 
@@ -288,12 +297,9 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 def _shifts(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 up, got {text!r}")
-    return value
+        return check_shifts(int(text))
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 up, got {text!r}") from None
 
 
 def _positive_seconds(text: str) -> float:
@@ -604,10 +610,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "the face's is heard talking at once with it (auto, the default)")
     en.add_argument("--separator", default="separate", metavar="MODEL",
                     help="the blind two-talker model of --assign: a shipped name or a checkpoint path (default: %(default)s)")
-    en.add_argument("--shifts", type=_shifts, default=1, metavar="N",
+    en.add_argument("--shifts", type=_shifts, default=DEFAULT_SHIFTS, metavar="N",
                     help="run the models (the audio-visual or audio-only one, and the blind one of --assign) N times on "
-                         "the input shifted by about 63 ms more each time and average: a little better, N times the cost "
-                         "(default: 1)")
+                         "the input shifted by about 63 ms more each time and average: a little better, N times the "
+                         "models' cost (default: %(default)s; 1: one run, the fastest)")
     en.add_argument("--quiet", action="store_true", help="no progress bar")
     en.set_defaults(func=_cmd_enhance)
 
@@ -627,9 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--no-overlap-check", action="store_true",
                     help="without faces, decide that the blind model heard one voice by level alone (no overlapped speech "
                          "detector): talkers who take turns are then kept apart down to 20 dB")
-    se.add_argument("--shifts", type=_shifts, default=1, metavar="N",
+    se.add_argument("--shifts", type=_shifts, default=DEFAULT_SHIFTS, metavar="N",
                     help="run the models (the blind one, and the audio-visual one per face) N times on the input shifted "
-                         "by about 63 ms more each time and average: a little better, N times the cost (default: 1)")
+                         "by about 63 ms more each time and average: a little better, N times the models' cost "
+                         "(default: %(default)s; 1: one run, the fastest)")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
     se.set_defaults(func=_cmd_separate)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections.abc
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, fields, is_dataclass, replace
@@ -19,6 +20,10 @@ ATTEN_LIM_DB = 20.0
 POSTFILTER: float | None = None
 
 
+#: how many shifted runs (``avse.inference.run_shifted``) ``avse enhance`` and ``avse separate`` (``avse.api.Enhancer``,
+#: ``Separator``) average by default. Measured on the real dev set against one run (README, "Shifts")
+DEFAULT_SHIFTS = 2
+
 #: how ``avse.api.Separator`` (and ``avse separate --assign``) gives a video's faces their voices
 ASSIGN_MODES = ("auto", "sync", "av")
 
@@ -32,6 +37,13 @@ def check_atten_lim(atten_lim_db: float | None) -> float | None:
     if not math.isfinite(lim) or lim < 0:
         raise ConfigError(f"attenuation limit must be a positive number of dB (or 0 for none), got {atten_lim_db}")
     return lim or None
+
+
+def check_shifts(shifts: int) -> int:
+    """``shifts`` as a whole number from 1 (the model run once) up, or a ConfigError."""
+    if isinstance(shifts, bool) or not isinstance(shifts, numbers.Integral) or shifts < 1:
+        raise ConfigError(f"shifts must be a whole number from 1 up, got {shifts!r}")
+    return int(shifts)
 
 
 def check_postfilter(strength: float | None) -> float | None:

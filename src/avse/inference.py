@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from avse import SAMPLES_PER_FRAME, VIDEO_FPS
-from avse.config import check_postfilter
+from avse.config import check_postfilter, check_shifts
 from avse.errors import ConfigError
 from avse.models.base import SeparationModel
 
@@ -168,12 +168,20 @@ def best_permutation(reference: np.ndarray, estimates: np.ndarray) -> tuple[int,
     the identity when nothing correlates (e.g. silence in the overlap). S! orders
     are tried (S is 2 or 3).
     """
-    ref = np.asarray(reference, dtype=np.float64)
-    est = np.asarray(estimates, dtype=np.float64)
-    ref = ref / (np.linalg.norm(ref, axis=-1, keepdims=True) + 1e-12)
-    est = est / (np.linalg.norm(est, axis=-1, keepdims=True) + 1e-12)
-    corr = ref @ est.T  # [S, S]: reference i vs estimate j
+    ref, est = np.asarray(reference), np.asarray(estimates)
     s = ref.shape[0]
+    # one float64 row at a time: whole signals (``run_shifted``) are long, and float64 copies of both would be large
+    dots = np.zeros((s, est.shape[0]))
+    ref_norm, est_norm = np.zeros(s), np.zeros(est.shape[0])
+    for j in range(est.shape[0]):
+        e = est[j].astype(np.float64)
+        est_norm[j] = np.sqrt(np.dot(e, e))
+    for i in range(s):
+        r = ref[i].astype(np.float64)
+        ref_norm[i] = np.sqrt(np.dot(r, r))
+        for j in range(est.shape[0]):
+            dots[i, j] = np.dot(r, est[j].astype(np.float64))
+    corr = dots / ((ref_norm[:, None] + 1e-12) * (est_norm[None, :] + 1e-12))  # [S, S]: reference i vs estimate j
     best, best_score = tuple(range(s)), float(np.trace(corr))
     for perm in itertools.permutations(range(s)):
         score = float(sum(corr[i, j] for i, j in enumerate(perm)))
@@ -280,13 +288,6 @@ def run_chunked(
 SHIFT_SAMPLES = 1003
 
 
-def check_shifts(shifts: int) -> int:
-    """``shifts`` as a whole number from 1 (the model run once) up, or a ConfigError."""
-    if isinstance(shifts, bool) or not isinstance(shifts, (int, np.integer)) or shifts < 1:
-        raise ConfigError(f"shifts must be a whole number from 1 up, got {shifts!r}")
-    return int(shifts)
-
-
 def run_shifted(
     fn: ChunkFn,
     audio: np.ndarray,
@@ -295,6 +296,7 @@ def run_shifted(
     align: bool = False,
     progress: Progress = False,
     shifts: int = 1,
+    first: tuple[np.ndarray, int] | None = None,
 ) -> tuple[np.ndarray, int]:
     """``run_chunked`` ``shifts`` times and averaged -> (estimates float32 [S, T], chunks of one run).
 
@@ -304,7 +306,8 @@ def run_shifted(
     what one placement gets wrong the others outvote. Each run's delay is cut; with ``align`` (a blind model:
     the order of its outputs is arbitrary) its outputs are first put in the first run's order
     (``best_permutation``). One run (``shifts`` 1) is ``run_chunked`` itself. A callable ``progress`` counts the
-    chunks of every run, once through; a bar shows each run in turn.
+    chunks of every run, once through; a bar shows each run in turn. ``first``: run 0's result (``run_chunked``'s
+    (estimates, chunks) on this same input) when it was already made; it is not run again, and is not changed.
     """
     shifts = check_shifts(shifts)
 
@@ -313,11 +316,16 @@ def run_shifted(
             return progress
         return lambda done, total: progress(k * total + done, shifts * total)
 
-    out, chunks = run_chunked(fn, audio, features, config, align=align, progress=report(0))
-    if shifts == 1:
-        return out, chunks
+    if first is None:
+        total, chunks = run_chunked(fn, audio, features, config, align=align, progress=report(0))
+        if shifts == 1:
+            return total, chunks
+        total = np.asarray(total, dtype=np.float32)  # summed in place (run_chunked returns a new array): outputs are large
+    else:
+        total, chunks = np.array(first[0], dtype=np.float32), first[1]  # a copy: the caller's is left as it is
+        if shifts == 1:
+            return total, chunks
     audio = np.asarray(audio, dtype=np.float32)
-    total = out.astype(np.float64)
     for k in range(1, shifts):
         d = k * SHIFT_SAMPLES
         frames = int(round(d / SAMPLES_PER_FRAME))
@@ -330,7 +338,9 @@ def run_shifted(
         if align and y.shape[0] > 1:
             y = y[list(best_permutation(total, y))]
         total += y
-    return (total / shifts).astype(np.float32), chunks
+        del y
+    total /= shifts
+    return total, chunks
 
 
 def model_fn(model: SeparationModel) -> ChunkFn:

@@ -115,7 +115,7 @@ def test_scene_lip_features_follow_the_scene_timeline(tiny_corpus):
 
 def test_evaluate_a_checkpoint_gives_the_enhancers_scores(tiny_corpus, tmp_path):
     """A trained model is scored on exactly what Enhancer makes of the scene with the target's lips (its own output:
-    no attenuation limit)."""
+    no attenuation limit, one run)."""
     from avse.api import Enhancer
     from avse.evaluation.metrics import evaluate_pair
     from avse.evaluation.run import scene_lip_features
@@ -128,7 +128,7 @@ def test_evaluate_a_checkpoint_gives_the_enhancers_scores(tiny_corpus, tmp_path)
     s = load_scenes(scenes_path(tiny_corpus, "dev"))[0]
     mixed, _ = load_audio(tiny_corpus / "dev" / "scenes" / f"{s['scene']}_mixed.wav", 16000)
     target, _ = load_audio(tiny_corpus / "dev" / "scenes" / f"{s['scene']}_target.wav", 16000)
-    enh = Enhancer.from_pretrained(ckpt, fallback=None, atten_lim_db=None)
+    enh = Enhancer.from_pretrained(ckpt, fallback=None, atten_lim_db=None, shifts=1)
     est = enh.enhance(mixed, 16000, video=scene_lip_features(tiny_corpus, "dev", s, len(mixed)))
     want = evaluate_pair(est, target, mixed, 16000, metrics=("si_sdr",))["si_sdr"]
     assert rows[0]["si_sdr"] == pytest.approx(want, abs=1e-4)

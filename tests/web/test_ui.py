@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avse.config import DEFAULT_SHIFTS
 from avse.errors import ConfigError, MediaError
 from avse.web.session import UiConfig, WorkArea, accept_upload, exposure_warning, inside, is_loopback, user_message
 
@@ -288,7 +289,7 @@ def test_job_on_an_audio_file_reports_its_stages(tmp_path):
     assert res.figures["spectrograms"].stat().st_size > 1000 and "mouth" not in res.figures
     assert {"reading", "front end", "loading the model", "model", "writing", "figures"} <= set(res.stages)
     fracs = [f for _, f in stages]
-    assert fracs == sorted(fracs) and fracs[-1] == 1.0 and any(s.startswith("model: chunk 1 of 1") for s, _ in stages)
+    assert fracs == sorted(fracs) and fracs[-1] == 1.0 and any(s.startswith(f"model: part 1 of {DEFAULT_SHIFTS}") for s, _ in stages)
     assert res.dnsmos is None
 
 

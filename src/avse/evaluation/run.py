@@ -85,13 +85,14 @@ class ModelMethod:
     ``name_or_path`` is an avse checkpoint or a shipped model's name (avse.api.load_model).
     Audio-visual models get the target's lip features [F, 82] (``audio_visual`` is True);
     no audio-only fallback is used, so a score is always the named model's. The model's own output is scored
-    (no attenuation limit, unlike ``avse enhance``'s default) unless ``atten_lim_db`` says otherwise.
+    (no attenuation limit and one run, unlike ``avse enhance``'s default) unless ``atten_lim_db`` or ``shifts``
+    says otherwise.
     """
 
-    def __init__(self, name_or_path: str | Path, atten_lim_db: float | None = None):
+    def __init__(self, name_or_path: str | Path, atten_lim_db: float | None = None, shifts: int = 1):
         from avse.api import Enhancer
 
-        self.enhancer = Enhancer.from_pretrained(name_or_path, fallback=None, atten_lim_db=atten_lim_db)
+        self.enhancer = Enhancer.from_pretrained(name_or_path, fallback=None, atten_lim_db=atten_lim_db, shifts=shifts)
         self.audio_visual = self.enhancer.audio_visual
         self.__name__ = Path(str(name_or_path)).name.removesuffix(".pt").removesuffix(".avse")
 

@@ -266,10 +266,10 @@ def run_job(
     first_chunk: list[float] = []  # when the model got its first chunk: what came before was the front end
 
     def chunk_done(done: int, total: int) -> None:
-        """The enhancer's or separator's progress callback: one report per model chunk."""
+        """The enhancer's or separator's progress callback: one report per model chunk (of every shifted run)."""
         if not first_chunk:
             first_chunk.append(time.perf_counter())
-        report(f"model: chunk {done} of {total}", 0.1 + 0.6 * done / max(total, 1))
+        report(f"model: part {done} of {total}", 0.1 + 0.6 * done / max(total, 1))
 
     t = time.perf_counter()
     report("loading the model", 0.08)
