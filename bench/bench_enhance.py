@@ -135,8 +135,8 @@ def rtf_on(enhancer, video: Path, runs: int) -> dict:
 
 def full_check_seconds(enhancer, audio: np.ndarray, video: Path) -> float | None:
     """Seconds of the talker's check (``--assign auto``) when every measure is taken (the lips with both outputs and
-    with the input, the other output's voicing, the overlapped speech detector), as on a mixture of two talkers,
-    whatever this clip holds."""
+    with the input, the other output's voicing, the overlapped speech detector) and the output the lips follow is
+    taken (with shifts, the blind model's further runs), as on a mixture of two talkers, whatever this clip holds."""
     import avse.talking.expert as expert
 
     real = expert.talker_output
@@ -146,7 +146,7 @@ def full_check_seconds(enhancer, audio: np.ndarray, video: Path) -> float | None
         voiced(1 - int(np.argmax(lse)))
         lse_input()
         overlap()
-        return None, "every measure taken"
+        return int(np.argmax(lse)), "every measure taken"
 
     expert.talker_output = every_measure
     try:

@@ -530,7 +530,9 @@ class Enhancer:
     def _talker(self, x16: np.ndarray, video: Any, landmarks: dict[str, np.ndarray] | None,
                 face_crops: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, Any]]:
         """``assign``'s choice for one seen face: x16 float32 [T] -> (the blind model's output it takes [T], or None
-        for the audio-visual model's; facts: "used" ("blind" / "av"), why, and the measures it went by)."""
+        for the audio-visual model's; facts: "used" ("blind" / "av"), why, the measures it went by, and the blind
+        model's "chunks" when it ran). It runs before the audio-visual model, which ``enhance`` skips when the blind
+        output is taken."""
         t0 = time.perf_counter()
         from avse.audio.features import voiced_fraction
         from avse.talking.expert import (
@@ -564,7 +566,7 @@ class Enhancer:
         outs = first[0]
         mix = x16[: outs.shape[-1]]
         levels = output_levels_db(outs, mix)
-        facts: dict[str, Any] = {"model": binfo["name"], "levels_db": levels}
+        facts: dict[str, Any] = {"model": binfo["name"], "levels_db": levels, "chunks": first[1]}
         face: list[Any] = []  # the face's embeddings and where its sync is looked for, made once when first asked
 
         def seen() -> tuple[Any, int]:
@@ -660,14 +662,17 @@ class Enhancer:
             _, _, fn = self._main.get()
             if self.audio_visual:
                 reason = f"{reason}; no fallback model, so {self.info['name']!r} ran with a blank visual stream"
-        out, n_chunks = run_shifted(fn, x16, feats, self.config, align=False, progress=self.progress, shifts=self.shifts)
-        mix = x16[: out.shape[-1]]
-        est, mix_back = out[0], self.mix_back
-        if feats is not None and self.assign != "av":
+        blind = None
+        if feats is not None and self.assign != "av":  # first: the model's output is not needed when it takes the blind one
             blind, info["talker"] = self._talker(x16, frames_from or video, landmarks, face_crops)
-            if blind is not None:
-                n = min(len(blind), len(mix))
-                est, mix, mix_back = blind[:n], mix[:n], mix_back_gain(self.talker_atten_lim_db)
+        if blind is None:
+            out, n_chunks = run_shifted(fn, x16, feats, self.config, align=False, progress=self.progress, shifts=self.shifts)
+            mix = x16[: out.shape[-1]]
+            est, mix_back = out[0], self.mix_back
+        else:
+            n = min(len(blind), len(x16))
+            est, mix, mix_back = blind[:n], x16[:n], mix_back_gain(self.talker_atten_lim_db)
+            n_chunks = info["talker"]["chunks"]
         est = est if self.postfilter is None else postfilter(est, mix, self.postfilter)
         y16 = est if mix_back == 0.0 else est + mix_back * (mix - est)
         y, clip_gain = _clip_protect(_from_16k(y16, sr, x.shape[0]))
