@@ -370,8 +370,8 @@ class Enhancer:
     smaller ``atten_lim_db``). ``sync_expert``: a SyncExpert or its checkpoint
     (None: the shipped one). ``shifts``: every model run that many times on
     the input delayed by more each time, the lips with it, and averaged
-    (``avse.inference.run_shifted``; N times the models' cost; the default ``avse.inference.DEFAULT_SHIFTS``, 1: one
-    run).
+    (``avse.inference.run_shifted``; N times the models' cost; the default ``avse.config.DEFAULT_SHIFTS``, 1: one
+    run). ``assign``'s check decides on one run of its blind model and makes the others only for the output it takes.
     """
 
     def __init__(
@@ -751,7 +751,7 @@ class Separator:
     ``avse.inference.SHIFT_SAMPLES`` more each time, and average the outputs (a blind model's each put in the first
     run's order; ``avse.inference.run_shifted``): the model's frames and chunks fall elsewhere on each run, so what
     one placement gets wrong the others outvote, at ``shifts`` times the models' cost (the default
-    ``avse.inference.DEFAULT_SHIFTS``; 1: one run).
+    ``avse.config.DEFAULT_SHIFTS``; 1: one run).
     """
 
     def __init__(
