@@ -107,7 +107,7 @@ def main() -> None:
     tracks = [c["lips"] for c in found]  # the faces' lip landmarks [N, 40, 2], for the video's A/V offset
     pair = br.partners(clips)
     blind = blind_outputs(args.separate, args.shifts)
-    av = Enhancer("av", fallback=None, atten_lim_db=None)
+    av = Enhancer("av", fallback=None, atten_lim_db=None, shifts=args.shifts)
     expert = SyncExpert.from_pretrained()
     detector = None
     if args.light_asd is not None:

@@ -227,8 +227,8 @@ def main() -> None:
         save("models_only_" + "_".join(args.only), {"methods": chosen, "synthetic": table})
         return
     table = synthetic(root, methods, Path(args.out), args.jobs, tuple(args.reuse))
-    # the models' own output (no attenuation limit), as the synthetic table scores them
-    enhancers = {k: Enhancer.from_pretrained(v, fallback=None, atten_lim_db=None) for k, v in models.items()}
+    # the models' own output (no attenuation limit, one run), as the synthetic table scores them
+    enhancers = {k: Enhancer.from_pretrained(v, fallback=None, atten_lim_db=None, shifts=1) for k, v in models.items()}
     detected = detected_features(root, {k: enhancers[k] for k in ("av", "av-causal")})
     grid = grid_mixtures({k: enhancers[k] for k in ("audio", "av", "av-causal")})
     noisy = real_noise({"audio": enhancers["audio"]})

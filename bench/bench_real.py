@@ -304,7 +304,7 @@ def model_methods(specs: dict[str, str], light_asd: Path | None = None,
             run.audio_visual = enh.audio_visual  # type: ignore[attr-defined]
             run.enhancer = enh  # type: ignore[attr-defined]
         else:
-            sep = Separator((model, info), av=None)
+            sep = Separator((model, info), av=None, shifts=shifts)
 
             def run(item: Item, visual: str, sep: Separator = sep) -> np.ndarray:
                 from avse.evaluation.metrics import si_sdr

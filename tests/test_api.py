@@ -298,7 +298,7 @@ def test_causal_feature_change_at_frame_f_moves_outputs_from_sample_640f_only(ck
     """Lip frame f covers samples 640 f .. 640 f + 639: a causal model's output before that cannot change."""
     x, f = speechlike(48000), features(75)
     cfg = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.2, match_gain=False)  # chunks start at frames 0, 20, 40, 60
-    enh = Enhancer(ckpts["av_causal"], config=cfg)
+    enh = Enhancer(ckpts["av_causal"], config=cfg, shifts=1)  # one run: shifted runs place their chunks elsewhere
     base = enh.enhance(x, 16000, video=f)
     for frame in (7, 32, 41):
         g = f.copy()
@@ -488,7 +488,7 @@ def test_shifted_runs_are_put_back_in_place_and_order_before_they_are_averaged()
     halves = np.stack([np.maximum(x, 0), np.minimum(x, 0)])
     config = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4)
     model = Flipping(TasNetConfig(**TINY_AUDIO, n_sources=2, output="consistent"))
-    once = Separator(model, av=None, config=config).blind_outputs(x)[0]
+    once = Separator(model, av=None, config=config, shifts=1).blind_outputs(x)[0]
     Flipping.calls = 0
     four = Separator(model, av=None, config=config, shifts=4).blind_outputs(x)[0]
     assert Flipping.calls > 4 * 3  # four runs of several chunks each
@@ -499,6 +499,33 @@ def test_shifted_runs_are_put_back_in_place_and_order_before_they_are_averaged()
     Separator(model, av=None, config=config, shifts=3, progress=lambda d, t: seen.append(d / t)).blind_outputs(x)
     assert seen[0] == 0.0 and seen[-1] == 1.0 and all(b >= a for a, b in zip(seen, seen[1:]))
     assert sum(f in (1 / 3, 2 / 3) for f in seen) >= 2
+
+
+def test_shifted_runs_reuse_a_first_run_given_to_them():
+    """run_shifted(first=run 0's result) gives what it would have made itself, without running run 0 again and without
+    changing the array it was given; a progress callable then counts from the second run on."""
+    def fn(audio, feats):  # [L] -> [2, L]: the second output depends on where the chunk starts
+        return np.stack([0.5 * audio, np.cumsum(audio) * 1e-3]).astype(np.float32)
+
+    calls: list[int] = []
+
+    def counted(audio, feats):
+        calls.append(len(audio))
+        return fn(audio, feats)
+
+    x = speechlike(40000)
+    config = InferenceConfig(chunk_seconds=1.0, overlap_seconds=0.4)
+    whole, chunks = run_shifted(fn, x, None, config, align=True, shifts=3)
+    first = run_chunked(fn, x, None, config, align=True)
+    kept = first[0].copy()
+    seen: list[float] = []
+    again, again_chunks = run_shifted(counted, x, None, config, align=True, shifts=3, first=first,
+                                      progress=lambda d, t: seen.append(d / t))
+    np.testing.assert_allclose(again, whole, atol=1e-6)
+    assert again_chunks == chunks == first[1] and again.dtype == np.float32
+    np.testing.assert_array_equal(first[0], kept)  # the caller's array is left as it was
+    assert 2 * chunks <= len(calls) < 3 * chunks  # runs 1 and 2 only (run 0 was given)
+    assert seen[0] > 1 / 3 - 1e-9 and seen[-1] == 1.0 and all(b >= a for a, b in zip(seen, seen[1:]))
 
 
 def test_shifted_runs_outvote_an_error_tied_to_where_the_model_is_run():
@@ -1074,21 +1101,26 @@ def test_enhancer_assign_needs_the_face_crops_and_a_blind_two_talker_model(ckpts
 
 def test_separator_with_one_face_asks_the_check_for_a_second_voice(ckpts, monkeypatch, tmp_path):
     """One face of a video file, assign "auto": its voice is the blind output the check takes (nothing mixed back),
-    else the audio-visual model's; the facts say which."""
+    else the audio-visual model's; the facts say which. The check runs the Separator's shifts."""
     import avse.api
 
     x = speechlike(16000)
-    sep = Separator(ckpts["separate"], av=ckpts["av"])
+    sep = Separator(ckpts["separate"], av=ckpts["av"], shifts=3)
     est = np.zeros((1, 16000), np.float32)
     blind = Separator(ckpts["separate"], av=None).blind_outputs(x)[0]
     lm = {"lips": np.zeros((25, 40, 2))}
+    shifts: list[tuple[int, int]] = []
     for k in (None, 1):
         facts = {"used": "av" if k is None else "blind", "why": "chosen by the test", "model": "separate"}
-        monkeypatch.setattr(avse.api.Enhancer, "_talker",
-                            lambda self, x16, video, landmarks, crops, k=k, facts=facts: (None if k is None else blind[k], facts))
+
+        def talker(self, x16, video, landmarks, crops, k=k, facts=facts):
+            shifts.append((self.shifts, self.blind_separator().shifts))
+            return None if k is None else blind[k], facts
+
+        monkeypatch.setattr(avse.api.Enhancer, "_talker", talker)
         info: dict = {"mode": "audio-visual"}
         out = sep._one_face(x, tmp_path / "talk.mp4", lm, est, info)
-        assert info["talker"] is facts
+        assert info["talker"] is facts and shifts[-1] == (3, 3)
         if k is None:
             assert out is est and info["mode"] == "audio-visual"
         else:

@@ -341,7 +341,8 @@ class Enhancer:
     visual stream instead). Long inputs run in overlapping chunks
     (``InferenceConfig``), so memory follows the chunk length, not the file's.
     ``progress``: a tqdm bar of the chunks (True) or a callback
-    ``(chunks done, chunks in all)`` (``avse.inference.run_chunked``).
+    ``(chunks done, chunks in all)``, the chunks of every shifted run (``avse.inference.run_shifted``; the check of
+    ``assign`` reports only the shifted runs of a blind output it takes).
     ``atten_lim_db``: the most the input is ever turned down, in dB: the
     output is ``y + 10^(-L/20) (x - y)``, the model's estimate y with the
     input x mixed back in (default ``ATTEN_LIM_DB``; None or 0: no limit, the
@@ -370,7 +371,7 @@ class Enhancer:
     smaller ``atten_lim_db``). ``sync_expert``: a SyncExpert or its checkpoint
     (None: the shipped one). ``shifts``: every model run that many times on
     the input delayed by more each time, the lips with it, and averaged
-    (``avse.inference.run_shifted``; N times the models' cost; the default ``avse.config.DEFAULT_SHIFTS``, 1: one
+    (``avse.inference.run_shifted``; N times the models' cost; default ``avse.config.DEFAULT_SHIFTS``, 2; 1: one
     run). ``assign``'s check decides on one run of its blind model and makes the others only for the output it takes.
     """
 
@@ -607,7 +608,7 @@ class Enhancer:
         except ConfigError as err:  # a clip too short for the sync expert
             return skip(str(err))
         if k is not None and separator.shifts > 1:  # the later runs are put in the first run's order: k holds
-            outs, _ = separator.blind_outputs(x16, first=first)
+            outs, _ = separator.blind_outputs(x16, first=first, progress=self.progress)  # the model's stage, reported
         facts = {"used": "av" if k is None else "blind", "why": why, **facts, "seconds": round(time.perf_counter() - t0, 3)}
         return (None if k is None else outs[k]), facts
 
@@ -630,7 +631,8 @@ class Enhancer:
         the face's aligned crops uint8 [F, 96, 96, 3] (``avse.video.roi.face_crops``)
         for ``assign`` when ``video`` is not a file (a file's are cut from it, and
         so are a FrontEndResult's from ``frames_from``, the video file it was made of);
-        ``last_info["talker"]`` says what ``assign`` chose and why. ``last_info`` then
+        ``last_info["talker"]`` says what ``assign`` chose and why (when it takes the blind output, the audio-visual
+        model is not run, and "chunks" are the blind model's). ``last_info`` then
         says what happened: mode ("audio-visual" / "audio-only"), reason (why
         audio-only, or None), model, chunks, seconds (input length),
         seconds_frontend, seconds_model, clip_gain (< 1 when the output was
@@ -948,17 +950,18 @@ class Separator:
         return faces, why, facts
 
     def blind_outputs(self, x16: np.ndarray, align: bool = True, shifts: int | None = None,
-                      first: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, int]:
+                      first: tuple[np.ndarray, int] | None = None, progress: Progress | None = None) -> tuple[np.ndarray, int]:
         """The blind model's outputs of audio float32 [T] at 16 kHz -> (outputs [S, T], chunks): chunked, and kept
         on the input's scale when they add up to it (a gain fitted per chunk would lift a near-silent one).
         ``align``: keep the outputs' order across chunks (a known-speakers model's order is fixed). ``shifts``: runs
         averaged (None: the Separator's); ``first``: the first run's result, already made with ``shifts`` 1 (the
-        outputs then keep its order). ConfigError when no blind model was given."""
+        outputs then keep its order); ``progress``: as ``run_shifted``'s (None: the Separator's). ConfigError when no
+        blind model was given."""
         if not self._blind:
             raise ConfigError("no blind separation model was given")
         bmodel, _, fn = self._blind.get()
         config = replace(self.config, match_gain=False) if bmodel.sums_to_input else self.config
-        return run_shifted(fn, x16, None, config, align=align, progress=self.progress,
+        return run_shifted(fn, x16, None, config, align=align, progress=self.progress if progress is None else progress,
                            shifts=self.shifts if shifts is None else shifts, first=first)
 
     def _assign_by_sync(self, x16: np.ndarray, video: Any, faces: list[_Face],
@@ -1020,7 +1023,7 @@ class Separator:
         if landmarks is None:
             return est
         check = Enhancer(self._av.get()[:2], assign="auto", separator=self._blind.get()[:2], config=self.config,
-                         sync_expert=self._sync_expert, atten_lim_db=None)
+                         sync_expert=self._sync_expert, atten_lim_db=None, shifts=self.shifts)
         blind, info["talker"] = check._talker(x16, video, landmarks, None)
         self._sync_expert = check._sync_expert  # loaded once
         if blind is None:

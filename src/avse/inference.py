@@ -306,8 +306,9 @@ def run_shifted(
     what one placement gets wrong the others outvote. Each run's delay is cut; with ``align`` (a blind model:
     the order of its outputs is arbitrary) its outputs are first put in the first run's order
     (``best_permutation``). One run (``shifts`` 1) is ``run_chunked`` itself. A callable ``progress`` counts the
-    chunks of every run, once through; a bar shows each run in turn. ``first``: run 0's result (``run_chunked``'s
-    (estimates, chunks) on this same input) when it was already made; it is not run again, and is not changed.
+    chunks of every run, once through (with ``first``, from run 1's); a bar shows each run in turn. ``first``: run 0's
+    result (``run_chunked``'s (estimates [S, T], chunks) on this same input) when it was already made; it is not run
+    again, and is not changed.
     """
     shifts = check_shifts(shifts)
 
