@@ -296,8 +296,10 @@ def run_job(
         y = separator.separate(x, SAMPLE_RATE, video=path if analysis.video else None)  # [S, T]
         info = dict(separator.last_info)
         names = [check_file_stem(str(n), "output name") for n in info["names"]]  # they name files
-    if task == "enhance" and info.get("seconds_frontend") is not None:  # the enhancer times its own front end (its
-        start = t + float(info["seconds_frontend"])  # check for a second voice, before its model's first chunk, is model)
+    # the enhancer times its own front end; its check for a second voice runs before its model's first chunk and is
+    # model time
+    if task == "enhance" and info.get("seconds_frontend") is not None:
+        start = t + float(info["seconds_frontend"])
     else:
         start = first_chunk[0] if first_chunk else t
     stages["front end"] += start - t  # the separator's face tracking, or a front end the enhancer ran itself
