@@ -319,13 +319,11 @@ def run_shifted(
 
     if first is None:
         total, chunks = run_chunked(fn, audio, features, config, align=align, progress=report(0))
-        if shifts == 1:
-            return total, chunks
-        total = np.asarray(total, dtype=np.float32)  # summed in place (run_chunked returns a new array): outputs are large
     else:
         total, chunks = np.array(first[0], dtype=np.float32), first[1]  # a copy: the caller's is left as it is
-        if shifts == 1:
-            return total, chunks
+    if shifts == 1:
+        return total, chunks
+    total = np.asarray(total, dtype=np.float32)  # summed in place (run_chunked returns a new array): outputs are large
     audio = np.asarray(audio, dtype=np.float32)
     for k in range(1, shifts):
         d = k * SHIFT_SAMPLES
